@@ -1,0 +1,155 @@
+// The single importer of the native addon. node-gyp-build picks build/Release
+// when built from source and a prebuild from prebuilds/ otherwise, so an
+// installed package needs neither a compiler nor an install script.
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import { createBpfError } from './errors.js'
+
+export type Bytes = ArrayBufferView
+
+export interface MapCreateAttrs {
+  mapType: number
+  keySize: number
+  valueSize: number
+  maxEntries: number
+  mapFlags?: number
+  innerMapFd?: number
+  numaNode?: number
+  name?: string
+  mapIfindex?: number
+  btfFd?: number
+  btfKeyTypeId?: number
+  btfValueTypeId?: number
+  btfVmlinuxValueTypeId?: number
+  mapExtra?: number | bigint
+  tokenFd?: number
+}
+
+export interface ProgLoadAttrs {
+  progType: number
+  insns: Bytes
+  license?: string
+  name?: string
+  logLevel?: number
+  logSize?: number
+  kernVersion?: number
+  progFlags?: number
+  progIfindex?: number
+  expectedAttachType?: number
+  progBtfFd?: number
+  attachBtfId?: number
+  attachProgFd?: number
+  attachBtfObjFd?: number
+  funcInfo?: Bytes
+  funcInfoRecSize?: number
+  lineInfo?: Bytes
+  lineInfoRecSize?: number
+  fdArray?: Int32Array
+  tokenFd?: number
+}
+
+export interface BtfLoadAttrs {
+  btf: Bytes
+  logLevel?: number
+  logSize?: number
+  tokenFd?: number
+}
+
+export interface LoadResult {
+  fd: number
+  log: string
+}
+
+export interface TestRunAttrs {
+  data?: Bytes
+  ctx?: Bytes
+  dataOutSize?: number
+  ctxOutSize?: number
+  repeat?: number
+  flags?: number
+  cpu?: number
+  batchSize?: number
+}
+
+export interface TestRunResult {
+  retval: number
+  duration: number
+  dataOut?: Buffer
+  ctxOut?: Buffer
+}
+
+export interface LinkCreateAttrs {
+  progFd: number
+  targetFd?: number
+  targetIfindex?: number
+  attachType: number
+  flags?: number
+  targetBtfId?: number
+  cookie?: number | bigint
+}
+
+export interface MapMeta {
+  type: number
+  keySize: number
+  valueSize: number
+  /** Bytes one lookup or update transfers: per-CPU maps hold round_up(valueSize, 8) x possible CPUs. */
+  valueBytes: number
+  maxEntries: number
+}
+
+export interface BatchResult {
+  count: number
+  done: boolean
+}
+
+/** The native surface: one function per kernel call, numbers and buffers only. */
+export interface NativeAddon {
+  setErrorFactory(f: typeof createBpfError): void
+  closeFd(fd: number): void
+  dupFd(fd: number): number
+  fdIsOpen(fd: number): boolean
+  possibleCpus(): number
+
+  mapCreate(attrs: MapCreateAttrs): number
+  mapMeta(fd: number): MapMeta
+  mapLookupElem(fd: number, key: Bytes | null, valueOut: Bytes, flags?: number | bigint): boolean
+  mapUpdateElem(fd: number, key: Bytes | null, value: Bytes, flags?: number | bigint): void
+  mapDeleteElem(fd: number, key: Bytes, flags?: number | bigint): boolean
+  mapGetNextKey(fd: number, key: Bytes | null, nextKeyOut: Bytes): boolean
+  mapLookupAndDeleteElem(fd: number, key: Bytes | null, valueOut: Bytes, flags?: number | bigint): boolean
+  mapFreeze(fd: number): void
+  mapLookupBatch(fd: number, inBatch: Bytes | null, outBatch: Bytes, keys: Bytes, values: Bytes, count: number, elemFlags?: number | bigint, flags?: number | bigint): BatchResult
+  mapLookupAndDeleteBatch(fd: number, inBatch: Bytes | null, outBatch: Bytes, keys: Bytes, values: Bytes, count: number, elemFlags?: number | bigint, flags?: number | bigint): BatchResult
+  mapUpdateBatch(fd: number, keys: Bytes, values: Bytes, count: number, elemFlags?: number | bigint, flags?: number | bigint): number
+  mapDeleteBatch(fd: number, keys: Bytes, count: number, elemFlags?: number | bigint, flags?: number | bigint): number
+
+  progLoad(attrs: ProgLoadAttrs): Promise<LoadResult>
+  progLoadSync(attrs: ProgLoadAttrs): LoadResult
+  progTestRun(fd: number, attrs: TestRunAttrs): Promise<TestRunResult>
+  progTestRunSync(fd: number, attrs: TestRunAttrs): TestRunResult
+
+  objPin(fd: number, path: string): void
+  objGet(path: string, fileFlags?: number): number
+  objGetInfoByFd(fd: number, out: Bytes): number
+  progGetMapIds(fd: number, out: Uint32Array): number
+  btfGetName(fd: number): string
+  progGetNextId(startId: number): number
+  mapGetNextId(startId: number): number
+  linkGetNextId(startId: number): number
+  btfGetNextId(startId: number): number
+  progGetFdById(id: number, openFlags?: number): number
+  mapGetFdById(id: number, openFlags?: number): number
+  linkGetFdById(id: number, openFlags?: number): number
+  btfGetFdById(id: number, openFlags?: number, tokenFd?: number): number
+  btfLoad(attrs: BtfLoadAttrs): Promise<LoadResult>
+  btfLoadSync(attrs: BtfLoadAttrs): LoadResult
+  linkCreate(attrs: LinkCreateAttrs): number
+  linkDetach(fd: number): void
+  tokenCreate(bpffsFd: number, flags?: number): number
+}
+
+const packageRoot = join(__dirname, '..', '..')
+const load = createRequire(__filename)('node-gyp-build') as (dir: string) => unknown
+
+export const native = load(packageRoot) as NativeAddon
+native.setErrorFactory(createBpfError)

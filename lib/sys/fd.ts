@@ -1,0 +1,92 @@
+// Owned file descriptors. Every fd bpfkit creates is an `Fd`: closed once,
+// explicitly or by `using`, with a FinalizationRegistry as the last resort.
+import { native } from './addon.js'
+import { BpfError } from './errors.js'
+
+const EBADF = 9
+
+interface Origin {
+  kind: string
+  stack?: string
+}
+
+// Live fds by number, for leak checks. Keyed by number so that it never keeps
+// an Fd object alive (the finalizer must still be able to run).
+const live = new Map<number, Origin>()
+const traceStacks = process.env.BPFKIT_TRACE_FDS === '1'
+
+const finalizer = new FinalizationRegistry<number>((fd) => {
+  live.delete(fd)
+  try {
+    native.closeFd(fd)
+  } catch {
+    // Nothing to report to: the owner is gone.
+  }
+})
+
+export class Fd {
+  #fd: number
+  /** What the fd refers to ('map', 'prog', 'link', 'btf', 'token', ...), for messages. */
+  readonly kind: string
+
+  /** Takes ownership of `fd`, which must be open and at least 3. */
+  constructor(fd: number, kind = 'fd') {
+    if (!Number.isInteger(fd) || fd < 3) throw new RangeError(`not an owned file descriptor: ${fd}`)
+    this.#fd = fd
+    this.kind = kind
+    live.set(fd, { kind, stack: traceStacks ? new Error().stack?.split('\n').slice(2).join('\n') : undefined })
+    finalizer.register(this, fd, this)
+  }
+
+  /** The fd number; throws EBADF once closed. */
+  get fd(): number {
+    if (this.#fd < 0) throw new BpfError('fd', EBADF, `${this.kind}: file descriptor already closed`, 'close')
+    return this.#fd
+  }
+
+  get closed(): boolean {
+    return this.#fd < 0
+  }
+
+  /** Closes the fd. Closing twice is a no-op. */
+  close(): void {
+    const fd = this.#fd
+    if (fd < 0) return
+    this.#fd = -1
+    finalizer.unregister(this)
+    live.delete(fd)
+    native.closeFd(fd)
+  }
+
+  [Symbol.dispose](): void {
+    this.close()
+  }
+
+  /** A new owned fd (O_CLOEXEC, >= 3) for the same object. */
+  dup(): Fd {
+    return new Fd(native.dupFd(this.fd), this.kind)
+  }
+
+  /** Gives up ownership: the caller must close the returned number. */
+  release(): number {
+    const fd = this.fd
+    this.#fd = -1
+    finalizer.unregister(this)
+    live.delete(fd)
+    return fd
+  }
+
+  toString(): string {
+    return this.#fd < 0 ? `Fd(${this.kind}, closed)` : `Fd(${this.kind}, ${this.#fd})`
+  }
+
+  /** Fds owned by bpfkit objects and still open, with where they were made when BPFKIT_TRACE_FDS=1. */
+  static openFds(): Array<{ fd: number; kind: string; stack?: string }> {
+    return [...live].map(([fd, o]) => ({ fd, ...o }))
+  }
+}
+
+/** The fd number of an optional owned fd, or undefined. */
+export function fdOf(x: { fd: number } | Fd | undefined): number | undefined {
+  return x === undefined ? undefined : x.fd
+}

@@ -1,0 +1,10 @@
+// Module entry: each area registers its own functions.
+#include "common.h"
+
+static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
+  using namespace bpfkit;
+  for (InitFn init : {InitFds, InitMaps, InitProgs, InitObjects}) init(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(bpfkit, InitAll)

@@ -1,0 +1,74 @@
+// Shared pieces of the native layer: the raw syscall, argument checks, error
+// construction and fd hygiene. The native layer knows syscalls, not policies.
+#pragma once
+#include <napi.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "generated/bpf_attr.h"
+
+namespace bpfkit {
+
+// bpf(2) with only the attribute bytes the command uses: the kernel rejects
+// non-zero bytes past the fields it knows (E2BIG), so a short, zeroed attr
+// works on older kernels for every field they have.
+long SysBpf(unsigned cmd, void* attr, size_t size);
+
+// Registers native functions of one area on `exports`.
+using InitFn = void (*)(Napi::Env, Napi::Object);
+void InitFds(Napi::Env env, Napi::Object exports);
+void InitMaps(Napi::Env env, Napi::Object exports);
+void InitProgs(Napi::Env env, Napi::Object exports);
+void InitObjects(Napi::Env env, Napi::Object exports);
+
+// ---- errors ----
+// The JavaScript error factory (lib/sys/errors.ts) is handed over once at init,
+// so the error classes and their messages live in TypeScript.
+void SetErrorFactory(Napi::Env env, Napi::Function factory);
+// Builds a BpfError (or VerifierError when log is non-empty) for `command`
+// (kernel name without prefix, e.g. "map_create") and a positive errno.
+Napi::Value MakeBpfError(Napi::Env env, const char* command, int err, const std::string& log = std::string(),
+                         const char* detail = nullptr);
+[[noreturn]] void ThrowBpfError(Napi::Env env, const char* command, int err, const std::string& log = std::string(),
+                                const char* detail = nullptr);
+
+// ---- arguments ----
+struct Bytes {
+  uint8_t* data = nullptr;
+  size_t length = 0;
+};
+// A file descriptor argument: a non-negative 32-bit integer.
+int FdArg(const Napi::Value& v, const char* name);
+// An optional fd: undefined, null or -1 mean "none" and give -1.
+int OptFdArg(const Napi::Value& v, const char* name);
+uint32_t U32Arg(const Napi::Value& v, const char* name);
+uint64_t U64Arg(const Napi::Value& v, const char* name);  // number or bigint
+// Any TypedArray or DataView; its bytes, not its elements.
+Bytes BytesArg(const Napi::Value& v, const char* name);
+bool IsAbsent(const Napi::Value& v);
+// Optional fields of an options object.
+uint32_t OptU32(const Napi::Object& o, const char* key, uint32_t def = 0);
+uint64_t OptU64(const Napi::Object& o, const char* key, uint64_t def = 0);
+int OptFd(const Napi::Object& o, const char* key);
+std::string OptString(const Napi::Object& o, const char* key, size_t max_len);
+
+[[noreturn]] void ThrowRange(Napi::Env env, const std::string& msg);
+[[noreturn]] void ThrowType(Napi::Env env, const std::string& msg);
+// A buffer must hold at least `need` bytes the kernel will read or write.
+void RequireLength(Napi::Env env, const Bytes& b, uint64_t need, const char* what);
+
+// ---- fds ----
+// Moves a fresh fd to 3 or above (0-2 read as "none" by the kernel and as
+// stdio by everyone else) with O_CLOEXEC, closing the original.
+int SafeFd(int fd);
+// Called whenever an fd number starts or stops referring to an object, so that
+// per-fd caches (map sizes) never describe a previous owner of the number.
+void ForgetFd(int fd);
+unsigned NumPossibleCpus();
+
+inline uint64_t PtrToU64(const void* p) { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)); }
+
+}  // namespace bpfkit

@@ -1,0 +1,77 @@
+// File descriptor hygiene shared by every object kind, and addon set-up calls.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "common.h"
+
+namespace bpfkit {
+namespace {
+
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info[0], "fd");
+  ForgetFd(fd);
+  // Linux releases the fd even when close reports EINTR, so it is never retried.
+  if (close(fd) != 0 && errno != EINTR) ThrowBpfError(info.Env(), "close", errno);
+  return info.Env().Undefined();
+}
+
+Napi::Value DupFd(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info[0], "fd");
+  int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (dup < 0) ThrowBpfError(info.Env(), "dup", errno);
+  ForgetFd(dup);
+  return Napi::Number::New(info.Env(), dup);
+}
+
+// Whether fd is open in this process (fcntl F_GETFD), for diagnostics and tests.
+Napi::Value FdIsOpen(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info[0], "fd");
+  return Napi::Boolean::New(info.Env(), fcntl(fd, F_GETFD) >= 0);
+}
+
+// The number of possible CPUs, which sizes per-CPU values.
+Napi::Value PossibleCpus(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), NumPossibleCpus()); }
+
+Napi::Value SetErrorFactoryJs(const Napi::CallbackInfo& info) {
+  if (!info[0].IsFunction()) ThrowType(info.Env(), "error factory must be a function");
+  SetErrorFactory(info.Env(), info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+unsigned NumPossibleCpus() {
+  static unsigned cached = 0;
+  if (cached != 0) return cached;
+  // Format: "0-3" or "0,2-5". The kernel copies one value per possible CPU
+  // (for_each_possible_cpu), so the count is the number of CPUs listed.
+  std::ifstream f("/sys/devices/system/cpu/possible");
+  std::string s;
+  std::getline(f, s);
+  unsigned count = 0;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    std::string part = s.substr(i, j - i);
+    size_t dash = part.find('-');
+    unsigned lo = std::stoul(part.substr(0, dash));
+    unsigned hi = dash == std::string::npos ? lo : std::stoul(part.substr(dash + 1));
+    count += hi - lo + 1;
+    i = j + 1;
+  }
+  cached = count == 0 ? 1 : count;
+  return cached;
+}
+
+void InitFds(Napi::Env env, Napi::Object exports) {
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("dupFd", Napi::Function::New(env, DupFd, "dupFd"));
+  exports.Set("fdIsOpen", Napi::Function::New(env, FdIsOpen, "fdIsOpen"));
+  exports.Set("possibleCpus", Napi::Function::New(env, PossibleCpus, "possibleCpus"));
+  exports.Set("setErrorFactory", Napi::Function::New(env, SetErrorFactoryJs, "setErrorFactory"));
+}
+
+}  // namespace bpfkit

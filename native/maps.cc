@@ -1,0 +1,334 @@
+// Map commands: create, element operations, batches, freeze. Every buffer is
+// checked against the map's key and value sizes before the kernel sees it.
+#include <unistd.h>
+
+#include <unordered_map>
+
+#include "common.h"
+
+namespace bpfkit {
+namespace {
+
+struct MapMeta {
+  uint32_t type = 0;
+  uint32_t key_size = 0;
+  uint32_t value_size = 0;  // as the kernel reports it
+  uint32_t value_bytes = 0; // what one lookup or update reads or writes (per-CPU: all CPUs)
+  uint32_t max_entries = 0;
+};
+
+// Map sizes by fd number. Filled on first use from OBJ_GET_INFO_BY_FD and
+// dropped whenever the number is closed or handed out again (ForgetFd).
+std::unordered_map<int, MapMeta>& MetaCache() {
+  static std::unordered_map<int, MapMeta> cache;
+  return cache;
+}
+
+bool IsPerCpu(uint32_t type) {
+  return type == bpfattr::map_type::percpu_hash || type == bpfattr::map_type::percpu_array ||
+         type == bpfattr::map_type::lru_percpu_hash || type == bpfattr::map_type::percpu_cgroup_storage;
+}
+
+MapMeta MakeMeta(uint32_t type, uint32_t key_size, uint32_t value_size, uint32_t max_entries) {
+  MapMeta m{type, key_size, value_size, value_size, max_entries};
+  if (IsPerCpu(type)) m.value_bytes = ((value_size + 7) & ~7u) * NumPossibleCpus();
+  return m;
+}
+
+const MapMeta& Meta(Napi::Env env, int fd, const char* command) {
+  auto& cache = MetaCache();
+  auto it = cache.find(fd);
+  if (it != cache.end()) return it->second;
+  bpfattr::map_info mi{};
+  bpfattr::info attr{};
+  attr.bpf_fd = fd;
+  attr.info_len = sizeof(mi);
+  attr.info = PtrToU64(&mi);
+  if (SysBpf(bpfattr::cmd::obj_get_info_by_fd, &attr, BPFATTR_OFFSETOFEND(bpfattr::info, info)) != 0) {
+    int err = errno;
+    ThrowBpfError(env, command, err, std::string(), err == EINVAL ? "fd is not a BPF map" : nullptr);
+  }
+  return cache.emplace(fd, MakeMeta(mi.type, mi.key_size, mi.value_size, mi.max_entries)).first->second;
+}
+
+// ---- create ----
+
+Napi::Value MapCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) ThrowType(env, "map_create: attributes must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  bpfattr::map_create a{};
+  a.map_type = OptU32(o, "mapType");
+  a.key_size = OptU32(o, "keySize");
+  a.value_size = OptU32(o, "valueSize");
+  a.max_entries = OptU32(o, "maxEntries");
+  a.map_flags = OptU32(o, "mapFlags");
+  int inner = OptFd(o, "innerMapFd");
+  a.inner_map_fd = inner < 0 ? 0 : inner;
+  a.numa_node = OptU32(o, "numaNode");
+  std::string name = OptString(o, "name", sizeof(a.map_name) - 1);
+  memcpy(a.map_name, name.data(), name.size());
+  a.map_ifindex = OptU32(o, "mapIfindex");
+  int btf = OptFd(o, "btfFd");
+  a.btf_fd = btf < 0 ? 0 : btf;
+  a.btf_key_type_id = OptU32(o, "btfKeyTypeId");
+  a.btf_value_type_id = OptU32(o, "btfValueTypeId");
+  a.btf_vmlinux_value_type_id = OptU32(o, "btfVmlinuxValueTypeId");
+  a.map_extra = OptU64(o, "mapExtra");
+  size_t size = BPFATTR_OFFSETOFEND(bpfattr::map_create, map_extra);
+  int token = OptFd(o, "tokenFd");
+  if (token >= 0) {
+    a.map_flags |= bpfattr::flag::TOKEN_FD;
+    a.map_token_fd = token;
+    size = BPFATTR_OFFSETOFEND(bpfattr::map_create, map_token_fd);
+  } else if (a.map_extra == 0) {
+    size = BPFATTR_OFFSETOFEND(bpfattr::map_create, btf_vmlinux_value_type_id);
+  }
+  int fd = SafeFd(static_cast<int>(SysBpf(bpfattr::cmd::map_create, &a, size)));
+  if (fd < 0) ThrowBpfError(env, "map_create", errno);
+  ForgetFd(fd);
+  MetaCache().emplace(fd, MakeMeta(a.map_type, a.key_size, a.value_size, a.max_entries));
+  return Napi::Number::New(env, fd);
+}
+
+// ---- single elements ----
+
+// Key argument: the map's key size, or absent for key-less maps (queue, stack)
+// and for "first key" in get_next_key.
+const void* KeyPtr(Napi::Env env, const Napi::Value& v, const MapMeta& m, bool optional) {
+  if (IsAbsent(v)) {
+    if (optional || m.key_size == 0) return nullptr;
+    ThrowType(env, "key is required for this map");
+  }
+  Bytes b = BytesArg(v, "key");
+  RequireLength(env, b, m.key_size, "key");
+  return b.data;
+}
+
+void* ValuePtr(Napi::Env env, const Napi::Value& v, const MapMeta& m) {
+  Bytes b = BytesArg(v, "value");
+  RequireLength(env, b, m.value_bytes, "value");
+  return b.data;
+}
+
+long ElemCall(unsigned cmd, int fd, const void* key, const void* value, uint64_t flags) {
+  bpfattr::map_elem a{};
+  a.map_fd = fd;
+  a.key = PtrToU64(key);
+  a.value = PtrToU64(value);
+  a.flags = flags;
+  return SysBpf(cmd, &a, BPFATTR_OFFSETOFEND(bpfattr::map_elem, flags));
+}
+
+// mapLookupElem(fd, key, valueOut, flags) -> boolean (false: no such key)
+Napi::Value MapLookupElem(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info[0], "fd");
+  const MapMeta& m = Meta(env, fd, "map_lookup_elem");
+  const void* key = KeyPtr(env, info[1], m, false);
+  void* value = ValuePtr(env, info[2], m);
+  uint64_t flags = IsAbsent(info[3]) ? 0 : U64Arg(info[3], "flags");
+  if (ElemCall(bpfattr::cmd::map_lookup_elem, fd, key, value, flags) == 0) return Napi::Boolean::New(env, true);
+  if (errno == ENOENT) return Napi::Boolean::New(env, false);
+  ThrowBpfError(env, "map_lookup_elem", errno);
+}
+
+// mapUpdateElem(fd, key, value, flags)
+Napi::Value MapUpdateElem(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info[0], "fd");
+  const MapMeta& m = Meta(env, fd, "map_update_elem");
+  const void* key = KeyPtr(env, info[1], m, false);
+  void* value = ValuePtr(env, info[2], m);
+  uint64_t flags = IsAbsent(info[3]) ? 0 : U64Arg(info[3], "flags");
+  if (ElemCall(bpfattr::cmd::map_update_elem, fd, key, value, flags) != 0) ThrowBpfError(env, "map_update_elem", errno);
+  return env.Undefined();
+}
+
+// mapDeleteElem(fd, key) -> boolean (false: no such key)
+Napi::Value MapDeleteElem(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info[0], "fd");
+  const MapMeta& m = Meta(env, fd, "map_delete_elem");
+  const void* key = KeyPtr(env, info[1], m, false);
+  uint64_t flags = IsAbsent(info[2]) ? 0 : U64Arg(info[2], "flags");
+  if (ElemCall(bpfattr::cmd::map_delete_elem, fd, key, nullptr, flags) == 0) return Napi::Boolean::New(env, true);
+  if (errno == ENOENT) return Napi::Boolean::New(env, false);
+  ThrowBpfError(env, "map_delete_elem", errno);
+}
+
+// mapGetNextKey(fd, key | null, nextKeyOut) -> boolean (false: no more keys)
+Napi::Value MapGetNextKey(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info[0], "fd");
+  const MapMeta& m = Meta(env, fd, "map_get_next_key");
+  const void* key = KeyPtr(env, info[1], m, true);
+  Bytes next = BytesArg(info[2], "nextKey");
+  RequireLength(env, next, m.key_size, "nextKey");
+  bpfattr::map_elem a{};
+  a.map_fd = fd;
+  a.key = PtrToU64(key);
+  a.next_key = PtrToU64(next.data);
+  if (SysBpf(bpfattr::cmd::map_get_next_key, &a, BPFATTR_OFFSETOFEND(bpfattr::map_elem, next_key)) == 0) {
+    return Napi::Boolean::New(env, true);
+  }
+  if (errno == ENOENT) return Napi::Boolean::New(env, false);
+  ThrowBpfError(env, "map_get_next_key", errno);
+}
+
+// mapLookupAndDeleteElem(fd, key | null, valueOut, flags) -> boolean
+Napi::Value MapLookupAndDeleteElem(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info[0], "fd");
+  const MapMeta& m = Meta(env, fd, "map_lookup_and_delete_elem");
+  const void* key = KeyPtr(env, info[1], m, false);
+  void* value = ValuePtr(env, info[2], m);
+  uint64_t flags = IsAbsent(info[3]) ? 0 : U64Arg(info[3], "flags");
+  if (ElemCall(bpfattr::cmd::map_lookup_and_delete_elem, fd, key, value, flags) == 0) return Napi::Boolean::New(env, true);
+  if (errno == ENOENT) return Napi::Boolean::New(env, false);
+  ThrowBpfError(env, "map_lookup_and_delete_elem", errno);
+}
+
+Napi::Value MapFreeze(const Napi::CallbackInfo& info) {
+  bpfattr::map_elem a{};
+  a.map_fd = FdArg(info[0], "fd");
+  if (SysBpf(bpfattr::cmd::map_freeze, &a, BPFATTR_OFFSETOFEND(bpfattr::map_elem, map_fd)) != 0) {
+    ThrowBpfError(info.Env(), "map_freeze", errno);
+  }
+  return info.Env().Undefined();
+}
+
+// mapMeta(fd) -> { type, keySize, valueSize, valueBytes, maxEntries }, as the
+// native layer sizes buffers for this map.
+Napi::Value MapMetaJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const MapMeta& m = Meta(env, FdArg(info[0], "fd"), "obj_get_info_by_fd");
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("type", m.type);
+  o.Set("keySize", m.key_size);
+  o.Set("valueSize", m.value_size);
+  o.Set("valueBytes", m.value_bytes);
+  o.Set("maxEntries", m.max_entries);
+  return o;
+}
+
+// ---- batches ----
+// The batch cursor is a u32 bucket for hash maps and a key for the others, so
+// it must hold max(key_size, 4) bytes.
+uint32_t BatchCursorBytes(const MapMeta& m) { return m.key_size > 4 ? m.key_size : 4; }
+
+// Result { count, done }: done is true when the kernel reported ENOENT (no
+// more elements), which ends a walk and is not an error.
+Napi::Value BatchResult(Napi::Env env, uint32_t count, bool done) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("count", count);
+  o.Set("done", done);
+  return o;
+}
+
+// lookup(fd, inBatch | null, outBatch, keys, values, count, elemFlags, flags)
+Napi::Value LookupBatch(const Napi::CallbackInfo& info, unsigned cmd, const char* name) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info[0], "fd");
+  const MapMeta& m = Meta(env, fd, name);
+  uint32_t count = U32Arg(info[5], "count");
+  if (count == 0) ThrowRange(env, "count must be at least 1");
+  const void* in = nullptr;
+  if (!IsAbsent(info[1])) {
+    Bytes b = BytesArg(info[1], "inBatch");
+    RequireLength(env, b, BatchCursorBytes(m), "inBatch");
+    in = b.data;
+  }
+  Bytes out = BytesArg(info[2], "outBatch");
+  RequireLength(env, out, BatchCursorBytes(m), "outBatch");
+  Bytes keys = BytesArg(info[3], "keys");
+  RequireLength(env, keys, static_cast<uint64_t>(count) * m.key_size, "keys");
+  Bytes values = BytesArg(info[4], "values");
+  RequireLength(env, values, static_cast<uint64_t>(count) * m.value_bytes, "values");
+  bpfattr::batch a{};
+  a.map_fd = fd;
+  a.in_batch = PtrToU64(in);
+  a.out_batch = PtrToU64(out.data);
+  a.keys = PtrToU64(keys.data);
+  a.values = PtrToU64(values.data);
+  a.count = count;
+  a.elem_flags = IsAbsent(info[6]) ? 0 : U64Arg(info[6], "elemFlags");
+  a.flags = IsAbsent(info[7]) ? 0 : U64Arg(info[7], "flags");
+  if (SysBpf(cmd, &a, BPFATTR_OFFSETOFEND(bpfattr::batch, flags)) == 0) return BatchResult(env, a.count, false);
+  if (errno == ENOENT) return BatchResult(env, a.count, true);
+  ThrowBpfError(env, name, errno);
+}
+
+Napi::Value MapLookupBatch(const Napi::CallbackInfo& info) {
+  return LookupBatch(info, bpfattr::cmd::map_lookup_batch, "map_lookup_batch");
+}
+Napi::Value MapLookupAndDeleteBatch(const Napi::CallbackInfo& info) {
+  return LookupBatch(info, bpfattr::cmd::map_lookup_and_delete_batch, "map_lookup_and_delete_batch");
+}
+
+// mapUpdateBatch(fd, keys, values, count, elemFlags, flags) -> number processed
+Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info[0], "fd");
+  const MapMeta& m = Meta(env, fd, "map_update_batch");
+  uint32_t count = U32Arg(info[3], "count");
+  Bytes keys = BytesArg(info[1], "keys");
+  RequireLength(env, keys, static_cast<uint64_t>(count) * m.key_size, "keys");
+  Bytes values = BytesArg(info[2], "values");
+  RequireLength(env, values, static_cast<uint64_t>(count) * m.value_bytes, "values");
+  bpfattr::batch a{};
+  a.map_fd = fd;
+  a.keys = PtrToU64(keys.data);
+  a.values = PtrToU64(values.data);
+  a.count = count;
+  a.elem_flags = IsAbsent(info[4]) ? 0 : U64Arg(info[4], "elemFlags");
+  a.flags = IsAbsent(info[5]) ? 0 : U64Arg(info[5], "flags");
+  if (SysBpf(bpfattr::cmd::map_update_batch, &a, BPFATTR_OFFSETOFEND(bpfattr::batch, flags)) != 0) {
+    ThrowBpfError(env, "map_update_batch", errno, std::string(),
+                  (std::to_string(a.count) + " of " + std::to_string(count) + " elements were updated").c_str());
+  }
+  return Napi::Number::New(env, a.count);
+}
+
+// mapDeleteBatch(fd, keys, count, elemFlags, flags) -> number deleted
+Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info[0], "fd");
+  const MapMeta& m = Meta(env, fd, "map_delete_batch");
+  uint32_t count = U32Arg(info[2], "count");
+  Bytes keys = BytesArg(info[1], "keys");
+  RequireLength(env, keys, static_cast<uint64_t>(count) * m.key_size, "keys");
+  bpfattr::batch a{};
+  a.map_fd = fd;
+  a.keys = PtrToU64(keys.data);
+  a.count = count;
+  a.elem_flags = IsAbsent(info[3]) ? 0 : U64Arg(info[3], "elemFlags");
+  a.flags = IsAbsent(info[4]) ? 0 : U64Arg(info[4], "flags");
+  if (SysBpf(bpfattr::cmd::map_delete_batch, &a, BPFATTR_OFFSETOFEND(bpfattr::batch, flags)) != 0) {
+    if (errno == ENOENT) return Napi::Number::New(env, a.count);
+    ThrowBpfError(env, "map_delete_batch", errno, std::string(),
+                  (std::to_string(a.count) + " of " + std::to_string(count) + " elements were deleted").c_str());
+  }
+  return Napi::Number::New(env, a.count);
+}
+
+}  // namespace
+
+void ForgetFd(int fd) { MetaCache().erase(fd); }
+
+void InitMaps(Napi::Env env, Napi::Object exports) {
+  exports.Set("mapCreate", Napi::Function::New(env, MapCreate, "mapCreate"));
+  exports.Set("mapLookupElem", Napi::Function::New(env, MapLookupElem, "mapLookupElem"));
+  exports.Set("mapUpdateElem", Napi::Function::New(env, MapUpdateElem, "mapUpdateElem"));
+  exports.Set("mapDeleteElem", Napi::Function::New(env, MapDeleteElem, "mapDeleteElem"));
+  exports.Set("mapGetNextKey", Napi::Function::New(env, MapGetNextKey, "mapGetNextKey"));
+  exports.Set("mapLookupAndDeleteElem", Napi::Function::New(env, MapLookupAndDeleteElem, "mapLookupAndDeleteElem"));
+  exports.Set("mapFreeze", Napi::Function::New(env, MapFreeze, "mapFreeze"));
+  exports.Set("mapMeta", Napi::Function::New(env, MapMetaJs, "mapMeta"));
+  exports.Set("mapLookupBatch", Napi::Function::New(env, MapLookupBatch, "mapLookupBatch"));
+  exports.Set("mapLookupAndDeleteBatch", Napi::Function::New(env, MapLookupAndDeleteBatch, "mapLookupAndDeleteBatch"));
+  exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch, "mapUpdateBatch"));
+  exports.Set("mapDeleteBatch", Napi::Function::New(env, MapDeleteBatch, "mapDeleteBatch"));
+}
+
+}  // namespace bpfkit

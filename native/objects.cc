@@ -1,0 +1,260 @@
+// Commands on objects of every kind: pinning, info, ID walks, fd by ID, BTF
+// load, links and tokens.
+#include <memory>
+#include <vector>
+
+#include "common.h"
+#include "log_load.h"
+
+namespace bpfkit {
+namespace {
+
+Napi::Value FdResult(Napi::Env env, long ret, const char* command, const char* detail = nullptr) {
+  int fd = ret < 0 ? -1 : SafeFd(static_cast<int>(ret));
+  if (fd < 0) ThrowBpfError(env, command, errno, std::string(), detail);
+  ForgetFd(fd);
+  return Napi::Number::New(env, fd);
+}
+
+std::string PathArg(const Napi::Value& v) {
+  if (!v.IsString()) ThrowType(v.Env(), "path must be a string");
+  std::string s = v.As<Napi::String>().Utf8Value();
+  if (s.empty() || s.size() >= 4096 || s.find('\0') != std::string::npos) {
+    ThrowType(v.Env(), "path must be a non-empty string under 4096 bytes without NUL");
+  }
+  return s;
+}
+
+// objPin(fd, path)
+Napi::Value ObjPin(const Napi::CallbackInfo& info) {
+  bpfattr::obj a{};
+  a.bpf_fd = FdArg(info[0], "fd");
+  std::string path = PathArg(info[1]);
+  a.pathname = PtrToU64(path.c_str());
+  if (SysBpf(bpfattr::cmd::obj_pin, &a, BPFATTR_OFFSETOFEND(bpfattr::obj, file_flags)) != 0) {
+    ThrowBpfError(info.Env(), "obj_pin", errno, std::string(), path.c_str());
+  }
+  return info.Env().Undefined();
+}
+
+// objGet(path, fileFlags) -> fd
+Napi::Value ObjGet(const Napi::CallbackInfo& info) {
+  bpfattr::obj a{};
+  std::string path = PathArg(info[0]);
+  a.pathname = PtrToU64(path.c_str());
+  a.file_flags = IsAbsent(info[1]) ? 0 : U32Arg(info[1], "fileFlags");
+  return FdResult(info.Env(), SysBpf(bpfattr::cmd::obj_get, &a, BPFATTR_OFFSETOFEND(bpfattr::obj, file_flags)),
+                  "obj_get", path.c_str());
+}
+
+long InfoByFd(int fd, void* buf, uint32_t len, uint32_t* out_len) {
+  bpfattr::info a{};
+  a.bpf_fd = fd;
+  a.info_len = len;
+  a.info = PtrToU64(buf);
+  long ret = SysBpf(bpfattr::cmd::obj_get_info_by_fd, &a, BPFATTR_OFFSETOFEND(bpfattr::info, info));
+  *out_len = a.info_len;
+  return ret;
+}
+
+// objGetInfoByFd(fd, out) -> bytes the kernel filled. `out` is zeroed first so
+// that no pointer field asks the kernel to copy arrays.
+Napi::Value ObjGetInfoByFd(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info[0], "fd");
+  Bytes out = BytesArg(info[1], "info");
+  if (out.length == 0 || out.length > UINT32_MAX) ThrowRange(info.Env(), "info buffer must not be empty");
+  memset(out.data, 0, out.length);
+  uint32_t len = 0;
+  if (InfoByFd(fd, out.data, static_cast<uint32_t>(out.length), &len) != 0) {
+    ThrowBpfError(info.Env(), "obj_get_info_by_fd", errno);
+  }
+  return Napi::Number::New(info.Env(), len);
+}
+
+// progGetMapIds(fd, out: Uint32Array) -> number of maps the program uses (may
+// exceed out.length, then call again with a bigger array).
+Napi::Value ProgGetMapIds(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info[0], "fd");
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    ThrowType(env, "map ids output must be a Uint32Array");
+  }
+  auto ids = info[1].As<Napi::Uint32Array>();
+  bpfattr::prog_info pi{};
+  pi.nr_map_ids = static_cast<uint32_t>(ids.ElementLength());
+  pi.map_ids = PtrToU64(ids.Data());
+  uint32_t len = 0;
+  if (InfoByFd(fd, &pi, sizeof(pi), &len) != 0) ThrowBpfError(env, "obj_get_info_by_fd", errno);
+  return Napi::Number::New(env, pi.nr_map_ids);
+}
+
+// btfGetName(fd) -> the BTF object's name ("vmlinux", a module's name, or "").
+Napi::Value BtfGetName(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info[0], "fd");
+  char name[256] = {0};
+  bpfattr::btf_info bi{};
+  bi.name = PtrToU64(name);
+  bi.name_len = sizeof(name);
+  uint32_t len = 0;
+  if (InfoByFd(fd, &bi, sizeof(bi), &len) != 0) ThrowBpfError(info.Env(), "obj_get_info_by_fd", errno);
+  return Napi::String::New(info.Env(), name, strnlen(name, sizeof(name)));
+}
+
+// *GetNextId(startId) -> next id, or 0 at the end of the walk.
+Napi::Value GetNextId(const Napi::CallbackInfo& info, unsigned cmd, const char* name) {
+  bpfattr::get_id a{};
+  a.start_id = U32Arg(info[0], "startId");
+  if (SysBpf(cmd, &a, BPFATTR_OFFSETOFEND(bpfattr::get_id, next_id)) == 0) return Napi::Number::New(info.Env(), a.next_id);
+  if (errno == ENOENT) return Napi::Number::New(info.Env(), 0);
+  ThrowBpfError(info.Env(), name, errno);
+}
+Napi::Value ProgGetNextId(const Napi::CallbackInfo& i) { return GetNextId(i, bpfattr::cmd::prog_get_next_id, "prog_get_next_id"); }
+Napi::Value MapGetNextId(const Napi::CallbackInfo& i) { return GetNextId(i, bpfattr::cmd::map_get_next_id, "map_get_next_id"); }
+Napi::Value LinkGetNextId(const Napi::CallbackInfo& i) { return GetNextId(i, bpfattr::cmd::link_get_next_id, "link_get_next_id"); }
+Napi::Value BtfGetNextId(const Napi::CallbackInfo& i) { return GetNextId(i, bpfattr::cmd::btf_get_next_id, "btf_get_next_id"); }
+
+// *GetFdById(id, openFlags, tokenFd) -> fd. Only BTF_GET_FD_BY_ID takes a token (6.18+).
+Napi::Value GetFdById(const Napi::CallbackInfo& info, unsigned cmd, const char* name, bool token_ok) {
+  bpfattr::get_id a{};
+  a.start_id = U32Arg(info[0], "id");
+  if (a.start_id == 0) ThrowRange(info.Env(), "id must be at least 1");
+  a.open_flags = IsAbsent(info[1]) ? 0 : U32Arg(info[1], "openFlags");
+  size_t size = BPFATTR_OFFSETOFEND(bpfattr::get_id, open_flags);
+  int token = OptFdArg(info[2], "tokenFd");
+  if (token >= 0) {
+    if (!token_ok) ThrowType(info.Env(), std::string(name) + " does not take a token");
+    a.open_flags |= bpfattr::flag::TOKEN_FD;
+    a.fd_by_id_token_fd = token;
+    size = BPFATTR_OFFSETOFEND(bpfattr::get_id, fd_by_id_token_fd);
+  }
+  return FdResult(info.Env(), SysBpf(cmd, &a, size), name);
+}
+Napi::Value ProgGetFdById(const Napi::CallbackInfo& i) { return GetFdById(i, bpfattr::cmd::prog_get_fd_by_id, "prog_get_fd_by_id", false); }
+Napi::Value MapGetFdById(const Napi::CallbackInfo& i) { return GetFdById(i, bpfattr::cmd::map_get_fd_by_id, "map_get_fd_by_id", false); }
+Napi::Value LinkGetFdById(const Napi::CallbackInfo& i) { return GetFdById(i, bpfattr::cmd::link_get_fd_by_id, "link_get_fd_by_id", false); }
+Napi::Value BtfGetFdById(const Napi::CallbackInfo& i) { return GetFdById(i, bpfattr::cmd::btf_get_fd_by_id, "btf_get_fd_by_id", true); }
+
+// ---- BTF load ----
+struct BtfLoadReq {
+  std::vector<uint8_t> data;
+  uint32_t log_level = 0, log_size = 0, flags = 0;
+  int token = -1;
+};
+
+std::shared_ptr<BtfLoadReq> ParseBtfLoad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) ThrowType(env, "btf_load: attributes must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto r = std::make_shared<BtfLoadReq>();
+  Bytes b = BytesArg(o.Get("btf"), "btf");
+  if (b.length < 24 || b.length > UINT32_MAX) ThrowRange(env, "btf must hold at least a 24-byte BTF header");
+  r->data.assign(b.data, b.data + b.length);
+  r->log_level = OptU32(o, "logLevel");
+  r->log_size = LogSizeArg(o);
+  r->token = OptFd(o, "tokenFd");
+  return r;
+}
+
+LoadResult DoBtfLoad(BtfLoadReq& r) {
+  return LoadWithLog(r.log_level, r.log_size, [&](uint32_t level, char* buf, uint32_t size, uint32_t* true_size) {
+    bpfattr::btf_load a{};
+    a.btf = PtrToU64(r.data.data());
+    a.btf_size = static_cast<uint32_t>(r.data.size());
+    a.btf_log_level = level;
+    a.btf_log_buf = PtrToU64(buf);
+    a.btf_log_size = size;
+    size_t attr_size = BPFATTR_OFFSETOFEND(bpfattr::btf_load, btf_log_true_size);
+    if (r.token >= 0) {
+      a.btf_flags = bpfattr::flag::TOKEN_FD;
+      a.btf_token_fd = r.token;
+      attr_size = BPFATTR_OFFSETOFEND(bpfattr::btf_load, btf_token_fd);
+    }
+    long ret = SysBpf(bpfattr::cmd::btf_load, &a, attr_size);
+    *true_size = a.btf_log_true_size;
+    return ret;
+  });
+}
+
+Napi::Value BtfLoadSync(const Napi::CallbackInfo& info) {
+  auto req = ParseBtfLoad(info);
+  return LoadResultValue(info.Env(), DoBtfLoad(*req), "btf_load");
+}
+
+Napi::Value BtfLoadAsync(const Napi::CallbackInfo& info) {
+  auto req = ParseBtfLoad(info);
+  auto result = std::make_shared<LoadResult>();
+  return RunAsync(
+      info.Env(), [req, result] { *result = DoBtfLoad(*req); },
+      [result](Napi::Env env) { return LoadResultValue(env, *result, "btf_load"); });
+}
+
+// ---- links ----
+// linkCreate({ progFd, targetFd | targetIfindex, attachType, flags, targetBtfId, cookie }) -> fd
+Napi::Value LinkCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) ThrowType(env, "link_create: attributes must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  bpfattr::link_create a{};
+  a.prog_fd = FdArg(o.Get("progFd"), "progFd");
+  int target = OptFd(o, "targetFd");
+  uint32_t ifindex = OptU32(o, "targetIfindex");
+  if (target >= 0 && ifindex != 0) ThrowType(env, "targetFd and targetIfindex are exclusive");
+  a.target_fd = target >= 0 ? static_cast<uint32_t>(target) : ifindex;
+  a.attach_type = OptU32(o, "attachType");
+  a.flags = OptU32(o, "flags");
+  size_t size = BPFATTR_OFFSETOFEND(bpfattr::link_create, flags);
+  uint32_t btf_id = OptU32(o, "targetBtfId");
+  uint64_t cookie = OptU64(o, "cookie");
+  if (btf_id != 0 && cookie != 0) ThrowType(env, "targetBtfId and cookie are exclusive");
+  if (btf_id != 0) {
+    a.target_btf_id = btf_id;
+    size = BPFATTR_OFFSETOFEND(bpfattr::link_create, target_btf_id);
+  } else if (cookie != 0) {
+    a.perf_event.bpf_cookie = cookie;
+    size = BPFATTR_OFFSETOFEND(bpfattr::link_create, perf_event.bpf_cookie);
+  }
+  return FdResult(env, SysBpf(bpfattr::cmd::link_create, &a, size), "link_create");
+}
+
+Napi::Value LinkDetach(const Napi::CallbackInfo& info) {
+  bpfattr::link_detach a{};
+  a.link_fd = FdArg(info[0], "fd");
+  if (SysBpf(bpfattr::cmd::link_detach, &a, BPFATTR_OFFSETOFEND(bpfattr::link_detach, link_fd)) != 0) {
+    ThrowBpfError(info.Env(), "link_detach", errno);
+  }
+  return info.Env().Undefined();
+}
+
+// tokenCreate(bpffsFd, flags) -> fd
+Napi::Value TokenCreate(const Napi::CallbackInfo& info) {
+  bpfattr::token_create a{};
+  a.bpffs_fd = FdArg(info[0], "bpffsFd");
+  a.flags = IsAbsent(info[1]) ? 0 : U32Arg(info[1], "flags");
+  return FdResult(info.Env(), SysBpf(bpfattr::cmd::token_create, &a, BPFATTR_OFFSETOFEND(bpfattr::token_create, bpffs_fd)),
+                  "token_create");
+}
+
+}  // namespace
+
+void InitObjects(Napi::Env env, Napi::Object exports) {
+  exports.Set("objPin", Napi::Function::New(env, ObjPin, "objPin"));
+  exports.Set("objGet", Napi::Function::New(env, ObjGet, "objGet"));
+  exports.Set("objGetInfoByFd", Napi::Function::New(env, ObjGetInfoByFd, "objGetInfoByFd"));
+  exports.Set("progGetMapIds", Napi::Function::New(env, ProgGetMapIds, "progGetMapIds"));
+  exports.Set("btfGetName", Napi::Function::New(env, BtfGetName, "btfGetName"));
+  exports.Set("progGetNextId", Napi::Function::New(env, ProgGetNextId, "progGetNextId"));
+  exports.Set("mapGetNextId", Napi::Function::New(env, MapGetNextId, "mapGetNextId"));
+  exports.Set("linkGetNextId", Napi::Function::New(env, LinkGetNextId, "linkGetNextId"));
+  exports.Set("btfGetNextId", Napi::Function::New(env, BtfGetNextId, "btfGetNextId"));
+  exports.Set("progGetFdById", Napi::Function::New(env, ProgGetFdById, "progGetFdById"));
+  exports.Set("mapGetFdById", Napi::Function::New(env, MapGetFdById, "mapGetFdById"));
+  exports.Set("linkGetFdById", Napi::Function::New(env, LinkGetFdById, "linkGetFdById"));
+  exports.Set("btfGetFdById", Napi::Function::New(env, BtfGetFdById, "btfGetFdById"));
+  exports.Set("btfLoad", Napi::Function::New(env, BtfLoadAsync, "btfLoad"));
+  exports.Set("btfLoadSync", Napi::Function::New(env, BtfLoadSync, "btfLoadSync"));
+  exports.Set("linkCreate", Napi::Function::New(env, LinkCreate, "linkCreate"));
+  exports.Set("linkDetach", Napi::Function::New(env, LinkDetach, "linkDetach"));
+  exports.Set("tokenCreate", Napi::Function::New(env, TokenCreate, "tokenCreate"));
+}
+
+}  // namespace bpfkit
