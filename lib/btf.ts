@@ -1,0 +1,78 @@
+// BTF objects: loaded from bytes, or opened by ID (the kernel's own vmlinux
+// BTF included).
+import { btfInfoByFd, Fd, native, tokenFdFor, type BtfInfo, type TokenLike } from './sys/index.js'
+import { checkOptions } from './options.js'
+
+export interface BtfLoadOptions {
+  /** Verifier log level for BTF (1 or 2); the log is kept in `log`. */
+  logLevel?: number
+  logSize?: number
+  /** Token for a delegated load; null for none even if a default is set. */
+  token?: TokenLike | null
+}
+
+const loadKeys = ['logLevel', 'logSize', 'token'] as const
+
+export class Btf {
+  readonly fd: Fd
+  /** The kernel's BTF log when a log level was asked for. */
+  readonly log: string
+
+  private constructor(fd: Fd, log = '') {
+    this.fd = fd
+    this.log = log
+  }
+
+  /**
+   * Loads raw BTF (header, types, strings). Errors: VerifierError with the BTF
+   * log when the kernel rejects it; EPERM without CAP_BPF or a token.
+   * Linux 4.18+; tokens 6.9+.
+   */
+  static async load(bytes: Uint8Array, options: BtfLoadOptions = {}): Promise<Btf> {
+    const attrs = Btf.attrs(bytes, options)
+    const r = await native.btfLoad(attrs)
+    return new Btf(new Fd(r.fd, 'btf'), r.log)
+  }
+
+  /** Synchronous form of `load`. */
+  static loadSync(bytes: Uint8Array, options: BtfLoadOptions = {}): Btf {
+    const r = native.btfLoadSync(Btf.attrs(bytes, options))
+    return new Btf(new Fd(r.fd, 'btf'), r.log)
+  }
+
+  private static attrs(bytes: Uint8Array, options: BtfLoadOptions) {
+    checkOptions('Btf.load', options, loadKeys)
+    return {
+      btf: bytes,
+      logLevel: options.logLevel,
+      logSize: options.logSize,
+      tokenFd: tokenFdFor(options.token, { cmd: 'btf_load' }),
+    }
+  }
+
+  /**
+   * Opens a loaded BTF object by ID (CAP_SYS_ADMIN, or a token on 6.18+).
+   * ENOENT when no BTF has that ID.
+   */
+  static fromId(id: number, options: { token?: TokenLike | null } = {}): Btf {
+    checkOptions('Btf.fromId', options, ['token'])
+    const tokenFd = tokenFdFor(options.token, { cmd: 'btf_get_fd_by_id' })
+    return new Btf(new Fd(native.btfGetFdById(id, 0, tokenFd), 'btf'))
+  }
+
+  info(): BtfInfo {
+    return btfInfoByFd(this.fd.fd)
+  }
+
+  get id(): number {
+    return this.info().id
+  }
+
+  close(): void {
+    this.fd.close()
+  }
+
+  [Symbol.dispose](): void {
+    this.close()
+  }
+}

@@ -1,0 +1,46 @@
+// How creating calls find their token. The object layer sits below
+// lib/delegation (where BpfToken lives), so it sees a token only through this
+// interface: an owned fd, and a check that explains a refusal before the
+// kernel silently ignores the token and answers EPERM.
+import type { AttachTypeName, CommandName, MapTypeName, ProgTypeName } from './generated/kernel-enums.js'
+
+/** What a creating call is about to ask the kernel, for a token to vet. */
+export interface TokenRequest {
+  cmd: CommandName
+  mapType?: MapTypeName | number
+  progType?: ProgTypeName | number
+  /** Expected attach type; a program with none needs attach type 0 delegated. */
+  attachType?: AttachTypeName | number
+}
+
+export interface TokenLike {
+  /** The token's fd number; throws once the token is closed. */
+  readonly fd: number
+  /** Throws a PolicyError naming what the token does not delegate. */
+  check?(request: TokenRequest): void
+}
+
+let processDefault: TokenLike | undefined
+
+/**
+ * Sets (or with undefined clears) a token every creating call uses when its
+ * options name none. Opt-in: bpfkit never picks a token by itself.
+ */
+export function setDefaultToken(token: TokenLike | undefined): void {
+  processDefault = token
+}
+
+export function defaultToken(): TokenLike | undefined {
+  return processDefault
+}
+
+/**
+ * The token for a call: the one given, none when given `null`, else the
+ * process-wide default. Checks the request against it and returns its fd.
+ */
+export function tokenFdFor(option: TokenLike | null | undefined, request: TokenRequest): number | undefined {
+  const token = option === null ? undefined : (option ?? processDefault)
+  if (token === undefined) return undefined
+  token.check?.(request)
+  return token.fd
+}
