@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/setup/fd-leaks.ts'],
+    globalSetup: ['test/setup/build-dist.ts'],
     // Kernel tests share one kernel; files run one after another so that ID
     // walks and fd leak checks see only their own objects.
     fileParallelism: false,

@@ -5,8 +5,10 @@ import { constants } from 'node:os'
 
 const errnoNames: Record<number, string> = {}
 for (const [name, value] of Object.entries(constants.errno)) errnoNames[value] ??= name
-// The kernel-internal errno bpf() can leak; not in libc's table.
-errnoNames[524] = 'ENOTSUPP'
+// Linux names Node's table lacks or spells otherwise: the kernel-internal
+// ENOTSUPP that bpf() can leak, EBADFD (OBJ_GET_INFO_BY_FD on a bad fd), and
+// 95 as the kernel's EOPNOTSUPP rather than libuv's ENOTSUP.
+Object.assign(errnoNames, { 77: 'EBADFD', 95: 'EOPNOTSUPP', 524: 'ENOTSUPP' })
 
 /** The symbolic name of a positive errno ('EPERM'), as Node spells it. */
 export function errnoName(errno: number): string {
@@ -100,7 +102,8 @@ function likelyCause(command: string, code: string): string | undefined {
       return command.includes('by_id') ? 'no object with that id (it may have been freed)'
         : command.startsWith('obj_') ? 'no such pinned object' : 'no such element'
     case 'EBADF':
-      return 'the file descriptor is not open'
+    case 'EBADFD':
+      return 'the file descriptor is not open, or not of the kind this command needs'
     case 'EEXIST':
       return 'the element or path already exists'
     case 'ENOMEM':

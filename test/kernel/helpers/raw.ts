@@ -1,0 +1,69 @@
+// Hand-encoded instructions and BTF for the sys-layer tests, so they need
+// nothing above lib/sys. (The object layer has the real assembler.)
+import { spawnSync } from 'node:child_process'
+import { join } from 'node:path'
+
+function insn(code: number, dst: number, src: number, off: number, imm: number): Uint8Array {
+  const b = new Uint8Array(8)
+  const v = new DataView(b.buffer)
+  v.setUint8(0, code)
+  v.setUint8(1, (src << 4) | dst)
+  v.setInt16(2, off, true)
+  v.setInt32(4, imm, true)
+  return b
+}
+
+export const mov64Imm = (dst: number, imm: number) => insn(0xb7, dst, 0, 0, imm)
+export const exit = () => insn(0x95, 0, 0, 0, 0)
+export const call = (helper: number) => insn(0x85, 0, 0, 0, helper)
+export const ldxw = (dst: number, src: number, off: number) => insn(0x61, dst, src, off, 0)
+
+export function program(...insns: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(insns.length * 8)
+  insns.forEach((b, i) => out.set(b, i * 8))
+  return out
+}
+
+/** r0 = retval; exit */
+export const returnImm = (retval: number) => program(mov64Imm(0, retval), exit())
+
+/** Raw BTF with one type: a signed 32-bit int named "int". */
+export function intBtf(): Uint8Array {
+  const strings = Buffer.from('\0int\0', 'latin1')
+  const b = new Uint8Array(24 + 16 + strings.length)
+  const v = new DataView(b.buffer)
+  v.setUint16(0, 0xeb9f, true)
+  v.setUint8(2, 1) // version
+  v.setUint32(4, 24, true) // hdr_len
+  v.setUint32(8, 0, true) // type_off
+  v.setUint32(12, 16, true) // type_len
+  v.setUint32(16, 16, true) // str_off
+  v.setUint32(20, strings.length, true)
+  v.setUint32(24, 1, true) // name_off "int"
+  v.setUint32(28, 1 << 24, true) // kind INT
+  v.setUint32(32, 4, true) // size
+  v.setUint32(36, (1 << 24) | 32, true) // signed, 32 bits
+  b.set(strings, 40)
+  return b
+}
+
+export const repoRoot = join(__dirname, '..', '..', '..')
+
+/**
+ * Runs a CommonJS snippet as root of a fresh user namespace (util-linux
+ * unshare), with `native` bound to the raw addon. Node is multi-threaded, so
+ * the namespace must be made for a child, never for the test runner. The
+ * snippet prints one JSON line.
+ */
+export function inUserNamespace(snippet: string, unshareArgs: string[] = []): unknown {
+  // The compiled package (built by the test run's global setup), so that the
+  // child reports errors exactly as users see them.
+  const prelude = `const bpfkit = require(${JSON.stringify(join(repoRoot, 'dist/index.js'))});
+    const { native } = require(${JSON.stringify(join(repoRoot, 'dist/sys/index.js'))});\n`
+  const r = spawnSync('unshare', ['--user', '--map-root-user', ...unshareArgs, process.execPath, '-e', prelude + snippet], {
+    encoding: 'utf8',
+    timeout: 20_000,
+  })
+  if (r.status !== 0) throw new Error(`child failed (${r.status}): ${r.stderr}`)
+  return JSON.parse(r.stdout.trim().split('\n').pop() as string)
+}
