@@ -5,13 +5,14 @@
 //   lib/sys/generated/kernel-enums.ts    commands, map/prog/attach/link types, helpers, flags
 //   lib/sys/generated/kernel-layouts.ts  byte layouts of the bpf_*_info structs
 //   native/generated/bpf_attr.h          union bpf_attr, one packed struct per command group
-// Usage: node scripts/gen-kernel-defs.mjs [path-to-btf]   (default /sys/kernel/btf/vmlinux)
+// Usage: node scripts/gen-kernel-defs.mjs [path-to-btf [output-root]]
+//        (defaults: /sys/kernel/btf/vmlinux, the repository)
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { KIND, readBtf } from './btf-reader.mjs'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const root = process.argv[3] ?? join(dirname(fileURLToPath(import.meta.url)), '..')
 const btfPath = process.argv[2] ?? '/sys/kernel/btf/vmlinux'
 const btf = readBtf(btfPath)
 let release = 'unknown'
@@ -191,7 +192,7 @@ function write(rel, text) {
   const p = join(root, rel)
   mkdirSync(dirname(p), { recursive: true })
   writeFileSync(p, text)
-  console.log(`wrote ${rel}`)
+  if (!process.argv[3]) console.log(`wrote ${rel}`)
 }
 write('lib/sys/generated/kernel-enums.ts', enumsTs)
 write('lib/sys/generated/kernel-layouts.ts', layoutsTs)
