@@ -35,7 +35,8 @@ MapMeta MakeMeta(uint32_t type, uint32_t key_size, uint32_t value_size, uint32_t
   return m;
 }
 
-const MapMeta& Meta(Napi::Env env, int fd, const char* command) {
+// Returned by value: the cache may rehash while a caller still uses it.
+MapMeta Meta(Napi::Env env, int fd, const char* command) {
   auto& cache = MetaCache();
   auto it = cache.find(fd);
   if (it != cache.end()) return it->second;
@@ -124,7 +125,7 @@ long ElemCall(unsigned cmd, int fd, const void* key, const void* value, uint64_t
 Napi::Value MapLookupElem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info[0], "fd");
-  const MapMeta& m = Meta(env, fd, "map_lookup_elem");
+  const MapMeta m = Meta(env, fd, "map_lookup_elem");
   const void* key = KeyPtr(env, info[1], m, false);
   void* value = ValuePtr(env, info[2], m);
   uint64_t flags = IsAbsent(info[3]) ? 0 : U64Arg(info[3], "flags");
@@ -137,7 +138,7 @@ Napi::Value MapLookupElem(const Napi::CallbackInfo& info) {
 Napi::Value MapUpdateElem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info[0], "fd");
-  const MapMeta& m = Meta(env, fd, "map_update_elem");
+  const MapMeta m = Meta(env, fd, "map_update_elem");
   const void* key = KeyPtr(env, info[1], m, false);
   void* value = ValuePtr(env, info[2], m);
   uint64_t flags = IsAbsent(info[3]) ? 0 : U64Arg(info[3], "flags");
@@ -149,7 +150,7 @@ Napi::Value MapUpdateElem(const Napi::CallbackInfo& info) {
 Napi::Value MapDeleteElem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info[0], "fd");
-  const MapMeta& m = Meta(env, fd, "map_delete_elem");
+  const MapMeta m = Meta(env, fd, "map_delete_elem");
   const void* key = KeyPtr(env, info[1], m, false);
   uint64_t flags = IsAbsent(info[2]) ? 0 : U64Arg(info[2], "flags");
   if (ElemCall(bpfattr::cmd::map_delete_elem, fd, key, nullptr, flags) == 0) return Napi::Boolean::New(env, true);
@@ -161,7 +162,7 @@ Napi::Value MapDeleteElem(const Napi::CallbackInfo& info) {
 Napi::Value MapGetNextKey(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info[0], "fd");
-  const MapMeta& m = Meta(env, fd, "map_get_next_key");
+  const MapMeta m = Meta(env, fd, "map_get_next_key");
   const void* key = KeyPtr(env, info[1], m, true);
   Bytes next = BytesArg(info[2], "nextKey");
   RequireLength(env, next, m.key_size, "nextKey");
@@ -180,7 +181,7 @@ Napi::Value MapGetNextKey(const Napi::CallbackInfo& info) {
 Napi::Value MapLookupAndDeleteElem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info[0], "fd");
-  const MapMeta& m = Meta(env, fd, "map_lookup_and_delete_elem");
+  const MapMeta m = Meta(env, fd, "map_lookup_and_delete_elem");
   const void* key = KeyPtr(env, info[1], m, false);
   void* value = ValuePtr(env, info[2], m);
   uint64_t flags = IsAbsent(info[3]) ? 0 : U64Arg(info[3], "flags");
@@ -202,7 +203,7 @@ Napi::Value MapFreeze(const Napi::CallbackInfo& info) {
 // native layer sizes buffers for this map.
 Napi::Value MapMetaJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const MapMeta& m = Meta(env, FdArg(info[0], "fd"), "obj_get_info_by_fd");
+  const MapMeta m = Meta(env, FdArg(info[0], "fd"), "obj_get_info_by_fd");
   Napi::Object o = Napi::Object::New(env);
   o.Set("type", m.type);
   o.Set("keySize", m.key_size);
@@ -230,7 +231,7 @@ Napi::Value BatchResult(Napi::Env env, uint32_t count, bool done) {
 Napi::Value LookupBatch(const Napi::CallbackInfo& info, unsigned cmd, const char* name) {
   Napi::Env env = info.Env();
   int fd = FdArg(info[0], "fd");
-  const MapMeta& m = Meta(env, fd, name);
+  const MapMeta m = Meta(env, fd, name);
   uint32_t count = U32Arg(info[5], "count");
   if (count == 0) ThrowRange(env, "count must be at least 1");
   const void* in = nullptr;
@@ -270,7 +271,7 @@ Napi::Value MapLookupAndDeleteBatch(const Napi::CallbackInfo& info) {
 Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info[0], "fd");
-  const MapMeta& m = Meta(env, fd, "map_update_batch");
+  const MapMeta m = Meta(env, fd, "map_update_batch");
   uint32_t count = U32Arg(info[3], "count");
   Bytes keys = BytesArg(info[1], "keys");
   RequireLength(env, keys, static_cast<uint64_t>(count) * m.key_size, "keys");
@@ -294,7 +295,7 @@ Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
 Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info[0], "fd");
-  const MapMeta& m = Meta(env, fd, "map_delete_batch");
+  const MapMeta m = Meta(env, fd, "map_delete_batch");
   uint32_t count = U32Arg(info[2], "count");
   Bytes keys = BytesArg(info[1], "keys");
   RequireLength(env, keys, static_cast<uint64_t>(count) * m.key_size, "keys");
