@@ -86,7 +86,7 @@ describe('IDs', () => {
     expect(progInfoByFd(p2.fd).name).toBe('walk_prog')
     expect(() => native.mapGetFdById(0)).toThrow(RangeError)
     expect(() => native.progGetFdById(0xfffffff0)).toThrow(expect.objectContaining({ code: 'ENOENT', command: 'prog_get_fd_by_id' }))
-    expect(() => native.mapGetFdById(mapId, 0, 5)).toThrow(/does not take a token/)
+    expect(() => (native.mapGetFdById as (...a: number[]) => number)(mapId, 0, 5)).toThrow(/does not take a token/)
   })
 
   test('the kernel BTF opens by ID and describes itself', () => {

@@ -1,0 +1,32 @@
+// Walking a map's keys with BPF_MAP_GET_NEXT_KEY. When the key a walk stands
+// on is deleted, the kernel answers with the first key again (hash maps, LPM
+// tries), so a naive walk repeats keys or never ends. Keys already given are
+// remembered and skipped; a walk that sees more known keys in a row than it
+// has given cannot be making progress and stops with an error, as
+// cilium/ebpf's iterator does.
+import { native } from './sys/index.js'
+
+export function* walkKeys<K>(fd: number, keySize: number, restartable: boolean, decode: (key: Uint8Array) => K): Generator<K, void, undefined> {
+  let cur = new Uint8Array(keySize)
+  let next = new Uint8Array(keySize)
+  const seen = restartable ? new Set<string>() : undefined
+  let repeats = 0
+  let have = native.mapGetNextKey(fd, null, next)
+  while (have) {
+    if (seen) {
+      const id = Buffer.from(next.buffer, next.byteOffset, keySize).toString('latin1')
+      if (seen.has(id)) {
+        if (++repeats > seen.size) throw new Error(`map iteration aborted: the kernel keeps returning keys already seen (${seen.size} keys walked)`)
+      } else {
+        seen.add(id)
+        repeats = 0
+        yield decode(next)
+      }
+    } else {
+      yield decode(next)
+    }
+    // Swap instead of copying: `next` becomes the cursor for the next call.
+    ;[cur, next] = [next, cur]
+    have = native.mapGetNextKey(fd, cur, next)
+  }
+}

@@ -1,0 +1,412 @@
+// BpfMap: a BPF map owned by this process, with raw (Uint8Array) and typed
+// (codec) access, iteration, batches, queues and stacks, pinning and info.
+import { unlinkSync } from 'node:fs'
+import {
+  Fd, enumName, enumValue, kernel, mapInfoByFd, native,
+  tokenFdFor, type MapInfo, type MapTypeName, type TokenLike, type UpdateFlagName,
+} from './sys/index.js'
+import type { Btf } from './btf.js'
+import { codecFor, type Decoded, type TypeDesc } from './codec.js'
+import { checkOptions } from './options.js'
+import {
+  isArrayLike, isFdValued, isKeyless, isPerCpu, isRingbuf, mapFlagsValue,
+  type FdMapType, type MapFlagName, type PerCpuMapType,
+} from './map-kinds.js'
+import { PerCpuValues, Side, fdValue, type FdRef } from './map-values.js'
+import { walkKeys } from './map-walk.js'
+import { batchDelete, batchLookup, batchUpdate, type BatchLookupOptions } from './map-batch.js'
+
+/** The shape of an inner map for array_of_maps / hash_of_maps. */
+export interface InnerMapTemplate {
+  type: MapTypeName | number
+  keySize: number
+  valueSize: number
+  maxEntries: number
+  flags?: number | readonly (MapFlagName | number)[]
+}
+
+export interface MapCreateOptions {
+  type: MapTypeName | number
+  /** Key size in bytes; implied by `key` when that is given. Keyless maps (queue, stack, bloom filter, ring buffer) take 0. */
+  keySize?: number
+  valueSize?: number
+  /** Key type: the map then takes and returns decoded keys. */
+  key?: TypeDesc
+  value?: TypeDesc
+  maxEntries: number
+  /** Up to 15 bytes, shown by bpftool. */
+  name?: string
+  flags?: number | readonly (MapFlagName | number)[]
+  /** NUMA node for the map's memory (sets BPF_F_NUMA_NODE). */
+  numaNode?: number
+  /** Inner map for array_of_maps and hash_of_maps: an existing map or a template. */
+  innerMap?: BpfMap<unknown, unknown> | InnerMapTemplate
+  /** map_extra: bloom filter hash count (low 4 bits), arena address. */
+  mapExtra?: number | bigint
+  /** BTF key and value types, so that bpftool prints typed dumps. */
+  btf?: { btf: Btf; keyTypeId: number; valueTypeId: number }
+  /** Token for a delegated create; null for none even when a default is set. */
+  token?: TokenLike | null
+}
+
+export interface MapOpenOptions {
+  key?: TypeDesc
+  value?: TypeDesc
+}
+
+const createKeys = [
+  'type', 'keySize', 'valueSize', 'key', 'value', 'maxEntries', 'name', 'flags', 'numaNode',
+  'innerMap', 'mapExtra', 'btf', 'token',
+] as const
+
+type KeyOf<O> = O extends { key: infer D extends TypeDesc } ? Decoded<D> : Uint8Array
+type ElemOf<O> = O extends { value: infer D extends TypeDesc } ? Decoded<D> : Uint8Array
+/** Per-CPU maps read one value per possible CPU; fd-valued maps answer IDs. */
+export type ValueOf<O> = O extends { type: PerCpuMapType } ? ElemOf<O>[]
+  : O extends { type: FdMapType } ? number
+  : ElemOf<O>
+
+export type UpdateFlag = UpdateFlagName | 'lock' | number
+
+function updateFlagsValue(flags: UpdateFlag | undefined): number {
+  if (flags === undefined) return 0
+  if (flags === 'lock') return kernel.flags.BPF_F_LOCK
+  return enumValue(kernel.updateFlags, 'update flag', flags)
+}
+
+function positiveU32(what: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+    throw new RangeError(`${what} must be an integer in 0..2^32-1, got ${String(v)}`)
+  }
+  return v
+}
+
+export class BpfMap<K = Uint8Array, V = Uint8Array> {
+  readonly #fd: Fd
+  /** Kernel name of the map type, e.g. 'hash'. */
+  readonly type: string
+  readonly typeId: number
+  readonly keySize: number
+  readonly valueSize: number
+  readonly maxEntries: number
+  /** Bytes one lookup transfers: valueSize, or round_up(valueSize, 8) x possible CPUs for per-CPU maps. */
+  readonly valueBytes: number
+  readonly #key: Side
+  readonly #value: Side
+  readonly #perCpu: PerCpuValues | undefined
+  #pinnedAt: string | undefined
+  #hasOut: Uint8Array | undefined
+
+  private constructor(fd: Fd, options: MapOpenOptions) {
+    this.#fd = fd
+    const meta = native.mapMeta(fd.fd)
+    this.typeId = meta.type
+    this.type = enumName(kernel.mapTypes, meta.type)
+    this.keySize = meta.keySize
+    this.valueSize = meta.valueSize
+    this.maxEntries = meta.maxEntries
+    this.valueBytes = meta.valueBytes
+    this.#key = new Side('key', meta.keySize, options.key)
+    this.#value = new Side('value', meta.valueSize, options.value)
+    this.#perCpu = isPerCpu(meta.type) ? new PerCpuValues(this.#value, native.possibleCpus()) : undefined
+  }
+
+  /**
+   * Creates a map (BPF_MAP_CREATE). Errors: a TypeError or RangeError for bad
+   * options before any syscall; BpfError EPERM without CAP_BPF or a token,
+   * EINVAL for a type or flag this kernel lacks, E2BIG/ENOMEM for sizes.
+   * A token must delegate map_create and the map type (Linux 6.9+).
+   */
+  static create<const O extends MapCreateOptions>(options: O): BpfMap<KeyOf<O>, ValueOf<O>> {
+    checkOptions('BpfMap.create', options, createKeys)
+    const o: MapCreateOptions = options
+    const mapType = enumValue(kernel.mapTypes, 'map type', o.type)
+    const keySize = sizeFrom('key', o.keySize, o.key, isKeyless(mapType) ? 0 : undefined)
+    const valueSize = sizeFrom('value', o.valueSize, o.value, isFdValued(mapType) ? 4 : isRingbuf(mapType) ? 0 : undefined)
+    let flags = mapFlagsValue(o.flags)
+    if (o.numaNode !== undefined) flags |= kernel.flags.BPF_F_NUMA_NODE
+    const tokenFd = tokenFdFor(o.token, { cmd: 'map_create', mapType })
+    const inner = innerMapFd(o.innerMap, o.token)
+    try {
+      const fd = native.mapCreate({
+        mapType, keySize, valueSize,
+        maxEntries: positiveU32('maxEntries', o.maxEntries),
+        mapFlags: flags >>> 0,
+        numaNode: o.numaNode === undefined ? undefined : positiveU32('numaNode', o.numaNode),
+        name: o.name,
+        innerMapFd: inner?.fd,
+        mapExtra: o.mapExtra,
+        btfFd: o.btf?.btf.fd.fd,
+        btfKeyTypeId: o.btf?.keyTypeId,
+        btfValueTypeId: o.btf?.valueTypeId,
+        tokenFd,
+      })
+      return BpfMap.adopt(new Fd(fd, 'map'), o) as BpfMap<KeyOf<O>, ValueOf<O>>
+    } finally {
+      if (inner && inner.temporary) inner.close()
+    }
+  }
+
+  /** Opens a map pinned in bpffs (BPF_OBJ_GET). Errors: ENOENT, EPERM, EINVAL if the pin is not a map. */
+  static fromPin<K = Uint8Array, V = Uint8Array>(path: string, options: MapOpenOptions = {}): BpfMap<K, V> {
+    checkOptions('BpfMap.fromPin', options, ['key', 'value'])
+    return BpfMap.adopt(new Fd(native.objGet(path), 'map'), options, 'was pinned at ' + path)
+  }
+
+  /** Opens a map by ID (CAP_SYS_ADMIN). Errors: ENOENT when no map has that ID. */
+  static fromId<K = Uint8Array, V = Uint8Array>(id: number, options: MapOpenOptions = {}): BpfMap<K, V> {
+    checkOptions('BpfMap.fromId', options, ['key', 'value'])
+    return BpfMap.adopt(new Fd(native.mapGetFdById(positiveU32('id', id)), 'map'), options, `has ID ${id}`)
+  }
+
+  /** Takes ownership of an fd that refers to a map (closed with the BpfMap). */
+  static fromFd<K = Uint8Array, V = Uint8Array>(fd: Fd, options: MapOpenOptions = {}): BpfMap<K, V> {
+    checkOptions('BpfMap.fromFd', options, ['key', 'value'])
+    return BpfMap.adopt(fd, options, `is fd ${fd.fd}`)
+  }
+
+  private static adopt(fd: Fd, options: MapOpenOptions, what?: string): BpfMap<never, never> {
+    try {
+      return new BpfMap(fd, { key: options.key, value: options.value })
+    } catch (e) {
+      fd.close()
+      if (what && e instanceof Error && (e as { code?: string }).code === 'EINVAL') {
+        throw Object.assign(new TypeError(`the object that ${what} is not a BPF map`), { cause: e })
+      }
+      throw e
+    }
+  }
+
+  /** The map's fd number; throws once the map is closed. */
+  get fd(): number {
+    return this.#fd.fd
+  }
+
+  get closed(): boolean {
+    return this.#fd.closed
+  }
+
+  /** The value for `key`, or undefined when there is none. Per-CPU maps give one value per CPU. */
+  lookup(key: K): V | undefined {
+    const out = new Uint8Array(this.valueBytes)
+    if (!native.mapLookupElem(this.fd, this.keyBytes(key), out)) return undefined
+    return this.decodeValue(out)
+  }
+
+  /** Same as lookup. */
+  get(key: K): V | undefined {
+    return this.lookup(key)
+  }
+
+  has(key: K): boolean {
+    return native.mapLookupElem(this.fd, this.keyBytes(key), (this.#hasOut ??= new Uint8Array(this.valueBytes)))
+  }
+
+  /**
+   * Creates or replaces the value for `key`. `flags`: 'any' (default),
+   * 'noexist', 'exist', 'lock'. Errors: EEXIST / ENOENT for those flags,
+   * E2BIG when a full map has no room, EPERM on a frozen map.
+   */
+  update(key: K, value: V | FdRef, flags?: UpdateFlag): void {
+    native.mapUpdateElem(this.fd, this.keyBytes(key), this.encodeValue(value), updateFlagsValue(flags))
+  }
+
+  /** Same as update. */
+  set(key: K, value: V | FdRef, flags?: UpdateFlag): this {
+    this.update(key, value, flags)
+    return this
+  }
+
+  /** Deletes `key`; false when it was not there. Array maps refuse with EINVAL. */
+  delete(key: K): boolean {
+    return native.mapDeleteElem(this.fd, this.keyBytes(key))
+  }
+
+  /** Looks up and deletes in one call (hash maps: Linux 5.14+). undefined when absent. */
+  lookupAndDelete(key: K): V | undefined {
+    const out = new Uint8Array(this.valueBytes)
+    if (!native.mapLookupAndDeleteElem(this.fd, this.keyBytes(key), out)) return undefined
+    return this.decodeValue(out)
+  }
+
+  /** Queue and stack: adds a value; bloom filter: adds a member. */
+  push(value: V, flags?: UpdateFlag): void {
+    this.requireKeyless('push')
+    native.mapUpdateElem(this.fd, null, this.encodeValue(value), updateFlagsValue(flags))
+  }
+
+  /** Queue and stack: removes and returns the next value, undefined when empty. */
+  pop(): V | undefined {
+    this.requireKeyless('pop')
+    const out = new Uint8Array(this.valueBytes)
+    return native.mapLookupAndDeleteElem(this.fd, null, out) ? this.decodeValue(out) : undefined
+  }
+
+  /** Queue and stack: the next value without removing it, undefined when empty. */
+  peek(): V | undefined {
+    this.requireKeyless('peek')
+    const out = new Uint8Array(this.valueBytes)
+    return native.mapLookupElem(this.fd, null, out) ? this.decodeValue(out) : undefined
+  }
+
+  /** Bloom filter: false when `value` was surely never added, true when it may have been. */
+  mayContain(value: V): boolean {
+    this.requireKeyless('mayContain')
+    return native.mapLookupElem(this.fd, null, this.encodeValue(value))
+  }
+
+  /**
+   * Every key. Robust to deletions during the walk: when the kernel restarts
+   * from the first key, keys already given are skipped, never repeated.
+   */
+  keys(): Generator<K, void, undefined> {
+    if (this.keySize === 0) throw new TypeError(`${this.type} maps have no keys`)
+    return walkKeys(this.fd, this.keySize, !isArrayLike(this.typeId), (b) => this.#key.decode(b) as K)
+  }
+
+  /** Every [key, value]; a key deleted between the walk and its lookup is skipped. */
+  *entries(): Generator<[K, V], void, undefined> {
+    const out = new Uint8Array(this.valueBytes)
+    for (const k of this.keys()) {
+      if (native.mapLookupElem(this.fd, this.keyBytes(k), out)) yield [k, this.decodeValue(out)]
+    }
+  }
+
+  *values(): Generator<V, void, undefined> {
+    for (const [, v] of this.entries()) yield v
+  }
+
+  [Symbol.iterator](): Generator<[K, V], void, undefined> {
+    return this.entries()
+  }
+
+  /**
+   * All entries through BPF_MAP_LOOKUP_BATCH (Linux 5.6+), `batchSize` at a
+   * time; with `delete: true`, LOOKUP_AND_DELETE_BATCH. Falls back to single
+   * lookups on kernels or map types without batch support.
+   */
+  lookupBatch(options: BatchLookupOptions = {}): [K, V][] {
+    checkOptions('lookupBatch', options, ['batchSize', 'delete'])
+    const { keys, values, count } = batchLookup(this.fd, this.keySize, this.valueBytes, options, () => this.rawEntries(options.delete ?? false))
+    const out: [K, V][] = new Array(count)
+    for (let i = 0; i < count; i++) {
+      out[i] = [this.#key.decode(keys, i * this.keySize) as K, this.decodeValue(values.subarray(i * this.valueBytes, (i + 1) * this.valueBytes))]
+    }
+    return out
+  }
+
+  /** Writes many entries with BPF_MAP_UPDATE_BATCH (5.6+, single updates otherwise). Returns how many were written. */
+  updateBatch(entries: Iterable<readonly [K, V | FdRef]>, options: { flags?: UpdateFlag } = {}): number {
+    checkOptions('updateBatch', options, ['flags'])
+    const list = Array.from(entries)
+    const keys = new Uint8Array(list.length * this.keySize)
+    const values = new Uint8Array(list.length * this.valueBytes)
+    list.forEach(([k, v], i) => {
+      keys.set(this.keyBytes(k), i * this.keySize)
+      values.set(this.encodeValue(v), i * this.valueBytes)
+    })
+    return batchUpdate(this.fd, keys, values, list.length, updateFlagsValue(options.flags), this.keySize, this.valueBytes)
+  }
+
+  /** Deletes many keys with BPF_MAP_DELETE_BATCH (5.6+); stops at the first missing key. Returns how many were deleted. */
+  deleteBatch(keys: Iterable<K>): number {
+    const list = Array.from(keys)
+    const buf = new Uint8Array(list.length * this.keySize)
+    list.forEach((k, i) => buf.set(this.keyBytes(k), i * this.keySize))
+    return batchDelete(this.fd, buf, list.length, this.keySize)
+  }
+
+  /** Makes the map read-only for user space (BPF_MAP_FREEZE, Linux 5.2+). */
+  freeze(): void {
+    native.mapFreeze(this.fd)
+  }
+
+  /** Pins the map at `path` in a bpffs. Errors: EEXIST, ENOENT, EPERM. */
+  pin(path: string): void {
+    native.objPin(this.fd, path)
+    this.#pinnedAt = path
+  }
+
+  /** Removes the pin made by `pin` (the map lives on while open). */
+  unpin(): void {
+    if (this.#pinnedAt === undefined) return
+    unlinkSync(this.#pinnedAt)
+    this.#pinnedAt = undefined
+  }
+
+  info(): MapInfo {
+    return mapInfoByFd(this.fd)
+  }
+
+  get id(): number {
+    return this.info().id
+  }
+
+  close(): void {
+    this.#fd.close()
+  }
+
+  [Symbol.dispose](): void {
+    this.close()
+  }
+
+  /** Raw key bytes for `key` (the scratch buffer for typed keys). */
+  private keyBytes(key: K): Uint8Array {
+    return this.#key.encode(key)
+  }
+
+  private encodeValue(value: unknown): Uint8Array {
+    if (isFdValued(this.typeId)) return fdValue(value, this.#value.scratch)
+    return this.#perCpu ? this.#perCpu.encode(value) : this.#value.encode(value)
+  }
+
+  private decodeValue(bytes: Uint8Array): V {
+    if (this.#perCpu) return this.#perCpu.decode(bytes) as V
+    if (isFdValued(this.typeId)) return new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true) as V
+    return this.#value.decode(bytes) as V
+  }
+
+  private requireKeyless(op: string): void {
+    if (this.keySize !== 0) throw new TypeError(`${op} is for queue, stack and bloom filter maps, not ${this.type}`)
+  }
+
+  // The single-op fallback for batches: raw keys and values.
+  private *rawEntries(andDelete: boolean): Generator<[Uint8Array, Uint8Array]> {
+    const out = new Uint8Array(this.valueBytes)
+    for (const k of walkKeys(this.fd, this.keySize, !isArrayLike(this.typeId), (b) => b.slice())) {
+      const found = andDelete ? native.mapLookupAndDeleteElem(this.fd, k, out) : native.mapLookupElem(this.fd, k, out)
+      if (found) yield [k, out.slice()]
+    }
+  }
+}
+
+function sizeFrom(what: string, size: number | undefined, desc: TypeDesc | undefined, implied: number | undefined): number {
+  if (desc !== undefined) {
+    // The codec decides the size; an explicit size must agree (checked when the map opens).
+    return size ?? codecSize(desc)
+  }
+  if (size === undefined) {
+    if (implied !== undefined) return implied
+    throw new TypeError(`BpfMap.create: give ${what}Size or ${what}`)
+  }
+  return positiveU32(`${what}Size`, size)
+}
+
+function codecSize(desc: TypeDesc): number {
+  return codecFor(desc).size
+}
+
+interface InnerFd {
+  fd: number
+  temporary: boolean
+  close(): void
+}
+
+function innerMapFd(inner: MapCreateOptions['innerMap'], token: TokenLike | null | undefined): InnerFd | undefined {
+  if (inner === undefined) return undefined
+  if (inner instanceof BpfMap) return { fd: inner.fd, temporary: false, close() {} }
+  if (inner === null || typeof inner !== 'object') throw new TypeError('innerMap must be a BpfMap or a template { type, keySize, valueSize, maxEntries }')
+  checkOptions('innerMap', inner, ['type', 'keySize', 'valueSize', 'maxEntries', 'flags'])
+  const m = BpfMap.create({ ...inner, token })
+  return { fd: m.fd, temporary: true, close: () => m.close() }
+}
