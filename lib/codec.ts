@@ -13,7 +13,7 @@ export type TypeDesc =
 export type Decoded<D> =
   D extends 'u64' | 'i64' ? bigint
   : D extends 'u8' | 'u16' | 'u32' | 'i8' | 'i16' | 'i32' | 'f32' | 'f64' ? number
-  : D extends { bytes: number } ? Uint8Array
+  : D extends { bytes: number } ? Uint8Array // a string is accepted too, stored as zero-padded UTF-8
   : D extends { struct: ReadonlyArray<readonly [string, TypeDesc]> } ? { [F in D['struct'][number] as F[0]]: Decoded<F[1]> }
   : D extends { array: infer E; length: number } ? Decoded<E>[]
   : Uint8Array

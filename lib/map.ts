@@ -14,6 +14,8 @@ import {
 } from './map-kinds.js'
 import { PerCpuValues, Side, fdValue, type FdRef } from './map-values.js'
 import { walkKeys } from './map-walk.js'
+import { MappedArray } from './map-mmap.js'
+import { RingBuffer } from './ringbuf.js'
 import { batchDelete, batchLookup, batchUpdate, type BatchLookupOptions } from './map-batch.js'
 
 /** The shape of an inner map for array_of_maps / hash_of_maps. */
@@ -96,6 +98,9 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> {
   readonly #perCpu: PerCpuValues | undefined
   #pinnedAt: string | undefined
   #hasOut: Uint8Array | undefined
+  // Mappings and ring buffer readers borrow the fd: closed before it is.
+  readonly #borrowers = new Set<{ close(): void }>()
+  #ring: RingBuffer | undefined
 
   private constructor(fd: Fd, options: MapOpenOptions) {
     this.#fd = fd
@@ -148,19 +153,22 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> {
   }
 
   /** Opens a map pinned in bpffs (BPF_OBJ_GET). Errors: ENOENT, EPERM, EINVAL if the pin is not a map. */
-  static fromPin<K = Uint8Array, V = Uint8Array>(path: string, options: MapOpenOptions = {}): BpfMap<K, V> {
+  static fromPin<const O extends MapOpenOptions = {}>(path: string, options?: O): BpfMap<KeyOf<O>, ElemOf<O>> {
+    options ??= {} as O
     checkOptions('BpfMap.fromPin', options, ['key', 'value'])
     return BpfMap.adopt(new Fd(native.objGet(path), 'map'), options, 'was pinned at ' + path)
   }
 
   /** Opens a map by ID (CAP_SYS_ADMIN). Errors: ENOENT when no map has that ID. */
-  static fromId<K = Uint8Array, V = Uint8Array>(id: number, options: MapOpenOptions = {}): BpfMap<K, V> {
+  static fromId<const O extends MapOpenOptions = {}>(id: number, options?: O): BpfMap<KeyOf<O>, ElemOf<O>> {
+    options ??= {} as O
     checkOptions('BpfMap.fromId', options, ['key', 'value'])
     return BpfMap.adopt(new Fd(native.mapGetFdById(positiveU32('id', id)), 'map'), options, `has ID ${id}`)
   }
 
   /** Takes ownership of an fd that refers to a map (closed with the BpfMap). */
-  static fromFd<K = Uint8Array, V = Uint8Array>(fd: Fd, options: MapOpenOptions = {}): BpfMap<K, V> {
+  static fromFd<const O extends MapOpenOptions = {}>(fd: Fd, options?: O): BpfMap<KeyOf<O>, ElemOf<O>> {
+    options ??= {} as O
     checkOptions('BpfMap.fromFd', options, ['key', 'value'])
     return BpfMap.adopt(fd, options, `is fd ${fd.fd}`)
   }
@@ -342,7 +350,36 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> {
     return this.info().id
   }
 
+  /**
+   * Maps the values of an array created with the 'mmapable' flag (Linux
+   * 5.5+): element access without syscalls. `writable` is refused (EPERM)
+   * for frozen maps. Unmapped by its own close() or the map's.
+   */
+  mmap(options: { writable?: boolean } = {}): MappedArray<V> {
+    checkOptions('mmap', options, ['writable'])
+    const writable = options.writable ?? true
+    const m: MappedArray<V> = new MappedArray<V>(this.fd, this.#value, this.maxEntries, writable, () => this.#borrowers.delete(m))
+    this.#borrowers.add(m)
+    return m
+  }
+
+  /**
+   * The consumer of a ringbuf map (Linux 5.8+): `records()` is an async
+   * iterator fed by the event loop. One consumer per map; closed with the map.
+   */
+  ringBuffer(): RingBuffer {
+    if (this.#ring) return this.#ring
+    const r: RingBuffer = new RingBuffer(this.fd, () => {
+      this.#borrowers.delete(r)
+      this.#ring = undefined
+    })
+    this.#borrowers.add(r)
+    this.#ring = r
+    return r
+  }
+
   close(): void {
+    for (const b of [...this.#borrowers]) b.close()
     this.#fd.close()
   }
 

@@ -60,6 +60,21 @@ std::string OptString(const Napi::Object& o, const char* key, size_t max_len);
 // A buffer must hold at least `need` bytes the kernel will read or write.
 void RequireLength(Napi::Env env, const Bytes& b, uint64_t need, const char* what);
 
+// ---- maps ----
+struct MapMeta {
+  uint32_t type = 0;
+  uint32_t key_size = 0;
+  uint32_t value_size = 0;   // as the kernel reports it
+  uint32_t value_bytes = 0;  // what one lookup or update reads or writes (per-CPU: all CPUs)
+  uint32_t max_entries = 0;
+  uint32_t map_flags = 0;
+};
+// The kernel's own sizes for the map at fd (cached per fd); throws a BpfError
+// for `command` when fd is not a map.
+MapMeta MapMetaOf(Napi::Env env, int fd, const char* command);
+void InitMmap(Napi::Env env, Napi::Object exports);
+void InitRingbuf(Napi::Env env, Napi::Object exports);
+
 // ---- fds ----
 // Moves a fresh fd to 3 or above (0-2 read as "none" by the kernel and as
 // stdio by everyone else) with O_CLOEXEC, closing the original.

@@ -9,14 +9,6 @@
 namespace bpfkit {
 namespace {
 
-struct MapMeta {
-  uint32_t type = 0;
-  uint32_t key_size = 0;
-  uint32_t value_size = 0;  // as the kernel reports it
-  uint32_t value_bytes = 0; // what one lookup or update reads or writes (per-CPU: all CPUs)
-  uint32_t max_entries = 0;
-};
-
 // Map sizes by fd number. Filled on first use from OBJ_GET_INFO_BY_FD and
 // dropped whenever the number is closed or handed out again (ForgetFd).
 std::unordered_map<int, MapMeta>& MetaCache() {
@@ -29,8 +21,8 @@ bool IsPerCpu(uint32_t type) {
          type == bpfattr::map_type::lru_percpu_hash || type == bpfattr::map_type::percpu_cgroup_storage;
 }
 
-MapMeta MakeMeta(uint32_t type, uint32_t key_size, uint32_t value_size, uint32_t max_entries) {
-  MapMeta m{type, key_size, value_size, value_size, max_entries};
+MapMeta MakeMeta(uint32_t type, uint32_t key_size, uint32_t value_size, uint32_t max_entries, uint32_t flags) {
+  MapMeta m{type, key_size, value_size, value_size, max_entries, flags};
   if (IsPerCpu(type)) m.value_bytes = ((value_size + 7) & ~7u) * NumPossibleCpus();
   return m;
 }
@@ -49,7 +41,7 @@ MapMeta Meta(Napi::Env env, int fd, const char* command) {
     int err = errno;
     ThrowBpfError(env, command, err, std::string(), err == EINVAL ? "fd is not a BPF map" : nullptr);
   }
-  return cache.emplace(fd, MakeMeta(mi.type, mi.key_size, mi.value_size, mi.max_entries)).first->second;
+  return cache.emplace(fd, MakeMeta(mi.type, mi.key_size, mi.value_size, mi.max_entries, mi.map_flags)).first->second;
 }
 
 // ---- create ----
@@ -88,7 +80,7 @@ Napi::Value MapCreate(const Napi::CallbackInfo& info) {
   int fd = SafeFd(static_cast<int>(SysBpf(bpfattr::cmd::map_create, &a, size)));
   if (fd < 0) ThrowBpfError(env, "map_create", errno);
   ForgetFd(fd);
-  MetaCache().emplace(fd, MakeMeta(a.map_type, a.key_size, a.value_size, a.max_entries));
+  MetaCache().emplace(fd, MakeMeta(a.map_type, a.key_size, a.value_size, a.max_entries, a.map_flags));
   return Napi::Number::New(env, fd);
 }
 
@@ -316,6 +308,7 @@ Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void ForgetFd(int fd) { MetaCache().erase(fd); }
+MapMeta MapMetaOf(Napi::Env env, int fd, const char* command) { return Meta(env, fd, command); }
 
 void InitMaps(Napi::Env env, Napi::Object exports) {
   exports.Set("mapCreate", Napi::Function::New(env, MapCreate, "mapCreate"));

@@ -146,7 +146,23 @@ export interface NativeAddon {
   linkCreate(attrs: LinkCreateAttrs): number
   linkDetach(fd: number): void
   tokenCreate(bpffsFd: number, flags?: number): number
+
+  /** Maps a BPF_F_MMAPABLE array's values; length from the kernel's sizes. */
+  mapMmap(fd: number, writable: boolean): ArrayBuffer
+  /** Releases the mapping now and detaches the buffer. */
+  mapUnmap(buffer: ArrayBuffer): void
+
+  ringbufOpen(fd: number): RingbufHandle
+  /** Copies whole records into `out`; returns the count, or -(bytes needed) when the next record does not fit. */
+  ringbufConsume(ring: RingbufHandle, out: Uint8Array, ends: Uint32Array): number
+  ringbufPending(ring: RingbufHandle): number
+  ringbufWait(ring: RingbufHandle, onReady: (status: number) => void): void
+  ringbufCancel(ring: RingbufHandle): void
+  ringbufClose(ring: RingbufHandle): void
 }
+
+/** An opaque native ring buffer consumer. */
+export type RingbufHandle = { readonly __ringbuf: unique symbol }
 
 const packageRoot = join(__dirname, '..', '..')
 const load = createRequire(__filename)('node-gyp-build') as (dir: string) => unknown

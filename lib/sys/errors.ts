@@ -125,7 +125,8 @@ const boring = /^(processed \d+ insns|verification time|stack depth|max_states_p
 /** Builds the error for a failed command; the native layer calls it. */
 export function createBpfError(command: string, errno: number, log?: string, detail?: string): BpfError {
   const code = errnoName(errno)
-  const cause = likelyCause(command, code)
+  const rejected = log !== undefined && log.length > 0 && (code === 'EINVAL' || code === 'EACCES')
+  const cause = rejected ? (command === 'btf_load' ? 'the kernel rejected the BTF' : 'the verifier rejected the program') : likelyCause(command, code)
   let message = `${command}: ${code}`
   if (detail) message += ` (${detail})`
   if (cause) message += `: ${cause}`

@@ -11,7 +11,7 @@ test('pin, fromPin, unpin', () => {
   using m = BpfMap.create({ type: 'hash', key: 'u32', value: 'u32', maxEntries: 4, name: 'pinned' })
   m.set(1, 11)
   m.pin(path)
-  using again = BpfMap.fromPin<number, number>(path, { key: 'u32', value: 'u32' })
+  using again = BpfMap.fromPin(path, { key: 'u32', value: 'u32' })
   expect(again.get(1)).toBe(11)
   expect(again.id).toBe(m.id)
   m.unpin()

@@ -54,7 +54,7 @@ describe('typed maps', () => {
     using m = BpfMap.create({ type: 'hash', key: { struct: [['addr', 'u32'], ['proto', 'u8']] }, value, maxEntries: 4 })
     expect(m.keySize).toBe(8) // u32 + u8 padded to 4-byte alignment
     expect(m.valueSize).toBe(24) // 1 + 7 pad + 8 + 5 + 1 pad + 2 = 24
-    m.set({ addr: 0x7f000001, proto: 6 }, { flag: 1, count: 5n, name: 'ab', port: 80 })
+    m.set({ addr: 0x7f000001, proto: 6 }, { flag: 1, count: 5n, name: new TextEncoder().encode('ab'), port: 80 })
     const got = m.get({ addr: 0x7f000001, proto: 6 })!
     expect(got.flag).toBe(1)
     expect(got.count).toBe(5n)
@@ -70,8 +70,8 @@ describe('typed maps', () => {
     } finally {
       raw.close()
     }
-    expect(() => m.set({ addr: 1 } as never, { flag: 1, count: 1n, name: '', port: 1 })).toThrow(/missing field 'proto'/)
-    expect(() => m.set({ addr: 1, proto: 1, x: 1 } as never, { flag: 1, count: 1n, name: '', port: 1 })).toThrow(/unknown field 'x'/)
+    expect(() => m.set({ addr: 1 } as never, { flag: 1, count: 1n, name: new Uint8Array(0), port: 1 })).toThrow(/missing field 'proto'/)
+    expect(() => m.set({ addr: 1, proto: 1, x: 1 } as never, { flag: 1, count: 1n, name: new Uint8Array(0), port: 1 })).toThrow(/unknown field 'x'/)
   })
 
   test('arrays of a type', () => {

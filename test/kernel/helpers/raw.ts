@@ -17,10 +17,19 @@ export const mov64Imm = (dst: number, imm: number) => insn(0xb7, dst, 0, 0, imm)
 export const exit = () => insn(0x95, 0, 0, 0, 0)
 export const call = (helper: number) => insn(0x85, 0, 0, 0, helper)
 export const ldxw = (dst: number, src: number, off: number) => insn(0x61, dst, src, off, 0)
+export const mov64Reg = (dst: number, src: number) => insn(0xbf, dst, src, 0, 0)
+export const add64Imm = (dst: number, imm: number) => insn(0x07, dst, 0, 0, imm)
+export const stxdw = (dst: number, src: number, off: number) => insn(0x7b, dst, src, off, 0)
+/** ld_imm64 with BPF_PSEUDO_MAP_FD: two slots. */
+export const ldMapFd = (dst: number, fd: number) => program(insn(0x18, dst, 1, 0, fd), insn(0, 0, 0, 0, 0))
 
 export function program(...insns: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(insns.length * 8)
-  insns.forEach((b, i) => out.set(b, i * 8))
+  const out = new Uint8Array(insns.reduce((n, b) => n + b.length, 0))
+  let at = 0
+  for (const b of insns) {
+    out.set(b, at)
+    at += b.length
+  }
   return out
 }
 

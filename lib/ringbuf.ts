@@ -1,0 +1,136 @@
+// Consumer of a BPF ring buffer map (Linux 5.8+): drains records copied out of
+// the shared memory in batches, and waits for more through a uv_poll on the
+// map's fd on Node's own event loop.
+import { native, type RingbufHandle } from './sys/index.js'
+
+export interface RecordsOptions {
+  /** Ends the iteration (without an error) when aborted. */
+  signal?: AbortSignal
+}
+
+export class RingBuffer {
+  #ring: RingbufHandle | undefined
+  #ends = new Uint32Array(1024)
+  #scratch: Uint8Array = new Uint8Array(64 * 1024)
+  #wake: ((ready: boolean) => void) | undefined
+  readonly #onClose: () => void
+
+  /** @internal Made by BpfMap.ringBuffer. */
+  constructor(fd: number, onClose: () => void) {
+    this.#ring = native.ringbufOpen(fd)
+    this.#onClose = onClose
+  }
+
+  /** Bytes written by producers and not yet consumed (headers included). */
+  get pending(): number {
+    return native.ringbufPending(this.live())
+  }
+
+  /**
+   * Calls `onRecord` for every committed record, in order, and returns how
+   * many. The view is valid only during the call: copy what you keep.
+   */
+  consume(onRecord: (record: Uint8Array) => void): number {
+    let total = 0
+    for (;;) {
+      const [n, buf] = this.fill(this.#scratch)
+      this.#scratch = buf
+      if (n === 0) return total
+      let start = 0
+      for (let i = 0; i < n; i++) {
+        const end = this.#ends[i]
+        onRecord(buf.subarray(start, end))
+        start = end
+      }
+      total += n
+    }
+  }
+
+  /** Every committed record now, as copies the caller may keep. */
+  read(): Uint8Array[] {
+    const out: Uint8Array[] = []
+    for (;;) {
+      // A fresh buffer per batch: the records returned are views into it.
+      const [n, buf] = this.fill(new Uint8Array(Math.max(this.pending, 8)))
+      if (n === 0) return out
+      let start = 0
+      for (let i = 0; i < n; i++) {
+        out.push(buf.subarray(start, this.#ends[i]))
+        start = this.#ends[i]
+      }
+    }
+  }
+
+  /**
+   * Records as they arrive, waiting on the event loop in between. Ends when
+   * `signal` aborts or the ring buffer (or its map) is closed.
+   */
+  async *records(options: RecordsOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
+    const { signal } = options
+    while (this.#ring && !signal?.aborted) {
+      const batch = this.read()
+      if (batch.length > 0) {
+        yield* batch
+        continue
+      }
+      if (!(await this.wait(signal))) return
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
+    return this.records()
+  }
+
+  /** Resolves true when records are ready, false when aborted or closed. */
+  wait(signal?: AbortSignal): Promise<boolean> {
+    const ring = this.live()
+    if (this.#wake) throw new TypeError('ring buffer: another wait is in progress')
+    return new Promise<boolean>((resolve, reject) => {
+      if (signal?.aborted) return resolve(false)
+      const onAbort = () => finish(false)
+      const finish = (ready: boolean) => {
+        signal?.removeEventListener('abort', onAbort)
+        if (this.#wake === finish) this.#wake = undefined
+        if (!ready && this.#ring) native.ringbufCancel(this.#ring)
+        resolve(ready)
+      }
+      this.#wake = finish
+      signal?.addEventListener('abort', onAbort, { once: true })
+      native.ringbufWait(ring, (status) => {
+        if (status < 0) {
+          this.#wake = undefined
+          signal?.removeEventListener('abort', onAbort)
+          reject(new Error(`ring buffer: polling the map fd failed (libuv status ${status})`))
+        } else finish(true)
+      })
+    })
+  }
+
+  close(): void {
+    if (!this.#ring) return
+    const ring = this.#ring
+    this.#ring = undefined
+    native.ringbufClose(ring)
+    this.#wake?.(false)
+    this.#onClose()
+  }
+
+  [Symbol.dispose](): void {
+    this.close()
+  }
+
+  // Copies a batch of records into `buf`, or into a larger buffer when the
+  // next record alone does not fit; returns the count and the buffer used.
+  private fill(buf: Uint8Array): [number, Uint8Array] {
+    const ring = this.live()
+    const n = native.ringbufConsume(ring, buf, this.#ends)
+    if (n >= 0) return [n, buf]
+    const bigger = new Uint8Array(-n)
+    return [native.ringbufConsume(ring, bigger, this.#ends), bigger]
+  }
+
+  private live(): RingbufHandle {
+    if (!this.#ring) throw new TypeError('ring buffer: already closed')
+    return this.#ring
+  }
+}

@@ -1,0 +1,75 @@
+// Memory-mapped BPF_F_MMAPABLE arrays: the map's values as an ArrayBuffer, so
+// reads and writes from JavaScript cost no syscall. The mapping's length
+// comes from the kernel's own sizes, never from the caller, so JavaScript
+// cannot reach past it.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common.h"
+
+namespace bpfkit {
+namespace {
+
+struct Mapping {
+  void* addr;
+  size_t length;
+};
+
+size_t PageSize() {
+  static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return page;
+}
+
+// The ArrayBuffer's finalizer: releases the address range, whether it still
+// holds the map or the reservation mapUnmap left there.
+void FinalizeMapping(Napi::Env, void*, Mapping* m) {
+  munmap(m->addr, m->length);
+  delete m;
+}
+
+// mapMmap(fd, writable) -> ArrayBuffer over round_up(round_up(value_size, 8) * max_entries, page).
+Napi::Value MapMmap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info[0], "fd");
+  bool writable = info[1].ToBoolean();
+  const MapMeta meta = MapMetaOf(env, fd, "mmap");
+  if (meta.type != bpfattr::map_type::array || !(meta.map_flags & bpfattr::flag::MMAPABLE)) {
+    ThrowType(env, "mmap: only array maps created with the 'mmapable' flag can be mapped");
+  }
+  const size_t stride = (static_cast<size_t>(meta.value_size) + 7) & ~size_t{7};
+  const size_t page = PageSize();
+  const size_t length = (stride * meta.max_entries + page - 1) & ~(page - 1);
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  void* addr = mmap(nullptr, length, prot, MAP_SHARED, fd, 0);
+  if (addr == MAP_FAILED) ThrowBpfError(env, "mmap", errno, std::string(), errno == EPERM ? "the map is frozen or read-only for user space; map it read-only" : nullptr);
+  auto* m = new Mapping{addr, length};
+  return Napi::ArrayBuffer::New(env, addr, length, FinalizeMapping, m);
+}
+
+// mapUnmap(arrayBuffer): unmaps now and detaches the buffer, so every view of
+// it reads as empty instead of touching unmapped memory.
+Napi::Value MapUnmap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArrayBuffer()) ThrowType(env, "mapUnmap: expected the ArrayBuffer from mapMmap");
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  void* data = ab.Data();
+  if (data == nullptr) return env.Undefined();  // already detached
+  // The map's pages are replaced, in one step, by an inaccessible
+  // reservation: the map is released now (freeze works again), while the
+  // address range stays ours until the finalizer, so nothing else can be
+  // mapped where a stale pointer might still look.
+  if (mmap(data, ab.ByteLength(), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED) {
+    ThrowBpfError(env, "munmap", errno);
+  }
+  ab.Detach();
+  return env.Undefined();
+}
+
+}  // namespace
+
+void InitMmap(Napi::Env env, Napi::Object exports) {
+  exports.Set("mapMmap", Napi::Function::New(env, MapMmap, "mapMmap"));
+  exports.Set("mapUnmap", Napi::Function::New(env, MapUnmap, "mapUnmap"));
+}
+
+}  // namespace bpfkit
