@@ -1,6 +1,7 @@
 // Probes for features that are neither a map type, a program type nor a
 // helper: BPF tokens and their info, mmapable arrays, batch operations,
 // bounded loops, large programs, links, BTF itself.
+import { readFileSync } from 'node:fs'
 import { BtfBuilder } from '../btf-builder.js'
 import { Fd, NotSupportedError, native, tokenFdFor, type TokenLike } from '../sys/index.js'
 import { defaultToken } from '../sys/token.js'
@@ -41,6 +42,15 @@ export function haveBpfToken(): void {
   })
 }
 
+// A token's fdinfo lists what it delegates; no other fd's does.
+function isTokenFd(fd: number): boolean {
+  try {
+    return readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').includes('allowed_cmds:')
+  } catch {
+    return false
+  }
+}
+
 /**
  * Token info through BPF_OBJ_GET_INFO_BY_FD (Linux 6.17); before it, only
  * the fdinfo lines describe a token. With a token (given, or the process
@@ -52,6 +62,8 @@ export function haveBpfToken(): void {
  */
 export function haveTokenInfo(token?: TokenLike): void {
   const tok = token ?? defaultToken()
+  // Info of any other bpf object would succeed and prove nothing.
+  if (tok !== undefined && !isTokenFd(tok.fd)) throw new TypeError(`haveTokenInfo: fd ${tok.fd} is not a BPF token`)
   cachedProbe('token_info', () => {
     const feature = 'BPF token info (BPF_OBJ_GET_INFO_BY_FD on a token)'
     if (tok !== undefined) {
