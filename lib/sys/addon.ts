@@ -159,6 +159,10 @@ export interface NativeAddon {
   ringbufWait(ring: RingbufHandle, onReady: (status: number) => void): void
   ringbufCancel(ring: RingbufHandle): void
   ringbufClose(ring: RingbufHandle): void
+
+  socketAttachProg(socketFd: number, progFd: number): void
+  /** false when the socket had no filter. */
+  socketDetachProg(socketFd: number): boolean
 }
 
 /** An opaque native ring buffer consumer. */
