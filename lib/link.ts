@@ -3,7 +3,7 @@
 // setsockopt and lives as long as the socket. Closing a link detaches it
 // unless it is pinned, as with libbpf's bpf_link__destroy.
 import { closeSync, openSync, unlinkSync } from 'node:fs'
-import { Fd, enumValue, kernel, linkInfoByFd, native, type AttachTypeName, type LinkInfo } from './sys/index.js'
+import { Fd, bpfObjectKind, enumValue, kernel, linkInfoByFd, native, type AttachTypeName, type LinkInfo } from './sys/index.js'
 import type { FdRef } from './map-values.js'
 import { checkOptions } from './options.js'
 
@@ -69,7 +69,14 @@ export class BpfLink {
 
   /** Opens a link pinned in bpffs. */
   static fromPin(path: string): BpfLink {
-    return new BpfLink({ kind: 'link', fd: new Fd(native.objGet(path), 'link') })
+    const fd = new Fd(native.objGet(path), 'link')
+    if (bpfObjectKind(fd.fd) !== 'link') {
+      fd.close()
+      throw new TypeError(`the object pinned at ${path} is not a BPF link`)
+    }
+    const link = new BpfLink({ kind: 'link', fd })
+    link.#pinnedAt = path
+    return link
   }
 
   /** The link's fd (kernel links only). */

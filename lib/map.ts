@@ -2,7 +2,7 @@
 // (codec) access, iteration, batches, queues and stacks, pinning and info.
 import { unlinkSync } from 'node:fs'
 import {
-  Fd, enumName, enumValue, kernel, mapInfoByFd, native,
+  Fd, bpfObjectKind, enumName, enumValue, kernel, mapInfoByFd, native,
   tokenFdFor, type MapInfo, type MapTypeName, type TokenLike, type UpdateFlagName,
 } from './sys/index.js'
 import type { Btf } from './btf.js'
@@ -156,7 +156,9 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> {
   static fromPin<const O extends MapOpenOptions = {}>(path: string, options?: O): BpfMap<KeyOf<O>, ElemOf<O>> {
     options ??= {} as O
     checkOptions('BpfMap.fromPin', options, ['key', 'value'])
-    return BpfMap.adopt(new Fd(native.objGet(path), 'map'), options, 'was pinned at ' + path)
+    const m = BpfMap.adopt(new Fd(native.objGet(path), 'map'), options, 'was pinned at ' + path)
+    m.#pinnedAt = path // unpin() removes the pin it was opened from
+    return m
   }
 
   /** Opens a map by ID (CAP_SYS_ADMIN). Errors: ENOENT when no map has that ID. */
@@ -175,12 +177,10 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> {
 
   private static adopt(fd: Fd, options: MapOpenOptions, what?: string): BpfMap<never, never> {
     try {
+      if (what && bpfObjectKind(fd.fd) !== 'map') throw new TypeError(`the object that ${what} is not a BPF map`)
       return new BpfMap(fd, { key: options.key, value: options.value })
     } catch (e) {
       fd.close()
-      if (what && e instanceof Error && (e as { code?: string }).code === 'EINVAL') {
-        throw Object.assign(new TypeError(`the object that ${what} is not a BPF map`), { cause: e })
-      }
       throw e
     }
   }

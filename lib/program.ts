@@ -1,7 +1,7 @@
 // BpfProgram: a loaded BPF program owned by this process.
 import { unlinkSync } from 'node:fs'
 import {
-  Fd, enumName, enumValue, kernel, native, progInfoByFd, tokenFdFor,
+  Fd, bpfObjectKind, enumName, enumValue, kernel, native, progInfoByFd, tokenFdFor,
   type AttachTypeName, type ProgTypeName, type ProgramInfo, type TestRunResult, type TokenLike,
 } from './sys/index.js'
 import { assemble } from './asm/assemble.js'
@@ -88,7 +88,9 @@ export class BpfProgram {
 
   /** Opens a program pinned in bpffs. Errors: ENOENT; EINVAL when the pin is not a program. */
   static fromPin(path: string): BpfProgram {
-    return BpfProgram.adopt(new Fd(native.objGet(path), 'prog'), `was pinned at ${path}`)
+    const p = BpfProgram.adopt(new Fd(native.objGet(path), 'prog'), `was pinned at ${path}`)
+    p.#pinnedAt = path // unpin() removes the pin it was opened from
+    return p
   }
 
   /** Opens a program by ID (CAP_SYS_ADMIN). Errors: ENOENT when no program has that ID. */
@@ -103,10 +105,10 @@ export class BpfProgram {
 
   private static adopt(fd: Fd, what: string): BpfProgram {
     try {
+      if (bpfObjectKind(fd.fd) !== 'prog') throw new TypeError(`the object that ${what} is not a BPF program`)
       return new BpfProgram(fd, progInfoByFd(fd.fd).typeId)
     } catch (e) {
       fd.close()
-      if ((e as { code?: string }).code === 'EINVAL') throw Object.assign(new TypeError(`the object that ${what} is not a BPF program`), { cause: e })
       throw e
     }
   }
