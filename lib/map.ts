@@ -1,6 +1,5 @@
 // BpfMap: a BPF map owned by this process, with raw (Uint8Array) and typed
 // (codec) access, iteration, batches, queues and stacks, pinning and info.
-import { unlinkSync } from 'node:fs'
 import {
   Fd, bpfObjectKind, enumName, enumValue, kernel, mapInfoByFd, native,
   tokenFdFor, type MapInfo, type MapTypeName, type TokenLike, type UpdateFlagName,
@@ -14,6 +13,7 @@ import {
 } from './map-kinds.js'
 import { PerCpuValues, Side, fdValue, type FdRef } from './map-values.js'
 import { walkKeys } from './map-walk.js'
+import { BpfObject } from './object.js'
 import { MappedArray } from './map-mmap.js'
 import { RingBuffer } from './ringbuf.js'
 import { batchDelete, batchLookup, batchUpdate, type BatchLookupOptions } from './map-batch.js'
@@ -83,8 +83,7 @@ function positiveU32(what: string, v: unknown): number {
   return v
 }
 
-export class BpfMap<K = Uint8Array, V = Uint8Array> {
-  readonly #fd: Fd
+export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   /** Kernel name of the map type, e.g. 'hash'. */
   readonly type: string
   readonly typeId: number
@@ -96,14 +95,13 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> {
   readonly #key: Side
   readonly #value: Side
   readonly #perCpu: PerCpuValues | undefined
-  #pinnedAt: string | undefined
   #hasOut: Uint8Array | undefined
   // Mappings and ring buffer readers borrow the fd: closed before it is.
   readonly #borrowers = new Set<{ close(): void }>()
   #ring: RingBuffer | undefined
 
   private constructor(fd: Fd, options: MapOpenOptions) {
-    this.#fd = fd
+    super(fd)
     const meta = native.mapMeta(fd.fd)
     this.typeId = meta.type
     this.type = enumName(kernel.mapTypes, meta.type)
@@ -157,7 +155,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> {
     options ??= {} as O
     checkOptions('BpfMap.fromPin', options, ['key', 'value'])
     const m = BpfMap.adopt(new Fd(native.objGet(path), 'map'), options, 'was pinned at ' + path)
-    m.#pinnedAt = path // unpin() removes the pin it was opened from
+    m.openedFromPin(path)
     return m
   }
 
@@ -183,15 +181,6 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> {
       fd.close()
       throw e
     }
-  }
-
-  /** The map's fd number; throws once the map is closed. */
-  get fd(): number {
-    return this.#fd.fd
-  }
-
-  get closed(): boolean {
-    return this.#fd.closed
   }
 
   /** The value for `key`, or undefined when there is none. Per-CPU maps give one value per CPU. */
@@ -329,19 +318,6 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> {
     native.mapFreeze(this.fd)
   }
 
-  /** Pins the map at `path` in a bpffs. Errors: EEXIST, ENOENT, EPERM. */
-  pin(path: string): void {
-    native.objPin(this.fd, path)
-    this.#pinnedAt = path
-  }
-
-  /** Removes the pin made by `pin` (the map lives on while open). */
-  unpin(): void {
-    if (this.#pinnedAt === undefined) return
-    unlinkSync(this.#pinnedAt)
-    this.#pinnedAt = undefined
-  }
-
   info(): MapInfo {
     return mapInfoByFd(this.fd)
   }
@@ -378,13 +354,10 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> {
     return r
   }
 
-  close(): void {
+  /** Closes the map, and the mappings and ring buffer reader that borrow its fd. */
+  override close(): void {
     for (const b of [...this.#borrowers]) b.close()
-    this.#fd.close()
-  }
-
-  [Symbol.dispose](): void {
-    this.close()
+    super.close()
   }
 
   /** Raw key bytes for `key` (the scratch buffer for typed keys). */

@@ -1,12 +1,12 @@
 // BpfProgram: a loaded BPF program owned by this process.
-import { unlinkSync } from 'node:fs'
 import {
   Fd, bpfObjectKind, enumName, enumValue, kernel, native, progInfoByFd, tokenFdFor,
-  type AttachTypeName, type ProgTypeName, type ProgramInfo, type TestRunResult, type TokenLike,
+  type AttachTypeName, type ProgTypeName, type ProgramInfo, type TestRunAttrs, type TestRunResult, type TokenLike,
 } from './sys/index.js'
 import { assemble } from './asm/assemble.js'
 import type { Item } from './asm/insn.js'
 import { checkOptions } from './options.js'
+import { BpfObject } from './object.js'
 
 export interface ProgramLoadOptions {
   type: ProgTypeName | number
@@ -37,32 +37,18 @@ const loadKeys = [
   'kernVersion', 'attachBtfId', 'attachBtfObjFd', 'attachProgFd', 'token',
 ] as const
 
-export interface TestRunOptions {
-  /** Packet or input data. */
-  data?: Uint8Array
-  /** Context (e.g. struct __sk_buff) in and out. */
-  ctx?: Uint8Array
-  /** Bytes to receive of the output data / context (0: none). */
-  dataOutSize?: number
-  ctxOutSize?: number
-  /** Runs in the kernel `repeat` times; duration is the mean in ns. */
-  repeat?: number
-  flags?: number
-  cpu?: number
-  batchSize?: number
-}
+/** data / ctx in, dataOutSize / ctxOutSize to receive, repeat (mean duration in ns), flags, cpu, batchSize. */
+export type TestRunOptions = TestRunAttrs
 
 const testRunKeys = ['data', 'ctx', 'dataOutSize', 'ctxOutSize', 'repeat', 'flags', 'cpu', 'batchSize'] as const
 
-export class BpfProgram {
-  readonly #fd: Fd
+export class BpfProgram extends BpfObject {
   /** The verifier's log when a log level was asked for. */
   readonly log: string
   readonly type: string
-  #pinnedAt: string | undefined
 
   private constructor(fd: Fd, typeId: number, log = '') {
-    this.#fd = fd
+    super(fd)
     this.log = log
     this.type = enumName(kernel.progTypes, typeId)
   }
@@ -89,7 +75,7 @@ export class BpfProgram {
   /** Opens a program pinned in bpffs. Errors: ENOENT; EINVAL when the pin is not a program. */
   static fromPin(path: string): BpfProgram {
     const p = BpfProgram.adopt(new Fd(native.objGet(path), 'prog'), `was pinned at ${path}`)
-    p.#pinnedAt = path // unpin() removes the pin it was opened from
+    p.openedFromPin(path)
     return p
   }
 
@@ -111,14 +97,6 @@ export class BpfProgram {
       fd.close()
       throw e
     }
-  }
-
-  get fd(): number {
-    return this.#fd.fd
-  }
-
-  get closed(): boolean {
-    return this.#fd.closed
   }
 
   /**
@@ -145,25 +123,6 @@ export class BpfProgram {
     return this.info().id
   }
 
-  /** Pins at `path` in a bpffs. Errors: EEXIST, ENOENT, EPERM. */
-  pin(path: string): void {
-    native.objPin(this.fd, path)
-    this.#pinnedAt = path
-  }
-
-  unpin(): void {
-    if (this.#pinnedAt === undefined) return
-    unlinkSync(this.#pinnedAt)
-    this.#pinnedAt = undefined
-  }
-
-  close(): void {
-    this.#fd.close()
-  }
-
-  [Symbol.dispose](): void {
-    this.close()
-  }
 }
 
 function loadAttrs(o: ProgramLoadOptions) {
