@@ -125,6 +125,15 @@ export class BpfProgram extends BpfObject {
 
 }
 
+/**
+ * Makes the kernel count run time and runs of every program while the
+ * returned Fd is open (BPF_ENABLE_STATS, Linux 5.8+; CAP_SYS_ADMIN), so that
+ * `info().runTimeNs` and `runCount` move. Close it to stop.
+ */
+export function enableStats(): Fd {
+  return new Fd(native.enableStats(kernel.statsTypes.run_time), 'stats')
+}
+
 function loadAttrs(o: ProgramLoadOptions) {
   checkOptions('BpfProgram.load', o, loadKeys)
   if (o === null || typeof o !== 'object') throw new TypeError('BpfProgram.load: options must be an object')

@@ -160,6 +160,9 @@ export interface NativeAddon {
   ringbufCancel(ring: RingbufHandle): void
   ringbufClose(ring: RingbufHandle): void
 
+  /** BPF_ENABLE_STATS: statistics are collected while the returned fd is open. */
+  enableStats(type: number): number
+
   socketAttachProg(socketFd: number, progFd: number): void
   /** false when the socket had no filter. */
   socketDetachProg(socketFd: number): boolean

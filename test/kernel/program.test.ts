@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { expect, test } from 'vitest'
-import { asm, BpfMap, BpfProgram, ids, VerifierError } from '../../lib/index.js'
+import { asm, BpfMap, BpfProgram, enableStats, ids, VerifierError } from '../../lib/index.js'
 import { privateBpffs } from './helpers/scratch.js'
 
 const returns = (n: number) => [asm.mov64Imm(asm.R0, n), asm.exit()]
@@ -102,4 +102,16 @@ test('data out and context', async () => {
   expect(r.retval).toBe(2)
   expect(r.dataOut![0]).toBe(0xab)
   await expect(p.testRun({ data: new Uint8Array(64), dataOutSize: 8 })).rejects.toMatchObject({ code: 'ENOSPC' })
+})
+
+test('run time and count move while statistics are enabled', async () => {
+  using p = await BpfProgram.load({ type: 'socket_filter', insns: returns(1), license: 'GPL' })
+  {
+    using _stats = enableStats()
+    await p.testRun({ data: new Uint8Array(64), repeat: 5 })
+  }
+  expect(p.info().runCount).toBe(5n)
+  expect(p.info().runTimeNs).toBeGreaterThan(0n)
+  await p.testRun({ data: new Uint8Array(64), repeat: 5 }) // stats are off again: not counted
+  expect(p.info().runCount).toBe(5n)
 })
