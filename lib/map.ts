@@ -11,7 +11,7 @@ import {
   isArrayLike, isFdValued, isKeyless, isPerCpu, isRingbuf, mapFlagsValue,
   type FdMapType, type MapFlagName, type PerCpuMapType,
 } from './map-kinds.js'
-import { PerCpuValues, Side, fdValue, type FdRef } from './map-values.js'
+import { FdValues, PerCpuValues, Side, type FdRef, type ValueCodec } from './map-values.js'
 import { walkKeys } from './map-walk.js'
 import { BpfObject } from './object.js'
 import { MappedArray } from './map-mmap.js'
@@ -94,8 +94,13 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   readonly valueBytes: number
   readonly #key: Side
   readonly #value: Side
-  readonly #perCpu: PerCpuValues | undefined
-  #hasOut: Uint8Array | undefined
+  readonly #values: ValueCodec
+  // The native slot: key and value buffers every single-element call uses.
+  readonly #slot: number
+  readonly #k: Uint8Array
+  readonly #kv: DataView
+  readonly #v: Uint8Array
+  readonly #vv: DataView
   // Mappings and ring buffer readers borrow the fd: closed before it is.
   readonly #borrowers = new Set<{ close(): void }>()
   #ring: RingBuffer | undefined
@@ -111,7 +116,14 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     this.valueBytes = meta.valueBytes
     this.#key = new Side('key', meta.keySize, options.key)
     this.#value = new Side('value', meta.valueSize, options.value)
-    this.#perCpu = isPerCpu(meta.type) ? new PerCpuValues(this.#value, native.possibleCpus()) : undefined
+    this.#values = isPerCpu(meta.type) ? new PerCpuValues(this.#value, native.possibleCpus())
+      : isFdValued(meta.type) ? new FdValues() : this.#value
+    const slot = native.mapSlotOpen(fd.fd)
+    this.#slot = slot.slot
+    this.#k = new Uint8Array(slot.key)
+    this.#kv = new DataView(slot.key)
+    this.#v = new Uint8Array(slot.value)
+    this.#vv = new DataView(slot.value)
   }
 
   /**
@@ -185,9 +197,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
 
   /** The value for `key`, or undefined when there is none. Per-CPU maps give one value per CPU. */
   lookup(key: K): V | undefined {
-    const out = new Uint8Array(this.valueBytes)
-    if (!native.mapLookupElem(this.fd, this.keyBytes(key), out)) return undefined
-    return this.decodeValue(out)
+    this.putKey(key)
+    return native.mapSlotLookup(this.#slot) ? this.takeValue() : undefined
   }
 
   /** Same as lookup. */
@@ -196,7 +207,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   }
 
   has(key: K): boolean {
-    return native.mapLookupElem(this.fd, this.keyBytes(key), (this.#hasOut ??= new Uint8Array(this.valueBytes)))
+    this.putKey(key)
+    return native.mapSlotLookup(this.#slot)
   }
 
   /**
@@ -205,7 +217,9 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    * E2BIG when a full map has no room, EPERM on a frozen map.
    */
   update(key: K, value: V | FdRef, flags?: UpdateFlag): void {
-    native.mapUpdateElem(this.fd, this.keyBytes(key), this.encodeValue(value), updateFlagsValue(flags))
+    this.putKey(key)
+    this.#values.write(value, this.#v, this.#vv)
+    native.mapSlotUpdate(this.#slot, updateFlagsValue(flags))
   }
 
   /** Same as update. */
@@ -216,40 +230,40 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
 
   /** Deletes `key`; false when it was not there. Array maps refuse with EINVAL. */
   delete(key: K): boolean {
-    return native.mapDeleteElem(this.fd, this.keyBytes(key))
+    this.putKey(key)
+    return native.mapSlotDelete(this.#slot)
   }
 
   /** Looks up and deletes in one call (hash maps: Linux 5.14+). undefined when absent. */
   lookupAndDelete(key: K): V | undefined {
-    const out = new Uint8Array(this.valueBytes)
-    if (!native.mapLookupAndDeleteElem(this.fd, this.keyBytes(key), out)) return undefined
-    return this.decodeValue(out)
+    this.putKey(key)
+    return native.mapSlotLookupAndDelete(this.#slot) ? this.takeValue() : undefined
   }
 
   /** Queue and stack: adds a value; bloom filter: adds a member. */
   push(value: V, flags?: UpdateFlag): void {
     this.requireKeyless('push')
-    native.mapUpdateElem(this.fd, null, this.encodeValue(value), updateFlagsValue(flags))
+    this.#values.write(value, this.#v, this.#vv)
+    native.mapSlotUpdate(this.#slot, updateFlagsValue(flags))
   }
 
   /** Queue and stack: removes and returns the next value, undefined when empty. */
   pop(): V | undefined {
     this.requireKeyless('pop')
-    const out = new Uint8Array(this.valueBytes)
-    return native.mapLookupAndDeleteElem(this.fd, null, out) ? this.decodeValue(out) : undefined
+    return native.mapSlotLookupAndDelete(this.#slot) ? this.takeValue() : undefined
   }
 
   /** Queue and stack: the next value without removing it, undefined when empty. */
   peek(): V | undefined {
     this.requireKeyless('peek')
-    const out = new Uint8Array(this.valueBytes)
-    return native.mapLookupElem(this.fd, null, out) ? this.decodeValue(out) : undefined
+    return native.mapSlotLookup(this.#slot) ? this.takeValue() : undefined
   }
 
   /** Bloom filter: false when `value` was surely never added, true when it may have been. */
   mayContain(value: V): boolean {
     this.requireKeyless('mayContain')
-    return native.mapLookupElem(this.fd, null, this.encodeValue(value))
+    this.#values.write(value, this.#v, this.#vv)
+    return native.mapSlotLookup(this.#slot)
   }
 
   /**
@@ -258,14 +272,14 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    */
   keys(): Generator<K, void, undefined> {
     if (this.keySize === 0) throw new TypeError(`${this.type} maps have no keys`)
-    return walkKeys(this.fd, this.keySize, !isArrayLike(this.typeId), (b) => this.#key.decode(b) as K)
+    return walkKeys(this.fd, this.keySize, !isArrayLike(this.typeId), (b, v) => this.#key.read(b, v) as K)
   }
 
   /** Every [key, value]; a key deleted between the walk and its lookup is skipped. */
   *entries(): Generator<[K, V], void, undefined> {
-    const out = new Uint8Array(this.valueBytes)
     for (const k of this.keys()) {
-      if (native.mapLookupElem(this.fd, this.keyBytes(k), out)) yield [k, this.decodeValue(out)]
+      const v = this.lookup(k)
+      if (v !== undefined) yield [k, v]
     }
   }
 
@@ -286,8 +300,10 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     checkOptions('lookupBatch', options, ['batchSize', 'delete'])
     const { keys, values, count } = batchLookup(this.fd, this.keySize, this.valueBytes, options, () => this.rawEntries(options.delete ?? false))
     const out: [K, V][] = new Array(count)
+    const kv = new DataView(keys.buffer, keys.byteOffset, keys.byteLength)
+    const vv = new DataView(values.buffer, values.byteOffset, values.byteLength)
     for (let i = 0; i < count; i++) {
-      out[i] = [this.#key.decode(keys, i * this.keySize) as K, this.decodeValue(values.subarray(i * this.valueBytes, (i + 1) * this.valueBytes))]
+      out[i] = [this.#key.read(keys, kv, i * this.keySize) as K, this.#values.read(values, vv, i * this.valueBytes) as V]
     }
     return out
   }
@@ -298,9 +314,11 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     const list = Array.from(entries)
     const keys = new Uint8Array(list.length * this.keySize)
     const values = new Uint8Array(list.length * this.valueBytes)
+    const kv = new DataView(keys.buffer)
+    const vv = new DataView(values.buffer)
     list.forEach(([k, v], i) => {
-      keys.set(this.keyBytes(k), i * this.keySize)
-      values.set(this.encodeValue(v), i * this.valueBytes)
+      this.#key.write(k, keys, kv, i * this.keySize)
+      this.#values.write(v, values, vv, i * this.valueBytes)
     })
     return batchUpdate(this.fd, keys, values, list.length, updateFlagsValue(options.flags), this.keySize, this.valueBytes)
   }
@@ -309,7 +327,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   deleteBatch(keys: Iterable<K>): number {
     const list = Array.from(keys)
     const buf = new Uint8Array(list.length * this.keySize)
-    list.forEach((k, i) => buf.set(this.keyBytes(k), i * this.keySize))
+    const view = new DataView(buf.buffer)
+    list.forEach((k, i) => this.#key.write(k, buf, view, i * this.keySize))
     return batchDelete(this.fd, buf, list.length, this.keySize)
   }
 
@@ -357,23 +376,17 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   /** Closes the map, and the mappings and ring buffer reader that borrow its fd. */
   override close(): void {
     for (const b of [...this.#borrowers]) b.close()
+    if (!this.closed) native.mapSlotClose(this.#slot)
     super.close()
   }
 
-  /** Raw key bytes for `key` (the scratch buffer for typed keys). */
-  private keyBytes(key: K): Uint8Array {
-    return this.#key.encode(key)
+  private putKey(key: K): void {
+    if (this.keySize !== 0) this.#key.write(key, this.#k, this.#kv)
   }
 
-  private encodeValue(value: unknown): Uint8Array {
-    if (isFdValued(this.typeId)) return fdValue(value, this.#value.scratch)
-    return this.#perCpu ? this.#perCpu.encode(value) : this.#value.encode(value)
-  }
-
-  private decodeValue(bytes: Uint8Array): V {
-    if (this.#perCpu) return this.#perCpu.decode(bytes) as V
-    if (isFdValued(this.typeId)) return new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true) as V
-    return this.#value.decode(bytes) as V
+  /** The slot's value, decoded (copied when raw). */
+  private takeValue(): V {
+    return this.#values.read(this.#v, this.#vv) as V
   }
 
   private requireKeyless(op: string): void {

@@ -14,7 +14,7 @@ describe.each(keyed)('$type', ({ type, perCpu }) => {
     using m = BpfMap.create({ type, keySize: 4, valueSize: 8, maxEntries: 4 })
     const key = new Uint8Array([1, 0, 0, 0])
     const value = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])
-    m.update(key, perCpu ? Array(cpus).fill(value) : value)
+    m.update(key, (perCpu ? Array(cpus).fill(value) : value) as never)
     const got = m.lookup(key)
     expect(got).toEqual(perCpu ? Array(cpus).fill(value) : value)
     expect(m.info()).toMatchObject({ type, keySize: 4, valueSize: 8 })
@@ -22,7 +22,7 @@ describe.each(keyed)('$type', ({ type, perCpu }) => {
   test('typed', () => {
     using m = BpfMap.create({ type, key: 'u32', value: { struct: [['a', 'u16'], ['b', 'i32']] }, maxEntries: 4 })
     const v = { a: 65535, b: -5 }
-    m.set(3, perCpu ? Array(cpus).fill(v) : v)
+    m.set(3, (perCpu ? Array(cpus).fill(v) : v) as never)
     expect(m.get(3)).toEqual(perCpu ? Array(cpus).fill(v) : v)
     expect([...m.keys()]).toContain(3)
   })
