@@ -4,7 +4,8 @@ import {
   Fd, bpfObjectKind, enumName, enumValue, kernel, mapInfoByFd, native,
   tokenFdFor, type MapInfo, type MapTypeName, type TokenLike, type UpdateFlagName,
 } from './sys/index.js'
-import type { Btf } from './btf.js'
+import { Btf } from './btf.js'
+import { btfForMap } from './btf-map.js'
 import { codecFor, type Decoded, type TypeDesc } from './codec.js'
 import { checkOptions } from './options.js'
 import {
@@ -45,8 +46,12 @@ export interface MapCreateOptions {
   innerMap?: BpfMap<unknown, unknown> | InnerMapTemplate
   /** map_extra: bloom filter hash count (low 4 bits), arena address. */
   mapExtra?: number | bigint
-  /** BTF key and value types, so that bpftool prints typed dumps. */
-  btf?: { btf: Btf; keyTypeId: number; valueTypeId: number }
+  /**
+   * BTF key and value types, so that bpftool prints typed dumps: `true` to
+   * describe `key` and `value` (BTF_LOAD, CAP_BPF or a token delegating
+   * btf_load), or an explicit BTF object and type ids.
+   */
+  btf?: true | { btf: Btf; keyTypeId: number; valueTypeId: number }
   /** Token for a delegated create; null for none even when a default is set. */
   token?: TokenLike | null
 }
@@ -141,8 +146,11 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     let flags = mapFlagsValue(o.flags)
     if (o.numaNode !== undefined) flags |= kernel.flags.BPF_F_NUMA_NODE
     const tokenFd = tokenFdFor(o.token, { cmd: 'map_create', mapType })
-    const inner = innerMapFd(o.innerMap, o.token)
+    let inner: InnerFd | undefined
+    let btf: Exclude<MapCreateOptions['btf'], true>
     try {
+      btf = o.btf === true ? typedBtf(o, mapType) : o.btf
+      inner = innerMapFd(o.innerMap, o.token)
       const fd = native.mapCreate({
         mapType, keySize, valueSize,
         maxEntries: positiveU32('maxEntries', o.maxEntries),
@@ -151,14 +159,16 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
         name: o.name,
         innerMapFd: inner?.fd,
         mapExtra: o.mapExtra,
-        btfFd: o.btf?.btf.fd.fd,
-        btfKeyTypeId: o.btf?.keyTypeId,
-        btfValueTypeId: o.btf?.valueTypeId,
+        btfFd: btf?.btf.fd.fd,
+        btfKeyTypeId: btf?.keyTypeId,
+        btfValueTypeId: btf?.valueTypeId,
         tokenFd,
       })
       return BpfMap.adopt(new Fd(fd, 'map'), o) as BpfMap<KeyOf<O>, ValueOf<O>>
     } finally {
-      if (inner && inner.temporary) inner.close()
+      if (inner?.temporary) inner.close()
+      // The map holds its own reference to the BTF it was made with.
+      if (o.btf === true) btf?.btf.close()
     }
   }
 
@@ -417,6 +427,15 @@ function sizeFrom(what: string, size: number | undefined, desc: TypeDesc | undef
 
 function codecSize(desc: TypeDesc): number {
   return codecFor(desc).size
+}
+
+function typedBtf(o: MapCreateOptions, mapType: number) {
+  const keyless = isKeyless(mapType)
+  if (o.value === undefined || (!keyless && o.key === undefined)) {
+    throw new TypeError('BpfMap.create: btf: true needs key and value type descriptions')
+  }
+  const types = btfForMap(keyless ? null : o.key!, o.value)
+  return { btf: Btf.loadSync(types.bytes, { token: o.token }), keyTypeId: types.keyTypeId, valueTypeId: types.valueTypeId }
 }
 
 interface InnerFd {
