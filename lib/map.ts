@@ -374,7 +374,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    */
   ringBuffer(): RingBuffer {
     if (this.#ring) return this.#ring
-    const r: RingBuffer = new RingBuffer(this.fd, () => {
+    const r: RingBuffer = new RingBuffer(this, () => {
       this.#borrowers.delete(r)
       this.#ring = undefined
     })
