@@ -81,7 +81,7 @@ function updateFlagsValue(flags: UpdateFlag | undefined): number {
   return enumValue(kernel.updateFlags, 'update flag', flags)
 }
 
-function positiveU32(what: string, v: unknown): number {
+function u32Option(what: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
     throw new RangeError(`${what} must be an integer in 0..2^32-1, got ${String(v)}`)
   }
@@ -153,9 +153,9 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
       inner = innerMapFd(o.innerMap, o.token)
       const fd = native.mapCreate({
         mapType, keySize, valueSize,
-        maxEntries: positiveU32('maxEntries', o.maxEntries),
+        maxEntries: u32Option('maxEntries', o.maxEntries),
         mapFlags: flags >>> 0,
-        numaNode: o.numaNode === undefined ? undefined : positiveU32('numaNode', o.numaNode),
+        numaNode: o.numaNode === undefined ? undefined : u32Option('numaNode', o.numaNode),
         name: o.name,
         innerMapFd: inner?.fd,
         mapExtra: o.mapExtra,
@@ -172,7 +172,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     }
   }
 
-  /** Opens a map pinned in bpffs (BPF_OBJ_GET). Errors: ENOENT, EPERM, EINVAL if the pin is not a map. */
+  /** Opens a map pinned in bpffs (BPF_OBJ_GET). Errors: ENOENT, EPERM; a TypeError when the pin is not a map. */
   static fromPin<const O extends MapOpenOptions = {}>(path: string, options?: O): BpfMap<KeyOf<O>, ElemOf<O>> {
     options ??= {} as O
     checkOptions('BpfMap.fromPin', options, ['key', 'value'])
@@ -185,7 +185,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   static fromId<const O extends MapOpenOptions = {}>(id: number, options?: O): BpfMap<KeyOf<O>, ElemOf<O>> {
     options ??= {} as O
     checkOptions('BpfMap.fromId', options, ['key', 'value'])
-    return BpfMap.adopt(new Fd(native.mapGetFdById(positiveU32('id', id)), 'map'), options, `has ID ${id}`)
+    return BpfMap.adopt(new Fd(native.mapGetFdById(u32Option('id', id)), 'map'), options, `has ID ${id}`)
   }
 
   /** Takes ownership of an fd that refers to a map (closed with the BpfMap). */
@@ -422,7 +422,7 @@ function sizeFrom(what: string, size: number | undefined, desc: TypeDesc | undef
     if (implied !== undefined) return implied
     throw new TypeError(`BpfMap.create: give ${what}Size or ${what}`)
   }
-  return positiveU32(`${what}Size`, size)
+  return u32Option(`${what}Size`, size)
 }
 
 function codecSize(desc: TypeDesc): number {
