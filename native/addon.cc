@@ -3,7 +3,7 @@
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   using namespace bpfkit;
-  for (InitFn init : {InitFds, InitMaps, InitProgs, InitObjects, InitMmap, InitRingbuf}) init(env, exports);
+  for (InitFn init : {InitFds, InitMaps, InitProgs, InitObjects, InitMmap, InitRingbuf, InitSockets, InitMapSlots}) init(env, exports);
   return exports;
 }
 

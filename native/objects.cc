@@ -234,6 +234,15 @@ Napi::Value TokenCreate(const Napi::CallbackInfo& info) {
                   "token_create");
 }
 
+// enableStats(type) -> fd: run time and count are collected while it is open
+// (BPF_ENABLE_STATS, Linux 5.8+), instead of flipping the global sysctl.
+Napi::Value EnableStats(const Napi::CallbackInfo& info) {
+  bpfattr::enable_stats a{};
+  a.type = U32Arg(info[0], "type");
+  return FdResult(info.Env(), SysBpf(bpfattr::cmd::enable_stats, &a, BPFATTR_OFFSETOFEND(bpfattr::enable_stats, type)),
+                  "enable_stats");
+}
+
 }  // namespace
 
 void InitObjects(Napi::Env env, Napi::Object exports) {
@@ -255,6 +264,7 @@ void InitObjects(Napi::Env env, Napi::Object exports) {
   exports.Set("linkCreate", Napi::Function::New(env, LinkCreate, "linkCreate"));
   exports.Set("linkDetach", Napi::Function::New(env, LinkDetach, "linkDetach"));
   exports.Set("tokenCreate", Napi::Function::New(env, TokenCreate, "tokenCreate"));
+  exports.Set("enableStats", Napi::Function::New(env, EnableStats, "enableStats"));
 }
 
 }  // namespace bpfkit

@@ -51,6 +51,7 @@ const enumsTs = [
     'BPF_F_* flag values found in kernel enums.'),
   tsConst('updateFlags', 'UpdateFlagName', [['any', 0], ['noexist', 1], ['exist', 2]].map(([n]) => [n, Number(btf.enumeratorsWithPrefix('BPF_' + n.toUpperCase()).get('BPF_' + n.toUpperCase()))]),
     'Map update flags BPF_ANY, BPF_NOEXIST, BPF_EXIST.'),
+  tsConst('statsTypes', 'StatsTypeName', enumObject('bpf_stats_type', 'BPF_STATS_'), 'Statistics types for BPF_ENABLE_STATS (enum bpf_stats_type).'),
 ].join('\n')
 
 // ---------- layouts of the info structs, for decoding in TypeScript ----------

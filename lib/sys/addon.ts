@@ -159,6 +159,21 @@ export interface NativeAddon {
   ringbufWait(ring: RingbufHandle, onReady: (status: number) => void): void
   ringbufCancel(ring: RingbufHandle): void
   ringbufClose(ring: RingbufHandle): void
+
+  /** BPF_ENABLE_STATS: statistics are collected while the returned fd is open. */
+  enableStats(type: number): number
+
+  /** A map's fast-path slot: key and value buffers sized by the kernel, operated on by slot number. */
+  mapSlotOpen(fd: number): { slot: number; key: ArrayBuffer; value: ArrayBuffer }
+  mapSlotClose(slot: number): void
+  mapSlotLookup(slot: number, flags?: number | bigint): boolean
+  mapSlotUpdate(slot: number, flags?: number | bigint): void
+  mapSlotDelete(slot: number): boolean
+  mapSlotLookupAndDelete(slot: number, flags?: number | bigint): boolean
+
+  socketAttachProg(socketFd: number, progFd: number): void
+  /** false when the socket had no filter. */
+  socketDetachProg(socketFd: number): boolean
 }
 
 /** An opaque native ring buffer consumer. */

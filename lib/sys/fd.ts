@@ -1,5 +1,6 @@
 // Owned file descriptors. Every fd bpfkit creates is an `Fd`: closed once,
 // explicitly or by `using`, with a FinalizationRegistry as the last resort.
+import { readlinkSync } from 'node:fs'
 import { native } from './addon.js'
 import { BpfError } from './errors.js'
 
@@ -89,4 +90,22 @@ export class Fd {
 /** The fd number of an optional owned fd, or undefined. */
 export function fdOf(x: { fd: number } | Fd | undefined): number | undefined {
   return x === undefined ? undefined : x.fd
+}
+
+/**
+ * The kind of BPF object behind an fd, from its anon inode name
+ * ('bpf-map', 'bpf-prog', 'bpf_link', 'btf', 'bpf-token'), or undefined for
+ * anything else. OBJ_GET_INFO_BY_FD answers for any kind, so this is how an
+ * fd from a pin or another process is checked before it is trusted.
+ */
+export function bpfObjectKind(fd: number): 'map' | 'prog' | 'link' | 'btf' | 'token' | undefined {
+  let target: string
+  try {
+    target = readlinkSync(`/proc/self/fd/${fd}`)
+  } catch {
+    return undefined
+  }
+  const m = /^anon_inode:\[?(bpf-map|bpf-prog|bpf_link|bpf-link|btf|bpf-token)\]?$/.exec(target)
+  if (!m) return undefined
+  return ({ 'bpf-map': 'map', 'bpf-prog': 'prog', bpf_link: 'link', 'bpf-link': 'link', btf: 'btf', 'bpf-token': 'token' } as const)[m[1] as 'btf']
 }

@@ -500,3 +500,9 @@ export const updateFlags = {
   exist: 2,
 } as const
 export type UpdateFlagName = keyof typeof updateFlags
+
+/** Statistics types for BPF_ENABLE_STATS (enum bpf_stats_type). */
+export const statsTypes = {
+  run_time: 0,
+} as const
+export type StatsTypeName = keyof typeof statsTypes

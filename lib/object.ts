@@ -1,0 +1,54 @@
+// What maps and programs share as kernel objects owned through an fd:
+// pinning in bpffs, closing, `using`.
+import { unlinkSync } from 'node:fs'
+import { native, type Fd } from './sys/index.js'
+
+export abstract class BpfObject {
+  readonly #fd: Fd
+  #pinnedAt: string | undefined
+
+  protected constructor(fd: Fd) {
+    this.#fd = fd
+  }
+
+  /** The fd number; throws once the object is closed. */
+  get fd(): number {
+    return this.#fd.fd
+  }
+
+  get closed(): boolean {
+    return this.#fd.closed
+  }
+
+  /** The bpffs path of the pin made by `pin` or opened by `fromPin`. */
+  get pinnedAt(): string | undefined {
+    return this.#pinnedAt
+  }
+
+  /** Pins at `path` in a bpffs, so the object outlives this process. Errors: EEXIST, ENOENT, EPERM. */
+  pin(path: string): void {
+    native.objPin(this.fd, path)
+    this.#pinnedAt = path
+  }
+
+  /** Removes that pin; the object lives on while open. */
+  unpin(): void {
+    if (this.#pinnedAt === undefined) return
+    unlinkSync(this.#pinnedAt)
+    this.#pinnedAt = undefined
+  }
+
+  /** Closing twice is a no-op; using a closed object throws. */
+  close(): void {
+    this.#fd.close()
+  }
+
+  [Symbol.dispose](): void {
+    this.close()
+  }
+
+  /** Records the pin an object was opened from. */
+  protected openedFromPin(path: string): void {
+    this.#pinnedAt = path
+  }
+}

@@ -1,0 +1,167 @@
+// BpfProgram: a loaded BPF program owned by this process.
+import {
+  Fd, bpfObjectKind, enumName, enumValue, kernel, native, progInfoByFd, tokenFdFor,
+  type AttachTypeName, type ProgTypeName, type ProgramInfo, type TestRunAttrs, type TestRunResult, type TokenLike,
+} from './sys/index.js'
+import { assemble } from './asm/assemble.js'
+import type { Item } from './asm/insn.js'
+import { checkOptions } from './options.js'
+import { BpfObject } from './object.js'
+
+export interface ProgramLoadOptions {
+  type: ProgTypeName | number
+  /** Instructions from `asm` (labels and map references resolved at load)... */
+  insns?: readonly Item[]
+  /** ...or the raw instruction bytes. */
+  bytes?: Uint8Array
+  /** 'GPL' (or a GPL-compatible license) unlocks GPL-only helpers. */
+  license?: string
+  /** Up to 15 bytes, shown by bpftool. */
+  name?: string
+  expectedAttachType?: AttachTypeName | number
+  /** Verifier log level (1, 2, or 4 for stats). The log is kept in `log`. */
+  logLevel?: number
+  logSize?: number
+  /** prog_flags, e.g. BPF_F_SLEEPABLE. */
+  flags?: number
+  kernVersion?: number
+  attachBtfId?: number
+  attachBtfObjFd?: number
+  attachProgFd?: number
+  /** Token for a delegated load; null for none even when a default is set. */
+  token?: TokenLike | null
+}
+
+const loadKeys = [
+  'type', 'insns', 'bytes', 'license', 'name', 'expectedAttachType', 'logLevel', 'logSize', 'flags',
+  'kernVersion', 'attachBtfId', 'attachBtfObjFd', 'attachProgFd', 'token',
+] as const
+
+/** data / ctx in, dataOutSize / ctxOutSize to receive, repeat (mean duration in ns), flags, cpu, batchSize. */
+export type TestRunOptions = TestRunAttrs
+
+const testRunKeys = ['data', 'ctx', 'dataOutSize', 'ctxOutSize', 'repeat', 'flags', 'cpu', 'batchSize'] as const
+
+export class BpfProgram extends BpfObject {
+  /** The verifier's log when a log level was asked for. */
+  readonly log: string
+  readonly type: string
+
+  private constructor(fd: Fd, typeId: number, log = '') {
+    super(fd)
+    this.log = log
+    this.type = enumName(kernel.progTypes, typeId)
+  }
+
+  /**
+   * Loads a program (BPF_PROG_LOAD) on a worker thread. Errors: VerifierError
+   * with the log when the verifier rejects it; BpfError EPERM without
+   * CAP_BPF (and CAP_PERFMON/CAP_NET_ADMIN for some types) or a token;
+   * PolicyError when a token does not delegate the type or attach type.
+   */
+  static async load(options: ProgramLoadOptions): Promise<BpfProgram> {
+    const attrs = loadAttrs(options)
+    const r = await native.progLoad(attrs)
+    return new BpfProgram(new Fd(r.fd, 'prog'), attrs.progType, r.log)
+  }
+
+  /** Synchronous form of `load`: blocks the event loop while the verifier runs. */
+  static loadSync(options: ProgramLoadOptions): BpfProgram {
+    const attrs = loadAttrs(options)
+    const r = native.progLoadSync(attrs)
+    return new BpfProgram(new Fd(r.fd, 'prog'), attrs.progType, r.log)
+  }
+
+  /** Opens a program pinned in bpffs. Errors: ENOENT, EPERM; a TypeError when the pin is not a program. */
+  static fromPin(path: string): BpfProgram {
+    const p = BpfProgram.adopt(new Fd(native.objGet(path), 'prog'), `was pinned at ${path}`)
+    p.openedFromPin(path)
+    return p
+  }
+
+  /** Opens a program by ID (CAP_SYS_ADMIN). Errors: ENOENT when no program has that ID. */
+  static fromId(id: number): BpfProgram {
+    return BpfProgram.adopt(new Fd(native.progGetFdById(id), 'prog'), `has ID ${id}`)
+  }
+
+  /** Takes ownership of an fd that refers to a program. */
+  static fromFd(fd: Fd): BpfProgram {
+    return BpfProgram.adopt(fd, `is fd ${fd.fd}`)
+  }
+
+  private static adopt(fd: Fd, what: string): BpfProgram {
+    try {
+      if (bpfObjectKind(fd.fd) !== 'prog') throw new TypeError(`the object that ${what} is not a BPF program`)
+      return new BpfProgram(fd, progInfoByFd(fd.fd).typeId)
+    } catch (e) {
+      fd.close()
+      throw e
+    }
+  }
+
+  /**
+   * Runs the program in the kernel on `data` / `ctx` (BPF_PROG_TEST_RUN) on a
+   * worker thread. Supported for socket filters, tc, xdp, tracing raw
+   * tracepoints, syscall programs and more; EINVAL/ENOTSUPP for other types.
+   */
+  async testRun(options: TestRunOptions = {}): Promise<TestRunResult> {
+    checkOptions('testRun', options, testRunKeys)
+    return native.progTestRun(this.fd, options)
+  }
+
+  testRunSync(options: TestRunOptions = {}): TestRunResult {
+    checkOptions('testRunSync', options, testRunKeys)
+    return native.progTestRunSync(this.fd, options)
+  }
+
+  /** Name, type, tag, sizes, map IDs, and run time and count when kernel.bpf_stats_enabled is on. */
+  info(): ProgramInfo {
+    return progInfoByFd(this.fd)
+  }
+
+  get id(): number {
+    return this.info().id
+  }
+
+}
+
+/**
+ * Makes the kernel count run time and runs of every program while the
+ * returned Fd is open (BPF_ENABLE_STATS, Linux 5.8+; CAP_SYS_ADMIN), so that
+ * `info().runTimeNs` and `runCount` move. Close it to stop.
+ */
+export function enableStats(): Fd {
+  return new Fd(native.enableStats(kernel.statsTypes.run_time), 'stats')
+}
+
+function loadAttrs(o: ProgramLoadOptions) {
+  checkOptions('BpfProgram.load', o, loadKeys)
+  if (o === null || typeof o !== 'object') throw new TypeError('BpfProgram.load: options must be an object')
+  if ((o.insns === undefined) === (o.bytes === undefined)) throw new TypeError('BpfProgram.load: give either insns or bytes')
+  const progType = enumValue(kernel.progTypes, 'program type', o.type)
+  const expectedAttachType = o.expectedAttachType === undefined ? undefined : enumValue(kernel.attachTypes, 'attach type', o.expectedAttachType)
+  let insns: Uint8Array
+  if (o.bytes !== undefined) {
+    if (!(o.bytes instanceof Uint8Array)) throw new TypeError('BpfProgram.load: bytes must be a Uint8Array')
+    insns = o.bytes
+  } else {
+    if (!Array.isArray(o.insns)) throw new TypeError('BpfProgram.load: insns must be an array of instructions')
+    insns = assemble(o.insns)
+  }
+  return {
+    progType,
+    insns,
+    license: o.license,
+    name: o.name,
+    logLevel: o.logLevel,
+    logSize: o.logSize,
+    progFlags: o.flags,
+    kernVersion: o.kernVersion,
+    expectedAttachType,
+    attachBtfId: o.attachBtfId,
+    attachBtfObjFd: o.attachBtfObjFd,
+    attachProgFd: o.attachProgFd,
+    // A program with no expected attach type asks the token for attach type 0.
+    tokenFd: tokenFdFor(o.token, { cmd: 'prog_load', progType, attachType: expectedAttachType ?? 0 }),
+  }
+}
