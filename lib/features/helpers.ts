@@ -7,7 +7,8 @@
 import { NotSupportedError, VerifierError, type HelperName, type ProgTypeName } from '../sys/index.js'
 import { enumValue } from '../sys/names.js'
 import { cachedProbe } from './probe-cache.js'
-import { callHelper, exitInsn, haveProgramType, loadProbe, loadsCleanly, movR0, program } from './prog-types.js'
+import { asm } from '../asm/index.js'
+import { haveProgramType, loadProbe, loadsCleanly } from './prog-types.js'
 import { helpers, helperVersion, progTypes, typeName } from './versions.js'
 
 /** A helper the kernel lacks, or one it has but not for this program type. */
@@ -62,7 +63,7 @@ export function haveProgramHelper(progType: ProgTypeName | number, helper: Helpe
     try {
       // Log level 1 so that every refusal carries the verifier's words, also
       // ENOTSUPP ("supported only for fentry/fexit programs").
-      loadProbe(pt, typeNameStr, program(callHelper(id), movR0(0), exitInsn()), 1)
+      loadProbe(pt, typeNameStr, asm.assemble([asm.call(id), asm.mov64Imm(asm.R0, 0), asm.exit()]), 1)
     } catch (e) {
       if (!(e instanceof VerifierError)) throw e
       const tag = `#${id}`

@@ -6,7 +6,8 @@ import { BtfBuilder } from '../btf-builder.js'
 import { Fd, NotSupportedError, native, tokenFdFor, type TokenLike } from '../sys/index.js'
 import { defaultToken } from '../sys/token.js'
 import { IMPOSSIBLE_FD, bpfCode, cachedProbe, notSupported } from './probe-cache.js'
-import { exitInsn, insn, kernelBtf, movR0, program } from './prog-types.js'
+import { asm } from '../asm/index.js'
+import { kernelBtf } from './prog-types.js'
 import { mapTypes, miscVersions, progTypes } from './versions.js'
 
 const BPF_F_MMAPABLE = 1 << 10
@@ -116,8 +117,13 @@ export function haveBatchOps(): void {
 /** Loops the verifier can prove to end (Linux 5.3); earlier kernels refuse any back-edge. */
 export function haveBoundedLoops(): void {
   cachedProbe('bounded_loops', () => {
-    // r0 = 10; loop: r0 -= 1; if r0 != 0 goto loop; exit
-    const insns = program(movR0(10), insn(0x17, 0, 0, 0, 1), insn(0x55, 0, 0, -2, 0), exitInsn())
+    const insns = asm.assemble([
+      asm.mov64Imm(asm.R0, 10),
+      asm.label('loop'),
+      asm.sub64Imm(asm.R0, 1),
+      asm.jneImm(asm.R0, 0, 'loop'),
+      asm.exit(),
+    ])
     try {
       socketFilter(insns)
     } catch (e) {
@@ -130,7 +136,7 @@ export function haveBoundedLoops(): void {
 /** Programs of more than 4096 instructions for privileged loaders (Linux 5.2). */
 export function haveLargePrograms(): void {
   cachedProbe('large_programs', () => {
-    const insns = program(...Array.from({ length: 4096 }, () => movR0(1)), exitInsn())
+    const insns = asm.assemble([...Array.from({ length: 4096 }, () => asm.mov64Imm(asm.R0, 1)), asm.exit()])
     try {
       socketFilter(insns)
     } catch (e) {

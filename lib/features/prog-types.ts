@@ -4,6 +4,7 @@
 // attributes) mean the type is missing; once the verifier has run, the kernel
 // knew the type.
 import { existsSync } from 'node:fs'
+import { asm } from '../asm/index.js'
 import { BtfBuilder } from '../btf-builder.js'
 import { BtfReader } from '../btf-reader.js'
 import { Fd, VerifierError, native, tokenFdFor, type ProgLoadAttrs, type ProgTypeName } from '../sys/index.js'
@@ -12,23 +13,8 @@ import { enumValue } from '../sys/names.js'
 import { bpfCode, cachedProbe, notSupported } from './probe-cache.js'
 import { progTypes, progTypeVersions, typeName } from './versions.js'
 
-// Instructions, little-endian: opcode, dst|src<<4, off (i16), imm (i32).
-export function insn(code: number, dst: number, src: number, off: number, imm: number): Uint8Array {
-  const b = new Uint8Array(8)
-  const v = new DataView(b.buffer)
-  v.setUint8(0, code)
-  v.setUint8(1, (src << 4) | dst)
-  v.setInt16(2, off, true)
-  v.setInt32(4, imm, true)
-  return b
-}
-export const movR0 = (imm: number) => insn(0xb7, 0, 0, 0, imm) // r0 = imm
-export const exitInsn = () => insn(0x95, 0, 0, 0, 0)
-export const callHelper = (id: number) => insn(0x85, 0, 0, 0, id)
-export function program(...insns: Uint8Array[]): Uint8Array {
-  return Buffer.concat(insns)
-}
-export const returnZero = () => program(movR0(0), exitInsn())
+/** `r0 = 0; exit`: the smallest program any type accepts. */
+export const returnZero = () => asm.assemble([asm.mov64Imm(asm.R0, 0), asm.exit()])
 
 let vmlinux: BtfReader | null | undefined
 /** The running kernel's BTF, or null when it has none (no CONFIG_DEBUG_INFO_BTF). */
