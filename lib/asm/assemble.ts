@@ -31,8 +31,9 @@ export function resolve(items: readonly Item[]): Insn[] {
       const to = at.get(x.target)
       if (to === undefined) throw new TypeError(`instruction ${pc}: jump to unknown label '${x.target}'`)
       const rel = to - (pc + 1)
-      const isCall = (x.code & 0x07) === cls.jmp && (x.code & 0xf0) === jmpOps.call
-      if (isCall) out.push({ ...x, target: undefined, imm: rel })
+      // Calls and gotol carry the offset in imm, other jumps in off.
+      const inImm = ((x.code & 0x07) === cls.jmp && (x.code & 0xf0) === jmpOps.call) || x.code === (cls.jmp32 | jmpOps.ja)
+      if (inImm) out.push({ ...x, target: undefined, imm: rel })
       else {
         if (rel < -0x8000 || rel > 0x7fff) throw new RangeError(`instruction ${pc}: jump to '${x.target}' is too far (${rel})`)
         out.push({ ...x, target: undefined, off: rel })

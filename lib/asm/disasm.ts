@@ -2,7 +2,9 @@
 // (kernel/bpf/disasm.c), so a dump reads like what `bpftool prog dump xlated`
 // and the verifier print.
 import { enumName, kernel } from '../sys/index.js'
-import { aluOps, atomicCmpxchg, atomicFetch, atomicOps, atomicXchg, cls, endBe, jmpOps, mode, pseudo, size, source } from './opcodes.js'
+import {
+  aluOps, atomicCmpxchg, atomicFetch, atomicLoadAcq, atomicOps, atomicStoreRel, atomicXchg, cls, endBe, jmpOps, mode, pseudo, size, source,
+} from './opcodes.js'
 import { decode, resolve, slots } from './assemble.js'
 import type { Insn, Item } from './insn.js'
 
@@ -18,7 +20,8 @@ const jmpSym: Record<number, string> = {
 const sizeName: Record<number, string> = { [size.b]: 'u8', [size.h]: 'u16', [size.w]: 'u32', [size.dw]: 'u64' }
 const atomicName: Record<number, string> = { [atomicOps.add]: 'add', [atomicOps.or]: 'or', [atomicOps.and]: 'and', [atomicOps.xor]: 'xor' }
 
-const hex = (n: number) => (n < 0 ? `-0x${(-n).toString(16)}` : `0x${n.toString(16)}`)
+// The kernel prints a jump's immediate as an unsigned 32-bit hex number.
+const hex = (n: number) => `0x${(n >>> 0).toString(16)}`
 const signedOff = (n: number) => (n < 0 ? `${n}` : `+${n}`)
 const pcRel = (n: number) => `pc${n < 0 ? n : `+${n}`}`
 
@@ -32,7 +35,7 @@ function alu(i: Insn): string {
     if (is64) return `r${i.dst} = bswap${i.imm} r${i.dst}`
     return `r${i.dst} = ${(i.code & 0x08) === endBe ? 'be' : 'le'}${i.imm} r${i.dst}`
   }
-  if (op === aluOps.mov && usesReg && i.off !== 0) return `${r}${i.dst} = (s${i.off})${r}${i.src}`
+  if (op === aluOps.mov && usesReg && (i.off === 8 || i.off === 16 || i.off === 32)) return `${r}${i.dst} = (s${i.off})${r}${i.src}`
   const sym = (i.off === 1 && (op === aluOps.div || op === aluOps.mod) ? 's' : '') + (aluSym[op] ?? `alu?${op}`)
   return `${r}${i.dst} ${sym} ${usesReg ? `${r}${i.src}` : i.imm}`
 }
@@ -43,9 +46,12 @@ function jmp(i: Insn): string {
   if (op === jmpOps.exit) return 'exit'
   if (op === jmpOps.call) {
     if (i.src === pseudo.call) return `call ${pcRel(i.imm)}`
-    return `call bpf_${enumName(kernel.helpers, i.imm)}#${i.imm}`
+    if (i.src === pseudo.kfuncCall) return `call kernel-function#${i.imm}`
+    const name = i.src === 0 ? enumName(kernel.helpers, i.imm) : 'unknown('
+    return `call ${name.startsWith('unknown(') ? 'unknown' : `bpf_${name}`}#${i.imm}`
   }
-  if (op === jmpOps.ja) return `goto ${pcRel(is32 ? i.imm : i.off)}`
+  if (op === jmpOps.ja) return is32 ? `gotol ${pcRel(i.imm)}` : `goto ${pcRel(i.off)}`
+  if (op === jmpOps.jcond && !is32 && i.src === pseudo.mayGoto) return `may_goto ${pcRel(i.off)}`
   const r = is32 ? 'w' : 'r'
   const rhs = (i.code & 0x08) === source.x ? `${r}${i.src}` : hex(i.imm)
   return `if ${r}${i.dst} ${jmpSym[op] ?? `jmp?${op}`} ${rhs} goto ${pcRel(i.off)}`
@@ -59,14 +65,17 @@ function memory(i: Insn): string {
   if (c === cls.ldx) return m === mode.memsx ? `r${i.dst} = *(s${sz.slice(1)} *)(r${i.src} ${signedOff(i.off)})` : `r${i.dst} = *${at}`
   if (c === cls.st) return `*${at} = ${i.imm}`
   if (m === mode.atomic) {
-    const w = i.code & 0x18 ? '64' : ''
-    const r = w ? 'r' : 'w'
-    if (i.imm === atomicXchg) return `${r}${i.src} = atomic${w}_xchg(${at}, ${r}${i.src})`
-    if (i.imm === atomicCmpxchg) return `r0 = atomic${w}_cmpxchg(${at}, r0, ${r}${i.src})`
-    const name = atomicName[i.imm & ~atomicFetch] ?? `op${i.imm}`
-    if (i.imm & atomicFetch) return `${r}${i.src} = atomic${w}_fetch_${name}(${at}, ${r}${i.src})`
-    const sym = { add: '+=', or: '|=', and: '&=', xor: '^=' }[name] ?? '?='
-    return `lock *${at} ${sym} ${r}${i.src}`
+    // The kernel names registers rN here whatever the width.
+    const w = (i.code & 0x18) === size.dw ? '64' : ''
+    if (i.imm === atomicXchg) return `r${i.src} = atomic${w}_xchg(${at}, r${i.src})`
+    if (i.imm === atomicCmpxchg) return `r0 = atomic${w}_cmpxchg(${at}, r0, r${i.src})`
+    if (i.imm === atomicLoadAcq) return `r${i.dst} = load_acquire((${sz} *)(r${i.src} ${signedOff(i.off)}))`
+    if (i.imm === atomicStoreRel) return `store_release(${at}, r${i.src})`
+    const name = atomicName[i.imm & ~atomicFetch]
+    if (name === undefined || (i.imm & ~(atomicFetch | 0xf0)) !== 0) return `BUG_${i.code.toString(16).padStart(2, '0')}`
+    if (i.imm & atomicFetch) return `r${i.src} = atomic${w}_fetch_${name}(${at}, r${i.src})`
+    const sym = { add: '+=', or: '|=', and: '&=', xor: '^=' }[name]
+    return `lock *${at} ${sym} r${i.src}`
   }
   return `*${at} = r${i.src}`
 }
@@ -76,7 +85,7 @@ function ld(i: Insn): string {
   if (m === mode.imm) {
     if (i.src === pseudo.mapFd) return `r${i.dst} = map[fd:${i.map ? safeFd(i.map) : i.imm}]`
     if (i.src === pseudo.mapValue) return `r${i.dst} = map[fd:${i.map ? safeFd(i.map) : i.imm}][0]+${Number((i.imm64 ?? 0n) >> 32n)}`
-    return `r${i.dst} = 0x${(i.imm64 ?? BigInt(i.imm >>> 0)).toString(16)} ll`
+    return `r${i.dst} = 0x${(i.imm64 ?? BigInt(i.imm >>> 0)).toString(16)}`
   }
   const sz = sizeName[i.code & 0x18]
   if (m === mode.abs) return `r0 = *(${sz} *)skb[${i.imm}]`

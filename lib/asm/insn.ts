@@ -2,7 +2,7 @@
 // jump or bpf-to-bpf call may name a label instead of an offset, and an
 // ld_imm64 may hold a map reference, both resolved by `assemble`.
 import { enumValue, kernel, type HelperName } from '../sys/index.js'
-import { aluOps, atomicCmpxchg, atomicFetch, atomicOps, atomicXchg, cls, endBe, endLe, jmpOps, mode, pseudo, size, source,
+import { aluOps, atomicCmpxchg, atomicFetch, atomicLoadAcq, atomicOps, atomicStoreRel, atomicXchg, cls, endBe, endLe, jmpOps, mode, pseudo, size, source,
   type AluOp, type AtomicOp, type CondOp } from './opcodes.js'
 
 export type Reg = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10
@@ -89,7 +89,9 @@ export const sdiv64Imm = (dst: Reg, imm: number) => ({ ...alu.div64Imm(dst, imm)
 export const smod64Reg = (dst: Reg, src: Reg) => ({ ...alu.mod64Reg(dst, src), off: 1 })
 export const smod64Imm = (dst: Reg, imm: number) => ({ ...alu.mod64Imm(dst, imm), off: 1 })
 export const sdiv32Reg = (dst: Reg, src: Reg) => ({ ...alu.div32Reg(dst, src), off: 1 })
+export const sdiv32Imm = (dst: Reg, imm: number) => ({ ...alu.div32Imm(dst, imm), off: 1 })
 export const smod32Reg = (dst: Reg, src: Reg) => ({ ...alu.mod32Reg(dst, src), off: 1 })
+export const smod32Imm = (dst: Reg, imm: number) => ({ ...alu.mod32Imm(dst, imm), off: 1 })
 /** Sign-extending move from the low `bits` of src (Linux 6.6+). */
 export const movsx64Reg = (dst: Reg, src: Reg, bits: 8 | 16 | 32) => ({ ...alu.mov64Reg(dst, src), off: bits })
 export const movsx32Reg = (dst: Reg, src: Reg, bits: 8 | 16) => ({ ...alu.mov32Reg(dst, src), off: bits })
@@ -120,7 +122,7 @@ type JmpBuilders = {
 function jmpFamily(): JmpBuilders {
   const out: Record<string, unknown> = {}
   for (const [name, op] of Object.entries(jmpOps)) {
-    if (name === 'ja' || name === 'call' || name === 'exit') continue
+    if (name === 'ja' || name === 'call' || name === 'exit' || name === 'jcond') continue
     for (const [width, c] of [['', cls.jmp], ['32', cls.jmp32]] as const) {
       out[`${name}${width}Imm`] = (dst: Reg, imm: number, t: Target) => jump(c | op | source.k, dst, 0, imm, t)
       out[`${name}${width}Reg`] = (dst: Reg, src: Reg, t: Target) => jump(c | op | source.x, dst, src, 0, t)
@@ -133,6 +135,11 @@ export const jmp = jmpFamily()
 /** goto: a label or a relative offset in instruction slots. */
 export const ja = (target: Target) => jump(cls.jmp | jmpOps.ja, 0, 0, 0, target)
 export const exit = () => make(cls.jmp | jmpOps.exit, 0, 0, 0, 0)
+/** gotol: an unconditional jump with a 32-bit offset, held in imm (Linux 6.6+). */
+export const ja32 = (target: Target): Insn =>
+  typeof target === 'number' ? make(cls.jmp32 | jmpOps.ja, 0, 0, 0, target) : { ...make(cls.jmp32 | jmpOps.ja, 0, 0, 0, 0), target }
+/** may_goto: jumps once the kernel's loop budget for the program is spent (Linux 6.9+). */
+export const mayGoto = (target: Target) => jump(cls.jmp | jmpOps.jcond, 0, pseudo.mayGoto, 0, target)
 
 /** Calls a helper by the kernel's name ('map_lookup_elem', with or without 'bpf_') or id. */
 export function call(helper: HelperName | `bpf_${HelperName}` | number): Insn {
@@ -142,6 +149,9 @@ export function call(helper: HelperName | `bpf_${HelperName}` | number): Insn {
 
 /** A bpf-to-bpf call of the function starting at `target`. */
 export const callLocal = (target: Target) => jump(cls.jmp | jmpOps.call, 0, pseudo.call, 0, target)
+
+/** Calls a kernel function (kfunc) by its BTF id; `btfObjIndex` picks a module BTF from fd_array (0: vmlinux). */
+export const callKfunc = (btfId: number, btfObjIndex = 0) => make(cls.jmp | jmpOps.call, 0, pseudo.kfuncCall, btfObjIndex, btfId)
 
 // ---- memory ----
 
@@ -179,6 +189,16 @@ export const atomic = (op: AtomicOp, bits: 32 | 64, dst: Reg, src: Reg, off: num
 export const xchg = (bits: 32 | 64, dst: Reg, src: Reg, off: number) => make(cls.stx | mode.atomic | atomicSize(bits), dst, src, off, atomicXchg)
 /** r0 = cmpxchg(*(dst + off), r0, src) */
 export const cmpxchg = (bits: 32 | 64, dst: Reg, src: Reg, off: number) => make(cls.stx | mode.atomic | atomicSize(bits), dst, src, off, atomicCmpxchg)
+
+/** dst = load_acquire((size *)(src + off)) (Linux 6.15+). */
+export const loadAcquire = (sz: Size, dst: Reg, src: Reg, off: number) => make(cls.stx | mode.atomic | sizeCode(sz), dst, src, off, atomicLoadAcq)
+/** store_release((size *)(dst + off), src) (Linux 6.15+). */
+export const storeRelease = (sz: Size, dst: Reg, src: Reg, off: number) => make(cls.stx | mode.atomic | sizeCode(sz), dst, src, off, atomicStoreRel)
+
+function sizeCode(sz: Size): number {
+  if (!Object.hasOwn(size, sz)) throw new TypeError(`size must be 'b', 'h', 'w' or 'dw', got ${String(sz)}`)
+  return size[sz]
+}
 
 // ---- 64-bit loads ----
 

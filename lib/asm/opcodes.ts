@@ -15,18 +15,21 @@ export type AluOp = Exclude<keyof typeof aluOps, 'neg' | 'end'>
 
 export const jmpOps = {
   ja: 0x00, jeq: 0x10, jgt: 0x20, jge: 0x30, jset: 0x40, jne: 0x50, jsgt: 0x60, jsge: 0x70,
-  call: 0x80, exit: 0x90, jlt: 0xa0, jle: 0xb0, jslt: 0xc0, jsle: 0xd0,
+  call: 0x80, exit: 0x90, jlt: 0xa0, jle: 0xb0, jslt: 0xc0, jsle: 0xd0, jcond: 0xe0,
 } as const
-export type CondOp = Exclude<keyof typeof jmpOps, 'ja' | 'call' | 'exit'>
+export type CondOp = Exclude<keyof typeof jmpOps, 'ja' | 'call' | 'exit' | 'jcond'>
 
 export const atomicOps = { add: 0x00, or: 0x40, and: 0x50, xor: 0xa0 } as const
 export const atomicFetch = 0x01
 export const atomicXchg = 0xe0 | atomicFetch
 export const atomicCmpxchg = 0xf0 | atomicFetch
+/** Acquire loads and release stores, also in the atomic class (Linux 6.15+). */
+export const atomicLoadAcq = 0x100
+export const atomicStoreRel = 0x110
 export type AtomicOp = keyof typeof atomicOps
 
 /** src_reg values of ld_imm64 and call with special meanings. */
-export const pseudo = { mapFd: 1, mapValue: 2, call: 1 } as const
+export const pseudo = { mapFd: 1, mapValue: 2, btfId: 3, func: 4, mapIdx: 5, mapIdxValue: 6, call: 1, kfuncCall: 2, mayGoto: 0 } as const
 
 export const endLe = 0x00
 export const endBe = 0x08

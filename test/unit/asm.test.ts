@@ -61,7 +61,7 @@ test('labels resolve to offsets, counting ld_imm64 as two slots', () => {
   expect(insns[4].imm).toBe(1) // call at 5 -> fn at 7
   expect(asm.toString(prog)).toBe([
     '   0: if r1 == 0x0 goto pc+4',
-    '   1: r2 = 0x1 ll',
+    '   1: r2 = 0x1',
     '   3: goto pc+1',
     '   4: r0 = 1',
     'out:',
@@ -122,7 +122,7 @@ test('disassembly reads like the verifier log', () => {
     'call bpf_map_lookup_elem#1',
     'lock *(u64 *)(r10 -8) += r1',
     'r1 = atomic64_fetch_xor((u64 *)(r10 -8), r1)',
-    'w1 = atomic_xchg((u32 *)(r10 -4), w1)',
+    'r1 = atomic_xchg((u32 *)(r10 -4), r1)', // the kernel names rN at every width
     'r0 = atomic64_cmpxchg((u64 *)(r10 -8), r0, r1)',
     'r1 = be16 r1',
     'r1 = bswap32 r1',
