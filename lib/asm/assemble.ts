@@ -23,6 +23,9 @@ export function resolve(items: readonly Item[]): Insn[] {
     }
     pc += slots(x)
   }
+  // A label after the last instruction names no instruction; a jump there
+  // would leave the program.
+  for (const [name, slot] of at) if (slot === pc) throw new TypeError(`label '${name}' is not followed by an instruction`)
   const out: Insn[] = []
   pc = 0
   for (const x of items) {
@@ -87,7 +90,8 @@ export function decode(bytes: Uint8Array): Insn[] {
   for (let at = 0; at < bytes.length; at += 8) {
     const regs = v.getUint8(at + 1)
     const i: Insn = { code: v.getUint8(at), dst: regs & 0xf, src: regs >> 4, off: v.getInt16(at + 2, true), imm: v.getInt32(at + 4, true) }
-    if (isWide(i) && at + 8 < bytes.length) {
+    if (isWide(i)) {
+      if (at + 8 >= bytes.length) throw new RangeError(`ld_imm64 at slot ${at / 8} has no second slot`)
       const hi = v.getUint32(at + 12, true)
       i.imm64 = (BigInt(hi) << 32n) | BigInt(i.imm >>> 0)
       at += 8

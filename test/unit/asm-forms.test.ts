@@ -54,3 +54,9 @@ test('disassembly in the kernel\'s words', () => {
   expect(asm.format(asm.storeRelease('h', R1, R2, -2))).toBe('store_release((u16 *)(r1 -2), r2)')
   expect(asm.format(asm.sdiv32Imm(R1, 3))).toBe('w1 s/= 3')
 })
+
+test('a label with no instruction after it, and a cut ld_imm64, are errors', () => {
+  expect(() => asm.assemble([asm.ja('end'), asm.exit(), asm.label('end')])).toThrow(/'end' is not followed by an instruction/)
+  expect(() => asm.decode(new Uint8Array([0x18, 0, 0, 0, 0, 0, 0, 0]))).toThrow(/no second slot/)
+  expect(() => asm.decode(new Uint8Array(12))).toThrow(RangeError)
+})
