@@ -2,8 +2,8 @@
 // objects with IDs that can be pinned; a socket filter is attached with
 // setsockopt and lives as long as the socket. Closing a link detaches it
 // unless it is pinned, as with libbpf's bpf_link__destroy.
-import { closeSync, openSync, unlinkSync } from 'node:fs'
-import { Fd, bpfObjectKind, enumValue, kernel, linkInfoByFd, native, type AttachTypeName, type LinkInfo } from './sys/index.js'
+import { closeSync, constants, openSync, unlinkSync } from 'node:fs'
+import { Fd, bpfObjectKind, enumValue, kernel, linkInfoByFd, native, progInfoByFd, type AttachTypeName, type LinkInfo } from './sys/index.js'
 import type { FdRef } from './map-values.js'
 import { checkOptions } from './options.js'
 
@@ -20,9 +20,31 @@ function socketFd(socket: SocketLike): number {
   throw new TypeError('cannot find the socket\'s fd: pass a bound or connected Node socket, or an fd number')
 }
 
+// A socket attachment holds its own dup of the socket's fd: the caller's fd
+// number may be closed and reused by an unrelated socket, whose filter
+// detach() must never touch.
 type Attachment =
   | { kind: 'link'; fd: Fd }
-  | { kind: 'socket'; socketFd: number; progId: number; attached: boolean }
+  | { kind: 'socket'; socket: Fd; progId: number; attached: boolean }
+
+/** LINK_CREATE's target and options; the kernel decides which an attach type takes. */
+export interface LinkCreateOptions {
+  attachType: AttachTypeName | number
+  /** The object to attach to by fd: a cgroup directory, a netns, a program, ... */
+  targetFd?: number
+  /** The network interface to attach to (xdp, tcx, netkit). */
+  targetIfindex?: number
+  flags?: number
+  /** BTF id of the attach point, for tracing programs retargeted at link time. */
+  targetBtfId?: number
+  /** The value bpf_get_attach_cookie returns (perf_event links). */
+  cookie?: number | bigint
+}
+
+function programFd(program: FdRef): number {
+  if (program === null || typeof program !== 'object' || !('fd' in program)) throw new TypeError('program must be a BpfProgram or an object with a program fd')
+  return program.fd
+}
 
 export class BpfLink {
   #a: Attachment
@@ -35,14 +57,46 @@ export class BpfLink {
   /**
    * Attaches a socket_filter program to a socket the caller owns
    * (SO_ATTACH_BPF, Linux 3.19+). Packets the program answers 0 for are
-   * dropped; a positive answer truncates to that many bytes. Replaces a
-   * filter already there. The program may be closed afterwards.
+   * dropped; a positive answer truncates to that many bytes (UDP sockets
+   * see the packet from the UDP header on, and keep at least that header).
+   * Replaces a filter already there. The program may be closed afterwards.
+   * The link holds a reference to the socket (a dup of its fd) until closed.
+   * Errors: TypeError when no socket fd can be found; BpfError (command
+   * 'so_attach_bpf') ENOTSOCK, EINVAL for a program that is not a
+   * socket_filter, EPERM for a locked filter. Needs no privilege beyond
+   * owning the socket.
    */
   static attachSocketFilter(socket: SocketLike, program: FdRef): BpfLink {
-    const fd = socketFd(socket)
-    native.socketAttachProg(fd, program.fd)
-    const progId = (program as { id?: number }).id ?? 0
-    return new BpfLink({ kind: 'socket', socketFd: fd, progId, attached: true })
+    const sock = new Fd(native.dupFd(socketFd(socket)), 'socket')
+    try {
+      const prog = programFd(program)
+      native.socketAttachProg(sock.fd, prog)
+      return new BpfLink({ kind: 'socket', socket: sock, progId: progInfoByFd(prog).id, attached: true })
+    } catch (e) {
+      sock.close()
+      throw e
+    }
+  }
+
+  /**
+   * Creates a kernel link (BPF_LINK_CREATE, Linux 5.7+; attach types were
+   * added over time): the low-level form behind attachCgroup. Errors:
+   * BpfError EINVAL for a program that does not fit the attach type or
+   * target, EPERM without the capability the attach type needs
+   * (CAP_NET_ADMIN for network hooks), EEXIST for an exclusive hook in use.
+   */
+  static create(program: FdRef, options: LinkCreateOptions): BpfLink {
+    checkOptions('BpfLink.create', options, ['attachType', 'targetFd', 'targetIfindex', 'flags', 'targetBtfId', 'cookie'])
+    const fd = native.linkCreate({
+      progFd: programFd(program),
+      attachType: enumValue(kernel.attachTypes, 'attach type', options.attachType),
+      targetFd: options.targetFd,
+      targetIfindex: options.targetIfindex,
+      flags: options.flags,
+      targetBtfId: options.targetBtfId,
+      cookie: options.cookie,
+    })
+    return new BpfLink({ kind: 'link', fd: new Fd(fd, 'link') })
   }
 
   /**
@@ -85,10 +139,29 @@ export class BpfLink {
     return this.#a.fd.fd
   }
 
-  /** Kernel links: id, type, program ID, attach type. Socket filters: the program ID. */
+  /** 'link' for kernel links; 'socket' for socket filters, which have no fd, ID or pin. */
+  get kind(): 'link' | 'socket' {
+    return this.#a.kind
+  }
+
+  get closed(): boolean {
+    return this.#a.kind === 'link' ? this.#a.fd.closed : this.#a.socket.closed
+  }
+
+  /** The bpffs path of the pin made by `pin` or opened by `fromPin`. */
+  get pinnedAt(): string | undefined {
+    return this.#pinnedAt
+  }
+
+  /**
+   * Kernel links (Linux 5.8+): id, type, program ID, attach type, cgroup id.
+   * Socket filters, which are no kernel object: id 0, type 'socket_filter',
+   * the program ID.
+   */
   info(): LinkInfo {
     const a = this.#a
     if (a.kind === 'link') return linkInfoByFd(a.fd.fd)
+    if (a.socket.closed) throw new TypeError('the socket filter is detached: the link is closed')
     if (!a.attached) throw new TypeError('the socket filter is detached')
     return { id: 0, type: 'socket_filter', typeId: 0, progId: a.progId }
   }
@@ -117,17 +190,24 @@ export class BpfLink {
     const a = this.#a
     if (a.kind === 'link') native.linkDetach(a.fd.fd)
     else if (a.attached) {
-      native.socketDetachProg(a.socketFd)
+      native.socketDetachProg(a.socket.fd)
       a.attached = false
     }
   }
 
-  /** Closes the link: detaches it unless pinned (or held open elsewhere). */
+  /** Closes the link: detaches it unless pinned (or held open elsewhere); a socket filter is detached and the socket released. */
   close(): void {
     const a = this.#a
-    if (a.kind === 'link') a.fd.close()
-    else if (a.attached && native.fdIsOpen(a.socketFd)) this.detach()
-    else a.attached = false
+    if (a.kind === 'link') {
+      a.fd.close()
+      return
+    }
+    if (a.socket.closed) return
+    try {
+      this.detach()
+    } finally {
+      a.socket.close()
+    }
   }
 
   [Symbol.dispose](): void {

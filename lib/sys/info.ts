@@ -145,6 +145,8 @@ export interface LinkInfo {
   progId: number
   /** Attach type of the link where the kernel reports one (cgroup, netns, tcx, netkit, ...). */
   attachType?: string
+  /** cgroup links: the cgroup's id (its inode number in cgroup2); 0 once detached. */
+  cgroupId?: bigint
 }
 
 export function linkInfoByFd(fd: number): LinkInfo {
@@ -156,6 +158,7 @@ export function linkInfoByFd(fd: number): LinkInfo {
   const unionOff = linkInfo.fields.anon0.offset
   const attachAt: Record<string, number> = { cgroup: 8, netns: 4, tcx: 4, netkit: 4, sockmap: 4 }
   if (type in attachAt) info.attachType = enumName(attachTypes, r.view.getUint32(unionOff + attachAt[type], true))
+  if (type === 'cgroup') info.cgroupId = r.view.getBigUint64(unionOff, true)
   return info
 }
 

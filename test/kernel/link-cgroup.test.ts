@@ -1,0 +1,126 @@
+// Kernel links (BPF_LINK_CREATE) on a cgroup the test creates: a child
+// process that joins it sees the program's verdict on its own traffic.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { closeSync, constants, existsSync, openSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, test } from 'vitest'
+import { asm, BpfLink, BpfProgram } from '../../lib/index.js'
+import { childCgroup, privateBpffs } from './helpers/scratch.js'
+
+const dropEgress = () => BpfProgram.load({
+  type: 'cgroup_skb', expectedAttachType: 'cgroup_inet_egress', insns: [asm.mov64Imm(asm.R0, 0), asm.exit()], license: 'GPL', name: 'drop_egress',
+})
+
+/** Runs a Node child that joins `cgroup` and sends one UDP datagram on loopback; returns the send error code or null. */
+function sendFromCgroup(cgroup: string): string | null {
+  const script = `
+    const fs = require('fs'), dgram = require('dgram')
+    fs.writeFileSync(process.env.CG + '/cgroup.procs', String(process.pid))
+    const s = dgram.createSocket('udp4')
+    s.send('x', 9, '127.0.0.1', (err) => { console.log(JSON.stringify({ code: err ? err.code : null })); s.close() })`
+  const r = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, CG: cgroup }, encoding: 'utf8', timeout: 20_000 })
+  if (r.status !== 0) throw new Error(`child failed: ${r.stderr}`)
+  return JSON.parse(r.stdout.trim()).code
+}
+
+function bpftoolJson(...args: string[]): any {
+  const out = execFileSync('bpftool', [...args, '--json'], { encoding: 'utf8' })
+  // `bpftool cgroup show` prints nothing at all for a cgroup without programs.
+  return out.trim() === '' ? [] : JSON.parse(out)
+}
+
+describe('attachCgroup', () => {
+  test('a cgroup_skb egress link drops the traffic of processes in the cgroup until detached', async () => {
+    using cg = childCgroup()
+    using prog = await dropEgress()
+    expect(sendFromCgroup(cg.path)).toBeNull()
+    using link = BpfLink.attachCgroup(cg.path, prog, 'cgroup_inet_egress')
+    expect(link.kind).toBe('link')
+    expect(sendFromCgroup(cg.path)).toBe('EPERM')
+    link.detach()
+    expect(sendFromCgroup(cg.path)).toBeNull()
+    link.detach()
+  })
+
+  test('info: link type, program, attach type, cgroup id; bpftool agrees', async () => {
+    using cg = childCgroup()
+    using prog = await dropEgress()
+    using link = BpfLink.attachCgroup(cg.path, prog, 'cgroup_inet_egress')
+    const info = link.info()
+    expect(info).toMatchObject({ type: 'cgroup', progId: prog.id, attachType: 'cgroup_inet_egress', cgroupId: BigInt(statSync(cg.path).ino) })
+    expect(info.id).toBeGreaterThan(0)
+    expect(link.id).toBe(info.id)
+    expect(bpftoolJson('link', 'show', 'id', String(info.id))).toMatchObject({
+      id: info.id, type: 'cgroup', prog_id: prog.id, attach_type: 'cgroup_inet_egress', cgroup_id: Number(info.cgroupId),
+    })
+    const attached = bpftoolJson('cgroup', 'show', cg.path)
+    expect(attached).toEqual([expect.objectContaining({ id: prog.id, attach_type: 'cgroup_inet_egress', name: 'drop_egress' })])
+    link.detach()
+    expect(link.info().cgroupId).toBe(0n)
+  })
+
+  test('fromId, pin, fromPin; a pinned link outlives its fds and goes with its pin', async () => {
+    using fs = privateBpffs()
+    using cg = childCgroup()
+    using prog = await dropEgress()
+    const path = join(fs.path, 'link')
+    const link = BpfLink.attachCgroup(cg.path, prog, 'cgroup_inet_egress')
+    const id = link.id
+    {
+      using same = BpfLink.fromId(id)
+      expect(same.info()).toEqual(link.info())
+    }
+    link.pin(path)
+    link.close()
+    expect(() => link.fd).toThrow(/already closed/)
+    expect(bpftoolJson('cgroup', 'show', cg.path)).toHaveLength(1)
+    expect(sendFromCgroup(cg.path)).toBe('EPERM')
+    {
+      using back = BpfLink.fromPin(path)
+      expect(back.id).toBe(id)
+      expect(back.pinnedAt).toBe(path)
+    }
+    // Closing a link opened from its pin leaves the pin, so it stays attached.
+    expect(bpftoolJson('cgroup', 'show', cg.path)).toHaveLength(1)
+    const again = BpfLink.fromPin(path)
+    again.unpin()
+    expect(existsSync(path)).toBe(false)
+    expect(sendFromCgroup(cg.path)).toBe('EPERM')
+    again.close() // the last reference: detached
+    expect(bpftoolJson('cgroup', 'show', cg.path)).toEqual([])
+    expect(sendFromCgroup(cg.path)).toBeNull()
+    expect(() => BpfLink.fromId(id)).toThrow(expect.objectContaining({ code: 'ENOENT' }))
+  })
+
+  test('a cgroup by fd, and the generic create', async () => {
+    using cg = childCgroup()
+    using prog = await dropEgress()
+    const dir = openSync(cg.path, constants.O_RDONLY | constants.O_DIRECTORY)
+    try {
+      using a = BpfLink.attachCgroup(dir, prog, 'cgroup_inet_egress')
+      using b = BpfLink.create(prog, { attachType: 'cgroup_inet_egress', targetFd: dir })
+      expect(a.info().cgroupId).toBe(b.info().cgroupId)
+      expect(bpftoolJson('cgroup', 'show', cg.path)).toHaveLength(2)
+    } finally {
+      closeSync(dir)
+    }
+    expect(bpftoolJson('cgroup', 'show', cg.path)).toEqual([])
+  })
+
+  test('errors: mismatched attach type, no such cgroup, not a cgroup, bad names, not a link', async () => {
+    using cg = childCgroup()
+    using prog = await dropEgress()
+    // A cgroup_skb program cannot serve a socket-creation hook.
+    expect(() => BpfLink.attachCgroup(cg.path, prog, 'cgroup_inet_sock_create')).toThrow(expect.objectContaining({ code: 'EINVAL', command: 'link_create' }))
+    expect(() => BpfLink.attachCgroup(join(cg.path, 'missing'), prog, 'cgroup_inet_egress')).toThrow(expect.objectContaining({ code: 'ENOENT' }))
+    expect(() => BpfLink.attachCgroup('/tmp', prog, 'cgroup_inet_egress')).toThrow(expect.objectContaining({ code: 'EBADF' }))
+    expect(() => BpfLink.attachCgroup(cg.path, prog, 'cgroup_egress' as never)).toThrow(/unknown attach type 'cgroup_egress'/)
+    expect(() => BpfLink.attachCgroup(cg.path, prog, 'cgroup_inet_egress', { flag: 1 } as never)).toThrow(/unknown option 'flag'/)
+    expect(() => BpfLink.attachCgroup(cg.path, {} as never, 'cgroup_inet_egress')).toThrow(TypeError)
+    expect(() => BpfLink.fromId(0)).toThrow(RangeError)
+    using fs = privateBpffs()
+    prog.pin(join(fs.path, 'prog'))
+    expect(() => BpfLink.fromPin(join(fs.path, 'prog'))).toThrow(/is not a BPF link/)
+    prog.unpin()
+  })
+})
