@@ -3,8 +3,9 @@ import {
   Fd, bpfObjectKind, enumName, enumValue, kernel, native, progInfoByFd, tokenFdFor,
   type AttachTypeName, type ProgTypeName, type ProgramInfo, type TestRunAttrs, type TestRunResult, type TokenLike,
 } from './sys/index.js'
-import { assemble } from './asm/assemble.js'
-import type { Item } from './asm/insn.js'
+import { assemble, decode } from './asm/assemble.js'
+import type { Insn, Item } from './asm/insn.js'
+import { progFlagsValue, type ProgFlagName } from './program-flags.js'
 import { checkOptions } from './options.js'
 import { BpfObject } from './object.js'
 
@@ -16,14 +17,14 @@ export interface ProgramLoadOptions {
   bytes?: Uint8Array
   /** 'GPL' (or a GPL-compatible license) unlocks GPL-only helpers. */
   license?: string
-  /** Up to 15 bytes, shown by bpftool. */
+  /** Up to 15 letters, digits, '_' or '.'; shown by bpftool. */
   name?: string
   expectedAttachType?: AttachTypeName | number
   /** Verifier log level (1, 2, or 4 for stats). The log is kept in `log`. */
   logLevel?: number
   logSize?: number
-  /** prog_flags, e.g. BPF_F_SLEEPABLE. */
-  flags?: number
+  /** prog_flags as a number or by name ('sleepable', 'xdp_has_frags', 'strict_alignment', ...). */
+  flags?: number | readonly (ProgFlagName | number)[]
   kernVersion?: number
   attachBtfId?: number
   attachBtfObjFd?: number
@@ -37,8 +38,23 @@ const loadKeys = [
   'kernVersion', 'attachBtfId', 'attachBtfObjFd', 'attachProgFd', 'token',
 ] as const
 
-/** data / ctx in, dataOutSize / ctxOutSize to receive, repeat (mean duration in ns), flags, cpu, batchSize. */
+/**
+ * data / ctx in, dataOutSize / ctxOutSize to receive, repeat (mean duration
+ * in ns), flags, cpu (sets BPF_F_TEST_RUN_ON_CPU), batchSize.
+ */
 export type TestRunOptions = TestRunAttrs
+
+// #define BPF_F_TEST_RUN_ON_CPU (1U << 0) in the UAPI header; not in BTF.
+const TEST_RUN_ON_CPU = 1
+
+function testRunAttrs(where: string, o: TestRunOptions): TestRunAttrs {
+  checkOptions(where, o, testRunKeys)
+  // A cpu is only honoured with the flag; without it the kernel refuses any cpu but 0.
+  if (o.cpu === undefined) return o
+  return { ...o, flags: ((o.flags ?? 0) | TEST_RUN_ON_CPU) >>> 0 }
+}
+
+const NAME = /^[A-Za-z0-9_.]{0,15}$/
 
 const testRunKeys = ['data', 'ctx', 'dataOutSize', 'ctxOutSize', 'repeat', 'flags', 'cpu', 'batchSize'] as const
 
@@ -105,13 +121,11 @@ export class BpfProgram extends BpfObject {
    * tracepoints, syscall programs and more; EINVAL/ENOTSUPP for other types.
    */
   async testRun(options: TestRunOptions = {}): Promise<TestRunResult> {
-    checkOptions('testRun', options, testRunKeys)
-    return native.progTestRun(this.fd, options)
+    return native.progTestRun(this.fd, testRunAttrs('testRun', options))
   }
 
   testRunSync(options: TestRunOptions = {}): TestRunResult {
-    checkOptions('testRunSync', options, testRunKeys)
-    return native.progTestRunSync(this.fd, options)
+    return native.progTestRunSync(this.fd, testRunAttrs('testRunSync', options))
   }
 
   /** Name, type, tag, sizes, map IDs, and run time and count when kernel.bpf_stats_enabled is on. */
@@ -123,6 +137,20 @@ export class BpfProgram extends BpfObject {
     return this.info().id
   }
 
+  /**
+   * The instructions as the verifier left them (OBJ_GET_INFO_BY_FD
+   * xlated_prog_insns, Linux 4.13+): helper calls resolved, map fds turned
+   * into map ids. Print with `asm.toString(p.xlated(), { maps: 'id' })` for
+   * the text of `bpftool prog dump xlated`. Empty without CAP_SYS_ADMIN or
+   * CAP_PERFMON (the kernel withholds them).
+   */
+  xlated(): Insn[] {
+    return decode(native.progGetXlatedInsns(this.fd))
+  }
+
+  toString(): string {
+    return this.closed ? `BpfProgram(${this.type}, closed)` : `BpfProgram(${this.type}, fd ${this.fd})`
+  }
 }
 
 /**
@@ -138,6 +166,10 @@ function loadAttrs(o: ProgramLoadOptions) {
   checkOptions('BpfProgram.load', o, loadKeys)
   if (o === null || typeof o !== 'object') throw new TypeError('BpfProgram.load: options must be an object')
   if ((o.insns === undefined) === (o.bytes === undefined)) throw new TypeError('BpfProgram.load: give either insns or bytes')
+  // The kernel answers a bad name with a bare EINVAL; say which rule it broke.
+  if (o.name !== undefined && (typeof o.name !== 'string' || !NAME.test(o.name))) {
+    throw new TypeError(`BpfProgram.load: name must be at most 15 letters, digits, '_' or '.', got ${JSON.stringify(o.name)}`)
+  }
   const progType = enumValue(kernel.progTypes, 'program type', o.type)
   const expectedAttachType = o.expectedAttachType === undefined ? undefined : enumValue(kernel.attachTypes, 'attach type', o.expectedAttachType)
   let insns: Uint8Array
@@ -155,7 +187,7 @@ function loadAttrs(o: ProgramLoadOptions) {
     name: o.name,
     logLevel: o.logLevel,
     logSize: o.logSize,
-    progFlags: o.flags,
+    progFlags: progFlagsValue(o.flags),
     kernVersion: o.kernVersion,
     expectedAttachType,
     attachBtfId: o.attachBtfId,

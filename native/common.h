@@ -76,6 +76,7 @@ void InitMmap(Napi::Env env, Napi::Object exports);
 void InitRingbuf(Napi::Env env, Napi::Object exports);
 void InitSockets(Napi::Env env, Napi::Object exports);
 void InitMapSlots(Napi::Env env, Napi::Object exports);
+void InitProgInfo(Napi::Env env, Napi::Object exports);
 // Unlinks the fast-path slots of a map fd that is closed or reused.
 void ForgetSlots(int fd);
 

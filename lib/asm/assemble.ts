@@ -66,7 +66,12 @@ export function assemble(items: readonly Item[]): Uint8Array {
       let lo = i.imm
       let hi = i.imm64 !== undefined ? Number(BigInt.asIntN(32, i.imm64 >> 32n)) : 0
       if (i.map) {
-        const fd = i.map.fd
+        let fd: number
+        try {
+          fd = i.map.fd
+        } catch (e) {
+          throw new TypeError(`instruction ${at / 8}: the map's fd cannot be read: ${(e as Error).message}`, { cause: e })
+        }
         if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`instruction ${at / 8}: map reference has no valid fd`)
         lo = fd
         if (i.src !== pseudo.mapValue) hi = 0

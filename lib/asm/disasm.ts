@@ -80,11 +80,21 @@ function memory(i: Insn): string {
   return `*${at} = r${i.src}`
 }
 
-function ld(i: Insn): string {
+/**
+ * How to print map references: 'fd' for instructions about to be loaded,
+ * 'id' for translated instructions read back from the kernel (which puts the
+ * map's id there, printed map[id:N] as bpftool does).
+ */
+export interface FormatOptions {
+  maps?: 'fd' | 'id'
+}
+
+function ld(i: Insn, o: FormatOptions): string {
   const m = i.code & 0xe0
+  const key = o.maps ?? 'fd'
   if (m === mode.imm) {
-    if (i.src === pseudo.mapFd) return `r${i.dst} = map[fd:${i.map ? safeFd(i.map) : i.imm}]`
-    if (i.src === pseudo.mapValue) return `r${i.dst} = map[fd:${i.map ? safeFd(i.map) : i.imm}][0]+${Number((i.imm64 ?? 0n) >> 32n)}`
+    if (i.src === pseudo.mapFd) return `r${i.dst} = map[${key}:${i.map ? safeFd(i.map) : i.imm}]`
+    if (i.src === pseudo.mapValue) return `r${i.dst} = map[${key}:${i.map ? safeFd(i.map) : i.imm}][0]+${Number((i.imm64 ?? 0n) >> 32n)}`
     return `r${i.dst} = 0x${(i.imm64 ?? BigInt(i.imm >>> 0)).toString(16)}`
   }
   const sz = sizeName[i.code & 0x18]
@@ -101,7 +111,7 @@ function safeFd(m: { readonly fd: number }): string {
 }
 
 /** One instruction as the verifier prints it. */
-export function format(i: Insn): string {
+export function format(i: Insn, options: FormatOptions = {}): string {
   switch (i.code & 0x07) {
     case cls.alu:
     case cls.alu64:
@@ -110,14 +120,14 @@ export function format(i: Insn): string {
     case cls.jmp32:
       return jmp(i)
     case cls.ld:
-      return ld(i)
+      return ld(i, options)
     default:
       return memory(i)
   }
 }
 
 /** A listing with slot numbers, e.g. "   0: r0 = 0". Labels are shown where they stand. */
-export function toString(items: readonly Item[] | Uint8Array): string {
+export function toString(items: readonly Item[] | Uint8Array, options: FormatOptions = {}): string {
   const insns = items instanceof Uint8Array ? decode(items) : resolve(items)
   const lines: string[] = []
   let pc = 0
@@ -131,13 +141,13 @@ export function toString(items: readonly Item[] | Uint8Array): string {
   }
   for (const i of insns) {
     for (const l of labels.get(pc) ?? []) lines.push(`${l}:`)
-    lines.push(`${String(pc).padStart(4)}: ${format(i)}`)
+    lines.push(`${String(pc).padStart(4)}: ${format(i, options)}`)
     pc += slots(i)
   }
   return lines.join('\n')
 }
 
 /** Bytes back to text lines, one per instruction. */
-export function disassemble(bytes: Uint8Array): string[] {
-  return decode(bytes).map(format)
+export function disassemble(bytes: Uint8Array, options: FormatOptions = {}): string[] {
+  return decode(bytes).map((i) => format(i, options))
 }

@@ -5,6 +5,7 @@ import { assemble, decode } from './assemble.js'
 import { disassemble, format, toString } from './disasm.js'
 
 export type { Insn, Item, Label, MapRef, Reg } from './insn.js'
+export type { FormatOptions } from './disasm.js'
 
 /**
  * asm.mov64Imm(asm.R0, 0), asm.jeqImm(asm.R1, 0, 'out'), asm.label('out'),

@@ -174,6 +174,9 @@ export interface NativeAddon {
   socketAttachProg(socketFd: number, progFd: number): void
   /** false when the socket had no filter. */
   socketDetachProg(socketFd: number): boolean
+
+  /** The program's translated instructions; empty without the privilege to see them. */
+  progGetXlatedInsns(fd: number): Uint8Array
 }
 
 /** An opaque native ring buffer consumer. */
