@@ -148,7 +148,9 @@ export function call(helper: HelperName | `bpf_${HelperName}` | number): Insn {
 }
 
 /** A bpf-to-bpf call of the function starting at `target`. */
-export const callLocal = (target: Target) => jump(cls.jmp | jmpOps.call, 0, pseudo.call, 0, target)
+export const callLocal = (target: Target): Insn =>
+  // A call's offset lives in imm, not off.
+  typeof target === 'number' ? make(cls.jmp | jmpOps.call, 0, pseudo.call, 0, target) : jump(cls.jmp | jmpOps.call, 0, pseudo.call, 0, target)
 
 /** Calls a kernel function (kfunc) by its BTF id; `btfObjIndex` picks a module BTF from fd_array (0: vmlinux). */
 export const callKfunc = (btfId: number, btfObjIndex = 0) => make(cls.jmp | jmpOps.call, 0, pseudo.kfuncCall, btfObjIndex, btfId)
