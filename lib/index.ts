@@ -27,3 +27,15 @@ export { BpfProgram, enableStats } from './program.js'
 export type { ProgramLoadOptions, TestRunOptions } from './program.js'
 export { BpfLink } from './link.js'
 export type { SocketLike } from './link.js'
+// BPF delegation (tokens, bpffs delegation mounts, fd passing) and typed policies.
+export { Policy } from './policy/index.js'
+export type { DelegationPolicy, PolicyLike, PolicyMasks, PolicyKind, PolicySet, MountinfoEntry } from './policy/index.js'
+export {
+  BpfToken, kernelHasTokens, delegate, openBpffsContext, attachMount, openMountRoot,
+  serveDelegation, requestDelegation, spawnDelegated, delegationFailedStatus,
+  FdSocket, socketPair, sendFds, receiveFds, ProtocolError, DelegationRefusedError,
+} from './delegation/index.js'
+export type {
+  TokenInfo, DelegateOptions, ServeOptions, RequestOptions, Delegation, SpawnDelegatedOptions,
+  DelegatedProcess, Message, ReceiveOptions, SendOptions,
+} from './delegation/index.js'

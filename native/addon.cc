@@ -4,6 +4,8 @@
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   using namespace bpfkit;
   for (InitFn init : {InitFds, InitMaps, InitProgs, InitObjects, InitMmap, InitRingbuf, InitSockets}) init(env, exports);
+  InitMount(env, exports);   // bpffs delegation mounts (fsopen, fsconfig, fsmount, move_mount)
+  InitFdpass(env, exports);  // fd passing over unix sockets (SCM_RIGHTS)
   return exports;
 }
 

@@ -75,6 +75,8 @@ MapMeta MapMetaOf(Napi::Env env, int fd, const char* command);
 void InitMmap(Napi::Env env, Napi::Object exports);
 void InitRingbuf(Napi::Env env, Napi::Object exports);
 void InitSockets(Napi::Env env, Napi::Object exports);
+void InitMount(Napi::Env env, Napi::Object exports);
+void InitFdpass(Napi::Env env, Napi::Object exports);
 
 // ---- fds ----
 // Moves a fresh fd to 3 or above (0-2 read as "none" by the kernel and as
