@@ -127,6 +127,33 @@ export class BpfToken implements TokenLike {
   }
 
   /**
+   * Adopts a token fd made elsewhere, e.g. received over a socket from the
+   * process that created it; a token only works in the user namespace that
+   * made it. Takes ownership of `fd` once it is known to be a token.
+   * Errors: TypeError when the fd is not a BPF token (no allowed_* lines in
+   * its fdinfo); the fd is then left to the caller.
+   */
+  static fromFd(fd: Fd | number): BpfToken {
+    const n = typeof fd === 'number' ? fd : fd.fd
+    let text: string
+    try {
+      text = readFileSync(`/proc/self/fdinfo/${n}`, 'utf8')
+    } catch (e) {
+      throw new TypeError(`BpfToken.fromFd: fd ${n} is not open (${(e as Error).message})`)
+    }
+    let policy: Policy
+    try {
+      policy = Policy.fromFdinfo(text)
+    } catch {
+      throw new TypeError(`BpfToken.fromFd: fd ${n} is not a BPF token`)
+    }
+    // Ownership passes only once the fd is known to be a token.
+    const token = new BpfToken(typeof fd === 'number' ? new Fd(fd, 'token') : fd)
+    token.#policy = policy
+    return token
+  }
+
+  /**
    * A token as libbpf finds one: from LIBBPF_BPF_TOKEN_PATH when set (then a
    * failure throws), none when it is set but empty, else from /sys/fs/bpf
    * when that bpffs is delegated (any failure there means no token).

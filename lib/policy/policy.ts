@@ -259,6 +259,10 @@ function describe(v: unknown): string {
   return typeof v === 'string' ? `'${v}'` : typeof v
 }
 
+function article(noun: string): string {
+  return /^[aeiou]/.test(noun) ? 'an' : 'a'
+}
+
 function listText(set: PolicySet<string>): string {
   if (set === 'any') return 'any'
   return set.length === 0 ? 'none' : set.join(', ')
@@ -302,11 +306,11 @@ function bitOf(kind: PolicyKind, item: unknown, where: string): number {
   const { noun } = kinds[kind]
   if (typeof item === 'number') {
     if (!Number.isInteger(item) || item < 0 || item > maxBit) {
-      throw new RangeError(`${where}: ${item} is not a ${noun} the kernel can delegate (0..${maxBit}: delegation masks have 64 bits)`)
+      throw new RangeError(`${where}: ${item} is out of range for ${kinds[kind].plural} (0..${maxBit}: delegation masks have 64 bits)`)
     }
     return item
   }
-  if (typeof item !== 'string') throw new TypeError(`${where}: a ${noun} must be a name or a number, got ${describe(item)}`)
+  if (typeof item !== 'string') throw new TypeError(`${where}: ${article(noun)} ${noun} must be a name or a number, got ${describe(item)}`)
   if (item === 'any') throw new TypeError(`${where}: 'any' stands alone (${where.replace(/\[\d+\]$/, '')}: 'any'), not inside a list`)
   const v = valueOfName(kind, item)
   if (v === undefined) {
