@@ -9,7 +9,7 @@
 // destroyed) before anything is read from it.
 import type { Socket } from 'node:net'
 import { BpfError, Fd, native, type FdWaitHandle } from '../sys/index.js'
-import { ProtocolError } from './errors.js'
+import { ProtocolError, reword } from './errors.js'
 
 const headerBytes = 4
 /** SCM_MAX_FD: the kernel's limit per message. */
@@ -110,7 +110,7 @@ export class FdSocket {
     let off = 0
     while (off < frame.length) {
       signal?.throwIfAborted()
-      const n = native.sendWithFds(this.fd, frame.subarray(off), off === 0 ? fds : undefined)
+      const n = reword('sendmsg', 'sending on an fd socket', sendCause, () => native.sendWithFds(this.fd, frame.subarray(off), off === 0 ? fds : undefined))
       if (n < 0) await this.#wait(true, signal)
       else off += n
     }
@@ -163,7 +163,7 @@ export class FdSocket {
     let off = 0
     while (off < n) {
       signal?.throwIfAborted()
-      const r = native.recvWithFds(this.fd, buf.subarray(off), maxFds)
+      const r = reword('recvmsg', 'receiving on an fd socket', recvCause, () => native.recvWithFds(this.fd, buf.subarray(off), maxFds))
       if (r === null) {
         await this.#wait(false, signal)
         continue
@@ -221,6 +221,21 @@ export class FdSocket {
   [Symbol.dispose](): void {
     this.close()
   }
+}
+
+function sendCause(code: string): string | undefined {
+  if (code === 'EPIPE' || code === 'ECONNRESET') return 'the peer closed the socket'
+  if (code === 'EBADF') return 'one of the fds to send is not open'
+  if (code === 'ENOTSOCK') return 'not a socket'
+  if (code === 'ETOOMANYREFS') return 'fds in flight nest too deep (an fd-passing socket sent over itself)'
+  return undefined
+}
+
+function recvCause(code: string): string | undefined {
+  if (code === 'ECONNRESET') return 'the peer closed the socket'
+  if (code === 'EMFILE') return 'this process has no free fds for the ones received'
+  if (code === 'ENOTSOCK') return 'not a socket'
+  return undefined
 }
 
 /** A connected pair of fd-passing sockets. */
