@@ -4,11 +4,19 @@
 // with LIBBPF_BPF_TOKEN_PATH set, forwarding signals and the exit status.
 //
 //   node tenant-init.js --mount-at <path> -- <command> [args...]
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { requestDelegation } from './tenant.js'
 import { FdSocket } from './socket.js'
 
 const failed = 125
+
+const forwarded = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const
+
+// Dies the way a signal would have killed it, so the manager sees the signal.
+function dieBy(signal: NodeJS.Signals): void {
+  for (const s of forwarded) process.removeAllListeners(s)
+  process.kill(process.pid, signal)
+}
 
 async function main(argv: string[]): Promise<void> {
   const sep = argv.indexOf('--')
@@ -18,6 +26,15 @@ async function main(argv: string[]): Promise<void> {
   }
   const mountAt = argv[at + 1]
   const [command, ...args] = argv.slice(sep + 1)
+  // Signals are handled from the start: one that comes while the namespace
+  // is being set up stops everything before the program starts.
+  let child: ChildProcess | undefined
+  let early: NodeJS.Signals | undefined
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (child) child.kill(signal)
+    else early ??= signal
+  }
+  for (const s of forwarded) process.on(s, onSignal)
   const socket = FdSocket.from(3)
   try {
     const { mount } = await requestDelegation(socket, { mountAt })
@@ -25,17 +42,14 @@ async function main(argv: string[]): Promise<void> {
   } finally {
     socket.close()
   }
-  const child = spawn(command, args, { stdio: 'inherit', env: { ...process.env, LIBBPF_BPF_TOKEN_PATH: mountAt } })
-  const forwarded = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const
-  const forward = (signal: NodeJS.Signals) => child.kill(signal)
-  for (const s of forwarded) process.on(s, forward)
+  if (early) return dieBy(early)
+  child = spawn(command, args, { stdio: 'inherit', env: { ...process.env, LIBBPF_BPF_TOKEN_PATH: mountAt } })
   child.on('error', (e) => {
     process.stderr.write(`bpfkit: cannot run ${command}: ${e.message}\n`)
-    process.exit(e && (e as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126)
+    process.exit((e as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126)
   })
   child.on('exit', (code, signal) => {
-    for (const s of forwarded) process.off(s, forward)
-    if (signal) process.kill(process.pid, signal)
+    if (signal) dieBy(signal)
     else process.exit(code ?? failed)
   })
 }
