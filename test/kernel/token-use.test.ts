@@ -4,6 +4,7 @@
 // syscall, and the kernel's own EPERM when the same token is passed raw.
 import { describe, expect, test } from 'vitest'
 import { kernelHasTokens, Policy, serveDelegation } from '../../lib/index.js'
+import { native } from '../../lib/sys/index.js'
 import { startTenant, userNamespacesWork } from './helpers/tenant.js'
 
 const ready = kernelHasTokens() && userNamespacesWork()
@@ -124,6 +125,46 @@ describe.skipIf(!ready)('a token allows exactly its policy', () => {
     expect(r.bpfkit).toMatchObject({ name: 'PolicyError', rule: 'delegate_cmds', requested: 'btf_load' })
     expect(r.bpfkit.message).toBe("token does not delegate command 'btf_load'; it delegates commands: map_create")
     expect(r.kernel).toMatchObject({ code: 'EPERM', command: 'btf_load' })
+  })
+})
+
+// BTF_GET_FD_BY_ID takes a token from Linux 6.18. Probe: with a token fd
+// that is not open, a kernel that knows the field answers EBADF; an older
+// one rejects the unknown attribute bytes with EINVAL.
+function btfByIdTakesToken(): boolean {
+  try {
+    native.btfGetFdById(1, 0, 0x7ffffff0)
+    return true
+  } catch (e) {
+    return (e as { code?: string }).code === 'EBADF'
+  }
+}
+const btfByIdToken = ready && btfByIdTakesToken()
+if (ready && !btfByIdToken) console.warn('Btf.fromId token test skipped: BTF_GET_FD_BY_ID takes no token on this kernel (probe; Linux 6.18+)')
+
+describe.skipIf(!btfByIdToken)('opening BTF by ID with a token', () => {
+  test('Btf.fromId needs btf_get_fd_by_id delegated', async () => {
+    const tenant = startTenant(`${helpers}
+      const token = await bpfkit.BpfToken.request(socket)
+      const btf = await bpfkit.Btf.load(intBtf(), { token })
+      const id = btf.id
+      const out = { delegated: outcome(() => bpfkit.Btf.fromId(id, { token })), noToken: outcome(() => bpfkit.Btf.fromId(id, { token: null })) }
+      btf.close(); token.close()
+      const narrow = await bpfkit.BpfToken.request(socket)
+      const again = await bpfkit.Btf.load(intBtf(), { token: narrow })
+      out.refused = outcome(() => bpfkit.Btf.fromId(again.id, { token: narrow }))
+      out.kernel = outcome(() => native.closeFd(native.btfGetFdById(again.id, 0, narrow.fd)))
+      again.close(); narrow.close()
+      report(out)
+    `)
+    await serveDelegation(tenant.socket, { cmds: ['btf_load', 'btf_get_fd_by_id'] })
+    await serveDelegation(tenant.socket, { cmds: ['btf_load'] })
+    const r = await tenant.result
+    // BTF_GET_FD_BY_ID takes a token from Linux 6.18.
+    expect(r.delegated).toEqual({ ok: true })
+    expect(r.noToken).toMatchObject({ ok: false, code: 'EPERM' })
+    expect(r.refused).toMatchObject({ ok: false, name: 'PolicyError', rule: 'delegate_cmds', requested: 'btf_get_fd_by_id' })
+    expect(r.kernel).toMatchObject({ ok: false, code: 'EPERM', command: 'btf_get_fd_by_id' })
   })
 })
 
