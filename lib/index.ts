@@ -27,11 +27,18 @@ export { BpfProgram, enableStats } from './program.js'
 export type { ProgramLoadOptions, TestRunOptions } from './program.js'
 export { BpfLink } from './link.js'
 export type { SocketLike } from './link.js'
+export * as features from './features/index.js'
+export { BtfBuilder, BtfKind } from './btf-builder.js'
+export type { BtfMember, BtfParam, BtfSecInfo, BtfKindName, FuncLinkage, VarLinkage } from './btf-builder.js'
+export { BtfReader } from './btf-reader.js'
+export type { BtfTypeRecord } from './btf-reader.js'
+export { btfForMap, addTypeDesc } from './btf-map.js'
+export type { MapBtf } from './btf-map.js'
 // BPF delegation (tokens, bpffs delegation mounts, fd passing) and typed policies.
 export { Policy } from './policy/index.js'
 export type { DelegationPolicy, PolicyLike, PolicyMasks, PolicyKind, PolicySet, MountinfoEntry } from './policy/index.js'
 export {
-  BpfToken, kernelHasTokens, delegate, openBpffsContext, attachMount, openMountRoot,
+  BpfToken, delegate, openBpffsContext, attachMount, openMountRoot,
   serveDelegation, requestDelegation, spawnDelegated, delegationFailedStatus,
   FdSocket, socketPair, sendFds, receiveFds, ProtocolError, DelegationRefusedError,
 } from './delegation/index.js'

@@ -2,6 +2,7 @@
 // operations where the kernel or the map type has none: a kernel without the
 // commands answers EINVAL, a map type without batch ops ENOTSUPP/EOPNOTSUPP.
 import { BpfError, native } from './sys/index.js'
+import { supportsBatchOps } from './features/index.js'
 
 export interface BatchLookupOptions {
   /** Elements per syscall (default 256); grown when a hash bucket holds more (ENOSPC). */
@@ -16,28 +17,11 @@ export interface RawBatch {
   count: number
 }
 
-let commandsMissing: boolean | undefined
-
-/** Whether this kernel lacks the batch commands altogether (probed once on a tiny hash map). */
-export function batchCommandsMissing(): boolean {
-  if (commandsMissing !== undefined) return commandsMissing
-  const fd = native.mapCreate({ mapType: 1, keySize: 4, valueSize: 4, maxEntries: 1 })
-  try {
-    native.mapLookupBatch(fd, null, new Uint8Array(8), new Uint8Array(4), new Uint8Array(4), 1)
-    commandsMissing = false
-  } catch (e) {
-    if (!(e instanceof BpfError) || e.code !== 'EINVAL') throw e
-    commandsMissing = true
-  } finally {
-    native.closeFd(fd)
-  }
-  return commandsMissing
-}
-
 function unsupported(e: unknown): boolean {
   if (!(e instanceof BpfError)) return false
   if (e.code === 'ENOTSUPP' || e.code === 'EOPNOTSUPP') return true
-  return e.code === 'EINVAL' && batchCommandsMissing()
+  // EINVAL also means bad flags; only the probe tells an old kernel apart.
+  return e.code === 'EINVAL' && !supportsBatchOps()
 }
 
 export function batchLookup(fd: number, keySize: number, valueBytes: number, options: BatchLookupOptions,

@@ -11,6 +11,7 @@ export class MappedArray<V = Uint8Array> {
   readonly writable: boolean
   #buffer: ArrayBuffer | undefined
   #view: DataView
+  #bytes: Uint8Array
   readonly #side: Side
   readonly #onClose: () => void
 
@@ -18,6 +19,7 @@ export class MappedArray<V = Uint8Array> {
   constructor(fd: number, side: Side, length: number, writable: boolean, onClose: () => void) {
     this.#buffer = native.mapMmap(fd, writable)
     this.#view = new DataView(this.#buffer)
+    this.#bytes = new Uint8Array(this.#buffer)
     this.#side = side
     this.length = length
     this.stride = Math.ceil(side.size / 8) * 8
@@ -35,18 +37,14 @@ export class MappedArray<V = Uint8Array> {
     this.live()
     const off = this.offset(i)
     if (!this.#side.codec) return new Uint8Array(this.#buffer!, off, this.#side.size) as V
-    return this.#side.codec.decode(this.#view, off) as V
+    return this.#side.read(this.#bytes, this.#view, off) as V
   }
 
   set(i: number, value: V): void {
     this.live()
     if (!this.writable) throw new TypeError('mmap: the mapping is read-only')
     const off = this.offset(i)
-    if (value instanceof Uint8Array || !this.#side.codec) {
-      new Uint8Array(this.#buffer!, off, this.#side.size).set(this.#side.encode(value))
-    } else {
-      this.#side.codec.encode(value, this.#view, off)
-    }
+    this.#side.write(value, this.#bytes, this.#view, off)
   }
 
   /** Unmaps now; closing the map does this too. */

@@ -6,9 +6,11 @@
 // cilium/ebpf's iterator does.
 import { native } from './sys/index.js'
 
-export function* walkKeys<K>(fd: number, keySize: number, restartable: boolean, decode: (key: Uint8Array) => K): Generator<K, void, undefined> {
+export function* walkKeys<K>(fd: number, keySize: number, restartable: boolean, decode: (key: Uint8Array, view: DataView) => K): Generator<K, void, undefined> {
   let cur = new Uint8Array(keySize)
   let next = new Uint8Array(keySize)
+  let curView = new DataView(cur.buffer)
+  let nextView = new DataView(next.buffer)
   const seen = restartable ? new Set<string>() : undefined
   let repeats = 0
   let have = native.mapGetNextKey(fd, null, next)
@@ -20,13 +22,14 @@ export function* walkKeys<K>(fd: number, keySize: number, restartable: boolean, 
       } else {
         seen.add(id)
         repeats = 0
-        yield decode(next)
+        yield decode(next, nextView)
       }
     } else {
-      yield decode(next)
+      yield decode(next, nextView)
     }
     // Swap instead of copying: `next` becomes the cursor for the next call.
     ;[cur, next] = [next, cur]
+    ;[curView, nextView] = [nextView, curView]
     have = native.mapGetNextKey(fd, cur, next)
   }
 }

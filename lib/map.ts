@@ -4,14 +4,15 @@ import {
   Fd, bpfObjectKind, enumName, enumValue, kernel, mapInfoByFd, native,
   tokenFdFor, type MapInfo, type MapTypeName, type TokenLike, type UpdateFlagName,
 } from './sys/index.js'
-import type { Btf } from './btf.js'
+import { Btf } from './btf.js'
+import { btfForMap } from './btf-map.js'
 import { codecFor, type Decoded, type TypeDesc } from './codec.js'
 import { checkOptions } from './options.js'
 import {
   isArrayLike, isFdValued, isKeyless, isPerCpu, isRingbuf, mapFlagsValue,
   type FdMapType, type MapFlagName, type PerCpuMapType,
 } from './map-kinds.js'
-import { PerCpuValues, Side, fdValue, type FdRef } from './map-values.js'
+import { FdValues, PerCpuValues, Side, type FdRef, type ValueCodec } from './map-values.js'
 import { walkKeys } from './map-walk.js'
 import { BpfObject } from './object.js'
 import { MappedArray } from './map-mmap.js'
@@ -45,8 +46,12 @@ export interface MapCreateOptions {
   innerMap?: BpfMap<unknown, unknown> | InnerMapTemplate
   /** map_extra: bloom filter hash count (low 4 bits), arena address. */
   mapExtra?: number | bigint
-  /** BTF key and value types, so that bpftool prints typed dumps. */
-  btf?: { btf: Btf; keyTypeId: number; valueTypeId: number }
+  /**
+   * BTF key and value types, so that bpftool prints typed dumps: `true` to
+   * describe `key` and `value` (BTF_LOAD, CAP_BPF or a token delegating
+   * btf_load), or an explicit BTF object and type ids.
+   */
+  btf?: true | { btf: Btf; keyTypeId: number; valueTypeId: number }
   /** Token for a delegated create; null for none even when a default is set. */
   token?: TokenLike | null
 }
@@ -76,7 +81,7 @@ function updateFlagsValue(flags: UpdateFlag | undefined): number {
   return enumValue(kernel.updateFlags, 'update flag', flags)
 }
 
-function positiveU32(what: string, v: unknown): number {
+function u32Option(what: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
     throw new RangeError(`${what} must be an integer in 0..2^32-1, got ${String(v)}`)
   }
@@ -94,8 +99,13 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   readonly valueBytes: number
   readonly #key: Side
   readonly #value: Side
-  readonly #perCpu: PerCpuValues | undefined
-  #hasOut: Uint8Array | undefined
+  readonly #values: ValueCodec
+  // The native slot: key and value buffers every single-element call uses.
+  readonly #slot: number
+  readonly #k: Uint8Array
+  readonly #kv: DataView
+  readonly #v: Uint8Array
+  readonly #vv: DataView
   // Mappings and ring buffer readers borrow the fd: closed before it is.
   readonly #borrowers = new Set<{ close(): void }>()
   #ring: RingBuffer | undefined
@@ -111,7 +121,14 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     this.valueBytes = meta.valueBytes
     this.#key = new Side('key', meta.keySize, options.key)
     this.#value = new Side('value', meta.valueSize, options.value)
-    this.#perCpu = isPerCpu(meta.type) ? new PerCpuValues(this.#value, native.possibleCpus()) : undefined
+    this.#values = isPerCpu(meta.type) ? new PerCpuValues(this.#value, native.possibleCpus())
+      : isFdValued(meta.type) ? new FdValues() : this.#value
+    const slot = native.mapSlotOpen(fd.fd)
+    this.#slot = slot.slot
+    this.#k = new Uint8Array(slot.key)
+    this.#kv = new DataView(slot.key)
+    this.#v = new Uint8Array(slot.value)
+    this.#vv = new DataView(slot.value)
   }
 
   /**
@@ -129,28 +146,33 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     let flags = mapFlagsValue(o.flags)
     if (o.numaNode !== undefined) flags |= kernel.flags.BPF_F_NUMA_NODE
     const tokenFd = tokenFdFor(o.token, { cmd: 'map_create', mapType })
-    const inner = innerMapFd(o.innerMap, o.token)
+    let inner: InnerFd | undefined
+    let btf: Exclude<MapCreateOptions['btf'], true>
     try {
+      btf = o.btf === true ? typedBtf(o, mapType) : o.btf
+      inner = innerMapFd(o.innerMap, o.token)
       const fd = native.mapCreate({
         mapType, keySize, valueSize,
-        maxEntries: positiveU32('maxEntries', o.maxEntries),
+        maxEntries: u32Option('maxEntries', o.maxEntries),
         mapFlags: flags >>> 0,
-        numaNode: o.numaNode === undefined ? undefined : positiveU32('numaNode', o.numaNode),
+        numaNode: o.numaNode === undefined ? undefined : u32Option('numaNode', o.numaNode),
         name: o.name,
         innerMapFd: inner?.fd,
         mapExtra: o.mapExtra,
-        btfFd: o.btf?.btf.fd.fd,
-        btfKeyTypeId: o.btf?.keyTypeId,
-        btfValueTypeId: o.btf?.valueTypeId,
+        btfFd: btf?.btf.fd.fd,
+        btfKeyTypeId: btf?.keyTypeId,
+        btfValueTypeId: btf?.valueTypeId,
         tokenFd,
       })
       return BpfMap.adopt(new Fd(fd, 'map'), o) as BpfMap<KeyOf<O>, ValueOf<O>>
     } finally {
-      if (inner && inner.temporary) inner.close()
+      if (inner?.temporary) inner.close()
+      // The map holds its own reference to the BTF it was made with.
+      if (o.btf === true) btf?.btf.close()
     }
   }
 
-  /** Opens a map pinned in bpffs (BPF_OBJ_GET). Errors: ENOENT, EPERM, EINVAL if the pin is not a map. */
+  /** Opens a map pinned in bpffs (BPF_OBJ_GET). Errors: ENOENT, EPERM; a TypeError when the pin is not a map. */
   static fromPin<const O extends MapOpenOptions = {}>(path: string, options?: O): BpfMap<KeyOf<O>, ElemOf<O>> {
     options ??= {} as O
     checkOptions('BpfMap.fromPin', options, ['key', 'value'])
@@ -163,7 +185,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   static fromId<const O extends MapOpenOptions = {}>(id: number, options?: O): BpfMap<KeyOf<O>, ElemOf<O>> {
     options ??= {} as O
     checkOptions('BpfMap.fromId', options, ['key', 'value'])
-    return BpfMap.adopt(new Fd(native.mapGetFdById(positiveU32('id', id)), 'map'), options, `has ID ${id}`)
+    return BpfMap.adopt(new Fd(native.mapGetFdById(u32Option('id', id)), 'map'), options, `has ID ${id}`)
   }
 
   /** Takes ownership of an fd that refers to a map (closed with the BpfMap). */
@@ -185,9 +207,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
 
   /** The value for `key`, or undefined when there is none. Per-CPU maps give one value per CPU. */
   lookup(key: K): V | undefined {
-    const out = new Uint8Array(this.valueBytes)
-    if (!native.mapLookupElem(this.fd, this.keyBytes(key), out)) return undefined
-    return this.decodeValue(out)
+    this.putKey(key)
+    return native.mapSlotLookup(this.#slot) ? this.takeValue() : undefined
   }
 
   /** Same as lookup. */
@@ -196,7 +217,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   }
 
   has(key: K): boolean {
-    return native.mapLookupElem(this.fd, this.keyBytes(key), (this.#hasOut ??= new Uint8Array(this.valueBytes)))
+    this.putKey(key)
+    return native.mapSlotLookup(this.#slot)
   }
 
   /**
@@ -205,7 +227,9 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    * E2BIG when a full map has no room, EPERM on a frozen map.
    */
   update(key: K, value: V | FdRef, flags?: UpdateFlag): void {
-    native.mapUpdateElem(this.fd, this.keyBytes(key), this.encodeValue(value), updateFlagsValue(flags))
+    this.putKey(key)
+    this.#values.write(value, this.#v, this.#vv)
+    native.mapSlotUpdate(this.#slot, updateFlagsValue(flags))
   }
 
   /** Same as update. */
@@ -216,40 +240,40 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
 
   /** Deletes `key`; false when it was not there. Array maps refuse with EINVAL. */
   delete(key: K): boolean {
-    return native.mapDeleteElem(this.fd, this.keyBytes(key))
+    this.putKey(key)
+    return native.mapSlotDelete(this.#slot)
   }
 
   /** Looks up and deletes in one call (hash maps: Linux 5.14+). undefined when absent. */
   lookupAndDelete(key: K): V | undefined {
-    const out = new Uint8Array(this.valueBytes)
-    if (!native.mapLookupAndDeleteElem(this.fd, this.keyBytes(key), out)) return undefined
-    return this.decodeValue(out)
+    this.putKey(key)
+    return native.mapSlotLookupAndDelete(this.#slot) ? this.takeValue() : undefined
   }
 
   /** Queue and stack: adds a value; bloom filter: adds a member. */
   push(value: V, flags?: UpdateFlag): void {
     this.requireKeyless('push')
-    native.mapUpdateElem(this.fd, null, this.encodeValue(value), updateFlagsValue(flags))
+    this.#values.write(value, this.#v, this.#vv)
+    native.mapSlotUpdate(this.#slot, updateFlagsValue(flags))
   }
 
   /** Queue and stack: removes and returns the next value, undefined when empty. */
   pop(): V | undefined {
     this.requireKeyless('pop')
-    const out = new Uint8Array(this.valueBytes)
-    return native.mapLookupAndDeleteElem(this.fd, null, out) ? this.decodeValue(out) : undefined
+    return native.mapSlotLookupAndDelete(this.#slot) ? this.takeValue() : undefined
   }
 
   /** Queue and stack: the next value without removing it, undefined when empty. */
   peek(): V | undefined {
     this.requireKeyless('peek')
-    const out = new Uint8Array(this.valueBytes)
-    return native.mapLookupElem(this.fd, null, out) ? this.decodeValue(out) : undefined
+    return native.mapSlotLookup(this.#slot) ? this.takeValue() : undefined
   }
 
   /** Bloom filter: false when `value` was surely never added, true when it may have been. */
   mayContain(value: V): boolean {
     this.requireKeyless('mayContain')
-    return native.mapLookupElem(this.fd, null, this.encodeValue(value))
+    this.#values.write(value, this.#v, this.#vv)
+    return native.mapSlotLookup(this.#slot)
   }
 
   /**
@@ -258,14 +282,14 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    */
   keys(): Generator<K, void, undefined> {
     if (this.keySize === 0) throw new TypeError(`${this.type} maps have no keys`)
-    return walkKeys(this.fd, this.keySize, !isArrayLike(this.typeId), (b) => this.#key.decode(b) as K)
+    return walkKeys(this.fd, this.keySize, !isArrayLike(this.typeId), (b, v) => this.#key.read(b, v) as K)
   }
 
   /** Every [key, value]; a key deleted between the walk and its lookup is skipped. */
   *entries(): Generator<[K, V], void, undefined> {
-    const out = new Uint8Array(this.valueBytes)
     for (const k of this.keys()) {
-      if (native.mapLookupElem(this.fd, this.keyBytes(k), out)) yield [k, this.decodeValue(out)]
+      const v = this.lookup(k)
+      if (v !== undefined) yield [k, v]
     }
   }
 
@@ -286,8 +310,10 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     checkOptions('lookupBatch', options, ['batchSize', 'delete'])
     const { keys, values, count } = batchLookup(this.fd, this.keySize, this.valueBytes, options, () => this.rawEntries(options.delete ?? false))
     const out: [K, V][] = new Array(count)
+    const kv = new DataView(keys.buffer, keys.byteOffset, keys.byteLength)
+    const vv = new DataView(values.buffer, values.byteOffset, values.byteLength)
     for (let i = 0; i < count; i++) {
-      out[i] = [this.#key.decode(keys, i * this.keySize) as K, this.decodeValue(values.subarray(i * this.valueBytes, (i + 1) * this.valueBytes))]
+      out[i] = [this.#key.read(keys, kv, i * this.keySize) as K, this.#values.read(values, vv, i * this.valueBytes) as V]
     }
     return out
   }
@@ -298,9 +324,11 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     const list = Array.from(entries)
     const keys = new Uint8Array(list.length * this.keySize)
     const values = new Uint8Array(list.length * this.valueBytes)
+    const kv = new DataView(keys.buffer)
+    const vv = new DataView(values.buffer)
     list.forEach(([k, v], i) => {
-      keys.set(this.keyBytes(k), i * this.keySize)
-      values.set(this.encodeValue(v), i * this.valueBytes)
+      this.#key.write(k, keys, kv, i * this.keySize)
+      this.#values.write(v, values, vv, i * this.valueBytes)
     })
     return batchUpdate(this.fd, keys, values, list.length, updateFlagsValue(options.flags), this.keySize, this.valueBytes)
   }
@@ -309,7 +337,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   deleteBatch(keys: Iterable<K>): number {
     const list = Array.from(keys)
     const buf = new Uint8Array(list.length * this.keySize)
-    list.forEach((k, i) => buf.set(this.keyBytes(k), i * this.keySize))
+    const view = new DataView(buf.buffer)
+    list.forEach((k, i) => this.#key.write(k, buf, view, i * this.keySize))
     return batchDelete(this.fd, buf, list.length, this.keySize)
   }
 
@@ -345,7 +374,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    */
   ringBuffer(): RingBuffer {
     if (this.#ring) return this.#ring
-    const r: RingBuffer = new RingBuffer(this.fd, () => {
+    const r: RingBuffer = new RingBuffer(this, () => {
       this.#borrowers.delete(r)
       this.#ring = undefined
     })
@@ -357,23 +386,17 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   /** Closes the map, and the mappings and ring buffer reader that borrow its fd. */
   override close(): void {
     for (const b of [...this.#borrowers]) b.close()
+    if (!this.closed) native.mapSlotClose(this.#slot)
     super.close()
   }
 
-  /** Raw key bytes for `key` (the scratch buffer for typed keys). */
-  private keyBytes(key: K): Uint8Array {
-    return this.#key.encode(key)
+  private putKey(key: K): void {
+    if (this.keySize !== 0) this.#key.write(key, this.#k, this.#kv)
   }
 
-  private encodeValue(value: unknown): Uint8Array {
-    if (isFdValued(this.typeId)) return fdValue(value, this.#value.scratch)
-    return this.#perCpu ? this.#perCpu.encode(value) : this.#value.encode(value)
-  }
-
-  private decodeValue(bytes: Uint8Array): V {
-    if (this.#perCpu) return this.#perCpu.decode(bytes) as V
-    if (isFdValued(this.typeId)) return new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true) as V
-    return this.#value.decode(bytes) as V
+  /** The slot's value, decoded (copied when raw). */
+  private takeValue(): V {
+    return this.#values.read(this.#v, this.#vv) as V
   }
 
   private requireKeyless(op: string): void {
@@ -399,11 +422,20 @@ function sizeFrom(what: string, size: number | undefined, desc: TypeDesc | undef
     if (implied !== undefined) return implied
     throw new TypeError(`BpfMap.create: give ${what}Size or ${what}`)
   }
-  return positiveU32(`${what}Size`, size)
+  return u32Option(`${what}Size`, size)
 }
 
 function codecSize(desc: TypeDesc): number {
   return codecFor(desc).size
+}
+
+function typedBtf(o: MapCreateOptions, mapType: number) {
+  const keyless = isKeyless(mapType)
+  if (o.value === undefined || (!keyless && o.key === undefined)) {
+    throw new TypeError('BpfMap.create: btf: true needs key and value type descriptions')
+  }
+  const types = btfForMap(keyless ? null : o.key!, o.value)
+  return { btf: Btf.loadSync(types.bytes, { token: o.token }), keyTypeId: types.keyTypeId, valueTypeId: types.valueTypeId }
 }
 
 interface InnerFd {

@@ -72,7 +72,7 @@ export class BpfProgram extends BpfObject {
     return new BpfProgram(new Fd(r.fd, 'prog'), attrs.progType, r.log)
   }
 
-  /** Opens a program pinned in bpffs. Errors: ENOENT; EINVAL when the pin is not a program. */
+  /** Opens a program pinned in bpffs. Errors: ENOENT, EPERM; a TypeError when the pin is not a program. */
   static fromPin(path: string): BpfProgram {
     const p = BpfProgram.adopt(new Fd(native.objGet(path), 'prog'), `was pinned at ${path}`)
     p.openedFromPin(path)

@@ -14,10 +14,13 @@ export class RingBuffer {
   #scratch: Uint8Array = new Uint8Array(64 * 1024)
   #wake: ((ready: boolean) => void) | undefined
   readonly #onClose: () => void
+  // Keeps the map (and so its fd) alive while this reader may still poll it.
+  readonly #map: object
 
   /** @internal Made by BpfMap.ringBuffer. */
-  constructor(fd: number, onClose: () => void) {
-    this.#ring = native.ringbufOpen(fd)
+  constructor(map: { readonly fd: number }, onClose: () => void) {
+    this.#ring = native.ringbufOpen(map.fd)
+    this.#map = map
     this.#onClose = onClose
   }
 

@@ -3,7 +3,7 @@
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   using namespace bpfkit;
-  for (InitFn init : {InitFds, InitMaps, InitProgs, InitObjects, InitMmap, InitRingbuf, InitSockets}) init(env, exports);
+  for (InitFn init : {InitFds, InitMaps, InitProgs, InitObjects, InitMmap, InitRingbuf, InitSockets, InitMapSlots}) init(env, exports);
   InitMount(env, exports);   // bpffs delegation mounts (fsopen, fsconfig, fsmount, move_mount)
   InitFdpass(env, exports);  // fd passing over unix sockets (SCM_RIGHTS)
   return exports;

@@ -75,6 +75,9 @@ MapMeta MapMetaOf(Napi::Env env, int fd, const char* command);
 void InitMmap(Napi::Env env, Napi::Object exports);
 void InitRingbuf(Napi::Env env, Napi::Object exports);
 void InitSockets(Napi::Env env, Napi::Object exports);
+void InitMapSlots(Napi::Env env, Napi::Object exports);
+// Unlinks the fast-path slots of a map fd that is closed or reused.
+void ForgetSlots(int fd);
 void InitMount(Napi::Env env, Napi::Object exports);
 void InitFdpass(Napi::Env env, Napi::Object exports);
 

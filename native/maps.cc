@@ -307,7 +307,10 @@ Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void ForgetFd(int fd) { MetaCache().erase(fd); }
+void ForgetFd(int fd) {
+  MetaCache().erase(fd);
+  ForgetSlots(fd);
+}
 MapMeta MapMetaOf(Napi::Env env, int fd, const char* command) { return Meta(env, fd, command); }
 
 void InitMaps(Napi::Env env, Napi::Object exports) {

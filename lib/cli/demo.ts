@@ -5,7 +5,8 @@
 // meets one refusal from bpfkit and one from the kernel; the manager then
 // finds the tenant's objects by ID.
 import { spawn } from 'node:child_process'
-import { FdSocket, kernelHasTokens, serveDelegation } from '../delegation/index.js'
+import { FdSocket, serveDelegation } from '../delegation/index.js'
+import { supportsBpfToken } from '../features/index.js'
 import { builtScript } from '../delegation/scripts.js'
 import * as ids from '../ids.js'
 import { Policy } from '../policy/index.js'
@@ -32,7 +33,7 @@ export async function runDemo(out: (line: string) => void): Promise<number> {
   if (process.getuid?.() !== 0) {
     throw new DemoError('the demo needs root: the manager sets delegate_* options, which takes CAP_SYS_ADMIN in the initial user namespace')
   }
-  if (!kernelHasTokens()) throw new DemoError('this kernel has no BPF tokens (BPF_TOKEN_CREATE needs Linux 6.9+)')
+  if (!supportsBpfToken()) throw new DemoError('this kernel has no BPF tokens (BPF_TOKEN_CREATE needs Linux 6.9+)')
 
   out('bpfkit demo: delegating BPF to a tenant in a fresh user namespace')
   out('')

@@ -1,5 +1,5 @@
 // BPF delegation: bpffs delegation mounts, tokens and fd passing.
-export { BpfToken, kernelHasTokens, defaultBpffsPath } from './token.js'
+export { BpfToken, defaultBpffsPath } from './token.js'
 export type { TokenInfo } from './token.js'
 export { delegate, openBpffsContext, attachMount, openMountRoot } from './mount.js'
 export type { DelegateOptions } from './mount.js'

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { BpfError, Fd, native, NotSupportedError, tokenInfoBytes, type TokenLike, type TokenRequest } from '../sys/index.js'
+import { haveBpfToken } from '../features/index.js'
 import { Policy, type PolicyMasks } from '../policy/index.js'
 import { errnoOf } from './errors.js'
 import { openMountRoot } from './mount.js'
@@ -22,24 +23,6 @@ export interface TokenInfo {
 
 const O_PATH = 0o10000000
 const CAP_BPF = 39n
-
-let tokenSupport: boolean | undefined
-/**
- * Whether the kernel has BPF_TOKEN_CREATE (Linux 6.9+), by probe: with an fd
- * that is not open, a kernel that knows the command answers EBADF, an older
- * one EINVAL.
- */
-export function kernelHasTokens(): boolean {
-  if (tokenSupport === undefined) {
-    try {
-      native.tokenCreate(0x7ffffff0)
-      tokenSupport = true
-    } catch (e) {
-      tokenSupport = !(e instanceof BpfError && e.code === 'EINVAL')
-    }
-  }
-  return tokenSupport
-}
 
 function hasCapBpf(): boolean {
   const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))
@@ -237,7 +220,11 @@ function tokenCreateError(e: BpfError, fd: number, what: string): Error {
         : 'the caller lacks CAP_BPF in its user namespace'
       break
     case 'EINVAL':
-      if (!kernelHasTokens()) return new NotSupportedError('BPF token', '6.9', 'BPF_TOKEN_CREATE is unknown to this kernel')
+      try {
+        haveBpfToken()
+      } catch (probe) {
+        if (probe instanceof NotSupportedError) return probe
+      }
       cause = `${what} is not the root directory of a bpffs mount`
       break
     case 'EBADF': {

@@ -163,6 +163,14 @@ export interface NativeAddon {
   /** BPF_ENABLE_STATS: statistics are collected while the returned fd is open. */
   enableStats(type: number): number
 
+  /** A map's fast-path slot: key and value buffers sized by the kernel, operated on by slot number. */
+  mapSlotOpen(fd: number): { slot: number; key: ArrayBuffer; value: ArrayBuffer }
+  mapSlotClose(slot: number): void
+  mapSlotLookup(slot: number, flags?: number | bigint): boolean
+  mapSlotUpdate(slot: number, flags?: number | bigint): void
+  mapSlotDelete(slot: number): boolean
+  mapSlotLookupAndDelete(slot: number, flags?: number | bigint): boolean
+
   socketAttachProg(socketFd: number, progFd: number): void
   /** false when the socket had no filter. */
   socketDetachProg(socketFd: number): boolean

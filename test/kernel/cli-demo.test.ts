@@ -2,13 +2,13 @@
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
-import { kernelHasTokens } from '../../lib/index.js'
+import { features } from '../../lib/index.js'
 import { repoRoot } from './helpers/raw.js'
 import { userNamespacesWork } from './helpers/tenant.js'
 
 const cli = join(repoRoot, 'dist/cli/main.js')
-const ready = kernelHasTokens() && userNamespacesWork()
-if (!ready) console.warn('demo test skipped: no BPF tokens (probe) or no user namespaces here')
+const ready = features.supportsBpfToken() && userNamespacesWork()
+if (!ready) console.warn('demo test skipped: no BPF tokens (features.supportsBpfToken) or no user namespaces here')
 
 describe.skipIf(!ready)('bpfkit demo', () => {
   test('a tenant gets a token, uses it, meets both kinds of refusal; the manager finds its objects', () => {

@@ -3,12 +3,12 @@
 // signals pass through the helper.
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
-import { delegationFailedStatus, kernelHasTokens, spawnDelegated, type DelegatedProcess } from '../../lib/index.js'
+import { delegationFailedStatus, spawnDelegated, type DelegatedProcess, features } from '../../lib/index.js'
 import { repoRoot } from './helpers/raw.js'
 import { userNamespacesWork } from './helpers/tenant.js'
 
-const ready = kernelHasTokens() && userNamespacesWork()
-if (!ready) console.warn('spawnDelegated tests skipped: no BPF tokens (probe) or no user namespaces here')
+const ready = features.supportsBpfToken() && userNamespacesWork()
+if (!ready) console.warn('spawnDelegated tests skipped: no BPF tokens (features.supportsBpfToken) or no user namespaces here')
 
 function finished(child: DelegatedProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   let stdout = ''

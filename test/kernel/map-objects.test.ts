@@ -61,3 +61,16 @@ test('ids lists the map; bpftool sees the same name and entries', () => {
   const dump = JSON.parse(execFileSync('bpftool', ['map', 'dump', 'id', String(m.id), '--json'], { encoding: 'utf8' }))
   expect(dump).toEqual([{ key: ['0x01', '0x00', '0x00', '0x00'], value: ['0x02', '0x00', '0x00', '0x00'] }])
 })
+
+test('btf: true gives typed bpftool dumps with field names', () => {
+  using m = BpfMap.create({
+    type: 'hash', name: 'typed_dump', maxEntries: 4, btf: true,
+    key: 'u32', value: { struct: [['pkts', 'u64'], ['port', 'u16']] },
+  })
+  m.set(7, { pkts: 3n, port: 443 })
+  const info = m.info()
+  expect(info.btfId).toBeGreaterThan(0)
+  const dump = JSON.parse(execFileSync('bpftool', ['map', 'dump', 'id', String(info.id), '--json'], { encoding: 'utf8' }))
+  expect(dump[0].formatted).toEqual({ key: 7, value: { pkts: 3, port: 443 } })
+  expect(() => BpfMap.create({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 1, btf: true })).toThrow(/needs key and value type descriptions/)
+})

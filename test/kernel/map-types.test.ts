@@ -1,6 +1,7 @@
 // Every map type BpfMap creates, round-tripped through the kernel.
 import { describe, expect, test } from 'vitest'
-import { BpfMap, BpfError } from '../../lib/index.js'
+import { BpfMap, BpfError, features } from '../../lib/index.js'
+import { skipUnless } from './helpers/requires.js'
 import { native } from '../../lib/sys/index.js'
 import { returnImm } from './helpers/raw.js'
 
@@ -142,7 +143,8 @@ describe('keyless maps', () => {
     expect(() => a.pop()).toThrow(/pop is for queue, stack and bloom filter maps, not array/)
   })
 
-  test('bloom filter answers maybe or surely not', () => {
+  test('bloom filter answers maybe or surely not', (ctx) => {
+    skipUnless(ctx, () => features.haveMapType('bloom_filter'))
     using b = BpfMap.create({ type: 'bloom_filter', value: 'u32', maxEntries: 100, mapExtra: 3 })
     b.push(42)
     expect(b.mayContain(42)).toBe(true)

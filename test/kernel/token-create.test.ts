@@ -4,13 +4,13 @@
 // and that a tenant cannot delegate to itself.
 import { describe, expect, test } from 'vitest'
 import {
-  BpfToken, delegate, kernelHasTokens, openBpffsContext, openMountRoot, Policy, serveDelegation,
+  BpfToken, delegate, features, openBpffsContext, openMountRoot, Policy, serveDelegation,
 } from '../../lib/index.js'
 import { startTenant, userNamespacesWork } from './helpers/tenant.js'
 
-const tokens = kernelHasTokens()
+const tokens = features.supportsBpfToken()
 const userns = userNamespacesWork()
-if (!tokens) console.warn('token tests skipped: BPF_TOKEN_CREATE probe says this kernel has no BPF tokens (Linux 6.9+)')
+if (!tokens) console.warn('token tests skipped: features.supportsBpfToken() says this kernel has no BPF tokens (Linux 6.9+)')
 if (!userns) console.warn('token tests skipped: unshare --user --map-root-user --mount fails here')
 
 const policy = Policy.from({ cmds: ['map_create'], maps: ['hash'] })

@@ -3,12 +3,12 @@
 // type. Each refusal is checked twice: bpfkit's PolicyError before any
 // syscall, and the kernel's own EPERM when the same token is passed raw.
 import { describe, expect, test } from 'vitest'
-import { kernelHasTokens, Policy, serveDelegation } from '../../lib/index.js'
+import { Policy, serveDelegation, features } from '../../lib/index.js'
 import { native } from '../../lib/sys/index.js'
 import { startTenant, userNamespacesWork } from './helpers/tenant.js'
 
-const ready = kernelHasTokens() && userNamespacesWork()
-if (!ready) console.warn('token use tests skipped: no BPF tokens (probe) or no user namespaces here')
+const ready = features.supportsBpfToken() && userNamespacesWork()
+if (!ready) console.warn('token use tests skipped: no BPF tokens (features.supportsBpfToken) or no user namespaces here')
 
 // Raw program and BTF bytes made in the tenant with bpfkit's assembler.
 const helpers = `

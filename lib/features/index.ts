@@ -1,0 +1,38 @@
+// features: what the running kernel supports, decided by probes that make the
+// real call (create a tiny map, load a trivial program) and read the errno,
+// never by the kernel's version string. Each `have*` returns when the feature
+// is there and throws a NotSupportedError naming the Linux release (and build
+// options) that added it when it is not; a refused probe (EPERM without
+// CAP_BPF or a token) is a BpfError, not an answer. Each `supports*` twin
+// answers true/false and throws only those other errors. Answers are cached
+// per process; every fd a probe opens is closed before it returns. Probes use
+// the process-wide default token when one is set (setDefaultToken).
+import type { HelperName, MapTypeName, ProgTypeName, TokenLike } from '../sys/index.js'
+import { haveProgramHelper } from './helpers.js'
+import { haveMapType, haveRingbuf } from './map-types.js'
+import { haveBatchOps, haveBoundedLoops, haveBpfToken, haveBtf, haveLargePrograms, haveLinkCreate, haveMmapableMaps, haveTokenInfo } from './misc.js'
+import { asBoolean } from './probe-cache.js'
+import { haveProgramType } from './prog-types.js'
+
+export { haveMapType, haveRingbuf } from './map-types.js'
+export { haveProgramType } from './prog-types.js'
+export { haveProgramHelper, HelperNotSupportedError } from './helpers.js'
+export {
+  haveBatchOps, haveBoundedLoops, haveBpfToken, haveBtf, haveLargePrograms, haveLinkCreate, haveMmapableMaps, haveTokenInfo,
+} from './misc.js'
+export { mapTypeVersions, progTypeVersions, miscVersions, helperVersion } from './versions.js'
+export type { FeatureVersion } from './versions.js'
+
+export const supportsMapType = (type: MapTypeName | number): boolean => asBoolean(() => haveMapType(type))
+export const supportsProgramType = (type: ProgTypeName | number): boolean => asBoolean(() => haveProgramType(type))
+export const supportsProgramHelper = (progType: ProgTypeName | number, helper: HelperName | number): boolean =>
+  asBoolean(() => haveProgramHelper(progType, helper))
+export const supportsRingbuf = (): boolean => asBoolean(haveRingbuf)
+export const supportsBpfToken = (): boolean => asBoolean(haveBpfToken)
+export const supportsTokenInfo = (token?: TokenLike): boolean => asBoolean(() => haveTokenInfo(token))
+export const supportsMmapableMaps = (): boolean => asBoolean(haveMmapableMaps)
+export const supportsBatchOps = (): boolean => asBoolean(haveBatchOps)
+export const supportsBoundedLoops = (): boolean => asBoolean(haveBoundedLoops)
+export const supportsLargePrograms = (): boolean => asBoolean(haveLargePrograms)
+export const supportsLinkCreate = (): boolean => asBoolean(haveLinkCreate)
+export const supportsBtf = (): boolean => asBoolean(haveBtf)

@@ -1,0 +1,28 @@
+// Tests skip through feature probes only, never through the kernel version:
+// a probe that finds the feature missing gives the reason to skip (naming the
+// release that added it); any other probe failure (EPERM, a bug) fails the
+// test instead of hiding it.
+//
+//   test('ring buffer records', (ctx) => {
+//     skipUnless(ctx, features.haveRingbuf)
+//     ...
+//   })
+//   test.skipIf(requireFeature(features.haveBpfToken))('tokens', ...)
+import { NotSupportedError } from '../../../lib/sys/errors.js'
+
+/** Why the feature `probe` checks is missing, or undefined when it is there. Other errors are thrown. */
+export function requireFeature(probe: () => void): string | undefined {
+  try {
+    probe()
+    return undefined
+  } catch (e) {
+    if (e instanceof NotSupportedError) return e.message
+    throw e
+  }
+}
+
+/** Skips the running test, with the probe's reason as the note, when the feature is missing. */
+export function skipUnless(ctx: { skip(note?: string): never }, probe: () => void): void {
+  const why = requireFeature(probe)
+  if (why !== undefined) ctx.skip(why)
+}
