@@ -69,6 +69,7 @@ export function delegate(policy: PolicyLike, fsContext: Fd | number, options: De
  * Attaches a detached mount (from fsmount, e.g. received from a manager) at
  * `path` in the caller's mount namespace (move_mount). Needs CAP_SYS_ADMIN
  * over that mount namespace; a tenant does this in its own namespaces.
+ * Linux 5.2+. Errors: BpfError EPERM, ENOENT (no such path), worded.
  */
 export function attachMount(mount: Fd | number, path: string): void {
   const fd = typeof mount === 'number' ? mount : mount.fd
@@ -81,6 +82,7 @@ export function attachMount(mount: Fd | number, path: string): void {
 /**
  * Opens the root of a mount for BPF_TOKEN_CREATE: a mount fd from fsmount
  * is O_PATH, which the kernel refuses (EBADF), so its root is opened anew.
+ * No privileges beyond access to the mount. Errors: BpfError from openat.
  */
 export function openMountRoot(mount: Fd | number): Fd {
   const fd = typeof mount === 'number' ? mount : mount.fd

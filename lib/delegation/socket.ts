@@ -40,6 +40,7 @@ type Pending = { handle: FdWaitHandle; reject: (e: unknown) => void }
 /**
  * A unix stream socket that sends and receives messages with fds.
  * Sends and receives are each queued, so concurrent calls never interleave.
+ * Any Linux; no privileges.
  */
 export class FdSocket {
   readonly #fd: Fd
@@ -118,7 +119,8 @@ export class FdSocket {
 
   /**
    * Receives one message. Resolves undefined when the peer closed the socket
-   * between messages. Errors (after closing every fd that came along, and
+   * between messages. An abort (signal) before the message starts leaves the
+   * socket usable; one in the middle of a message closes it. Errors (after closing every fd that came along, and
    * this socket, whose stream can no longer be trusted): ProtocolError for
    * truncated control data (more fds than expected), fds where none or other
    * counts were expected, fds in the middle of a message, a message over
@@ -137,28 +139,29 @@ export class FdSocket {
     const maxBytes = options.maxBytes ?? 1 << 20
     if (!Number.isInteger(want) || want < 0 || want > maxFdsPerMessage) throw new RangeError(`fds must be 0..${maxFdsPerMessage}`)
     const fds: Fd[] = []
+    const progress = { started: false }
     try {
-      const header = await this.#readExact(headerBytes, want, fds, true, options.signal)
+      const header = await this.#readExact(headerBytes, want, fds, true, progress, options.signal)
       if (header === undefined) return undefined
       const length = header.readUInt32LE(0)
       if (length > maxBytes) throw new ProtocolError(`message of ${length} bytes is over the limit of ${maxBytes}`)
-      const data = length === 0 ? Buffer.alloc(0) : ((await this.#readExact(length, 0, fds, false, options.signal)) as Buffer)
+      const data = length === 0 ? Buffer.alloc(0) : ((await this.#readExact(length, 0, fds, false, progress, options.signal)) as Buffer)
       if (exact && fds.length !== want) {
         throw new ProtocolError(`expected ${want} fd${want === 1 ? '' : 's'} with the message, got ${fds.length}`)
       }
       return { data, fds }
     } catch (e) {
       for (const f of fds) f.close()
-      // An aborted wait leaves the stream where it was; anything else
-      // leaves it somewhere in the middle of a message.
-      if (!(options.signal?.aborted && e === options.signal.reason)) this.close()
+      // Aborted before the first byte, the stream is where it was; anything
+      // else leaves it somewhere in the middle of a message.
+      if (progress.started || !(options.signal?.aborted && e === options.signal.reason)) this.close()
       throw e
     }
   }
 
   // Reads exactly n bytes. `atStart` allows a clean end of stream before the
   // first byte. Fds may only come with the header.
-  async #readExact(n: number, maxFds: number, fds: Fd[], atStart: boolean, signal?: AbortSignal): Promise<Buffer | undefined> {
+  async #readExact(n: number, maxFds: number, fds: Fd[], atStart: boolean, progress: { started: boolean }, signal?: AbortSignal): Promise<Buffer | undefined> {
     const buf = Buffer.alloc(n)
     let off = 0
     while (off < n) {
@@ -168,6 +171,7 @@ export class FdSocket {
         await this.#wait(false, signal)
         continue
       }
+      progress.started = true
       for (const f of r.fds) fds.push(new Fd(f, 'received'))
       if (r.truncated) {
         throw new ProtocolError(`control data truncated: the peer sent more fds than the ${maxFds} expected (the extra ones were closed)`)

@@ -28,8 +28,9 @@ export interface Delegation {
  * delegated bpffs: opens a bpf filesystem context in the caller's user
  * namespace, sends it, and receives the mount configured with the policy.
  * Needs CAP_SYS_ADMIN over the caller's mount namespace (root in fresh user
- * and mount namespaces). Errors: BpfError from fsopen/move_mount (worded),
- * DelegationRefusedError, ProtocolError.
+ * and mount namespaces). Linux 6.9+ (the manager's delegate_* options).
+ * Errors: BpfError from fsopen/move_mount (worded), DelegationRefusedError,
+ * ProtocolError.
  */
 export async function requestDelegation(socket: FdSocket, options: RequestOptions = {}): Promise<Delegation> {
   for (const key of Object.keys(options)) {

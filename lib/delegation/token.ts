@@ -91,7 +91,8 @@ export class BpfToken implements TokenLike {
    * Node unix `net.Socket` to take over, or an fd number): opens a bpf
    * filesystem context, sends it to the manager (serveDelegation), receives
    * the configured mount, optionally attaches it at `mountAt`, and makes a
-   * token from it. Needs its own user and mount namespaces, root in them.
+   * token from it. Needs its own user and mount namespaces, root in them
+   * (CAP_SYS_ADMIN over the mount namespace, CAP_BPF). Linux 6.9+.
    * Errors: as openBpffsContext, requestDelegation and create.
    */
   static async request(socket: FdSocket | Socket | number, options: RequestOptions = {}): Promise<BpfToken> {
@@ -140,6 +141,7 @@ export class BpfToken implements TokenLike {
    * A token as libbpf finds one: from LIBBPF_BPF_TOKEN_PATH when set (then a
    * failure throws), none when it is set but empty, else from /sys/fs/bpf
    * when that bpffs is delegated (any failure there means no token).
+   * Linux 6.9+; CAP_BPF in the token's user namespace, as for create.
    */
   static fromEnv(env: NodeJS.ProcessEnv = process.env): BpfToken | undefined {
     const path = env.LIBBPF_BPF_TOKEN_PATH

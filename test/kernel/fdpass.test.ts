@@ -107,6 +107,17 @@ describe('socket pairs', () => {
     await expect(pending).rejects.toMatchObject({ code: 'EBADF' })
     expect(b.closed).toBe(true)
   })
+
+  test('an abort in the middle of a message closes the socket', async () => {
+    using pair = disposablePair()
+    const [a, b] = pair.sockets
+    native.sendWithFds(a.fd, rawFrame(10, Buffer.from('abc')))
+    const ac = new AbortController()
+    const waiting = b.receive({ signal: ac.signal })
+    setTimeout(() => ac.abort(), 10)
+    await expect(waiting).rejects.toMatchObject({ name: 'AbortError' })
+    expect(b.closed).toBe(true)
+  })
 })
 
 describe('protocol violations are errors that leak nothing', () => {
@@ -271,6 +282,37 @@ describe('across processes', () => {
     expect(opened(before, fdTable())).toEqual([])
     rmSync(dir, { recursive: true, force: true })
   })
+})
+
+test("a Node 'pipe' stdio entry is a unix socket pair too, taken over right after spawn", async () => {
+  const childCode = `
+    const { FdSocket } = require(${JSON.stringify(join(repoRoot, 'dist/index.js'))})
+    const fs = require('fs')
+    ;(async () => {
+      const s = FdSocket.from(3)
+      const m = await s.receive({ fds: 1 })
+      fs.writeSync(m.fds[0].fd, 'via a pipe entry')
+      m.fds[0].close()
+      await s.send(Buffer.from('done'))
+      s.close()
+    })().catch((e) => { console.error(e); process.exit(1) })`
+  const child = spawn(process.execPath, ['-e', childCode], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'] })
+  const socket = FdSocket.from(child.stdio[3] as Socket)
+  const dir = mkdtempSync(join(tmpdir(), 'bpfkit-fdpass-'))
+  try {
+    const file = openSync(join(dir, 'out'), 'w')
+    try {
+      await socket.send(Buffer.from('here'), [file])
+    } finally {
+      closeSync(file)
+    }
+    expect((await socket.receive())?.data.toString()).toBe('done')
+    expect(await new Promise((r) => child.on('exit', r))).toBe(0)
+    expect(readFileSync(join(dir, 'out'), 'utf8')).toBe('via a pipe entry')
+  } finally {
+    socket.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
 
 function disposablePair(): { sockets: [FdSocket, FdSocket]; [Symbol.dispose](): void } {
