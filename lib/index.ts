@@ -37,3 +37,15 @@ export { BtfReader } from './btf-reader.js'
 export type { BtfTypeRecord } from './btf-reader.js'
 export { btfForMap, addTypeDesc } from './btf-map.js'
 export type { MapBtf } from './btf-map.js'
+// BPF delegation (tokens, bpffs delegation mounts, fd passing) and typed policies.
+export { Policy } from './policy/index.js'
+export type { DelegationPolicy, PolicyLike, PolicyMasks, PolicyKind, PolicySet, MountinfoEntry } from './policy/index.js'
+export {
+  BpfToken, delegate, openBpffsContext, attachMount, openMountRoot,
+  serveDelegation, requestDelegation, spawnDelegated, delegationFailedStatus,
+  FdSocket, socketPair, sendFds, receiveFds, ProtocolError, DelegationRefusedError,
+} from './delegation/index.js'
+export type {
+  TokenInfo, DelegateOptions, ServeOptions, RequestOptions, Delegation, SpawnDelegatedOptions,
+  DelegatedProcess, Message, ReceiveOptions, SendOptions,
+} from './delegation/index.js'

@@ -79,6 +79,8 @@ void InitMapSlots(Napi::Env env, Napi::Object exports);
 void InitProgInfo(Napi::Env env, Napi::Object exports);
 // Unlinks the fast-path slots of a map fd that is closed or reused.
 void ForgetSlots(int fd);
+void InitMount(Napi::Env env, Napi::Object exports);
+void InitFdpass(Napi::Env env, Napi::Object exports);
 
 // ---- fds ----
 // Moves a fresh fd to 3 or above (0-2 read as "none" by the kernel and as

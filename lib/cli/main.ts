@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // The bpfkit command line.
 import { runList, UsageError } from './list.js'
+import { runDemo } from './demo.js'
 
 const usage = `usage: bpfkit <command>
 
   list [progs|maps|links|btf] [--json]   show loaded BPF objects (needs root)
+  demo                                   delegate BPF to a tenant in a user namespace, end to end (needs root, Linux 6.9+)
   help                                   this text
 `
 
@@ -15,6 +17,9 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'list':
         return runList(args, out)
+      case 'demo':
+        if (args.length > 0) throw new UsageError(`demo takes no arguments, got ${args.join(' ')}`)
+        return await runDemo(out)
       case undefined:
       case 'help':
       case '--help':

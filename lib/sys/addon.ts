@@ -177,7 +177,28 @@ export interface NativeAddon {
 
   /** The program's translated instructions; empty without the privilege to see them. */
   progGetXlatedInsns(fd: number): Uint8Array
+  // bpffs delegation mounts (native/mount.cc)
+  fsopen(fsName: string): number
+  fspick(dirFd: number | undefined, path: string): number
+  fsconfigString(fsFd: number, key: string, value: string): void
+  fsconfigCreate(fsFd: number): void
+  fsmount(fsFd: number, attrFlags?: number): number
+  moveMount(mountFd: number, targetPath: string): void
+  openDirectory(dirFd: number | undefined, path: string): number
+  fdFlags(fd: number): number
+
+  // fd passing (native/fdpass.cc)
+  unixSocketpair(): [number, number]
+  /** Bytes sent, or -1 when the socket would block. */
+  sendWithFds(sockFd: number, data: Bytes, fds?: number[]): number
+  /** null when nothing is ready; bytes 0 at end of stream. */
+  recvWithFds(sockFd: number, buf: Bytes, maxFds: number): { bytes: number; fds: number[]; truncated: boolean } | null
+  fdWait(fd: number, writable: boolean, callback: (status: number, events: number) => void): FdWaitHandle
+  fdWaitCancel(handle: FdWaitHandle): void
 }
+
+/** An opaque pending readiness wait. */
+export type FdWaitHandle = { readonly __fdWait: unique symbol }
 
 /** An opaque native ring buffer consumer. */
 export type RingbufHandle = { readonly __ringbuf: unique symbol }

@@ -87,6 +87,9 @@ function likelyCause(command: string, code: string): string | undefined {
   switch (code) {
     case 'EPERM':
       if (command.startsWith('token')) return 'the bpffs is not delegated to this user namespace, or the caller lacks CAP_BPF in it'
+      if (/_get_(next_id|fd_by_id)$/.test(command) && command !== 'btf_get_fd_by_id') {
+        return 'walking or opening objects by ID needs CAP_SYS_ADMIN in the initial user namespace; no token covers it'
+      }
       return 'no CAP_BPF (or CAP_SYS_ADMIN) and no token that covers this request; run as root or pass a token'
     case 'EACCES':
       return command === 'prog_load' ? 'the verifier rejected the program' : 'permission denied by the kernel or an LSM'

@@ -1,0 +1,75 @@
+// The tenant of `bpfkit demo`: runs as root of fresh user and mount
+// namespaces (and nobody outside them), with the manager on fd 3. It asks
+// for a token, uses it, shows one request bpfkit refuses and one the kernel
+// refuses, and tells the manager what it made; every line it has to say goes
+// to the manager, which prints it in order.
+import { asm } from '../asm/index.js'
+import { BpfToken, FdSocket } from '../delegation/index.js'
+import * as ids from '../ids.js'
+import { BpfMap } from '../map.js'
+import { BpfProgram } from '../program.js'
+import type { DemoEvent } from './demo.js'
+
+async function main(): Promise<void> {
+  const socket = FdSocket.from(3)
+  const say = (text: string, detail?: string) => socket.send(Buffer.from(JSON.stringify({ type: 'say', text, detail } satisfies DemoEvent)))
+  try {
+    const token = await BpfToken.request(socket)
+    const info = token.info()
+    await say(`made a token from the delegated bpffs; the kernel says it delegates (${info.source === 'info' ? 'token info' : 'fdinfo'}):`,
+      info.policy.describe().join('\n'))
+
+    using counts = BpfMap.create({ type: 'hash', key: 'u32', value: 'u64', maxEntries: 16, name: 'demo_counts', token })
+    counts.set(0, 0n)
+    await say(`created hash map "demo_counts" with the token: id ${counts.id}`)
+
+    const { R0, R1, R2, R6, R10 } = asm
+    using prog = await BpfProgram.load({
+      type: 'socket_filter', name: 'demo_len', license: 'GPL', token,
+      insns: [
+        asm.mov64Reg(R6, R1), // r6 = skb
+        asm.stW(R10, -4, 0), asm.ldMapFd(R1, counts), asm.mov64Reg(R2, R10), asm.add64Imm(R2, -4),
+        asm.call('map_lookup_elem'), asm.jeqImm(R0, 0, 'out'),
+        asm.mov64Imm(R1, 1), asm.atomic('add', 64, R0, R1, 0), // counts[0] += 1
+        asm.label('out'), asm.ldxW(R0, R6, 0), // return skb->len
+        asm.exit(),
+      ],
+    })
+    const run = await prog.testRun({ data: new Uint8Array(64), repeat: 100 })
+    await say(`loaded socket_filter "demo_len" with the token: id ${prog.id}`, [
+      `test run over a 64-byte packet, 100 times: returned ${run.retval} (skb->len, after the kernel pulled the`,
+      `14-byte Ethernet header) and counted ${counts.get(0)} runs in demo_counts[0]`].join('\n'))
+
+    try {
+      BpfMap.create({ type: 'ringbuf', maxEntries: 4096, token }).close()
+      await say('created a ringbuf map?! (the policy should have stopped it)')
+    } catch (e) {
+      await say('asked for a ringbuf map: refused by bpfkit before any syscall', `${(e as Error).name}: ${(e as Error).message}`)
+    }
+    try {
+      BpfMap.create({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 1, token: null }).close()
+      await say('created a map without the token?! (the kernel should have refused)')
+    } catch (e) {
+      await say('asked for a hash map without the token: refused by the kernel', `${(e as Error).name}: ${(e as Error).message}`)
+    }
+    try {
+      ids.maps().next()
+      await say('listed global map IDs?!')
+    } catch (e) {
+      await say('tried to list map IDs: refused; global IDs need CAP_SYS_ADMIN in the initial user namespace, token or not',
+        `${(e as Error).name}: ${(e as Error).message}`)
+    }
+
+    await socket.send(Buffer.from(JSON.stringify({ type: 'made', mapIds: [counts.id], progIds: [prog.id] } satisfies DemoEvent)))
+    // Keep the objects alive until the manager has looked at them.
+    await socket.receive()
+    token.close()
+  } finally {
+    socket.close()
+  }
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`tenant: ${e.stack ?? e.message}\n`)
+  process.exit(1)
+})

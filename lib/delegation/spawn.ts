@@ -1,0 +1,75 @@
+// spawnDelegated: run a program with BPF delegated to it, the way systemd's
+// PrivateBPF= does: new user and mount namespaces, a delegated bpffs at
+// /sys/fs/bpf and LIBBPF_BPF_TOKEN_PATH pointing at it, so that programs
+// built on libbpf (1.5+) and bpfkit's BpfToken.fromEnv() find their token.
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
+import { Policy, type PolicyLike } from '../policy/index.js'
+import { serveDelegation } from './manager.js'
+import { builtScript } from './scripts.js'
+import { FdSocket } from './socket.js'
+
+export interface SpawnDelegatedOptions {
+  policy: PolicyLike
+  /** Where the tenant sees its delegated bpffs. Default /sys/fs/bpf. */
+  mountAt?: string
+  /** stdin, stdout, stderr of the program (Node's forms). Default 'inherit'. */
+  stdio?: 'inherit' | 'pipe' | 'ignore' | readonly ('inherit' | 'pipe' | 'ignore' | number)[]
+  env?: NodeJS.ProcessEnv
+  cwd?: string
+  /** Permission bits of the bpffs root. */
+  mode?: number
+  /** The util-linux unshare binary. Default 'unshare' on PATH. */
+  unshare?: string
+}
+
+export interface DelegatedProcess extends ChildProcess {
+  /** Settles when the delegation was granted (with the policy) or failed. */
+  readonly delegated: Promise<Policy>
+}
+
+/** Exit status of the helper when delegation fails before the program starts. */
+export const delegationFailedStatus = 125
+
+/**
+ * Runs `command` in new user and mount namespaces, as root there, with a
+ * bpffs delegated by `policy` attached at /sys/fs/bpf (or `mountAt`) and
+ * LIBBPF_BPF_TOKEN_PATH set to it. Returns the child process (a small
+ * bpfkit helper that sets the namespace up and then runs `command`,
+ * forwarding signals and its exit status); `delegated` tells when the
+ * delegation was granted.
+ *
+ * Privileges: CAP_SYS_ADMIN in the initial user namespace (root). Linux 6.9+,
+ * util-linux unshare. If delegation fails, the child exits with status 125
+ * and says why on its stderr, and `delegated` rejects with the cause.
+ */
+export function spawnDelegated(command: string, args: readonly string[], options: SpawnDelegatedOptions): DelegatedProcess {
+  const known = ['policy', 'mountAt', 'stdio', 'env', 'cwd', 'mode', 'unshare']
+  for (const key of Object.keys(options ?? {})) {
+    if (!known.includes(key)) throw new TypeError(`spawnDelegated: unknown option '${key}' (known: ${known.join(', ')})`)
+  }
+  if (typeof command !== 'string' || command === '') throw new TypeError('spawnDelegated: command must be a non-empty string')
+  const policy = Policy.from(options.policy)
+  const mountAt = options.mountAt ?? '/sys/fs/bpf'
+  const stdio = options.stdio ?? 'inherit'
+  const std: StdioOptions = typeof stdio === 'string' ? [stdio, stdio, stdio] : [...stdio].slice(0, 3)
+  const [mine, theirs] = FdSocket.pair()
+  let child: ChildProcess
+  try {
+    child = spawn(
+      options.unshare ?? 'unshare',
+      ['--user', '--map-root-user', '--mount', '--propagation', 'private', '--',
+        process.execPath, builtScript('delegation/tenant-init.js'), '--mount-at', mountAt, '--', command, ...args],
+      { stdio: [...(std as unknown[]), theirs.fd] as StdioOptions, env: options.env ?? process.env, cwd: options.cwd },
+    )
+  } catch (e) {
+    mine.close()
+    throw e
+  } finally {
+    theirs.close()
+  }
+  const delegated = serveDelegation(mine, policy, { mountAt, mode: options.mode }).finally(() => mine.close())
+  // Awaiting it is optional: keep an unobserved failure from crashing the process.
+  delegated.catch(() => {})
+  child.once('exit', () => mine.close())
+  return Object.assign(child, { delegated })
+}

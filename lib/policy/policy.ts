@@ -1,0 +1,335 @@
+// Typed delegation policies: what a bpffs delegation mount, and every token
+// made from it, lets a tenant do. The kernel checks a token only when it is
+// used and then, when the token does not cover the request, silently ignores
+// it and answers EPERM. A Policy says beforehand, and by name, what is missing.
+import { PolicyError } from '../sys/errors.js'
+import type { AttachTypeName, CommandName, MapTypeName, ProgTypeName } from '../sys/generated/kernel-enums.js'
+import type { TokenRequest } from '../sys/token.js'
+import { ALL, closestName, kindNames, kinds, knownMask, nameOfValue, valueOfName, type PolicyKind, type PolicyMasks } from './kinds.js'
+import { bpffsMountEntry, fdinfoMasks, mountOptionMasks } from './mount-options.js'
+
+export type { PolicyKind, PolicyMasks }
+
+/** `'any'`, or a list of the kernel's names (numbers, the enum values, are accepted too). */
+export type PolicySet<Name extends string> = 'any' | readonly (Name | number)[]
+
+/**
+ * What a delegation grants: bpf() commands, map types, program types and
+ * attach types. Each is `'any'` or a list; a missing kind delegates nothing.
+ */
+export interface DelegationPolicy {
+  cmds: PolicySet<CommandName>
+  maps: PolicySet<MapTypeName>
+  progs: PolicySet<ProgTypeName>
+  attachs: PolicySet<AttachTypeName>
+}
+
+export type PolicyLike = Policy | Partial<DelegationPolicy>
+
+/** What `explain` and `check` name as the one who refuses: 'token' or 'policy'. */
+export type PolicySubject = string
+
+const maxBit = 63
+
+/**
+ * An immutable, validated delegation policy. Build one with `Policy.from`,
+ * or read one back from mount options, /proc/self/mountinfo or a token.
+ */
+export class Policy implements DelegationPolicy {
+  readonly cmds: PolicySet<CommandName>
+  readonly maps: PolicySet<MapTypeName>
+  readonly progs: PolicySet<ProgTypeName>
+  readonly attachs: PolicySet<AttachTypeName>
+  readonly #masks: PolicyMasks
+
+  private constructor(masks: PolicyMasks) {
+    this.#masks = { ...masks }
+    this.cmds = itemsOf('cmds', masks.cmds) as PolicySet<CommandName>
+    this.maps = itemsOf('maps', masks.maps) as PolicySet<MapTypeName>
+    this.progs = itemsOf('progs', masks.progs) as PolicySet<ProgTypeName>
+    this.attachs = itemsOf('attachs', masks.attachs) as PolicySet<AttachTypeName>
+    Object.freeze(this)
+  }
+
+  /**
+   * Validates a policy. Errors: TypeError for an unknown key, a value that is
+   * neither 'any' nor a list, or an unknown name (with the closest known
+   * one); RangeError for a number outside 0..63 (the masks have 64 bits).
+   * Names match case-insensitively, as the kernel's do.
+   */
+  static from(policy: PolicyLike): Policy {
+    if (policy instanceof Policy) return policy
+    if (policy === null || typeof policy !== 'object' || Array.isArray(policy)) {
+      throw new TypeError(`policy must be an object like { cmds, maps, progs, attachs }, got ${describe(policy)}`)
+    }
+    for (const key of Object.keys(policy)) {
+      if (!(kindNames as readonly string[]).includes(key)) {
+        throw new TypeError(`policy: unknown key '${key}' (known: ${kindNames.join(', ')})`)
+      }
+    }
+    const masks = { cmds: 0n, maps: 0n, progs: 0n, attachs: 0n }
+    for (const kind of kindNames) masks[kind] = maskOfSet(kind, (policy as Record<string, unknown>)[kind])
+    return new Policy(masks)
+  }
+
+  /** A policy from the kernel's masks (bpf_token_info). */
+  static fromMasks(masks: Partial<PolicyMasks>): Policy {
+    const m = { cmds: 0n, maps: 0n, progs: 0n, attachs: 0n }
+    for (const kind of kindNames) {
+      const v = masks[kind] ?? 0n
+      if (typeof v !== 'bigint' || v < 0n || v > ALL) throw new RangeError(`masks.${kind} must be a 64-bit unsigned bigint`)
+      m[kind] = v
+    }
+    return new Policy(m)
+  }
+
+  /**
+   * A policy from bpffs mount options ("rw,delegate_cmds=map_create:prog_load"
+   * or ['delegate_maps=hash', ...]), read as the kernel reads them: within one
+   * value names add bits and a number replaces the mask; entries add up.
+   * Errors: TypeError for an unknown name or a bad number.
+   */
+  static fromMountOptions(options: string | readonly string[]): Policy {
+    return Policy.fromMasks(mountOptionMasks(options))
+  }
+
+  /**
+   * The policy of the bpffs mounted at `mountPoint` (default /sys/fs/bpf) as
+   * /proc/self/mountinfo shows it (or the mountinfo text given).
+   * Errors: Error when no bpffs is mounted there.
+   */
+  static fromMountinfo(mountPoint = '/sys/fs/bpf', mountinfo?: string): Policy {
+    return Policy.fromMountOptions(bpffsMountEntry(mountPoint, mountinfo).superOptions)
+  }
+
+  /** The policy in a token's fdinfo text (allowed_* lines; every kernel with tokens). */
+  static fromFdinfo(text: string): Policy {
+    return Policy.fromMasks(fdinfoMasks(text))
+  }
+
+  /** Delegates nothing. */
+  static none(): Policy {
+    return new Policy({ cmds: 0n, maps: 0n, progs: 0n, attachs: 0n })
+  }
+
+  /** Delegates everything (delegate_*=any). */
+  static any(): Policy {
+    return new Policy({ cmds: ALL, maps: ALL, progs: ALL, attachs: ALL })
+  }
+
+  /** The kernel's masks: `any` is all 64 bits set, as the kernel stores it. */
+  masks(): PolicyMasks {
+    return { ...this.#masks }
+  }
+
+  /** True when nothing at all is delegated (BPF_TOKEN_CREATE then fails with ENOENT). */
+  get empty(): boolean {
+    return kindNames.every((k) => this.#masks[k] === 0n)
+  }
+
+  /** Whether `kind` delegates the value `item` (a name or number). */
+  has(kind: PolicyKind, item: string | number): boolean {
+    const bit = bitOf(kind, item, `${kind}`)
+    return (this.#masks[kind] & (1n << BigInt(bit))) !== 0n
+  }
+
+  /**
+   * Why the kernel would ignore a token with this policy for `request`, as a
+   * PolicyError naming the missing command, map type, program type or attach
+   * type; undefined when the policy covers it. Mirrors the kernel: a program
+   * load asks for its program type and its expected attach type, which is 0
+   * ('cgroup_inet_ingress') when none is given, except for cgroup_sock and
+   * sk_reuseport programs, whose attach type the kernel fills in first.
+   */
+  explain(request: TokenRequest, subject: PolicySubject = 'token'): PolicyError | undefined {
+    const cmd = valueOrThrow('cmds', request.cmd, 'request.cmd')
+    if (!this.bit('cmds', cmd)) return this.refusal('cmds', cmd, subject)
+    if (request.mapType !== undefined) {
+      const t = valueOrThrow('maps', request.mapType, 'request.mapType')
+      if (!this.bit('maps', t)) return this.refusal('maps', t, subject)
+    }
+    if (request.progType !== undefined) {
+      const t = valueOrThrow('progs', request.progType, 'request.progType')
+      if (!this.bit('progs', t)) return this.refusal('progs', t, subject)
+      const given = request.attachType === undefined ? 0 : valueOrThrow('attachs', request.attachType, 'request.attachType')
+      const attach = given === 0 ? defaultAttachType(t) : given
+      if (!this.bit('attachs', attach)) {
+        const note = given === 0 && attach === 0
+          ? ` (a program loaded without an expected attach type asks for attach type 0, '${nameOfValue('attachs', 0)}')`
+          : ''
+        return this.refusal('attachs', attach, subject, note)
+      }
+    } else if (request.attachType !== undefined) {
+      const t = valueOrThrow('attachs', request.attachType, 'request.attachType')
+      if (!this.bit('attachs', t)) return this.refusal('attachs', t, subject)
+    }
+    return undefined
+  }
+
+  /** Throws the PolicyError from `explain`, if any. */
+  check(request: TokenRequest, subject: PolicySubject = 'token'): void {
+    const e = this.explain(request, subject)
+    if (e) throw e
+  }
+
+  allows(request: TokenRequest): boolean {
+    return this.explain(request) === undefined
+  }
+
+  /** Whether everything `other` delegates, this delegates too. */
+  includes(other: PolicyLike): boolean {
+    const o = Policy.from(other)
+    return kindNames.every((k) => (o.#masks[k] & ~this.#masks[k]) === 0n)
+  }
+
+  /** What both delegate. */
+  intersect(other: PolicyLike): Policy {
+    const o = Policy.from(other)
+    const m = this.masks()
+    for (const k of kindNames) m[k] &= o.#masks[k]
+    return new Policy(m)
+  }
+
+  equals(other: PolicyLike): boolean {
+    const o = Policy.from(other)
+    return kindNames.every((k) => normalized(k, o.#masks[k]) === normalized(k, this.#masks[k]))
+  }
+
+  /**
+   * bpffs mount options, one `key=value` per entry, names joined by ':' as
+   * the kernel prints them. Each entry adds to the mask; kinds that delegate
+   * nothing are left out. A value this build has no name for travels in its
+   * own entry as a hex mask, because inside one value a number replaces the
+   * mask built so far instead of adding to it.
+   */
+  toMountOptions(): string[] {
+    const out: string[] = []
+    for (const kind of kindNames) {
+      const mask = this.#masks[kind]
+      if (mask === 0n) continue
+      const { option } = kinds[kind]
+      if (isAny(kind, mask)) {
+        out.push(`${option}=any`)
+        continue
+      }
+      const names: string[] = []
+      let unnamed = 0n
+      for (let bit = 0; bit <= maxBit; bit++) {
+        if ((mask & (1n << BigInt(bit))) === 0n) continue
+        const name = nameOfValue(kind, bit)
+        if (name === undefined) unnamed |= 1n << BigInt(bit)
+        else names.push(name)
+      }
+      if (names.length > 0) out.push(`${option}=${names.join(':')}`)
+      if (unnamed !== 0n) out.push(`${option}=0x${unnamed.toString(16)}`)
+    }
+    return out
+  }
+
+  /** The mount options joined by commas, as `mount -o` takes them. */
+  toString(): string {
+    return this.toMountOptions().join(',') || '(nothing delegated)'
+  }
+
+  toJSON(): DelegationPolicy {
+    return { cmds: this.cmds, maps: this.maps, progs: this.progs, attachs: this.attachs }
+  }
+
+  /** One line per kind, for people: "map types: hash, array". */
+  describe(): string[] {
+    return kindNames.map((k) => `${kinds[k].plural}: ${listText(this[k])}`)
+  }
+
+  private bit(kind: PolicyKind, value: number): boolean {
+    return (this.#masks[kind] & (1n << BigInt(value))) !== 0n
+  }
+
+  private refusal(kind: PolicyKind, value: number, subject: string, note = ''): PolicyError {
+    const { noun, plural, option } = kinds[kind]
+    const name = nameOfValue(kind, value) ?? String(value)
+    const granted = this[kind]
+    const has = granted === 'any' || granted.length > 0 ? `it delegates ${plural}: ${listText(granted)}` : `it delegates no ${plural}`
+    return new PolicyError(option, name, `${subject} does not delegate ${noun} '${name}'${note}; ${has}`)
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'an array'
+  return typeof v === 'string' ? `'${v}'` : typeof v
+}
+
+function article(noun: string): string {
+  return /^[aeiou]/.test(noun) ? 'an' : 'a'
+}
+
+function listText(set: PolicySet<string>): string {
+  if (set === 'any') return 'any'
+  return set.length === 0 ? 'none' : set.join(', ')
+}
+
+// The kernel stores `any` as all bits; it prints a mask covering every value
+// it knows as "any" too.
+function isAny(kind: PolicyKind, mask: bigint): boolean {
+  const known = knownMask(kind)
+  return mask === ALL || (mask & known) === known
+}
+
+function normalized(kind: PolicyKind, mask: bigint): bigint {
+  return isAny(kind, mask) ? ALL : mask
+}
+
+function itemsOf(kind: PolicyKind, mask: bigint): PolicySet<string> {
+  if (isAny(kind, mask)) return 'any'
+  const items: (string | number)[] = []
+  for (let bit = 0; bit <= maxBit; bit++) {
+    if ((mask & (1n << BigInt(bit))) !== 0n) items.push(nameOfValue(kind, bit) ?? bit)
+  }
+  return Object.freeze(items)
+}
+
+function maskOfSet(kind: PolicyKind, set: unknown): bigint {
+  const where = `policy.${kind}`
+  if (set === undefined) return 0n
+  if (set === 'any') return ALL
+  if (!Array.isArray(set)) {
+    throw new TypeError(`${where} must be 'any' or a list of ${kinds[kind].plural}, got ${describe(set)}`)
+  }
+  let mask = 0n
+  set.forEach((item, i) => {
+    mask |= 1n << BigInt(bitOf(kind, item, `${where}[${i}]`))
+  })
+  return mask
+}
+
+function bitOf(kind: PolicyKind, item: unknown, where: string): number {
+  const { noun } = kinds[kind]
+  if (typeof item === 'number') {
+    if (!Number.isInteger(item) || item < 0 || item > maxBit) {
+      throw new RangeError(`${where}: ${item} is out of range for ${kinds[kind].plural} (0..${maxBit}: delegation masks have 64 bits)`)
+    }
+    return item
+  }
+  if (typeof item !== 'string') throw new TypeError(`${where}: ${article(noun)} ${noun} must be a name or a number, got ${describe(item)}`)
+  if (item === 'any') throw new TypeError(`${where}: 'any' stands alone (${where.replace(/\[\d+\]$/, '')}: 'any'), not inside a list`)
+  const v = valueOfName(kind, item)
+  if (v === undefined) {
+    const hint = closestName(kind, item)
+    throw new TypeError(`${where}: unknown ${noun} '${item}'${hint ? ` (did you mean '${hint}'?)` : ''}`)
+  }
+  if (v > maxBit) throw new RangeError(`${where}: ${noun} '${item}' (${v}) cannot be delegated: delegation masks have 64 bits`)
+  return v
+}
+
+function valueOrThrow(kind: PolicyKind, item: string | number, where: string): number {
+  return bitOf(kind, item, where)
+}
+
+// bpf_prog_load_fixup_attach_type(): the kernel gives these program types an
+// attach type before it asks the token.
+function defaultAttachType(progType: number): number {
+  const name = nameOfValue('progs', progType)
+  if (name === 'cgroup_sock') return valueOfName('attachs', 'cgroup_inet_sock_create') ?? 0
+  if (name === 'sk_reuseport') return valueOfName('attachs', 'sk_reuseport_select') ?? 0
+  return 0
+}
