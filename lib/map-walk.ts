@@ -1,9 +1,13 @@
 // Walking a map's keys with BPF_MAP_GET_NEXT_KEY. When the key a walk stands
 // on is deleted, the kernel answers with the first key again (hash maps, LPM
-// tries), so a naive walk repeats keys or never ends. Keys already given are
-// remembered and skipped; a walk that sees more known keys in a row than it
-// has given cannot be making progress and stops with an error, as
-// cilium/ebpf's iterator does.
+// tries), so a naive walk repeats keys or never ends. Two defences:
+// - the key after the current one is fetched before the current one is
+//   given out, so a caller deleting what it was just given (the common case)
+//   costs nothing, as bpftool's dump loop does;
+// - keys already given are remembered and skipped, for the rarer restart
+//   (a caller deleting keys ahead of the walk); a walk that sees more known
+//   keys in a row than it has given cannot be making progress and stops with
+//   an error, as cilium/ebpf's iterator does.
 import { native } from './sys/index.js'
 
 export function* walkKeys<K>(fd: number, keySize: number, restartable: boolean, decode: (key: Uint8Array, view: DataView) => K): Generator<K, void, undefined> {
@@ -13,23 +17,24 @@ export function* walkKeys<K>(fd: number, keySize: number, restartable: boolean, 
   let nextView = new DataView(next.buffer)
   const seen = restartable ? new Set<string>() : undefined
   let repeats = 0
-  let have = native.mapGetNextKey(fd, null, next)
+  let have = native.mapGetNextKey(fd, null, cur)
   while (have) {
+    const haveNext = native.mapGetNextKey(fd, cur, next)
     if (seen) {
-      const id = Buffer.from(next.buffer, next.byteOffset, keySize).toString('latin1')
+      const id = Buffer.from(cur.buffer, cur.byteOffset, keySize).toString('latin1')
       if (seen.has(id)) {
         if (++repeats > seen.size) throw new Error(`map iteration aborted: the kernel keeps returning keys already seen (${seen.size} keys walked)`)
       } else {
         seen.add(id)
         repeats = 0
-        yield decode(next, nextView)
+        yield decode(cur, curView)
       }
     } else {
-      yield decode(next, nextView)
+      yield decode(cur, curView)
     }
     // Swap instead of copying: `next` becomes the cursor for the next call.
     ;[cur, next] = [next, cur]
     ;[curView, nextView] = [nextView, curView]
-    have = native.mapGetNextKey(fd, cur, next)
+    have = haveNext
   }
 }
