@@ -59,18 +59,19 @@ test('array walks never restart: every index, in order', () => {
   expect([...m.keys()]).toEqual(Array.from({ length: 1000 }, (_, i) => i))
 })
 
-test('draining a big map by deleting each key as it is given stays linear', () => {
+test('deleting every other key as it is given keeps the walk linear', () => {
   // The next key is fetched before a key is given out, so deleting the given
-  // key never sends the kernel back to the first key: a restart per key would
-  // make this walk quadratic (minutes at this size) and time the test out.
+  // key never sends the kernel back to the first key: a restart per deletion
+  // would re-walk every kept key each time (quadratic, minutes at this size,
+  // and the test times out).
   const n = 20_000
   using m = BpfMap.create({ type: 'hash', key: 'u32', value: 'u8', maxEntries: n })
   m.updateBatch(Array.from({ length: n }, (_, i) => [i, 1] as [number, number]))
   let given = 0
   for (const k of m.keys()) {
-    expect(m.delete(k)).toBe(true)
+    if (k % 2 === 1) expect(m.delete(k)).toBe(true)
     given++
   }
   expect(given).toBe(n)
-  expect([...m.keys()]).toEqual([])
+  expect([...m.keys()].length).toBe(n / 2)
 })
