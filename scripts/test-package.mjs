@@ -21,16 +21,24 @@ run('npm', ['run', 'build:ts'])
 const work = mkdtempSync(join(tmpdir(), 'bpfkit-pkg-'))
 try {
   const tarball = run('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', work]).trim().split('\n').pop()
-  const app = join(work, 'app')
-  run('mkdir', ['-p', app])
-  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
   // A PATH with node itself and the system, but no node_modules/.bin: no node-gyp.
   const PATH = [dirname(process.execPath), '/usr/bin', '/bin'].join(delimiter)
   if (spawnSync('sh', ['-c', 'command -v node-gyp'], { env: { PATH } }).status === 0) throw new Error('node-gyp is on the test PATH')
   const env = { ...process.env, PATH, npm_config_node_gyp: '/nonexistent/node-gyp' }
-  run('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', join(work, tarball)], { cwd: app, env })
+  // Installed both ways: with --ignore-scripts as security-minded users do,
+  // and with scripts on, where npm would run an implicit `node-gyp rebuild`
+  // for a package shipping binding.gyp unless it says `"gypfile": false`.
+  const install = (name, flags) => {
+    const dir = join(work, name)
+    run('mkdir', ['-p', dir])
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name, version: '1.0.0', private: true }))
+    run('npm', ['install', ...flags, '--no-audit', '--no-fund', join(work, tarball)], { cwd: dir, env })
+    if (existsSync(join(dir, 'node_modules', 'bpfkit', 'build'))) throw new Error(`npm install ${flags.join(' ')} compiled the addon; it must load from prebuilds/`)
+    return dir
+  }
+  const withScripts = install('with-scripts', ['--foreground-scripts'])
+  const app = install('app', ['--ignore-scripts'])
   const installed = join(app, 'node_modules', 'bpfkit')
-  if (existsSync(join(installed, 'build'))) throw new Error('the package ships a build/ directory; it must load from prebuilds/')
   console.log(`prebuilds: ${readdirSync(join(installed, 'prebuilds')).join(', ')}`)
 
   const body = `
@@ -42,7 +50,15 @@ try {
   writeFileSync(join(app, 'esm.mjs'), `import { BpfMap } from 'bpfkit'\n${body}\nconsole.log('esm ok')\n`)
   for (const f of ['cjs.cjs', 'esm.mjs']) process.stdout.write(run(process.execPath, [f], { cwd: app, env }))
   process.stdout.write(run(process.execPath, [join(installed, 'dist/cli/main.js'), 'list', 'btf'], { cwd: app, env }))
-  console.log('package test: 1 passed, 0 failed')
+
+  // Building from source stays possible when asked (npm brings node-gyp), and
+  // node-gyp-build then prefers build/Release over the prebuild.
+  run('npm', ['run', 'build:native', '--prefix', join(withScripts, 'node_modules', 'bpfkit')], { stdio: ['ignore', 'ignore', 'inherit'] })
+  writeFileSync(join(withScripts, 'which.cjs'), `console.log('loaded ' + require('node-gyp-build').resolve(require('path').dirname(require.resolve('bpfkit/package.json'))))\n${body.replace(/^/, "const { BpfMap } = require('bpfkit')\n")}`)
+  const which = run(process.execPath, ['which.cjs'], { cwd: withScripts, env })
+  if (!which.includes('build/Release')) throw new Error(`a source build was not preferred: ${which}`)
+  process.stdout.write(which)
+  console.log('package test: 3 passed, 0 failed')
 } finally {
   rmSync(work, { recursive: true, force: true })
 }
