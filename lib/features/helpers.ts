@@ -1,9 +1,11 @@
 // Helper probes: a program of the given type calls the helper with whatever
 // happens to be in the argument registers. The verifier looks the helper up
 // before it checks arguments, so its first complaint tells the answer:
-// "invalid func" (or "unknown func" on old kernels) means the kernel lacks the
-// helper, "program of this type cannot use helper" means the type may not call
-// it, anything later (an argument it dislikes) means the call is allowed.
+// "invalid func" means the kernel lacks the helper (its id is past the
+// kernel's list), "program of this type cannot use helper" means the type may
+// not call it, anything later (an argument it dislikes) means the call is
+// allowed. Older kernels (5.10, 6.1) say "unknown func" for a known id the type may
+// not call: that, too, is the program type, never a missing helper.
 import { NotSupportedError, VerifierError, type HelperName, type ProgTypeName } from '../sys/index.js'
 import { enumValue } from '../sys/names.js'
 import { cachedProbe } from './probe-cache.js'
@@ -68,10 +70,10 @@ export function haveProgramHelper(progType: ProgTypeName | number, helper: Helpe
       if (!(e instanceof VerifierError)) throw e
       const tag = `#${id}`
       const minKernel = helperVersion(id) ?? 'newer than bpfkit knows'
-      if (logSays(e.log, 'invalid func', tag) || logSays(e.log, 'unknown func')) {
-        throw new HelperNotSupportedError(helperName, typeNameStr, 'kernel', minKernel)
+      if (logSays(e.log, 'invalid func', tag)) throw new HelperNotSupportedError(helperName, typeNameStr, 'kernel', minKernel)
+      if (logSays(e.log, 'cannot use helper', tag) || logSays(e.log, 'unknown func', tag)) {
+        throw new HelperNotSupportedError(helperName, typeNameStr, 'program-type', minKernel)
       }
-      if (logSays(e.log, 'cannot use helper', tag)) throw new HelperNotSupportedError(helperName, typeNameStr, 'program-type', minKernel)
       // Rejected for its arguments, its context or its license: the helper
       // itself is there for this type.
     }

@@ -10,7 +10,10 @@
 import type { HelperName, MapTypeName, ProgTypeName, TokenLike } from '../sys/index.js'
 import { haveProgramHelper } from './helpers.js'
 import { haveMapType, haveRingbuf } from './map-types.js'
-import { haveBatchOps, haveBoundedLoops, haveBpfToken, haveBtf, haveLargePrograms, haveLinkCreate, haveMmapableMaps, haveTokenInfo } from './misc.js'
+import {
+  haveAtomics, haveBatchOps, haveBoundedLoops, haveBpfToken, haveBtf, haveIsaV4, haveLargePrograms, haveLinkCreate, haveLoadAcquire, haveMayGoto,
+  haveMmapableMaps, haveTokenInfo,
+} from './misc.js'
 import { asBoolean } from './probe-cache.js'
 import { haveProgramType } from './prog-types.js'
 
@@ -18,7 +21,8 @@ export { haveMapType, haveRingbuf } from './map-types.js'
 export { haveProgramType } from './prog-types.js'
 export { haveProgramHelper, HelperNotSupportedError } from './helpers.js'
 export {
-  haveBatchOps, haveBoundedLoops, haveBpfToken, haveBtf, haveLargePrograms, haveLinkCreate, haveMmapableMaps, haveTokenInfo,
+  haveAtomics, haveBatchOps, haveBoundedLoops, haveBpfToken, haveBtf, haveIsaV4, haveLargePrograms, haveLinkCreate, haveLoadAcquire, haveMayGoto,
+  haveMmapableMaps, haveTokenInfo,
 } from './misc.js'
 export { mapTypeVersions, progTypeVersions, miscVersions, helperVersion } from './versions.js'
 export type { FeatureVersion } from './versions.js'
@@ -36,3 +40,7 @@ export const supportsBoundedLoops = (): boolean => asBoolean(haveBoundedLoops)
 export const supportsLargePrograms = (): boolean => asBoolean(haveLargePrograms)
 export const supportsLinkCreate = (): boolean => asBoolean(haveLinkCreate)
 export const supportsBtf = (): boolean => asBoolean(haveBtf)
+export const supportsAtomics = (): boolean => asBoolean(haveAtomics)
+export const supportsIsaV4 = (): boolean => asBoolean(haveIsaV4)
+export const supportsMayGoto = (): boolean => asBoolean(haveMayGoto)
+export const supportsLoadAcquire = (): boolean => asBoolean(haveLoadAcquire)

@@ -1,6 +1,6 @@
 // Probes for features that are neither a map type, a program type nor a
 // helper: BPF tokens and their info, mmapable arrays, batch operations,
-// bounded loops, large programs, links, BTF itself.
+// bounded loops, large programs, links, BTF itself, instruction set additions.
 import { readFileSync } from 'node:fs'
 import { BtfBuilder } from '../btf-builder.js'
 import { Fd, NotSupportedError, native, tokenFdFor, type TokenLike } from '../sys/index.js'
@@ -8,7 +8,7 @@ import { defaultToken } from '../sys/token.js'
 import { IMPOSSIBLE_FD, bpfCode, cachedProbe, notSupported } from './probe-cache.js'
 import { asm } from '../asm/index.js'
 import { kernelBtf } from './prog-types.js'
-import { mapTypes, miscVersions, progTypes } from './versions.js'
+import { mapTypes, miscVersions, progTypes, type FeatureVersion } from './versions.js'
 
 const BPF_F_MMAPABLE = 1 << 10
 
@@ -163,6 +163,55 @@ export function haveLinkCreate(): void {
       throw e
     }
   })
+}
+
+// An instruction the kernel does not know is refused with EINVAL ("unknown
+// opcode", "reserved fields"); so is nothing else in these tiny programs.
+function insnProbe(key: string, feature: string, fv: FeatureVersion, items: Parameters<typeof asm.assemble>[0]): void {
+  cachedProbe(key, () => {
+    try {
+      socketFilter(asm.assemble(items))
+    } catch (e) {
+      if (bpfCode(e) === 'EINVAL') throw notSupported(feature, fv)
+      throw e
+    }
+  })
+}
+
+/** BPF_ATOMIC beyond plain add: fetch forms, and/or/xor, xchg, cmpxchg (Linux 5.12). */
+export function haveAtomics(): void {
+  insnProbe('atomics', 'atomic instructions (fetch, xchg, cmpxchg)', miscVersions.atomics, [
+    asm.stDW(asm.R10, -8, 0), asm.mov64Imm(asm.R1, 1), asm.mov64Imm(asm.R0, 0),
+    asm.atomic('or', 64, asm.R10, asm.R1, -8, { fetch: true }), asm.cmpxchg(64, asm.R10, asm.R1, -8),
+    asm.mov64Imm(asm.R0, 0), asm.exit(),
+  ])
+}
+
+/**
+ * The instructions of LLVM's -mcpu=v4 (Linux 6.6): signed division and
+ * modulo, sign-extending moves and loads, unconditional byte swaps, and
+ * gotol (a 32-bit jump offset).
+ */
+export function haveIsaV4(): void {
+  insnProbe('isa_v4', 'cpu v4 instructions (sdiv, smod, movsx, ldsx, bswap, gotol)', miscVersions.isaV4, [
+    asm.mov64Imm(asm.R0, -9), asm.sdiv64Imm(asm.R0, 3), asm.movsx64Reg(asm.R0, asm.R0, 8), asm.bswap(asm.R0, 16),
+    asm.stDW(asm.R10, -8, 0), asm.ldxsB(asm.R1, asm.R10, -8), asm.ja32(0), asm.mov64Imm(asm.R0, 0), asm.exit(),
+  ])
+}
+
+/** may_goto, the bounded "maybe jump" that ends loops the verifier cannot bound (Linux 6.9). */
+export function haveMayGoto(): void {
+  insnProbe('may_goto', 'may_goto', miscVersions.mayGoto, [
+    asm.mayGoto(1), asm.mov64Imm(asm.R0, 1), asm.mov64Imm(asm.R0, 0), asm.exit(),
+  ])
+}
+
+/** Load-acquire and store-release (Linux 6.15). */
+export function haveLoadAcquire(): void {
+  insnProbe('load_acquire', 'load-acquire and store-release instructions', miscVersions.loadAcquire, [
+    asm.stDW(asm.R10, -8, 0), asm.loadAcquire('dw', asm.R1, asm.R10, -8), asm.storeRelease('dw', asm.R10, asm.R1, -8),
+    asm.mov64Imm(asm.R0, 0), asm.exit(),
+  ])
 }
 
 /** Loading BTF (BPF_BTF_LOAD, Linux 4.18), which typed maps need. */

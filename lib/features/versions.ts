@@ -123,6 +123,10 @@ export const miscVersions = {
   mmapableMaps: v('5.5'),
   batchOps: v('5.6'),
   linkCreate: v('5.7'),
+  atomics: v('5.12'),
+  isaV4: v('6.6'),
+  mayGoto: v('6.9'),
+  loadAcquire: v('6.15'),
   bpfToken: v('6.9'),
   tokenInfo: v('6.17'),
 } as const satisfies Record<string, FeatureVersion>

@@ -116,6 +116,10 @@ describe('other features', () => {
     ['BPF_LINK_CREATE', features.haveLinkCreate, features.miscVersions.linkCreate],
     ['BPF tokens', features.haveBpfToken, features.miscVersions.bpfToken],
     ['token info', () => features.haveTokenInfo(), features.miscVersions.tokenInfo],
+    ['atomic instructions', features.haveAtomics, features.miscVersions.atomics],
+    ['cpu v4 instructions', features.haveIsaV4, features.miscVersions.isaV4],
+    ['may_goto', features.haveMayGoto, features.miscVersions.mayGoto],
+    ['load-acquire, store-release', features.haveLoadAcquire, features.miscVersions.loadAcquire],
   ]
   test.each(probes)('%s', (name, probe, fv) => check(name, fv, probe))
 

@@ -7,6 +7,8 @@ import { describe, expect, test } from 'vitest'
 import { asm, BpfError, BpfMap, BpfProgram, PolicyError, VerifierError, kernel, setDefaultToken } from '../../lib/index.js'
 import { Fd, native } from '../../lib/sys/index.js'
 import { privateBpffs } from './helpers/scratch.js'
+import { skipUnless } from './helpers/requires.js'
+import * as features from '../../lib/features/index.js'
 
 const { R0, R1, R2, R6, R7, R10 } = asm
 const packet = new Uint8Array(64)
@@ -25,7 +27,7 @@ describe('load options', () => {
   test('bad options are errors before any syscall', async () => {
     const base = { type: 'socket_filter' as const, insns: ret(0), license: 'GPL' }
     await expect(BpfProgram.load({ ...base, name: 'has space' })).rejects.toThrow(/name must be at most 15/)
-    await expect(BpfProgram.load({ ...base, name: 'x'.repeat(16) })).rejects.toThrow(TypeError)
+    await expect(BpfProgram.load({ ...base, name: 'x'.repeat(16) })).rejects.toThrow(RangeError)
     await expect(BpfProgram.load({ ...base, flags: ['sleepy' as never] })).rejects.toThrow(/unknown program flag 'sleepy'/)
     await expect(BpfProgram.load({ ...base, expectedAttachType: 'nope' as never })).rejects.toThrow(/unknown attach type/)
     await expect(BpfProgram.load({ ...base, insns: [asm.ja('nowhere'), ...ret(0)] })).rejects.toThrow(/unknown label 'nowhere'/)
@@ -149,13 +151,15 @@ describe('tokens', () => {
     ])
   })
 
-  test('the token fd reaches the kernel, which refuses an fd that is no token', async () => {
+  test('the token fd reaches the kernel, which refuses an fd that is no token', async (ctx) => {
+    // A kernel without tokens refuses the token field itself (E2BIG: bytes past its attr).
+    skipUnless(ctx, features.haveBpfToken)
     using notAToken = BpfMap.create({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 })
     await expect(BpfProgram.load({ type: 'socket_filter', insns, license: 'GPL', token: notAToken })).rejects.toMatchObject({ command: 'prog_load', code: 'EINVAL' })
   })
 
   test('the process default token applies unless a load passes token: null', async () => {
-    const refusing = { fd: 0, check() { throw new PolicyError('cmds', 'prog_load', 'token does not delegate prog_load') } }
+    const refusing = { fd: 1000, check() { throw new PolicyError('cmds', 'prog_load', 'token does not delegate prog_load') } }
     setDefaultToken(refusing)
     try {
       await expect(BpfProgram.load({ type: 'socket_filter', insns, license: 'GPL' })).rejects.toThrow(/does not delegate prog_load/)

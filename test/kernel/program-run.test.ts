@@ -104,7 +104,9 @@ describe('packet access and test-run inputs', () => {
     // struct __sk_buff: len at 0; cb[0..4] at 48, which socket filters may write.
     const insns = [
       asm.ldxW(R0, R1, 0), // skb->len, without the Ethernet header
-      asm.stW(R1, 48, 0x1234), // skb->cb[0]
+      // Through a register: kernels before 6.3 refuse BPF_ST (immediate) stores into ctx.
+      asm.mov64Imm(R2, 0x1234),
+      asm.stxW(R1, R2, 48), // skb->cb[0]
       asm.exit(),
     ]
     using p = await BpfProgram.load({ type: 'socket_filter', insns, license: GPL })

@@ -8,6 +8,8 @@ import {
 } from '../../lib/sys/index.js'
 import { inUserNamespace, intBtf, returnImm } from './helpers/raw.js'
 import { childCgroup, privateBpffs } from './helpers/scratch.js'
+import { skipUnless } from './helpers/requires.js'
+import * as features from '../../lib/features/index.js'
 
 const { mapTypes, progTypes, attachTypes } = kernel
 
@@ -148,7 +150,9 @@ describe('links', () => {
 })
 
 describe('tokens and namespaces', () => {
-  test('BPF_TOKEN_CREATE in the initial user namespace is EOPNOTSUPP with the cause', () => {
+  test('BPF_TOKEN_CREATE in the initial user namespace is EOPNOTSUPP with the cause', (ctx) => {
+    expect(() => native.tokenCreate(-3)).toThrow(RangeError)
+    skipUnless(ctx, features.haveBpfToken)
     using fs = privateBpffs()
     const dir = openSync(fs.path, 'r')
     try {
