@@ -26,7 +26,7 @@ export class Side {
   write(x: unknown, dst: Uint8Array, view: DataView, offset = 0): void {
     if (x instanceof Uint8Array) {
       if (x.length !== this.size) throw new RangeError(`${this.what} must be ${this.size} bytes, got ${x.length}`)
-      dst.set(x, offset)
+      copyBytes(x, 0, dst, offset, this.size)
       return
     }
     if (!this.codec) throw new TypeError(`${this.what} must be a Uint8Array of ${this.size} bytes (the map has no ${this.what} type)`)
@@ -35,9 +35,35 @@ export class Side {
 
   /** A value the caller may keep: a copy when raw. */
   read(src: Uint8Array, view: DataView, offset = 0): unknown {
-    if (!this.codec) return src.slice(offset, offset + this.size)
+    if (!this.codec) return copyOut(src, offset, this.size)
     return this.codec.decode(view, offset)
   }
+}
+
+// The per-operation copies sit between a syscall and the caller, where every
+// builtin call and every fresh cache line shows (the kernel's entry and exit
+// leave caches cold on virtual machines): short copies are plain loops, which
+// V8 compiles inline, instead of TypedArray.prototype.set / slice calls.
+const SHORT = 32
+
+/** Copies `n` bytes from src[from..] to dst[to..]. */
+export function copyBytes(src: Uint8Array, from: number, dst: Uint8Array, to: number, n: number): void {
+  if (n <= SHORT) {
+    for (let i = 0; i < n; i++) dst[to + i] = src[from + i]
+  } else {
+    dst.set(from === 0 && src.length === n ? src : src.subarray(from, from + n), to)
+  }
+}
+
+/**
+ * A copy of src[offset .. offset + n] the caller owns, with a buffer of its
+ * own (no pool: `new DataView(value.buffer)` must see this value alone).
+ */
+export function copyOut(src: Uint8Array, offset: number, n: number): Uint8Array {
+  if (n > SHORT) return src.slice(offset, offset + n)
+  const out = new Uint8Array(n)
+  copyBytes(src, offset, out, 0, n)
+  return out
 }
 
 /**

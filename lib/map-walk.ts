@@ -15,13 +15,21 @@ export function* walkKeys<K>(fd: number, keySize: number, restartable: boolean, 
   let next = new Uint8Array(keySize)
   let curView = new DataView(cur.buffer)
   let nextView = new DataView(next.buffer)
-  const seen = restartable ? new Set<string>() : undefined
+  // Keys of up to 6 bytes are remembered as numbers (a Set of small
+  // integers: no string made per key); longer ones as latin1 strings.
+  const seen = restartable ? new Set<number | string>() : undefined
+  const small = keySize <= 6
   let repeats = 0
   let have = native.mapGetNextKey(fd, null, cur)
   while (have) {
     const haveNext = native.mapGetNextKey(fd, cur, next)
     if (seen) {
-      const id = Buffer.from(cur.buffer, cur.byteOffset, keySize).toString('latin1')
+      let id: number | string = 0
+      if (small) {
+        for (let i = keySize - 1; i >= 0; i--) id = id * 256 + cur[i]
+      } else {
+        id = Buffer.from(cur.buffer, cur.byteOffset, keySize).toString('latin1')
+      }
       if (seen.has(id)) {
         if (++repeats > seen.size) throw new Error(`map iteration aborted: the kernel keeps returning keys already seen (${seen.size} keys walked)`)
       } else {

@@ -39,10 +39,15 @@ export class RingBuffer {
       const [n, buf] = this.fill(this.#scratch)
       this.#scratch = buf
       if (n === 0) return total
+      // Views made directly: subarray() goes through the species
+      // constructor and costs several times as much per record.
+      const ab = buf.buffer
+      const base = buf.byteOffset
+      const ends = this.#ends
       let start = 0
       for (let i = 0; i < n; i++) {
-        const end = this.#ends[i]
-        onRecord(buf.subarray(start, end))
+        const end = ends[i]
+        onRecord(new Uint8Array(ab, base + start, end - start))
         start = end
       }
       total += n
@@ -58,8 +63,9 @@ export class RingBuffer {
       if (n === 0) return out
       let start = 0
       for (let i = 0; i < n; i++) {
-        out.push(buf.subarray(start, this.#ends[i]))
-        start = this.#ends[i]
+        const end = this.#ends[i]
+        out.push(new Uint8Array(buf.buffer, buf.byteOffset + start, end - start))
+        start = end
       }
     }
   }

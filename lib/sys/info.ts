@@ -40,10 +40,20 @@ class Reader<L extends StructLayout> {
   }
 }
 
+// One reusable buffer and view per layout: an info struct is read and
+// decoded into a fresh object at once, so the bytes need not outlive the call,
+// and an ID walk then allocates no off-heap buffer per object.
+const readers = new Map<StructLayout, Reader<StructLayout>>()
+
 function read<L extends StructLayout>(fd: number, layout: L): Reader<L> {
-  const buf = new Uint8Array(layout.size)
-  native.objGetInfoByFd(fd, buf)
-  return new Reader(layout, buf)
+  let r = readers.get(layout) as Reader<L> | undefined
+  if (!r) {
+    r = new Reader(layout, new Uint8Array(layout.size))
+    readers.set(layout, r)
+  }
+  // The native call zeroes the buffer before the kernel fills it.
+  native.objGetInfoByFd(fd, r.buf)
+  return r
 }
 
 export interface ProgramInfo {

@@ -1,0 +1,409 @@
+// The C baseline of `npm run bench`: the same operations bpfkit makes, as raw
+// bpf(2) syscalls in a loop, on the maps and programs the benchmark hands over
+// (inherited fds). Compiled at bench time with the system compiler.
+//
+//   baseline <op> [name=value ...]
+//
+// Prints one line: the nanoseconds per operation (per element, per record)
+// of each repetition, space-separated. Node takes the median.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stddef.h>
+#include <linux/bpf.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static long sys_bpf(int cmd, union bpf_attr *attr, size_t size) { return syscall(__NR_bpf, cmd, attr, size); }
+
+static int nargs;
+static char **args;
+
+// name=value arguments; a missing one without a default is fatal.
+static long long arg(const char *name, long long def) {
+  size_t n = strlen(name);
+  for (int i = 2; i < nargs; i++) {
+    if (strncmp(args[i], name, n) == 0 && args[i][n] == '=') return strtoll(args[i] + n + 1, NULL, 0);
+  }
+  if (def < 0) {
+    fprintf(stderr, "baseline: missing %s=\n", name);
+    exit(2);
+  }
+  return def;
+}
+static const char *sarg(const char *name) {
+  size_t n = strlen(name);
+  for (int i = 2; i < nargs; i++) {
+    if (strncmp(args[i], name, n) == 0 && args[i][n] == '=') return args[i] + n + 1;
+  }
+  fprintf(stderr, "baseline: missing %s=\n", name);
+  exit(2);
+}
+
+static double now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static void die(const char *what) {
+  fprintf(stderr, "baseline: %s: %s\n", what, strerror(errno));
+  exit(1);
+}
+
+static void *xcalloc(size_t n) {
+  void *p = calloc(n ? n : 1, 1);
+  if (!p) die("calloc");
+  return p;
+}
+
+// ---- single elements ----
+
+static int elem(int cmd, int fd, const void *key, void *value, uint64_t flags) {
+  union bpf_attr a;
+  memset(&a, 0, sizeof(a));
+  a.map_fd = fd;
+  a.key = (uint64_t)(uintptr_t)key;
+  a.value = (uint64_t)(uintptr_t)value;
+  a.flags = flags;
+  return (int)sys_bpf(cmd, &a, offsetof(union bpf_attr, flags) + sizeof(a.flags));
+}
+
+// The map holds u32 keys 0..nkeys-1; each operation takes the next key.
+static double lookup_run(int fd, uint32_t nkeys, long iters, void *value) {
+  double t0 = now_ns();
+  for (long i = 0; i < iters; i++) {
+    uint32_t k = (uint32_t)(i % nkeys);
+    if (elem(BPF_MAP_LOOKUP_ELEM, fd, &k, value, 0) != 0) die("lookup");
+  }
+  return (now_ns() - t0) / iters;
+}
+
+static double update_run(int fd, uint32_t nkeys, long iters, void *value) {
+  double t0 = now_ns();
+  for (long i = 0; i < iters; i++) {
+    uint32_t k = (uint32_t)(i % nkeys);
+    ((uint8_t *)value)[0] = (uint8_t)i;
+    if (elem(BPF_MAP_UPDATE_ELEM, fd, &k, value, BPF_ANY) != 0) die("update");
+  }
+  return (now_ns() - t0) / iters;
+}
+
+// Deletes keys 0..nkeys-1, refilled (untimed) before each repetition.
+static double delete_run(int fd, uint32_t nkeys, void *value) {
+  for (uint32_t k = 0; k < nkeys; k++) {
+    if (elem(BPF_MAP_UPDATE_ELEM, fd, &k, value, BPF_ANY) != 0) die("refill");
+  }
+  double t0 = now_ns();
+  for (uint32_t k = 0; k < nkeys; k++) {
+    if (elem(BPF_MAP_DELETE_ELEM, fd, &k, NULL, 0) != 0) die("delete");
+  }
+  return (now_ns() - t0) / nkeys;
+}
+
+// ---- batches ----
+
+static size_t batch_attr_size(void) { return offsetof(union bpf_attr, batch.flags) + sizeof(((union bpf_attr *)0)->batch.flags); }
+
+// Reads the whole map with LOOKUP_BATCH, `count` elements per call.
+static double lookup_batch_run(int fd, uint32_t key_size, uint32_t value_bytes, uint32_t count, long *total) {
+  uint8_t *keys = xcalloc((size_t)count * key_size), *values = xcalloc((size_t)count * value_bytes);
+  uint8_t cur[16], next[16];
+  int first = 1;
+  long n = 0;
+  double t0 = now_ns();
+  for (;;) {
+    union bpf_attr a;
+    memset(&a, 0, sizeof(a));
+    a.batch.map_fd = fd;
+    a.batch.in_batch = first ? 0 : (uint64_t)(uintptr_t)cur;
+    a.batch.out_batch = (uint64_t)(uintptr_t)next;
+    a.batch.keys = (uint64_t)(uintptr_t)keys;
+    a.batch.values = (uint64_t)(uintptr_t)values;
+    a.batch.count = count;
+    long r = sys_bpf(BPF_MAP_LOOKUP_BATCH, &a, batch_attr_size());
+    if (r != 0 && errno != ENOENT) die("lookup_batch");
+    n += a.batch.count;
+    if (r != 0) break;
+    memcpy(cur, next, sizeof(cur));
+    first = 0;
+  }
+  double dt = now_ns() - t0;
+  free(keys);
+  free(values);
+  *total = n;
+  return n ? dt / n : 0;
+}
+
+static double update_batch_run(int fd, uint32_t value_bytes, uint32_t count, int round) {
+  uint32_t *keys = xcalloc((size_t)count * 4);
+  uint8_t *values = xcalloc((size_t)count * value_bytes);
+  for (uint32_t i = 0; i < count; i++) {
+    keys[i] = i;
+    values[(size_t)i * value_bytes] = (uint8_t)(i + round);
+  }
+  union bpf_attr a;
+  memset(&a, 0, sizeof(a));
+  a.batch.map_fd = fd;
+  a.batch.keys = (uint64_t)(uintptr_t)keys;
+  a.batch.values = (uint64_t)(uintptr_t)values;
+  a.batch.count = count;
+  double t0 = now_ns();
+  if (sys_bpf(BPF_MAP_UPDATE_BATCH, &a, batch_attr_size()) != 0) die("update_batch");
+  double dt = now_ns() - t0;
+  free(keys);
+  free(values);
+  return dt / count;
+}
+
+// ---- iteration ----
+
+static double iterate_run(int fd, uint32_t key_size, long *total) {
+  uint8_t a_key[64], b_key[64];
+  uint8_t *cur = NULL, *next = a_key;
+  long n = 0;
+  double t0 = now_ns();
+  for (;;) {
+    union bpf_attr a;
+    memset(&a, 0, sizeof(a));
+    a.map_fd = fd;
+    a.key = (uint64_t)(uintptr_t)cur;
+    a.next_key = (uint64_t)(uintptr_t)next;
+    if (sys_bpf(BPF_MAP_GET_NEXT_KEY, &a, offsetof(union bpf_attr, next_key) + 8) != 0) {
+      if (errno == ENOENT) break;
+      die("get_next_key");
+    }
+    n++;
+    cur = next;
+    next = next == a_key ? b_key : a_key;
+  }
+  (void)key_size;
+  *total = n;
+  return (now_ns() - t0) / (n ? n : 1);
+}
+
+// ---- mmap ----
+
+static double mmap_read_run(const volatile uint64_t *base, size_t stride_words, uint32_t n, long iters) {
+  uint64_t sum = 0;
+  double t0 = now_ns();
+  for (long i = 0; i < iters; i++) sum += base[(size_t)(i % n) * stride_words];
+  double dt = now_ns() - t0;
+  if (sum == 42) fputc(' ', stderr);
+  return dt / iters;
+}
+
+// ---- programs ----
+
+static uint8_t *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) die(path);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *b = xcalloc((size_t)n);
+  if (fread(b, 1, (size_t)n, f) != (size_t)n) die("read");
+  fclose(f);
+  *len = (size_t)n;
+  return b;
+}
+
+static double prog_load_run(uint32_t type, const uint8_t *insns, size_t len, long iters) {
+  static const char license[] = "GPL";
+  double t0 = now_ns();
+  for (long i = 0; i < iters; i++) {
+    union bpf_attr a;
+    memset(&a, 0, sizeof(a));
+    a.prog_type = type;
+    a.insns = (uint64_t)(uintptr_t)insns;
+    a.insn_cnt = (uint32_t)(len / 8);
+    a.license = (uint64_t)(uintptr_t)license;
+    int fd = (int)sys_bpf(BPF_PROG_LOAD, &a, sizeof(a));
+    if (fd < 0) die("prog_load");
+    close(fd);
+  }
+  return (now_ns() - t0) / iters;
+}
+
+static double test_run_run(int fd, uint32_t repeat, uint32_t data_size) {
+  uint8_t *data = xcalloc(data_size);
+  union bpf_attr a;
+  memset(&a, 0, sizeof(a));
+  a.test.prog_fd = fd;
+  a.test.data_in = (uint64_t)(uintptr_t)data;
+  a.test.data_size_in = data_size;
+  a.test.repeat = repeat;
+  double t0 = now_ns();
+  if (sys_bpf(BPF_PROG_TEST_RUN, &a, offsetof(union bpf_attr, test.duration) + 4) != 0) die("test_run");
+  double dt = now_ns() - t0;
+  free(data);
+  return dt / repeat;
+}
+
+// Every loaded program: next id, fd by id, info, close; as `bpftool prog show`.
+static double ids_run(long *total) {
+  uint32_t id = 0;
+  long n = 0;
+  double t0 = now_ns();
+  for (;;) {
+    union bpf_attr a;
+    memset(&a, 0, sizeof(a));
+    a.start_id = id;
+    if (sys_bpf(BPF_PROG_GET_NEXT_ID, &a, offsetof(union bpf_attr, next_id) + 4) != 0) {
+      if (errno == ENOENT) break;
+      die("prog_get_next_id");
+    }
+    id = a.next_id;
+    memset(&a, 0, sizeof(a));
+    a.prog_id = id;
+    int fd = (int)sys_bpf(BPF_PROG_GET_FD_BY_ID, &a, offsetof(union bpf_attr, open_flags) + 4);
+    if (fd < 0) {
+      if (errno == ENOENT) continue;
+      die("prog_get_fd_by_id");
+    }
+    struct bpf_prog_info info;
+    memset(&info, 0, sizeof(info));
+    memset(&a, 0, sizeof(a));
+    a.info.bpf_fd = (uint32_t)fd;
+    a.info.info_len = sizeof(info);
+    a.info.info = (uint64_t)(uintptr_t)&info;
+    if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a, offsetof(union bpf_attr, info.info) + 8) != 0) die("obj_get_info_by_fd");
+    close(fd);
+    n++;
+  }
+  *total = n;
+  return (now_ns() - t0) / (n ? n : 1);
+}
+
+// ---- ring buffer ----
+
+static volatile uint64_t ring_sink;
+static __attribute__((noinline)) void on_record(const uint8_t *data, uint32_t len) { ring_sink += data[0] + len; }
+
+// Fills the ring with `records` records by running the producer program
+// (untimed), then drains them as libbpf's ring_buffer__consume does.
+static double ringbuf_run(int map_fd, int prog_fd, uint32_t size, uint32_t records, uint32_t data_size) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  uint8_t *data_in = xcalloc(data_size);
+  union bpf_attr a;
+  memset(&a, 0, sizeof(a));
+  a.test.prog_fd = prog_fd;
+  a.test.data_in = (uint64_t)(uintptr_t)data_in;
+  a.test.data_size_in = data_size;
+  a.test.repeat = records;
+  if (sys_bpf(BPF_PROG_TEST_RUN, &a, offsetof(union bpf_attr, test.duration) + 4) != 0) die("test_run (producer)");
+  free(data_in);
+  uint64_t *consumer = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
+  if (consumer == MAP_FAILED) die("mmap consumer");
+  const uint8_t *prod_map = mmap(NULL, page + 2 * (size_t)size, PROT_READ, MAP_SHARED, map_fd, (off_t)page);
+  if (prod_map == MAP_FAILED) die("mmap producer");
+  const uint64_t *producer = (const uint64_t *)prod_map;
+  const uint8_t *ring = prod_map + page;
+  const uint64_t mask = size - 1;
+  long n = 0;
+  double t0 = now_ns();
+  uint64_t cons = __atomic_load_n(consumer, __ATOMIC_ACQUIRE);
+  for (;;) {
+    uint64_t prod = __atomic_load_n(producer, __ATOMIC_ACQUIRE);
+    if (cons >= prod) break;
+    while (cons < prod) {
+      const uint8_t *hdr = ring + (cons & mask);
+      uint32_t len = __atomic_load_n((const uint32_t *)hdr, __ATOMIC_ACQUIRE);
+      if (len & BPF_RINGBUF_BUSY_BIT) goto done;
+      uint32_t body = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+      if (!(len & BPF_RINGBUF_DISCARD_BIT)) {
+        on_record(hdr + BPF_RINGBUF_HDR_SZ, body);
+        n++;
+      }
+      cons += (BPF_RINGBUF_HDR_SZ + body + 7) & ~7ull;
+      __atomic_store_n(consumer, cons, __ATOMIC_RELEASE);
+    }
+  }
+done:;
+  double dt = now_ns() - t0;
+  munmap(consumer, page);
+  munmap((void *)prod_map, page + 2 * (size_t)size);
+  if ((uint32_t)n != records) {
+    fprintf(stderr, "baseline: ringbuf: %ld records, expected %u\n", n, records);
+    exit(1);
+  }
+  return dt / n;
+}
+
+int main(int argc, char **argv) {
+  nargs = argc;
+  args = argv;
+  if (argc < 2) {
+    fprintf(stderr, "usage: baseline <op> [name=value ...]\n");
+    return 2;
+  }
+  const char *op = argv[1];
+  const int reps = (int)arg("reps", 7);
+  const int warm = (int)arg("warmup", 1);
+  double out[64];
+  if (reps > 64) return 2;
+  for (int r = -warm; r < reps; r++) {
+    double v = 0;
+    long total = 0;
+    if (!strcmp(op, "lookup") || !strcmp(op, "update")) {
+      int fd = (int)arg("fd", -1);
+      void *value = xcalloc((size_t)arg("valueBytes", -1));
+      long iters = arg("iters", -1);
+      uint32_t nkeys = (uint32_t)arg("nkeys", -1);
+      v = op[0] == 'l' ? lookup_run(fd, nkeys, iters, value) : update_run(fd, nkeys, iters, value);
+      free(value);
+    } else if (!strcmp(op, "delete")) {
+      void *value = xcalloc((size_t)arg("valueBytes", -1));
+      v = delete_run((int)arg("fd", -1), (uint32_t)arg("nkeys", -1), value);
+      free(value);
+    } else if (!strcmp(op, "lookupBatch")) {
+      v = lookup_batch_run((int)arg("fd", -1), 4, (uint32_t)arg("valueBytes", -1), (uint32_t)arg("count", -1), &total);
+      if (total != arg("expect", -1)) {
+        fprintf(stderr, "baseline: lookupBatch read %ld elements\n", total);
+        return 1;
+      }
+    } else if (!strcmp(op, "updateBatch")) {
+      v = update_batch_run((int)arg("fd", -1), (uint32_t)arg("valueBytes", -1), (uint32_t)arg("count", -1), r);
+    } else if (!strcmp(op, "iterate")) {
+      v = iterate_run((int)arg("fd", -1), 4, &total);
+      if (total != arg("expect", -1)) {
+        fprintf(stderr, "baseline: iterate walked %ld keys\n", total);
+        return 1;
+      }
+    } else if (!strcmp(op, "mmapRead")) {
+      int fd = (int)arg("fd", -1);
+      uint32_t n = (uint32_t)arg("entries", -1);
+      size_t stride = ((size_t)arg("valueSize", -1) + 7) & ~(size_t)7;
+      size_t page = (size_t)sysconf(_SC_PAGESIZE);
+      size_t len = (stride * n + page - 1) & ~(page - 1);
+      void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+      if (m == MAP_FAILED) die("mmap");
+      v = mmap_read_run(m, stride / 8, n, arg("iters", -1));
+      munmap(m, len);
+    } else if (!strcmp(op, "progLoad")) {
+      size_t len;
+      uint8_t *insns = read_file(sarg("file"), &len);
+      v = prog_load_run((uint32_t)arg("type", -1), insns, len, arg("iters", -1));
+      free(insns);
+    } else if (!strcmp(op, "testRun")) {
+      v = test_run_run((int)arg("fd", -1), (uint32_t)arg("repeat", -1), (uint32_t)arg("dataSize", -1));
+    } else if (!strcmp(op, "ids")) {
+      v = ids_run(&total);
+    } else if (!strcmp(op, "ringbuf")) {
+      v = ringbuf_run((int)arg("fd", -1), (int)arg("prog", -1), (uint32_t)arg("size", -1), (uint32_t)arg("records", -1),
+                      (uint32_t)arg("dataSize", -1));
+    } else {
+      fprintf(stderr, "baseline: unknown op %s\n", op);
+      return 2;
+    }
+    if (r >= 0) out[r] = v;
+  }
+  for (int r = 0; r < reps; r++) printf(r ? " %.3f" : "%.3f", out[r]);
+  printf("\n");
+  return 0;
+}
