@@ -102,7 +102,7 @@ function structCodec(fields: ReadonlyArray<readonly [string, TypeDesc]>): Codec<
   let align = 1
   const seen = new Set<string>()
   const members = fields.map((f) => {
-    if (!Array.isArray(f) || typeof f[0] !== 'string') throw new TypeError('struct: each field is a [name, type] pair')
+    if (!Array.isArray(f) || f.length !== 2 || typeof f[0] !== 'string') throw new TypeError(`struct: each field is a [name, type] pair, got ${JSON.stringify(f)}`)
     const [name, desc] = f
     if (seen.has(name)) throw new TypeError(`struct: duplicate field '${name}'`)
     seen.add(name)

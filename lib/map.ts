@@ -7,7 +7,7 @@ import {
 import { Btf } from './btf.js'
 import { btfForMap } from './btf-map.js'
 import { codecFor, type Decoded, type TypeDesc } from './codec.js'
-import { checkOptions } from './options.js'
+import { checkObjectName, checkOptions } from './options.js'
 import {
   isArrayLike, isFdValued, isKeyless, isPerCpu, isRingbuf, mapFlagsValue,
   type FdMapType, type MapFlagName, type PerCpuMapType,
@@ -138,8 +138,10 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    * A token must delegate map_create and the map type (Linux 6.9+).
    */
   static create<const O extends MapCreateOptions>(options: O): BpfMap<KeyOf<O>, ValueOf<O>> {
+    if (options === null || typeof options !== 'object') throw new TypeError('BpfMap.create: options must be an object with at least type and maxEntries')
     checkOptions('BpfMap.create', options, createKeys)
     const o: MapCreateOptions = options
+    checkObjectName('BpfMap.create', o.name)
     const mapType = enumValue(kernel.mapTypes, 'map type', o.type)
     const keySize = sizeFrom('key', o.keySize, o.key, isKeyless(mapType) ? 0 : undefined)
     const valueSize = sizeFrom('value', o.valueSize, o.value, isFdValued(mapType) ? 4 : isRingbuf(mapType) ? 0 : undefined)
@@ -149,11 +151,11 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     let inner: InnerFd | undefined
     let btf: Exclude<MapCreateOptions['btf'], true>
     try {
-      btf = o.btf === true ? typedBtf(o, mapType) : o.btf
+      btf = o.btf === true ? typedBtf(o, mapType) : explicitBtf(o.btf)
       inner = innerMapFd(o.innerMap, o.token)
       const fd = native.mapCreate({
         mapType, keySize, valueSize,
-        maxEntries: u32Option('maxEntries', o.maxEntries),
+        maxEntries: ringSize(mapType, u32Option('maxEntries', o.maxEntries)),
         mapFlags: flags >>> 0,
         numaNode: o.numaNode === undefined ? undefined : u32Option('numaNode', o.numaNode),
         name: o.name,
@@ -192,6 +194,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   static fromFd<const O extends MapOpenOptions = {}>(fd: Fd, options?: O): BpfMap<KeyOf<O>, ElemOf<O>> {
     options ??= {} as O
     checkOptions('BpfMap.fromFd', options, ['key', 'value'])
+    if (!(fd instanceof Fd)) throw new TypeError(`BpfMap.fromFd: fd must be an owned Fd (new Fd(number, 'map')), got ${typeof fd}`)
     return BpfMap.adopt(fd, options, `is fd ${fd.fd}`)
   }
 
@@ -318,6 +321,31 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     return out
   }
 
+  /**
+   * lookupBatch without an object per entry: the keys and the values packed
+   * as the kernel writes them (`count` × keySize and `count` × valueBytes
+   * bytes), for reading large maps at the kernel's own pace.
+   */
+  lookupBatchBytes(options: BatchLookupOptions = {}): { keys: Uint8Array; values: Uint8Array; count: number } {
+    checkOptions('lookupBatchBytes', options, ['batchSize', 'delete'])
+    const { keys, values, count } = batchLookup(this.fd, this.keySize, this.valueBytes, options, () => this.rawEntries(options.delete ?? false))
+    return { keys: keys.subarray(0, count * this.keySize), values: values.subarray(0, count * this.valueBytes), count }
+  }
+
+  /**
+   * updateBatch from packed bytes: `keys` holds whole keys back to back,
+   * `values` as many values (valueBytes each). Returns how many were written.
+   */
+  updateBatchBytes(keys: Uint8Array, values: Uint8Array, options: { flags?: UpdateFlag } = {}): number {
+    checkOptions('updateBatchBytes', options, ['flags'])
+    if (!(keys instanceof Uint8Array) || !(values instanceof Uint8Array)) throw new TypeError('updateBatchBytes: keys and values must be Uint8Arrays')
+    const count = this.keySize === 0 ? 0 : keys.length / this.keySize
+    if (!Number.isInteger(count) || values.length !== count * this.valueBytes) {
+      throw new RangeError(`updateBatchBytes: keys must be a multiple of ${this.keySize} bytes and values ${this.valueBytes} bytes per key, got ${keys.length} and ${values.length}`)
+    }
+    return batchUpdate(this.fd, keys, values, count, updateFlagsValue(options.flags), this.keySize, this.valueBytes)
+  }
+
   /** Writes many entries with BPF_MAP_UPDATE_BATCH (5.6+, single updates otherwise). Returns how many were written. */
   updateBatch(entries: Iterable<readonly [K, V | FdRef]>, options: { flags?: UpdateFlag } = {}): number {
     checkOptions('updateBatch', options, ['flags'])
@@ -436,6 +464,23 @@ function typedBtf(o: MapCreateOptions, mapType: number) {
   }
   const types = btfForMap(keyless ? null : o.key!, o.value)
   return { btf: Btf.loadSync(types.bytes, { token: o.token }), keyTypeId: types.keyTypeId, valueTypeId: types.valueTypeId }
+}
+
+// Ring buffers are sized in bytes: a power of two and a multiple of the page
+// size, or the kernel answers a bare EINVAL.
+function ringSize(mapType: number, maxEntries: number): number {
+  if (isRingbuf(mapType) && (maxEntries < 4096 || (maxEntries & (maxEntries - 1)) !== 0)) {
+    throw new RangeError(`BpfMap.create: a ring buffer's maxEntries is its size in bytes, a power of two and a multiple of the page size, got ${maxEntries}`)
+  }
+  return maxEntries
+}
+
+function explicitBtf(btf: MapCreateOptions['btf']): Exclude<MapCreateOptions['btf'], true> {
+  if (btf === undefined) return undefined
+  if (btf === null || typeof btf !== 'object' || !(btf.btf instanceof Btf) || !Number.isInteger(btf.keyTypeId) || !Number.isInteger(btf.valueTypeId)) {
+    throw new TypeError('BpfMap.create: btf must be true or { btf: Btf, keyTypeId, valueTypeId }')
+  }
+  return btf
 }
 
 interface InnerFd {

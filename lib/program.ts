@@ -6,7 +6,7 @@ import {
 import { assemble, decode } from './asm/assemble.js'
 import type { Insn, Item } from './asm/insn.js'
 import { progFlagsValue, type ProgFlagName } from './program-flags.js'
-import { checkOptions } from './options.js'
+import { checkObjectName, checkOptions } from './options.js'
 import { BpfObject } from './object.js'
 
 export interface ProgramLoadOptions {
@@ -53,8 +53,6 @@ function testRunAttrs(where: string, o: TestRunOptions): TestRunAttrs {
   if (o.cpu === undefined) return o
   return { ...o, flags: ((o.flags ?? 0) | TEST_RUN_ON_CPU) >>> 0 }
 }
-
-const NAME = /^[A-Za-z0-9_.]{0,15}$/
 
 const testRunKeys = ['data', 'ctx', 'dataOutSize', 'ctxOutSize', 'repeat', 'flags', 'cpu', 'batchSize'] as const
 
@@ -166,10 +164,7 @@ function loadAttrs(o: ProgramLoadOptions) {
   checkOptions('BpfProgram.load', o, loadKeys)
   if (o === null || typeof o !== 'object') throw new TypeError('BpfProgram.load: options must be an object')
   if ((o.insns === undefined) === (o.bytes === undefined)) throw new TypeError('BpfProgram.load: give either insns or bytes')
-  // The kernel answers a bad name with a bare EINVAL; say which rule it broke.
-  if (o.name !== undefined && (typeof o.name !== 'string' || !NAME.test(o.name))) {
-    throw new TypeError(`BpfProgram.load: name must be at most 15 letters, digits, '_' or '.', got ${JSON.stringify(o.name)}`)
-  }
+  checkObjectName('BpfProgram.load', o.name)
   const progType = enumValue(kernel.progTypes, 'program type', o.type)
   const expectedAttachType = o.expectedAttachType === undefined ? undefined : enumValue(kernel.attachTypes, 'attach type', o.expectedAttachType)
   let insns: Uint8Array

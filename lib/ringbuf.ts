@@ -2,6 +2,7 @@
 // the shared memory in batches, and waits for more through a uv_poll on the
 // map's fd on Node's own event loop.
 import { native, type RingbufHandle } from './sys/index.js'
+import { checkOptions } from './options.js'
 
 export interface RecordsOptions {
   /** Ends the iteration (without an error) when aborted. */
@@ -75,6 +76,7 @@ export class RingBuffer {
    * `signal` aborts or the ring buffer (or its map) is closed.
    */
   async *records(options: RecordsOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
+    checkOptions('records', options, ['signal'])
     const { signal } = options
     while (this.#ring && !signal?.aborted) {
       const batch = this.read()

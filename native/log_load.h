@@ -37,7 +37,6 @@ LoadResult LoadWithLog(uint32_t level, uint32_t log_size, Attempt attempt) {
     if (ret >= 0) {
       int fd = SafeFd(static_cast<int>(ret));
       if (fd < 0) return {-1, errno, text()};
-      ForgetFd(fd);
       return {fd, 0, text()};
     }
     if (err == EAGAIN && ++eagain < 5) continue;
@@ -94,6 +93,9 @@ Napi::Value RunAsync(Napi::Env env, Work work, Settle settle) {
 // { fd, log } on success; a BpfError / VerifierError otherwise.
 inline Napi::Value LoadResultValue(Napi::Env env, const LoadResult& r, const char* command) {
   if (r.fd < 0) ThrowBpfError(env, command, r.err, r.log);
+  // Here and not in LoadWithLog: the fd caches are the main thread's, and
+  // LoadWithLog also runs on workers.
+  ForgetFd(r.fd);
   Napi::Object o = Napi::Object::New(env);
   o.Set("fd", r.fd);
   o.Set("log", r.log);

@@ -94,12 +94,16 @@ function likelyCause(command: string, code: string): string | undefined {
     case 'EACCES':
       return command === 'prog_load' ? 'the verifier rejected the program' : 'permission denied by the kernel or an LSM'
     case 'E2BIG':
+      if (command === 'map_update_elem' || command === 'map_update_batch') return 'the map is full (max_entries reached)'
       return command === 'prog_load'
         ? 'the program is too large, or the kernel does not know an attribute bpfkit passed'
         : 'a size is too large, or the kernel does not know an attribute bpfkit passed (kernel too old)'
     case 'ENOSPC':
       return command === 'prog_test_run' ? 'the output buffer is too small' : 'the log buffer is too small or the map is full'
     case 'EINVAL':
+      if (command === 'prog_test_run') return 'this program type does not accept that data, ctx, repeat or flags (data shorter than its header?)'
+      if (command === 'map_create') return 'invalid attributes for this kernel: a type or flag it does not know (kernel too old?), or sizes or max_entries this map type does not accept'
+      if (command.startsWith('map_')) return 'flags or arguments this map type does not accept'
       return 'invalid attributes for this kernel: an unknown type or flag (kernel too old?), or sizes the object does not accept'
     case 'ENOENT':
       return command.includes('by_id') ? 'no object with that id (it may have been freed)'

@@ -33,6 +33,11 @@ export class Fd {
   /** Takes ownership of `fd`, which must be open and at least 3. */
   constructor(fd: number, kind = 'fd') {
     if (!Number.isInteger(fd) || fd < 3) throw new RangeError(`not an owned file descriptor: ${fd}`)
+    // Adopting a closed number, or one another Fd owns, would let this Fd's
+    // close (or its finalizer) close whatever the number means later.
+    const owner = live.get(fd)
+    if (owner) throw new TypeError(`fd ${fd} is already owned by another Fd (${owner.kind}); dup() it to share`)
+    if (!native.fdIsOpen(fd)) throw new BpfError('fd', EBADF, `${kind}: fd ${fd} is not open`, 'fcntl')
     this.#fd = fd
     this.kind = kind
     live.set(fd, { kind, stack: traceStacks ? new Error().stack?.split('\n').slice(2).join('\n') : undefined })

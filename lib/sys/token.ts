@@ -27,6 +27,7 @@ let processDefault: TokenLike | undefined
  * options name none. Opt-in: bpfkit never picks a token by itself.
  */
 export function setDefaultToken(token: TokenLike | undefined): void {
+  if (token !== undefined) tokenFdOf(token)
   processDefault = token
 }
 
@@ -41,6 +42,22 @@ export function defaultToken(): TokenLike | undefined {
 export function tokenFdFor(option: TokenLike | null | undefined, request: TokenRequest): number | undefined {
   const token = option === null ? undefined : (option ?? processDefault)
   if (token === undefined) return undefined
+  checkTokenShape(token)
   token.check?.(request)
-  return token.fd
+  return tokenFdOf(token)
+}
+
+// A mistyped token must not fall through to a call without one: that would
+// create the object with the caller's own privileges instead of the token's.
+function checkTokenShape(token: unknown): void {
+  if (typeof token !== 'object' || token === null || !('fd' in token)) {
+    throw new TypeError(`token must be a BpfToken (or null for none), got ${token === null ? 'null' : typeof token}`)
+  }
+}
+
+function tokenFdOf(token: unknown): number {
+  checkTokenShape(token)
+  const fd = (token as TokenLike).fd // throws once the token is closed
+  if (!Number.isInteger(fd) || fd < 3) throw new TypeError(`token fd must be an open descriptor number >= 3, got ${String(fd)}`)
+  return fd
 }

@@ -108,7 +108,7 @@ describe('per-CPU maps read and write one value per possible CPU', () => {
       expect(m.get(1)).toEqual(vals)
       m.set(1, 5 as never) // one value for every CPU
       expect(m.get(1)).toEqual(Array(cpus).fill(5))
-      expect(() => m.set(1, [1])).toThrow(cpus === 1 ? /x/ : /one entry per possible CPU/)
+      expect(() => m.set(1, Array(cpus + 1).fill(1))).toThrow(/one entry per possible CPU/)
       expect(m.valueBytes).toBe(8 * cpus)
     })
   }
@@ -156,7 +156,7 @@ describe('keyless maps', () => {
   test('ringbuf is created with a page-multiple size', () => {
     using r = BpfMap.create({ type: 'ringbuf', maxEntries: 4096 })
     expect(r.info()).toMatchObject({ type: 'ringbuf', keySize: 0, valueSize: 0, maxEntries: 4096 })
-    expect(() => BpfMap.create({ type: 'ringbuf', maxEntries: 4095 })).toThrow(expect.objectContaining({ code: 'EINVAL' }))
+    expect(() => BpfMap.create({ type: 'ringbuf', maxEntries: 4095 })).toThrow(RangeError)
   })
 })
 

@@ -8,13 +8,14 @@ import { Fd } from '../../lib/sys/index.js'
 let ownedBefore: Set<number>
 let bpfBefore: Set<string>
 
-// "fd -> anon_inode:bpf-map" etc. for every bpf object fd of this process.
+// "fd -> anon_inode:bpf-map" etc. for every bpf object, BTF and bpffs context
+// fd of this process.
 function bpfFds(): Set<string> {
   const out = new Set<string>()
   for (const fd of readdirSync('/proc/self/fd')) {
     try {
       const target = readlinkSync(`/proc/self/fd/${fd}`)
-      if (/^anon_inode:(\[)?bpf/.test(target)) out.add(`${fd} -> ${target}`)
+      if (/^anon_inode:\[?(bpf|btf|fscontext)/.test(target)) out.add(`${fd} -> ${target}`)
     } catch {
       // closed while listing (readdir's own fd)
     }
