@@ -2,10 +2,11 @@
 // objects with IDs that can be pinned; a socket filter is attached with
 // setsockopt and lives as long as the socket. Closing a link detaches it
 // unless it is pinned, as with libbpf's bpf_link__destroy.
-import { closeSync, constants, openSync, unlinkSync } from 'node:fs'
+import { closeSync, openSync } from 'node:fs'
 import { Fd, bpfObjectKind, enumValue, kernel, linkInfoByFd, native, progInfoByFd, type AttachTypeName, type LinkInfo } from './sys/index.js'
 import type { FdRef } from './map-values.js'
 import { checkOptions } from './options.js'
+import { Pin } from './pin.js'
 
 /** A socket the caller owns: a Node net.Socket or dgram.Socket (bound), or an fd number. */
 export type SocketLike = number | object
@@ -48,7 +49,7 @@ function programFd(program: FdRef): number {
 
 export class BpfLink {
   #a: Attachment
-  #pinnedAt: string | undefined
+  readonly #pin = new Pin()
 
   private constructor(a: Attachment) {
     this.#a = a
@@ -129,7 +130,7 @@ export class BpfLink {
       throw new TypeError(`the object pinned at ${path} is not a BPF link`)
     }
     const link = new BpfLink({ kind: 'link', fd })
-    link.#pinnedAt = path
+    link.#pin.at = path
     return link
   }
 
@@ -150,7 +151,7 @@ export class BpfLink {
 
   /** The bpffs path of the pin made by `pin` or opened by `fromPin`. */
   get pinnedAt(): string | undefined {
-    return this.#pinnedAt
+    return this.#pin.at
   }
 
   /**
@@ -172,14 +173,12 @@ export class BpfLink {
 
   /** Pins a kernel link in bpffs: it then outlives this process. */
   pin(path: string): void {
-    native.objPin(this.fd, path)
-    this.#pinnedAt = path
+    this.#pin.pin(this.fd, path)
   }
 
+  /** Removes that pin; the link stays attached while open. */
   unpin(): void {
-    if (this.#pinnedAt === undefined) return
-    unlinkSync(this.#pinnedAt)
-    this.#pinnedAt = undefined
+    this.#pin.unpin()
   }
 
   /**

@@ -1,11 +1,11 @@
 // What maps and programs share as kernel objects owned through an fd:
 // pinning in bpffs, closing, `using`.
-import { unlinkSync } from 'node:fs'
-import { native, type Fd } from './sys/index.js'
+import type { Fd } from './sys/index.js'
+import { Pin } from './pin.js'
 
 export abstract class BpfObject {
   readonly #fd: Fd
-  #pinnedAt: string | undefined
+  readonly #pin = new Pin()
 
   protected constructor(fd: Fd) {
     this.#fd = fd
@@ -22,20 +22,17 @@ export abstract class BpfObject {
 
   /** The bpffs path of the pin made by `pin` or opened by `fromPin`. */
   get pinnedAt(): string | undefined {
-    return this.#pinnedAt
+    return this.#pin.at
   }
 
   /** Pins at `path` in a bpffs, so the object outlives this process. Errors: EEXIST, ENOENT, EPERM. */
   pin(path: string): void {
-    native.objPin(this.fd, path)
-    this.#pinnedAt = path
+    this.#pin.pin(this.fd, path)
   }
 
   /** Removes that pin; the object lives on while open. */
   unpin(): void {
-    if (this.#pinnedAt === undefined) return
-    unlinkSync(this.#pinnedAt)
-    this.#pinnedAt = undefined
+    this.#pin.unpin()
   }
 
   /** Closing twice is a no-op; using a closed object throws. */
@@ -49,6 +46,6 @@ export abstract class BpfObject {
 
   /** Records the pin an object was opened from. */
   protected openedFromPin(path: string): void {
-    this.#pinnedAt = path
+    this.#pin.at = path
   }
 }
