@@ -213,7 +213,9 @@ async function main() {
         log(accel === 'kvm' ? 'KVM works: using it' : 'KVM is not usable here: software emulation (TCG)')
       }
       const slowdown = accel === 'kvm' ? 3 : 20
-      const cmd = opts.cmd ?? `BPFKIT_TEST_SLOWDOWN=${slowdown} ${vitest.map(sq).join(' ')}`
+      // The guest's console is a terminal whatever ours is: colours follow ours.
+      const color = process.stdout.isTTY && !process.env.NO_COLOR ? '' : 'NO_COLOR=1 '
+      const cmd = opts.cmd ?? `${color}BPFKIT_TEST_SLOWDOWN=${slowdown} ${vitest.map(sq).join(' ')}`
       const initrd = buildInitramfs(work, { tree, release: pkg.release, env: { ...env, CMD: cmd }, modules })
       log(`${k.name}: booting Linux ${pkg.release} (${k.suite}, ${pkg.packages.join(' + ')} ${pkg.version}) with ${accel}`)
       const r = await boot({ kernel, initrd, accel, timeoutMs: opts.timeoutMin * 60e3 })
