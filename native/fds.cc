@@ -25,6 +25,14 @@ Napi::Value DupFd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), dup);
 }
 
+// Drops what the native layer remembers about an fd number (map sizes, op
+// slots): called when an Fd adopts a number that may have been closed and
+// reused behind bpfkit's back, so checks never use another map's sizes.
+Napi::Value ForgetFdJs(const Napi::CallbackInfo& info) {
+  ForgetFd(FdArg(info[0], "fd"));
+  return info.Env().Undefined();
+}
+
 // Whether fd is open in this process (fcntl F_GETFD), for diagnostics and tests.
 Napi::Value FdIsOpen(const Napi::CallbackInfo& info) {
   int fd = FdArg(info[0], "fd");
@@ -69,6 +77,7 @@ unsigned NumPossibleCpus() {
 void InitFds(Napi::Env env, Napi::Object exports) {
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("dupFd", Napi::Function::New(env, DupFd, "dupFd"));
+  exports.Set("forgetFd", Napi::Function::New(env, ForgetFdJs, "forgetFd"));
   exports.Set("fdIsOpen", Napi::Function::New(env, FdIsOpen, "fdIsOpen"));
   exports.Set("possibleCpus", Napi::Function::New(env, PossibleCpus, "possibleCpus"));
   exports.Set("setErrorFactory", Napi::Function::New(env, SetErrorFactoryJs, "setErrorFactory"));

@@ -107,6 +107,7 @@ export interface NativeAddon {
   setErrorFactory(f: typeof createBpfError): void
   closeFd(fd: number): void
   dupFd(fd: number): number
+  forgetFd(fd: number): void
   fdIsOpen(fd: number): boolean
   possibleCpus(): number
 

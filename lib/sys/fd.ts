@@ -38,6 +38,7 @@ export class Fd {
     const owner = live.get(fd)
     if (owner) throw new TypeError(`fd ${fd} is already owned by another Fd (${owner.kind}); dup() it to share`)
     if (!native.fdIsOpen(fd)) throw new BpfError('fd', EBADF, `${kind}: fd ${fd} is not open`, 'fcntl')
+    native.forgetFd(fd)
     this.#fd = fd
     this.kind = kind
     live.set(fd, { kind, stack: traceStacks ? new Error().stack?.split('\n').slice(2).join('\n') : undefined })
