@@ -19,12 +19,19 @@ export const KERNELS = [
   { name: '7.x', suite: 'trixie-backports' },
 ]
 
-/** The KERNELS entries a --kernel value names: 'all', a name, or a version in the series ('7.3', '7'). */
+/**
+ * The KERNELS entries a --kernel value names: 'all', a name, a version in a
+ * series ('7.3', '7' for '7.x'), or a comma-separated list of those.
+ */
 export function selectKernels(spec) {
   if (spec === 'all') return KERNELS
-  const hit = KERNELS.filter((k) => k.name === spec || (k.name.endsWith('.x') && (spec === k.name.slice(0, -2) || spec.startsWith(k.name.slice(0, -1)))))
-  if (hit.length === 0) throw new Error(`--kernel ${spec}: not one of ${KERNELS.map((k) => k.name).join(', ')}, all`)
-  return hit
+  const out = []
+  for (const one of spec.split(',')) {
+    const hit = KERNELS.find((k) => k.name === one || (k.name.endsWith('.x') && (one === k.name.slice(0, -2) || one.startsWith(k.name.slice(0, -1)))))
+    if (!hit) throw new Error(`--kernel ${one}: not one of ${KERNELS.map((k) => k.name).join(', ')}, all`)
+    if (!out.includes(hit)) out.push(hit)
+  }
+  return out
 }
 
 export class Apt {

@@ -18,8 +18,9 @@ const cacheDir = join(root, '.cache', 'vm')
 const log = (msg) => console.log(`[test:vm] ${msg}`)
 
 function usage(code) {
-  console.log(`usage: npm run test:vm -- [--kernel ${KERNELS.map((k) => k.name).join('|')}|all] [--timeout MIN] [--accel kvm|tcg] [--cmd SHELL-CMD] [vitest args]
-  default: --kernel all, test/kernel; vitest args replace the test selection`)
+  console.log(`usage: npm run test:vm -- [--kernel ${KERNELS.map((k) => k.name).join('|')}|all|A,B] [--timeout MIN] [--accel kvm|tcg] [--cmd SHELL-CMD] [vitest args]
+  default: --kernel all, test/kernel; vitest args replace the test selection;
+  --timeout: minutes per guest (default 40); 7.x also answers to 7.3 or 7`)
   process.exit(code)
 }
 
