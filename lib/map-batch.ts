@@ -24,16 +24,26 @@ function unsupported(e: unknown): boolean {
   return e.code === 'EINVAL' && !supportsBatchOps()
 }
 
+/**
+ * Buffers a map keeps for its batch lookups: fresh ones per call would cost
+ * page faults in the kernel's copy-out on every call (a few microseconds per
+ * page on virtual machines), more than the copying itself.
+ */
+export interface BatchScratch {
+  keys: Uint8Array
+  values: Uint8Array
+}
+
 export function batchLookup(fd: number, keySize: number, valueBytes: number, options: BatchLookupOptions,
-  fallback: () => Iterable<[Uint8Array, Uint8Array]>): RawBatch {
+  fallback: () => Iterable<[Uint8Array, Uint8Array]>, scratch?: BatchScratch): RawBatch {
   let batch = options.batchSize ?? 256
   if (!Number.isInteger(batch) || batch < 1 || batch > 1 << 20) throw new RangeError(`batchSize must be 1..2^20, got ${batch}`)
   const lookup = options.delete ? native.mapLookupAndDeleteBatch : native.mapLookupBatch
   const cursorBytes = Math.max(keySize, 8)
   let inBatch: Uint8Array | null = null
   let outBatch = new Uint8Array(cursorBytes)
-  let keys: Uint8Array = new Uint8Array(batch * keySize)
-  let values: Uint8Array = new Uint8Array(batch * valueBytes)
+  let keys: Uint8Array = scratch && scratch.keys.length >= batch * keySize ? scratch.keys : new Uint8Array(batch * keySize)
+  let values: Uint8Array = scratch && scratch.values.length >= batch * valueBytes ? scratch.values : new Uint8Array(batch * valueBytes)
   let count = 0
   for (;;) {
     if (keys.length < (count + batch) * keySize) {
@@ -52,6 +62,10 @@ export function batchLookup(fd: number, keySize: number, valueBytes: number, opt
       throw e
     }
     count += r.count
+    if (scratch) {
+      scratch.keys = keys
+      scratch.values = values
+    }
     if (r.done) break
     inBatch = outBatch
     outBatch = new Uint8Array(cursorBytes)

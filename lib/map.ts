@@ -17,7 +17,7 @@ import { walkKeys } from './map-walk.js'
 import { BpfObject } from './object.js'
 import { MappedArray } from './map-mmap.js'
 import { RingBuffer } from './ringbuf.js'
-import { batchDelete, batchLookup, batchUpdate, type BatchLookupOptions } from './map-batch.js'
+import { batchDelete, batchLookup, batchUpdate, type BatchLookupOptions, type BatchScratch } from './map-batch.js'
 
 /** The shape of an inner map for array_of_maps / hash_of_maps. */
 export interface InnerMapTemplate {
@@ -109,6 +109,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   // Mappings and ring buffer readers borrow the fd: closed before it is.
   readonly #borrowers = new Set<{ close(): void }>()
   #ring: RingBuffer | undefined
+  // Batch lookups read into these (grown as needed) and copy the results out.
+  readonly #batch: BatchScratch = { keys: new Uint8Array(0), values: new Uint8Array(0) }
 
   private constructor(fd: Fd, options: MapOpenOptions) {
     super(fd)
@@ -311,7 +313,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    */
   lookupBatch(options: BatchLookupOptions = {}): [K, V][] {
     checkOptions('lookupBatch', options, ['batchSize', 'delete'])
-    const { keys, values, count } = batchLookup(this.fd, this.keySize, this.valueBytes, options, () => this.rawEntries(options.delete ?? false))
+    const { keys, values, count } = batchLookup(this.fd, this.keySize, this.valueBytes, options, () => this.rawEntries(options.delete ?? false), this.#batch)
     const out: [K, V][] = new Array(count)
     const kv = new DataView(keys.buffer, keys.byteOffset, keys.byteLength)
     const vv = new DataView(values.buffer, values.byteOffset, values.byteLength)
@@ -328,8 +330,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    */
   lookupBatchBytes(options: BatchLookupOptions = {}): { keys: Uint8Array; values: Uint8Array; count: number } {
     checkOptions('lookupBatchBytes', options, ['batchSize', 'delete'])
-    const { keys, values, count } = batchLookup(this.fd, this.keySize, this.valueBytes, options, () => this.rawEntries(options.delete ?? false))
-    return { keys: keys.subarray(0, count * this.keySize), values: values.subarray(0, count * this.valueBytes), count }
+    const { keys, values, count } = batchLookup(this.fd, this.keySize, this.valueBytes, options, () => this.rawEntries(options.delete ?? false), this.#batch)
+    return { keys: keys.slice(0, count * this.keySize), values: values.slice(0, count * this.valueBytes), count }
   }
 
   /**
