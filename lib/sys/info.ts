@@ -10,8 +10,11 @@ type Fields<L extends StructLayout> = keyof L['fields']
 
 class Reader<L extends StructLayout> {
   readonly view: DataView
+  // The same bytes as a Buffer, for decoding strings in place.
+  readonly #text: Buffer
   constructor(readonly layout: L, readonly buf: Uint8Array) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+    this.#text = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
   }
   private field(name: Fields<L>) {
     const f = this.layout.fields[name as string]
@@ -31,9 +34,14 @@ class Reader<L extends StructLayout> {
     return this.buf.slice(f.offset, f.offset + f.size)
   }
   cstring(name: Fields<L>): string {
-    const b = this.bytes(name)
-    const end = b.indexOf(0)
-    return Buffer.from(b.subarray(0, end < 0 ? b.length : end)).toString('utf8')
+    const f = this.field(name)
+    let end = f.offset
+    while (end < f.offset + f.size && this.buf[end] !== 0) end++
+    return this.#text.toString('utf8', f.offset, end)
+  }
+  hex(name: Fields<L>): string {
+    const f = this.field(name)
+    return this.#text.toString('hex', f.offset, f.offset + f.size)
   }
   has(name: string): boolean {
     return name in this.layout.fields
@@ -99,7 +107,7 @@ export function progInfoByFd(fd: number): ProgramInfo {
     type: enumName(progTypes, typeId),
     typeId,
     name: r.cstring('name'),
-    tag: Buffer.from(r.bytes('tag')).toString('hex'),
+    tag: r.hex('tag'),
     jitedSize: r.u32('jited_prog_len'),
     xlatedSize: r.u32('xlated_prog_len'),
     mapIds,

@@ -116,20 +116,28 @@ function peerMap(m) {
 }
 
 // Map operations per op: hash and array, 8/64/256 byte values, u32 keys.
+// Like the C loop, which builds each key in a local variable, each
+// contender writes the next key into one key buffer of its own.
+function keyBuffer() {
+  const key = Buffer.alloc(4)
+  return { key, set: (i) => { key.writeUInt32LE(i) } }
+}
+
 function mapRows() {
   const N = 4096
   const ITERS = 20000
-  const keys = Array.from({ length: N }, (_, i) => u32(i))
   for (const type of ['hash', 'array']) {
     for (const size of [8, 64, 256]) {
       const names = ['lookup', 'update', ...(type === 'hash' ? ['delete'] : [])].map((op) => [op, `${type} ${op} ${size}B`])
       if (!names.some(([, n]) => want(n))) continue
       const m = BpfMap.create({ type, keySize: 4, valueSize: size, maxEntries: N })
       const value = fill(size)
-      const refill = () => { for (let i = 0; i < N; i++) m.update(keys[i], value) }
+      const refill = () => { for (let i = 0; i < N; i++) m.update(u32(i), value) }
       refill()
       const p = peer ? peerMap(m) : undefined
       const pValue = Buffer.from(value)
+      const bk = keyBuffer()
+      const pk = keyBuffer()
       try {
         for (const [op, name] of names) {
           if (!want(name)) continue
@@ -138,13 +146,15 @@ function mapRows() {
             v = measure({
               c: () => c('lookup', [m.fd], { nkeys: N, iters: ITERS, valueBytes: size }),
               b: () => {
+                const { key, set } = bk
                 const t0 = now()
-                for (let i = 0; i < ITERS; i++) if (m.lookup(keys[i & (N - 1)]) === undefined) throw new Error('miss')
+                for (let i = 0; i < ITERS; i++) { set(i & (N - 1)); if (m.lookup(key) === undefined) throw new Error('miss') }
                 return (now() - t0) / ITERS
               },
               p: p && (() => {
+                const { key, set } = pk
                 const t0 = now()
-                for (let i = 0; i < ITERS; i++) if (p.get(keys[i & (N - 1)]) === undefined) throw new Error('miss')
+                for (let i = 0; i < ITERS; i++) { set(i & (N - 1)); if (p.get(key) === undefined) throw new Error('miss') }
                 return (now() - t0) / ITERS
               }),
             })
@@ -152,13 +162,15 @@ function mapRows() {
             v = measure({
               c: () => c('update', [m.fd], { nkeys: N, iters: ITERS, valueBytes: size }),
               b: () => {
+                const { key, set } = bk
                 const t0 = now()
-                for (let i = 0; i < ITERS; i++) { value[0] = i; m.update(keys[i & (N - 1)], value) }
+                for (let i = 0; i < ITERS; i++) { set(i & (N - 1)); value[0] = i; m.update(key, value) }
                 return (now() - t0) / ITERS
               },
               p: p && (() => {
+                const { key, set } = pk
                 const t0 = now()
-                for (let i = 0; i < ITERS; i++) { pValue[0] = i; p.set(keys[i & (N - 1)], pValue) }
+                for (let i = 0; i < ITERS; i++) { set(i & (N - 1)); pValue[0] = i; p.set(key, pValue) }
                 return (now() - t0) / ITERS
               }),
             })
@@ -167,14 +179,16 @@ function mapRows() {
               c: () => c('delete', [m.fd], { nkeys: N, valueBytes: size }),
               b: () => {
                 refill()
+                const { key, set } = bk
                 const t0 = now()
-                for (let i = 0; i < N; i++) if (!m.delete(keys[i])) throw new Error('miss')
+                for (let i = 0; i < N; i++) { set(i); if (!m.delete(key)) throw new Error('miss') }
                 return (now() - t0) / N
               },
               p: p && (() => {
                 refill()
+                const { key, set } = pk
                 const t0 = now()
-                for (let i = 0; i < N; i++) if (!p.delete(keys[i])) throw new Error('miss')
+                for (let i = 0; i < N; i++) { set(i); if (!p.delete(key)) throw new Error('miss') }
                 return (now() - t0) / N
               }),
             })
@@ -198,15 +212,15 @@ function perCpuRows() {
     if (!want(name)) continue
     const N = 4096
     const ITERS = 20000
-    const keys = Array.from({ length: N }, (_, i) => u32(i))
+    const { key, set } = keyBuffer()
     const m = BpfMap.create({ type, keySize: 4, valueSize: 8, maxEntries: N })
     try {
-      for (let i = 0; i < N; i++) m.update(keys[i], fill(m.valueBytes))
+      for (let i = 0; i < N; i++) m.update(u32(i), fill(m.valueBytes))
       const v = measure({
         c: () => c('lookup', [m.fd], { nkeys: N, iters: ITERS, valueBytes: m.valueBytes }),
         b: () => {
           const t0 = now()
-          for (let i = 0; i < ITERS; i++) if (m.lookup(keys[i & (N - 1)]) === undefined) throw new Error('miss')
+          for (let i = 0; i < ITERS; i++) { set(i & (N - 1)); if (m.lookup(key) === undefined) throw new Error('miss') }
           return (now() - t0) / ITERS
         },
       })
