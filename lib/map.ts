@@ -12,7 +12,7 @@ import {
   isArrayLike, isFdValued, isKeyless, isPerCpu, isRingbuf, mapFlagsValue,
   type FdMapType, type MapFlagName, type PerCpuMapType,
 } from './map-kinds.js'
-import { FdValues, PerCpuValues, Side, type FdRef, type ValueCodec } from './map-values.js'
+import { FdValues, PerCpuValues, Side, copyBytes, type FdRef, type ValueCodec } from './map-values.js'
 import { walkKeys } from './map-walk.js'
 import { BpfObject } from './object.js'
 import { MappedArray } from './map-mmap.js'
@@ -214,6 +214,21 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   lookup(key: K): V | undefined {
     this.putKey(key)
     return native.mapSlotLookup(this.#slot) ? this.takeValue() : undefined
+  }
+
+  /**
+   * Looks `key` up and copies the raw value bytes (valueBytes of them) into
+   * `out` instead of making a new value: no allocation per call, for loops
+   * that read many entries. False, and `out` untouched, when there is none.
+   */
+  lookupInto(key: K, out: Uint8Array): boolean {
+    if (!(out instanceof Uint8Array) || out.length !== this.valueBytes) {
+      throw new RangeError(`lookupInto: out must be a Uint8Array of ${this.valueBytes} bytes`)
+    }
+    this.putKey(key)
+    if (!native.mapSlotLookup(this.#slot)) return false
+    copyBytes(this.#v, 0, out, 0, this.valueBytes)
+    return true
   }
 
   /** Same as lookup. */

@@ -128,7 +128,7 @@ function mapRows() {
   const ITERS = 20000
   for (const type of ['hash', 'array']) {
     for (const size of [8, 64, 256]) {
-      const names = ['lookup', 'update', ...(type === 'hash' ? ['delete'] : [])].map((op) => [op, `${type} ${op} ${size}B`])
+      const names = ['lookup', 'lookupInto', 'update', ...(type === 'hash' ? ['delete'] : [])].map((op) => [op, `${type} ${op} ${size}B`])
       if (!names.some(([, n]) => want(n))) continue
       const m = BpfMap.create({ type, keySize: 4, valueSize: size, maxEntries: N })
       const value = fill(size)
@@ -155,6 +155,25 @@ function mapRows() {
                 const { key, set } = pk
                 const t0 = now()
                 for (let i = 0; i < ITERS; i++) { set(i & (N - 1)); if (p.get(key) === undefined) throw new Error('miss') }
+                return (now() - t0) / ITERS
+              }),
+            })
+          } else if (op === 'lookupInto') {
+            // The allocation-free form: the value copied into the caller's buffer.
+            const out = new Uint8Array(size)
+            v = measure({
+              c: () => c('lookup', [m.fd], { nkeys: N, iters: ITERS, valueBytes: size }),
+              b: () => {
+                const { key, set } = bk
+                const t0 = now()
+                for (let i = 0; i < ITERS; i++) { set(i & (N - 1)); if (!m.lookupInto(key, out)) throw new Error('miss') }
+                return (now() - t0) / ITERS
+              },
+              p: p && (() => {
+                const { key, set } = pk
+                const pOut = Buffer.alloc(size)
+                const t0 = now()
+                for (let i = 0; i < ITERS; i++) { set(i & (N - 1)); if (p.get(key, 0, pOut) === undefined) throw new Error('miss') }
                 return (now() - t0) / ITERS
               }),
             })
