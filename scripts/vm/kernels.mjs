@@ -92,7 +92,9 @@ export class Apt {
   /**
    * The packages that hold the kernel image and modules of `suite`'s
    * linux-image-amd64: the image package itself up to 6.18, or from 6.19 on
-   * the linux-binary-* and linux-modules-* it depends on.
+   * the linux-binary-* and linux-modules-* it depends on, with linux-base-*
+   * (modules.builtin, without which modprobe cannot tell a built-in driver
+   * from a missing one).
    */
   resolve(suite) {
     const madison = this.apt('apt-cache', ['madison', 'linux-image-amd64'])
@@ -104,7 +106,7 @@ export class Apt {
     const [, image, version] = dep
     const release = image.replace(/^linux-image-/, '')
     const deps = this.field(`${image}=${version}`, 'Depends')
-    const split = [`linux-binary-${release}`, `linux-modules-${release}`]
+    const split = [`linux-binary-${release}`, `linux-modules-${release}`, `linux-base-${release}`]
     const packages = split.every((p) => deps.includes(`${p} `)) ? split : [image]
     return { release, version, packages }
   }
