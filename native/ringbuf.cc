@@ -114,24 +114,36 @@ Napi::Value RingbufConsume(const Napi::CallbackInfo& info) {
   size_t used = 0;
   size_t n = 0;
   const uint64_t mask = r->size - 1;
+  const uint8_t* const data = r->data();
+  uint8_t* const dst = out.data;
+  const size_t room = out.length;
+  uint64_t released = cons;
   while (cons < prod && n < max_records) {
-    const uint8_t* hdr = r->data() + (cons & mask);
+    const uint8_t* hdr = data + (cons & mask);
     const uint32_t len = __atomic_load_n(reinterpret_cast<const uint32_t*>(hdr), __ATOMIC_ACQUIRE);
     if (len & kBusy) break;  // reserved, not yet committed: later records wait for it
     const uint32_t body = len & ~(kBusy | kDiscard);
     if (!(len & kDiscard)) {
-      if (used + body > out.length) {
-        if (n == 0) return Napi::Number::New(env, -static_cast<double>(body));
+      if (used + body > room) {
+        if (n == 0) {
+          __atomic_store_n(r->consumer, cons, __ATOMIC_RELEASE);
+          return Napi::Number::New(env, -static_cast<double>(body));
+        }
         break;
       }
-      memcpy(out.data + used, hdr + kHeader, body);
+      memcpy(dst + used, hdr + kHeader, body);
       used += body;
       end_out[n++] = static_cast<uint32_t>(used);
     }
     cons += (kHeader + body + 7) & ~uint64_t{7};
-    // Released per record, as libbpf does, so the producer can reuse space early.
-    __atomic_store_n(r->consumer, cons, __ATOMIC_RELEASE);
+    // Space goes back to the producer every 64 KiB, not after every record
+    // (libbpf's way): one store to the shared page per stretch, not per record.
+    if (cons - released >= 64 * 1024) {
+      __atomic_store_n(r->consumer, cons, __ATOMIC_RELEASE);
+      released = cons;
+    }
   }
+  if (cons != released) __atomic_store_n(r->consumer, cons, __ATOMIC_RELEASE);
   return Napi::Number::New(env, static_cast<double>(n));
 }
 

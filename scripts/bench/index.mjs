@@ -512,6 +512,27 @@ function ringRows() {
     })
     const r = row(name, 'records/s', v.c, v.b, null, peer ? 'has no ring buffer' : undefined)
     target(r.name, '≥ 0.8× C records/s (C / bpfkit ≤ 1.25)', r.ratio, r.ratio <= 1.25)
+    // consumeBatches: one callback per batch, records as offsets.
+    const vb = measure({
+      c: () => 1e9 / c('ringbuf', [ring.fd, prog.fd], { size: SIZE, records: RECORDS, dataSize: data.length }),
+      b: () => {
+        prog.testRunSync({ data, repeat: RECORDS })
+        const t0 = now()
+        const n = reader.consumeBatches((bytes, ends, count) => {
+          let start = 0
+          for (let i = 0; i < count; i++) {
+            const end = ends[i]
+            sink += bytes[start] + (end - start)
+            start = end
+          }
+        })
+        const dt = now() - t0
+        if (n !== RECORDS) throw new Error(`consumed ${n} records`)
+        return (n * 1e9) / dt
+      },
+    })
+    const rb = row(`${name}, batches`, 'records/s', vb.c, vb.b, null)
+    target(rb.name, '≥ 0.8× C records/s (C / bpfkit ≤ 1.25)', rb.ratio, rb.ratio <= 1.25)
   } finally {
     prog?.close()
     ring.close()
