@@ -1,8 +1,17 @@
 // A BPF_F_MMAPABLE array seen through its memory mapping: element reads and
 // writes are plain memory accesses, no syscall. Elements sit
 // round_up(valueSize, 8) bytes apart, as the kernel lays out array values.
+import { endianness } from 'node:os'
 import { native } from './sys/index.js'
 import type { Side } from './map-values.js'
+
+type ElementArray = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array
+  | BigUint64Array | BigInt64Array | Float32Array | Float64Array
+
+const scalarArrays: Record<string, new (b: ArrayBuffer) => ElementArray> = {
+  u8: Uint8Array, i8: Int8Array, u16: Uint16Array, i16: Int16Array, u32: Uint32Array, i32: Int32Array,
+  u64: BigUint64Array, i64: BigInt64Array, f32: Float32Array, f64: Float64Array,
+}
 
 export class MappedArray<V = Uint8Array> {
   readonly length: number
@@ -14,6 +23,10 @@ export class MappedArray<V = Uint8Array> {
   #bytes: Uint8Array
   readonly #side: Side
   readonly #onClose: () => void
+  // Scalar values: a typed array over the mapping reads element i at
+  // index i * #step, with no DataView call and no codec in between.
+  readonly #elems: ElementArray | undefined
+  readonly #step: number
 
   /** @internal Made by BpfMap.mmap. */
   constructor(fd: number, side: Side, length: number, writable: boolean, onClose: () => void) {
@@ -25,6 +38,9 @@ export class MappedArray<V = Uint8Array> {
     this.stride = Math.ceil(side.size / 8) * 8
     this.writable = writable
     this.#onClose = onClose
+    const Elems = side.scalar !== undefined && endianness() === 'LE' ? scalarArrays[side.scalar] : undefined
+    this.#elems = Elems ? new Elems(this.#buffer) : undefined
+    this.#step = this.stride / side.size
   }
 
   /** The mapped memory; detached (length 0) once closed. */
@@ -35,6 +51,10 @@ export class MappedArray<V = Uint8Array> {
   /** Element `i`, decoded; raw maps give a view into the mapping (no copy). */
   get(i: number): V {
     this.live()
+    if (this.#elems !== undefined) {
+      if (!(i >= 0 && i < this.length && Number.isInteger(i))) this.offset(i)
+      return this.#elems[i * this.#step] as V
+    }
     const off = this.offset(i)
     if (!this.#side.codec) return new Uint8Array(this.#buffer!, off, this.#side.size) as V
     return this.#side.read(this.#bytes, this.#view, off) as V

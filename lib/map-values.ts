@@ -13,6 +13,8 @@ export interface FdRef {
 export class Side {
   readonly codec: Codec<unknown> | undefined
   readonly isArray: boolean
+  /** The scalar type name ('u32', 'f64', ...) when the side is one scalar. */
+  readonly scalar: string | undefined
 
   constructor(readonly what: 'key' | 'value', readonly size: number, desc: TypeDesc | undefined) {
     this.codec = desc === undefined ? undefined : codecFor(desc)
@@ -20,6 +22,7 @@ export class Side {
       throw new RangeError(`${what} type is ${this.codec.size} bytes but the map's ${what} size is ${size}`)
     }
     this.isArray = typeof desc === 'object' && 'array' in desc
+    this.scalar = typeof desc === 'string' ? desc : undefined
   }
 
   /** Writes `x` at `offset` of `dst` (whose DataView is `view`). Raw bytes must be exactly `size` long. */
