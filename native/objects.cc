@@ -96,7 +96,12 @@ Napi::Value BtfGetName(const Napi::CallbackInfo& info) {
   bi.name = PtrToU64(name);
   bi.name_len = sizeof(name);
   uint32_t len = 0;
-  if (InfoByFd(fd, &bi, sizeof(bi), &len) != 0) ThrowBpfError(info.Env(), "obj_get_info_by_fd", errno);
+  if (InfoByFd(fd, &bi, sizeof(bi), &len) != 0) {
+    // Before 5.11 BTF objects have no names: name and name_len lie past the
+    // kernel's struct bpf_btf_info, and it refuses non-zero bytes there.
+    if (errno == E2BIG) return Napi::String::New(info.Env(), "");
+    ThrowBpfError(info.Env(), "obj_get_info_by_fd", errno);
+  }
   return Napi::String::New(info.Env(), name, strnlen(name, sizeof(name)));
 }
 

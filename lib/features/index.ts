@@ -12,7 +12,7 @@ import { haveProgramHelper } from './helpers.js'
 import { haveMapType, haveRingbuf } from './map-types.js'
 import {
   haveAtomics, haveBatchOps, haveBoundedLoops, haveBpfToken, haveBtf, haveIsaV4, haveLargePrograms, haveLinkCreate, haveLoadAcquire, haveMayGoto,
-  haveMmapableMaps, haveTokenInfo,
+  haveMmapableMaps, haveTokenInfo, haveBtfKind, haveKernelBtfIds, haveHashLookupAndDelete, type BtfKindFeature,
 } from './misc.js'
 import { asBoolean } from './probe-cache.js'
 import { haveProgramType } from './prog-types.js'
@@ -22,8 +22,10 @@ export { haveProgramType } from './prog-types.js'
 export { haveProgramHelper, HelperNotSupportedError } from './helpers.js'
 export {
   haveAtomics, haveBatchOps, haveBoundedLoops, haveBpfToken, haveBtf, haveIsaV4, haveLargePrograms, haveLinkCreate, haveLoadAcquire, haveMayGoto,
-  haveMmapableMaps, haveTokenInfo,
+  haveMmapableMaps, haveTokenInfo, haveBtfKind, haveKernelBtfIds, haveHashLookupAndDelete,
 } from './misc.js'
+export type { BtfKindFeature } from './misc.js'
+export { btfKindVersions } from './versions.js'
 export { mapTypeVersions, progTypeVersions, miscVersions, helperVersion } from './versions.js'
 export type { FeatureVersion } from './versions.js'
 
@@ -44,3 +46,6 @@ export const supportsAtomics = (): boolean => asBoolean(haveAtomics)
 export const supportsIsaV4 = (): boolean => asBoolean(haveIsaV4)
 export const supportsMayGoto = (): boolean => asBoolean(haveMayGoto)
 export const supportsLoadAcquire = (): boolean => asBoolean(haveLoadAcquire)
+export const supportsBtfKind = (kind: BtfKindFeature): boolean => asBoolean(() => haveBtfKind(kind))
+export const supportsKernelBtfIds = (): boolean => asBoolean(haveKernelBtfIds)
+export const supportsHashLookupAndDelete = (): boolean => asBoolean(haveHashLookupAndDelete)

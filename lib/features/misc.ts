@@ -3,12 +3,12 @@
 // bounded loops, large programs, links, BTF itself, instruction set additions.
 import { readFileSync } from 'node:fs'
 import { BtfBuilder } from '../btf-builder.js'
-import { Fd, NotSupportedError, native, tokenFdFor, type TokenLike } from '../sys/index.js'
+import { Fd, NotSupportedError, btfInfoByFd, native, tokenFdFor, type TokenLike } from '../sys/index.js'
 import { defaultToken } from '../sys/token.js'
 import { IMPOSSIBLE_FD, bpfCode, cachedProbe, notSupported } from './probe-cache.js'
 import { asm } from '../asm/index.js'
 import { kernelBtf } from './prog-types.js'
-import { mapTypes, miscVersions, progTypes, type FeatureVersion } from './versions.js'
+import { btfKindVersions, mapTypes, miscVersions, progTypes, type FeatureVersion } from './versions.js'
 
 const BPF_F_MMAPABLE = 1 << 10
 
@@ -224,6 +224,94 @@ export function haveBtf(): void {
       native.closeFd(native.btfLoadSync({ btf: b.bytes(), tokenFd }).fd)
     } catch (e) {
       if (bpfCode(e) === 'EINVAL') throw notSupported('BTF (BPF_BTF_LOAD)', miscVersions.btf)
+      throw e
+    }
+  })
+}
+
+export type BtfKindFeature = keyof typeof btfKindVersions
+
+/**
+ * BTF kinds added after BTF itself: 'func' and 'func_proto' (5.0), 'var' and
+ * 'datasec' (5.2), 'float' (5.13), 'decl_tag' (5.16), 'type_tag' (5.17),
+ * 'enum64' (6.0, with signed enums). The probe loads a blob with one type of
+ * the kind; the kernel refuses a kind it does not know with EINVAL. Cached.
+ */
+export function haveBtfKind(kind: BtfKindFeature): void {
+  const fv = btfKindVersions[kind]
+  if (fv === undefined) throw new TypeError(`haveBtfKind: unknown kind '${String(kind)}'; one of ${Object.keys(btfKindVersions).join(', ')}`)
+  cachedProbe(`btf_kind:${kind}`, () => {
+    haveBtf()
+    const b = new BtfBuilder()
+    const int = b.int('int', 4, { signed: true })
+    switch (kind) {
+      case 'func':
+      case 'func_proto':
+        b.func('f', b.funcProto(int, [{ name: 'a', type: int }]), 'static')
+        break
+      case 'var':
+      case 'datasec':
+        b.datasec('.data', [{ type: b.var('v', int, 'global'), offset: 0, size: 4 }])
+        break
+      case 'float':
+        b.float('float', 4)
+        break
+      case 'decl_tag':
+        b.declTag('tag', b.struct('s', [{ name: 'x', type: int }]))
+        break
+      case 'type_tag':
+        b.ptr(b.typeTag('user', int))
+        break
+      case 'enum64':
+        b.enum64('e', [['BIG', 1n << 40n]])
+        break
+    }
+    try {
+      const tokenFd = tokenFdFor(undefined, { cmd: 'btf_load' })
+      native.closeFd(native.btfLoadSync({ btf: b.bytes(), tokenFd }).fd)
+    } catch (e) {
+      if (bpfCode(e) === 'EINVAL') throw notSupported(`BTF kind ${kind}`, fv)
+      throw e
+    }
+  })
+}
+
+/**
+ * The kernel's own BTF (vmlinux, modules) as BTF objects with IDs, openable
+ * by ID and marked kernel_btf in their info (Linux 5.11, built with
+ * CONFIG_DEBUG_INFO_BTF). Walks BTF IDs, so it needs CAP_SYS_ADMIN. Cached.
+ */
+export function haveKernelBtfIds(): void {
+  cachedProbe('kernel_btf_ids', () => {
+    for (let id = native.btfGetNextId(0); id !== 0; id = native.btfGetNextId(id)) {
+      let fd: number
+      try {
+        fd = native.btfGetFdById(id)
+      } catch (e) {
+        if (bpfCode(e) === 'ENOENT') continue // freed while we walked
+        throw e
+      }
+      try {
+        if (btfInfoByFd(fd).kernelBtf) return
+      } finally {
+        native.closeFd(fd)
+      }
+    }
+    throw notSupported('kernel BTF objects with IDs', miscVersions.kernelBtfIds)
+  })
+}
+
+/** BPF_MAP_LOOKUP_AND_DELETE_ELEM on hash maps (Linux 5.14; queues and stacks had it before). */
+export function haveHashLookupAndDelete(): void {
+  cachedProbe('hash_lookup_and_delete', () => {
+    const tokenFd = tokenFdFor(undefined, { cmd: 'map_create', mapType: mapTypes.hash })
+    using map = new Fd(native.mapCreate({ mapType: mapTypes.hash, keySize: 4, valueSize: 4, maxEntries: 1, tokenFd }), 'map')
+    try {
+      // A miss (false) proves the command works on hash maps.
+      native.mapLookupAndDeleteElem(map.fd, new Uint8Array(4), new Uint8Array(4))
+    } catch (e) {
+      const code = bpfCode(e)
+      if (code === 'ENOTSUPP' || code === 'EOPNOTSUPP' || code === 'EINVAL') throw notSupported('lookup_and_delete on hash maps', miscVersions.hashLookupAndDelete)
       throw e
     }
   })

@@ -127,8 +127,23 @@ export const miscVersions = {
   isaV4: v('6.6'),
   mayGoto: v('6.9'),
   loadAcquire: v('6.15'),
+  kernelBtfIds: v('5.11', 'CONFIG_DEBUG_INFO_BTF'),
+  hashLookupAndDelete: v('5.14'),
   bpfToken: v('6.9'),
   tokenInfo: v('6.17'),
+} as const satisfies Record<string, FeatureVersion>
+
+/** BTF kinds newer than BTF itself (4.18), keyed by bpfkit's kind name. */
+export const btfKindVersions = {
+  func: v('5.0'),
+  func_proto: v('5.0'),
+  var: v('5.2'),
+  datasec: v('5.2'),
+  float: v('5.13'),
+  decl_tag: v('5.16'),
+  type_tag: v('5.17'),
+  // Signed enums (kind_flag on ENUM) came with ENUM64.
+  enum64: v('6.0'),
 } as const satisfies Record<string, FeatureVersion>
 
 /** The kernel's name for `n` in an enum table, for messages ('ringbuf'; '#40' when unknown). */

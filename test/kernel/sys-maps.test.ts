@@ -1,6 +1,8 @@
 // The map commands of the native layer, for real, with their error paths.
 import { afterEach, describe, expect, test } from 'vitest'
 import { BpfError, Fd, kernel, native } from '../../lib/sys/index.js'
+import * as features from '../../lib/features/index.js'
+import { skipUnless } from './helpers/requires.js'
 
 const { mapTypes, flags } = kernel
 const made: Fd[] = []
@@ -110,7 +112,8 @@ describe('elements', () => {
     expect(native.mapLookupAndDeleteElem(q.fd, null, out)).toBe(false)
   })
 
-  test('hash lookup_and_delete takes the element', () => {
+  test('hash lookup_and_delete takes the element', (ctx) => {
+    skipUnless(ctx, features.haveHashLookupAndDelete)
     const m = create({ mapType: mapTypes.hash })
     native.mapUpdateElem(m.fd, u32(5), u64(50))
     const out = new Uint8Array(8)

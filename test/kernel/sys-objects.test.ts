@@ -81,7 +81,8 @@ describe('IDs', () => {
     }
     expect(walk(native.mapGetNextId)).toContain(mapId)
     expect(walk(native.progGetNextId)).toContain(progId)
-    expect(walk(native.btfGetNextId).length).toBeGreaterThan(0) // vmlinux
+    // vmlinux has a BTF ID from 5.11 on; before, only loaded BTF is listed.
+    if (features.supportsKernelBtfIds()) expect(walk(native.btfGetNextId).length).toBeGreaterThan(0)
     using m2 = new Fd(native.mapGetFdById(mapId), 'map')
     expect(mapInfoByFd(m2.fd).name).toBe('walk_map')
     using p2 = new Fd(native.progGetFdById(progId), 'prog')
@@ -91,7 +92,8 @@ describe('IDs', () => {
     expect(() => (native.mapGetFdById as (...a: number[]) => number)(mapId, 0, 5)).toThrow(/does not take a token/)
   })
 
-  test('the kernel BTF opens by ID and describes itself', () => {
+  test('the kernel BTF opens by ID and describes itself', (ctx) => {
+    skipUnless(ctx, features.haveKernelBtfIds)
     const id = native.btfGetNextId(0)
     using b = new Fd(native.btfGetFdById(id), 'btf')
     const info = btfInfoByFd(b.fd)
