@@ -10,7 +10,11 @@
 //   an error, as cilium/ebpf's iterator does.
 import { native } from './sys/index.js'
 
-export function* walkKeys<K>(fd: number, keySize: number, restartable: boolean, decode: (key: Uint8Array, view: DataView) => K): Generator<K, void, undefined> {
+/** One GET_NEXT_KEY: the key after `cur` (the first key when null) into `out`; false at the end. */
+export type NextKey = (cur: Uint8Array | null, out: Uint8Array) => boolean
+
+export function* walkKeys<K>(fd: number, keySize: number, restartable: boolean, decode: (key: Uint8Array, view: DataView) => K,
+  step: NextKey = (cur, out) => native.mapGetNextKey(fd, cur, out)): Generator<K, void, undefined> {
   let cur = new Uint8Array(keySize)
   let next = new Uint8Array(keySize)
   let curView = new DataView(cur.buffer)
@@ -20,9 +24,9 @@ export function* walkKeys<K>(fd: number, keySize: number, restartable: boolean, 
   const seen = restartable ? new Set<number | string>() : undefined
   const small = keySize <= 6
   let repeats = 0
-  let have = native.mapGetNextKey(fd, null, cur)
+  let have = step(null, cur)
   while (have) {
-    const haveNext = native.mapGetNextKey(fd, cur, next)
+    const haveNext = step(cur, next)
     if (seen) {
       let id: number | string = 0
       if (small) {
@@ -40,9 +44,14 @@ export function* walkKeys<K>(fd: number, keySize: number, restartable: boolean, 
     } else {
       yield decode(cur, curView)
     }
-    // Swap instead of copying: `next` becomes the cursor for the next call.
-    ;[cur, next] = [next, cur]
-    ;[curView, nextView] = [nextView, curView]
+    // Swap instead of copying: `next` becomes the cursor for the next call
+    // (with temporaries: a destructuring swap allocates two arrays per key).
+    const t = cur
+    cur = next
+    next = t
+    const tv = curView
+    curView = nextView
+    nextView = tv
     have = haveNext
   }
 }

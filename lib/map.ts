@@ -106,6 +106,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   readonly #kv: DataView
   readonly #v: Uint8Array
   readonly #vv: DataView
+  readonly #n: Uint8Array
   // Mappings and ring buffer readers borrow the fd: closed before it is.
   readonly #borrowers = new Set<{ close(): void }>()
   #ring: RingBuffer | undefined
@@ -131,6 +132,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     this.#kv = new DataView(slot.key)
     this.#v = new Uint8Array(slot.value)
     this.#vv = new DataView(slot.value)
+    this.#n = new Uint8Array(slot.next)
   }
 
   /**
@@ -302,7 +304,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    */
   keys(): Generator<K, void, undefined> {
     if (this.keySize === 0) throw new TypeError(`${this.type} maps have no keys`)
-    return walkKeys(this.fd, this.keySize, !isArrayLike(this.typeId), (b, v) => this.#key.read(b, v) as K)
+    return walkKeys(this.fd, this.keySize, !isArrayLike(this.typeId), (b, v) => this.#key.read(b, v) as K, this.nextKey)
   }
 
   /** Every [key, value]; a key deleted between the walk and its lookup is skipped. */
@@ -433,6 +435,16 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     for (const b of [...this.#borrowers]) b.close()
     if (!this.closed) native.mapSlotClose(this.#slot)
     super.close()
+  }
+
+  // GET_NEXT_KEY through the slot: the cursor goes into the slot's key
+  // buffer just before the call (lookups in between may have used it).
+  private readonly nextKey = (cur: Uint8Array | null, out: Uint8Array): boolean => {
+    const n = this.keySize
+    if (cur !== null) copyBytes(cur, 0, this.#k, 0, n)
+    if (!native.mapSlotNextKey(this.#slot, cur === null)) return false
+    copyBytes(this.#n, 0, out, 0, n)
+    return true
   }
 
   private putKey(key: K): void {

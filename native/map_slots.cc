@@ -17,6 +17,7 @@ struct Slot {
   int fd = -1;  // -1: free or dead
   uint8_t* key = nullptr;
   uint8_t* value = nullptr;
+  uint8_t* next = nullptr;  // GET_NEXT_KEY's output, key_size bytes
   bool keyless = false;
 };
 
@@ -30,6 +31,7 @@ void Free(Slot& s) {
   s.fd = -1;
   s.key = nullptr;
   s.value = nullptr;
+  s.next = nullptr;
 }
 
 const Slot& SlotArg(const Napi::CallbackInfo& info) {
@@ -58,7 +60,7 @@ Napi::ArrayBuffer Buffer(Napi::Env env, uint8_t* data, size_t size) {
   return Napi::ArrayBuffer::New(env, data, size, [](Napi::Env, void* p) { free(p); });
 }
 
-// mapSlotOpen(fd) -> { slot, key: ArrayBuffer(key_size), value: ArrayBuffer(value_bytes) }
+// mapSlotOpen(fd) -> { slot, key: ArrayBuffer(key_size), value: ArrayBuffer(value_bytes), next: ArrayBuffer(key_size) }
 Napi::Value MapSlotOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info[0], "fd");
@@ -66,20 +68,23 @@ Napi::Value MapSlotOpen(const Napi::CallbackInfo& info) {
   // calloc(0) may return NULL; a 1-byte buffer stands in for key-less maps.
   auto* key = static_cast<uint8_t*>(calloc(m.key_size ? m.key_size : 1, 1));
   auto* value = static_cast<uint8_t*>(calloc(m.value_bytes ? m.value_bytes : 1, 1));
-  if (!key || !value) {
+  auto* next = static_cast<uint8_t*>(calloc(m.key_size ? m.key_size : 1, 1));
+  if (!key || !value || !next) {
     free(key);
     free(value);
+    free(next);
     ThrowBpfError(env, "map_slot", ENOMEM);
   }
   auto& slots = Slots();
   uint32_t i = 0;
   while (i < slots.size() && slots[i].fd >= 0) i++;
   if (i == slots.size()) slots.emplace_back();
-  slots[i] = Slot{fd, key, value, m.key_size == 0};
+  slots[i] = Slot{fd, key, value, next, m.key_size == 0};
   Napi::Object o = Napi::Object::New(env);
   o.Set("slot", i);
   o.Set("key", Buffer(env, key, m.key_size));
   o.Set("value", Buffer(env, value, m.value_bytes));
+  o.Set("next", Buffer(env, next, m.key_size));
   return o;
 }
 
@@ -165,6 +170,32 @@ napi_value RawDelete(napi_env env, napi_callback_info cbinfo) {
   return RawResult(env, Elem(bpfattr::cmd::map_delete_elem, *s, false, 0), "map_delete_elem", true);
 }
 
+// mapSlotNextKey(slot, first) -> bool: GET_NEXT_KEY from the slot's key (or
+// from the start when `first`) into the slot's next buffer; false at the end.
+napi_value RawNextKey(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+  uint32_t i = UINT32_MAX;
+  if (argc < 1 || napi_get_value_uint32(env, argv[0], &i) != napi_ok || i >= Slots().size() || Slots()[i].fd < 0) {
+    napi_throw(env, MakeBpfError(Napi::Env(env), "map", EBADF, std::string(), "file descriptor already closed"));
+    return nullptr;
+  }
+  bool first = false;
+  if (argc > 1) napi_get_value_bool(env, argv[1], &first);
+  const Slot& s = Slots()[i];
+  if (s.keyless) {
+    napi_throw_type_error(env, nullptr, "this map has no keys");
+    return nullptr;
+  }
+  bpfattr::map_elem a{};
+  a.map_fd = s.fd;
+  a.key = first ? 0 : PtrToU64(s.key);
+  a.next_key = PtrToU64(s.next);
+  return RawResult(env, SysBpf(bpfattr::cmd::map_get_next_key, &a, BPFATTR_OFFSETOFEND(bpfattr::map_elem, next_key)),
+                   "map_get_next_key", true);
+}
+
 }  // namespace
 
 void ForgetSlots(int fd) {
@@ -176,7 +207,8 @@ void ForgetSlots(int fd) {
 void InitMapSlots(Napi::Env env, Napi::Object exports) {
   exports.Set("mapSlotOpen", Napi::Function::New(env, MapSlotOpen, "mapSlotOpen"));
   exports.Set("mapSlotClose", Napi::Function::New(env, MapSlotClose, "mapSlotClose"));
-  for (auto [name, fn] : {std::pair{"mapSlotLookup", RawLookup}, {"mapSlotUpdate", RawUpdate}, {"mapSlotDelete", RawDelete}}) {
+  for (auto [name, fn] : {std::pair{"mapSlotLookup", RawLookup}, {"mapSlotUpdate", RawUpdate}, {"mapSlotDelete", RawDelete},
+                          {"mapSlotNextKey", RawNextKey}}) {
     napi_value f;
     napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
     exports.Set(name, Napi::Value(env, f));

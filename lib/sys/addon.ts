@@ -165,11 +165,13 @@ export interface NativeAddon {
   enableStats(type: number): number
 
   /** A map's fast-path slot: key and value buffers sized by the kernel, operated on by slot number. */
-  mapSlotOpen(fd: number): { slot: number; key: ArrayBuffer; value: ArrayBuffer }
+  mapSlotOpen(fd: number): { slot: number; key: ArrayBuffer; value: ArrayBuffer; next: ArrayBuffer }
   mapSlotClose(slot: number): void
   mapSlotLookup(slot: number, flags?: number | bigint): boolean
   mapSlotUpdate(slot: number, flags?: number | bigint): void
   mapSlotDelete(slot: number): boolean
+  /** GET_NEXT_KEY from the slot's key (from the start when `first`) into its `next` buffer; false at the end. */
+  mapSlotNextKey(slot: number, first: boolean): boolean
   mapSlotLookupAndDelete(slot: number, flags?: number | bigint): boolean
 
   socketAttachProg(socketFd: number, progFd: number): void
