@@ -571,6 +571,7 @@ function machine() {
 
 function finish(started) {
   const m = machine()
+  if (!peer) notes.unshift(`bpf (npm): — everywhere: ${peerReason}`)
   if (json) {
     console.log(JSON.stringify({ machine: m, rows, targets, notes }, null, 2))
   } else {
