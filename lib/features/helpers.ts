@@ -8,6 +8,7 @@
 // not call: that, too, is the program type, never a missing helper.
 import { NotSupportedError, VerifierError, type HelperName, type ProgTypeName } from '../sys/index.js'
 import { enumValue } from '../sys/names.js'
+import { verdictLines } from '../sys/errors.js'
 import { cachedProbe } from './probe-cache.js'
 import { asm } from '../asm/index.js'
 import { haveProgramType, loadProbe, loadsCleanly } from './prog-types.js'
@@ -40,7 +41,7 @@ const unprobeable = new Set(['struct_ops', 'ext'])
 
 // The verifier prints its verdict on the helper in the last lines of the log.
 function logSays(log: string[], ...needles: string[]): boolean {
-  return log.slice(-5).some((line) => needles.every((n) => line.includes(n)))
+  return verdictLines(log).slice(-5).some((line) => needles.every((n) => line.includes(n)))
 }
 
 /**

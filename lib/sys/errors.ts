@@ -126,6 +126,17 @@ function likelyCause(command: string, code: string): string | undefined {
   }
 }
 
+/**
+ * The log without the structured report newer kernels (7.x) print after the
+ * verdict ("Verification failed: ...", then Reason, At, Suggestion): the
+ * verdict line itself ("R2 !read_ok") is what every kernel prints last
+ * before it, so messages and probes read that part.
+ */
+export function verdictLines(lines: readonly string[]): string[] {
+  const report = lines.findIndex((l) => l.startsWith('Verification failed:'))
+  return report < 0 ? [...lines] : lines.slice(0, report)
+}
+
 // Lines of a verifier log that say nothing about the cause.
 const boring = /^(processed \d+ insns|verification time|stack depth|max_states_per_insn|-- END PROG LOAD LOG --|\s*$)/
 
@@ -140,7 +151,7 @@ export function createBpfError(command: string, errno: number, log?: string, det
   if (log !== undefined && log.length > 0) {
     const lines = log.replace(/\0+$/, '').split('\n')
     while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop()
-    const meaningful = lines.filter((l) => !boring.test(l))
+    const meaningful = verdictLines(lines).filter((l) => !boring.test(l))
     const shown = meaningful.slice(-2)
     const omitted = lines.length - shown.length
     if (shown.length > 0) message += `\n  ${shown.join('\n  ')}${omitted > 0 ? `\n  (${omitted} lines omitted)` : ''}`

@@ -28,7 +28,8 @@ describe.skipIf(!ready)('serve and request', () => {
         supportsInfo: bpfkit.features.supportsTokenInfo(token),
         fdinfo: bpfkit.Policy.fromFdinfo(fs.readFileSync('/proc/self/fdinfo/' + token.fd, 'utf8')).toJSON(),
         masks: info.masks,
-        line: fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\\n').find((l) => l.includes(' /sys/fs/bpf ') && l.includes(' - bpf ')),
+        // The last one: a bpffs already at /sys/fs/bpf (systemd mounts one) lies under the delegated mount.
+        line: fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\\n').findLast((l) => l.includes(' /sys/fs/bpf ') && l.includes(' - bpf ')),
       })
       token.close()
     `)
