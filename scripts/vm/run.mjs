@@ -107,6 +107,10 @@ async function kvmWorks(kernel, initrd) {
 }
 
 let current // the running qemu, killed on SIGINT/SIGTERM
+const snapshots = [] // copies of the checkout, removed on the way out
+process.on('exit', () => {
+  for (const s of snapshots) rmSync(s, { recursive: true, force: true })
+})
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => {
     if (current) current.kill('SIGKILL')
@@ -190,10 +194,17 @@ async function main() {
 
   const apt = new Apt(cacheDir)
   apt.prepare({ log })
+  // The guests run a copy of the checkout taken now: a run lasts many
+  // minutes, and edits (or a rebuild of the addon) meanwhile must not mix
+  // old and new files inside one run.
+  const repo = mkdtempSync(join(cacheDir, 'snapshot-'))
+  snapshots.push(repo)
+  log(`copying the checkout to ${repo.slice(root.length + 1)} for the guests`)
+  execFileSync('sh', ['-c', `tar -C ${sq(root)} --exclude=./.cache --exclude=./.git -cf - . | tar -C ${sq(repo)} -xf -`])
   // The guest cannot afford tsc (minutes under emulation): compile here, as
   // the suite's global setup would, and let the guest use the result.
-  log('compiling dist/ on the host (tsc -p tsconfig.build.json)')
-  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' })
+  log('compiling dist/ (tsc -p tsconfig.build.json)')
+  execFileSync(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', join(repo, 'tsconfig.build.json')], { stdio: 'inherit' })
 
   const vitest = ['node', 'node_modules/vitest/vitest.mjs', 'run', '--config', 'scripts/vm/vitest.config.mts', ...opts.vitest]
   const results = []
@@ -207,7 +218,7 @@ async function main() {
     const moddir = existsSync(join(tree, 'usr/lib/modules', pkg.release)) ? join(tree, 'usr/lib/modules', pkg.release) : join(tree, 'lib/modules', pkg.release)
     const work = mkdtempSync(join(cacheDir, 'run-'))
     try {
-      const env = { KVER: pkg.release, MODDIR: moddir, REPO: root }
+      const env = { KVER: pkg.release, MODDIR: moddir, REPO: repo }
       if (accel === undefined) {
         const probe = buildInitramfs(join(work, 'probe'), { tree, release: pkg.release, env: { ...env, CMD: 'true' }, modules })
         accel = (await kvmWorks(kernel, probe)) ? 'kvm' : 'tcg'
