@@ -50,11 +50,16 @@ export class MappedArray<V = Uint8Array> {
 
   /** Element `i`, decoded; raw maps give a view into the mapping (no copy). */
   get(i: number): V {
-    this.live()
-    if (this.#elems !== undefined) {
-      if (!(i >= 0 && i < this.length && Number.isInteger(i))) this.offset(i)
-      return this.#elems[i * this.#step] as V
+    // Kept small enough for V8 to inline into the caller's loop.
+    const elems = this.#elems
+    if (elems !== undefined && this.#buffer !== undefined && i >= 0 && i < this.length && Number.isInteger(i)) {
+      return elems[i * this.#step] as V
     }
+    return this.getSlow(i)
+  }
+
+  private getSlow(i: number): V {
+    this.live()
     const off = this.offset(i)
     if (!this.#side.codec) return new Uint8Array(this.#buffer!, off, this.#side.size) as V
     return this.#side.read(this.#bytes, this.#view, off) as V
