@@ -112,6 +112,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   #ring: RingBuffer | undefined
   // Batch lookups read into these (grown as needed) and copy the results out.
   readonly #batch: BatchScratch = { keys: new Uint8Array(0), values: new Uint8Array(0) }
+  readonly #batchIn: BatchScratch = { keys: new Uint8Array(0), values: new Uint8Array(0) }
 
   private constructor(fd: Fd, options: MapOpenOptions) {
     super(fd)
@@ -372,22 +373,34 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   updateBatch(entries: Iterable<readonly [K, V | FdRef]>, options: { flags?: UpdateFlag } = {}): number {
     checkOptions('updateBatch', options, ['flags'])
     const list = Array.from(entries)
-    const keys = new Uint8Array(list.length * this.keySize)
-    const values = new Uint8Array(list.length * this.valueBytes)
-    const kv = new DataView(keys.buffer)
-    const vv = new DataView(values.buffer)
-    list.forEach(([k, v], i) => {
-      this.#key.write(k, keys, kv, i * this.keySize)
-      this.#values.write(v, values, vv, i * this.valueBytes)
-    })
+    const { keys, values } = this.batchInput(list.length)
+    const kv = new DataView(keys.buffer, keys.byteOffset, keys.byteLength)
+    const vv = new DataView(values.buffer, values.byteOffset, values.byteLength)
+    const key = this.#key
+    const vals = this.#values
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i]
+      key.write(e[0], keys, kv, i * this.keySize)
+      vals.write(e[1], values, vv, i * this.valueBytes)
+    }
     return batchUpdate(this.fd, keys, values, list.length, updateFlagsValue(options.flags), this.keySize, this.valueBytes)
+  }
+
+  // Buffers for building a batch, reused from call to call (every byte of an
+  // element is written, padding included), so that a batch costs no fresh
+  // pages for the kernel to fault in.
+  private batchInput(count: number): BatchScratch {
+    const s = this.#batchIn
+    if (s.keys.length < count * this.keySize) s.keys = new Uint8Array(count * this.keySize)
+    if (s.values.length < count * this.valueBytes) s.values = new Uint8Array(count * this.valueBytes)
+    return { keys: s.keys.subarray(0, count * this.keySize), values: s.values.subarray(0, count * this.valueBytes) }
   }
 
   /** Deletes many keys with BPF_MAP_DELETE_BATCH (5.6+); stops at the first missing key. Returns how many were deleted. */
   deleteBatch(keys: Iterable<K>): number {
     const list = Array.from(keys)
-    const buf = new Uint8Array(list.length * this.keySize)
-    const view = new DataView(buf.buffer)
+    const buf = this.batchInput(list.length).keys
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     list.forEach((k, i) => this.#key.write(k, buf, view, i * this.keySize))
     return batchDelete(this.fd, buf, list.length, this.keySize)
   }
