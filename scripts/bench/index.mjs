@@ -20,7 +20,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 const argv = process.argv.slice(2)
 const json = argv.includes('--json')
 const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined
-const REPS = argv.includes('--reps') ? Number(argv[argv.indexOf('--reps') + 1]) : 7
+const REPS = argv.includes('--reps') ? Number(argv[argv.indexOf('--reps') + 1]) : 9
 
 const log = (...a) => { if (!json) console.error(...a) }
 const median = (xs) => {
