@@ -347,7 +347,9 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   /**
    * lookupBatch without an object per entry: the keys and the values packed
    * as the kernel writes them (`count` × keySize and `count` × valueBytes
-   * bytes), for reading large maps at the kernel's own pace.
+   * bytes, copies the caller keeps), for reading large maps at the kernel's
+   * own pace. BPF_MAP_LOOKUP_BATCH (Linux 5.6+), single lookups where the
+   * kernel or map type has no batches; errors as lookupBatch.
    */
   lookupBatchBytes(options: BatchLookupOptions = {}): { keys: Uint8Array; values: Uint8Array; count: number } {
     checkOptions('lookupBatchBytes', options, ['batchSize', 'delete'])
@@ -358,6 +360,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   /**
    * updateBatch from packed bytes: `keys` holds whole keys back to back,
    * `values` as many values (valueBytes each). Returns how many were written.
+   * A RangeError when the sizes do not match; BPF_MAP_UPDATE_BATCH (Linux
+   * 5.6+) errors as updateBatch.
    */
   updateBatchBytes(keys: Uint8Array, values: Uint8Array, options: { flags?: UpdateFlag } = {}): number {
     checkOptions('updateBatchBytes', options, ['flags'])
