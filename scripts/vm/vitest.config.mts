@@ -16,6 +16,9 @@ export default defineConfig({
   test: {
     ...test,
     globalSetup: [],
+    // Every test on its own line with the probe's reason for each skip, so a
+    // CI log says what each kernel lacked.
+    reporters: ['verbose'],
     testTimeout: (test.testTimeout ?? 5_000) * slow,
     hookTimeout: (test.hookTimeout ?? 10_000) * slow,
     teardownTimeout: 10_000 * slow,
