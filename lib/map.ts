@@ -469,10 +469,9 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
 
   private putKey(key: K): void {
     const n = this.keySize
-    // Raw keys of the usual sizes: copied here, without the Side dispatch.
-    if (key instanceof Uint8Array && key.length === n && n <= 16) {
-      const k = this.#k
-      for (let i = 0; i < n; i++) k[i] = key[i]
+    // Raw keys of the right size: copied here, without the Side dispatch.
+    if (key instanceof Uint8Array && key.length === n) {
+      copyBytes(key, 0, this.#k, 0, n)
     } else if (n !== 0) {
       this.#key.write(key, this.#k, this.#kv)
     }

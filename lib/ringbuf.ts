@@ -35,24 +35,18 @@ export class RingBuffer {
    * many. The view is valid only during the call: copy what you keep.
    */
   consume(onRecord: (record: Uint8Array) => void): number {
-    let total = 0
-    for (;;) {
-      const [n, buf] = this.fill(this.#scratch)
-      this.#scratch = buf
-      if (n === 0) return total
+    return this.consumeBatches((buf, ends, n) => {
       // Views made directly: subarray() goes through the species
       // constructor and costs several times as much per record.
       const ab = buf.buffer
       const base = buf.byteOffset
-      const ends = this.#ends
       let start = 0
       for (let i = 0; i < n; i++) {
         const end = ends[i]
         onRecord(new Uint8Array(ab, base + start, end - start))
         start = end
       }
-      total += n
-    }
+    })
   }
 
   /**

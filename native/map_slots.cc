@@ -106,15 +106,25 @@ Napi::Value MapSlotLookupAndDelete(const Napi::CallbackInfo& info) {
 // Lookup, update and delete, the hottest calls, use the C Node-API directly,
 // skipping the C++ wrapper's CallbackInfo and exception plumbing. Errors
 // still come from the same BpfError factory.
-const Slot* RawSlot(napi_env env, napi_callback_info cbinfo, uint64_t* flags) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+//
+// The slot argv[0] names, or null with an EBADF pending for a closed or
+// unknown one.
+const Slot* RawSlotAt(napi_env env, size_t argc, napi_value* argv) {
   uint32_t i = UINT32_MAX;
   if (argc < 1 || napi_get_value_uint32(env, argv[0], &i) != napi_ok || i >= Slots().size() || Slots()[i].fd < 0) {
     napi_throw(env, MakeBpfError(Napi::Env(env), "map", EBADF, std::string(), "file descriptor already closed"));
     return nullptr;
   }
+  return &Slots()[i];
+}
+
+// (slot, flags?): the slot and the element flags.
+const Slot* RawSlot(napi_env env, napi_callback_info cbinfo, uint64_t* flags) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
+  const Slot* s = RawSlotAt(env, argc, argv);
+  if (!s) return nullptr;
   *flags = 0;
   if (argc > 1) {
     napi_valuetype t;
@@ -132,7 +142,7 @@ const Slot* RawSlot(napi_env env, napi_callback_info cbinfo, uint64_t* flags) {
       napi_get_value_bigint_uint64(env, argv[1], flags, &lossless);
     }
   }
-  return &Slots()[i];
+  return s;
 }
 
 napi_value RawResult(napi_env env, long ret, const char* command, bool enoent_is_false) {
@@ -176,14 +186,11 @@ napi_value RawNextKey(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  uint32_t i = UINT32_MAX;
-  if (argc < 1 || napi_get_value_uint32(env, argv[0], &i) != napi_ok || i >= Slots().size() || Slots()[i].fd < 0) {
-    napi_throw(env, MakeBpfError(Napi::Env(env), "map", EBADF, std::string(), "file descriptor already closed"));
-    return nullptr;
-  }
+  const Slot* slot = RawSlotAt(env, argc, argv);
+  if (!slot) return nullptr;
   bool first = false;
   if (argc > 1) napi_get_value_bool(env, argv[1], &first);
-  const Slot& s = Slots()[i];
+  const Slot& s = *slot;
   if (s.keyless) {
     napi_throw_type_error(env, nullptr, "this map has no keys");
     return nullptr;

@@ -3,7 +3,8 @@
 // bounded loops, large programs, links, BTF itself, instruction set additions.
 import { readFileSync } from 'node:fs'
 import { BtfBuilder } from '../btf-builder.js'
-import { Fd, NotSupportedError, btfInfoByFd, native, tokenFdFor, type TokenLike } from '../sys/index.js'
+import { Fd, NotSupportedError, native, tokenFdFor, type TokenLike } from '../sys/index.js'
+import { btfs } from '../ids.js'
 import { defaultToken } from '../sys/token.js'
 import { IMPOSSIBLE_FD, bpfCode, cachedProbe, notSupported } from './probe-cache.js'
 import { asm } from '../asm/index.js'
@@ -283,20 +284,7 @@ export function haveBtfKind(kind: BtfKindFeature): void {
  */
 export function haveKernelBtfIds(): void {
   cachedProbe('kernel_btf_ids', () => {
-    for (let id = native.btfGetNextId(0); id !== 0; id = native.btfGetNextId(id)) {
-      let fd: number
-      try {
-        fd = native.btfGetFdById(id)
-      } catch (e) {
-        if (bpfCode(e) === 'ENOENT') continue // freed while we walked
-        throw e
-      }
-      try {
-        if (btfInfoByFd(fd).kernelBtf) return
-      } finally {
-        native.closeFd(fd)
-      }
-    }
+    for (const info of btfs()) if (info.kernelBtf) return
     throw notSupported('kernel BTF objects with IDs', miscVersions.kernelBtfIds)
   })
 }

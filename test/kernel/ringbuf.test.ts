@@ -1,24 +1,8 @@
 // Ring buffer records produced by a real program (bpf_ringbuf_output run
 // through BPF_PROG_TEST_RUN) and consumed through the event loop.
 import { expect, test } from 'vitest'
-import { BpfMap, kernel } from '../../lib/index.js'
-import { native } from '../../lib/sys/index.js'
-import { add64Imm, call, exit, ldMapFd, mov64Imm, mov64Reg, program, stxdw } from './helpers/raw.js'
-
-/** A socket filter that writes the u64 `tag` to the ring buffer once per run. */
-function producer(ring: BpfMap, tag: number) {
-  const insns = program(
-    mov64Imm(2, tag), stxdw(10, 2, -8),
-    ldMapFd(1, ring.fd), mov64Reg(2, 10), add64Imm(2, -8), mov64Imm(3, 8), mov64Imm(4, 0),
-    call(kernel.helpers.ringbuf_output),
-    mov64Imm(0, 0), exit(),
-  )
-  const { fd } = native.progLoadSync({ progType: kernel.progTypes.socket_filter, insns, license: 'GPL' })
-  return {
-    run: (repeat = 1) => native.progTestRun(fd, { data: new Uint8Array(64), repeat }),
-    close: () => native.closeFd(fd),
-  }
-}
+import { BpfMap } from '../../lib/index.js'
+import { producer } from './helpers/ringbuf-producer.js'
 
 const u64 = (r: Uint8Array) => Number(new DataView(r.buffer, r.byteOffset, 8).getBigUint64(0, true))
 
