@@ -4,10 +4,11 @@
 // refuses, and tells the manager what it made; every line it has to say goes
 // to the manager, which prints it in order.
 import { asm } from '../asm/index.js'
-import { BpfToken, FdSocket } from '../delegation/index.js'
-import * as ids from '../ids.js'
-import { BpfMap } from '../map.js'
-import { BpfProgram } from '../program.js'
+import { BpfToken } from '../delegation/index.js'
+import { FdSocket } from '../ipc/index.js'
+import * as ids from '../sys/ids.js'
+import { BpfMap } from '../map/map.js'
+import { BpfProgram } from '../prog/program.js'
 import type { DemoEvent } from './demo.js'
 
 async function main(): Promise<void> {

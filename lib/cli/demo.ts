@@ -5,10 +5,11 @@
 // meets one refusal from bpfkit and one from the kernel; the manager then
 // finds the tenant's objects by ID.
 import { spawn } from 'node:child_process'
-import { FdSocket, serveDelegation } from '../delegation/index.js'
+import { serveDelegation } from '../delegation/index.js'
+import { FdSocket } from '../ipc/index.js'
 import { supportsBpfToken } from '../features/index.js'
 import { builtScript } from '../delegation/scripts.js'
-import * as ids from '../ids.js'
+import * as ids from '../sys/ids.js'
 import { Policy } from '../policy/index.js'
 
 /** What the tenant tells the manager. */

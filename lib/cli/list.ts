@@ -1,5 +1,5 @@
 // `bpfkit list`: what is loaded, like `bpftool prog|map|link|btf show`.
-import * as ids from '../ids.js'
+import * as ids from '../sys/ids.js'
 import type { BtfInfo, LinkInfo, MapInfo, ProgramInfo } from '../sys/index.js'
 
 export const kinds = ['progs', 'maps', 'links', 'btf'] as const

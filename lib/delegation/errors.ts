@@ -1,39 +1,4 @@
-// Errors of the delegation layer: kernel errors reworded with the syscall
-// they came from and what they mean here, and protocol errors on sockets.
-import { BpfError } from '../sys/index.js'
-
-/**
- * A peer broke the fd passing protocol: truncated control data, fds where
- * none were expected, a message cut short. Any fds that came with it are
- * already closed. `code` is 'EPROTO'.
- */
-export class ProtocolError extends Error {
-  readonly code = 'EPROTO'
-
-  constructor(message: string) {
-    super(message)
-    this.name = 'ProtocolError'
-  }
-}
-
-/** Numeric errno of a BpfError (positive). */
-export function errnoOf(e: BpfError): number {
-  return Math.abs(e.errno)
-}
-
-/**
- * Runs a native call and rewords its BpfError: `syscall` names the call,
- * `what` what it was for, `cause(code)` the likely cause. Other errors pass.
- */
-export function reword<T>(syscall: string, what: string, cause: (code: string) => string | undefined, call: () => T): T {
-  try {
-    return call()
-  } catch (e) {
-    if (!(e instanceof BpfError)) throw e
-    const why = cause(e.code)
-    throw new BpfError(e.command, errnoOf(e), `${syscall}: ${e.code}: ${what}${why ? `: ${why}` : ''}`, syscall)
-  }
-}
+// Errors of the delegation layer.
 
 /** The manager refused a tenant's delegation request; the message is the manager's. `code` is 'EACCES'. */
 export class DelegationRefusedError extends Error {

@@ -3,7 +3,7 @@
 import { Policy, type PolicyLike } from '../policy/index.js'
 import { delegate } from './mount.js'
 import { receiveMessage, sendMessage } from './protocol.js'
-import type { FdSocket } from './socket.js'
+import type { FdSocket } from '../ipc/socket.js'
 
 export interface ServeOptions {
   /** Tell the tenant to attach the bpffs here in its mount namespace (it may choose otherwise). */

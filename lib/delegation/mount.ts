@@ -2,7 +2,7 @@
 // which side of the delegation went wrong.
 import { Fd, native } from '../sys/index.js'
 import { Policy, type PolicyLike } from '../policy/index.js'
-import { reword } from './errors.js'
+import { reword } from '../ipc/errors.js'
 
 export interface DelegateOptions {
   /** Permission bits of the mount's root directory (bpffs `mode=`), e.g. 0o700. */

@@ -6,8 +6,9 @@
 //   manager -> tenant   { type: 'refuse', message }
 import type { Fd } from '../sys/index.js'
 import type { DelegationPolicy } from '../policy/index.js'
-import { DelegationRefusedError, ProtocolError } from './errors.js'
-import type { FdSocket } from './socket.js'
+import { DelegationRefusedError } from './errors.js'
+import { ProtocolError } from '../ipc/errors.js'
+import type { FdSocket } from '../ipc/socket.js'
 
 export const protocol = 'bpfkit-delegation/1'
 

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { Policy, type PolicyLike } from '../policy/index.js'
 import { serveDelegation } from './manager.js'
 import { builtScript } from './scripts.js'
-import { FdSocket } from './socket.js'
+import { FdSocket } from '../ipc/socket.js'
 
 export interface SpawnDelegatedOptions {
   policy: PolicyLike

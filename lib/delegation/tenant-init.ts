@@ -6,7 +6,7 @@
 //   node tenant-init.js --mount-at <path> -- <command> [args...]
 import { spawn, type ChildProcess } from 'node:child_process'
 import { requestDelegation } from './tenant.js'
-import { FdSocket } from './socket.js'
+import { FdSocket } from '../ipc/socket.js'
 
 const failed = 125
 

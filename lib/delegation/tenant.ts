@@ -1,10 +1,10 @@
 // The tenant's side of a delegation: ask the manager for a delegated bpffs.
 import type { Fd } from '../sys/index.js'
 import { Policy, type PolicyLike } from '../policy/index.js'
-import { ProtocolError } from './errors.js'
+import { ProtocolError } from '../ipc/errors.js'
 import { attachMount, openBpffsContext } from './mount.js'
 import { receiveMessage, sendMessage } from './protocol.js'
-import type { FdSocket } from './socket.js'
+import type { FdSocket } from '../ipc/socket.js'
 
 export interface RequestOptions {
   /** Ask for less than the manager offers (least privilege); the manager refuses more. */

@@ -6,9 +6,9 @@ import type { Socket } from 'node:net'
 import { BpfError, Fd, native, NotSupportedError, tokenInfoBytes, type TokenLike, type TokenRequest } from '../sys/index.js'
 import { haveBpfToken } from '../features/index.js'
 import { Policy, type PolicyMasks } from '../policy/index.js'
-import { errnoOf } from './errors.js'
+import { errnoOf } from '../ipc/errors.js'
 import { openMountRoot } from './mount.js'
-import { FdSocket } from './socket.js'
+import { FdSocket } from '../ipc/socket.js'
 import { requestDelegation, type RequestOptions } from './tenant.js'
 
 /** libbpf's default bpffs, where it looks for a token when nothing says otherwise. */

@@ -1,7 +1,7 @@
 // Map type probes: create the smallest map of the type the kernel accepts and
 // close it. EINVAL (unknown type) or E2BIG (attributes this kernel does not
 // know) mean the type is missing.
-import { BtfBuilder } from '../btf-builder.js'
+import { BtfBuilder } from '../btf/builder.js'
 import { Fd, native, tokenFdFor, type MapCreateAttrs, type MapTypeName } from '../sys/index.js'
 import { enumValue } from '../sys/names.js'
 import { bpfCode, cachedProbe, notSupported } from './probe-cache.js'

@@ -2,9 +2,9 @@
 // helper: BPF tokens and their info, mmapable arrays, batch operations,
 // bounded loops, large programs, links, BTF itself, instruction set additions.
 import { readFileSync } from 'node:fs'
-import { BtfBuilder } from '../btf-builder.js'
+import { BtfBuilder } from '../btf/builder.js'
 import { Fd, NotSupportedError, native, tokenFdFor, type TokenLike } from '../sys/index.js'
-import { btfs } from '../ids.js'
+import { btfs } from '../sys/ids.js'
 import { defaultToken } from '../sys/token.js'
 import { IMPOSSIBLE_FD, bpfCode, cachedProbe, notSupported } from './probe-cache.js'
 import { asm } from '../asm/index.js'

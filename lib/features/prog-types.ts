@@ -5,8 +5,8 @@
 // knew the type.
 import { existsSync } from 'node:fs'
 import { asm } from '../asm/index.js'
-import { BtfBuilder } from '../btf-builder.js'
-import { BtfReader } from '../btf-reader.js'
+import { BtfBuilder } from '../btf/builder.js'
+import { BtfReader } from '../btf/reader.js'
 import { Fd, VerifierError, native, tokenFdFor, type ProgLoadAttrs, type ProgTypeName } from '../sys/index.js'
 import { attachTypes } from '../sys/generated/kernel-enums.js'
 import { enumValue } from '../sys/names.js'

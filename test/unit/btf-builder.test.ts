@@ -2,10 +2,10 @@
 // BTF and the blobs libbpf's feature probes use), read back with BtfReader,
 // and laid out exactly as the codecs lay out map keys and values.
 import { describe, expect, test } from 'vitest'
-import { BtfBuilder, BtfKind } from '../../lib/btf-builder.js'
-import { BtfReader } from '../../lib/btf-reader.js'
-import { addTypeDesc, btfForMap } from '../../lib/btf-map.js'
-import { codecFor, type TypeDesc } from '../../lib/codec.js'
+import { BtfBuilder, BtfKind } from '../../lib/btf/builder.js'
+import { BtfReader } from '../../lib/btf/reader.js'
+import { addTypeDesc, btfForMap } from '../../lib/map/btf.js'
+import { codecFor, type TypeDesc } from '../../lib/map/codec.js'
 import { intBtf } from '../kernel/helpers/raw.js'
 
 // The type section as u32 words, and the string section as text.

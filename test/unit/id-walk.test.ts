@@ -1,7 +1,7 @@
 // The ID walk's own rules, driven by scripted answers in place of the kernel's
 // ID calls (the kernel side is covered in test/kernel/ids.test.ts).
 import { expect, test } from 'vitest'
-import { walkIds } from '../../lib/id-walk.js'
+import { walkIds } from '../../lib/sys/id-walk.js'
 
 function scripted(order: number[], gone: number[] = []) {
   const closed: number[] = []

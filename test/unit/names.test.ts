@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest'
 import { attachTypes, commands, helpers, mapTypes, progTypes } from '../../lib/sys/generated/kernel-enums.js'
 import { enumName, enumValue } from '../../lib/sys/names.js'
-import { checkOptions } from '../../lib/options.js'
+import { checkOptions } from '../../lib/sys/options.js'
 
 describe('generated kernel enums', () => {
   test('carry the kernel names without prefix, as bpffs delegate_* spells them', () => {

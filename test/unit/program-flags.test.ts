@@ -1,5 +1,5 @@
 import { expect, test } from 'vitest'
-import { progFlags, progFlagsValue } from '../../lib/program-flags.js'
+import { progFlags, progFlagsValue } from '../../lib/prog/flags.js'
 
 test('program flags: names and numbers combine; unknown names are a TypeError', () => {
   expect(progFlagsValue(undefined)).toBeUndefined()

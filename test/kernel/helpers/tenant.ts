@@ -4,7 +4,7 @@
 // socket to the test (the manager) on its fd 3.
 import { spawn, spawnSync } from 'node:child_process'
 import { join } from 'node:path'
-import { FdSocket } from '../../../lib/delegation/index.js'
+import { FdSocket } from '../../../lib/ipc/index.js'
 import { repoRoot } from './raw.js'
 
 const dist = (p: string) => JSON.stringify(join(repoRoot, 'dist', p))

@@ -1,8 +1,8 @@
 // Consumer of a BPF ring buffer map (Linux 5.8+): drains records copied out of
 // the shared memory in batches, and waits for more through a uv_poll on the
 // map's fd on Node's own event loop.
-import { native, type RingbufHandle } from './sys/index.js'
-import { checkOptions } from './options.js'
+import { native, type RingbufHandle } from '../sys/index.js'
+import { checkOptions } from '../sys/options.js'
 
 export interface RecordsOptions {
   /** Ends the iteration (without an error) when aborted. */

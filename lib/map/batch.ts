@@ -1,8 +1,8 @@
 // Batch operations (BPF_MAP_*_BATCH, Linux 5.6+) with a fallback to single
 // operations where the kernel or the map type has none: a kernel without the
 // commands answers EINVAL, a map type without batch ops ENOTSUPP/EOPNOTSUPP.
-import { BpfError, native } from './sys/index.js'
-import { supportsBatchOps } from './features/index.js'
+import { BpfError, native } from '../sys/index.js'
+import { supportsBatchOps } from '../features/index.js'
 
 export interface BatchLookupOptions {
   /** Elements per syscall (default 256); grown when a hash bucket holds more (ENOSPC). */

@@ -3,7 +3,7 @@
 import {
   btfInfoByFd, linkInfoByFd, mapInfoByFd, native, progInfoByFd,
   type BtfInfo, type LinkInfo, type MapInfo, type ProgramInfo,
-} from './sys/index.js'
+} from './index.js'
 import { walkIds } from './id-walk.js'
 
 /** IDs of loaded programs, in increasing order. */

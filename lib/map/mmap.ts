@@ -2,8 +2,8 @@
 // writes are plain memory accesses, no syscall. Elements sit
 // round_up(valueSize, 8) bytes apart, as the kernel lays out array values.
 import { endianness } from 'node:os'
-import { native } from './sys/index.js'
-import type { Side } from './map-values.js'
+import { native } from '../sys/index.js'
+import type { Side } from './values.js'
 
 type ElementArray = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array
   | BigUint64Array | BigInt64Array | Float32Array | Float64Array

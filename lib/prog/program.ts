@@ -2,12 +2,12 @@
 import {
   Fd, bpfObjectKind, enumName, enumValue, kernel, native, progInfoByFd, tokenFdFor,
   type AttachTypeName, type ProgTypeName, type ProgramInfo, type TestRunAttrs, type TestRunResult, type TokenLike,
-} from './sys/index.js'
-import { assemble, decode } from './asm/assemble.js'
-import type { Insn, Item } from './asm/insn.js'
-import { progFlagsValue, type ProgFlagName } from './program-flags.js'
-import { checkObjectName, checkOptions } from './options.js'
-import { BpfObject } from './object.js'
+} from '../sys/index.js'
+import { assemble, decode } from '../asm/assemble.js'
+import type { Insn, Item } from '../asm/insn.js'
+import { progFlagsValue, type ProgFlagName } from './flags.js'
+import { checkObjectName, checkOptions } from '../sys/options.js'
+import { BpfObject } from '../sys/object.js'
 
 export interface ProgramLoadOptions {
   type: ProgTypeName | number

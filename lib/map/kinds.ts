@@ -1,7 +1,7 @@
 // How map types differ for user space: which hold one value per CPU, which
 // store fds and answer lookups with IDs, which have no keys, and which never
 // lose an entry (so a walk over them cannot be restarted by a deletion).
-import { kernel } from './sys/index.js'
+import { kernel } from '../sys/index.js'
 
 const t = kernel.mapTypes
 

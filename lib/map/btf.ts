@@ -17,7 +17,7 @@
 // (BTF size == key_size / value_size) holds. Linux 4.18+; 'f32'/'f64' need
 // BTF_KIND_FLOAT, Linux 5.13+. Array maps need a 'u32' key, as the kernel
 // insists on a 32-bit int key type for them.
-import { BtfBuilder } from './btf-builder.js'
+import { BtfBuilder } from '../btf/builder.js'
 import type { TypeDesc } from './codec.js'
 
 export type { TypeDesc } from './codec.js'

@@ -2,7 +2,7 @@
 // kind in the kernel's own BTF (/sys/kernel/btf/vmlinux), which feature
 // probes need for attach targets, and to check what BtfBuilder wrote.
 import { readFileSync } from 'node:fs'
-import { BTF_MAGIC, BtfKind, type BtfKindName } from './btf-builder.js'
+import { BTF_MAGIC, BtfKind, type BtfKindName } from './builder.js'
 
 export interface BtfTypeRecord {
   id: number

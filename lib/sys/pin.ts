@@ -2,7 +2,7 @@
 // programs, BTF and links (links cannot extend BpfObject: a socket filter
 // attachment has no fd of its own).
 import { unlinkSync } from 'node:fs'
-import { native } from './sys/index.js'
+import { native } from './index.js'
 
 export class Pin {
   at: string | undefined

@@ -1,7 +1,7 @@
 // BTF objects: loaded from bytes, or opened by ID (the kernel's own vmlinux
 // BTF included).
-import { btfInfoByFd, Fd, native, tokenFdFor, type BtfInfo, type TokenLike } from './sys/index.js'
-import { checkOptions } from './options.js'
+import { btfInfoByFd, Fd, native, tokenFdFor, type BtfInfo, type TokenLike } from '../sys/index.js'
+import { checkOptions } from '../sys/options.js'
 
 export interface BtfLoadOptions {
   /** Verifier log level for BTF (1 or 2); the log is kept in `log`. */

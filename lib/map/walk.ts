@@ -8,7 +8,7 @@
 //   (a caller deleting keys ahead of the walk); a walk that sees more known
 //   keys in a row than it has given cannot be making progress and stops with
 //   an error, as cilium/ebpf's iterator does.
-import { native } from './sys/index.js'
+import { native } from '../sys/index.js'
 
 /** One GET_NEXT_KEY: the key after `cur` (the first key when null) into `out`; false at the end. */
 export type NextKey = (cur: Uint8Array | null, out: Uint8Array) => boolean

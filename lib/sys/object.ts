@@ -1,6 +1,6 @@
 // What maps and programs share as kernel objects owned through an fd:
 // pinning in bpffs, closing, `using`.
-import type { Fd } from './sys/index.js'
+import type { Fd } from './index.js'
 import { Pin } from './pin.js'
 
 export abstract class BpfObject {

@@ -3,10 +3,10 @@
 // setsockopt and lives as long as the socket. Closing a link detaches it
 // unless it is pinned, as with libbpf's bpf_link__destroy.
 import { closeSync, openSync } from 'node:fs'
-import { Fd, bpfObjectKind, enumValue, kernel, linkInfoByFd, native, progInfoByFd, type AttachTypeName, type LinkInfo } from './sys/index.js'
-import type { FdRef } from './map-values.js'
-import { checkOptions } from './options.js'
-import { Pin } from './pin.js'
+import { Fd, bpfObjectKind, enumValue, kernel, linkInfoByFd, native, progInfoByFd, type AttachTypeName, type LinkInfo } from '../sys/index.js'
+import type { FdRef } from '../map/values.js'
+import { checkOptions } from '../sys/options.js'
+import { Pin } from '../sys/pin.js'
 
 /** A socket the caller owns: a Node net.Socket or dgram.Socket (bound), or an fd number. */
 export type SocketLike = number | object

@@ -3,21 +3,21 @@
 import {
   Fd, bpfObjectKind, enumName, enumValue, kernel, mapInfoByFd, native,
   tokenFdFor, type MapInfo, type MapTypeName, type TokenLike, type UpdateFlagName,
-} from './sys/index.js'
-import { Btf } from './btf.js'
-import { btfForMap } from './btf-map.js'
+} from '../sys/index.js'
+import { Btf } from '../btf/btf.js'
+import { btfForMap } from './btf.js'
 import { codecFor, type Decoded, type TypeDesc } from './codec.js'
-import { checkObjectName, checkOptions } from './options.js'
+import { checkObjectName, checkOptions } from '../sys/options.js'
 import {
   isArrayLike, isFdValued, isKeyless, isPerCpu, isRingbuf, mapFlagsValue,
   type FdMapType, type MapFlagName, type PerCpuMapType,
-} from './map-kinds.js'
-import { FdValues, PerCpuValues, Side, copyBytes, type FdRef, type ValueCodec } from './map-values.js'
-import { walkKeys } from './map-walk.js'
-import { BpfObject } from './object.js'
-import { MappedArray } from './map-mmap.js'
+} from './kinds.js'
+import { FdValues, PerCpuValues, Side, copyBytes, type FdRef, type ValueCodec } from './values.js'
+import { walkKeys } from './walk.js'
+import { BpfObject } from '../sys/object.js'
+import { MappedArray } from './mmap.js'
 import { RingBuffer } from './ringbuf.js'
-import { batchDelete, batchLookup, batchUpdate, type BatchLookupOptions, type BatchScratch } from './map-batch.js'
+import { batchDelete, batchLookup, batchUpdate, type BatchLookupOptions, type BatchScratch } from './batch.js'
 
 /** The shape of an inner map for array_of_maps / hash_of_maps. */
 export interface InnerMapTemplate {
