@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common.h"
+#include "handles.h"
 
 namespace bpfkit {
 namespace {
@@ -222,17 +223,18 @@ Napi::Value FdWait(const Napi::CallbackInfo& info) {
   w->context = std::make_unique<Napi::AsyncContext>(env, "bpfkit:fdWait");
   auto* ref = new WaitRef{w};
   w->ref = ref;
-  return Napi::External<WaitRef>::New(env, ref, [](Napi::Env, WaitRef* r) {
+  auto handle = Napi::External<WaitRef>::New(env, ref, [](Napi::Env, WaitRef* r) {
     if (r->wait != nullptr) r->wait->ref = nullptr;
     delete r;
   });
+  TagHandle(handle, tags::kFdWait);
+  return handle;
 }
 
 // fdWaitCancel(handle): stops a pending wait without calling back. A wait
 // that already fired or was cancelled is left alone.
 Napi::Value FdWaitCancel(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) ThrowType(info.Env(), "expected a wait handle");
-  WaitRef* ref = info[0].As<Napi::External<WaitRef>>().Data();
+  WaitRef* ref = HandleArg<WaitRef>(info[0], tags::kFdWait, "handle", "fd wait");
   if (ref->wait != nullptr) CloseWait(ref->wait);
   return info.Env().Undefined();
 }

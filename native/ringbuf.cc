@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "common.h"
+#include "handles.h"
 
 namespace bpfkit {
 namespace {
@@ -66,8 +67,7 @@ void FinalizeRing(Napi::Env, Ring* r) {
 }
 
 Ring* RingArg(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) ThrowType(info.Env(), "expected a ring buffer handle");
-  Ring* r = info[0].As<Napi::External<Ring>>().Data();
+  Ring* r = HandleArg<Ring>(info[0], tags::kRingbuf, "ring", "ring buffer");
   if (r->closed) ThrowType(info.Env(), "ring buffer: already closed");
   return r;
 }
@@ -93,7 +93,9 @@ Napi::Value RingbufOpen(const Napi::CallbackInfo& info) {
   }
   r->producer_map = static_cast<const uint8_t*>(p);
   r->context = std::make_unique<Napi::AsyncContext>(env, "bpfkit:ringbuf");
-  return Napi::External<Ring>::New(env, r.release(), FinalizeRing);
+  auto handle = Napi::External<Ring>::New(env, r.release(), FinalizeRing);
+  TagHandle(handle, tags::kRingbuf);
+  return handle;
 }
 
 // ringbufConsume(handle, out, ends) -> number of records copied into `out`;
@@ -209,8 +211,7 @@ Napi::Value RingbufCancel(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value RingbufClose(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) ThrowType(info.Env(), "expected a ring buffer handle");
-  Close(info[0].As<Napi::External<Ring>>().Data());
+  Close(HandleArg<Ring>(info[0], tags::kRingbuf, "ring", "ring buffer"));
   return info.Env().Undefined();
 }
 
