@@ -47,7 +47,7 @@ export class Fd {
 
   /** The fd number; throws EBADF once closed. */
   get fd(): number {
-    if (this.#fd < 0) throw new BpfError('fd', EBADF, `${this.kind}: file descriptor already closed`, 'close')
+    if (this.#fd < 0) throw closedError(`${this.kind}: file descriptor`)
     return this.#fd
   }
 
@@ -91,6 +91,15 @@ export class Fd {
   static openFds(): Array<{ fd: number; kind: string; stack?: string }> {
     return [...live].map(([fd, o]) => ({ fd, ...o }))
   }
+}
+
+/**
+ * The error for using a closed object, one type everywhere (fds, maps,
+ * programs, links, ring buffers, mappings): a BpfError with code EBADF and
+ * the message "<what> already closed".
+ */
+export function closedError(what: string): BpfError {
+  return new BpfError('fd', EBADF, `${what} already closed`, 'close')
 }
 
 /** The fd number of an optional owned fd, or undefined. */
