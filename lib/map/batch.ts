@@ -2,7 +2,11 @@
 // operations where the kernel or the map type has none: a kernel without the
 // commands answers EINVAL, a map type without batch ops ENOTSUPP/EOPNOTSUPP.
 import { BpfError, native } from '../sys/index.js'
+import { checkOptions } from '../sys/options.js'
 import { supportsBatchOps } from '../features/index.js'
+import { updateFlagsValue, type UpdateFlag } from './kinds.js'
+import type { FdRef, Side, ValueCodec } from './values.js'
+import { walkKeys } from './walk.js'
 
 export interface BatchLookupOptions {
   /** Elements per syscall (default 256); grown when a hash bucket holds more (ENOSPC). */
@@ -115,4 +119,113 @@ export function batchDelete(fd: number, keys: Uint8Array, count: number, keySize
     if (!native.mapDeleteElem(fd, keys.subarray(i * keySize, (i + 1) * keySize))) return i
   }
   return count
+}
+
+/** What batches need of a map: its fd (throws once closed), sizes and how keys and values are coded. */
+export interface BatchTarget {
+  readonly fd: number
+  readonly keySize: number
+  readonly valueBytes: number
+  readonly restartable: boolean
+  readonly key: Side
+  readonly values: ValueCodec
+}
+
+function iterableArgument(where: string, what: string, x: unknown): Iterable<unknown> {
+  if (x === null || typeof x !== 'object' || typeof (x as Iterable<unknown>)[Symbol.iterator] !== 'function') {
+    throw new TypeError(`${where}: ${what} must be an iterable, got ${x === null ? 'null' : typeof x}`)
+  }
+  return x as Iterable<unknown>
+}
+
+/**
+ * A map's batch operations: encoding and decoding many entries at once, with
+ * buffers kept from call to call (see BatchScratch).
+ */
+export class MapBatches<K, V> {
+  readonly #out: BatchScratch = { keys: new Uint8Array(0), values: new Uint8Array(0) }
+  readonly #in: BatchScratch = { keys: new Uint8Array(0), values: new Uint8Array(0) }
+
+  constructor(private readonly map: BatchTarget) {}
+
+  lookup(options: BatchLookupOptions): [K, V][] {
+    checkOptions('lookupBatch', options, ['batchSize', 'delete'])
+    const { keys, values, count } = this.lookupRaw(options)
+    const { keySize, valueBytes, key, values: codec } = this.map
+    const out: [K, V][] = new Array(count)
+    const kv = new DataView(keys.buffer, keys.byteOffset, keys.byteLength)
+    const vv = new DataView(values.buffer, values.byteOffset, values.byteLength)
+    for (let i = 0; i < count; i++) {
+      out[i] = [key.read(keys, kv, i * keySize) as K, codec.read(values, vv, i * valueBytes) as V]
+    }
+    return out
+  }
+
+  lookupBytes(options: BatchLookupOptions): RawBatch {
+    checkOptions('lookupBatchBytes', options, ['batchSize', 'delete'])
+    const { keys, values, count } = this.lookupRaw(options)
+    return { keys: keys.slice(0, count * this.map.keySize), values: values.slice(0, count * this.map.valueBytes), count }
+  }
+
+  update(entries: Iterable<readonly [K, V | FdRef]>, options: { flags?: UpdateFlag }): number {
+    checkOptions('updateBatch', options, ['flags'])
+    const list = Array.from(iterableArgument('updateBatch', 'entries', entries))
+    const { keySize, valueBytes, key, values: codec } = this.map
+    const { keys, values } = this.input(list.length)
+    const kv = new DataView(keys.buffer, keys.byteOffset, keys.byteLength)
+    const vv = new DataView(values.buffer, values.byteOffset, values.byteLength)
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i]
+      if (!Array.isArray(e) || e.length !== 2) throw new TypeError(`updateBatch: entry ${i} must be a [key, value] pair, got ${e === null ? 'null' : typeof e}`)
+      key.write(e[0], keys, kv, i * keySize)
+      codec.write(e[1], values, vv, i * valueBytes)
+    }
+    return batchUpdate(this.map.fd, keys, values, list.length, updateFlagsValue(options.flags), keySize, valueBytes)
+  }
+
+  updateBytes(keys: Uint8Array, values: Uint8Array, options: { flags?: UpdateFlag }): number {
+    checkOptions('updateBatchBytes', options, ['flags'])
+    if (!(keys instanceof Uint8Array) || !(values instanceof Uint8Array)) throw new TypeError('updateBatchBytes: keys and values must be Uint8Arrays')
+    const { keySize, valueBytes } = this.map
+    const count = keySize === 0 ? 0 : keys.length / keySize
+    if (!Number.isInteger(count) || values.length !== count * valueBytes) {
+      throw new RangeError(`updateBatchBytes: keys must be a multiple of ${keySize} bytes and values ${valueBytes} bytes per key, got ${keys.length} and ${values.length}`)
+    }
+    return batchUpdate(this.map.fd, keys, values, count, updateFlagsValue(options.flags), keySize, valueBytes)
+  }
+
+  delete(keys: Iterable<K>): number {
+    const list = Array.from(iterableArgument('deleteBatch', 'keys', keys))
+    const { keySize, key } = this.map
+    const buf = this.input(list.length).keys
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+    list.forEach((k, i) => key.write(k, buf, view, i * keySize))
+    return batchDelete(this.map.fd, buf, list.length, keySize)
+  }
+
+  private lookupRaw(options: BatchLookupOptions): RawBatch {
+    const { fd, keySize, valueBytes } = this.map
+    return batchLookup(fd, keySize, valueBytes, options, () => this.rawEntries(options.delete ?? false), this.#out)
+  }
+
+  // Buffers for building a batch, reused from call to call (every byte of an
+  // element is written, padding included), so that a batch costs no fresh
+  // pages for the kernel to fault in.
+  private input(count: number): BatchScratch {
+    const { keySize, valueBytes } = this.map
+    const s = this.#in
+    if (s.keys.length < count * keySize) s.keys = new Uint8Array(count * keySize)
+    if (s.values.length < count * valueBytes) s.values = new Uint8Array(count * valueBytes)
+    return { keys: s.keys.subarray(0, count * keySize), values: s.values.subarray(0, count * valueBytes) }
+  }
+
+  // The single-op fallback for batches: raw keys and values.
+  private *rawEntries(andDelete: boolean): Generator<[Uint8Array, Uint8Array]> {
+    const { fd, keySize, valueBytes, restartable } = this.map
+    const out = new Uint8Array(valueBytes)
+    for (const k of walkKeys(fd, keySize, restartable, (b) => b.slice())) {
+      const found = andDelete ? native.mapLookupAndDeleteElem(fd, k, out) : native.mapLookupElem(fd, k, out)
+      if (found) yield [k, out.slice()]
+    }
+  }
 }

@@ -13,12 +13,12 @@
 // Load `bytes` with `Btf.load`, then create the map with btfFd, btfKeyTypeId
 // and btfValueTypeId (BpfMap.create's `btf` option). Keyless maps (queue,
 // stack, bloom filter) pass key = null and get keyTypeId 0. The layout is the
-// codecs' layout (lib/codec.ts), so the kernel's size check
+// codecs' layout (lib/map/codec.ts), so the kernel's size check
 // (BTF size == key_size / value_size) holds. Linux 4.18+; 'f32'/'f64' need
 // BTF_KIND_FLOAT, Linux 5.13+. Array maps need a 'u32' key, as the kernel
 // insists on a 32-bit int key type for them.
 import { BtfBuilder } from '../btf/builder.js'
-import type { TypeDesc } from './codec.js'
+import { checkTypeDesc, codecFor, type TypeDesc } from './codec.js'
 
 export type { TypeDesc } from './codec.js'
 
@@ -54,7 +54,7 @@ const floats: Record<string, { name: string; size: number }> = {
  * malformed description, before anything is added for it.
  */
 export function addTypeDesc(b: BtfBuilder, desc: TypeDesc, memo: Map<string, number> = new Map()): number {
-  checkDesc(desc, 'type')
+  checkTypeDesc(desc, 'type')
   return add(b, desc, memo)
 }
 
@@ -77,48 +77,14 @@ function add(b: BtfBuilder, desc: TypeDesc, memo: Map<string, number>): number {
   return id
 }
 
-function checkDesc(desc: unknown, where: string): asserts desc is TypeDesc {
-  if (typeof desc === 'string') {
-    if (!Object.hasOwn(ints, desc) && !Object.hasOwn(floats, desc)) {
-      throw new TypeError(`${where}: unknown type '${desc}' (known: ${[...Object.keys(ints), ...Object.keys(floats)].join(', ')})`)
-    }
-    return
-  }
-  if (desc === null || typeof desc !== 'object' || Array.isArray(desc)) throw new TypeError(`${where}: not a type description: ${JSON.stringify(desc)}`)
-  const d = desc as Record<string, unknown>
-  if ('bytes' in d) {
-    if (!Number.isInteger(d.bytes) || (d.bytes as number) <= 0) throw new RangeError(`${where}: bytes size must be a positive integer, got ${String(d.bytes)}`)
-    return
-  }
-  if ('array' in d) {
-    if (!Number.isInteger(d.length) || (d.length as number) <= 0) throw new RangeError(`${where}: array length must be a positive integer, got ${String(d.length)}`)
-    checkDesc(d.array, `${where}[]`)
-    return
-  }
-  if ('struct' in d) {
-    const fields = d.struct
-    if (!Array.isArray(fields) || fields.length === 0) throw new TypeError(`${where}: struct needs a non-empty list of [name, type] fields`)
-    const seen = new Set<string>()
-    for (const f of fields) {
-      if (!Array.isArray(f) || f.length !== 2 || typeof f[0] !== 'string') throw new TypeError(`${where}: each struct field is a [name, type] pair`)
-      // The kernel accepts only C identifiers as member names.
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(f[0])) throw new TypeError(`${where}: field name '${f[0]}' is not a C identifier`)
-      if (seen.has(f[0])) throw new TypeError(`${where}: duplicate field '${f[0]}'`)
-      seen.add(f[0])
-      checkDesc(f[1], `${where}.${f[0]}`)
-    }
-    return
-  }
-  throw new TypeError(`${where}: not a type description: ${JSON.stringify(desc)}`)
-}
-
 /**
  * BTF describing a map's key and value. `key` is null for maps without keys.
  * Errors: TypeError/RangeError for a malformed description.
  */
 export function btfForMap(key: TypeDesc | null, value: TypeDesc): MapBtf {
-  if (key !== null) checkDesc(key, 'key')
-  checkDesc(value, 'value')
+  // codecFor checks each description once (a MapSpec's were checked already).
+  if (key !== null) codecFor(key, 'key')
+  codecFor(value, 'value')
   const b = new BtfBuilder()
   const memo = new Map<string, number>()
   const keyTypeId = key === null ? 0 : add(b, key, memo)

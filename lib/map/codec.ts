@@ -97,16 +97,12 @@ function alignUp(n: number, a: number): number {
 }
 
 function structCodec(fields: ReadonlyArray<readonly [string, TypeDesc]>): Codec<Record<string, unknown>> {
-  if (!Array.isArray(fields) || fields.length === 0) throw new TypeError('struct: expected a non-empty list of [name, type] fields')
   let offset = 0
   let align = 1
-  const seen = new Set<string>()
-  const members = fields.map((f) => {
-    if (!Array.isArray(f) || f.length !== 2 || typeof f[0] !== 'string') throw new TypeError(`struct: each field is a [name, type] pair, got ${JSON.stringify(f)}`)
-    const [name, desc] = f
-    if (seen.has(name)) throw new TypeError(`struct: duplicate field '${name}'`)
-    seen.add(name)
-    const c = codecFor(desc) as Codec<unknown>
+  const names = new Set<string>()
+  const members = fields.map(([name, desc]) => {
+    names.add(name)
+    const c = build(desc)
     offset = alignUp(offset, c.align)
     const m = { name, codec: c, offset }
     offset += c.size
@@ -121,7 +117,7 @@ function structCodec(fields: ReadonlyArray<readonly [string, TypeDesc]>): Codec<
       if (x === null || typeof x !== 'object') throw new TypeError(`struct: expected an object, got ${describe(x)}`)
       // Padding is zeroed: hash maps compare whole keys, holes included.
       new Uint8Array(v.buffer, v.byteOffset + o, size).fill(0)
-      for (const k of Object.keys(x)) if (!seen.has(k)) throw new TypeError(`struct: unknown field '${k}'`)
+      for (const k of Object.keys(x)) if (!names.has(k)) throw new TypeError(`struct: unknown field '${k}'`)
       for (const m of members) {
         if (!(m.name in x)) throw new TypeError(`struct: missing field '${m.name}'`)
         m.codec.encode(x[m.name], v, o + m.offset)
@@ -136,8 +132,7 @@ function structCodec(fields: ReadonlyArray<readonly [string, TypeDesc]>): Codec<
 }
 
 function arrayCodec(elem: TypeDesc, length: number): Codec<unknown[]> {
-  if (!Number.isInteger(length) || length <= 0) throw new RangeError(`array: length must be a positive integer, got ${length}`)
-  const c = codecFor(elem) as Codec<unknown>
+  const c = build(elem)
   return {
     size: c.size * length,
     align: c.align,
@@ -153,20 +148,81 @@ function arrayCodec(elem: TypeDesc, length: number): Codec<unknown[]> {
   }
 }
 
-/** The codec for a type description. Errors: TypeError for a malformed description. */
-export function codecFor<D extends TypeDesc>(desc: D): Codec<Decoded<D>>
-export function codecFor(desc: TypeDesc): Codec<unknown> {
+// The one check of a type description, for codecs and BTF alike: a
+// description is a C type, so struct members must be C identifiers (the
+// kernel's BTF checker accepts nothing else). `where` is the path named in
+// errors ('key', 'value.addr').
+export function checkTypeDesc(desc: unknown, where = 'type'): asserts desc is TypeDesc {
   if (typeof desc === 'string') {
-    if (!Object.hasOwn(scalars, desc)) throw new TypeError(`unknown type '${desc}' (known: ${Object.keys(scalars).join(', ')})`)
-    return checkedScalar(desc) as Codec<unknown>
+    if (!Object.hasOwn(scalars, desc)) throw new TypeError(`${where}: unknown type '${desc}' (known: ${Object.keys(scalars).join(', ')})`)
+    return
   }
-  if (desc !== null && typeof desc === 'object') {
-    if ('bytes' in desc) {
-      if (!Number.isInteger(desc.bytes) || desc.bytes <= 0) throw new RangeError(`bytes: size must be a positive integer, got ${desc.bytes}`)
-      return bytesCodec(desc.bytes) as Codec<unknown>
+  if (desc === null || typeof desc !== 'object' || Array.isArray(desc)) throw new TypeError(`${where}: not a type description: ${JSON.stringify(desc) ?? String(desc)}`)
+  const d = desc as Record<string, unknown>
+  if ('bytes' in d) {
+    if (!Number.isInteger(d.bytes) || (d.bytes as number) <= 0) throw new RangeError(`${where}: bytes size must be a positive integer, got ${String(d.bytes)}`)
+    return
+  }
+  if ('array' in d) {
+    if (!Number.isInteger(d.length) || (d.length as number) <= 0) throw new RangeError(`${where}: array length must be a positive integer, got ${String(d.length)}`)
+    checkTypeDesc(d.array, `${where}[]`)
+    return
+  }
+  if ('struct' in d) {
+    const fields = d.struct
+    if (!Array.isArray(fields) || fields.length === 0) throw new TypeError(`${where}: struct needs a non-empty list of [name, type] fields`)
+    const seen = new Set<string>()
+    for (const f of fields) {
+      if (!Array.isArray(f) || f.length !== 2 || typeof f[0] !== 'string') throw new TypeError(`${where}: each struct field is a [name, type] pair, got ${JSON.stringify(f) ?? String(f)}`)
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(f[0])) throw new TypeError(`${where}: field name '${f[0]}' is not a C identifier`)
+      if (seen.has(f[0])) throw new TypeError(`${where}: duplicate field '${f[0]}'`)
+      seen.add(f[0])
+      checkTypeDesc(f[1], `${where}.${f[0]}`)
     }
-    if ('struct' in desc) return structCodec(desc.struct) as Codec<unknown>
-    if ('array' in desc) return arrayCodec(desc.array, desc.length) as Codec<unknown>
+    return
   }
-  throw new TypeError(`not a type description: ${JSON.stringify(desc)}`)
+  throw new TypeError(`${where}: not a type description: ${JSON.stringify(desc)}`)
+}
+
+// Codecs of checked descriptions; the caller has validated `desc`.
+function build(desc: TypeDesc): Codec<unknown> {
+  if (typeof desc === 'string') return checkedScalars[desc]
+  const known = built.get(desc)
+  if (known) return known
+  const c = 'bytes' in desc ? bytesCodec(desc.bytes) : 'struct' in desc ? structCodec(desc.struct) : arrayCodec(desc.array, desc.length)
+  return c as Codec<unknown>
+}
+
+const checkedScalars = Object.fromEntries(Object.keys(scalars).map((n) => [n, checkedScalar(n as Scalar)])) as Record<Scalar, Codec<unknown>>
+
+// Codecs of the frozen descriptions made by `frozenTypeDesc`: a spec's
+// descriptions are checked once, and the map opened from it reuses the codec.
+const built = new WeakMap<object, Codec<unknown>>()
+
+/**
+ * A checked, deeply frozen copy of `desc` whose codec is kept, so a MapSpec
+ * holds plain data that cannot change behind its back and is never checked
+ * again. Errors as checkTypeDesc.
+ */
+export function frozenTypeDesc(desc: unknown, where: string): TypeDesc {
+  checkTypeDesc(desc, where)
+  if (typeof desc === 'string' || built.has(desc)) return desc
+  const copy = deepFreeze(structuredClone(desc))
+  built.set(copy, build(copy))
+  return copy
+}
+
+function deepFreeze<T>(x: T): T {
+  if (x !== null && typeof x === 'object') {
+    for (const v of Object.values(x)) deepFreeze(v)
+    Object.freeze(x)
+  }
+  return x
+}
+
+/** The codec for a type description. Errors: TypeError/RangeError for a malformed description, naming where. */
+export function codecFor<D extends TypeDesc>(desc: D, where?: string): Codec<Decoded<D>>
+export function codecFor(desc: TypeDesc, where = 'type'): Codec<unknown> {
+  if (typeof desc !== 'object' || desc === null || !built.has(desc)) checkTypeDesc(desc, where)
+  return build(desc)
 }

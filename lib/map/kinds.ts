@@ -1,7 +1,9 @@
 // How map types differ for user space: which hold one value per CPU, which
 // store fds and answer lookups with IDs, which have no keys, and which never
-// lose an entry (so a walk over them cannot be restarted by a deletion).
-import { kernel } from '../sys/index.js'
+// lose an entry (so a walk over them cannot be restarted by a deletion);
+// and the flags maps and their elements take, by name or number.
+import { enumValue, kernel, type UpdateFlagName } from '../sys/index.js'
+import { flagTable, flagsValue, type FlagTable, type FlagsInput } from '../sys/flags.js'
 
 const t = kernel.mapTypes
 
@@ -32,24 +34,18 @@ const mapFlagNames = [
 ] as const
 export type MapFlagName = (typeof mapFlagNames)[number]
 
-export const mapFlags: Readonly<Partial<Record<MapFlagName, number>>> = Object.fromEntries(
-  mapFlagNames
-    .map((n) => [n, (kernel.flags as Record<string, number>)[`BPF_F_${n.toUpperCase()}`]] as const)
-    .filter(([, v]) => v !== undefined),
-)
+export const mapFlags: FlagTable<MapFlagName> = flagTable(mapFlagNames, kernel.flags)
 
-export function mapFlagsValue(flags: number | readonly (MapFlagName | number)[] | undefined): number {
+/** map_flags for a number or a list of names and numbers. Errors: TypeError for an unknown name, RangeError beyond u32. */
+export function mapFlagsValue(flags: FlagsInput<MapFlagName> | undefined): number {
+  return flagsValue(mapFlags, 'map flag', flags)
+}
+
+/** Element update flags: 'any' (the default), 'noexist', 'exist', and 'lock' for values with a bpf_spin_lock. */
+export type UpdateFlag = UpdateFlagName | 'lock' | number
+
+export function updateFlagsValue(flags: UpdateFlag | undefined): number {
   if (flags === undefined) return 0
-  if (typeof flags === 'number') {
-    if (!Number.isInteger(flags) || flags < 0 || flags > 0xffffffff) throw new RangeError(`flags must be a u32, got ${flags}`)
-    return flags
-  }
-  if (!Array.isArray(flags)) throw new TypeError('flags must be a number or a list of flag names')
-  let v = 0
-  for (const f of flags as readonly (MapFlagName | number)[]) {
-    if (typeof f === 'number') v |= f
-    else if (mapFlags[f] !== undefined) v |= mapFlags[f]
-    else throw new TypeError(`unknown map flag '${String(f)}' (known: ${Object.keys(mapFlags).join(', ')})`)
-  }
-  return v >>> 0
+  if (flags === 'lock') return kernel.flags.BPF_F_LOCK
+  return enumValue(kernel.updateFlags, 'update flag', flags)
 }

@@ -1,91 +1,26 @@
 // BpfMap: a BPF map owned by this process, with raw (Uint8Array) and typed
-// (codec) access, iteration, batches, queues and stacks, pinning and info.
-import {
-  Fd, bpfObjectKind, enumName, enumValue, kernel, mapInfoByFd, native,
-  tokenFdFor, type MapInfo, type MapTypeName, type TokenLike, type UpdateFlagName,
-} from '../sys/index.js'
-import { Btf } from '../btf/btf.js'
-import { btfForMap } from './btf.js'
-import { codecFor, type Decoded, type TypeDesc } from './codec.js'
-import { checkObjectName, checkOptions } from '../sys/options.js'
-import {
-  isArrayLike, isFdValued, isKeyless, isPerCpu, isRingbuf, mapFlagsValue,
-  type FdMapType, type MapFlagName, type PerCpuMapType,
-} from './kinds.js'
+// (codec) access through the native slot, iteration, queues and stacks,
+// pinning and info. Creation is MapSpec (spec.ts) then createMapFd
+// (create.ts); batches are MapBatches (batch.ts).
+import { Fd, bpfObjectKind, closedError, enumName, kernel, mapInfoByFd, native, type MapInfo } from '../sys/index.js'
+import { checkOptions } from '../sys/options.js'
+import { BpfObject } from '../sys/object.js'
+import type { TypeDesc } from './codec.js'
+import { isArrayLike, isFdValued, isPerCpu, updateFlagsValue, type UpdateFlag } from './kinds.js'
 import { FdValues, PerCpuValues, Side, copyBytes, type FdRef, type ValueCodec } from './values.js'
 import { walkKeys } from './walk.js'
-import { BpfObject } from '../sys/object.js'
 import { MappedArray } from './mmap.js'
 import { RingBuffer } from './ringbuf.js'
-import { batchDelete, batchLookup, batchUpdate, type BatchLookupOptions, type BatchScratch } from './batch.js'
+import { MapBatches, type BatchLookupOptions, type RawBatch } from './batch.js'
+import { MapSpec, u32Option, type ElemOf, type KeyOf, type MapCreateOptions, type ValueOf } from './spec.js'
+import { createMapFd } from './create.js'
 
-/** The shape of an inner map for array_of_maps / hash_of_maps. */
-export interface InnerMapTemplate {
-  type: MapTypeName | number
-  keySize: number
-  valueSize: number
-  maxEntries: number
-  flags?: number | readonly (MapFlagName | number)[]
-}
-
-export interface MapCreateOptions {
-  type: MapTypeName | number
-  /** Key size in bytes; implied by `key` when that is given. Keyless maps (queue, stack, bloom filter, ring buffer) take 0. */
-  keySize?: number
-  valueSize?: number
-  /** Key type: the map then takes and returns decoded keys. */
-  key?: TypeDesc
-  value?: TypeDesc
-  maxEntries: number
-  /** Up to 15 bytes, shown by bpftool. */
-  name?: string
-  flags?: number | readonly (MapFlagName | number)[]
-  /** NUMA node for the map's memory (sets BPF_F_NUMA_NODE). */
-  numaNode?: number
-  /** Inner map for array_of_maps and hash_of_maps: an existing map or a template. */
-  innerMap?: BpfMap<unknown, unknown> | InnerMapTemplate
-  /** map_extra: bloom filter hash count (low 4 bits), arena address. */
-  mapExtra?: number | bigint
-  /**
-   * BTF key and value types, so that bpftool prints typed dumps: `true` to
-   * describe `key` and `value` (BTF_LOAD, CAP_BPF or a token delegating
-   * btf_load), or an explicit BTF object and type ids.
-   */
-  btf?: true | { btf: Btf; keyTypeId: number; valueTypeId: number }
-  /** Token for a delegated create; null for none even when a default is set. */
-  token?: TokenLike | null
-}
+export type { InnerMapTemplate, MapCreateOptions, ValueOf } from './spec.js'
+export type { UpdateFlag } from './kinds.js'
 
 export interface MapOpenOptions {
   key?: TypeDesc
   value?: TypeDesc
-}
-
-const createKeys = [
-  'type', 'keySize', 'valueSize', 'key', 'value', 'maxEntries', 'name', 'flags', 'numaNode',
-  'innerMap', 'mapExtra', 'btf', 'token',
-] as const
-
-type KeyOf<O> = O extends { key: infer D extends TypeDesc } ? Decoded<D> : Uint8Array
-type ElemOf<O> = O extends { value: infer D extends TypeDesc } ? Decoded<D> : Uint8Array
-/** Per-CPU maps read one value per possible CPU; fd-valued maps answer IDs. */
-export type ValueOf<O> = O extends { type: PerCpuMapType } ? ElemOf<O>[]
-  : O extends { type: FdMapType } ? number
-  : ElemOf<O>
-
-export type UpdateFlag = UpdateFlagName | 'lock' | number
-
-function updateFlagsValue(flags: UpdateFlag | undefined): number {
-  if (flags === undefined) return 0
-  if (flags === 'lock') return kernel.flags.BPF_F_LOCK
-  return enumValue(kernel.updateFlags, 'update flag', flags)
-}
-
-function u32Option(what: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-    throw new RangeError(`${what} must be an integer in 0..2^32-1, got ${String(v)}`)
-  }
-  return v
 }
 
 export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
@@ -110,9 +45,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   // Mappings and ring buffer readers borrow the fd: closed before it is.
   readonly #borrowers = new Set<{ close(): void }>()
   #ring: RingBuffer | undefined
-  // Batch lookups read into these (grown as needed) and copy the results out.
-  readonly #batch: BatchScratch = { keys: new Uint8Array(0), values: new Uint8Array(0) }
-  readonly #batchIn: BatchScratch = { keys: new Uint8Array(0), values: new Uint8Array(0) }
+  readonly #batches: MapBatches<K, V>
 
   private constructor(fd: Fd, options: MapOpenOptions) {
     super(fd)
@@ -134,49 +67,30 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     this.#v = new Uint8Array(slot.value)
     this.#vv = new DataView(slot.value)
     this.#n = new Uint8Array(slot.next)
+    const map = this
+    this.#batches = new MapBatches<K, V>({
+      get fd() { return map.fd },
+      keySize: meta.keySize,
+      valueBytes: meta.valueBytes,
+      restartable: !isArrayLike(meta.type),
+      key: this.#key,
+      values: this.#values,
+    })
   }
 
   /**
-   * Creates a map (BPF_MAP_CREATE). Errors: a TypeError or RangeError for bad
-   * options before any syscall; BpfError EPERM without CAP_BPF or a token,
-   * EINVAL for a type or flag this kernel lacks, E2BIG/ENOMEM for sizes.
-   * A token must delegate map_create and the map type (Linux 6.9+).
+   * Creates a map (BPF_MAP_CREATE) from options or a MapSpec: the options are
+   * checked by MapSpec.from, then createMapFd makes the map. Errors: a
+   * TypeError or RangeError for bad options before any syscall; BpfError
+   * EPERM without CAP_BPF or a token, EINVAL for a type or flag this kernel
+   * lacks, E2BIG/ENOMEM for sizes. A token must delegate map_create and the
+   * map type (Linux 6.9+).
    */
-  static create<const O extends MapCreateOptions>(options: O): BpfMap<KeyOf<O>, ValueOf<O>> {
-    if (options === null || typeof options !== 'object') throw new TypeError('BpfMap.create: options must be an object with at least type and maxEntries')
-    checkOptions('BpfMap.create', options, createKeys)
-    const o: MapCreateOptions = options
-    checkObjectName('BpfMap.create', o.name)
-    const mapType = enumValue(kernel.mapTypes, 'map type', o.type)
-    const keySize = sizeFrom('key', o.keySize, o.key, isKeyless(mapType) ? 0 : undefined)
-    const valueSize = sizeFrom('value', o.valueSize, o.value, isFdValued(mapType) ? 4 : isRingbuf(mapType) ? 0 : undefined)
-    let flags = mapFlagsValue(o.flags)
-    if (o.numaNode !== undefined) flags |= kernel.flags.BPF_F_NUMA_NODE
-    const tokenFd = tokenFdFor(o.token, { cmd: 'map_create', mapType })
-    let inner: InnerFd | undefined
-    let btf: Exclude<MapCreateOptions['btf'], true>
-    try {
-      btf = o.btf === true ? typedBtf(o, mapType) : explicitBtf(o.btf)
-      inner = innerMapFd(o.innerMap, o.token)
-      const fd = native.mapCreate({
-        mapType, keySize, valueSize,
-        maxEntries: ringSize(mapType, u32Option('maxEntries', o.maxEntries)),
-        mapFlags: flags >>> 0,
-        numaNode: o.numaNode === undefined ? undefined : u32Option('numaNode', o.numaNode),
-        name: o.name,
-        innerMapFd: inner?.fd,
-        mapExtra: o.mapExtra,
-        btfFd: btf?.btf.fd.fd,
-        btfKeyTypeId: btf?.keyTypeId,
-        btfValueTypeId: btf?.valueTypeId,
-        tokenFd,
-      })
-      return BpfMap.adopt(new Fd(fd, 'map'), o) as BpfMap<KeyOf<O>, ValueOf<O>>
-    } finally {
-      if (inner?.temporary) inner.close()
-      // The map holds its own reference to the BTF it was made with.
-      if (o.btf === true) btf?.btf.close()
-    }
+  static create<const O extends MapCreateOptions>(options: O): BpfMap<KeyOf<O>, ValueOf<O>>
+  static create<O extends MapCreateOptions>(spec: MapSpec<O>): BpfMap<KeyOf<O>, ValueOf<O>>
+  static create(options: MapCreateOptions | MapSpec): BpfMap<unknown, unknown> {
+    const spec = MapSpec.from(options)
+    return BpfMap.adopt(createMapFd(spec), spec)
   }
 
   /** Opens a map pinned in bpffs (BPF_OBJ_GET). Errors: ENOENT, EPERM; a TypeError when the pin is not a map. */
@@ -333,15 +247,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    * lookups on kernels or map types without batch support.
    */
   lookupBatch(options: BatchLookupOptions = {}): [K, V][] {
-    checkOptions('lookupBatch', options, ['batchSize', 'delete'])
-    const { keys, values, count } = batchLookup(this.fd, this.keySize, this.valueBytes, options, () => this.rawEntries(options.delete ?? false), this.#batch)
-    const out: [K, V][] = new Array(count)
-    const kv = new DataView(keys.buffer, keys.byteOffset, keys.byteLength)
-    const vv = new DataView(values.buffer, values.byteOffset, values.byteLength)
-    for (let i = 0; i < count; i++) {
-      out[i] = [this.#key.read(keys, kv, i * this.keySize) as K, this.#values.read(values, vv, i * this.valueBytes) as V]
-    }
-    return out
+    return this.#batches.lookup(options)
   }
 
   /**
@@ -351,10 +257,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    * own pace. BPF_MAP_LOOKUP_BATCH (Linux 5.6+), single lookups where the
    * kernel or map type has no batches; errors as lookupBatch.
    */
-  lookupBatchBytes(options: BatchLookupOptions = {}): { keys: Uint8Array; values: Uint8Array; count: number } {
-    checkOptions('lookupBatchBytes', options, ['batchSize', 'delete'])
-    const { keys, values, count } = batchLookup(this.fd, this.keySize, this.valueBytes, options, () => this.rawEntries(options.delete ?? false), this.#batch)
-    return { keys: keys.slice(0, count * this.keySize), values: values.slice(0, count * this.valueBytes), count }
+  lookupBatchBytes(options: BatchLookupOptions = {}): RawBatch {
+    return this.#batches.lookupBytes(options)
   }
 
   /**
@@ -364,49 +268,17 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    * 5.6+) errors as updateBatch.
    */
   updateBatchBytes(keys: Uint8Array, values: Uint8Array, options: { flags?: UpdateFlag } = {}): number {
-    checkOptions('updateBatchBytes', options, ['flags'])
-    if (!(keys instanceof Uint8Array) || !(values instanceof Uint8Array)) throw new TypeError('updateBatchBytes: keys and values must be Uint8Arrays')
-    const count = this.keySize === 0 ? 0 : keys.length / this.keySize
-    if (!Number.isInteger(count) || values.length !== count * this.valueBytes) {
-      throw new RangeError(`updateBatchBytes: keys must be a multiple of ${this.keySize} bytes and values ${this.valueBytes} bytes per key, got ${keys.length} and ${values.length}`)
-    }
-    return batchUpdate(this.fd, keys, values, count, updateFlagsValue(options.flags), this.keySize, this.valueBytes)
+    return this.#batches.updateBytes(keys, values, options)
   }
 
   /** Writes many entries with BPF_MAP_UPDATE_BATCH (5.6+, single updates otherwise). Returns how many were written. */
   updateBatch(entries: Iterable<readonly [K, V | FdRef]>, options: { flags?: UpdateFlag } = {}): number {
-    checkOptions('updateBatch', options, ['flags'])
-    const list = Array.from(entries)
-    const { keys, values } = this.batchInput(list.length)
-    const kv = new DataView(keys.buffer, keys.byteOffset, keys.byteLength)
-    const vv = new DataView(values.buffer, values.byteOffset, values.byteLength)
-    const key = this.#key
-    const vals = this.#values
-    for (let i = 0; i < list.length; i++) {
-      const e = list[i]
-      key.write(e[0], keys, kv, i * this.keySize)
-      vals.write(e[1], values, vv, i * this.valueBytes)
-    }
-    return batchUpdate(this.fd, keys, values, list.length, updateFlagsValue(options.flags), this.keySize, this.valueBytes)
-  }
-
-  // Buffers for building a batch, reused from call to call (every byte of an
-  // element is written, padding included), so that a batch costs no fresh
-  // pages for the kernel to fault in.
-  private batchInput(count: number): BatchScratch {
-    const s = this.#batchIn
-    if (s.keys.length < count * this.keySize) s.keys = new Uint8Array(count * this.keySize)
-    if (s.values.length < count * this.valueBytes) s.values = new Uint8Array(count * this.valueBytes)
-    return { keys: s.keys.subarray(0, count * this.keySize), values: s.values.subarray(0, count * this.valueBytes) }
+    return this.#batches.update(entries, options)
   }
 
   /** Deletes many keys with BPF_MAP_DELETE_BATCH (5.6+); stops at the first missing key. Returns how many were deleted. */
   deleteBatch(keys: Iterable<K>): number {
-    const list = Array.from(keys)
-    const buf = this.batchInput(list.length).keys
-    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-    list.forEach((k, i) => this.#key.write(k, buf, view, i * this.keySize))
-    return batchDelete(this.fd, buf, list.length, this.keySize)
+    return this.#batches.delete(keys)
   }
 
   /** Makes the map read-only for user space (BPF_MAP_FREEZE, Linux 5.2+). */
@@ -485,70 +357,4 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   private requireKeyless(op: string): void {
     if (this.keySize !== 0) throw new TypeError(`${op} is for queue, stack and bloom filter maps, not ${this.type}`)
   }
-
-  // The single-op fallback for batches: raw keys and values.
-  private *rawEntries(andDelete: boolean): Generator<[Uint8Array, Uint8Array]> {
-    const out = new Uint8Array(this.valueBytes)
-    for (const k of walkKeys(this.fd, this.keySize, !isArrayLike(this.typeId), (b) => b.slice())) {
-      const found = andDelete ? native.mapLookupAndDeleteElem(this.fd, k, out) : native.mapLookupElem(this.fd, k, out)
-      if (found) yield [k, out.slice()]
-    }
-  }
-}
-
-function sizeFrom(what: string, size: number | undefined, desc: TypeDesc | undefined, implied: number | undefined): number {
-  if (desc !== undefined) {
-    // The codec decides the size; an explicit size must agree (checked when the map opens).
-    return size ?? codecSize(desc)
-  }
-  if (size === undefined) {
-    if (implied !== undefined) return implied
-    throw new TypeError(`BpfMap.create: give ${what}Size or ${what}`)
-  }
-  return u32Option(`${what}Size`, size)
-}
-
-function codecSize(desc: TypeDesc): number {
-  return codecFor(desc).size
-}
-
-function typedBtf(o: MapCreateOptions, mapType: number) {
-  const keyless = isKeyless(mapType)
-  if (o.value === undefined || (!keyless && o.key === undefined)) {
-    throw new TypeError('BpfMap.create: btf: true needs key and value type descriptions')
-  }
-  const types = btfForMap(keyless ? null : o.key!, o.value)
-  return { btf: Btf.loadSync(types.bytes, { token: o.token }), keyTypeId: types.keyTypeId, valueTypeId: types.valueTypeId }
-}
-
-// Ring buffers are sized in bytes: a power of two and a multiple of the page
-// size, or the kernel answers a bare EINVAL.
-function ringSize(mapType: number, maxEntries: number): number {
-  if (isRingbuf(mapType) && (maxEntries < 4096 || (maxEntries & (maxEntries - 1)) !== 0)) {
-    throw new RangeError(`BpfMap.create: a ring buffer's maxEntries is its size in bytes, a power of two and a multiple of the page size, got ${maxEntries}`)
-  }
-  return maxEntries
-}
-
-function explicitBtf(btf: MapCreateOptions['btf']): Exclude<MapCreateOptions['btf'], true> {
-  if (btf === undefined) return undefined
-  if (btf === null || typeof btf !== 'object' || !(btf.btf instanceof Btf) || !Number.isInteger(btf.keyTypeId) || !Number.isInteger(btf.valueTypeId)) {
-    throw new TypeError('BpfMap.create: btf must be true or { btf: Btf, keyTypeId, valueTypeId }')
-  }
-  return btf
-}
-
-interface InnerFd {
-  fd: number
-  temporary: boolean
-  close(): void
-}
-
-function innerMapFd(inner: MapCreateOptions['innerMap'], token: TokenLike | null | undefined): InnerFd | undefined {
-  if (inner === undefined) return undefined
-  if (inner instanceof BpfMap) return { fd: inner.fd, temporary: false, close() {} }
-  if (inner === null || typeof inner !== 'object') throw new TypeError('innerMap must be a BpfMap or a template { type, keySize, valueSize, maxEntries }')
-  checkOptions('innerMap', inner, ['type', 'keySize', 'valueSize', 'maxEntries', 'flags'])
-  const m = BpfMap.create({ ...inner, token })
-  return { fd: m.fd, temporary: true, close: () => m.close() }
 }
