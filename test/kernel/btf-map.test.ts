@@ -1,6 +1,5 @@
 // BTF built in TypeScript, loaded by the kernel, carried by maps: bpftool then
 // prints typed dumps with the field names and decoded values.
-import { execFileSync } from 'node:child_process'
 import { describe, expect, test } from 'vitest'
 import { Btf } from '../../lib/btf/btf.js'
 import { BtfBuilder } from '../../lib/btf/builder.js'
@@ -9,9 +8,10 @@ import { codecFor, type TypeDesc } from '../../lib/map/codec.js'
 import { BpfError, Fd, VerifierError, kernel, mapInfoByFd, native } from '../../lib/sys/index.js'
 import * as features from '../../lib/features/index.js'
 import { skipUnless } from './helpers/requires.js'
+import { bpftool, type Bpftool } from './helpers/bpftool.js'
 
-function bpftoolDump(id: number): Array<{ formatted?: { key?: unknown; value: unknown } }> {
-  return JSON.parse(execFileSync('bpftool', ['map', 'dump', 'id', String(id), '--json'], { encoding: 'utf8' }))
+function bpftoolDump(tool: Bpftool, id: number): Array<{ formatted?: { key?: unknown; value: unknown } }> {
+  return tool.json('map', 'dump', 'id', String(id))
 }
 
 function encode(desc: TypeDesc, value: unknown): Uint8Array {
@@ -22,7 +22,7 @@ function encode(desc: TypeDesc, value: unknown): Uint8Array {
 }
 
 // Creates a map typed by `key`/`value`, stores one entry and returns bpftool's formatted dump.
-async function typedDump(type: 'hash' | 'array', key: TypeDesc, value: TypeDesc, k: unknown, v: unknown) {
+async function typedDump(ctx: { skip(note?: string): never }, type: 'hash' | 'array', key: TypeDesc, value: TypeDesc, k: unknown, v: unknown) {
   const meta = btfForMap(key, value)
   using btf = await Btf.load(meta.bytes)
   using map = new Fd(native.mapCreate({
@@ -35,18 +35,18 @@ async function typedDump(type: 'hash' | 'array', key: TypeDesc, value: TypeDesc,
   expect(info.btfKeyTypeId).toBe(meta.keyTypeId)
   expect(info.btfValueTypeId).toBe(meta.valueTypeId)
   // An array map lists all its slots; a hash map only what was stored.
-  const entries = bpftoolDump(info.id).map((e) => e.formatted)
+  const entries = bpftoolDump(bpftool(ctx), info.id).map((e) => e.formatted)
   return type === 'array' ? entries.find((e) => e?.key === k) : (expect(entries).toHaveLength(1), entries[0])
 }
 
 describe('btfForMap with bpftool', () => {
-  test('a hash map with a struct value prints field names and values', async () => {
+  test('a hash map with a struct value prints field names and values', async (ctx) => {
     const value: TypeDesc = { struct: [['packets', 'u64'], ['bytes', 'u64'], ['proto', 'u8'], ['port', 'u16'], ['weight', 'i32']] }
-    const f = await typedDump('hash', 'u32', value, 7, { packets: 42n, bytes: 1500n, proto: 6, port: 443, weight: -3 })
+    const f = await typedDump(ctx, 'hash', 'u32', value, 7, { packets: 42n, bytes: 1500n, proto: 6, port: 443, weight: -3 })
     expect(f).toEqual({ key: 7, value: { packets: 42, bytes: 1500, proto: 6, port: 443, weight: -3 } })
   })
 
-  test('struct keys, nested structs, arrays, byte strings and signed members', async () => {
+  test('struct keys, nested structs, arrays, byte strings and signed members', async (ctx) => {
     const key: TypeDesc = { struct: [['addr', { bytes: 4 }], ['port', 'u16']] }
     const value: TypeDesc = {
       struct: [
@@ -58,7 +58,7 @@ describe('btfForMap with bpftool', () => {
     }
     const k = { addr: new Uint8Array([10, 0, 0, 1]), port: 8080 }
     const v = { inner: { a: -1, b: -9000000000n }, counts: [1, 2, 3], tag: new Uint8Array([0xde, 0xad, 0]), delta: -300 }
-    const f = await typedDump('hash', key, value, k, v)
+    const f = await typedDump(ctx, 'hash', key, value, k, v)
     expect(f).toEqual({
       key: { addr: [10, 0, 0, 1], port: 8080 },
       value: { inner: { a: -1, b: -9000000000 }, counts: [1, 2, 3], tag: [0xde, 0xad, 0], delta: -300 },
@@ -80,8 +80,8 @@ describe('btfForMap with bpftool', () => {
     expect(mapInfoByFd(map.fd).btfValueTypeId).toBe(meta.valueTypeId)
   })
 
-  test('an array map takes the u32 key BTF', async () => {
-    const f = await typedDump('array', 'u32', 'i64', 2, -5n)
+  test('an array map takes the u32 key BTF', async (ctx) => {
+    const f = await typedDump(ctx, 'array', 'u32', 'i64', 2, -5n)
     expect(f).toEqual({ key: 2, value: -5 })
   })
 

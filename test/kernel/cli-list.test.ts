@@ -1,13 +1,13 @@
 // `bpfkit list` and bpftool see the objects bpfkit made, by the names it gave them.
-import { execFileSync, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { Fd, kernel, mapInfoByFd, native, progInfoByFd } from '../../lib/sys/index.js'
 import { repoRoot, returnImm } from './helpers/raw.js'
 import * as features from '../../lib/features/index.js'
+import { bpftool } from './helpers/bpftool.js'
 
 const cli = join(repoRoot, 'dist/cli/main.js')
-const bpftool = spawnSync('bpftool', ['version']).status === 0
 
 function bpfkitList(...args: string[]) {
   return spawnSync(process.execPath, [cli, 'list', ...args], { encoding: 'utf8' })
@@ -37,15 +37,16 @@ describe('bpfkit list', () => {
   })
 })
 
-describe.skipIf(!bpftool)('bpftool agrees', () => {
-  test('bpftool shows the map and program with the names bpfkit gave them', () => {
+describe('bpftool agrees', () => {
+  test('bpftool shows the map and program with the names bpfkit gave them', (ctx) => {
+    const tool = bpftool(ctx)
     using m = new Fd(native.mapCreate({ mapType: kernel.mapTypes.array, keySize: 4, valueSize: 4, maxEntries: 3, name: 'tool_map' }), 'map')
     using p = new Fd(native.progLoadSync({ progType: kernel.progTypes.socket_filter, insns: returnImm(0), license: 'GPL', name: 'tool_prog' }).fd, 'prog')
     const mi = mapInfoByFd(m.fd)
     const pi = progInfoByFd(p.fd)
-    const map = JSON.parse(execFileSync('bpftool', ['-j', 'map', 'show', 'id', String(mi.id)], { encoding: 'utf8' }))
+    const map = tool.json('map', 'show', 'id', String(mi.id))
     expect(map).toMatchObject({ id: mi.id, name: 'tool_map', type: 'array', bytes_key: 4, bytes_value: 4, max_entries: 3 })
-    const prog = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show', 'id', String(pi.id)], { encoding: 'utf8' }))
+    const prog = tool.json('prog', 'show', 'id', String(pi.id))
     expect(prog).toMatchObject({ id: pi.id, name: 'tool_prog', type: 'socket_filter', tag: pi.tag })
   })
 })

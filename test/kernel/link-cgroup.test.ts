@@ -1,11 +1,12 @@
 // Kernel links (BPF_LINK_CREATE) on a cgroup the test creates: a child
 // process that joins it sees the program's verdict on its own traffic.
-import { execFileSync, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { closeSync, constants, existsSync, openSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { asm, BpfLink, BpfProgram } from '../../lib/index.js'
 import { childCgroup, privateBpffs } from './helpers/scratch.js'
+import { bpftool, type Bpftool } from './helpers/bpftool.js'
 
 const dropEgress = () => BpfProgram.load({
   type: 'cgroup_skb', expectedAttachType: 'cgroup_inet_egress', insns: [asm.mov64Imm(asm.R0, 0), asm.exit()], license: 'GPL', name: 'drop_egress',
@@ -23,8 +24,8 @@ function sendFromCgroup(cgroup: string): string | null {
   return JSON.parse(r.stdout.trim()).code
 }
 
-function bpftoolJson(...args: string[]): any {
-  const out = execFileSync('bpftool', [...args, '--json'], { encoding: 'utf8' })
+function bpftoolJson(tool: Bpftool, ...args: string[]): any {
+  const out = tool.text(...args, '--json')
   // `bpftool cgroup show` prints nothing at all for a cgroup without programs.
   return out.trim() === '' ? [] : JSON.parse(out)
 }
@@ -33,11 +34,11 @@ function bpftoolJson(...args: string[]): any {
 // show`: Debian 12's bpftool asks PROG_QUERY for per-program attach flags,
 // which kernels before 6.0 refuse, and then prints nothing useful; its link
 // list reads the same facts on every kernel.
-function bpftoolAttached(cgroupPath: string): Array<{ id: number; attach_type: string; name: string }> {
+function bpftoolAttached(tool: Bpftool, cgroupPath: string): Array<{ id: number; attach_type: string; name: string }> {
   const ino = statSync(cgroupPath).ino
-  return (bpftoolJson('link', 'show') as Array<{ type: string; cgroup_id: number; prog_id: number; attach_type: string }>)
+  return (bpftoolJson(tool, 'link', 'show') as Array<{ type: string; cgroup_id: number; prog_id: number; attach_type: string }>)
     .filter((l) => l.type === 'cgroup' && l.cgroup_id === ino)
-    .map((l) => ({ id: l.prog_id, attach_type: l.attach_type, name: bpftoolJson('prog', 'show', 'id', String(l.prog_id)).name }))
+    .map((l) => ({ id: l.prog_id, attach_type: l.attach_type, name: bpftoolJson(tool, 'prog', 'show', 'id', String(l.prog_id)).name }))
 }
 
 describe('attachCgroup', () => {
@@ -53,7 +54,7 @@ describe('attachCgroup', () => {
     link.detach()
   })
 
-  test('info: link type, program, attach type, cgroup id; bpftool agrees', async () => {
+  test('info: link type, program, attach type, cgroup id; bpftool agrees', async (ctx) => {
     using cg = childCgroup()
     using prog = await dropEgress()
     using link = BpfLink.attachCgroup(cg.path, prog, 'cgroup_inet_egress')
@@ -61,16 +62,17 @@ describe('attachCgroup', () => {
     expect(info).toMatchObject({ type: 'cgroup', progId: prog.id, attachType: 'cgroup_inet_egress', cgroupId: BigInt(statSync(cg.path).ino) })
     expect(info.id).toBeGreaterThan(0)
     expect(link.id).toBe(info.id)
-    expect(bpftoolJson('link', 'show', 'id', String(info.id))).toMatchObject({
+    const tool = bpftool(ctx)
+    expect(bpftoolJson(tool, 'link', 'show', 'id', String(info.id))).toMatchObject({
       id: info.id, type: 'cgroup', prog_id: prog.id, attach_type: 'cgroup_inet_egress', cgroup_id: Number(info.cgroupId),
     })
-    const attached = bpftoolAttached(cg.path)
+    const attached = bpftoolAttached(tool, cg.path)
     expect(attached).toEqual([expect.objectContaining({ id: prog.id, attach_type: 'cgroup_inet_egress', name: 'drop_egress' })])
     link.detach()
     expect(link.info().cgroupId).toBe(0n)
   })
 
-  test('fromId, pin, fromPin; a pinned link outlives its fds and goes with its pin', async () => {
+  test('fromId, pin, fromPin; a pinned link outlives its fds and goes with its pin', async (ctx) => {
     using fs = privateBpffs()
     using cg = childCgroup()
     using prog = await dropEgress()
@@ -84,7 +86,8 @@ describe('attachCgroup', () => {
     link.pin(path)
     link.close()
     expect(() => link.fd).toThrow(/already closed/)
-    expect(bpftoolAttached(cg.path)).toHaveLength(1)
+    const tool = bpftool(ctx)
+    expect(bpftoolAttached(tool, cg.path)).toHaveLength(1)
     expect(sendFromCgroup(cg.path)).toBe('EPERM')
     {
       using back = BpfLink.fromPin(path)
@@ -92,18 +95,18 @@ describe('attachCgroup', () => {
       expect(back.pinnedAt).toBe(path)
     }
     // Closing a link opened from its pin leaves the pin, so it stays attached.
-    expect(bpftoolAttached(cg.path)).toHaveLength(1)
+    expect(bpftoolAttached(tool, cg.path)).toHaveLength(1)
     const again = BpfLink.fromPin(path)
     again.unpin()
     expect(existsSync(path)).toBe(false)
     expect(sendFromCgroup(cg.path)).toBe('EPERM')
     again.close() // the last reference: detached
-    expect(bpftoolAttached(cg.path)).toEqual([])
+    expect(bpftoolAttached(tool, cg.path)).toEqual([])
     expect(sendFromCgroup(cg.path)).toBeNull()
     expect(() => BpfLink.fromId(id)).toThrow(expect.objectContaining({ code: 'ENOENT' }))
   })
 
-  test('a cgroup by fd, and the generic create', async () => {
+  test('a cgroup by fd, and the generic create', async (ctx) => {
     using cg = childCgroup()
     using prog = await dropEgress()
     const dir = openSync(cg.path, constants.O_RDONLY | constants.O_DIRECTORY)
@@ -111,11 +114,11 @@ describe('attachCgroup', () => {
       using a = BpfLink.attachCgroup(dir, prog, 'cgroup_inet_egress')
       using b = BpfLink.create(prog, { attachType: 'cgroup_inet_egress', targetFd: dir })
       expect(a.info().cgroupId).toBe(b.info().cgroupId)
-      expect(bpftoolAttached(cg.path)).toHaveLength(2)
+      expect(bpftoolAttached(bpftool(ctx), cg.path)).toHaveLength(2)
     } finally {
       closeSync(dir)
     }
-    expect(bpftoolAttached(cg.path)).toEqual([])
+    expect(bpftoolAttached(bpftool(ctx), cg.path)).toEqual([])
   })
 
   test('errors: mismatched attach type, no such cgroup, not a cgroup, bad names, not a link', async () => {

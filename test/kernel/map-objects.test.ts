@@ -1,9 +1,9 @@
 // Pinning, opening by pin and ID, freezing, closing: the map as a kernel object.
 import { join } from 'node:path'
-import { execFileSync } from 'node:child_process'
 import { expect, test } from 'vitest'
 import { BpfMap, ids } from '../../lib/index.js'
 import { privateBpffs } from './helpers/scratch.js'
+import { bpftool } from './helpers/bpftool.js'
 
 test('pin, fromPin, unpin', () => {
   using fs = privateBpffs()
@@ -51,18 +51,19 @@ test('short buffers are RangeErrors', () => {
   expect(() => m.set(new Uint8Array(8), 5 as never)).toThrow(/no value type/)
 })
 
-test('ids lists the map; bpftool sees the same name and entries', () => {
+test('ids lists the map; bpftool sees the same name and entries', (ctx) => {
   using m = BpfMap.create({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 4, name: 'bpftool_seen' })
   m.update(new Uint8Array([1, 0, 0, 0]), new Uint8Array([2, 0, 0, 0]))
   const info = [...ids.maps()].find((i) => i.id === m.id)
   expect(info?.name).toBe('bpftool_seen')
-  const shown = JSON.parse(execFileSync('bpftool', ['map', 'show', 'id', String(m.id), '--json'], { encoding: 'utf8' }))
+  const tool = bpftool(ctx)
+  const shown = tool.json('map', 'show', 'id', String(m.id))
   expect(shown).toMatchObject({ id: m.id, name: 'bpftool_seen', type: 'hash', bytes_key: 4, bytes_value: 4 })
-  const dump = JSON.parse(execFileSync('bpftool', ['map', 'dump', 'id', String(m.id), '--json'], { encoding: 'utf8' }))
+  const dump = tool.json('map', 'dump', 'id', String(m.id))
   expect(dump).toEqual([{ key: ['0x01', '0x00', '0x00', '0x00'], value: ['0x02', '0x00', '0x00', '0x00'] }])
 })
 
-test('btf: true gives typed bpftool dumps with field names', () => {
+test('btf: true gives typed bpftool dumps with field names', (ctx) => {
   using m = BpfMap.create({
     type: 'hash', name: 'typed_dump', maxEntries: 4, btf: true,
     key: 'u32', value: { struct: [['pkts', 'u64'], ['port', 'u16']] },
@@ -70,7 +71,7 @@ test('btf: true gives typed bpftool dumps with field names', () => {
   m.set(7, { pkts: 3n, port: 443 })
   const info = m.info()
   expect(info.btfId).toBeGreaterThan(0)
-  const dump = JSON.parse(execFileSync('bpftool', ['map', 'dump', 'id', String(info.id), '--json'], { encoding: 'utf8' }))
-  expect(dump[0].formatted).toEqual({ key: 7, value: { pkts: 3, port: 443 } })
   expect(() => BpfMap.create({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 1, btf: true })).toThrow(/needs key and value type descriptions/)
+  const dump = bpftool(ctx).json('map', 'dump', 'id', String(info.id))
+  expect(dump[0].formatted).toEqual({ key: 7, value: { pkts: 3, port: 443 } })
 })

@@ -1,13 +1,13 @@
 // BpfProgram beyond the basics of program.test.ts: load options and their
 // errors, the kernel's reasons for refusing, translated instructions read
 // back and compared with bpftool, tokens, and pins.
-import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { asm, BpfError, BpfMap, BpfProgram, PolicyError, VerifierError, kernel, setDefaultToken } from '../../lib/index.js'
 import { Fd, native } from '../../lib/sys/index.js'
 import { privateBpffs } from './helpers/scratch.js'
 import { skipUnless } from './helpers/requires.js'
+import { bpftool } from './helpers/bpftool.js'
 import * as features from '../../lib/features/index.js'
 
 const { R0, R1, R2, R6, R7, R10 } = asm
@@ -80,7 +80,7 @@ describe('what the kernel made of it', () => {
     expect(i.loadTime).toBeGreaterThan(0n)
   })
 
-  test('xlated(): the translated instructions read like bpftool prog dump xlated', async () => {
+  test('xlated(): the translated instructions read like bpftool prog dump xlated', async (ctx) => {
     using m = BpfMap.create({ type: 'array', key: 'u32', value: 'u32', maxEntries: 1 })
     const insns = [
       asm.mov64Reg(R6, R1), asm.ldMapFd(R2, m), asm.ldxW(R0, R6, 0),
@@ -90,11 +90,11 @@ describe('what the kernel made of it', () => {
     const xlated = p.xlated()
     expect(xlated).toHaveLength(6)
     const ours = asm.toString(xlated, { maps: 'id' }).split('\n').map((l) => l.trim())
+    expect(ours[1]).toBe(`1: r2 = map[id:${m.id}]`)
     // bpftool also prints the opcode: "0: (bf) r6 = r1".
-    const theirs = execFileSync('bpftool', ['prog', 'dump', 'xlated', 'id', String(p.id)], { encoding: 'utf8' })
+    const theirs = bpftool(ctx).text('prog', 'dump', 'xlated', 'id', String(p.id))
       .split('\n').map((l) => l.trim()).filter((l) => /^\d+:/.test(l)).map((l) => l.replace(/^(\d+): \([0-9a-f]{2}\) /, '$1: '))
     expect(ours).toEqual(theirs)
-    expect(ours[1]).toBe(`1: r2 = map[id:${m.id}]`)
   })
 })
 

@@ -1,13 +1,13 @@
 // BpfProgram: load, verifier errors, testRun, pin/fromPin/fromId, info, tail calls.
-import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { expect, test } from 'vitest'
 import { asm, BpfMap, BpfProgram, enableStats, ids, VerifierError } from '../../lib/index.js'
 import { privateBpffs } from './helpers/scratch.js'
+import { bpftool } from './helpers/bpftool.js'
 
 const returns = (n: number) => [asm.mov64Imm(asm.R0, n), asm.exit()]
 
-test('load and testRun a socket filter; info and bpftool agree', async () => {
+test('load and testRun a socket filter; info and bpftool agree', async (ctx) => {
   using p = await BpfProgram.load({ type: 'socket_filter', insns: returns(7), license: 'GPL', name: 'seven' })
   expect(p.type).toBe('socket_filter')
   const r = await p.testRun({ data: new Uint8Array(64), repeat: 100 })
@@ -16,9 +16,9 @@ test('load and testRun a socket filter; info and bpftool agree', async () => {
   const info = p.info()
   expect(info).toMatchObject({ name: 'seven', type: 'socket_filter', xlatedSize: 16, gplCompatible: true })
   expect(info.tag).toMatch(/^[0-9a-f]{16}$/)
-  const shown = JSON.parse(execFileSync('bpftool', ['prog', 'show', 'id', String(info.id), '--json'], { encoding: 'utf8' }))
-  expect(shown).toMatchObject({ id: info.id, name: 'seven', type: 'socket_filter', tag: info.tag })
   expect([...ids.programs()].some((i) => i.id === info.id && i.name === 'seven')).toBe(true)
+  const shown = bpftool(ctx).json('prog', 'show', 'id', String(info.id))
+  expect(shown).toMatchObject({ id: info.id, name: 'seven', type: 'socket_filter', tag: info.tag })
 })
 
 test('loadSync, raw bytes, and the verifier log on request', () => {
