@@ -7,12 +7,13 @@
 // allowed. Older kernels (5.10, 6.1) say "unknown func" for a known id the type may
 // not call: that, too, is the program type, never a missing helper.
 import { NotSupportedError, VerifierError, type HelperName, type ProgTypeName } from '../sys/index.js'
-import { enumValue } from '../sys/names.js'
+import { helpers, progTypes } from '../sys/generated/kernel-enums.js'
+import { enumName, enumValue } from '../sys/names.js'
 import { verdictLines } from '../sys/errors.js'
 import { cachedProbe } from './probe-cache.js'
 import { asm } from '../asm/index.js'
 import { haveProgramType, loadProbe, loadsCleanly } from './prog-types.js'
-import { helpers, helperVersion, progTypes, typeName } from './versions.js'
+import { helperVersion } from './versions.js'
 
 /** A helper the kernel lacks, or one it has but not for this program type. */
 export class HelperNotSupportedError extends NotSupportedError {
@@ -57,9 +58,9 @@ export function haveProgramHelper(progType: ProgTypeName | number, helper: Helpe
   const pt = enumValue(progTypes, 'program type', progType)
   const id = enumValue(helpers, 'helper', helper)
   if (id === helpers.unspec) throw new TypeError('helper unspec is not a helper')
-  const typeNameStr = typeName(progTypes, pt)
+  const typeNameStr = enumName(progTypes, pt)
   if (unprobeable.has(typeNameStr)) throw new TypeError(`helpers of program type ${typeNameStr} cannot be probed: ${typeNameStr === 'ext' ? 'an extension uses the helpers of the program it replaces' : 'struct_ops programs load only with a struct_ops map'}`)
-  const helperName = typeName(helpers, id)
+  const helperName = enumName(helpers, id)
   cachedProbe(`helper:${pt}:${id}`, () => {
     haveProgramType(pt)
     if (!loadsCleanly(pt)) throw new Error(`helpers of program type ${typeNameStr} cannot be probed here: even a program that calls no helper is refused`)

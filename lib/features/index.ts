@@ -7,26 +7,24 @@
 // answers true/false and throws only those other errors. Answers are cached
 // per process; every fd a probe opens is closed before it returns. Probes use
 // the process-wide default token when one is set (setDefaultToken).
-import type { HelperName, MapTypeName, ProgTypeName, TokenLike } from '../sys/index.js'
+//
+// Single features are declared once each (declareFeature: misc.ts, insns.ts)
+// and exported from here by `export *`; families keyed by a kernel enum (map
+// types, program types, helpers, BTF kinds) take the member as an argument.
+import type { HelperName, MapTypeName, ProgTypeName } from '../sys/index.js'
 import { haveProgramHelper } from './helpers.js'
 import { haveMapType, haveRingbuf } from './map-types.js'
-import {
-  haveAtomics, haveBatchOps, haveBoundedLoops, haveBpfToken, haveBtf, haveIsaV4, haveLargePrograms, haveLinkCreate, haveLoadAcquire, haveMayGoto,
-  haveMmapableMaps, haveTokenInfo, haveBtfKind, haveKernelBtfIds, haveHashLookupAndDelete, type BtfKindFeature,
-} from './misc.js'
 import { asBoolean } from './probe-cache.js'
 import { haveProgramType } from './prog-types.js'
 
+export * from './misc.js'
+export * from './insns.js'
+export { declaredFeatures, miscVersions } from './declare.js'
+export type { Feature } from './declare.js'
 export { haveMapType, haveRingbuf } from './map-types.js'
 export { haveProgramType } from './prog-types.js'
 export { haveProgramHelper, HelperNotSupportedError } from './helpers.js'
-export {
-  haveAtomics, haveBatchOps, haveBoundedLoops, haveBpfToken, haveBtf, haveIsaV4, haveLargePrograms, haveLinkCreate, haveLoadAcquire, haveMayGoto,
-  haveMmapableMaps, haveTokenInfo, haveBtfKind, haveKernelBtfIds, haveHashLookupAndDelete,
-} from './misc.js'
-export type { BtfKindFeature } from './misc.js'
-export { btfKindVersions } from './versions.js'
-export { mapTypeVersions, progTypeVersions, miscVersions, helperVersion } from './versions.js'
+export { btfKindVersions, mapTypeVersions, progTypeVersions, helperVersion } from './versions.js'
 export type { FeatureVersion } from './versions.js'
 
 export const supportsMapType = (type: MapTypeName | number): boolean => asBoolean(() => haveMapType(type))
@@ -34,18 +32,3 @@ export const supportsProgramType = (type: ProgTypeName | number): boolean => asB
 export const supportsProgramHelper = (progType: ProgTypeName | number, helper: HelperName | number): boolean =>
   asBoolean(() => haveProgramHelper(progType, helper))
 export const supportsRingbuf = (): boolean => asBoolean(haveRingbuf)
-export const supportsBpfToken = (): boolean => asBoolean(haveBpfToken)
-export const supportsTokenInfo = (token?: TokenLike): boolean => asBoolean(() => haveTokenInfo(token))
-export const supportsMmapableMaps = (): boolean => asBoolean(haveMmapableMaps)
-export const supportsBatchOps = (): boolean => asBoolean(haveBatchOps)
-export const supportsBoundedLoops = (): boolean => asBoolean(haveBoundedLoops)
-export const supportsLargePrograms = (): boolean => asBoolean(haveLargePrograms)
-export const supportsLinkCreate = (): boolean => asBoolean(haveLinkCreate)
-export const supportsBtf = (): boolean => asBoolean(haveBtf)
-export const supportsAtomics = (): boolean => asBoolean(haveAtomics)
-export const supportsIsaV4 = (): boolean => asBoolean(haveIsaV4)
-export const supportsMayGoto = (): boolean => asBoolean(haveMayGoto)
-export const supportsLoadAcquire = (): boolean => asBoolean(haveLoadAcquire)
-export const supportsBtfKind = (kind: BtfKindFeature): boolean => asBoolean(() => haveBtfKind(kind))
-export const supportsKernelBtfIds = (): boolean => asBoolean(haveKernelBtfIds)
-export const supportsHashLookupAndDelete = (): boolean => asBoolean(haveHashLookupAndDelete)

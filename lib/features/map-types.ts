@@ -3,12 +3,12 @@
 // know) mean the type is missing.
 import { BtfBuilder } from '../btf/builder.js'
 import { Fd, native, tokenFdFor, type MapCreateAttrs, type MapTypeName } from '../sys/index.js'
-import { enumValue } from '../sys/names.js'
+import { flags, mapTypes } from '../sys/generated/kernel-enums.js'
+import { enumName, enumValue } from '../sys/names.js'
 import { bpfCode, cachedProbe, notSupported } from './probe-cache.js'
-import { mapTypes, mapTypeVersions, typeName } from './versions.js'
+import { mapTypeVersions } from './versions.js'
 
-const BPF_F_NO_PREALLOC = 1
-const BPF_F_MMAPABLE = 1 << 10
+const { BPF_F_NO_PREALLOC, BPF_F_MMAPABLE } = flags
 // A ring buffer's size must be a power of two and a multiple of the page
 // size: 64 KiB is one on every page size Linux runs BPF with (4, 16, 64 KiB).
 const RINGBUF_PROBE_SIZE = 64 * 1024
@@ -86,7 +86,7 @@ function setupFor(name: string, tokenFd: number | undefined): ProbeSetup {
 export function haveMapType(type: MapTypeName | number): void {
   const n = enumValue(mapTypes, 'map type', type)
   if (n === mapTypes.unspec) throw new TypeError('map type unspec is not a map type')
-  const name = typeName(mapTypes, n)
+  const name = enumName(mapTypes, n)
   cachedProbe(`map:${n}`, () => {
     const tokenFd = tokenFdFor(undefined, { cmd: 'map_create', mapType: n })
     const setup = setupFor(name, tokenFd)

@@ -1,26 +1,22 @@
-// Probes for features that are neither a map type, a program type nor a
-// helper: BPF tokens and their info, mmapable arrays, batch operations,
-// bounded loops, large programs, links, BTF itself, instruction set additions.
+// Features that are neither a map type, a program type nor a helper, each
+// declared once with declareFeature (name, release, probe): BPF tokens and
+// their info, mmapable arrays, batch operations, links, BTF and its kinds,
+// kernel BTF objects. Instruction set features are in insns.ts.
 import { readFileSync } from 'node:fs'
 import { BtfBuilder } from '../btf/builder.js'
 import { Fd, NotSupportedError, native, tokenFdFor, type TokenLike } from '../sys/index.js'
 import { btfs } from '../sys/ids.js'
 import { defaultToken } from '../sys/token.js'
-import { IMPOSSIBLE_FD, bpfCode, cachedProbe, notSupported } from './probe-cache.js'
-import { asm } from '../asm/index.js'
+import { flags, mapTypes } from '../sys/generated/kernel-enums.js'
+import { tokenInfo } from '../sys/generated/kernel-layouts.js'
+import { declareFeature } from './declare.js'
+import { IMPOSSIBLE_FD, asBoolean, bpfCode, cachedProbe, notSupported } from './probe-cache.js'
 import { kernelBtf } from './prog-types.js'
-import { btfKindVersions, mapTypes, miscVersions, progTypes, type FeatureVersion } from './versions.js'
+import { btfKindVersions } from './versions.js'
 
-const BPF_F_MMAPABLE = 1 << 10
-
-function smallArray(flags = 0): Fd {
+function smallArray(mapFlags = 0): Fd {
   const tokenFd = tokenFdFor(undefined, { cmd: 'map_create', mapType: mapTypes.array })
-  return new Fd(native.mapCreate({ mapType: mapTypes.array, keySize: 4, valueSize: 4, maxEntries: 2, mapFlags: flags, tokenFd }), 'map')
-}
-
-function socketFilter(insns: Uint8Array): void {
-  const tokenFd = tokenFdFor(undefined, { cmd: 'prog_load', progType: progTypes.socket_filter })
-  native.closeFd(native.progLoadSync({ progType: progTypes.socket_filter, insns, license: 'GPL', tokenFd }).fd)
+  return new Fd(native.mapCreate({ mapType: mapTypes.array, keySize: 4, valueSize: 4, maxEntries: 2, mapFlags, tokenFd }), 'map')
 }
 
 /**
@@ -31,18 +27,20 @@ function socketFilter(insns: Uint8Array): void {
  * real bpffs root in the initial user namespace a token-capable kernel says
  * EOPNOTSUPP, since tokens only make sense in other namespaces.)
  */
-export function haveBpfToken(): void {
-  cachedProbe('token', () => {
+export const { have: haveBpfToken, supports: supportsBpfToken } = declareFeature('bpfToken', {
+  title: 'BPF tokens (BPF_TOKEN_CREATE)',
+  since: '6.9',
+  probe(missing) {
     try {
       native.closeFd(native.tokenCreate(IMPOSSIBLE_FD))
     } catch (e) {
       const code = bpfCode(e)
       if (code === 'EBADF') return
-      if (code === 'EINVAL') throw notSupported('BPF tokens (BPF_TOKEN_CREATE)', miscVersions.bpfToken)
+      if (code === 'EINVAL') throw missing()
       throw e
     }
-  })
-}
+  },
+})
 
 // A token's fdinfo lists what it delegates; no other fd's does.
 function isTokenFd(fd: number): boolean {
@@ -59,176 +57,114 @@ function isTokenFd(fd: number): boolean {
  * default), the probe asks the kernel for its info. Without one it cannot:
  * no token can exist in the initial user namespace, so the answer comes from
  * the kernel's own BTF, which describes struct bpf_token_info exactly when
- * the kernel has it. Errors: NotSupportedError; an Error when there is
- * neither a token nor kernel BTF to decide by. Cached.
+ * the kernel has it. Errors: NotSupportedError; TypeError for an fd that is
+ * not a token; an Error when there is neither a token nor kernel BTF to
+ * decide by. Cached.
  */
-export function haveTokenInfo(token?: TokenLike): void {
-  const tok = token ?? defaultToken()
-  // Info of any other bpf object would succeed and prove nothing.
-  if (tok !== undefined && !isTokenFd(tok.fd)) throw new TypeError(`haveTokenInfo: fd ${tok.fd} is not a BPF token`)
-  cachedProbe('token_info', () => {
-    const feature = 'BPF token info (BPF_OBJ_GET_INFO_BY_FD on a token)'
+export const { have: haveTokenInfo, supports: supportsTokenInfo } = declareFeature<[token?: TokenLike]>('tokenInfo', {
+  title: 'BPF token info (BPF_OBJ_GET_INFO_BY_FD on a token)',
+  since: '6.17',
+  checkArgs(token) {
+    if (token !== undefined && (token === null || typeof token !== 'object' || typeof token.fd !== 'number')) {
+      throw new TypeError(`haveTokenInfo: token must be a BpfToken or { fd }, got ${token === null ? 'null' : typeof token}`)
+    }
+    const tok = token ?? defaultToken()
+    // Info of any other bpf object would succeed and prove nothing.
+    if (tok !== undefined && !isTokenFd(tok.fd)) throw new TypeError(`haveTokenInfo: fd ${tok.fd} is not a BPF token`)
+  },
+  probe(missing, token) {
+    const tok = token ?? defaultToken()
     if (tok !== undefined) {
       try {
-        native.objGetInfoByFd(tok.fd, new Uint8Array(32))
+        native.objGetInfoByFd(tok.fd, new Uint8Array(tokenInfo.size))
         return
       } catch (e) {
-        if (bpfCode(e) === 'EINVAL') throw notSupported(feature, miscVersions.tokenInfo)
+        if (bpfCode(e) === 'EINVAL') throw missing()
         throw e
       }
     }
     try {
       haveBpfToken()
     } catch (e) {
-      if (e instanceof NotSupportedError) throw notSupported(feature, miscVersions.tokenInfo, 'this kernel has no BPF tokens at all')
+      if (e instanceof NotSupportedError) throw missing('this kernel has no BPF tokens at all')
       throw e
     }
     const btf = kernelBtf()
-    if (btf === null) throw new Error(`${feature}: cannot tell without a token or the kernel's BTF (/sys/kernel/btf/vmlinux)`)
-    if (btf.find('bpf_token_info', 'STRUCT') === undefined) throw notSupported(feature, miscVersions.tokenInfo)
-  })
-}
+    if (btf === null) throw new Error('BPF token info: cannot tell without a token or the kernel\'s BTF (/sys/kernel/btf/vmlinux)')
+    if (btf.find('bpf_token_info', 'STRUCT') === undefined) throw missing()
+  },
+})
 
 /** Array maps that can be mmap()ed (BPF_F_MMAPABLE, Linux 5.5). */
-export function haveMmapableMaps(): void {
-  cachedProbe('mmapable', () => {
+export const { have: haveMmapableMaps, supports: supportsMmapableMaps } = declareFeature('mmapableMaps', {
+  title: 'mmapable array maps (BPF_F_MMAPABLE)',
+  since: '5.5',
+  probe(missing) {
     try {
-      smallArray(BPF_F_MMAPABLE).close()
+      smallArray(flags.BPF_F_MMAPABLE).close()
     } catch (e) {
-      if (bpfCode(e) === 'EINVAL') throw notSupported('mmapable array maps (BPF_F_MMAPABLE)', miscVersions.mmapableMaps)
+      if (bpfCode(e) === 'EINVAL') throw missing()
       throw e
     }
-  })
-}
+  },
+})
 
 /** Batch lookup, update and delete of map elements (BPF_MAP_*_BATCH, Linux 5.6). */
-export function haveBatchOps(): void {
-  cachedProbe('batch', () => {
+export const { have: haveBatchOps, supports: supportsBatchOps } = declareFeature('batchOps', {
+  title: 'batch map operations (BPF_MAP_*_BATCH)',
+  since: '5.6',
+  probe(missing) {
     using map = smallArray()
     try {
       native.mapUpdateBatch(map.fd, new Uint32Array([0, 1]), new Uint32Array([7, 8]), 2)
     } catch (e) {
       const code = bpfCode(e)
-      if (code === 'EINVAL' || code === 'ENOTSUPP' || code === 'EOPNOTSUPP') throw notSupported('batch map operations (BPF_MAP_*_BATCH)', miscVersions.batchOps)
+      if (code === 'EINVAL' || code === 'ENOTSUPP' || code === 'EOPNOTSUPP') throw missing()
       throw e
     }
-  })
-}
-
-/** Loops the verifier can prove to end (Linux 5.3); earlier kernels refuse any back-edge. */
-export function haveBoundedLoops(): void {
-  cachedProbe('bounded_loops', () => {
-    const insns = asm.assemble([
-      asm.mov64Imm(asm.R0, 10),
-      asm.label('loop'),
-      asm.sub64Imm(asm.R0, 1),
-      asm.jneImm(asm.R0, 0, 'loop'),
-      asm.exit(),
-    ])
-    try {
-      socketFilter(insns)
-    } catch (e) {
-      if (bpfCode(e) === 'EINVAL') throw notSupported('bounded loops', miscVersions.boundedLoops)
-      throw e
-    }
-  })
-}
-
-/** Programs of more than 4096 instructions for privileged loaders (Linux 5.2). */
-export function haveLargePrograms(): void {
-  cachedProbe('large_programs', () => {
-    const insns = asm.assemble([...Array.from({ length: 4096 }, () => asm.mov64Imm(asm.R0, 1)), asm.exit()])
-    try {
-      socketFilter(insns)
-    } catch (e) {
-      const code = bpfCode(e)
-      if (code === 'E2BIG' || code === 'EINVAL') throw notSupported('programs over 4096 instructions', miscVersions.largePrograms)
-      throw e
-    }
-  })
-}
+  },
+})
 
 /**
  * BPF links made by BPF_LINK_CREATE (Linux 5.7). A kernel with the command
  * fails looking up the impossible program fd (EBADF); one without fails on
  * the unknown command (EINVAL).
  */
-export function haveLinkCreate(): void {
-  cachedProbe('link_create', () => {
+export const { have: haveLinkCreate, supports: supportsLinkCreate } = declareFeature('linkCreate', {
+  title: 'BPF links (BPF_LINK_CREATE)',
+  since: '5.7',
+  probe(missing) {
     try {
       native.closeFd(native.linkCreate({ progFd: IMPOSSIBLE_FD, attachType: 0 }))
     } catch (e) {
       const code = bpfCode(e)
       if (code === 'EBADF') return
-      if (code === 'EINVAL') throw notSupported('BPF links (BPF_LINK_CREATE)', miscVersions.linkCreate)
+      if (code === 'EINVAL') throw missing()
       throw e
     }
-  })
-}
+  },
+})
 
-// An instruction the kernel does not know is refused with EINVAL ("unknown
-// opcode", "reserved fields"); so is nothing else in these tiny programs.
-function insnProbe(key: string, feature: string, fv: FeatureVersion, items: Parameters<typeof asm.assemble>[0]): void {
-  cachedProbe(key, () => {
-    try {
-      socketFilter(asm.assemble(items))
-    } catch (e) {
-      if (bpfCode(e) === 'EINVAL') throw notSupported(feature, fv)
-      throw e
-    }
-  })
-}
-
-/** BPF_ATOMIC beyond plain add: fetch forms, and/or/xor, xchg, cmpxchg (Linux 5.12). */
-export function haveAtomics(): void {
-  insnProbe('atomics', 'atomic instructions (fetch, xchg, cmpxchg)', miscVersions.atomics, [
-    asm.stDW(asm.R10, -8, 0), asm.mov64Imm(asm.R1, 1), asm.mov64Imm(asm.R0, 0),
-    asm.atomic('or', 64, asm.R10, asm.R1, -8, { fetch: true }), asm.cmpxchg(64, asm.R10, asm.R1, -8),
-    asm.mov64Imm(asm.R0, 0), asm.exit(),
-  ])
-}
-
-/**
- * The instructions of LLVM's -mcpu=v4 (Linux 6.6): signed division and
- * modulo, sign-extending moves and loads, unconditional byte swaps, and
- * gotol (a 32-bit jump offset).
- */
-export function haveIsaV4(): void {
-  insnProbe('isa_v4', 'cpu v4 instructions (sdiv, smod, movsx, ldsx, bswap, gotol)', miscVersions.isaV4, [
-    asm.mov64Imm(asm.R0, -9), asm.sdiv64Imm(asm.R0, 3), asm.movsx64Reg(asm.R0, asm.R0, 8), asm.bswap(asm.R0, 16),
-    asm.stDW(asm.R10, -8, 0), asm.ldxsB(asm.R1, asm.R10, -8), asm.ja32(0), asm.mov64Imm(asm.R0, 0), asm.exit(),
-  ])
-}
-
-/** may_goto, the bounded "maybe jump" that ends loops the verifier cannot bound (Linux 6.9). */
-export function haveMayGoto(): void {
-  insnProbe('may_goto', 'may_goto', miscVersions.mayGoto, [
-    asm.mayGoto(1), asm.mov64Imm(asm.R0, 1), asm.mov64Imm(asm.R0, 0), asm.exit(),
-  ])
-}
-
-/** Load-acquire and store-release (Linux 6.15). */
-export function haveLoadAcquire(): void {
-  insnProbe('load_acquire', 'load-acquire and store-release instructions', miscVersions.loadAcquire, [
-    asm.stDW(asm.R10, -8, 0), asm.loadAcquire('dw', asm.R1, asm.R10, -8), asm.storeRelease('dw', asm.R10, asm.R1, -8),
-    asm.mov64Imm(asm.R0, 0), asm.exit(),
-  ])
+function loadBtf(b: BtfBuilder): void {
+  const tokenFd = tokenFdFor(undefined, { cmd: 'btf_load' })
+  native.closeFd(native.btfLoadSync({ btf: b.bytes(), tokenFd }).fd)
 }
 
 /** Loading BTF (BPF_BTF_LOAD, Linux 4.18), which typed maps need. */
-export function haveBtf(): void {
-  cachedProbe('btf', () => {
+export const { have: haveBtf, supports: supportsBtf } = declareFeature('btf', {
+  title: 'BTF (BPF_BTF_LOAD)',
+  since: '4.18',
+  probe(missing) {
     const b = new BtfBuilder()
     b.int('int', 4, { signed: true })
     try {
-      const tokenFd = tokenFdFor(undefined, { cmd: 'btf_load' })
-      native.closeFd(native.btfLoadSync({ btf: b.bytes(), tokenFd }).fd)
+      loadBtf(b)
     } catch (e) {
-      if (bpfCode(e) === 'EINVAL') throw notSupported('BTF (BPF_BTF_LOAD)', miscVersions.btf)
+      if (bpfCode(e) === 'EINVAL') throw missing()
       throw e
     }
-  })
-}
+  },
+})
 
 export type BtfKindFeature = keyof typeof btfKindVersions
 
@@ -239,8 +175,10 @@ export type BtfKindFeature = keyof typeof btfKindVersions
  * the kind; the kernel refuses a kind it does not know with EINVAL. Cached.
  */
 export function haveBtfKind(kind: BtfKindFeature): void {
+  if (typeof kind !== 'string' || !Object.hasOwn(btfKindVersions, kind)) {
+    throw new TypeError(`haveBtfKind: unknown kind '${String(kind)}'; one of ${Object.keys(btfKindVersions).join(', ')}`)
+  }
   const fv = btfKindVersions[kind]
-  if (fv === undefined) throw new TypeError(`haveBtfKind: unknown kind '${String(kind)}'; one of ${Object.keys(btfKindVersions).join(', ')}`)
   cachedProbe(`btf_kind:${kind}`, () => {
     haveBtf()
     const b = new BtfBuilder()
@@ -268,8 +206,7 @@ export function haveBtfKind(kind: BtfKindFeature): void {
         break
     }
     try {
-      const tokenFd = tokenFdFor(undefined, { cmd: 'btf_load' })
-      native.closeFd(native.btfLoadSync({ btf: b.bytes(), tokenFd }).fd)
+      loadBtf(b)
     } catch (e) {
       if (bpfCode(e) === 'EINVAL') throw notSupported(`BTF kind ${kind}`, fv)
       throw e
@@ -277,21 +214,50 @@ export function haveBtfKind(kind: BtfKindFeature): void {
   })
 }
 
+/** The boolean twin of haveBtfKind. */
+export const supportsBtfKind = (kind: BtfKindFeature): boolean => asBoolean(() => haveBtfKind(kind))
+
 /**
  * The kernel's own BTF (vmlinux, modules) as BTF objects with IDs, openable
  * by ID and marked kernel_btf in their info (Linux 5.11, built with
  * CONFIG_DEBUG_INFO_BTF). Walks BTF IDs, so it needs CAP_SYS_ADMIN. Cached.
  */
-export function haveKernelBtfIds(): void {
-  cachedProbe('kernel_btf_ids', () => {
+export const { have: haveKernelBtfIds, supports: supportsKernelBtfIds } = declareFeature('kernelBtfIds', {
+  title: 'kernel BTF objects with IDs',
+  since: '5.11',
+  config: ['CONFIG_DEBUG_INFO_BTF'],
+  probe(missing) {
     for (const info of btfs()) if (info.kernelBtf) return
-    throw notSupported('kernel BTF objects with IDs', miscVersions.kernelBtfIds)
-  })
-}
+    throw missing()
+  },
+})
+
+/**
+ * BPF_BTF_GET_FD_BY_ID with a token (Linux 6.18). With a token fd that is
+ * not open, a kernel that reads the token field fails looking it up
+ * (EBADF); an older one refuses the unknown attribute bytes (EINVAL).
+ */
+export const { have: haveBtfByIdToken, supports: supportsBtfByIdToken } = declareFeature('btfByIdToken', {
+  title: 'opening BTF by ID with a token (BPF_BTF_GET_FD_BY_ID token_fd)',
+  since: '6.18',
+  probe(missing) {
+    try {
+      // BTF id 1 is vmlinux's when the kernel has BTF; if the call succeeds, the token field was read.
+      native.closeFd(native.btfGetFdById(1, 0, IMPOSSIBLE_FD))
+    } catch (e) {
+      const code = bpfCode(e)
+      if (code === 'EBADF') return
+      if (code === 'EINVAL' || code === 'E2BIG') throw missing()
+      throw e
+    }
+  },
+})
 
 /** BPF_MAP_LOOKUP_AND_DELETE_ELEM on hash maps (Linux 5.14; queues and stacks had it before). */
-export function haveHashLookupAndDelete(): void {
-  cachedProbe('hash_lookup_and_delete', () => {
+export const { have: haveHashLookupAndDelete, supports: supportsHashLookupAndDelete } = declareFeature('hashLookupAndDelete', {
+  title: 'lookup_and_delete on hash maps',
+  since: '5.14',
+  probe(missing) {
     const tokenFd = tokenFdFor(undefined, { cmd: 'map_create', mapType: mapTypes.hash })
     using map = new Fd(native.mapCreate({ mapType: mapTypes.hash, keySize: 4, valueSize: 4, maxEntries: 1, tokenFd }), 'map')
     try {
@@ -299,8 +265,8 @@ export function haveHashLookupAndDelete(): void {
       native.mapLookupAndDeleteElem(map.fd, new Uint8Array(4), new Uint8Array(4))
     } catch (e) {
       const code = bpfCode(e)
-      if (code === 'ENOTSUPP' || code === 'EOPNOTSUPP' || code === 'EINVAL') throw notSupported('lookup_and_delete on hash maps', miscVersions.hashLookupAndDelete)
+      if (code === 'ENOTSUPP' || code === 'EOPNOTSUPP' || code === 'EINVAL') throw missing()
       throw e
     }
-  })
-}
+  },
+})

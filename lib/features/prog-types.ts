@@ -8,10 +8,10 @@ import { asm } from '../asm/index.js'
 import { BtfBuilder } from '../btf/builder.js'
 import { BtfReader } from '../btf/reader.js'
 import { Fd, VerifierError, native, tokenFdFor, type ProgLoadAttrs, type ProgTypeName } from '../sys/index.js'
-import { attachTypes } from '../sys/generated/kernel-enums.js'
-import { enumValue } from '../sys/names.js'
+import { attachTypes, progLoadFlags, progTypes } from '../sys/generated/kernel-enums.js'
+import { enumName, enumValue } from '../sys/names.js'
 import { bpfCode, cachedProbe, notSupported } from './probe-cache.js'
-import { progTypes, progTypeVersions, typeName } from './versions.js'
+import { progTypeVersions } from './versions.js'
 
 /** `r0 = 0; exit`: the smallest program any type accepts. */
 export const returnZero = () => asm.assemble([asm.mov64Imm(asm.R0, 0), asm.exit()])
@@ -33,8 +33,6 @@ export interface ProgSpec {
 }
 
 const NOT_LOADABLE = Symbol('not loadable')
-// A #define in the uapi header, so not among the generated enums.
-const BPF_F_SLEEPABLE = 1 << 4
 
 // The kernel function a tracing or LSM probe attaches to; absent from the
 // kernel's BTF means the kernel cannot load such programs.
@@ -69,7 +67,7 @@ export function specFor(name: string, tokenFd: number | undefined): ProgSpec | t
     }
     case 'syscall':
       // "Syscall programs can only be sleepable."
-      return { attrs: { progFlags: BPF_F_SLEEPABLE } }
+      return { attrs: { progFlags: progLoadFlags.BPF_F_SLEEPABLE } }
     case 'ext':
       return extSpec(tokenFd)
     default:
@@ -148,7 +146,7 @@ export function loadsCleanly(n: number): boolean {
 export function haveProgramType(type: ProgTypeName | number): void {
   const n = enumValue(progTypes, 'program type', type)
   if (n === progTypes.unspec) throw new TypeError('program type unspec is not a program type')
-  const name = typeName(progTypes, n)
+  const name = enumName(progTypes, n)
   cachedProbe(`prog:${n}`, () => {
     try {
       loadProbe(n, name, returnZero())

@@ -1,12 +1,14 @@
-// The Linux release that added each probed feature, for the message of a
-// NotSupportedError. Probes decide support; these tables only say what to
+// The Linux release that added each member of the probed families (map
+// types, program types, helpers, BTF kinds), for the message of a
+// NotSupportedError. Single features declare their release with their probe
+// (declareFeature in declare.ts). Probes decide support; these tables only say what to
 // upgrade to. `config` names the kernel options the feature is built under
 // when a stock kernel of that version may lack it.
 //
 // Sources: the kernel's git history (the commits that added each enum value),
 // cross-checked with cilium/ebpf's features package and bcc's
 // docs/kernel-versions.md.
-import { helpers, mapTypes, progTypes, type HelperName, type MapTypeName, type ProgTypeName } from '../sys/generated/kernel-enums.js'
+import { helpers, type MapTypeName, type ProgTypeName } from '../sys/generated/kernel-enums.js'
 
 export interface FeatureVersion {
   /** First Linux release with the feature, e.g. '5.8'. */
@@ -115,24 +117,6 @@ export function helperVersion(id: number): string | undefined {
   return found
 }
 
-/** Features that are neither a map type, a program type nor a helper. */
-export const miscVersions = {
-  btf: v('4.18'),
-  largePrograms: v('5.2'),
-  boundedLoops: v('5.3'),
-  mmapableMaps: v('5.5'),
-  batchOps: v('5.6'),
-  linkCreate: v('5.7'),
-  atomics: v('5.12'),
-  isaV4: v('6.6'),
-  mayGoto: v('6.9'),
-  loadAcquire: v('6.15'),
-  kernelBtfIds: v('5.11', 'CONFIG_DEBUG_INFO_BTF'),
-  hashLookupAndDelete: v('5.14'),
-  bpfToken: v('6.9'),
-  tokenInfo: v('6.17'),
-} as const satisfies Record<string, FeatureVersion>
-
 /** BTF kinds newer than BTF itself (4.18), keyed by bpfkit's kind name. */
 export const btfKindVersions = {
   func: v('5.0'),
@@ -145,12 +129,3 @@ export const btfKindVersions = {
   // Signed enums (kind_flag on ENUM) came with ENUM64.
   enum64: v('6.0'),
 } as const satisfies Record<string, FeatureVersion>
-
-/** The kernel's name for `n` in an enum table, for messages ('ringbuf'; '#40' when unknown). */
-export function typeName(table: Readonly<Record<string, number>>, n: number): string {
-  // Aliases (cgroup_storage_deprecated) come first in the kernel's enum; prefer the plain name.
-  const names = Object.entries(table).filter(([, x]) => x === n).map(([k]) => k)
-  return names.find((k) => !k.endsWith('_deprecated')) ?? names[0] ?? `#${n}`
-}
-
-export { mapTypes, progTypes, helpers }

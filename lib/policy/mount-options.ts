@@ -1,7 +1,8 @@
 // Reading policies back from where the kernel shows them: bpffs mount
 // options (as in /proc/self/mountinfo or `mount -o`), and a token's fdinfo.
 import { readFileSync } from 'node:fs'
-import { ALL, kindNames, kinds, valueOfName, type PolicyKind, type PolicyMasks } from './kinds.js'
+import { findEnumValue } from '../sys/names.js'
+import { ALL, kindNames, kinds, type PolicyKind, type PolicyMasks } from './kinds.js'
 
 const optionKind = new Map<string, PolicyKind>(kindNames.map((k) => [kinds[k].option, k]))
 
@@ -35,7 +36,7 @@ function parseValue(kind: PolicyKind, value: string, key: string): bigint {
       mask |= ALL
       continue
     }
-    const v = valueOfName(kind, item)
+    const v = findEnumValue(kinds[kind].table, item, { ignoreCase: true })
     if (v !== undefined && v < 64) {
       mask |= 1n << BigInt(v)
       continue

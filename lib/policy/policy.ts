@@ -5,7 +5,12 @@
 import { PolicyError } from '../sys/errors.js'
 import type { AttachTypeName, CommandName, MapTypeName, ProgTypeName } from '../sys/generated/kernel-enums.js'
 import type { TokenRequest } from '../sys/token.js'
-import { ALL, closestName, kindNames, kinds, knownMask, nameOfValue, valueOfName, type PolicyKind, type PolicyMasks } from './kinds.js'
+import { closestEnumName, findEnumName, findEnumValue } from '../sys/names.js'
+import { ALL, kindNames, kinds, knownMask, type PolicyKind, type PolicyMasks } from './kinds.js'
+
+// As bpffs prints and parses delegate_* names: the kernel's first name, any case.
+const nameOfValue = (kind: PolicyKind, value: number) => findEnumName(kinds[kind].table, value, { kernelOrder: true })
+const valueOfName = (kind: PolicyKind, name: string) => findEnumValue(kinds[kind].table, name, { ignoreCase: true })
 import { bpffsMountEntry, fdinfoMasks, mountOptionMasks } from './mount-options.js'
 
 export type { PolicyKind, PolicyMasks }
@@ -314,7 +319,7 @@ function bitOf(kind: PolicyKind, item: unknown, where: string): number {
   if (item === 'any') throw new TypeError(`${where}: 'any' stands alone (${where.replace(/\[\d+\]$/, '')}: 'any'), not inside a list`)
   const v = valueOfName(kind, item)
   if (v === undefined) {
-    const hint = closestName(kind, item)
+    const hint = closestEnumName(kinds[kind].table, item)
     throw new TypeError(`${where}: unknown ${noun} '${item}'${hint ? ` (did you mean '${hint}'?)` : ''}`)
   }
   if (v > maxBit) throw new RangeError(`${where}: ${noun} '${item}' (${v}) cannot be delegated: delegation masks have 64 bits`)

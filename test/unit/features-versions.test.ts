@@ -3,7 +3,10 @@
 import { describe, expect, test } from 'vitest'
 import { HelperNotSupportedError } from '../../lib/features/helpers.js'
 import { asBoolean, cachedProbe, clearProbeCache, notSupported } from '../../lib/features/probe-cache.js'
-import { helperVersion, mapTypeVersions, miscVersions, progTypeVersions, typeName } from '../../lib/features/versions.js'
+import { helperVersion, mapTypeVersions, progTypeVersions } from '../../lib/features/versions.js'
+import { declaredFeatures, miscVersions } from '../../lib/features/index.js'
+import { declareFeature } from '../../lib/features/declare.js'
+import { enumName } from '../../lib/sys/names.js'
 import { BpfError, NotSupportedError, PolicyError, kernel } from '../../lib/sys/index.js'
 
 const cmp = (a: string, b: string) => {
@@ -81,9 +84,46 @@ describe('version table', () => {
   })
 
   test('aliases are named by their plain name', () => {
-    expect(typeName(kernel.mapTypes, kernel.mapTypes.cgroup_storage)).toBe('cgroup_storage')
-    expect(typeName(kernel.progTypes, kernel.progTypes.xdp)).toBe('xdp')
-    expect(typeName(kernel.mapTypes, 99)).toBe('#99')
+    expect(enumName(kernel.mapTypes, kernel.mapTypes.cgroup_storage)).toBe('cgroup_storage')
+    expect(enumName(kernel.progTypes, kernel.progTypes.xdp)).toBe('xdp')
+    expect(enumName(kernel.mapTypes, 99)).toBe('unknown(99)')
+  })
+})
+
+describe('declared features', () => {
+  test('each declaration gives have, supports, its release in miscVersions and its cached answer', () => {
+    clearProbeCache()
+    let runs = 0
+    const f = declareFeature<[n: number]>('unitTestFeature', {
+      title: 'a unit test feature',
+      since: '9.1',
+      config: ['CONFIG_UNIT'],
+      checkArgs(n) {
+        if (typeof n !== 'number') throw new TypeError('n must be a number')
+      },
+      probe(missing, n) {
+        runs++
+        if (n > 0) throw missing('the detail')
+      },
+    })
+    expect(miscVersions.unitTestFeature).toEqual({ version: '9.1', config: ['CONFIG_UNIT'] })
+    expect(declaredFeatures()).toContain(f)
+    expect(() => f.have(1)).toThrow('a unit test feature is not supported by this kernel (needs Linux 9.1; and a kernel built with CONFIG_UNIT; the detail)')
+    expect(f.supports(1)).toBe(false)
+    expect(runs).toBe(1)
+    // Argument checks run before the cache answers.
+    expect(() => f.have('x' as never)).toThrow(TypeError)
+    expect(() => declareFeature('unitTestFeature', { title: 't', since: '1.0', probe() {} })).toThrow(/declared twice/)
+    clearProbeCache()
+  })
+
+  test('every declared feature is in miscVersions under its name, with a release', () => {
+    const names = declaredFeatures().map((f) => f.name)
+    expect(names).toEqual(expect.arrayContaining(['btf', 'bpfToken', 'tokenInfo', 'mmapableMaps', 'batchOps', 'linkCreate', 'isaV4', 'btfByIdToken']))
+    for (const f of declaredFeatures()) {
+      expect(miscVersions[f.name]).toBe(f.version)
+      expect(f.version.version).toMatch(/^\d+\.\d+$/)
+    }
   })
 })
 
@@ -91,7 +131,7 @@ describe('NotSupportedError', () => {
   test('names the feature, the release and the build options', () => {
     const e = notSupported('map type xskmap', mapTypeVersions.xskmap)
     expect(e).toBeInstanceOf(NotSupportedError)
-    expect(e).toMatchObject({ feature: 'map type xskmap', minKernel: '4.18', code: 'ENOTSUP', name: 'NotSupportedError' })
+    expect(e).toMatchObject({ feature: 'map type xskmap', minKernel: '4.18', code: 'EOPNOTSUPP', name: 'NotSupportedError' })
     expect(e.message).toBe('map type xskmap is not supported by this kernel (needs Linux 4.18; and a kernel built with CONFIG_XDP_SOCKETS)')
     expect(notSupported('x', { version: '5.8' }).message).toBe('x is not supported by this kernel (needs Linux 5.8)')
     expect(notSupported('y', undefined, 'why').message).toBe('y is not supported by this kernel (needs Linux newer than bpfkit knows; why)')

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest'
 import { attachTypes, commands, helpers, mapTypes, progTypes } from '../../lib/sys/generated/kernel-enums.js'
-import { enumName, enumValue } from '../../lib/sys/names.js'
+import { closestEnumName, enumName, enumValue, findEnumName, findEnumValue } from '../../lib/sys/names.js'
 import { checkOptions } from '../../lib/sys/options.js'
 
 describe('generated kernel enums', () => {
@@ -24,8 +24,26 @@ describe('enumValue / enumName', () => {
     expect(enumName(mapTypes, 99999)).toBe('unknown(99999)')
   })
 
+  test('aliases: the plain name, or the kernel\'s first one as bpffs prints masks', () => {
+    expect(enumName(mapTypes, mapTypes.cgroup_storage)).toBe('cgroup_storage')
+    expect(findEnumName(mapTypes, mapTypes.cgroup_storage, { kernelOrder: true })).toBe('cgroup_storage_deprecated')
+    expect(findEnumName(mapTypes, 99999)).toBeUndefined()
+    expect(enumName(commands, commands.prog_run)).toBe('prog_test_run')
+  })
+
+  test('case-insensitive lookup, as the kernel parses delegate_* options', () => {
+    expect(findEnumValue(mapTypes, 'HASH')).toBeUndefined()
+    expect(findEnumValue(mapTypes, 'HASH', { ignoreCase: true })).toBe(1)
+    expect(findEnumValue(commands, 'Prog_Run', { ignoreCase: true })).toBe(commands.prog_test_run)
+    expect(findEnumValue(mapTypes, 'toString', { ignoreCase: true })).toBeUndefined()
+    expect(closestEnumName(mapTypes, 'rignbuf')).toBe('ringbuf')
+    expect(closestEnumName(mapTypes, 'qqqqqqqqqq')).toBeUndefined()
+  })
+
   test('refuse unknown names and bad numbers clearly', () => {
-    expect(() => enumValue(mapTypes, 'map type', 'hsh')).toThrow(/unknown map type 'hsh' \(known: unspec, hash, array/)
+    expect(() => enumValue(mapTypes, 'map type', 'hsh')).toThrow(/unknown map type 'hsh' \(did you mean 'hash'\?\) \(known: unspec, hash, array/)
+    expect(() => enumValue(mapTypes, 'map type', 'zzzzzzzz')).toThrow(/unknown map type 'zzzzzzzz' \(known: unspec/)
+    expect(() => enumValue(mapTypes, 'map type', null as never)).toThrow(new TypeError('map type must be a name or a number, got null'))
     expect(() => enumValue(mapTypes, 'map type', 'toString')).toThrow(TypeError)
     expect(() => enumValue(mapTypes, 'map type', -1)).toThrow(RangeError)
     expect(() => enumValue(mapTypes, 'map type', 1.5)).toThrow(RangeError)
