@@ -134,12 +134,36 @@ let layoutsTs = header('//') + `
 export interface FieldLayout { readonly offset: number; readonly size: number; readonly type: string }
 export interface StructLayout { readonly size: number; readonly fields: Readonly<Record<string, FieldLayout>> }
 `
+const fieldLines = (fields, indent) => Object.entries(fields).map(([k, f]) => `${indent}${k}: { offset: ${f.offset}, size: ${f.size}, type: '${f.type}' },`).join('\n')
 for (const [name, struct] of Object.entries(layouts)) {
   let l
   try { l = layoutOf(struct) } catch { continue }
-  const fields = Object.entries(l.fields).map(([k, f]) => `    ${k}: { offset: ${f.offset}, size: ${f.size}, type: '${f.type}' },`).join('\n')
-  layoutsTs += `\n/** struct ${struct} */\nexport const ${name} = {\n  size: ${l.size},\n  fields: {\n${fields}\n  },\n} as const satisfies StructLayout\n`
+  layoutsTs += `\n/** struct ${struct} */\nexport const ${name} = {\n  size: ${l.size},\n  fields: {\n${fieldLines(l.fields, '    ')}\n  },\n} as const satisfies StructLayout\n`
 }
+
+// The per-link-type variants of bpf_link_info's anonymous union, keyed by the
+// member name (the link type's name), offsets from the start of the struct.
+// Nested anonymous parts (iter, perf_event) keep only their plain leading fields.
+function unionVariants(structName) {
+  const s = btf.find(KIND.STRUCT, structName)
+  const u = s.members.find((m) => !m.name && btf.resolve(m.type).kind === KIND.UNION)
+  const variants = {}
+  for (const v of btf.resolve(u.type).members) {
+    if (!v.name) continue
+    const fields = {}
+    for (const m of btf.resolve(v.type).members ?? []) {
+      const leaf = m.name && !m.bitSize ? leafType(m.type) : null
+      if (leaf) fields[m.name] = { offset: (u.bitOffset + v.bitOffset + m.bitOffset) / 8, ...leaf }
+    }
+    variants[v.name] = fields
+  }
+  return variants
+}
+layoutsTs += `\n/** The per-type union of struct bpf_link_info: each link type's fields, offsets from the start of the struct. */
+export const linkInfoVariants = {
+${Object.entries(unionVariants('bpf_link_info')).map(([k, f]) => `  ${k}: {\n${fieldLines(f, '    ')}\n  },`).join('\n')}
+} as const satisfies Readonly<Record<string, Readonly<Record<string, FieldLayout>>>>
+`
 
 // ---------- union bpf_attr as packed C structs ----------
 function firstLeafName(id) {

@@ -3,7 +3,7 @@
 // Btf.load, Btf.fromId) through the `token` option or setDefaultToken.
 import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
-import { BpfError, Fd, native, NotSupportedError, tokenInfoBytes, type TokenLike, type TokenRequest } from '../sys/index.js'
+import { BpfError, Fd, native, NotSupportedError, tokenInfoByFd, type TokenLike, type TokenRequest } from '../sys/index.js'
 import { haveBpfToken } from '../features/index.js'
 import { Policy, type PolicyMasks } from '../policy/index.js'
 import { errnoOf } from '../ipc/errors.js'
@@ -172,8 +172,7 @@ export class BpfToken implements TokenLike {
   info(): TokenInfo {
     const fd = this.fd
     try {
-      const v = new DataView(tokenInfoBytes(fd, 32).buffer)
-      const masks = { cmds: v.getBigUint64(0, true), maps: v.getBigUint64(8, true), progs: v.getBigUint64(16, true), attachs: v.getBigUint64(24, true) }
+      const masks = tokenInfoByFd(fd)
       return { policy: Policy.fromMasks(masks), masks, source: 'info' }
     } catch (e) {
       // Before 6.17 OBJ_GET_INFO_BY_FD does not know tokens (EINVAL).

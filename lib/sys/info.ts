@@ -3,7 +3,7 @@
 // did not fill read as zero.
 import { native } from './addon.js'
 import { attachTypes, linkTypes, mapTypes, progTypes } from './generated/kernel-enums.js'
-import { btfInfo, linkInfo, mapInfo, progInfo, type StructLayout } from './generated/kernel-layouts.js'
+import { btfInfo, linkInfo, linkInfoVariants, mapInfo, progInfo, tokenInfo, type FieldLayout, type StructLayout } from './generated/kernel-layouts.js'
 import { enumName } from './names.js'
 
 type Fields<L extends StructLayout> = keyof L['fields']
@@ -22,11 +22,16 @@ class Reader<L extends StructLayout> {
     return f
   }
   u32(name: Fields<L>): number {
-    const f = this.field(name)
-    return this.view.getUint32(f.offset, true)
+    return this.u32At(this.field(name))
   }
   u64(name: Fields<L>): bigint {
-    const f = this.field(name)
+    return this.u64At(this.field(name))
+  }
+  // For fields outside the named layout: the variants of a union.
+  u32At(f: FieldLayout): number {
+    return this.view.getUint32(f.offset, true)
+  }
+  u64At(f: FieldLayout): bigint {
     return this.view.getBigUint64(f.offset, true)
   }
   bytes(name: Fields<L>): Uint8Array {
@@ -42,9 +47,6 @@ class Reader<L extends StructLayout> {
   hex(name: Fields<L>): string {
     const f = this.field(name)
     return this.#text.toString('hex', f.offset, f.offset + f.size)
-  }
-  has(name: string): boolean {
-    return name in this.layout.fields
   }
 }
 
@@ -172,11 +174,12 @@ export function linkInfoByFd(fd: number): LinkInfo {
   const typeId = r.u32('type')
   const type = enumName(linkTypes, typeId)
   const info: LinkInfo = { id: r.u32('id'), type, typeId, progId: r.u32('prog_id') }
-  // In the per-type union, these types keep their attach type at this offset.
-  const unionOff = linkInfo.fields.anon0.offset
-  const attachAt: Record<string, number> = { cgroup: 8, netns: 4, tcx: 4, netkit: 4, sockmap: 4 }
-  if (type in attachAt) info.attachType = enumName(attachTypes, r.view.getUint32(unionOff + attachAt[type], true))
-  if (type === 'cgroup') info.cgroupId = r.view.getBigUint64(unionOff, true)
+  // The per-type part of the union, as the kernel's BTF lays it out for this type.
+  const variant: Readonly<Record<string, FieldLayout>> | undefined = Object.hasOwn(linkInfoVariants, type)
+    ? linkInfoVariants[type as keyof typeof linkInfoVariants]
+    : undefined
+  if (variant?.attach_type) info.attachType = enumName(attachTypes, r.u32At(variant.attach_type))
+  if (variant?.cgroup_id) info.cgroupId = r.u64At(variant.cgroup_id)
   return info
 }
 
@@ -192,9 +195,20 @@ export function btfInfoByFd(fd: number): BtfInfo {
   return { id: r.u32('id'), name: native.btfGetName(fd), size: r.u32('btf_size'), kernelBtf: r.u32('kernel_btf') === 1 }
 }
 
-/** Raw bytes of the token info (bpf_token_info, Linux 6.17+). */
-export function tokenInfoBytes(fd: number, size: number): Uint8Array {
-  const buf = new Uint8Array(size)
-  native.objGetInfoByFd(fd, buf)
-  return buf
+/**
+ * What a BPF token delegates, as the kernel reports it (bpf_token_info): four
+ * 64-bit masks indexed by the kernel's command, map, program and attach type
+ * enums, the shape of a policy's masks.
+ */
+export interface TokenMasks {
+  cmds: bigint
+  maps: bigint
+  progs: bigint
+  attachs: bigint
+}
+
+/** bpf_token_info of token `fd` (OBJ_GET_INFO_BY_FD on a token: Linux 6.17+; EINVAL before). */
+export function tokenInfoByFd(fd: number): TokenMasks {
+  const r = read(fd, tokenInfo)
+  return { cmds: r.u64('allowed_cmds'), maps: r.u64('allowed_maps'), progs: r.u64('allowed_progs'), attachs: r.u64('allowed_attachs') }
 }

@@ -108,3 +108,74 @@ export const tokenInfo = {
     allowed_attachs: { offset: 24, size: 8, type: 'u64' },
   },
 } as const satisfies StructLayout
+
+/** The per-type union of struct bpf_link_info: each link type's fields, offsets from the start of the struct. */
+export const linkInfoVariants = {
+  raw_tracepoint: {
+    tp_name: { offset: 16, size: 8, type: 'u64' },
+    tp_name_len: { offset: 24, size: 4, type: 'u32' },
+    cookie: { offset: 32, size: 8, type: 'u64' },
+  },
+  tracing: {
+    attach_type: { offset: 16, size: 4, type: 'u32' },
+    target_obj_id: { offset: 20, size: 4, type: 'u32' },
+    target_btf_id: { offset: 24, size: 4, type: 'u32' },
+    cookie: { offset: 32, size: 8, type: 'u64' },
+  },
+  cgroup: {
+    cgroup_id: { offset: 16, size: 8, type: 'u64' },
+    attach_type: { offset: 24, size: 4, type: 'u32' },
+  },
+  iter: {
+    target_name: { offset: 16, size: 8, type: 'u64' },
+    target_name_len: { offset: 24, size: 4, type: 'u32' },
+  },
+  netns: {
+    netns_ino: { offset: 16, size: 4, type: 'u32' },
+    attach_type: { offset: 20, size: 4, type: 'u32' },
+  },
+  xdp: {
+    ifindex: { offset: 16, size: 4, type: 'u32' },
+  },
+  struct_ops: {
+    map_id: { offset: 16, size: 4, type: 'u32' },
+  },
+  netfilter: {
+    pf: { offset: 16, size: 4, type: 'u32' },
+    hooknum: { offset: 20, size: 4, type: 'u32' },
+    priority: { offset: 24, size: 4, type: 's32' },
+    flags: { offset: 28, size: 4, type: 'u32' },
+  },
+  kprobe_multi: {
+    addrs: { offset: 16, size: 8, type: 'u64' },
+    count: { offset: 24, size: 4, type: 'u32' },
+    flags: { offset: 28, size: 4, type: 'u32' },
+    missed: { offset: 32, size: 8, type: 'u64' },
+    cookies: { offset: 40, size: 8, type: 'u64' },
+  },
+  uprobe_multi: {
+    path: { offset: 16, size: 8, type: 'u64' },
+    offsets: { offset: 24, size: 8, type: 'u64' },
+    ref_ctr_offsets: { offset: 32, size: 8, type: 'u64' },
+    cookies: { offset: 40, size: 8, type: 'u64' },
+    path_size: { offset: 48, size: 4, type: 'u32' },
+    count: { offset: 52, size: 4, type: 'u32' },
+    flags: { offset: 56, size: 4, type: 'u32' },
+    pid: { offset: 60, size: 4, type: 'u32' },
+  },
+  perf_event: {
+    type: { offset: 16, size: 4, type: 'u32' },
+  },
+  tcx: {
+    ifindex: { offset: 16, size: 4, type: 'u32' },
+    attach_type: { offset: 20, size: 4, type: 'u32' },
+  },
+  netkit: {
+    ifindex: { offset: 16, size: 4, type: 'u32' },
+    attach_type: { offset: 20, size: 4, type: 'u32' },
+  },
+  sockmap: {
+    map_id: { offset: 16, size: 4, type: 'u32' },
+    attach_type: { offset: 20, size: 4, type: 'u32' },
+  },
+} as const satisfies Readonly<Record<string, Readonly<Record<string, FieldLayout>>>>
