@@ -1,6 +1,11 @@
 // Reads raw BTF back into type records: enough to find a type by name and
 // kind in the kernel's own BTF (/sys/kernel/btf/vmlinux), which feature
-// probes need for attach targets, and to check what BtfBuilder wrote.
+// probes need for attach targets, to check what BtfBuilder wrote, and to
+// decode members, enumerators and sizes. It is bpfkit's only BTF reader:
+// scripts/gen-kernel-defs.mjs, which generates the kernel constants and
+// layouts from vmlinux BTF, runs on its compiled form (dist/btf/reader.js,
+// built by `npm run gen` first), so the library and its generator can never
+// read BTF differently.
 import { readFileSync } from 'node:fs'
 import { BTF_MAGIC, BtfKind, type BtfKindName } from './builder.js'
 
@@ -16,7 +21,24 @@ export interface BtfTypeRecord {
   extra: Uint32Array
 }
 
+/** A STRUCT or UNION member; bit offsets from the start of its aggregate. */
+export interface BtfMemberRecord {
+  name: string
+  type: number
+  bitOffset: number
+  /** Bitfield width, 0 for a plain member. */
+  bitSize: number
+}
+
+/** An ENUM or ENUM64 enumerator; signed when the enum's kind_flag says so. */
+export interface BtfEnumValue {
+  name: string
+  value: bigint
+}
+
 const kindNames = new Map<number, BtfKindName>(Object.entries(BtfKind).map(([k, v]) => [v, k as BtfKindName]))
+// Kinds that only qualify or rename another type.
+const modifiers = new Set<BtfKindName>(['TYPEDEF', 'VOLATILE', 'CONST', 'RESTRICT', 'TYPE_TAG'])
 
 // u32 words each kind appends after the 12-byte header, given vlen.
 function extraWords(kind: number, vlen: number): number {
@@ -25,7 +47,10 @@ function extraWords(kind: number, vlen: number): number {
     case BtfKind.ARRAY: return 3
     case BtfKind.STRUCT: case BtfKind.UNION: case BtfKind.DATASEC: case BtfKind.ENUM64: return 3 * vlen
     case BtfKind.ENUM: case BtfKind.FUNC_PROTO: return 2 * vlen
-    default: return 0
+    case BtfKind.PTR: case BtfKind.FWD: case BtfKind.TYPEDEF: case BtfKind.VOLATILE: case BtfKind.CONST:
+    case BtfKind.RESTRICT: case BtfKind.FUNC: case BtfKind.FLOAT: case BtfKind.TYPE_TAG: return 0
+    // The record's length depends on the kind: past an unknown one nothing can be read.
+    default: throw new RangeError(`BTF has a type of unknown kind ${kind}; this reader knows kinds 1..19`)
   }
 }
 
@@ -37,7 +62,9 @@ export class BtfReader {
   /** Byte offset of each type record, by id - 1. */
   readonly #offsets: number[] = []
 
+  /** Errors: TypeError when `bytes` is not a Uint8Array or not BTF; RangeError for truncated or unknown-kind data. */
   constructor(bytes: Uint8Array) {
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`BtfReader: bytes must be a Uint8Array (raw BTF), got ${describe(bytes)}`)
     this.#bytes = bytes
     const v = (this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength))
     if (bytes.length < 24 || v.getUint16(0, true) !== BTF_MAGIC) throw new TypeError('not BTF: bad magic (only little-endian BTF is read)')
@@ -56,6 +83,7 @@ export class BtfReader {
 
   /** Reads a BTF file, by default the running kernel's own. */
   static fromFile(path = '/sys/kernel/btf/vmlinux'): BtfReader {
+    if (typeof path !== 'string') throw new TypeError(`BtfReader.fromFile: path must be a string, got ${describe(path)}`)
     return new BtfReader(readFileSync(path))
   }
 
@@ -65,6 +93,7 @@ export class BtfReader {
 
   /** The string at `off` in the string section. */
   string(off: number): string {
+    if (!Number.isInteger(off) || off < 0) throw new TypeError(`BtfReader.string: offset must be a non-negative integer, got ${describe(off)}`)
     if (off >= this.#strLen) throw new RangeError(`BTF string offset ${off} is past the string section`)
     const start = this.#strOff + off
     const end = this.#bytes.indexOf(0, start)
@@ -72,6 +101,7 @@ export class BtfReader {
   }
 
   type(id: number): BtfTypeRecord {
+    if (!Number.isInteger(id)) throw new TypeError(`BtfReader.type: id must be an integer, got ${describe(id)}`)
     const at = this.#offsets[id - 1]
     if (at === undefined) throw new RangeError(`no BTF type with id ${id}`)
     const v = this.#view
@@ -94,6 +124,8 @@ export class BtfReader {
 
   /** The id of the first type named `name` of `kind`, or undefined. */
   find(name: string, kind: BtfKindName): number | undefined {
+    if (typeof name !== 'string') throw new TypeError(`BtfReader.find: name must be a string, got ${describe(name)}`)
+    if (typeof kind !== 'string' || !Object.hasOwn(BtfKind, kind)) throw new TypeError(`BtfReader.find: kind must be one of ${Object.keys(BtfKind).join(', ')}, got ${describe(kind)}`)
     // Find where the name sits in the string section, then scan the records'
     // name offsets: no string is decoded, so a search of vmlinux stays cheap.
     const needle = Buffer.from(`\0${name}\0`, 'utf8')
@@ -108,4 +140,78 @@ export class BtfReader {
     }
     return undefined
   }
+
+  /** Members of a STRUCT or UNION (kind_flag: bitfield sizes packed in the offset word). */
+  members(t: BtfTypeRecord): BtfMemberRecord[] {
+    if (t.kind !== 'STRUCT' && t.kind !== 'UNION') throw new TypeError(`BtfReader.members: type ${t.id} is a ${t.kind}, not a STRUCT or UNION`)
+    const out: BtfMemberRecord[] = []
+    for (let i = 0; i < t.vlen; i++) {
+      const [nameOff, type, off] = t.extra.subarray(3 * i, 3 * i + 3)
+      out.push({ name: this.string(nameOff), type, bitOffset: t.kindFlag ? off & 0xffffff : off, bitSize: t.kindFlag ? off >>> 24 : 0 })
+    }
+    return out
+  }
+
+  /** Enumerators of an ENUM or ENUM64. */
+  enumValues(t: BtfTypeRecord): BtfEnumValue[] {
+    const out: BtfEnumValue[] = []
+    if (t.kind === 'ENUM') {
+      for (let i = 0; i < t.vlen; i++) {
+        const raw = t.extra[2 * i + 1]
+        out.push({ name: this.string(t.extra[2 * i]), value: BigInt(t.kindFlag ? raw | 0 : raw) })
+      }
+    } else if (t.kind === 'ENUM64') {
+      for (let i = 0; i < t.vlen; i++) {
+        const v = (BigInt(t.extra[3 * i + 2]) << 32n) | BigInt(t.extra[3 * i + 1])
+        out.push({ name: this.string(t.extra[3 * i]), value: t.kindFlag ? BigInt.asIntN(64, v) : v })
+      }
+    } else {
+      throw new TypeError(`BtfReader.enumValues: type ${t.id} is a ${t.kind}, not an ENUM or ENUM64`)
+    }
+    return out
+  }
+
+  /** An ARRAY's element type, index type and element count. */
+  array(t: BtfTypeRecord): { type: number; indexType: number; nelems: number } {
+    if (t.kind !== 'ARRAY') throw new TypeError(`BtfReader.array: type ${t.id} is a ${t.kind}, not an ARRAY`)
+    return { type: t.extra[0], indexType: t.extra[1], nelems: t.extra[2] }
+  }
+
+  /** An INT's signedness and width in bits (from its encoding word). */
+  intEncoding(t: BtfTypeRecord): { signed: boolean; bits: number } {
+    if (t.kind !== 'INT') throw new TypeError(`BtfReader.intEncoding: type ${t.id} is a ${t.kind}, not an INT`)
+    return { signed: ((t.extra[0] >>> 24) & 1) === 1, bits: t.extra[0] & 0xff }
+  }
+
+  /** The type `id` names once typedefs and qualifiers are followed. */
+  resolve(id: number): BtfTypeRecord {
+    let t = this.type(id)
+    for (let hops = 0; modifiers.has(t.kind); hops++) {
+      if (hops > 64) throw new RangeError(`BTF type ${id}: a loop of typedefs or qualifiers`)
+      t = this.type(t.sizeOrType)
+    }
+    return t
+  }
+
+  /** The size in bytes of type `id` (arrays multiplied out, pointers 8). */
+  sizeof(id: number): number {
+    const t = this.resolve(id)
+    if (t.kind === 'ARRAY') {
+      const a = this.array(t)
+      return a.nelems * this.sizeof(a.type)
+    }
+    if (t.kind === 'PTR') return 8
+    return t.sizeOrType
+  }
+
+  /** Every type record, in id order (id 0, void, has none). */
+  *types(): Generator<BtfTypeRecord> {
+    for (let id = 1; id <= this.#offsets.length; id++) yield this.type(id)
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null || v === undefined) return String(v)
+  if (Array.isArray(v)) return 'an array'
+  return typeof v === 'object' ? (v.constructor?.name ?? 'object') : typeof v === 'string' ? `'${v}'` : `${typeof v} ${String(v)}`
 }
