@@ -1,6 +1,6 @@
 // bpfkit: the Linux bpf() syscall for Node.js.
 export {
-  BpfError, VerifierError, PolicyError, NotSupportedError, Fd, kernel,
+  SyscallError, BpfError, VerifierError, PolicyError, NotSupportedError, Fd, kernel,
   setDefaultToken, defaultToken,
 } from './sys/index.js'
 export type {
@@ -27,7 +27,9 @@ export type { TypeDesc, Decoded, Codec } from './map/codec.js'
 export { asm } from './asm/index.js'
 export type { Insn, Item, Label, MapRef, Reg } from './asm/index.js'
 export { BpfProgram, enableStats } from './prog/program.js'
-export type { ProgramLoadOptions, TestRunOptions } from './prog/program.js'
+export type { TestRunOptions } from './prog/program.js'
+export { ProgramSpec } from './prog/spec.js'
+export type { ProgramLoadOptions, ProgramSpecOptions } from './prog/spec.js'
 export { progFlags } from './prog/flags.js'
 export type { ProgFlagName } from './prog/flags.js'
 export { BpfLink } from './link/link.js'

@@ -4,6 +4,31 @@ import { isLabel, type Insn, type Item } from './insn.js'
 
 const isWide = (i: Insn) => i.code === (cls.ld | mode.imm | size.dw)
 
+function field(x: Record<string, unknown>, name: string, min: number, max: number, pc: number): void {
+  const v = x[name]
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new TypeError(`instruction ${pc}: ${name} must be an integer in ${min}..${max}, got ${typeof v === 'number' ? v : typeof v}`)
+  }
+}
+
+// An item that is not a label must be a whole instruction: a missing or
+// mistyped field would otherwise be encoded as 0 without a word.
+function checkInsn(x: unknown, pc: number): asserts x is Insn {
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) {
+    throw new TypeError(`instruction ${pc}: not an instruction or label: ${x === null ? 'null' : Array.isArray(x) ? 'an array' : typeof x}`)
+  }
+  const i = x as Record<string, unknown>
+  if (typeof i.code !== 'number') throw new TypeError(`instruction ${pc}: not an instruction: ${JSON.stringify(x) ?? typeof x}`)
+  field(i, 'code', 0, 0xff, pc)
+  field(i, 'dst', 0, 15, pc)
+  field(i, 'src', 0, 15, pc)
+  field(i, 'off', -0x8000, 0x7fff, pc)
+  field(i, 'imm', -0x80000000, 0xffffffff, pc)
+  if (i.imm64 !== undefined && typeof i.imm64 !== 'bigint') throw new TypeError(`instruction ${pc}: imm64 must be a bigint, got ${typeof i.imm64}`)
+  if (i.target !== undefined && typeof i.target !== 'string') throw new TypeError(`instruction ${pc}: target must be a label name, got ${typeof i.target}`)
+  if (i.map !== undefined && (i.map === null || typeof i.map !== 'object')) throw new TypeError(`instruction ${pc}: map must be a map (an object with an fd), got ${i.map === null ? 'null' : typeof i.map}`)
+}
+
 /** Instruction slots an item takes: 2 for ld_imm64, 0 for a label. */
 export const slots = (x: Item): number => (isLabel(x) ? 0 : isWide(x) ? 2 : 1)
 
@@ -18,9 +43,7 @@ export function resolve(items: readonly Item[]): Insn[] {
     if (isLabel(x)) {
       if (at.has(x.label)) throw new TypeError(`label '${x.label}' is defined twice`)
       at.set(x.label, pc)
-    } else if (x === null || typeof x !== 'object' || typeof x.code !== 'number') {
-      throw new TypeError(`instruction ${pc}: not an instruction: ${JSON.stringify(x)}`)
-    }
+    } else checkInsn(x, pc)
     pc += slots(x)
   }
   // A label after the last instruction names no instruction; a jump there
@@ -54,9 +77,16 @@ function put(v: DataView, at: number, code: number, dst: number, src: number, of
   v.setInt32(at + 4, imm | 0, true)
 }
 
-/** The program's bytes, as BPF_PROG_LOAD reads them. Map references read their fd now. */
+/**
+ * The program's bytes, as BPF_PROG_LOAD reads them. Map references read their
+ * fd now. Errors as resolve, and a TypeError for a map whose fd cannot be read.
+ */
 export function assemble(items: readonly Item[]): Uint8Array {
-  const insns = resolve(items)
+  return encode(resolve(items))
+}
+
+/** Bytes of instructions `resolve` has checked and whose labels it resolved. */
+export function encode(insns: readonly Insn[]): Uint8Array {
   const n = insns.reduce((s, i) => s + slots(i), 0)
   const bytes = new Uint8Array(n * 8)
   const v = new DataView(bytes.buffer)

@@ -37,7 +37,7 @@ export interface Label {
 
 export type Item = Insn | Label
 
-export const isLabel = (x: Item): x is Label => typeof (x as Label).label === 'string'
+export const isLabel = (x: Item): x is Label => x !== null && typeof x === 'object' && typeof (x as Label).label === 'string'
 
 function reg(r: number, what = 'register'): number {
   if (!Number.isInteger(r) || r < 0 || r > 10) throw new RangeError(`${what} must be r0..r10, got ${r}`)

@@ -1,42 +1,15 @@
 // BpfProgram: a loaded BPF program owned by this process.
 import {
-  Fd, bpfObjectKind, enumName, enumValue, kernel, native, progInfoByFd, tokenFdFor,
-  type AttachTypeName, type ProgTypeName, type ProgramInfo, type TestRunAttrs, type TestRunResult, type TokenLike,
+  Fd, bpfObjectKind, enumName, kernel, native, progInfoByFd, tokenFdFor,
+  type ProgLoadAttrs, type ProgramInfo, type TestRunAttrs, type TestRunResult,
 } from '../sys/index.js'
-import { assemble, decode } from '../asm/assemble.js'
-import type { Insn, Item } from '../asm/insn.js'
-import { progFlagsValue, type ProgFlagName } from './flags.js'
-import { checkObjectName, checkOptions } from '../sys/options.js'
+import { decode, encode } from '../asm/assemble.js'
+import type { Insn } from '../asm/insn.js'
+import { checkOptions } from '../sys/options.js'
 import { BpfObject } from '../sys/object.js'
+import { ProgramSpec, type ProgramLoadOptions } from './spec.js'
 
-export interface ProgramLoadOptions {
-  type: ProgTypeName | number
-  /** Instructions from `asm` (labels and map references resolved at load)... */
-  insns?: readonly Item[]
-  /** ...or the raw instruction bytes. */
-  bytes?: Uint8Array
-  /** 'GPL' (or a GPL-compatible license) unlocks GPL-only helpers. */
-  license?: string
-  /** Up to 15 letters, digits, '_' or '.'; shown by bpftool. */
-  name?: string
-  expectedAttachType?: AttachTypeName | number
-  /** Verifier log level (1, 2, or 4 for stats). The log is kept in `log`. */
-  logLevel?: number
-  logSize?: number
-  /** prog_flags as a number or by name ('sleepable', 'xdp_has_frags', 'strict_alignment', ...). */
-  flags?: number | readonly (ProgFlagName | number)[]
-  kernVersion?: number
-  attachBtfId?: number
-  attachBtfObjFd?: number
-  attachProgFd?: number
-  /** Token for a delegated load; null for none even when a default is set. */
-  token?: TokenLike | null
-}
-
-const loadKeys = [
-  'type', 'insns', 'bytes', 'license', 'name', 'expectedAttachType', 'logLevel', 'logSize', 'flags',
-  'kernVersion', 'attachBtfId', 'attachBtfObjFd', 'attachProgFd', 'token',
-] as const
+export type { ProgramLoadOptions } from './spec.js'
 
 /**
  * data / ctx in, dataOutSize / ctxOutSize to receive, repeat (mean duration
@@ -44,8 +17,7 @@ const loadKeys = [
  */
 export type TestRunOptions = TestRunAttrs
 
-// #define BPF_F_TEST_RUN_ON_CPU (1U << 0) in the UAPI header; not in BTF.
-const TEST_RUN_ON_CPU = 1
+const TEST_RUN_ON_CPU = kernel.testRunFlags.BPF_F_TEST_RUN_ON_CPU
 
 function testRunAttrs(where: string, o: TestRunOptions): TestRunAttrs {
   checkOptions(where, o, testRunKeys)
@@ -73,15 +45,15 @@ export class BpfProgram extends BpfObject {
    * CAP_BPF (and CAP_PERFMON/CAP_NET_ADMIN for some types) or a token;
    * PolicyError when a token does not delegate the type or attach type.
    */
-  static async load(options: ProgramLoadOptions): Promise<BpfProgram> {
-    const attrs = loadAttrs(options)
+  static async load(options: ProgramLoadOptions | ProgramSpec): Promise<BpfProgram> {
+    const attrs = loadAttrs(ProgramSpec.from(options))
     const r = await native.progLoad(attrs)
     return new BpfProgram(new Fd(r.fd, 'prog'), attrs.progType, r.log)
   }
 
   /** Synchronous form of `load`: blocks the event loop while the verifier runs. */
-  static loadSync(options: ProgramLoadOptions): BpfProgram {
-    const attrs = loadAttrs(options)
+  static loadSync(options: ProgramLoadOptions | ProgramSpec): BpfProgram {
+    const attrs = loadAttrs(ProgramSpec.from(options))
     const r = native.progLoadSync(attrs)
     return new BpfProgram(new Fd(r.fd, 'prog'), attrs.progType, r.log)
   }
@@ -100,6 +72,7 @@ export class BpfProgram extends BpfObject {
 
   /** Takes ownership of an fd that refers to a program. */
   static fromFd(fd: Fd): BpfProgram {
+    if (!(fd instanceof Fd)) throw new TypeError(`BpfProgram.fromFd: fd must be an owned Fd (new Fd(number, 'prog')), got ${fd === null ? 'null' : typeof fd}`)
     return BpfProgram.adopt(fd, `is fd ${fd.fd}`)
   }
 
@@ -160,35 +133,25 @@ export function enableStats(): Fd {
   return new Fd(native.enableStats(kernel.statsTypes.run_time), 'stats')
 }
 
-function loadAttrs(o: ProgramLoadOptions) {
-  checkOptions('BpfProgram.load', o, loadKeys)
-  if (o === null || typeof o !== 'object') throw new TypeError('BpfProgram.load: options must be an object')
-  if ((o.insns === undefined) === (o.bytes === undefined)) throw new TypeError('BpfProgram.load: give either insns or bytes')
-  checkObjectName('BpfProgram.load', o.name)
-  const progType = enumValue(kernel.progTypes, 'program type', o.type)
-  const expectedAttachType = o.expectedAttachType === undefined ? undefined : enumValue(kernel.attachTypes, 'attach type', o.expectedAttachType)
-  let insns: Uint8Array
-  if (o.bytes !== undefined) {
-    if (!(o.bytes instanceof Uint8Array)) throw new TypeError('BpfProgram.load: bytes must be a Uint8Array')
-    insns = o.bytes
-  } else {
-    if (!Array.isArray(o.insns)) throw new TypeError('BpfProgram.load: insns must be an array of instructions')
-    insns = assemble(o.insns)
-  }
+// The spec's references become fd numbers here, right before the call: map
+// fds in the instructions, the token.
+function loadAttrs(spec: ProgramSpec): ProgLoadAttrs & { progType: number } {
+  const progType = spec.typeId
+  const expectedAttachType = spec.expectedAttachTypeId
   return {
     progType,
-    insns,
-    license: o.license,
-    name: o.name,
-    logLevel: o.logLevel,
-    logSize: o.logSize,
-    progFlags: progFlagsValue(o.flags),
-    kernVersion: o.kernVersion,
+    insns: spec.bytes ?? encode(spec.insns!),
+    license: spec.license,
+    name: spec.name,
+    logLevel: spec.logLevel,
+    logSize: spec.logSize,
+    progFlags: spec.flags,
+    kernVersion: spec.kernVersion,
     expectedAttachType,
-    attachBtfId: o.attachBtfId,
-    attachBtfObjFd: o.attachBtfObjFd,
-    attachProgFd: o.attachProgFd,
+    attachBtfId: spec.attachBtfId,
+    attachBtfObjFd: spec.attachBtfObjFd,
+    attachProgFd: spec.attachProgFd,
     // A program with no expected attach type asks the token for attach type 0.
-    tokenFd: tokenFdFor(o.token, { cmd: 'prog_load', progType, attachType: expectedAttachType ?? 0 }),
+    tokenFd: tokenFdFor(spec.token, { cmd: 'prog_load', progType, attachType: expectedAttachType ?? 0 }),
   }
 }

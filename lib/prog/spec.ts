@@ -1,0 +1,131 @@
+// ProgramSpec: everything BPF_PROG_LOAD needs, checked once. BpfProgram.load
+// takes options or a spec; the ELF loader (lib/collection) makes the same
+// specs. A spec is plain data: instructions with their labels resolved (map
+// references stay references, read as fds only at load), copied and frozen.
+import { enumName, enumValue, kernel, type AttachTypeName, type ProgTypeName, type TokenLike } from '../sys/index.js'
+import { checkObjectName, checkOptions } from '../sys/options.js'
+import type { FlagsInput } from '../sys/flags.js'
+import { resolve } from '../asm/assemble.js'
+import type { Insn, Item } from '../asm/insn.js'
+import { progFlagsValue, type ProgFlagName } from './flags.js'
+
+export interface ProgramLoadOptions {
+  type: ProgTypeName | number
+  /** Instructions from `asm` (labels and map references resolved at load)... */
+  insns?: readonly Item[]
+  /** ...or the raw instruction bytes. */
+  bytes?: Uint8Array
+  /** 'GPL' (or a GPL-compatible license) unlocks GPL-only helpers. */
+  license?: string
+  /** Up to 15 letters, digits, '_' or '.'; shown by bpftool. */
+  name?: string
+  expectedAttachType?: AttachTypeName | number
+  /** Verifier log level (1, 2, or 4 for stats). The log is kept in `log`. */
+  logLevel?: number
+  logSize?: number
+  /** prog_flags as a number or by name ('sleepable', 'xdp_has_frags', 'strict_alignment', ...). */
+  flags?: FlagsInput<ProgFlagName>
+  kernVersion?: number
+  attachBtfId?: number
+  attachBtfObjFd?: number
+  attachProgFd?: number
+  /** Token for a delegated load; null for none even when a default is set. */
+  token?: TokenLike | null
+}
+
+/** What ProgramSpec.from accepts: the options of BpfProgram.load. */
+export type ProgramSpecOptions = ProgramLoadOptions
+
+const loadKeys = [
+  'type', 'insns', 'bytes', 'license', 'name', 'expectedAttachType', 'logLevel', 'logSize', 'flags',
+  'kernVersion', 'attachBtfId', 'attachBtfObjFd', 'attachProgFd', 'token',
+] as const
+
+function optionalU32(what: string, v: unknown): number | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+    throw new RangeError(`BpfProgram.load: ${what} must be an integer in 0..2^32-1, got ${typeof v === 'number' ? v : typeof v}`)
+  }
+  return v
+}
+
+// A kernel name when this kernel's BTF has one, else the number given.
+function kernelName<N extends string>(table: Readonly<Record<string, number>>, n: number): N | number {
+  const name = enumName(table, n)
+  return name.startsWith('unknown(') ? n : name as N
+}
+
+/**
+ * A checked description of a program. Field names are those of the load
+ * options, so `ProgramSpec.from({ ...spec, name: 'other' })` derives a new
+ * one. Frozen; `insns` holds frozen copies with labels resolved, `bytes` a copy.
+ */
+export class ProgramSpec {
+  /** The program type by kernel name ('socket_filter'), or its number when this kernel's BTF has no name. */
+  readonly type: ProgTypeName | number
+  /** Instructions with labels resolved; undefined when the spec holds raw bytes. */
+  readonly insns: readonly Insn[] | undefined
+  readonly bytes: Uint8Array | undefined
+  readonly license: string | undefined
+  readonly name: string | undefined
+  readonly expectedAttachType: AttachTypeName | number | undefined
+  readonly logLevel: number | undefined
+  readonly logSize: number | undefined
+  /** prog_flags as a number. */
+  readonly flags: number
+  readonly kernVersion: number | undefined
+  readonly attachBtfId: number | undefined
+  readonly attachBtfObjFd: number | undefined
+  readonly attachProgFd: number | undefined
+  readonly token: TokenLike | null | undefined
+
+  private constructor(o: ProgramLoadOptions) {
+    checkOptions('BpfProgram.load', o, loadKeys)
+    if ((o.insns === undefined) === (o.bytes === undefined)) throw new TypeError('BpfProgram.load: give either insns or bytes')
+    checkObjectName('BpfProgram.load', o.name)
+    this.type = kernelName<ProgTypeName>(kernel.progTypes, enumValue(kernel.progTypes, 'program type', o.type))
+    this.expectedAttachType = o.expectedAttachType === undefined ? undefined
+      : kernelName<AttachTypeName>(kernel.attachTypes, enumValue(kernel.attachTypes, 'attach type', o.expectedAttachType))
+    if (o.bytes !== undefined) {
+      if (!(o.bytes instanceof Uint8Array)) throw new TypeError('BpfProgram.load: bytes must be a Uint8Array')
+      if (o.bytes.length % 8 !== 0) throw new RangeError(`BpfProgram.load: bytes must be whole instructions (a multiple of 8), got ${o.bytes.length}`)
+      this.bytes = o.bytes.slice()
+    } else {
+      if (!Array.isArray(o.insns)) throw new TypeError(`BpfProgram.load: insns must be an array of instructions, got ${o.insns === null ? 'null' : typeof o.insns}`)
+      this.insns = Object.freeze(resolve(o.insns).map((i) => Object.freeze({ ...i })))
+    }
+    if (o.license !== undefined && typeof o.license !== 'string') throw new TypeError(`BpfProgram.load: license must be a string, got ${typeof o.license}`)
+    this.license = o.license
+    this.name = o.name
+    this.logLevel = optionalU32('logLevel', o.logLevel)
+    this.logSize = optionalU32('logSize', o.logSize)
+    this.flags = progFlagsValue(o.flags)
+    this.kernVersion = optionalU32('kernVersion', o.kernVersion)
+    this.attachBtfId = optionalU32('attachBtfId', o.attachBtfId)
+    this.attachBtfObjFd = optionalU32('attachBtfObjFd', o.attachBtfObjFd)
+    this.attachProgFd = optionalU32('attachProgFd', o.attachProgFd)
+    this.token = o.token
+    Object.freeze(this)
+  }
+
+  /**
+   * Checks `options` once: a TypeError or RangeError names what is wrong
+   * (unknown option, type, flag; an item that is not an instruction; a jump
+   * to an unknown label). A ProgramSpec is returned as is.
+   */
+  static from(options: ProgramLoadOptions | ProgramSpec): ProgramSpec {
+    if (options instanceof ProgramSpec) return options
+    if (options === null || typeof options !== 'object') throw new TypeError('BpfProgram.load: options must be an object with at least type and insns or bytes')
+    return new ProgramSpec(options)
+  }
+
+  /** The program type's number. */
+  get typeId(): number {
+    return enumValue(kernel.progTypes, 'program type', this.type)
+  }
+
+  /** The expected attach type's number, undefined when none is set. */
+  get expectedAttachTypeId(): number | undefined {
+    return this.expectedAttachType === undefined ? undefined : enumValue(kernel.attachTypes, 'attach type', this.expectedAttachType)
+  }
+}
