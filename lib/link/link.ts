@@ -3,7 +3,7 @@
 // setsockopt and lives as long as the socket. Closing a link detaches it
 // unless it is pinned, as with libbpf's bpf_link__destroy.
 import { closeSync, openSync } from 'node:fs'
-import { Fd, bpfObjectKind, enumValue, kernel, linkInfoByFd, native, progInfoByFd, type AttachTypeName, type LinkInfo } from '../sys/index.js'
+import { Fd, bpfObjectKind, closedError, enumValue, kernel, linkInfoByFd, native, progInfoByFd, type AttachTypeName, type LinkInfo } from '../sys/index.js'
 import type { FdRef } from '../map/values.js'
 import { checkOptions } from '../sys/options.js'
 import { Pin } from '../sys/pin.js'
@@ -162,7 +162,7 @@ export class BpfLink {
   info(): LinkInfo {
     const a = this.#a
     if (a.kind === 'link') return linkInfoByFd(a.fd.fd)
-    if (a.socket.closed) throw new TypeError('the socket filter is detached: the link is closed')
+    if (a.socket.closed) throw closedError('link (a socket filter)')
     if (!a.attached) throw new TypeError('the socket filter is detached')
     return { id: 0, type: 'socket_filter', typeId: 0, progId: a.progId }
   }
@@ -188,6 +188,7 @@ export class BpfLink {
   detach(): void {
     const a = this.#a
     if (a.kind === 'link') native.linkDetach(a.fd.fd)
+    else if (a.socket.closed) throw closedError('link (a socket filter)')
     else if (a.attached) {
       native.socketDetachProg(a.socket.fd)
       a.attached = false

@@ -2,7 +2,7 @@
 // writes are plain memory accesses, no syscall. Elements sit
 // round_up(valueSize, 8) bytes apart, as the kernel lays out array values.
 import { endianness } from 'node:os'
-import { native } from '../sys/index.js'
+import { closedError, native } from '../sys/index.js'
 import type { Side } from './values.js'
 
 type ElementArray = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array
@@ -90,7 +90,7 @@ export class MappedArray<V = Uint8Array> {
   }
 
   private live(): ArrayBuffer {
-    if (!this.#buffer) throw new TypeError('mmap: the mapping is closed')
+    if (!this.#buffer) throw closedError('mmap: the mapping')
     return this.#buffer
   }
 }

@@ -1,7 +1,7 @@
 // Consumer of a BPF ring buffer map (Linux 5.8+): drains records copied out of
 // the shared memory in batches, and waits for more through a uv_poll on the
 // map's fd on Node's own event loop.
-import { native, type RingbufHandle } from '../sys/index.js'
+import { closedError, native, type RingbufHandle } from '../sys/index.js'
 import { checkOptions } from '../sys/options.js'
 
 export interface RecordsOptions {
@@ -153,7 +153,7 @@ export class RingBuffer {
   }
 
   private live(): RingbufHandle {
-    if (!this.#ring) throw new TypeError('ring buffer: already closed')
+    if (!this.#ring) throw closedError('ring buffer')
     return this.#ring
   }
 }

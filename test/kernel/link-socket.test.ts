@@ -108,7 +108,7 @@ describe('attachSocketFilter', () => {
     expect(link.closed).toBe(true)
     await send('after close')
     expect(await next(2000)).toBe('after close')
-    expect(() => link.info()).toThrow(/the link is closed/)
+    expect(() => link.info()).toThrow(/link \(a socket filter\) already closed/)
   })
 
   test('a raw fd number and a TCP net.Socket work too', async () => {

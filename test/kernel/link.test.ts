@@ -43,7 +43,7 @@ test('a socket filter that drops everything, then detached', async () => {
   link.detach()
   expect(await delivered(s.rx, s.tx, s.port, 'after')).toBe(true)
   link.close()
-  expect(() => link.info()).toThrow(/detached/)
+  expect(() => link.info()).toThrow(/already closed/)
 })
 
 test('closing a socket filter link detaches it; only socket filters attach', async () => {

@@ -38,7 +38,7 @@ test('closing unmaps: the buffer detaches and access is a clear error', () => {
   view.close()
   view.close()
   expect(buf.byteLength).toBe(0)
-  expect(() => view.get(0)).toThrow(/mapping is closed/)
+  expect(() => view.get(0)).toThrow(/the mapping already closed/)
   // A writable mapping blocks freezing; once unmapped the map freezes.
   m.freeze()
   expect(() => m.mmap({ writable: true })).toThrow(expect.objectContaining({ code: 'EPERM' }))
@@ -50,7 +50,7 @@ test('closing the map closes its mappings', () => {
   const m = BpfMap.create({ type: 'array', key: 'u32', value: 'u32', maxEntries: 4, flags: ['mmapable'] })
   const view = m.mmap()
   m.close()
-  expect(() => view.get(0)).toThrow(/mapping is closed/)
+  expect(() => view.get(0)).toThrow(/the mapping already closed/)
 })
 
 test('only mmapable arrays map', () => {
