@@ -12,6 +12,8 @@
 // struct is aligned to its most aligned member and padded to a multiple of it.
 // Minimum kernels for the kinds: INT..FUNC_PROTO 4.18 (FUNC, FUNC_PROTO 5.0),
 // VAR and DATASEC 5.2, FLOAT 5.13, DECL_TAG 5.16, TYPE_TAG 5.17, ENUM64 6.0.
+import { checkOptions } from '../sys/options.js'
+import { MAX_U32, describeArg, enumValuesArg, idArg, listArg, nameArg, numberArg, u32 } from './builder-args.js'
 
 export const BTF_MAGIC = 0xeb9f
 export const BTF_VERSION = 1
@@ -72,12 +74,6 @@ interface TypeRecord {
 }
 
 const MAX_VLEN = 0xffff
-const MAX_U32 = 0xffffffff
-
-function u32(what: string, v: number): number {
-  if (!Number.isInteger(v) || v < 0 || v > MAX_U32) throw new RangeError(`${what} must be an integer in 0..2^32-1, got ${v}`)
-  return v
-}
 
 function alignUp(n: number, a: number): number {
   return Math.ceil(n / a) * a
@@ -127,6 +123,9 @@ export class BtfBuilder {
 
   /** An integer of `size` bytes (1, 2, 4, 8 or 16). */
   int(name: string, size: number, options: { signed?: boolean; char?: boolean; bool?: boolean; bits?: number; bitOffset?: number } = {}): number {
+    nameArg('int', 'name', name)
+    numberArg('int', 'size', size)
+    checkOptions('BtfBuilder.int', options, ['signed', 'char', 'bool', 'bits', 'bitOffset'], { types: { bits: 'number', bitOffset: 'number' } })
     if (![1, 2, 4, 8, 16].includes(size)) throw new RangeError(`BTF int size must be 1, 2, 4, 8 or 16 bytes, got ${size}`)
     const bits = options.bits ?? size * 8
     const bitOffset = options.bitOffset ?? 0
@@ -142,12 +141,15 @@ export class BtfBuilder {
 
   /** A floating point type of 2, 4, 8, 12 or 16 bytes (Linux 5.13+). */
   float(name: string, size: number): number {
+    nameArg('float', 'name', name)
+    numberArg('float', 'size', size)
     if (![2, 4, 8, 12, 16].includes(size)) throw new RangeError(`BTF float size must be 2, 4, 8, 12 or 16 bytes, got ${size}`)
     return this.#add(BtfKind.FLOAT, name, size)
   }
 
   /** A pointer to `target` (0 for void *). */
   ptr(target: number): number {
+    idArg('ptr', 'target', target)
     return this.#add(BtfKind.PTR, '', target, [], { refs: [target] })
   }
 
@@ -156,7 +158,9 @@ export class BtfBuilder {
    * added (named like clang's `__ARRAY_SIZE_TYPE__`) unless given.
    */
   array(elem: number, length: number, indexType?: number): number {
-    u32('array length', length)
+    idArg('array', 'elem', elem)
+    u32('array length', numberArg('array', 'length', length))
+    if (indexType !== undefined) idArg('array', 'indexType', indexType)
     const index = indexType ?? this.#arrayIndexType()
     return this.#add(BtfKind.ARRAY, '', 0, [elem, index, length], { refs: [elem, index] })
   }
@@ -173,16 +177,26 @@ export class BtfBuilder {
    * struct's alignment. Bitfield members (bitSize) set the kind flag.
    */
   struct(name: string, members: readonly BtfMember[], options: { size?: number } = {}): number {
+    checkOptions('BtfBuilder.struct', options, ['size'], { types: { size: 'number' } })
     return this.#composite(BtfKind.STRUCT, name, members, options.size)
   }
 
   /** A union: every member at offset 0 unless placed otherwise. */
   union(name: string, members: readonly BtfMember[], options: { size?: number } = {}): number {
+    checkOptions('BtfBuilder.union', options, ['size'], { types: { size: 'number' } })
+    listArg('union', 'members', members, 'members { name, type }')
     return this.#composite(BtfKind.UNION, name, members.map((m) => (m.offset === undefined && m.bitOffset === undefined ? { ...m, bitOffset: 0 } : m)), options.size)
   }
 
   #composite(kind: number, name: string, members: readonly BtfMember[], size: number | undefined): number {
-    if (!Array.isArray(members)) throw new TypeError('BTF struct/union members must be an array')
+    const where = kind === BtfKind.UNION ? 'union' : 'struct'
+    nameArg(where, 'name', name)
+    listArg(where, 'members', members, 'members { name, type }')
+    members.forEach((m, i) => {
+      nameArg(where, `members[${i}].name`, m.name)
+      idArg(where, `members[${i}].type`, m.type)
+      for (const k of ['offset', 'bitOffset', 'bitSize'] as const) if (m[k] !== undefined) numberArg(where, `members[${i}].${k}`, m[k])
+    })
     const bitfields = members.some((m) => m.bitSize !== undefined)
     let end = 0
     let align = 1
@@ -217,11 +231,16 @@ export class BtfBuilder {
 
   /** A forward declaration of a struct or union. */
   fwd(name: string, kind: 'struct' | 'union' = 'struct'): number {
+    nameArg('fwd', 'name', name)
+    if (kind !== 'struct' && kind !== 'union') throw new TypeError(`BtfBuilder.fwd: kind must be 'struct' or 'union', got ${describeArg(kind)}`)
     return this.#add(BtfKind.FWD, name, 0, [], { kindFlag: kind === 'union' })
   }
 
   /** A 32-bit (or smaller) enum; values must fit its size. */
   enum(name: string, values: ReadonlyArray<readonly [string, number]>, options: { size?: 1 | 2 | 4; signed?: boolean } = {}): number {
+    nameArg('enum', 'name', name)
+    enumValuesArg('enum', values, 'number')
+    checkOptions('BtfBuilder.enum', options, ['size', 'signed'], { types: { size: 'number', signed: 'boolean' } })
     const size = options.size ?? 4
     const extra: number[] = []
     for (const [n, v] of values) {
@@ -233,6 +252,9 @@ export class BtfBuilder {
 
   /** A 64-bit enum (Linux 6.0+). */
   enum64(name: string, values: ReadonlyArray<readonly [string, bigint]>, options: { size?: 1 | 2 | 4 | 8; signed?: boolean } = {}): number {
+    nameArg('enum64', 'name', name)
+    enumValuesArg('enum64', values, 'bigint')
+    checkOptions('BtfBuilder.enum64', options, ['size', 'signed'], { types: { size: 'number', signed: 'boolean' } })
     const extra: number[] = []
     for (const [n, v] of values) {
       const bits = BigInt.asUintN(64, v)
@@ -242,23 +264,33 @@ export class BtfBuilder {
   }
 
   typedef(name: string, target: number): number {
+    nameArg('typedef', 'name', name)
+    idArg('typedef', 'target', target)
     return this.#add(BtfKind.TYPEDEF, name, target, [], { refs: [target] })
   }
 
   const(target: number): number {
+    idArg('const', 'target', target)
     return this.#add(BtfKind.CONST, '', target, [], { refs: [target] })
   }
 
   volatile(target: number): number {
+    idArg('volatile', 'target', target)
     return this.#add(BtfKind.VOLATILE, '', target, [], { refs: [target] })
   }
 
   restrict(target: number): number {
+    idArg('restrict', 'target', target)
     return this.#add(BtfKind.RESTRICT, '', target, [], { refs: [target] })
   }
 
   /** A function prototype; `ret` 0 is void. Parameter names may be empty. */
   funcProto(ret: number, params: readonly BtfParam[]): number {
+    idArg('funcProto', 'ret', ret)
+    listArg<BtfParam>('funcProto', 'params', params, 'parameters { name?, type }').forEach((p, i) => {
+      if (p.name !== undefined) nameArg('funcProto', `params[${i}].name`, p.name)
+      idArg('funcProto', `params[${i}].type`, p.type)
+    })
     const extra: number[] = []
     for (const p of params) extra.push(this.string(p.name ?? ''), p.type)
     return this.#add(BtfKind.FUNC_PROTO, '', ret, extra, { vlen: params.length, refs: [ret, ...params.map((p) => p.type)] })
@@ -266,18 +298,29 @@ export class BtfBuilder {
 
   /** A function of prototype `proto` (Linux 5.0+; global linkage 5.6+). */
   func(name: string, proto: number, linkage: FuncLinkage = 'static'): number {
+    nameArg('func', 'name', name)
+    idArg('func', 'proto', proto)
     if (!Object.hasOwn(funcLinkages, linkage)) throw new TypeError(`unknown function linkage '${linkage}'`)
     return this.#add(BtfKind.FUNC, name, proto, [], { vlen: funcLinkages[linkage], refs: [proto] })
   }
 
   /** A variable (Linux 5.2+). */
   var(name: string, type: number, linkage: VarLinkage = 'static'): number {
+    nameArg('var', 'name', name)
+    idArg('var', 'type', type)
     if (!Object.hasOwn(varLinkages, linkage)) throw new TypeError(`unknown variable linkage '${linkage}'`)
     return this.#add(BtfKind.VAR, name, type, [varLinkages[linkage]], { refs: [type] })
   }
 
   /** A data section ('.data', '.bss', ...) placing variables (Linux 5.2+). */
   datasec(name: string, vars: readonly BtfSecInfo[], size?: number): number {
+    nameArg('datasec', 'name', name)
+    listArg<BtfSecInfo>('datasec', 'vars', vars, 'entries { type, offset, size }').forEach((v, i) => {
+      idArg('datasec', `vars[${i}].type`, v.type)
+      numberArg('datasec', `vars[${i}].offset`, v.offset)
+      numberArg('datasec', `vars[${i}].size`, v.size)
+    })
+    if (size !== undefined) numberArg('datasec', 'size', size)
     const extra: number[] = []
     let end = 0
     for (const v of vars) {
@@ -289,12 +332,16 @@ export class BtfBuilder {
 
   /** A declaration tag on a type, or on one of its members or parameters (componentIdx; -1 for the type itself). Linux 5.16+. */
   declTag(name: string, target: number, componentIdx = -1): number {
+    nameArg('declTag', 'name', name)
+    idArg('declTag', 'target', target)
     if (!Number.isInteger(componentIdx) || componentIdx < -1) throw new RangeError(`componentIdx must be -1 or a member index, got ${componentIdx}`)
     return this.#add(BtfKind.DECL_TAG, name, target, [componentIdx >>> 0], { refs: [target] })
   }
 
   /** A type tag (e.g. 'user', 'percpu') on a pointee (Linux 5.17+). */
   typeTag(name: string, target: number): number {
+    nameArg('typeTag', 'name', name)
+    idArg('typeTag', 'target', target)
     return this.#add(BtfKind.TYPE_TAG, name, target, [], { refs: [target] })
   }
 

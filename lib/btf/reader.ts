@@ -143,6 +143,7 @@ export class BtfReader {
 
   /** Members of a STRUCT or UNION (kind_flag: bitfield sizes packed in the offset word). */
   members(t: BtfTypeRecord): BtfMemberRecord[] {
+    recordArg('members', t)
     if (t.kind !== 'STRUCT' && t.kind !== 'UNION') throw new TypeError(`BtfReader.members: type ${t.id} is a ${t.kind}, not a STRUCT or UNION`)
     const out: BtfMemberRecord[] = []
     for (let i = 0; i < t.vlen; i++) {
@@ -154,6 +155,7 @@ export class BtfReader {
 
   /** Enumerators of an ENUM or ENUM64. */
   enumValues(t: BtfTypeRecord): BtfEnumValue[] {
+    recordArg('enumValues', t)
     const out: BtfEnumValue[] = []
     if (t.kind === 'ENUM') {
       for (let i = 0; i < t.vlen; i++) {
@@ -173,12 +175,14 @@ export class BtfReader {
 
   /** An ARRAY's element type, index type and element count. */
   array(t: BtfTypeRecord): { type: number; indexType: number; nelems: number } {
+    recordArg('array', t)
     if (t.kind !== 'ARRAY') throw new TypeError(`BtfReader.array: type ${t.id} is a ${t.kind}, not an ARRAY`)
     return { type: t.extra[0], indexType: t.extra[1], nelems: t.extra[2] }
   }
 
   /** An INT's signedness and width in bits (from its encoding word). */
   intEncoding(t: BtfTypeRecord): { signed: boolean; bits: number } {
+    recordArg('intEncoding', t)
     if (t.kind !== 'INT') throw new TypeError(`BtfReader.intEncoding: type ${t.id} is a ${t.kind}, not an INT`)
     return { signed: ((t.extra[0] >>> 24) & 1) === 1, bits: t.extra[0] & 0xff }
   }
@@ -207,6 +211,13 @@ export class BtfReader {
   /** Every type record, in id order (id 0, void, has none). */
   *types(): Generator<BtfTypeRecord> {
     for (let id = 1; id <= this.#offsets.length; id++) yield this.type(id)
+  }
+}
+
+// The decoders take records from type(); anything else is named, not dereferenced.
+function recordArg(where: string, t: unknown): void {
+  if (t === null || typeof t !== 'object' || !(((t as BtfTypeRecord).extra) instanceof Uint32Array)) {
+    throw new TypeError(`BtfReader.${where}: expected a type record from BtfReader.type(), got ${describe(t)}`)
   }
 }
 

@@ -4,6 +4,7 @@ import { Policy, type PolicyLike } from '../policy/index.js'
 import { delegate } from './mount.js'
 import { receiveMessage, sendMessage } from './protocol.js'
 import type { FdSocket } from '../ipc/socket.js'
+import { checkOptions } from '../sys/options.js'
 
 export interface ServeOptions {
   /** Tell the tenant to attach the bpffs here in its mount namespace (it may choose otherwise). */
@@ -25,9 +26,7 @@ export interface ServeOptions {
  * a malformed request, Error when the tenant asks for more than `policy`.
  */
 export async function serveDelegation(socket: FdSocket, policy: PolicyLike, options: ServeOptions = {}): Promise<Policy> {
-  for (const key of Object.keys(options)) {
-    if (!['mountAt', 'mode', 'signal'].includes(key)) throw new TypeError(`serveDelegation: unknown option '${key}' (known: mountAt, mode, signal)`)
-  }
+  checkOptions('serveDelegation', options, ['mountAt', 'mode', 'signal'], { types: { mountAt: 'string', mode: 'number', signal: 'object' } })
   const offered = Policy.from(policy)
   const { message, fds } = await receiveMessage(socket, 'request', 1, options.signal)
   const [context] = fds

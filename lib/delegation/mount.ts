@@ -3,6 +3,7 @@
 import { Fd, native } from '../sys/index.js'
 import { Policy, type PolicyLike } from '../policy/index.js'
 import { reword } from '../ipc/errors.js'
+import { checkOptions } from '../sys/options.js'
 
 export interface DelegateOptions {
   /** Permission bits of the mount's root directory (bpffs `mode=`), e.g. 0o700. */
@@ -39,10 +40,7 @@ export function openBpffsContext(): Fd {
  */
 export function delegate(policy: PolicyLike, fsContext: Fd | number, options: DelegateOptions = {}): Fd {
   const p = Policy.from(policy)
-  const known = ['mode']
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) throw new TypeError(`delegate: unknown option '${key}' (known: ${known.join(', ')})`)
-  }
+  checkOptions('delegate', options, ['mode'], { types: { mode: 'number' } })
   const fd = typeof fsContext === 'number' ? fsContext : fsContext.fd
   const configure = (key: string, value: string) =>
     reword('fsconfig', `setting ${key}=${value} on the tenant's bpffs`, (code) =>

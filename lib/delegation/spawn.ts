@@ -7,6 +7,7 @@ import { Policy, type PolicyLike } from '../policy/index.js'
 import { serveDelegation } from './manager.js'
 import { builtScript } from './scripts.js'
 import { FdSocket } from '../ipc/socket.js'
+import { checkOptions } from '../sys/options.js'
 
 export interface SpawnDelegatedOptions {
   policy: PolicyLike
@@ -43,10 +44,10 @@ export const delegationFailedStatus = 125
  * and says why on its stderr, and `delegated` rejects with the cause.
  */
 export function spawnDelegated(command: string, args: readonly string[], options: SpawnDelegatedOptions): DelegatedProcess {
-  const known = ['policy', 'mountAt', 'stdio', 'env', 'cwd', 'mode', 'unshare']
-  for (const key of Object.keys(options ?? {})) {
-    if (!known.includes(key)) throw new TypeError(`spawnDelegated: unknown option '${key}' (known: ${known.join(', ')})`)
-  }
+  checkOptions('spawnDelegated', options, ['policy', 'mountAt', 'stdio', 'env', 'cwd', 'mode', 'unshare'], {
+    required: true,
+    types: { mountAt: 'string', stdio: ['string', 'object'], env: 'object', cwd: 'string', mode: 'number', unshare: 'string' },
+  })
   if (typeof command !== 'string' || command === '') throw new TypeError('spawnDelegated: command must be a non-empty string')
   const policy = Policy.from(options.policy)
   const mountAt = options.mountAt ?? '/sys/fs/bpf'

@@ -5,6 +5,7 @@ import { ProtocolError } from '../ipc/errors.js'
 import { attachMount, openBpffsContext } from './mount.js'
 import { receiveMessage, sendMessage } from './protocol.js'
 import type { FdSocket } from '../ipc/socket.js'
+import { checkOptions } from '../sys/options.js'
 
 export interface RequestOptions {
   /** Ask for less than the manager offers (least privilege); the manager refuses more. */
@@ -33,9 +34,7 @@ export interface Delegation {
  * ProtocolError.
  */
 export async function requestDelegation(socket: FdSocket, options: RequestOptions = {}): Promise<Delegation> {
-  for (const key of Object.keys(options)) {
-    if (!['policy', 'mountAt', 'signal'].includes(key)) throw new TypeError(`requestDelegation: unknown option '${key}' (known: policy, mountAt, signal)`)
-  }
+  checkOptions('requestDelegation', options, ['policy', 'mountAt', 'signal'], { types: { mountAt: 'string', signal: 'object' } })
   const wanted = options.policy === undefined ? undefined : Policy.from(options.policy)
   const context = openBpffsContext()
   try {

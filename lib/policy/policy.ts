@@ -3,6 +3,7 @@
 // used and then, when the token does not cover the request, silently ignores
 // it and answers EPERM. A Policy says beforehand, and by name, what is missing.
 import { PolicyError } from '../sys/errors.js'
+import { checkOptions } from '../sys/options.js'
 import type { AttachTypeName, CommandName, MapTypeName, ProgTypeName } from '../sys/generated/kernel-enums.js'
 import type { TokenRequest } from '../sys/token.js'
 import { closestEnumName, findEnumName, findEnumValue } from '../sys/names.js'
@@ -30,9 +31,6 @@ export interface DelegationPolicy {
 }
 
 export type PolicyLike = Policy | Partial<DelegationPolicy>
-
-/** What `explain` and `check` name as the one who refuses: 'token' or 'policy'. */
-export type PolicySubject = string
 
 const maxBit = 63
 
@@ -67,11 +65,7 @@ export class Policy implements DelegationPolicy {
     if (policy === null || typeof policy !== 'object' || Array.isArray(policy)) {
       throw new TypeError(`policy must be an object like { cmds, maps, progs, attachs }, got ${describe(policy)}`)
     }
-    for (const key of Object.keys(policy)) {
-      if (!(kindNames as readonly string[]).includes(key)) {
-        throw new TypeError(`policy: unknown key '${key}' (known: ${kindNames.join(', ')})`)
-      }
-    }
+    checkOptions('policy', policy, kindNames, { noun: 'key' })
     const masks = { cmds: 0n, maps: 0n, progs: 0n, attachs: 0n }
     for (const kind of kindNames) masks[kind] = maskOfSet(kind, (policy as Record<string, unknown>)[kind])
     return new Policy(masks)
@@ -146,7 +140,11 @@ export class Policy implements DelegationPolicy {
    * ('cgroup_inet_ingress') when none is given, except for cgroup_sock and
    * sk_reuseport programs, whose attach type the kernel fills in first.
    */
-  explain(request: TokenRequest, subject: PolicySubject = 'token'): PolicyError | undefined {
+  explain(request: TokenRequest, subject = 'token'): PolicyError | undefined {
+    // `subject` is who refuses, as the message names it: 'token' or 'policy'.
+    if (request === null || typeof request !== 'object') throw new TypeError(`explain: request must be an object like { cmd, mapType }, got ${describe(request)}`)
+    if (typeof subject !== 'string') throw new TypeError(`explain: subject must be a string, got ${describe(subject)}`)
+    checkOptions('explain: request', request, ['cmd', 'mapType', 'progType', 'attachType'], { noun: 'key' })
     const cmd = valueOrThrow('cmds', request.cmd, 'request.cmd')
     if (!this.bit('cmds', cmd)) return this.refusal('cmds', cmd, subject)
     if (request.mapType !== undefined) {
@@ -172,7 +170,7 @@ export class Policy implements DelegationPolicy {
   }
 
   /** Throws the PolicyError from `explain`, if any. */
-  check(request: TokenRequest, subject: PolicySubject = 'token'): void {
+  check(request: TokenRequest, subject = 'token'): void {
     const e = this.explain(request, subject)
     if (e) throw e
   }

@@ -1,12 +1,50 @@
 // Options objects: unknown keys are a TypeError, so a misspelt option never
 // silently does nothing.
 
-export function checkOptions(where: string, options: object | undefined, known: readonly string[]): void {
-  if (options === undefined) return
-  if (options === null || typeof options !== 'object') throw new TypeError(`${where}: options must be an object`)
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) throw new TypeError(`${where}: unknown option '${key}' (known: ${known.join(', ')})`)
+/** typeof names an option's value may have ('object' excludes null). */
+export type OptionType = 'string' | 'number' | 'bigint' | 'boolean' | 'function' | 'object'
+
+export interface OptionRules {
+  /** The options object itself must be given (a call with required fields in it). */
+  readonly required?: boolean
+  /** For keys whose value, when not undefined, must be of one of these types. */
+  readonly types?: Readonly<Record<string, OptionType | readonly OptionType[]>>
+  /** What the keys are called in messages: 'option' (default), or 'key' for a plain description object. */
+  readonly noun?: string
+}
+
+/**
+ * Checks an options object: an object (or undefined unless `rules.required`),
+ * only `known` keys, and values of the `rules.types` given. Errors: TypeError
+ * naming `where`, the option and what it got.
+ */
+export function checkOptions(where: string, options: object | undefined, known: readonly string[], rules: OptionRules = {}): void {
+  if (options === undefined && !rules.required) return
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`${where}: options must be an object${rules.required ? ` with ${known.join(', ')}` : ''}, got ${describeValue(options)}`)
   }
+  const noun = rules.noun ?? 'option'
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) throw new TypeError(`${where}: unknown ${noun} '${key}' (known: ${known.join(', ')})`)
+  }
+  for (const [key, type] of Object.entries(rules.types ?? {})) {
+    const value = (options as Record<string, unknown>)[key]
+    if (value === undefined) continue
+    const allowed: readonly OptionType[] = typeof type === 'string' ? [type] : type
+    if (!allowed.includes(typeof value as OptionType) || value === null) {
+      throw new TypeError(`${where}: ${rules.noun ?? 'option'} '${key}' must be a ${allowed.join(' or ')}, got ${describeValue(value)}`)
+    }
+  }
+}
+
+/** A value as error messages show it: null, an array, a string in quotes, a type and value. */
+export function describeValue(v: unknown): string {
+  if (v === null || v === undefined) return String(v)
+  if (Array.isArray(v)) return 'an array'
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)
+  if (typeof v === 'object') return `a ${v.constructor?.name ?? 'object'}`
+  if (typeof v === 'function') return 'a function'
+  return `${typeof v} ${String(v)}`
 }
 
 // BPF object names (maps, programs): the kernel answers anything else with a

@@ -7,6 +7,7 @@ import { BtfReader } from '../../lib/btf/reader.js'
 import { addTypeDesc, btfForMap } from '../../lib/map/btf.js'
 import { codecFor, type TypeDesc } from '../../lib/map/codec.js'
 import { intBtf } from '../kernel/helpers/raw.js'
+import { walkArguments } from './walk-arguments.js'
 
 // The type section as u32 words, and the string section as text.
 function sections(bytes: Uint8Array): { words: number[]; strings: string } {
@@ -268,5 +269,66 @@ describe('btfForMap', () => {
     expect(() => btfForMap('u32', { struct: [['a', { struct: [['b', 'x' as never]] }]] })).toThrow(/value\.a\.b: unknown type/)
     expect(() => btfForMap('u32', null as never)).toThrow(TypeError)
     expect(() => addTypeDesc(new BtfBuilder(), [] as never)).toThrow(TypeError)
+  })
+})
+
+describe('bad arguments are named, never JavaScript internals', () => {
+  test('every BtfBuilder method', () => {
+    const b = new BtfBuilder()
+    const int = b.int('int', 4)
+    const v = b.var('v', int, 'global')
+    const calls: Array<[string, (...a: unknown[]) => unknown, unknown[]]> = [
+      ['int', (...a) => b.int(...(a as Parameters<BtfBuilder['int']>)), ['i', 4, {}]],
+      ['float', (...a) => b.float(...(a as Parameters<BtfBuilder['float']>)), ['f', 4]],
+      ['ptr', (...a) => b.ptr(...(a as Parameters<BtfBuilder['ptr']>)), [int]],
+      ['array', (...a) => b.array(...(a as Parameters<BtfBuilder['array']>)), [int, 2]],
+      ['struct', (...a) => b.struct(...(a as Parameters<BtfBuilder['struct']>)), ['s', [{ name: 'x', type: int }], {}]],
+      ['union', (...a) => b.union(...(a as Parameters<BtfBuilder['union']>)), ['u', [{ name: 'x', type: int }], {}]],
+      ['fwd', (...a) => b.fwd(...(a as Parameters<BtfBuilder['fwd']>)), ['f', 'struct']],
+      ['enum', (...a) => b.enum(...(a as Parameters<BtfBuilder['enum']>)), ['e', [['A', 1]], {}]],
+      ['enum64', (...a) => b.enum64(...(a as Parameters<BtfBuilder['enum64']>)), ['e', [['A', 1n]], {}]],
+      ['typedef', (...a) => b.typedef(...(a as Parameters<BtfBuilder['typedef']>)), ['t', int]],
+      ['const', (...a) => b.const(...(a as Parameters<BtfBuilder['const']>)), [int]],
+      ['volatile', (...a) => b.volatile(...(a as Parameters<BtfBuilder['volatile']>)), [int]],
+      ['restrict', (...a) => b.restrict(...(a as Parameters<BtfBuilder['restrict']>)), [int]],
+      ['funcProto', (...a) => b.funcProto(...(a as Parameters<BtfBuilder['funcProto']>)), [int, [{ name: 'a', type: int }]]],
+      ['func', (...a) => b.func(...(a as Parameters<BtfBuilder['func']>)), ['f', b.funcProto(int, []), 'static']],
+      ['var', (...a) => b.var(...(a as Parameters<BtfBuilder['var']>)), ['v', int, 'static']],
+      ['datasec', (...a) => b.datasec(...(a as Parameters<BtfBuilder['datasec']>)), ['.data', [{ type: v, offset: 0, size: 4 }], 4]],
+      ['declTag', (...a) => b.declTag(...(a as Parameters<BtfBuilder['declTag']>)), ['t', int, -1]],
+      ['typeTag', (...a) => b.typeTag(...(a as Parameters<BtfBuilder['typeTag']>)), ['t', int]],
+      ['string', (...a) => b.string(...(a as Parameters<BtfBuilder['string']>)), ['s']],
+      ['kindOf', (...a) => b.kindOf(...(a as Parameters<BtfBuilder['kindOf']>)), [int]],
+      ['sizeOf', (...a) => b.sizeOf(...(a as Parameters<BtfBuilder['sizeOf']>)), [int]],
+      ['alignOf', (...a) => b.alignOf(...(a as Parameters<BtfBuilder['alignOf']>)), [int]],
+    ]
+    for (const [name, call, valid] of calls) {
+      for (const e of walkArguments(`BtfBuilder.${name}`, call, valid)) expect([TypeError, RangeError]).toContain(e.constructor)
+    }
+    expect(() => b.struct('s', null as never)).toThrow(new TypeError('BtfBuilder.struct: members must be an array of members { name, type }, got null'))
+    expect(() => b.union('u', [null] as never)).toThrow(new TypeError('BtfBuilder.union: members[0] must be members { name, type }, got null'))
+    expect(() => b.enum('e', [null] as never)).toThrow(new TypeError('BtfBuilder.enum: values[0] must be a [name, number] pair, got null'))
+    expect(() => b.ptr(null as never)).toThrow(new TypeError('BtfBuilder.ptr: target must be a type id (a number), got null'))
+    expect(() => b.int(null as never, 4)).toThrow(new TypeError('BtfBuilder.int: name must be a string, got null'))
+    // The blob still holds only what the valid calls added, and reads back.
+    expect(new BtfReader(b.bytes()).count).toBe(b.count)
+  })
+
+  test('BtfReader and its methods', () => {
+    expect(() => new BtfReader(null as never)).toThrow(new TypeError('BtfReader: bytes must be a Uint8Array (raw BTF), got null'))
+    expect(() => BtfReader.fromFile(null as never)).toThrow(new TypeError('BtfReader.fromFile: path must be a string, got null'))
+    walkArguments('new BtfReader', (bytes) => new BtfReader(bytes as Uint8Array), [new BtfBuilder().bytes()])
+    const b = new BtfBuilder()
+    const int = b.int('int', 4)
+    b.struct('s', [{ name: 'x', type: int }])
+    const r = new BtfReader(b.bytes())
+    walkArguments('BtfReader.find', (n, k) => r.find(n as string, k as never), ['s', 'STRUCT'])
+    walkArguments('BtfReader.type', (id) => r.type(id as number), [1])
+    walkArguments('BtfReader.string', (off) => r.string(off as number), [1])
+    walkArguments('BtfReader.resolve', (id) => r.resolve(id as number), [1])
+    walkArguments('BtfReader.sizeof', (id) => r.sizeof(id as number), [1])
+    walkArguments('BtfReader.members', (t) => r.members(t as never), [r.type(2)])
+    walkArguments('BtfReader.enumValues', (t) => r.enumValues(t as never), [r.type(1)])
+    expect(r.members(r.type(2))).toEqual([{ name: 'x', type: 1, bitOffset: 0, bitSize: 0 }])
   })
 })
