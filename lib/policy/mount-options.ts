@@ -2,6 +2,7 @@
 // options (as in /proc/self/mountinfo or `mount -o`), and a token's fdinfo.
 import { readFileSync } from 'node:fs'
 import { findEnumValue } from '../sys/names.js'
+import { describeValue } from '../sys/options.js'
 import { ALL, kindNames, kinds, type PolicyKind, type PolicyMasks } from './kinds.js'
 
 const optionKind = new Map<string, PolicyKind>(kindNames.map((k) => [kinds[k].option, k]))
@@ -15,10 +16,13 @@ const optionKind = new Map<string, PolicyKind>(kindNames.map((k) => [kinds[k].op
  * Errors: TypeError naming the entry with an unknown name or bad number.
  */
 export function mountOptionMasks(options: string | readonly string[]): PolicyMasks {
+  if (typeof options !== 'string' && !Array.isArray(options)) {
+    throw new TypeError(`mount options must be a string ('delegate_cmds=map_create,...') or an array of strings, got ${describeValue(options)}`)
+  }
   const entries = typeof options === 'string' ? options.split(',') : options
   const masks: PolicyMasks = { cmds: 0n, maps: 0n, progs: 0n, attachs: 0n }
   for (const entry of entries) {
-    if (typeof entry !== 'string') throw new TypeError('mount options must be strings')
+    if (typeof entry !== 'string') throw new TypeError(`mount options must be strings, got ${describeValue(entry)}`)
     const eq = entry.indexOf('=')
     const key = eq < 0 ? entry.trim() : entry.slice(0, eq).trim()
     const kind = optionKind.get(key)
@@ -84,6 +88,7 @@ function unescape(s: string): string {
 
 /** The entries of a mountinfo file (default /proc/self/mountinfo). */
 export function readMountinfo(text: string = readFileSync('/proc/self/mountinfo', 'utf8')): MountinfoEntry[] {
+  if (typeof text !== 'string') throw new TypeError(`readMountinfo: text must be mountinfo text (a string), got ${describeValue(text)}`)
   const out: MountinfoEntry[] = []
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue
@@ -108,6 +113,7 @@ export function readMountinfo(text: string = readFileSync('/proc/self/mountinfo'
  * something other than bpffs is mounted there.
  */
 export function bpffsMountEntry(mountPoint: string, mountinfo?: string): MountinfoEntry {
+  if (typeof mountPoint !== 'string') throw new TypeError(`bpffs mount point must be a path (a string), got ${describeValue(mountPoint)}`)
   const entries = readMountinfo(mountinfo).filter((e) => e.mountPoint === mountPoint)
   const top = entries[entries.length - 1]
   if (top === undefined) throw new Error(`no filesystem is mounted at ${mountPoint}`)
@@ -121,6 +127,7 @@ export function bpffsMountEntry(mountPoint: string, mountinfo?: string): Mountin
  * missing or malformed (the fd is not a token).
  */
 export function fdinfoMasks(text: string): PolicyMasks {
+  if (typeof text !== 'string') throw new TypeError(`fdinfo must be the text of /proc/<pid>/fdinfo/<fd> (a string), got ${describeValue(text)}`)
   const masks: PolicyMasks = { cmds: 0n, maps: 0n, progs: 0n, attachs: 0n }
   for (const kind of kindNames) {
     const field = kinds[kind].allowed

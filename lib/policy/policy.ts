@@ -73,6 +73,7 @@ export class Policy implements DelegationPolicy {
 
   /** A policy from the kernel's masks (bpf_token_info). */
   static fromMasks(masks: Partial<PolicyMasks>): Policy {
+    checkOptions('Policy.fromMasks: masks', masks, kindNames, { required: true, noun: 'key' })
     const m = { cmds: 0n, maps: 0n, progs: 0n, attachs: 0n }
     for (const kind of kindNames) {
       const v = masks[kind] ?? 0n
@@ -128,6 +129,7 @@ export class Policy implements DelegationPolicy {
 
   /** Whether `kind` delegates the value `item` (a name or number). */
   has(kind: PolicyKind, item: string | number): boolean {
+    checkKind('has', kind)
     const bit = bitOf(kind, item, `${kind}`)
     return (this.#masks[kind] & (1n << BigInt(bit))) !== 0n
   }
@@ -303,6 +305,12 @@ function maskOfSet(kind: PolicyKind, set: unknown): bigint {
     mask |= 1n << BigInt(bitOf(kind, item, `${where}[${i}]`))
   })
   return mask
+}
+
+function checkKind(where: string, kind: unknown): asserts kind is PolicyKind {
+  if (typeof kind !== 'string' || !(kindNames as readonly string[]).includes(kind)) {
+    throw new TypeError(`${where}: kind must be one of ${kindNames.join(', ')}, got ${describe(kind)}`)
+  }
 }
 
 function bitOf(kind: PolicyKind, item: unknown, where: string): number {

@@ -21,7 +21,9 @@ export interface OptionRules {
 export function checkOptions(where: string, options: object | undefined, known: readonly string[], rules: OptionRules = {}): void {
   if (options === undefined && !rules.required) return
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError(`${where}: options must be an object${rules.required ? ` with ${known.join(', ')}` : ''}, got ${describeValue(options)}`)
+    // A description object (noun 'key') is named by `where` itself: "policy must be an object".
+    const what = rules.noun === undefined || rules.noun === 'option' ? `${where}: options` : where
+    throw new TypeError(`${what} must be an object${rules.required ? ` with ${known.join(', ')}` : ''}, got ${describeValue(options)}`)
   }
   const noun = rules.noun ?? 'option'
   for (const key of Object.keys(options)) {
@@ -32,7 +34,8 @@ export function checkOptions(where: string, options: object | undefined, known: 
     if (value === undefined) continue
     const allowed: readonly OptionType[] = typeof type === 'string' ? [type] : type
     if (!allowed.includes(typeof value as OptionType) || value === null) {
-      throw new TypeError(`${where}: ${rules.noun ?? 'option'} '${key}' must be a ${allowed.join(' or ')}, got ${describeValue(value)}`)
+      const wanted = allowed.map((t) => `${/^[aeiou]/.test(t) ? 'an' : 'a'} ${t}`).join(' or ')
+      throw new TypeError(`${where}: ${rules.noun ?? 'option'} '${key}' must be ${wanted}, got ${describeValue(value)}`)
     }
   }
 }

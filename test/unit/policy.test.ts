@@ -1,7 +1,8 @@
 // Delegation policies without a kernel: validation, masks, checks that
 // mirror the kernel's token rules, and set operations.
 import { describe, expect, test } from 'vitest'
-import { Policy } from '../../lib/policy/index.js'
+import { Policy, bpffsMountEntry, readMountinfo } from '../../lib/policy/index.js'
+import { walkArguments } from './walk-arguments.js'
 import { PolicyError } from '../../lib/sys/errors.js'
 import { attachTypes, commands, mapTypes, progTypes } from '../../lib/sys/generated/kernel-enums.js'
 
@@ -134,5 +135,35 @@ describe('set operations', () => {
     expect(big.describe()).toEqual(['commands: any', 'map types: hash, array', 'program types: xdp', 'attach types: none'])
     expect(JSON.parse(JSON.stringify(small))).toEqual({ cmds: ['map_create'], maps: ['hash'], progs: [], attachs: [] })
     expect(Policy.from(JSON.parse(JSON.stringify(big))).equals(big)).toBe(true)
+  })
+})
+
+describe('bad arguments are named, never JavaScript internals', () => {
+  test('every Policy entry point', () => {
+    const p = Policy.from({ cmds: ['map_create'], maps: ['hash'] })
+    const calls: Array<[string, (...a: unknown[]) => unknown, unknown[]]> = [
+      ['Policy.from', (a) => Policy.from(a as never), [{ cmds: 'any' }]],
+      ['Policy.fromMasks', (a) => Policy.fromMasks(a as never), [{ cmds: 1n }]],
+      ['Policy.fromMountOptions', (a) => Policy.fromMountOptions(a as never), ['delegate_cmds=map_create']],
+      ['Policy.fromMountinfo', (a, b) => Policy.fromMountinfo(a as never, b as never), ['/x', '1 2 0:1 / /x rw - bpf bpf rw,delegate_cmds=any\n']],
+      ['Policy.fromFdinfo', (a) => Policy.fromFdinfo(a as never), ['allowed_cmds:\tany\nallowed_maps:\t0x0\nallowed_progs:\t0x0\nallowed_attachs:\t0x0\n']],
+      ['has', (a, b) => p.has(a as never, b as never), ['cmds', 'map_create']],
+      ['explain', (a, b) => p.explain(a as never, b as never), [{ cmd: 'map_create' }, 'token']],
+      ['check', (a) => p.check(a as never), [{ cmd: 'map_create' }]],
+      ['allows', (a) => p.allows(a as never), [{ cmd: 'map_create' }]],
+      ['includes', (a) => p.includes(a as never), [{ cmds: ['map_create'] }]],
+      ['intersect', (a) => p.intersect(a as never), [{ cmds: ['map_create'] }]],
+      ['equals', (a) => p.equals(a as never), [{ cmds: ['map_create'] }]],
+      ['readMountinfo', (a) => readMountinfo(a as never), ['']],
+      ['bpffsMountEntry', (a, b) => bpffsMountEntry(a as never, b as never), ['/x', '1 2 0:1 / /x rw - bpf bpf rw\n']],
+    ]
+    for (const [name, call, valid] of calls) {
+      for (const e of walkArguments(name, call, valid)) expect([TypeError, RangeError, Error]).toContain(e.constructor)
+    }
+    expect(() => Policy.fromMountOptions(null as never)).toThrow(new TypeError("mount options must be a string ('delegate_cmds=map_create,...') or an array of strings, got null"))
+    expect(() => Policy.fromMountOptions([null] as never)).toThrow(new TypeError('mount options must be strings, got null'))
+    expect(() => Policy.fromMasks(null as never)).toThrow(new TypeError('Policy.fromMasks: masks must be an object with cmds, maps, progs, attachs, got null'))
+    expect(() => p.explain(null as never)).toThrow(/explain: request must be an object/)
+    expect(() => p.has(null as never, 'x')).toThrow(new TypeError('has: kind must be one of cmds, maps, progs, attachs, got null'))
   })
 })
