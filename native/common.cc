@@ -7,13 +7,17 @@
 #include <cmath>
 #include <limits>
 
+#include "env_state.h"
+
 namespace bpfkit {
 
 long SysBpf(unsigned cmd, void* attr, size_t size) { return syscall(__NR_bpf, cmd, attr, size); }
 
 namespace {
+// Deleted by Node when the environment ends (main thread exit, worker exit).
 struct AddonData {
   Napi::FunctionReference error_factory;
+  EnvState state;
 };
 AddonData* Data(Napi::Env env) {
   auto* d = env.GetInstanceData<AddonData>();
@@ -24,6 +28,8 @@ AddonData* Data(Napi::Env env) {
   return d;
 }
 }  // namespace
+
+EnvState& StateOf(napi_env env) { return Data(Napi::Env(env))->state; }
 
 void SetErrorFactory(Napi::Env env, Napi::Function factory) { Data(env)->error_factory = Napi::Persistent(factory); }
 
@@ -125,9 +131,13 @@ void RequireLength(Napi::Env env, const Bytes& b, uint64_t need, const char* wha
   }
 }
 
-int SafeFd(int fd) {
-  if (fd < 0 || fd > 2) return fd;
-  int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+int DupCloexec(int fd) { return fcntl(fd, F_DUPFD_CLOEXEC, 3); }
+
+int SafeFd(long ret) {
+  if (ret < 0) return -1;
+  const int fd = static_cast<int>(ret);
+  if (fd > 2) return fd;
+  int moved = DupCloexec(fd);
   int saved = errno;
   close(fd);
   errno = saved;

@@ -69,26 +69,31 @@ struct MapMeta {
   uint32_t max_entries = 0;
   uint32_t map_flags = 0;
 };
-// The kernel's own sizes for the map at fd (cached per fd); throws a BpfError
-// for `command` when fd is not a map.
+// The kernel's own sizes for the map at fd (asked each time, never cached by
+// number: pass a dup the caller owns, owned_fd.h); throws a BpfError for
+// `command` when fd is not a map.
 MapMeta MapMetaOf(Napi::Env env, int fd, const char* command);
 void InitMmap(Napi::Env env, Napi::Object exports);
 void InitRingbuf(Napi::Env env, Napi::Object exports);
 void InitSockets(Napi::Env env, Napi::Object exports);
 void InitMapSlots(Napi::Env env, Napi::Object exports);
 void InitProgInfo(Napi::Env env, Napi::Object exports);
-// Unlinks the fast-path slots of a map fd that is closed or reused.
-void ForgetSlots(int fd);
 void InitMount(Napi::Env env, Napi::Object exports);
 void InitFdpass(Napi::Env env, Napi::Object exports);
 
 // ---- fds ----
-// Moves a fresh fd to 3 or above (0-2 read as "none" by the kernel and as
-// stdio by everyone else) with O_CLOEXEC, closing the original.
-int SafeFd(int fd);
-// Called whenever an fd number starts or stops referring to an object, so that
-// per-fd caches (map sizes) never describe a previous owner of the number.
-void ForgetFd(int fd);
+// The one path for every syscall that returns a new fd (libbpf's
+// ensure_good_fd): a failure (ret < 0) gives -1 with errno kept; an fd on 0-2
+// (read as "none" by the kernel and as stdio by everyone else) is moved to 3
+// or above with O_CLOEXEC and the original closed. Safe on any thread.
+int SafeFd(long ret);
+// dup(fd) to 3 or above with O_CLOEXEC; -1 with errno on failure.
+int DupCloexec(int fd);
+// Called when an fd number stops referring to what it did (closed, released
+// by its Fd, or adopted by a new Fd): ends this environment's op slots opened
+// from that number. Slots own dups, so this is about meaning, not safety: an
+// object whose number was given up stops working instead of living on.
+void ForgetFd(napi_env env, int fd);
 unsigned NumPossibleCpus();
 
 inline uint64_t PtrToU64(const void* p) { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)); }

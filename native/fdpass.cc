@@ -131,7 +131,7 @@ Napi::Value RecvWithFds(const Napi::CallbackInfo& info) {
       fd = -1;
     } else {
       fd = moved;
-      ForgetFd(fd);
+      ForgetFd(env, fd);
     }
   }
   if (move_err != 0) {

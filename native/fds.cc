@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #include "common.h"
@@ -11,7 +12,7 @@ namespace {
 
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   int fd = FdArg(info[0], "fd");
-  ForgetFd(fd);
+  ForgetFd(info.Env(), fd);
   // Linux releases the fd even when close reports EINTR, so it is never retried.
   if (close(fd) != 0 && errno != EINTR) ThrowBpfError(info.Env(), "close", errno);
   return info.Env().Undefined();
@@ -19,17 +20,17 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
 
 Napi::Value DupFd(const Napi::CallbackInfo& info) {
   int fd = FdArg(info[0], "fd");
-  int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  int dup = DupCloexec(fd);
   if (dup < 0) ThrowBpfError(info.Env(), "dup", errno);
-  ForgetFd(dup);
+  ForgetFd(info.Env(), dup);
   return Napi::Number::New(info.Env(), dup);
 }
 
-// Drops what the native layer remembers about an fd number (map sizes, op
-// slots): called when an Fd adopts a number that may have been closed and
-// reused behind bpfkit's back, so checks never use another map's sizes.
+// Drops what the native layer remembers about an fd number (the op slots
+// opened from it): called when an Fd releases its number, or adopts one that
+// may have been closed and reused behind bpfkit's back.
 Napi::Value ForgetFdJs(const Napi::CallbackInfo& info) {
-  ForgetFd(FdArg(info[0], "fd"));
+  ForgetFd(info.Env(), FdArg(info[0], "fd"));
   return info.Env().Undefined();
 }
 
@@ -50,9 +51,9 @@ Napi::Value SetErrorFactoryJs(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-unsigned NumPossibleCpus() {
-  static unsigned cached = 0;
-  if (cached != 0) return cached;
+// Read once per process (a thread-safe static: workers may ask at once);
+// the set of possible CPUs is fixed at boot.
+static unsigned ReadPossibleCpus() {
   // Format: "0-3" or "0,2-5". The kernel copies one value per possible CPU
   // (for_each_possible_cpu), so the count is the number of CPUs listed.
   std::ifstream f("/sys/devices/system/cpu/possible");
@@ -65,12 +66,16 @@ unsigned NumPossibleCpus() {
     if (j == std::string::npos) j = s.size();
     std::string part = s.substr(i, j - i);
     size_t dash = part.find('-');
-    unsigned lo = std::stoul(part.substr(0, dash));
-    unsigned hi = dash == std::string::npos ? lo : std::stoul(part.substr(dash + 1));
-    count += hi - lo + 1;
+    unsigned long lo = strtoul(part.c_str(), nullptr, 10);
+    unsigned long hi = dash == std::string::npos ? lo : strtoul(part.c_str() + dash + 1, nullptr, 10);
+    if (hi >= lo) count += static_cast<unsigned>(hi - lo + 1);
     i = j + 1;
   }
-  cached = count == 0 ? 1 : count;
+  return count == 0 ? 1 : count;
+}
+
+unsigned NumPossibleCpus() {
+  static const unsigned cached = ReadPossibleCpus();
   return cached;
 }
 

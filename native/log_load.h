@@ -95,7 +95,7 @@ inline Napi::Value LoadResultValue(Napi::Env env, const LoadResult& r, const cha
   if (r.fd < 0) ThrowBpfError(env, command, r.err, r.log);
   // Here and not in LoadWithLog: the fd caches are the main thread's, and
   // LoadWithLog also runs on workers.
-  ForgetFd(r.fd);
+  ForgetFd(env, r.fd);
   Napi::Object o = Napi::Object::New(env);
   o.Set("fd", r.fd);
   o.Set("log", r.log);

@@ -1,103 +1,183 @@
 // The fast path for single-element map operations. Each BpfMap gets a slot:
 // a key buffer and a value buffer allocated here, sized from the kernel's own
 // map sizes, and shared with JavaScript as external ArrayBuffers. An
-// operation then passes only the slot number: no typed-array inspection, no
+// operation then passes only the slot handle: no typed-array inspection, no
 // size checks per call (the buffers cannot be the wrong size), which halves
-// the cost above the raw syscall. A slot dies with its fd (ForgetFd), so a
-// reused fd number never reaches the old map's slot.
-#include <cstdlib>
-#include <vector>
+// the cost above the raw syscall.
+//
+// A slot owns a dup of its map fd and shares ownership of its buffers with
+// their ArrayBuffers (env_state.h), so neither a reused fd number nor
+// buffers JavaScript dropped can make the kernel touch something else.
+#include <unistd.h>
 
-#include "common.h"
+#include "env_state.h"
+#include "owned_fd.h"
 
 namespace bpfkit {
 namespace {
 
-struct Slot {
-  int fd = -1;  // -1: free or dead
-  uint8_t* key = nullptr;
-  uint8_t* value = nullptr;
-  uint8_t* next = nullptr;  // GET_NEXT_KEY's output, key_size bytes
-  bool keyless = false;
-};
+constexpr int kIndexBits = 24;
+constexpr int64_t kIndexMask = (int64_t{1} << kIndexBits) - 1;
+constexpr uint32_t kGenerationMask = (uint32_t{1} << 29) - 1;  // handles stay below 2^53
 
-std::vector<Slot>& Slots() {
-  static std::vector<Slot> slots;
-  return slots;
+// A handle from JavaScript, or -1 for anything that is not one (NaN, a
+// fraction, a negative or huge number must not round to a real slot).
+int64_t HandleOf(double d) {
+  if (!(d >= 0 && d < 9007199254740992.0) || d != static_cast<double>(static_cast<int64_t>(d))) return -1;
+  return static_cast<int64_t>(d);
 }
 
-void Free(Slot& s) {
-  // The buffers belong to the ArrayBuffers' finalizers; only the fd link goes.
+}  // namespace
+
+SlotTable::~SlotTable() {
+  for (auto& s : slots_) {
+    if (s.fd >= 0) close(s.fd);
+  }
+}
+
+double SlotTable::Open(int fd, int origin, bool keyless, std::shared_ptr<SlotMemory> memory) {
+  uint32_t i;
+  if (!free_.empty()) {
+    i = free_.back();
+    free_.pop_back();
+  } else {
+    i = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  MapSlot& s = slots_[i];
+  s.fd = fd;
+  s.origin = origin;
+  s.keyless = keyless;
+  s.memory = std::move(memory);
+  by_origin_.emplace(origin, i);
+  return static_cast<double>((static_cast<int64_t>(s.generation) << kIndexBits) | i);
+}
+
+const MapSlot* SlotTable::Find(int64_t handle) const {
+  if (handle < 0) return nullptr;
+  const uint64_t i = static_cast<uint64_t>(handle & kIndexMask);
+  if (i >= slots_.size()) return nullptr;
+  const MapSlot& s = slots_[i];
+  if (s.fd < 0 || s.generation != static_cast<uint64_t>(handle >> kIndexBits)) return nullptr;
+  return &s;
+}
+
+void SlotTable::Close(int64_t handle) {
+  if (Find(handle) != nullptr) Release(static_cast<uint32_t>(handle & kIndexMask));
+}
+
+void SlotTable::ForgetOrigin(int origin) {
+  auto range = by_origin_.equal_range(origin);
+  std::vector<uint32_t> doomed;
+  for (auto it = range.first; it != range.second; ++it) doomed.push_back(it->second);
+  for (uint32_t i : doomed) Release(i);
+}
+
+void SlotTable::Release(uint32_t i) {
+  MapSlot& s = slots_[i];
+  auto range = by_origin_.equal_range(s.origin);
+  for (auto it = range.first; it != range.second; ++it) {
+    if (it->second == i) {
+      by_origin_.erase(it);
+      break;
+    }
+  }
+  close(s.fd);
   s.fd = -1;
-  s.key = nullptr;
-  s.value = nullptr;
-  s.next = nullptr;
+  s.origin = -1;
+  s.memory.reset();  // the ArrayBuffers keep the memory while JavaScript holds them
+  s.generation = (s.generation + 1) & kGenerationMask;
+  free_.push_back(i);
 }
 
-const Slot& SlotArg(const Napi::CallbackInfo& info) {
+void ForgetFd(napi_env env, int fd) { StateOf(env).slots.ForgetOrigin(fd); }
+
+namespace {
+
+// Throws a BpfError from a C callback. The error factory is JavaScript and
+// can itself throw (near the stack limit, "Maximum call stack size
+// exceeded"); that must become the pending JavaScript exception, never a C++
+// exception unwinding through V8's C frames (which aborts the process).
+void ThrowFromC(napi_env env, const char* command, int err, const char* detail = nullptr) noexcept {
+  try {
+    napi_throw(env, MakeBpfError(Napi::Env(env), command, err, std::string(), detail));
+  } catch (const Napi::Error& e) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending && !e.IsEmpty()) napi_throw(env, e.Value());
+  } catch (...) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) napi_throw_error(env, nullptr, command);
+  }
+}
+
+const char* const kClosed = "file descriptor already closed";
+
+const MapSlot& SlotArg(const Napi::CallbackInfo& info) {
   const Napi::Value v = info[0];
   if (!v.IsNumber()) ThrowType(info.Env(), "slot must be a number");
-  const uint32_t i = v.As<Napi::Number>().Uint32Value();
-  auto& slots = Slots();
-  if (i >= slots.size() || slots[i].fd < 0) ThrowBpfError(info.Env(), "map", EBADF, std::string(), "file descriptor already closed");
-  return slots[i];
+  const MapSlot* s = StateOf(info.Env()).slots.Find(HandleOf(v.As<Napi::Number>().DoubleValue()));
+  if (s == nullptr) ThrowBpfError(info.Env(), "map", EBADF, std::string(), kClosed);
+  return *s;
 }
 
 uint64_t FlagsArg(const Napi::CallbackInfo& info, size_t i) {
   return info.Length() > i && !IsAbsent(info[i]) ? U64Arg(info[i], "flags") : 0;
 }
 
-long Elem(unsigned cmd, const Slot& s, bool with_value, uint64_t flags) {
+long Elem(unsigned cmd, const MapSlot& s, bool with_value, uint64_t flags) {
   bpfattr::map_elem a{};
   a.map_fd = s.fd;
-  a.key = s.keyless ? 0 : PtrToU64(s.key);
-  a.value = with_value ? PtrToU64(s.value) : 0;
+  a.key = s.keyless ? 0 : PtrToU64(s.memory->key);
+  a.value = with_value ? PtrToU64(s.memory->value) : 0;
   a.flags = flags;
   return SysBpf(cmd, &a, BPFATTR_OFFSETOFEND(bpfattr::map_elem, flags));
 }
 
-Napi::ArrayBuffer Buffer(Napi::Env env, uint8_t* data, size_t size) {
-  return Napi::ArrayBuffer::New(env, data, size, [](Napi::Env, void* p) { free(p); });
+// An ArrayBuffer over `data` that holds a share of the slot's memory.
+Napi::ArrayBuffer SharedBuffer(Napi::Env env, const std::shared_ptr<SlotMemory>& memory, uint8_t* data, size_t size) {
+  auto* share = new std::shared_ptr<SlotMemory>(memory);
+  try {
+    return Napi::ArrayBuffer::New(env, data, size, [](Napi::Env, void*, std::shared_ptr<SlotMemory>* s) { delete s; },
+                                  share);
+  } catch (...) {
+    delete share;
+    throw;
+  }
 }
 
 // mapSlotOpen(fd) -> { slot, key: ArrayBuffer(key_size), value: ArrayBuffer(value_bytes), next: ArrayBuffer(key_size) }
 Napi::Value MapSlotOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = FdArg(info[0], "fd");
-  const MapMeta m = MapMetaOf(env, fd, "map_slot");
+  const int origin = FdArg(info[0], "fd");
+  // The sizes are read from the slot's own dup, so they describe exactly the
+  // map the slot will operate on.
+  OwnedFd fd(DupForCall(env, origin, "map_slot"));
+  const MapMeta m = MapMetaOf(env, fd.get(), "map_slot");
+  auto memory = std::make_shared<SlotMemory>();
   // calloc(0) may return NULL; a 1-byte buffer stands in for key-less maps.
-  auto* key = static_cast<uint8_t*>(calloc(m.key_size ? m.key_size : 1, 1));
-  auto* value = static_cast<uint8_t*>(calloc(m.value_bytes ? m.value_bytes : 1, 1));
-  auto* next = static_cast<uint8_t*>(calloc(m.key_size ? m.key_size : 1, 1));
-  if (!key || !value || !next) {
-    free(key);
-    free(value);
-    free(next);
-    ThrowBpfError(env, "map_slot", ENOMEM);
-  }
-  auto& slots = Slots();
-  uint32_t i = 0;
-  while (i < slots.size() && slots[i].fd >= 0) i++;
-  if (i == slots.size()) slots.emplace_back();
-  slots[i] = Slot{fd, key, value, next, m.key_size == 0};
+  memory->key = static_cast<uint8_t*>(calloc(m.key_size ? m.key_size : 1, 1));
+  memory->value = static_cast<uint8_t*>(calloc(m.value_bytes ? m.value_bytes : 1, 1));
+  memory->next = static_cast<uint8_t*>(calloc(m.key_size ? m.key_size : 1, 1));
+  if (!memory->key || !memory->value || !memory->next) ThrowBpfError(env, "map_slot", ENOMEM);
   Napi::Object o = Napi::Object::New(env);
-  o.Set("slot", i);
-  o.Set("key", Buffer(env, key, m.key_size));
-  o.Set("value", Buffer(env, value, m.value_bytes));
-  o.Set("next", Buffer(env, next, m.key_size));
+  o.Set("key", SharedBuffer(env, memory, memory->key, m.key_size));
+  o.Set("value", SharedBuffer(env, memory, memory->value, m.value_bytes));
+  o.Set("next", SharedBuffer(env, memory, memory->next, m.key_size));
+  o.Set("slot", StateOf(env).slots.Open(fd.release(), origin, m.key_size == 0, memory));
   return o;
 }
 
 Napi::Value MapSlotClose(const Napi::CallbackInfo& info) {
-  const uint32_t i = info[0].As<Napi::Number>().Uint32Value();
-  auto& slots = Slots();
-  if (i < slots.size()) Free(slots[i]);
+  if (!info[0].IsNumber()) ThrowType(info.Env(), "slot must be a number");
+  StateOf(info.Env()).slots.Close(HandleOf(info[0].As<Napi::Number>().DoubleValue()));
   return info.Env().Undefined();
 }
 
 // mapSlotLookupAndDelete(slot, flags?) -> bool (queue/stack pop, hash take)
 Napi::Value MapSlotLookupAndDelete(const Napi::CallbackInfo& info) {
-  const Slot& s = SlotArg(info);
+  const MapSlot& s = SlotArg(info);
   if (Elem(bpfattr::cmd::map_lookup_and_delete_elem, s, true, FlagsArg(info, 1)) == 0) return Napi::Boolean::New(info.Env(), true);
   if (errno == ENOENT) return Napi::Boolean::New(info.Env(), false);
   ThrowBpfError(info.Env(), "map_lookup_and_delete_elem", errno);
@@ -105,25 +185,24 @@ Napi::Value MapSlotLookupAndDelete(const Napi::CallbackInfo& info) {
 
 // Lookup, update and delete, the hottest calls, use the C Node-API directly,
 // skipping the C++ wrapper's CallbackInfo and exception plumbing. Errors
-// still come from the same BpfError factory.
+// still come from the same BpfError factory, through ThrowFromC.
 //
 // The slot argv[0] names, or null with an EBADF pending for a closed or
 // unknown one.
-const Slot* RawSlotAt(napi_env env, size_t argc, napi_value* argv) {
-  uint32_t i = UINT32_MAX;
-  if (argc < 1 || napi_get_value_uint32(env, argv[0], &i) != napi_ok || i >= Slots().size() || Slots()[i].fd < 0) {
-    napi_throw(env, MakeBpfError(Napi::Env(env), "map", EBADF, std::string(), "file descriptor already closed"));
-    return nullptr;
-  }
-  return &Slots()[i];
+const MapSlot* RawSlotAt(napi_env env, size_t argc, napi_value* argv) {
+  double handle = -1;
+  const MapSlot* s = nullptr;
+  if (argc >= 1 && napi_get_value_double(env, argv[0], &handle) == napi_ok) s = StateOf(env).slots.Find(HandleOf(handle));
+  if (s == nullptr) ThrowFromC(env, "map", EBADF, kClosed);
+  return s;
 }
 
 // (slot, flags?): the slot and the element flags.
-const Slot* RawSlot(napi_env env, napi_callback_info cbinfo, uint64_t* flags) {
+const MapSlot* RawSlot(napi_env env, napi_callback_info cbinfo, uint64_t* flags) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  const Slot* s = RawSlotAt(env, argc, argv);
+  const MapSlot* s = RawSlotAt(env, argc, argv);
   if (!s) return nullptr;
   *flags = 0;
   if (argc > 1) {
@@ -155,27 +234,27 @@ napi_value RawResult(napi_env env, long ret, const char* command, bool enoent_is
     napi_get_boolean(env, false, &out);
     return out;
   }
-  napi_throw(env, MakeBpfError(Napi::Env(env), command, errno));
+  ThrowFromC(env, command, errno);
   return nullptr;
 }
 
 napi_value RawLookup(napi_env env, napi_callback_info cbinfo) {
   uint64_t flags;
-  const Slot* s = RawSlot(env, cbinfo, &flags);
+  const MapSlot* s = RawSlot(env, cbinfo, &flags);
   if (!s) return nullptr;
   return RawResult(env, Elem(bpfattr::cmd::map_lookup_elem, *s, true, flags), "map_lookup_elem", true);
 }
 
 napi_value RawUpdate(napi_env env, napi_callback_info cbinfo) {
   uint64_t flags;
-  const Slot* s = RawSlot(env, cbinfo, &flags);
+  const MapSlot* s = RawSlot(env, cbinfo, &flags);
   if (!s) return nullptr;
   return RawResult(env, Elem(bpfattr::cmd::map_update_elem, *s, true, flags), "map_update_elem", false);
 }
 
 napi_value RawDelete(napi_env env, napi_callback_info cbinfo) {
   uint64_t flags;
-  const Slot* s = RawSlot(env, cbinfo, &flags);
+  const MapSlot* s = RawSlot(env, cbinfo, &flags);
   if (!s) return nullptr;
   return RawResult(env, Elem(bpfattr::cmd::map_delete_elem, *s, false, 0), "map_delete_elem", true);
 }
@@ -186,30 +265,24 @@ napi_value RawNextKey(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  const Slot* slot = RawSlotAt(env, argc, argv);
+  const MapSlot* slot = RawSlotAt(env, argc, argv);
   if (!slot) return nullptr;
   bool first = false;
   if (argc > 1) napi_get_value_bool(env, argv[1], &first);
-  const Slot& s = *slot;
+  const MapSlot& s = *slot;
   if (s.keyless) {
     napi_throw_type_error(env, nullptr, "this map has no keys");
     return nullptr;
   }
   bpfattr::map_elem a{};
   a.map_fd = s.fd;
-  a.key = first ? 0 : PtrToU64(s.key);
-  a.next_key = PtrToU64(s.next);
+  a.key = first ? 0 : PtrToU64(s.memory->key);
+  a.next_key = PtrToU64(s.memory->next);
   return RawResult(env, SysBpf(bpfattr::cmd::map_get_next_key, &a, BPFATTR_OFFSETOFEND(bpfattr::map_elem, next_key)),
                    "map_get_next_key", true);
 }
 
 }  // namespace
-
-void ForgetSlots(int fd) {
-  for (auto& s : Slots()) {
-    if (s.fd == fd) Free(s);
-  }
-}
 
 void InitMapSlots(Napi::Env env, Napi::Object exports) {
   exports.Set("mapSlotOpen", Napi::Function::New(env, MapSlotOpen, "mapSlotOpen"));

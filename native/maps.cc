@@ -2,19 +2,11 @@
 // checked against the map's key and value sizes before the kernel sees it.
 #include <unistd.h>
 
-#include <unordered_map>
-
 #include "common.h"
+#include "owned_fd.h"
 
 namespace bpfkit {
 namespace {
-
-// Map sizes by fd number. Filled on first use from OBJ_GET_INFO_BY_FD and
-// dropped whenever the number is closed or handed out again (ForgetFd).
-std::unordered_map<int, MapMeta>& MetaCache() {
-  static std::unordered_map<int, MapMeta> cache;
-  return cache;
-}
 
 bool IsPerCpu(uint32_t type) {
   return type == bpfattr::map_type::percpu_hash || type == bpfattr::map_type::percpu_array ||
@@ -27,11 +19,11 @@ MapMeta MakeMeta(uint32_t type, uint32_t key_size, uint32_t value_size, uint32_t
   return m;
 }
 
-// Returned by value: the cache may rehash while a caller still uses it.
+// The kernel's sizes for the map at fd, asked each time: a cache by fd
+// number would describe whatever the number meant before it was closed and
+// reused. Callers pass the dup they work on (owned_fd.h), so the sizes and
+// the call that relies on them see the same map.
 MapMeta Meta(Napi::Env env, int fd, const char* command) {
-  auto& cache = MetaCache();
-  auto it = cache.find(fd);
-  if (it != cache.end()) return it->second;
   bpfattr::map_info mi{};
   bpfattr::info attr{};
   attr.bpf_fd = fd;
@@ -41,7 +33,7 @@ MapMeta Meta(Napi::Env env, int fd, const char* command) {
     int err = errno;
     ThrowBpfError(env, command, err, std::string(), err == EINVAL ? "fd is not a BPF map" : nullptr);
   }
-  return cache.emplace(fd, MakeMeta(mi.type, mi.key_size, mi.value_size, mi.max_entries, mi.map_flags)).first->second;
+  return MakeMeta(mi.type, mi.key_size, mi.value_size, mi.max_entries, mi.map_flags);
 }
 
 // ---- create ----
@@ -77,10 +69,9 @@ Napi::Value MapCreate(const Napi::CallbackInfo& info) {
   } else if (a.map_extra == 0) {
     size = BPFATTR_OFFSETOFEND(bpfattr::map_create, btf_vmlinux_value_type_id);
   }
-  int fd = SafeFd(static_cast<int>(SysBpf(bpfattr::cmd::map_create, &a, size)));
+  int fd = SafeFd(SysBpf(bpfattr::cmd::map_create, &a, size));
   if (fd < 0) ThrowBpfError(env, "map_create", errno);
-  ForgetFd(fd);
-  MetaCache().emplace(fd, MakeMeta(a.map_type, a.key_size, a.value_size, a.max_entries, a.map_flags));
+  ForgetFd(env, fd);
   return Napi::Number::New(env, fd);
 }
 
@@ -116,7 +107,8 @@ long ElemCall(unsigned cmd, int fd, const void* key, const void* value, uint64_t
 // mapLookupElem(fd, key, valueOut, flags) -> boolean (false: no such key)
 Napi::Value MapLookupElem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = FdArg(info[0], "fd");
+  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), "map_lookup_elem"));
+  const int fd = owned.get();
   const MapMeta m = Meta(env, fd, "map_lookup_elem");
   const void* key = KeyPtr(env, info[1], m, false);
   void* value = ValuePtr(env, info[2], m);
@@ -129,7 +121,8 @@ Napi::Value MapLookupElem(const Napi::CallbackInfo& info) {
 // mapUpdateElem(fd, key, value, flags)
 Napi::Value MapUpdateElem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = FdArg(info[0], "fd");
+  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), "map_update_elem"));
+  const int fd = owned.get();
   const MapMeta m = Meta(env, fd, "map_update_elem");
   const void* key = KeyPtr(env, info[1], m, false);
   void* value = ValuePtr(env, info[2], m);
@@ -141,7 +134,8 @@ Napi::Value MapUpdateElem(const Napi::CallbackInfo& info) {
 // mapDeleteElem(fd, key) -> boolean (false: no such key)
 Napi::Value MapDeleteElem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = FdArg(info[0], "fd");
+  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), "map_delete_elem"));
+  const int fd = owned.get();
   const MapMeta m = Meta(env, fd, "map_delete_elem");
   const void* key = KeyPtr(env, info[1], m, false);
   uint64_t flags = IsAbsent(info[2]) ? 0 : U64Arg(info[2], "flags");
@@ -153,7 +147,8 @@ Napi::Value MapDeleteElem(const Napi::CallbackInfo& info) {
 // mapGetNextKey(fd, key | null, nextKeyOut) -> boolean (false: no more keys)
 Napi::Value MapGetNextKey(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = FdArg(info[0], "fd");
+  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), "map_get_next_key"));
+  const int fd = owned.get();
   const MapMeta m = Meta(env, fd, "map_get_next_key");
   const void* key = KeyPtr(env, info[1], m, true);
   Bytes next = BytesArg(info[2], "nextKey");
@@ -172,7 +167,8 @@ Napi::Value MapGetNextKey(const Napi::CallbackInfo& info) {
 // mapLookupAndDeleteElem(fd, key | null, valueOut, flags) -> boolean
 Napi::Value MapLookupAndDeleteElem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = FdArg(info[0], "fd");
+  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), "map_lookup_and_delete_elem"));
+  const int fd = owned.get();
   const MapMeta m = Meta(env, fd, "map_lookup_and_delete_elem");
   const void* key = KeyPtr(env, info[1], m, false);
   void* value = ValuePtr(env, info[2], m);
@@ -195,7 +191,7 @@ Napi::Value MapFreeze(const Napi::CallbackInfo& info) {
 // native layer sizes buffers for this map.
 Napi::Value MapMetaJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const MapMeta m = Meta(env, FdArg(info[0], "fd"), "obj_get_info_by_fd");
+  const MapMeta m = Meta(env, FdArg(info[0], "fd"), "obj_get_info_by_fd");  // one call: nothing to redirect
   Napi::Object o = Napi::Object::New(env);
   o.Set("type", m.type);
   o.Set("keySize", m.key_size);
@@ -222,7 +218,8 @@ Napi::Value BatchResult(Napi::Env env, uint32_t count, bool done) {
 // lookup(fd, inBatch | null, outBatch, keys, values, count, elemFlags, flags)
 Napi::Value LookupBatch(const Napi::CallbackInfo& info, unsigned cmd, const char* name) {
   Napi::Env env = info.Env();
-  int fd = FdArg(info[0], "fd");
+  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), name));
+  const int fd = owned.get();
   const MapMeta m = Meta(env, fd, name);
   uint32_t count = U32Arg(info[5], "count");
   if (count == 0) ThrowRange(env, "count must be at least 1");
@@ -262,7 +259,8 @@ Napi::Value MapLookupAndDeleteBatch(const Napi::CallbackInfo& info) {
 // mapUpdateBatch(fd, keys, values, count, elemFlags, flags) -> number processed
 Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = FdArg(info[0], "fd");
+  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), "map_update_batch"));
+  const int fd = owned.get();
   const MapMeta m = Meta(env, fd, "map_update_batch");
   uint32_t count = U32Arg(info[3], "count");
   Bytes keys = BytesArg(info[1], "keys");
@@ -286,7 +284,8 @@ Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
 // mapDeleteBatch(fd, keys, count, elemFlags, flags) -> number deleted
 Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = FdArg(info[0], "fd");
+  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), "map_delete_batch"));
+  const int fd = owned.get();
   const MapMeta m = Meta(env, fd, "map_delete_batch");
   uint32_t count = U32Arg(info[2], "count");
   Bytes keys = BytesArg(info[1], "keys");
@@ -307,10 +306,6 @@ Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void ForgetFd(int fd) {
-  MetaCache().erase(fd);
-  ForgetSlots(fd);
-}
 MapMeta MapMetaOf(Napi::Env env, int fd, const char* command) { return Meta(env, fd, command); }
 
 void InitMaps(Napi::Env env, Napi::Object exports) {

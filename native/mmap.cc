@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "owned_fd.h"
 
 namespace bpfkit {
 namespace {
@@ -14,6 +15,12 @@ struct Mapping {
   void* addr;
   size_t length;
 };
+
+// Marks the ArrayBuffers mapMmap made, so mapUnmap can refuse every other
+// buffer (a heap buffer, WebAssembly memory) before it touches its pages. A
+// type tag lives on the JavaScript object, in the environment that made it,
+// and cannot be forged from JavaScript.
+constexpr napi_type_tag kMappingTag = {0x6270666b69746d6dULL, 0x6d61707069e67301ULL};
 
 size_t PageSize() {
   static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
@@ -30,7 +37,9 @@ void FinalizeMapping(Napi::Env, void*, Mapping* m) {
 // mapMmap(fd, writable) -> ArrayBuffer over round_up(round_up(value_size, 8) * max_entries, page).
 Napi::Value MapMmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = FdArg(info[0], "fd");
+  // Sizes and mapping from one dup: the length always matches the map mapped.
+  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), "mmap"));
+  const int fd = owned.get();
   bool writable = info[1].ToBoolean();
   const MapMeta meta = MapMetaOf(env, fd, "mmap");
   if (meta.type != bpfattr::map_type::array || !(meta.map_flags & bpfattr::flag::MMAPABLE)) {
@@ -43,14 +52,27 @@ Napi::Value MapMmap(const Napi::CallbackInfo& info) {
   void* addr = mmap(nullptr, length, prot, MAP_SHARED, fd, 0);
   if (addr == MAP_FAILED) ThrowBpfError(env, "mmap", errno, std::string(), errno == EPERM ? "the map is frozen or read-only for user space; map it read-only" : nullptr);
   auto* m = new Mapping{addr, length};
-  return Napi::ArrayBuffer::New(env, addr, length, FinalizeMapping, m);
+  Napi::ArrayBuffer ab;
+  try {
+    ab = Napi::ArrayBuffer::New(env, addr, length, FinalizeMapping, m);
+  } catch (...) {
+    munmap(addr, length);
+    delete m;
+    throw;
+  }
+  // The finalizer owns the mapping from here: a failed tag only leaves a
+  // buffer mapUnmap refuses (it is still unmapped when collected).
+  if (napi_type_tag_object(env, ab, &kMappingTag) != napi_ok) ThrowBpfError(env, "mmap", ENOMEM);
+  return ab;
 }
 
 // mapUnmap(arrayBuffer): unmaps now and detaches the buffer, so every view of
 // it reads as empty instead of touching unmapped memory.
 Napi::Value MapUnmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsArrayBuffer()) ThrowType(env, "mapUnmap: expected the ArrayBuffer from mapMmap");
+  bool ours = false;
+  if (info[0].IsArrayBuffer()) napi_check_object_type_tag(env, info[0], &kMappingTag, &ours);
+  if (!ours) ThrowType(env, "mapUnmap: buffer must be an ArrayBuffer made by mapMmap; nothing was unmapped");
   Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
   void* data = ab.Data();
   if (data == nullptr) return env.Undefined();  // already detached

@@ -34,9 +34,9 @@ int DirFdArg(const Napi::Value& v, const char* name) {
 }
 
 Napi::Value NewFd(Napi::Env env, long ret, const char* command, const char* detail) {
-  int fd = ret < 0 ? -1 : SafeFd(static_cast<int>(ret));
+  int fd = SafeFd(ret);
   if (fd < 0) ThrowBpfError(env, command, errno, std::string(), detail);
-  ForgetFd(fd);
+  ForgetFd(env, fd);
   return Napi::Number::New(env, fd);
 }
 

@@ -10,9 +10,9 @@ namespace bpfkit {
 namespace {
 
 Napi::Value FdResult(Napi::Env env, long ret, const char* command, const char* detail = nullptr) {
-  int fd = ret < 0 ? -1 : SafeFd(static_cast<int>(ret));
+  int fd = SafeFd(ret);
   if (fd < 0) ThrowBpfError(env, command, errno, std::string(), detail);
-  ForgetFd(fd);
+  ForgetFd(env, fd);
   return Napi::Number::New(env, fd);
 }
 

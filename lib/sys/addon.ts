@@ -107,6 +107,7 @@ export interface NativeAddon {
   setErrorFactory(f: typeof createBpfError): void
   closeFd(fd: number): void
   dupFd(fd: number): number
+  /** Ends the op slots opened from this fd number (it was released, or is being adopted anew). */
   forgetFd(fd: number): void
   fdIsOpen(fd: number): boolean
   possibleCpus(): number
@@ -150,7 +151,7 @@ export interface NativeAddon {
 
   /** Maps a BPF_F_MMAPABLE array's values; length from the kernel's sizes. */
   mapMmap(fd: number, writable: boolean): ArrayBuffer
-  /** Releases the mapping now and detaches the buffer. */
+  /** Releases the mapping now and detaches the buffer. Only buffers mapMmap made: anything else is a TypeError and is left as it was. */
   mapUnmap(buffer: ArrayBuffer): void
 
   ringbufOpen(fd: number): RingbufHandle
@@ -165,6 +166,11 @@ export interface NativeAddon {
   enableStats(type: number): number
 
   /** A map's fast-path slot: key and value buffers sized by the kernel, operated on by slot number. */
+  /**
+   * The slot owns a dup of `fd` and keeps its buffers alive while open; `slot`
+   * is a handle that never names a later slot once closed. Ends when closed,
+   * or when `fd` is closed with closeFd or forgotten (forgetFd).
+   */
   mapSlotOpen(fd: number): { slot: number; key: ArrayBuffer; value: ArrayBuffer; next: ArrayBuffer }
   mapSlotClose(slot: number): void
   mapSlotLookup(slot: number, flags?: number | bigint): boolean

@@ -38,6 +38,8 @@ export class Fd {
     const owner = live.get(fd)
     if (owner) throw new TypeError(`fd ${fd} is already owned by another Fd (${owner.kind}); dup() it to share`)
     if (!native.fdIsOpen(fd)) throw new BpfError('fd', EBADF, `${kind}: fd ${fd} is not open`, 'fcntl')
+    // Whatever native state was opened from this number belongs to what it
+    // meant before (closed and reused behind bpfkit's back): it ends here.
     native.forgetFd(fd)
     this.#fd = fd
     this.kind = kind
@@ -74,12 +76,17 @@ export class Fd {
     return new Fd(native.dupFd(this.fd), this.kind)
   }
 
-  /** Gives up ownership: the caller must close the returned number. */
+  /**
+   * Gives up ownership: the caller must close the returned number. Objects
+   * built on this Fd (a BpfMap's op slot) stop working: once the number is the
+   * caller's, it may be closed and reused for something else at any time.
+   */
   release(): number {
     const fd = this.fd
     this.#fd = -1
     finalizer.unregister(this)
     live.delete(fd)
+    native.forgetFd(fd)
     return fd
   }
 
