@@ -37,6 +37,7 @@ export const slots = (x: Item): number => (isLabel(x) ? 0 : isWide(x) ? 2 : 1)
  * label defined twice, an offset that does not fit.
  */
 export function resolve(items: readonly Item[]): Insn[] {
+  if (!Array.isArray(items)) throw new TypeError(`instructions must be an array of instructions and labels, got ${items === null ? 'null' : typeof items}`)
   const at = new Map<string, number>()
   let pc = 0
   for (const x of items) {
@@ -119,6 +120,7 @@ export function encode(insns: readonly Insn[]): Uint8Array {
 
 /** Instructions read back from bytes (ld_imm64 as one instruction with imm64). */
 export function decode(bytes: Uint8Array): Insn[] {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`program bytes must be a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`)
   if (bytes.length % 8 !== 0) throw new RangeError(`program bytes must be a multiple of 8, got ${bytes.length}`)
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const out: Insn[] = []

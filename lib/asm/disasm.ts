@@ -112,6 +112,7 @@ function safeFd(m: { readonly fd: number }): string {
 
 /** One instruction as the verifier prints it. */
 export function format(i: Insn, options: FormatOptions = {}): string {
+  if (i === null || typeof i !== 'object' || typeof i.code !== 'number') throw new TypeError(`format: expected an instruction, got ${i === null ? 'null' : typeof i}`)
   switch (i.code & 0x07) {
     case cls.alu:
     case cls.alu64:

@@ -40,17 +40,17 @@ export type Item = Insn | Label
 export const isLabel = (x: Item): x is Label => x !== null && typeof x === 'object' && typeof (x as Label).label === 'string'
 
 function reg(r: number, what = 'register'): number {
-  if (!Number.isInteger(r) || r < 0 || r > 10) throw new RangeError(`${what} must be r0..r10, got ${r}`)
+  if (!Number.isInteger(r) || r < 0 || r > 10) throw new RangeError(`${what} must be r0..r10, got ${String(r)}`)
   return r
 }
 
 function s16(n: number, what: string): number {
-  if (!Number.isInteger(n) || n < -0x8000 || n > 0x7fff) throw new RangeError(`${what} must fit in 16 signed bits, got ${n}`)
+  if (!Number.isInteger(n) || n < -0x8000 || n > 0x7fff) throw new RangeError(`${what} must fit in 16 signed bits, got ${String(n)}`)
   return n
 }
 
 function i32(n: number, what = 'immediate'): number {
-  if (!Number.isInteger(n) || n < -0x80000000 || n > 0xffffffff) throw new RangeError(`${what} must fit in 32 bits, got ${n}`)
+  if (!Number.isInteger(n) || n < -0x80000000 || n > 0xffffffff) throw new RangeError(`${what} must fit in 32 bits, got ${String(n)}`)
   return n | 0
 }
 
@@ -97,7 +97,7 @@ export const movsx64Reg = (dst: Reg, src: Reg, bits: 8 | 16 | 32) => ({ ...alu.m
 export const movsx32Reg = (dst: Reg, src: Reg, bits: 8 | 16) => ({ ...alu.mov32Reg(dst, src), off: bits })
 
 function widthImm(bits: number): number {
-  if (bits !== 16 && bits !== 32 && bits !== 64) throw new RangeError(`byte swap width must be 16, 32 or 64, got ${bits}`)
+  if (bits !== 16 && bits !== 32 && bits !== 64) throw new RangeError(`byte swap width must be 16, 32 or 64, got ${String(bits)}`)
   return bits
 }
 /** Converts the low `bits` of dst to little / big endian. */
@@ -178,13 +178,13 @@ function memFamily() {
 export const mem = memFamily()
 
 function atomicSize(bits: 32 | 64): number {
-  if (bits !== 32 && bits !== 64) throw new RangeError(`atomic width must be 32 or 64, got ${bits}`)
+  if (bits !== 32 && bits !== 64) throw new RangeError(`atomic width must be 32 or 64, got ${String(bits)}`)
   return bits === 64 ? size.dw : size.w
 }
 
 /** *(dst + off) op= src; with fetch, src receives the old value. */
 export const atomic = (op: AtomicOp, bits: 32 | 64, dst: Reg, src: Reg, off: number, options: { fetch?: boolean } = {}) => {
-  if (!Object.hasOwn(atomicOps, op)) throw new TypeError(`unknown atomic op '${op}' (known: ${Object.keys(atomicOps).join(', ')})`)
+  if (!Object.hasOwn(atomicOps, op)) throw new TypeError(`unknown atomic op '${String(op)}' (known: ${Object.keys(atomicOps).join(', ')})`)
   return make(cls.stx | mode.atomic | atomicSize(bits), dst, src, off, atomicOps[op] | (options.fetch ? atomicFetch : 0))
 }
 /** src = xchg(*(dst + off), src) */
@@ -206,8 +206,9 @@ function sizeCode(sz: Size): number {
 
 /** dst = a 64-bit constant (two instruction slots). */
 export function ldImm64(dst: Reg, value: bigint | number): Insn {
-  const v = BigInt.asUintN(64, BigInt(value))
+  if (typeof value !== 'bigint' && !Number.isInteger(value)) throw new TypeError(`ld_imm64 value must be a bigint or an integer, got ${typeof value === 'number' ? value : typeof value}`)
   if (BigInt(value) < -(1n << 63n) || BigInt(value) >= 1n << 64n) throw new RangeError(`ld_imm64 value must fit in 64 bits, got ${value}`)
+  const v = BigInt.asUintN(64, BigInt(value))
   return { ...make(cls.ld | mode.imm | size.dw, dst, 0, 0, Number(BigInt.asIntN(32, v))), imm64: v }
 }
 
@@ -216,7 +217,7 @@ export const ldMapFd = (dst: Reg, map: MapRef): Insn => ({ ...ldImm64(dst, 0), s
 
 /** dst = address of the map's value at `offset` (arrays; first element). */
 export function ldMapValue(dst: Reg, map: MapRef, offset = 0): Insn {
-  if (!Number.isInteger(offset) || offset < 0 || offset > 0xffffffff) throw new RangeError(`map value offset must be a u32, got ${offset}`)
+  if (!Number.isInteger(offset) || offset < 0 || offset > 0xffffffff) throw new RangeError(`map value offset must be a u32, got ${String(offset)}`)
   return { ...ldImm64(dst, BigInt(offset) << 32n), src: pseudo.mapValue, map }
 }
 

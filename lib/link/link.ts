@@ -14,6 +14,7 @@ export type SocketLike = number | object
 /** The fd under a Node socket: net sockets keep it on `_handle`, dgram sockets on an internal state symbol. */
 function socketFd(socket: SocketLike): number {
   if (typeof socket === 'number') return socket
+  if (socket === null || typeof socket !== 'object') throw new TypeError(`socket must be a Node socket or an fd number, got ${socket === null ? 'null' : typeof socket}`)
   const s = socket as Record<string | symbol, unknown>
   const state = Object.getOwnPropertySymbols(s).map((k) => s[k]).find((v) => (v as { handle?: unknown } | null)?.handle)
   const handle = (s._handle ?? (state as { handle?: unknown } | undefined)?.handle) as { fd?: unknown } | undefined
@@ -87,6 +88,7 @@ export class BpfLink {
    * (CAP_NET_ADMIN for network hooks), EEXIST for an exclusive hook in use.
    */
   static create(program: FdRef, options: LinkCreateOptions): BpfLink {
+    if (options === null || typeof options !== 'object') throw new TypeError('BpfLink.create: options must be an object with at least attachType')
     checkOptions('BpfLink.create', options, ['attachType', 'targetFd', 'targetIfindex', 'flags', 'targetBtfId', 'cookie'])
     const fd = native.linkCreate({
       progFd: programFd(program),
@@ -108,9 +110,11 @@ export class BpfLink {
   static attachCgroup(cgroup: string | number, program: FdRef, attachType: AttachTypeName | number, options: { flags?: number } = {}): BpfLink {
     checkOptions('attachCgroup', options, ['flags'])
     const type = enumValue(kernel.attachTypes, 'attach type', attachType)
+    const progFd = programFd(program)
+    if (typeof cgroup !== 'number' && typeof cgroup !== 'string') throw new TypeError(`attachCgroup: cgroup must be a path or a directory fd, got ${cgroup === null ? 'null' : typeof cgroup}`)
     const dirFd = typeof cgroup === 'number' ? cgroup : openSync(cgroup, 'r')
     try {
-      const fd = native.linkCreate({ progFd: program.fd, targetFd: dirFd, attachType: type, flags: options.flags })
+      const fd = native.linkCreate({ progFd, targetFd: dirFd, attachType: type, flags: options.flags })
       return new BpfLink({ kind: 'link', fd: new Fd(fd, 'link') })
     } finally {
       if (typeof cgroup !== 'number') closeSync(dirFd)

@@ -52,7 +52,7 @@ export class MappedArray<V = Uint8Array> {
   get(i: number): V {
     // Kept small enough for V8 to inline into the caller's loop.
     const elems = this.#elems
-    if (elems !== undefined && this.#buffer !== undefined && i >= 0 && i < this.length && Number.isInteger(i)) {
+    if (elems !== undefined && this.#buffer !== undefined && Number.isInteger(i) && i >= 0 && i < this.length) {
       return elems[i * this.#step] as V
     }
     return this.getSlow(i)
@@ -85,7 +85,7 @@ export class MappedArray<V = Uint8Array> {
   }
 
   private offset(i: number): number {
-    if (!Number.isInteger(i) || i < 0 || i >= this.length) throw new RangeError(`index ${i} is outside 0..${this.length - 1}`)
+    if (!Number.isInteger(i) || i < 0 || i >= this.length) throw new RangeError(`index ${String(i)} is outside 0..${this.length - 1}`)
     return i * this.stride
   }
 
