@@ -5,6 +5,7 @@ import { delegate } from './mount.js'
 import { receiveMessage, sendMessage } from './protocol.js'
 import type { FdSocket } from '../ipc/socket.js'
 import { checkOptions } from '../sys/options.js'
+import { socketArg } from './args.js'
 
 export interface ServeOptions {
   /** Tell the tenant to attach the bpffs here in its mount namespace (it may choose otherwise). */
@@ -26,6 +27,7 @@ export interface ServeOptions {
  * a malformed request, Error when the tenant asks for more than `policy`.
  */
 export async function serveDelegation(socket: FdSocket, policy: PolicyLike, options: ServeOptions = {}): Promise<Policy> {
+  socketArg('serveDelegation', socket)
   checkOptions('serveDelegation', options, ['mountAt', 'mode', 'signal'], { types: { mountAt: 'string', mode: 'number', signal: 'object' } })
   const offered = Policy.from(policy)
   const { message, fds } = await receiveMessage(socket, 'request', 1, options.signal)

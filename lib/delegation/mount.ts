@@ -4,6 +4,7 @@ import { Fd, native } from '../sys/index.js'
 import { Policy, type PolicyLike } from '../policy/index.js'
 import { reword } from '../ipc/errors.js'
 import { checkOptions } from '../sys/options.js'
+import { fdNumberOf, stringArg } from './args.js'
 
 export interface DelegateOptions {
   /** Permission bits of the mount's root directory (bpffs `mode=`), e.g. 0o700. */
@@ -41,7 +42,7 @@ export function openBpffsContext(): Fd {
 export function delegate(policy: PolicyLike, fsContext: Fd | number, options: DelegateOptions = {}): Fd {
   const p = Policy.from(policy)
   checkOptions('delegate', options, ['mode'], { types: { mode: 'number' } })
-  const fd = typeof fsContext === 'number' ? fsContext : fsContext.fd
+  const fd = fdNumberOf('delegate', 'fsContext', fsContext)
   const configure = (key: string, value: string) =>
     reword('fsconfig', `setting ${key}=${value} on the tenant's bpffs`, (code) =>
       code === 'EPERM' ? 'delegate_* options need CAP_SYS_ADMIN in the initial user namespace: the manager sets them, never the tenant'
@@ -70,7 +71,8 @@ export function delegate(policy: PolicyLike, fsContext: Fd | number, options: De
  * Linux 5.2+. Errors: BpfError EPERM, ENOENT (no such path), worded.
  */
 export function attachMount(mount: Fd | number, path: string): void {
-  const fd = typeof mount === 'number' ? mount : mount.fd
+  const fd = fdNumberOf('attachMount', 'mount', mount)
+  stringArg('attachMount', 'path', path)
   reword('move_mount', `attaching the bpffs at ${path}`, (code) =>
     code === 'EPERM' ? 'the caller needs CAP_SYS_ADMIN over its mount namespace (a tenant mounts in its own namespaces)'
       : code === 'ENOENT' ? `${path} does not exist` : undefined,
@@ -83,6 +85,6 @@ export function attachMount(mount: Fd | number, path: string): void {
  * No privileges beyond access to the mount. Errors: BpfError from openat.
  */
 export function openMountRoot(mount: Fd | number): Fd {
-  const fd = typeof mount === 'number' ? mount : mount.fd
+  const fd = fdNumberOf('openMountRoot', 'mount', mount)
   return new Fd(reword('openat', 'opening the root of the bpffs mount', () => undefined, () => native.openDirectory(fd, '.')), 'bpffs')
 }

@@ -7,7 +7,8 @@ import { Policy, type PolicyLike } from '../policy/index.js'
 import { serveDelegation } from './manager.js'
 import { builtScript } from './scripts.js'
 import { FdSocket } from '../ipc/socket.js'
-import { checkOptions } from '../sys/options.js'
+import { checkOptions, describeValue } from '../sys/options.js'
+import { stringArg } from './args.js'
 
 export interface SpawnDelegatedOptions {
   policy: PolicyLike
@@ -48,7 +49,10 @@ export function spawnDelegated(command: string, args: readonly string[], options
     required: true,
     types: { mountAt: 'string', stdio: ['string', 'object'], env: 'object', cwd: 'string', mode: 'number', unshare: 'string' },
   })
-  if (typeof command !== 'string' || command === '') throw new TypeError('spawnDelegated: command must be a non-empty string')
+  stringArg('spawnDelegated', 'command', command)
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) {
+    throw new TypeError(`spawnDelegated: args must be an array of strings, got ${Array.isArray(args) ? 'an array with other values' : describeValue(args)}`)
+  }
   const policy = Policy.from(options.policy)
   const mountAt = options.mountAt ?? '/sys/fs/bpf'
   const stdio = options.stdio ?? 'inherit'

@@ -6,6 +6,7 @@ import { attachMount, openBpffsContext } from './mount.js'
 import { receiveMessage, sendMessage } from './protocol.js'
 import type { FdSocket } from '../ipc/socket.js'
 import { checkOptions } from '../sys/options.js'
+import { socketArg } from './args.js'
 
 export interface RequestOptions {
   /** Ask for less than the manager offers (least privilege); the manager refuses more. */
@@ -34,6 +35,7 @@ export interface Delegation {
  * ProtocolError.
  */
 export async function requestDelegation(socket: FdSocket, options: RequestOptions = {}): Promise<Delegation> {
+  socketArg('requestDelegation', socket)
   checkOptions('requestDelegation', options, ['policy', 'mountAt', 'signal'], { types: { mountAt: 'string', signal: 'object' } })
   const wanted = options.policy === undefined ? undefined : Policy.from(options.policy)
   const context = openBpffsContext()

@@ -3,13 +3,15 @@
 // Btf.load, Btf.fromId) through the `token` option or setDefaultToken.
 import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
-import { BpfError, Fd, native, NotSupportedError, tokenInfoByFd, type TokenLike, type TokenRequest } from '../sys/index.js'
+import { BpfError, Fd, native, NotSupportedError, SyscallError, tokenInfoByFd, type TokenLike, type TokenRequest } from '../sys/index.js'
 import { haveBpfToken } from '../features/index.js'
 import { Policy, type PolicyMasks } from '../policy/index.js'
 import { errnoOf } from '../ipc/errors.js'
 import { openMountRoot } from './mount.js'
 import { FdSocket } from '../ipc/socket.js'
 import { requestDelegation, type RequestOptions } from './tenant.js'
+import { fdNumberOf, stringArg } from './args.js'
+import { describeValue } from '../sys/options.js'
 
 /** libbpf's default bpffs, where it looks for a token when nothing says otherwise. */
 export const defaultBpffsPath = '/sys/fs/bpf'
@@ -58,12 +60,14 @@ export class BpfToken implements TokenLike {
    */
   static create(bpffs: string | Fd | number): BpfToken {
     if (typeof bpffs === 'string') {
+      stringArg('BpfToken.create', 'bpffs', bpffs)
       let dir: Fd
       try {
         dir = new Fd(native.openDirectory(undefined, bpffs), 'bpffs')
       } catch (e) {
-        if (e instanceof BpfError) {
-          throw new BpfError('token_create', errnoOf(e), `token_create: ${e.code}: cannot open the bpffs at ${bpffs}${e.code === 'ENOTDIR' ? ' (not a directory)' : ''}`, 'open')
+        // Opening the directory is not a bpf() call: its failure is a SyscallError from openat.
+        if (e instanceof SyscallError) {
+          throw new BpfError('token_create', errnoOf(e), `token_create: ${e.code}: cannot open the bpffs at ${bpffs}${e.code === 'ENOTDIR' ? ' (not a directory)' : ''}`, e.syscall)
         }
         throw e
       }
@@ -73,7 +77,7 @@ export class BpfToken implements TokenLike {
         dir.close()
       }
     }
-    const fd = typeof bpffs === 'number' ? bpffs : bpffs.fd
+    const fd = fdNumberOf('BpfToken.create', 'bpffs (a path, an Fd or a descriptor number)', bpffs)
     return BpfToken.fromBpffsFd(fd, `fd ${fd}`)
   }
 
@@ -96,6 +100,9 @@ export class BpfToken implements TokenLike {
    * Errors: as openBpffsContext, requestDelegation and create.
    */
   static async request(socket: FdSocket | Socket | number, options: RequestOptions = {}): Promise<BpfToken> {
+    if (socket === null || (typeof socket !== 'object' && typeof socket !== 'number')) {
+      throw new TypeError(`BpfToken.request: socket must be an FdSocket, a unix net.Socket or a descriptor number, got ${describeValue(socket)}`)
+    }
     const s = socket instanceof FdSocket ? socket : FdSocket.from(socket)
     const { mount } = await requestDelegation(s, options)
     try {
@@ -118,7 +125,7 @@ export class BpfToken implements TokenLike {
    * its fdinfo); the fd is then left to the caller.
    */
   static fromFd(fd: Fd | number): BpfToken {
-    const n = typeof fd === 'number' ? fd : fd.fd
+    const n = fdNumberOf('BpfToken.fromFd', 'fd', fd)
     let text: string
     try {
       text = readFileSync(`/proc/self/fdinfo/${n}`, 'utf8')
@@ -144,6 +151,7 @@ export class BpfToken implements TokenLike {
    * Linux 6.9+; CAP_BPF in the token's user namespace, as for create.
    */
   static fromEnv(env: NodeJS.ProcessEnv = process.env): BpfToken | undefined {
+    if (env === null || typeof env !== 'object') throw new TypeError(`BpfToken.fromEnv: env must be an environment object like process.env, got ${describeValue(env)}`)
     const path = env.LIBBPF_BPF_TOKEN_PATH
     if (path === '') return undefined
     if (path !== undefined) return BpfToken.create(path)

@@ -109,11 +109,6 @@ export function closedError(what: string): BpfError {
   return new BpfError('fd', EBADF, `${what} already closed`, 'close')
 }
 
-/** The fd number of an optional owned fd, or undefined. */
-export function fdOf(x: { fd: number } | Fd | undefined): number | undefined {
-  return x === undefined ? undefined : x.fd
-}
-
 /**
  * The kind of BPF object behind an fd, from its anon inode name
  * ('bpf-map', 'bpf-prog', 'bpf_link', 'btf', 'bpf-token'), or undefined for

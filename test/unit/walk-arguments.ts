@@ -9,6 +9,11 @@ export const jsInternal = /Cannot read prop|is not iterable|is not a function|Ca
 
 export const wrongValues: readonly unknown[] = [null, undefined, 'x', -1, 1.5, {}, [], () => 0, 1n, [null]]
 
+// What a call accepted and made (a map, a token, an fd) is closed at once.
+function closeResult(r: unknown): void {
+  if (r !== null && typeof r === 'object' && typeof (r as { close?: unknown }).close === 'function') (r as { close(): void }).close()
+}
+
 /** Calls `call` with each wrong value in each position; returns the errors thrown, for more checks. */
 export function walkArguments(name: string, call: (...args: unknown[]) => unknown, valid: readonly unknown[]): Error[] {
   const errors: Error[] = []
@@ -17,7 +22,7 @@ export function walkArguments(name: string, call: (...args: unknown[]) => unknow
       const args = [...valid]
       args[i] = bad
       try {
-        call(...args)
+        closeResult(call(...args))
       } catch (e) {
         expect(e, `${name} argument ${i} = ${String(bad)}`).toBeInstanceOf(Error)
         expect((e as Error).message, `${name} argument ${i} = ${String(bad)}`).not.toMatch(jsInternal)
@@ -36,7 +41,7 @@ export async function walkArgumentsAsync(name: string, call: (...args: unknown[]
       const args = [...valid]
       args[i] = bad
       try {
-        await call(...args)
+        closeResult(await call(...args))
       } catch (e) {
         expect(e, `${name} argument ${i} = ${String(bad)}`).toBeInstanceOf(Error)
         expect((e as Error).message, `${name} argument ${i} = ${String(bad)}`).not.toMatch(jsInternal)
