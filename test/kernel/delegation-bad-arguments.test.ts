@@ -36,7 +36,7 @@ function deadSocket(): FdSocket {
 
 describe('bad arguments are named, never JavaScript internals', () => {
   test('delegation mounts, tokens and BTF objects', () => {
-    const policy = { cmds: ['map_create'] }
+    const policy = { cmds: ['map_create'] } as const
     const calls: Array<[string, (...a: unknown[]) => unknown, unknown[]]> = [
       ['delegate', (p, c, o) => delegate(p as never, c as never, o as never), [policy, devNull, {}]],
       ['attachMount', (m, p) => attachMount(m as never, p as never), [devNull, '/nonexistent/bpfkit']],
