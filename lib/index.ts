@@ -53,5 +53,5 @@ export type {
   TokenInfo, DelegateOptions, ServeOptions, RequestOptions, Delegation, SpawnDelegatedOptions, DelegatedProcess,
 } from './delegation/index.js'
 // Unix sockets that carry fds (SCM_RIGHTS), for delegation and the broker.
-export { FdSocket, socketPair, sendFds, receiveFds, ProtocolError } from './ipc/index.js'
+export { FdSocket, ProtocolError } from './ipc/index.js'
 export type { Message, ReceiveOptions, SendOptions } from './ipc/index.js'

@@ -1,4 +1,4 @@
 // Unix sockets: frames, SCM_RIGHTS fd passing, peer credentials.
-export { FdSocket, socketPair, sendFds, receiveFds, maxFdsPerMessage } from './socket.js'
+export { FdSocket, maxFdsPerMessage } from './socket.js'
 export type { Message, ReceiveOptions, SendOptions } from './socket.js'
 export { ProtocolError } from './errors.js'

@@ -7,7 +7,7 @@ import { createServer, connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
-import { FdSocket, ProtocolError, receiveFds, sendFds, socketPair } from '../../lib/ipc/index.js'
+import { FdSocket, ProtocolError } from '../../lib/ipc/index.js'
 import { BpfError, Fd, native } from '../../lib/sys/index.js'
 import { fdTable, opened } from './helpers/fds.js'
 import { repoRoot } from './helpers/raw.js'
@@ -28,7 +28,7 @@ function rawFrame(length: number, body: Uint8Array = new Uint8Array()): Buffer {
 
 describe('socket pairs', () => {
   test('a message carries its data and fds; received fds are owned duplicates', async () => {
-    const [a, b] = socketPair()
+    const [a, b] = FdSocket.pair()
     const file = openSync('/dev/null', 'r')
     try {
       await a.send(Buffer.from('hello'), [file, file])
@@ -79,7 +79,7 @@ describe('socket pairs', () => {
   })
 
   test('the peer closing between messages ends the stream', async () => {
-    const [a, b] = socketPair()
+    const [a, b] = FdSocket.pair()
     a.close()
     expect(await b.receive()).toBeUndefined()
     b.close()
@@ -122,7 +122,7 @@ describe('socket pairs', () => {
 
 describe('protocol violations are errors that leak nothing', () => {
   async function refused(send: (raw: number) => void, options: Parameters<FdSocket['receive']>[0], message: RegExp) {
-    const [a, b] = socketPair()
+    const [a, b] = FdSocket.pair()
     const file = openSync('/dev/null', 'r')
     const before = fdTable()
     try {
@@ -168,7 +168,7 @@ describe('protocol violations are errors that leak nothing', () => {
   })
 
   test('the peer closing in the middle of a message', async () => {
-    const [a, b] = socketPair()
+    const [a, b] = FdSocket.pair()
     native.sendWithFds(a.fd, rawFrame(10, Buffer.from('abc')))
     a.close()
     await expect(b.receive()).rejects.toThrow(/closed the socket in the middle of a message \(3 of 10 bytes\)/)
@@ -196,8 +196,8 @@ describe('Node net sockets', () => {
       expect(client.destroyed).toBe(true)
       const file = openSync('/dev/null', 'r')
       try {
-        await sendFds(mine, Buffer.from('over net'), [file])
-        const m = await receiveFds(theirs, { fds: 1 })
+        await mine.send(Buffer.from('over net'), [file])
+        const m = await theirs.receive({ fds: 1 })
         expect(m?.data.toString()).toBe('over net')
         expect(sameFile(m!.fds[0].fd, file)).toBe(true)
         m!.fds[0].close()
@@ -236,7 +236,7 @@ describe('Node net sockets', () => {
 
 describe('across processes', () => {
   test('a child receives an fd on its socket, uses it, sends one back, and keeps nothing', async () => {
-    const [mine, theirs] = socketPair()
+    const [mine, theirs] = FdSocket.pair()
     const dir = mkdtempSync(join(tmpdir(), 'bpfkit-fdpass-'))
     const out = join(dir, 'written')
     const childCode = `
@@ -316,7 +316,7 @@ test("a Node 'pipe' stdio entry is a unix socket pair too, taken over right afte
 })
 
 function disposablePair(): { sockets: [FdSocket, FdSocket]; [Symbol.dispose](): void } {
-  const sockets = socketPair()
+  const sockets = FdSocket.pair()
   return {
     sockets,
     [Symbol.dispose]() {
