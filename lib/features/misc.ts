@@ -19,6 +19,21 @@ function smallArray(mapFlags = 0): Fd {
   return new Fd(native.mapCreate({ mapType: mapTypes.array, keySize: 4, valueSize: 4, maxEntries: 2, mapFlags, tokenFd }), 'map')
 }
 
+// For a command (or attribute) that looks an fd up before any permission
+// check: given an fd no process can have open, a kernel that knows it fails
+// that lookup (EBADF), one that does not refuses the unknown command or
+// attribute bytes (EINVAL, E2BIG). No privileges or objects are needed.
+function impossibleFdProbe(missing: () => Error, call: (fd: number) => number): void {
+  try {
+    native.closeFd(call(IMPOSSIBLE_FD))
+  } catch (e) {
+    const code = bpfCode(e)
+    if (code === 'EBADF') return
+    if (code === 'EINVAL' || code === 'E2BIG') throw missing()
+    throw e
+  }
+}
+
 /**
  * BPF tokens (BPF_TOKEN_CREATE, Linux 6.9). The probe asks for a token from
  * an fd no process can have open: a kernel with the command fails looking up
@@ -30,16 +45,7 @@ function smallArray(mapFlags = 0): Fd {
 export const { have: haveBpfToken, supports: supportsBpfToken } = declareFeature('bpfToken', {
   title: 'BPF tokens (BPF_TOKEN_CREATE)',
   since: '6.9',
-  probe(missing) {
-    try {
-      native.closeFd(native.tokenCreate(IMPOSSIBLE_FD))
-    } catch (e) {
-      const code = bpfCode(e)
-      if (code === 'EBADF') return
-      if (code === 'EINVAL') throw missing()
-      throw e
-    }
-  },
+  probe: (missing) => impossibleFdProbe(missing, (fd) => native.tokenCreate(fd)),
 })
 
 // A token's fdinfo lists what it delegates; no other fd's does.
@@ -133,16 +139,7 @@ export const { have: haveBatchOps, supports: supportsBatchOps } = declareFeature
 export const { have: haveLinkCreate, supports: supportsLinkCreate } = declareFeature('linkCreate', {
   title: 'BPF links (BPF_LINK_CREATE)',
   since: '5.7',
-  probe(missing) {
-    try {
-      native.closeFd(native.linkCreate({ progFd: IMPOSSIBLE_FD, attachType: 0 }))
-    } catch (e) {
-      const code = bpfCode(e)
-      if (code === 'EBADF') return
-      if (code === 'EINVAL') throw missing()
-      throw e
-    }
-  },
+  probe: (missing) => impossibleFdProbe(missing, (fd) => native.linkCreate({ progFd: fd, attachType: 0 })),
 })
 
 function loadBtf(b: BtfBuilder): void {
@@ -240,17 +237,8 @@ export const { have: haveKernelBtfIds, supports: supportsKernelBtfIds } = declar
 export const { have: haveBtfByIdToken, supports: supportsBtfByIdToken } = declareFeature('btfByIdToken', {
   title: 'opening BTF by ID with a token (BPF_BTF_GET_FD_BY_ID token_fd)',
   since: '6.18',
-  probe(missing) {
-    try {
-      // BTF id 1 is vmlinux's when the kernel has BTF; if the call succeeds, the token field was read.
-      native.closeFd(native.btfGetFdById(1, 0, IMPOSSIBLE_FD))
-    } catch (e) {
-      const code = bpfCode(e)
-      if (code === 'EBADF') return
-      if (code === 'EINVAL' || code === 'E2BIG') throw missing()
-      throw e
-    }
-  },
+  // The token is looked up before the ID, so any ID will do.
+  probe: (missing) => impossibleFdProbe(missing, (fd) => native.btfGetFdById(1, 0, fd)),
 })
 
 /** BPF_MAP_LOOKUP_AND_DELETE_ELEM on hash maps (Linux 5.14; queues and stacks had it before). */
