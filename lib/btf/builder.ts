@@ -12,8 +12,8 @@
 // struct is aligned to its most aligned member and padded to a multiple of it.
 // Minimum kernels for the kinds: INT..FUNC_PROTO 4.18 (FUNC, FUNC_PROTO 5.0),
 // VAR and DATASEC 5.2, FLOAT 5.13, DECL_TAG 5.16, TYPE_TAG 5.17, ENUM64 6.0.
-import { checkOptions } from '../sys/options.js'
-import { MAX_U32, describeArg, enumValuesArg, idArg, listArg, nameArg, numberArg, u32 } from './builder-args.js'
+import { checkOptions, describeValue } from '../sys/options.js'
+import { MAX_U32, enumValuesArg, idArg, listArg, nameArg, numberArg, u32 } from './builder-args.js'
 
 export const BTF_MAGIC = 0xeb9f
 export const BTF_VERSION = 1
@@ -232,7 +232,7 @@ export class BtfBuilder {
   /** A forward declaration of a struct or union. */
   fwd(name: string, kind: 'struct' | 'union' = 'struct'): number {
     nameArg('fwd', 'name', name)
-    if (kind !== 'struct' && kind !== 'union') throw new TypeError(`BtfBuilder.fwd: kind must be 'struct' or 'union', got ${describeArg(kind)}`)
+    if (kind !== 'struct' && kind !== 'union') throw new TypeError(`BtfBuilder.fwd: kind must be 'struct' or 'union', got ${describeValue(kind)}`)
     return this.#add(BtfKind.FWD, name, 0, [], { kindFlag: kind === 'union' })
   }
 

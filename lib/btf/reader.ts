@@ -7,6 +7,7 @@
 // built by `npm run gen` first), so the library and its generator can never
 // read BTF differently.
 import { readFileSync } from 'node:fs'
+import { describeValue } from '../sys/options.js'
 import { BTF_MAGIC, BtfKind, type BtfKindName } from './builder.js'
 
 export interface BtfTypeRecord {
@@ -64,7 +65,7 @@ export class BtfReader {
 
   /** Errors: TypeError when `bytes` is not a Uint8Array or not BTF; RangeError for truncated or unknown-kind data. */
   constructor(bytes: Uint8Array) {
-    if (!(bytes instanceof Uint8Array)) throw new TypeError(`BtfReader: bytes must be a Uint8Array (raw BTF), got ${describe(bytes)}`)
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`BtfReader: bytes must be a Uint8Array (raw BTF), got ${describeValue(bytes)}`)
     this.#bytes = bytes
     const v = (this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength))
     if (bytes.length < 24 || v.getUint16(0, true) !== BTF_MAGIC) throw new TypeError('not BTF: bad magic (only little-endian BTF is read)')
@@ -83,7 +84,7 @@ export class BtfReader {
 
   /** Reads a BTF file, by default the running kernel's own. */
   static fromFile(path = '/sys/kernel/btf/vmlinux'): BtfReader {
-    if (typeof path !== 'string') throw new TypeError(`BtfReader.fromFile: path must be a string, got ${describe(path)}`)
+    if (typeof path !== 'string') throw new TypeError(`BtfReader.fromFile: path must be a string, got ${describeValue(path)}`)
     return new BtfReader(readFileSync(path))
   }
 
@@ -93,7 +94,7 @@ export class BtfReader {
 
   /** The string at `off` in the string section. */
   string(off: number): string {
-    if (!Number.isInteger(off) || off < 0) throw new TypeError(`BtfReader.string: offset must be a non-negative integer, got ${describe(off)}`)
+    if (!Number.isInteger(off) || off < 0) throw new TypeError(`BtfReader.string: offset must be a non-negative integer, got ${describeValue(off)}`)
     if (off >= this.#strLen) throw new RangeError(`BTF string offset ${off} is past the string section`)
     const start = this.#strOff + off
     const end = this.#bytes.indexOf(0, start)
@@ -101,7 +102,7 @@ export class BtfReader {
   }
 
   type(id: number): BtfTypeRecord {
-    if (!Number.isInteger(id)) throw new TypeError(`BtfReader.type: id must be an integer, got ${describe(id)}`)
+    if (!Number.isInteger(id)) throw new TypeError(`BtfReader.type: id must be an integer, got ${describeValue(id)}`)
     const at = this.#offsets[id - 1]
     if (at === undefined) throw new RangeError(`no BTF type with id ${id}`)
     const v = this.#view
@@ -124,8 +125,8 @@ export class BtfReader {
 
   /** The id of the first type named `name` of `kind`, or undefined. */
   find(name: string, kind: BtfKindName): number | undefined {
-    if (typeof name !== 'string') throw new TypeError(`BtfReader.find: name must be a string, got ${describe(name)}`)
-    if (typeof kind !== 'string' || !Object.hasOwn(BtfKind, kind)) throw new TypeError(`BtfReader.find: kind must be one of ${Object.keys(BtfKind).join(', ')}, got ${describe(kind)}`)
+    if (typeof name !== 'string') throw new TypeError(`BtfReader.find: name must be a string, got ${describeValue(name)}`)
+    if (typeof kind !== 'string' || !Object.hasOwn(BtfKind, kind)) throw new TypeError(`BtfReader.find: kind must be one of ${Object.keys(BtfKind).join(', ')}, got ${describeValue(kind)}`)
     // Find where the name sits in the string section, then scan the records'
     // name offsets: no string is decoded, so a search of vmlinux stays cheap.
     const needle = Buffer.from(`\0${name}\0`, 'utf8')
@@ -217,12 +218,7 @@ export class BtfReader {
 // The decoders take records from type(); anything else is named, not dereferenced.
 function recordArg(where: string, t: unknown): void {
   if (t === null || typeof t !== 'object' || !(((t as BtfTypeRecord).extra) instanceof Uint32Array)) {
-    throw new TypeError(`BtfReader.${where}: expected a type record from BtfReader.type(), got ${describe(t)}`)
+    throw new TypeError(`BtfReader.${where}: expected a type record from BtfReader.type(), got ${describeValue(t)}`)
   }
 }
 
-function describe(v: unknown): string {
-  if (v === null || v === undefined) return String(v)
-  if (Array.isArray(v)) return 'an array'
-  return typeof v === 'object' ? (v.constructor?.name ?? 'object') : typeof v === 'string' ? `'${v}'` : `${typeof v} ${String(v)}`
-}

@@ -3,7 +3,7 @@
 // used and then, when the token does not cover the request, silently ignores
 // it and answers EPERM. A Policy says beforehand, and by name, what is missing.
 import { PolicyError } from '../sys/errors.js'
-import { checkOptions } from '../sys/options.js'
+import { checkOptions, describeValue } from '../sys/options.js'
 import type { AttachTypeName, CommandName, MapTypeName, ProgTypeName } from '../sys/generated/kernel-enums.js'
 import type { TokenRequest } from '../sys/token.js'
 import { closestEnumName, findEnumName, findEnumValue } from '../sys/names.js'
@@ -63,7 +63,7 @@ export class Policy implements DelegationPolicy {
   static from(policy: PolicyLike): Policy {
     if (policy instanceof Policy) return policy
     if (policy === null || typeof policy !== 'object' || Array.isArray(policy)) {
-      throw new TypeError(`policy must be an object like { cmds, maps, progs, attachs }, got ${describe(policy)}`)
+      throw new TypeError(`policy must be an object like { cmds, maps, progs, attachs }, got ${describeValue(policy)}`)
     }
     checkOptions('policy', policy, kindNames, { noun: 'key' })
     const masks = { cmds: 0n, maps: 0n, progs: 0n, attachs: 0n }
@@ -144,8 +144,8 @@ export class Policy implements DelegationPolicy {
    */
   explain(request: TokenRequest, subject = 'token'): PolicyError | undefined {
     // `subject` is who refuses, as the message names it: 'token' or 'policy'.
-    if (request === null || typeof request !== 'object') throw new TypeError(`explain: request must be an object like { cmd, mapType }, got ${describe(request)}`)
-    if (typeof subject !== 'string') throw new TypeError(`explain: subject must be a string, got ${describe(subject)}`)
+    if (request === null || typeof request !== 'object') throw new TypeError(`explain: request must be an object like { cmd, mapType }, got ${describeValue(request)}`)
+    if (typeof subject !== 'string') throw new TypeError(`explain: subject must be a string, got ${describeValue(subject)}`)
     checkOptions('explain: request', request, ['cmd', 'mapType', 'progType', 'attachType'], { noun: 'key' })
     const cmd = valueOrThrow('cmds', request.cmd, 'request.cmd')
     if (!this.bit('cmds', cmd)) return this.refusal('cmds', cmd, subject)
@@ -258,11 +258,6 @@ export class Policy implements DelegationPolicy {
   }
 }
 
-function describe(v: unknown): string {
-  if (v === null) return 'null'
-  if (Array.isArray(v)) return 'an array'
-  return typeof v === 'string' ? `'${v}'` : typeof v
-}
 
 function article(noun: string): string {
   return /^[aeiou]/.test(noun) ? 'an' : 'a'
@@ -298,7 +293,7 @@ function maskOfSet(kind: PolicyKind, set: unknown): bigint {
   if (set === undefined) return 0n
   if (set === 'any') return ALL
   if (!Array.isArray(set)) {
-    throw new TypeError(`${where} must be 'any' or a list of ${kinds[kind].plural}, got ${describe(set)}`)
+    throw new TypeError(`${where} must be 'any' or a list of ${kinds[kind].plural}, got ${describeValue(set)}`)
   }
   let mask = 0n
   set.forEach((item, i) => {
@@ -309,7 +304,7 @@ function maskOfSet(kind: PolicyKind, set: unknown): bigint {
 
 function checkKind(where: string, kind: unknown): asserts kind is PolicyKind {
   if (typeof kind !== 'string' || !(kindNames as readonly string[]).includes(kind)) {
-    throw new TypeError(`${where}: kind must be one of ${kindNames.join(', ')}, got ${describe(kind)}`)
+    throw new TypeError(`${where}: kind must be one of ${kindNames.join(', ')}, got ${describeValue(kind)}`)
   }
 }
 
@@ -321,7 +316,7 @@ function bitOf(kind: PolicyKind, item: unknown, where: string): number {
     }
     return item
   }
-  if (typeof item !== 'string') throw new TypeError(`${where}: ${article(noun)} ${noun} must be a name or a number, got ${describe(item)}`)
+  if (typeof item !== 'string') throw new TypeError(`${where}: ${article(noun)} ${noun} must be a name or a number, got ${describeValue(item)}`)
   if (item === 'any') throw new TypeError(`${where}: 'any' stands alone (${where.replace(/\[\d+\]$/, '')}: 'any'), not inside a list`)
   const v = valueOfName(kind, item)
   if (v === undefined) {

@@ -44,9 +44,13 @@ export function checkOptions(where: string, options: object | undefined, known: 
 export function describeValue(v: unknown): string {
   if (v === null || v === undefined) return String(v)
   if (Array.isArray(v)) return 'an array'
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)
-  if (typeof v === 'object') return `a ${v.constructor?.name ?? 'object'}`
+  if (typeof v === 'string') return `'${v.length > 40 ? `${v.slice(0, 40)}...` : v}'`
+  if (typeof v === 'object') {
+    const name = (v as { constructor?: { name?: unknown } }).constructor?.name
+    return typeof name === 'string' && name !== 'Object' ? `a ${name}` : 'an object'
+  }
   if (typeof v === 'function') return 'a function'
+  // String() and not a template: a symbol in a template literal throws.
   return `${typeof v} ${String(v)}`
 }
 
