@@ -7,14 +7,55 @@
 //   native/generated/bpf_attr.h          union bpf_attr, one packed struct per command group
 // Usage: node scripts/gen-kernel-defs.mjs [path-to-btf [output-root]]
 //        (defaults: /sys/kernel/btf/vmlinux, the repository)
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { KIND, readBtf } from './btf-reader.mjs'
 
-const root = process.argv[3] ?? join(dirname(fileURLToPath(import.meta.url)), '..')
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..')
+const root = process.argv[3] ?? repo
 const btfPath = process.argv[2] ?? '/sys/kernel/btf/vmlinux'
-const btf = readBtf(btfPath)
+
+// BTF is read by the library's own reader (lib/btf/reader.ts), compiled to
+// dist/ by `npm run gen` before this script runs, so there is one BTF reader
+// and the generator cannot drift from what the library reads at run time.
+const compiledReader = join(repo, 'dist/btf/reader.js')
+if (!existsSync(compiledReader)) throw new Error(`${compiledReader} is missing: run \`npm run gen\` (it builds the TypeScript first)`)
+const { BtfReader } = createRequire(import.meta.url)(compiledReader)
+const reader = BtfReader.fromFile(btfPath)
+
+// The generator's view of a type: a plain object with the fields it prints
+// (numeric kind, size, members, values, array shape), built from the reader.
+const KIND = { INT: 'INT', PTR: 'PTR', ARRAY: 'ARRAY', STRUCT: 'STRUCT', UNION: 'UNION', ENUM: 'ENUM', ENUM64: 'ENUM64' }
+function view(t) {
+  const v = { id: t.id, kind: t.kind, name: t.name, size: t.sizeOrType }
+  if (t.kind === 'STRUCT' || t.kind === 'UNION') v.members = reader.members(t)
+  if (t.kind === 'ENUM' || t.kind === 'ENUM64') v.values = reader.enumValues(t)
+  if (t.kind === 'ARRAY') Object.assign(v, reader.array(t))
+  if (t.kind === 'INT') v.signed = reader.intEncoding(t).signed
+  return v
+}
+let allEnumerators
+const btf = {
+  find(kind, name) {
+    const id = reader.find(name, kind)
+    if (id === undefined) throw new Error(`BTF has no ${kind} ${name}`)
+    return view(reader.type(id))
+  },
+  resolve: (id) => view(reader.resolve(id)),
+  sizeof: (id) => reader.sizeof(id),
+  // Every enumerator of every enum (named or anonymous) whose name starts with prefix; the first wins.
+  enumeratorsWithPrefix(prefix) {
+    if (!allEnumerators) {
+      allEnumerators = new Map()
+      for (const t of reader.types()) {
+        if (t.kind !== 'ENUM' && t.kind !== 'ENUM64') continue
+        for (const e of reader.enumValues(t)) if (!allEnumerators.has(e.name)) allEnumerators.set(e.name, e.value)
+      }
+    }
+    return new Map([...allEnumerators].filter(([k]) => k.startsWith(prefix)))
+  },
+}
 let release = 'unknown'
 // Only the version: the local build suffix changes from boot to boot here and would make every run a diff.
 try { release = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim().replace(/-.*/, '') } catch {}
@@ -106,7 +147,7 @@ function leafType(id) {
     return { type: `${e.kind === KIND.INT && e.size === 1 ? 'u8' : 'u' + e.size * 8}[${t.nelems}]`, size: btf.sizeof(id) }
   }
   if (t.kind === KIND.INT || t.kind === KIND.ENUM || t.kind === KIND.ENUM64) {
-    const signed = t.kind === KIND.INT && (t.encoding >>> 24) & 1
+    const signed = t.kind === KIND.INT && t.signed
     return { type: `${signed ? 's' : 'u'}${t.size * 8}`, size: t.size }
   }
   if (t.kind === KIND.PTR) return { type: 'u64', size: 8 }
@@ -182,7 +223,7 @@ const groupByFirstField = {
 function cType(id) {
   const t = btf.resolve(id)
   if (t.kind === KIND.INT || t.kind === KIND.ENUM) {
-    const signed = t.kind === KIND.INT && (t.encoding >>> 24) & 1
+    const signed = t.kind === KIND.INT && t.signed
     return `__${signed ? 's' : 'u'}${t.size * 8}`
   }
   if (t.kind === KIND.ENUM64) return '__u64'

@@ -60,7 +60,7 @@ test('checkOptions: required objects, value types and the noun', () => {
   expect(() => checkOptions('X.go', null as never, ['a'])).toThrow(new TypeError('X.go: options must be an object, got null'))
   expect(() => checkOptions('X.go', [] as never, ['a'])).toThrow(/got an array/)
   expect(() => checkOptions('X.go', { a: 1 }, ['a'], { types: { a: 'string' } })).toThrow(new TypeError("X.go: option 'a' must be a string, got number 1"))
-  expect(() => checkOptions('X.go', { a: null }, ['a'], { types: { a: 'object' } })).toThrow(/option 'a' must be a object, got null/)
+  expect(() => checkOptions('X.go', { a: null }, ['a'], { types: { a: 'object' } })).toThrow(/option 'a' must be an object, got null/)
   expect(() => checkOptions('X.go', { a: 'x' }, ['a'], { types: { a: ['string', 'object'] } })).not.toThrow()
   expect(() => checkOptions('policy', { b: 1 }, ['a'], { noun: 'key' })).toThrow("policy: unknown key 'b' (known: a)")
 })
