@@ -8,9 +8,8 @@
 // not call: that, too, is the program type, never a missing helper.
 import { NotSupportedError, VerifierError, type HelperName, type ProgTypeName } from '../sys/index.js'
 import { helpers, progTypes } from '../sys/generated/kernel-enums.js'
-import { enumName, enumValue } from '../sys/names.js'
 import { verdictLines } from '../sys/errors.js'
-import { cachedProbe } from './probe-cache.js'
+import { cachedProbe, familyMember } from './probe-cache.js'
 import { asm } from '../asm/index.js'
 import { haveProgramType, loadProbe, loadsCleanly } from './prog-types.js'
 import { helperVersion } from './versions.js'
@@ -55,12 +54,9 @@ function logSays(log: string[], ...needles: string[]): boolean {
  * (struct_ops, ext). Cached.
  */
 export function haveProgramHelper(progType: ProgTypeName | number, helper: HelperName | number): void {
-  const pt = enumValue(progTypes, 'program type', progType)
-  const id = enumValue(helpers, 'helper', helper)
-  if (id === helpers.unspec) throw new TypeError('helper unspec is not a helper')
-  const typeNameStr = enumName(progTypes, pt)
+  const { n: pt, name: typeNameStr } = familyMember(progTypes, 'program type', progType)
+  const { n: id, name: helperName } = familyMember(helpers, 'helper', helper)
   if (unprobeable.has(typeNameStr)) throw new TypeError(`helpers of program type ${typeNameStr} cannot be probed: ${typeNameStr === 'ext' ? 'an extension uses the helpers of the program it replaces' : 'struct_ops programs load only with a struct_ops map'}`)
-  const helperName = enumName(helpers, id)
   cachedProbe(`helper:${pt}:${id}`, () => {
     haveProgramType(pt)
     if (!loadsCleanly(pt)) throw new Error(`helpers of program type ${typeNameStr} cannot be probed here: even a program that calls no helper is refused`)

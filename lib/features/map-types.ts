@@ -4,8 +4,7 @@
 import { BtfBuilder } from '../btf/builder.js'
 import { Fd, native, tokenFdFor, type MapCreateAttrs, type MapTypeName } from '../sys/index.js'
 import { flags, mapTypes } from '../sys/generated/kernel-enums.js'
-import { enumName, enumValue } from '../sys/names.js'
-import { bpfCode, cachedProbe, notSupported } from './probe-cache.js'
+import { bpfCode, cachedProbe, familyMember, notSupported } from './probe-cache.js'
 import { mapTypeVersions } from './versions.js'
 
 const { BPF_F_NO_PREALLOC, BPF_F_MMAPABLE } = flags
@@ -84,9 +83,7 @@ function setupFor(name: string, tokenFd: number | undefined): ProbeSetup {
  * name. Uses the process-wide default token, if one is set. Cached.
  */
 export function haveMapType(type: MapTypeName | number): void {
-  const n = enumValue(mapTypes, 'map type', type)
-  if (n === mapTypes.unspec) throw new TypeError('map type unspec is not a map type')
-  const name = enumName(mapTypes, n)
+  const { n, name } = familyMember(mapTypes, 'map type', type)
   cachedProbe(`map:${n}`, () => {
     const tokenFd = tokenFdFor(undefined, { cmd: 'map_create', mapType: n })
     const setup = setupFor(name, tokenFd)

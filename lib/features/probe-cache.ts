@@ -4,6 +4,7 @@
 // PolicyError, ENOMEM) says nothing about the kernel and is thrown again on
 // the next call instead of being remembered.
 import { BpfError, NotSupportedError } from '../sys/errors.js'
+import { enumName, enumValue, type EnumTable } from '../sys/names.js'
 import type { FeatureVersion } from './versions.js'
 
 const results = new Map<string, NotSupportedError | null>()
@@ -46,6 +47,17 @@ export function cachedProbeCount(): number {
 export function notSupported(feature: string, fv: FeatureVersion | undefined, detail?: string): NotSupportedError {
   const parts = [fv?.config ? `and a kernel built with ${fv.config.join(', ')}` : undefined, detail].filter(Boolean)
   return new NotSupportedError(feature, fv?.version ?? 'newer than bpfkit knows', parts.length > 0 ? parts.join('; ') : undefined)
+}
+
+/**
+ * A member of a probed family (map types, program types, helpers) by name or
+ * number, with its name for messages. `unspec` (0) names no member. Errors:
+ * TypeError for an unknown name or unspec, RangeError for a bad number.
+ */
+export function familyMember(table: EnumTable, what: string, value: string | number): { n: number; name: string } {
+  const n = enumValue(table, what, value)
+  if (n === table.unspec) throw new TypeError(`${what} unspec is not a ${what}`)
+  return { n, name: enumName(table, n) }
 }
 
 /** The error code of a BpfError ('EINVAL'), or undefined for any other error. */

@@ -9,8 +9,7 @@ import { BtfBuilder } from '../btf/builder.js'
 import { BtfReader } from '../btf/reader.js'
 import { Fd, VerifierError, native, tokenFdFor, type ProgLoadAttrs, type ProgTypeName } from '../sys/index.js'
 import { attachTypes, progLoadFlags, progTypes } from '../sys/generated/kernel-enums.js'
-import { enumName, enumValue } from '../sys/names.js'
-import { bpfCode, cachedProbe, notSupported } from './probe-cache.js'
+import { bpfCode, cachedProbe, familyMember, notSupported } from './probe-cache.js'
 import { progTypeVersions } from './versions.js'
 
 /** `r0 = 0; exit`: the smallest program any type accepts. */
@@ -144,9 +143,7 @@ export function loadsCleanly(n: number): boolean {
  * need the kernel's BTF. Uses the process-wide default token. Cached.
  */
 export function haveProgramType(type: ProgTypeName | number): void {
-  const n = enumValue(progTypes, 'program type', type)
-  if (n === progTypes.unspec) throw new TypeError('program type unspec is not a program type')
-  const name = enumName(progTypes, n)
+  const { n, name } = familyMember(progTypes, 'program type', type)
   cachedProbe(`prog:${n}`, () => {
     try {
       loadProbe(n, name, returnZero())
