@@ -74,6 +74,8 @@ interface TypeRecord {
 }
 
 const MAX_VLEN = 0xffff
+// Kinds that only qualify or rename another type (VAR: a variable has its type's size).
+const modifierKinds = new Set<number>([BtfKind.TYPEDEF, BtfKind.CONST, BtfKind.VOLATILE, BtfKind.RESTRICT, BtfKind.TYPE_TAG, BtfKind.VAR])
 
 function alignUp(n: number, a: number): number {
   return Math.ceil(n / a) * a
@@ -351,55 +353,50 @@ export class BtfBuilder {
     return (Object.keys(BtfKind) as BtfKindName[]).find((n) => BtfKind[n] === k) as BtfKindName
   }
 
-  /** Size in bytes of type `id`, through typedefs and modifiers. */
-  sizeOf(id: number): number {
+  // Follows typedefs, qualifiers and variables to the type that has a size.
+  #resolve(id: number): { id: number; t: TypeRecord } {
     for (let depth = 0; depth < 64; depth++) {
       const t = this.#record(id)
-      switch (t.kind) {
-        case BtfKind.INT: case BtfKind.FLOAT: case BtfKind.STRUCT: case BtfKind.UNION:
-        case BtfKind.ENUM: case BtfKind.ENUM64: case BtfKind.DATASEC:
-          return t.sizeOrType
-        case BtfKind.PTR:
-          return 8
-        case BtfKind.ARRAY:
-          return this.sizeOf(t.extra[0]) * t.extra[2]
-        case BtfKind.TYPEDEF: case BtfKind.CONST: case BtfKind.VOLATILE: case BtfKind.RESTRICT:
-        case BtfKind.TYPE_TAG: case BtfKind.VAR:
-          id = t.sizeOrType
-          continue
-        default:
-          throw new TypeError(`BTF type ${id} (${this.kindOf(id)}) has no size`)
-      }
+      if (!modifierKinds.has(t.kind)) return { id, t }
+      id = t.sizeOrType
     }
     throw new RangeError(`BTF type ${id}: modifier chain too deep`)
   }
 
+  /** Size in bytes of type `id`, through typedefs and modifiers. */
+  sizeOf(id: number): number {
+    const r = this.#resolve(id)
+    switch (r.t.kind) {
+      case BtfKind.INT: case BtfKind.FLOAT: case BtfKind.STRUCT: case BtfKind.UNION:
+      case BtfKind.ENUM: case BtfKind.ENUM64: case BtfKind.DATASEC:
+        return r.t.sizeOrType
+      case BtfKind.PTR:
+        return 8
+      case BtfKind.ARRAY:
+        return this.sizeOf(r.t.extra[0]) * r.t.extra[2]
+      default:
+        throw new TypeError(`BTF type ${r.id} (${this.kindOf(r.id)}) has no size`)
+    }
+  }
+
   /** Natural alignment of type `id` in bytes. */
   alignOf(id: number): number {
-    for (let depth = 0; depth < 64; depth++) {
-      const t = this.#record(id)
-      switch (t.kind) {
-        case BtfKind.INT: case BtfKind.FLOAT: case BtfKind.ENUM: case BtfKind.ENUM64:
-          return Math.min(t.sizeOrType, 8)
-        case BtfKind.PTR:
-          return 8
-        case BtfKind.ARRAY:
-          id = t.extra[0]
-          continue
-        case BtfKind.STRUCT: case BtfKind.UNION: {
-          let a = 1
-          for (let i = 0; i < t.vlen; i++) a = Math.max(a, this.alignOf(t.extra[i * 3 + 1]))
-          return a
-        }
-        case BtfKind.TYPEDEF: case BtfKind.CONST: case BtfKind.VOLATILE: case BtfKind.RESTRICT:
-        case BtfKind.TYPE_TAG: case BtfKind.VAR:
-          id = t.sizeOrType
-          continue
-        default:
-          throw new TypeError(`BTF type ${id} (${this.kindOf(id)}) has no alignment`)
+    const r = this.#resolve(id)
+    switch (r.t.kind) {
+      case BtfKind.INT: case BtfKind.FLOAT: case BtfKind.ENUM: case BtfKind.ENUM64:
+        return Math.min(r.t.sizeOrType, 8)
+      case BtfKind.PTR:
+        return 8
+      case BtfKind.ARRAY:
+        return this.alignOf(r.t.extra[0])
+      case BtfKind.STRUCT: case BtfKind.UNION: {
+        let a = 1
+        for (let i = 0; i < r.t.vlen; i++) a = Math.max(a, this.alignOf(r.t.extra[i * 3 + 1]))
+        return a
       }
+      default:
+        throw new TypeError(`BTF type ${r.id} (${this.kindOf(r.id)}) has no alignment`)
     }
-    throw new RangeError(`BTF type ${id}: modifier chain too deep`)
   }
 
   /** The raw BTF: header, types, strings (little-endian, as BPF targets are here). */
