@@ -47,6 +47,64 @@ void ThrowBpfError(Napi::Env env, const char* command, int err, const std::strin
   throw Napi::Error(env, MakeBpfError(env, command, err, log, detail));
 }
 
+// The factory's full form: (command, errno, log, detail, syscall, cause).
+static Napi::Value MakeNativeError(Napi::Env env, const char* syscall, const char* command, int err,
+                                   const char* detail, const char* cause) {
+  auto& f = Data(env)->error_factory;
+  auto str = [&](const char* s) { return s == nullptr ? env.Undefined() : Napi::String::New(env, s); };
+  if (f.IsEmpty()) return Napi::Error::New(env, std::string(syscall) + ": " + strerror(err)).Value();
+  return f.Call({Napi::String::New(env, command), Napi::Number::New(env, err), env.Undefined(), str(detail),
+                 Napi::String::New(env, syscall), str(cause)});
+}
+
+Napi::Value MakeSyscallError(Napi::Env env, const char* syscall, int err, const char* detail, const char* cause) {
+  return MakeNativeError(env, syscall, syscall, err, detail, cause);
+}
+
+void ThrowSyscallError(Napi::Env env, const char* syscall, int err, const char* detail, const char* cause) {
+  throw Napi::Error(env, MakeSyscallError(env, syscall, err, detail, cause));
+}
+
+void ThrowBpfErrorBecause(Napi::Env env, const char* command, int err, const char* detail, const char* cause) {
+  throw Napi::Error(env, MakeNativeError(env, "bpf", command, err, detail, cause));
+}
+
+napi_value MakeErrorNoThrow(napi_env env, const char* syscall, const char* command, int err, const std::string& log,
+                            const char* detail, const char* cause) {
+  napi_value out = nullptr;
+  auto give_up = [&]() -> napi_value {
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+      napi_value ignored = nullptr;
+      napi_get_and_clear_last_exception(env, &ignored);
+    }
+    return nullptr;
+  };
+  auto str = [&](const char* s, size_t n, napi_value* v) {
+    if (s == nullptr) return napi_get_undefined(env, v);
+    return napi_create_string_utf8(env, s, n, v);
+  };
+  auto& f = Data(env)->error_factory;
+  napi_value fn = nullptr;
+  if (f.IsEmpty() || napi_get_reference_value(env, static_cast<napi_ref>(f), &fn) != napi_ok || fn == nullptr) {
+    napi_value msg = nullptr;
+    std::string text = std::string(command) + ": " + strerror(err);
+    if (napi_create_string_utf8(env, text.c_str(), text.size(), &msg) != napi_ok) return give_up();
+    if (napi_create_error(env, nullptr, msg, &out) != napi_ok) return give_up();
+    return out;
+  }
+  napi_value args[6] = {};
+  napi_value global = nullptr;
+  if (str(command, NAPI_AUTO_LENGTH, &args[0]) != napi_ok || napi_create_int32(env, err, &args[1]) != napi_ok ||
+      str(log.empty() ? nullptr : log.data(), log.size(), &args[2]) != napi_ok ||
+      str(detail, NAPI_AUTO_LENGTH, &args[3]) != napi_ok || str(syscall, NAPI_AUTO_LENGTH, &args[4]) != napi_ok ||
+      str(cause, NAPI_AUTO_LENGTH, &args[5]) != napi_ok || napi_get_global(env, &global) != napi_ok ||
+      napi_call_function(env, global, fn, 6, args, &out) != napi_ok) {
+    return give_up();
+  }
+  return out;
+}
+
 void ThrowRange(Napi::Env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
 void ThrowType(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
 

@@ -34,6 +34,21 @@ Napi::Value MakeBpfError(Napi::Env env, const char* command, int err, const std:
                          const char* detail = nullptr);
 [[noreturn]] void ThrowBpfError(Napi::Env env, const char* command, int err, const std::string& log = std::string(),
                                 const char* detail = nullptr);
+// The same factory for every other system call ("sendmsg", "mmap", "fsopen",
+// "poll", ...): a SyscallError naming that call, not a BpfError.
+Napi::Value MakeSyscallError(Napi::Env env, const char* syscall, int err, const char* detail = nullptr,
+                             const char* cause = nullptr);
+[[noreturn]] void ThrowSyscallError(Napi::Env env, const char* syscall, int err, const char* detail = nullptr,
+                                    const char* cause = nullptr);
+// A BpfError whose cause native code has established (the fd is not a map, the
+// path is outside a bpffs), so the message does not guess from the errno.
+[[noreturn]] void ThrowBpfErrorBecause(Napi::Env env, const char* command, int err, const char* detail,
+                                       const char* cause);
+// The factory called through the C API only, for code that must never throw
+// (a Promise's completion, which can run while the isolate is terminating):
+// nullptr when the error cannot be built; nothing is left pending then.
+napi_value MakeErrorNoThrow(napi_env env, const char* syscall, const char* command, int err, const std::string& log,
+                            const char* detail, const char* cause = nullptr);
 
 // ---- arguments ----
 struct Bytes {
@@ -70,13 +85,14 @@ struct MapMeta {
   uint32_t map_flags = 0;
 };
 // The kernel's own sizes for the map at fd (asked each time, never cached by
-// number: pass a dup the caller owns, owned_fd.h); throws a BpfError for
+// number: pass a dup the caller holds, HoldFd); throws a BpfError for
 // `command` when fd is not a map.
 MapMeta MapMetaOf(Napi::Env env, int fd, const char* command);
 void InitMmap(Napi::Env env, Napi::Object exports);
 void InitRingbuf(Napi::Env env, Napi::Object exports);
 void InitSockets(Napi::Env env, Napi::Object exports);
 void InitMapSlots(Napi::Env env, Napi::Object exports);
+void InitMapBatches(Napi::Env env, Napi::Object exports);
 void InitProgInfo(Napi::Env env, Napi::Object exports);
 void InitMount(Napi::Env env, Napi::Object exports);
 void InitFdpass(Napi::Env env, Napi::Object exports);

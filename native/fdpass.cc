@@ -16,6 +16,7 @@
 
 #include "common.h"
 #include "handles.h"
+#include "poller.h"
 
 namespace bpfkit {
 namespace {
@@ -27,14 +28,14 @@ constexpr size_t kMaxFds = 253;
 Napi::Value UnixSocketpair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) ThrowBpfError(env, "socketpair", errno);
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) ThrowSyscallError(env, "socketpair", errno);
   int a = SafeFd(sv[0]);
   int b = a < 0 ? -1 : SafeFd(sv[1]);
   if (a < 0 || b < 0) {
     int err = errno;
     if (a >= 0) close(a);
     if (a < 0) close(sv[1]);
-    ThrowBpfError(env, "socketpair", err);
+    ThrowSyscallError(env, "socketpair", err);
   }
   auto out = Napi::Array::New(env, 2);
   out.Set(0u, Napi::Number::New(env, a));
@@ -48,14 +49,21 @@ Napi::Value UnixSocketpair(const Napi::CallbackInfo& info) {
 Napi::Value SendWithFds(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int sock = FdArg(info[0], "sockFd");
-  Bytes data = BytesArg(info[1], "data");
+  // The fds first: reading the array can run JavaScript (getters), which
+  // could detach or free the data buffer. Its pointer is taken last, with no
+  // JavaScript between it and sendmsg.
   std::vector<int> fds;
   if (!IsAbsent(info[2])) {
     if (!info[2].IsArray()) ThrowType(env, "fds must be an array of file descriptors");
     auto arr = info[2].As<Napi::Array>();
     if (arr.Length() > kMaxFds) ThrowRange(env, "at most 253 fds fit in one message (SCM_MAX_FD)");
-    for (uint32_t i = 0; i < arr.Length(); i++) fds.push_back(FdArg(arr.Get(i), "fds[i]"));
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      std::string name = "fds[" + std::to_string(i) + "]";
+      fds.push_back(FdArg(arr.Get(i), name.c_str()));
+      if (fds.size() > kMaxFds) ThrowRange(env, "at most 253 fds fit in one message (SCM_MAX_FD)");
+    }
   }
+  Bytes data = BytesArg(info[1], "data");
   if (data.length == 0 && !fds.empty()) ThrowRange(env, "fds need at least one byte of data to travel with");
   iovec iov{data.data, data.length};
   msghdr msg{};
@@ -78,7 +86,7 @@ Napi::Value SendWithFds(const Napi::CallbackInfo& info) {
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, -1);
-    ThrowBpfError(env, "sendmsg", errno);
+    ThrowSyscallError(env, "sendmsg", errno);
   }
   return Napi::Number::New(env, static_cast<double>(n));
 }
@@ -90,10 +98,10 @@ Napi::Value SendWithFds(const Napi::CallbackInfo& info) {
 Napi::Value RecvWithFds(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int sock = FdArg(info[0], "sockFd");
-  Bytes buf = BytesArg(info[1], "buf");
-  if (buf.length == 0) ThrowRange(env, "buf must not be empty");
   uint32_t max_fds = U32Arg(info[2], "maxFds");
   if (max_fds > kMaxFds) ThrowRange(env, "maxFds must be at most 253 (SCM_MAX_FD)");
+  Bytes buf = BytesArg(info[1], "buf");  // last: no JavaScript may run after taking the pointer
+  if (buf.length == 0) ThrowRange(env, "buf must not be empty");
   // Room for at least one fd, so that a message carrying fds the caller did
   // not ask for still shows them (and they can be closed and reported).
   std::vector<char> control(CMSG_SPACE((max_fds == 0 ? 1 : max_fds) * sizeof(int)), 0);
@@ -109,7 +117,7 @@ Napi::Value RecvWithFds(const Napi::CallbackInfo& info) {
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return env.Null();
-    ThrowBpfError(env, "recvmsg", errno);
+    ThrowSyscallError(env, "recvmsg", errno);
   }
   std::vector<int> fds;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
@@ -138,7 +146,7 @@ Napi::Value RecvWithFds(const Napi::CallbackInfo& info) {
     for (int fd : fds) {
       if (fd >= 0) close(fd);
     }
-    ThrowBpfError(env, "recvmsg", move_err, std::string(), "moving a received fd above 2");
+    ThrowSyscallError(env, "fcntl", move_err, "moving a received fd above 2");
   }
   auto out = Napi::Object::New(env);
   out.Set("bytes", Napi::Number::New(env, static_cast<double>(n)));
@@ -159,30 +167,24 @@ struct WaitRef {
 
 struct Wait {
   Napi::Env env;
-  uv_poll_t poll;
+  Poller* poller = nullptr;  // polls a dup of the caller's fd
   Napi::FunctionReference callback;
   std::unique_ptr<Napi::AsyncContext> context;
   WaitRef* ref = nullptr;
-  bool active = false;
   explicit Wait(Napi::Env e) : env(e) {}
 };
 
+// Ends a wait without calling back: from fdWaitCancel, after it fired, or
+// when the environment is torn down.
 void CloseWait(Wait* w) {
-  if (!w->active) return;
-  w->active = false;
-  if (w->ref != nullptr) {
-    w->ref->wait = nullptr;
-    w->ref = nullptr;
-  }
-  w->callback.Reset();
-  uv_poll_stop(&w->poll);
-  // The Wait lives until libuv is done with its poll handle.
-  uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), [](uv_handle_t* h) { delete static_cast<Wait*>(h->data); });
+  if (w->ref != nullptr) w->ref->wait = nullptr;
+  if (w->poller != nullptr) w->poller->Close();
+  delete w;
 }
 
 void OnReady(uv_poll_t* handle, int status, int events) {
-  Wait* w = static_cast<Wait*>(handle->data);
-  if (!w->active) return;
+  auto* w = static_cast<Wait*>(Poller::OwnerOf(handle));
+  if (w == nullptr) return;
   Napi::Env env = w->env;
   Napi::HandleScope scope(env);
   Napi::Function cb = w->callback.Value();
@@ -197,27 +199,26 @@ void OnReady(uv_poll_t* handle, int status, int events) {
 
 // fdWait(fd, writable, callback) -> handle: calls back once with
 // (status, events) when fd is readable (or writable), or hung up; a negative
-// libuv status on failure. The fd must not be watched by any other libuv
-// handle (bpfkit's sockets own their fds).
+// libuv status on failure. The wait polls its own dup of fd: closing the
+// number while it waits cannot reach libuv; cancel the wait to end it.
 Napi::Value FdWait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info[0], "fd");
   bool writable = info[1].ToBoolean();
   if (!info[2].IsFunction()) ThrowType(env, "fdWait: callback must be a function");
-  uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env, &loop) != napi_ok) ThrowType(env, "fdWait: no event loop");
+  int dup = DupAbove2(fd);
+  if (dup < 0) ThrowSyscallError(env, "poll", errno, "fd to wait on");
   auto* w = new Wait(env);
-  int rc = uv_poll_init(loop, &w->poll, fd);
-  if (rc != 0) {
+  try {
+    w->poller = Poller::Open(env, dup, [](void* owner) { CloseWait(static_cast<Wait*>(owner)); }, w);
+  } catch (...) {
     delete w;
-    ThrowBpfError(env, "uv_poll_init", -rc);
+    throw;
   }
-  w->poll.data = w;
-  w->active = true;
-  rc = uv_poll_start(&w->poll, (writable ? UV_WRITABLE : UV_READABLE) | UV_DISCONNECT, OnReady);
+  int rc = w->poller->Start((writable ? UV_WRITABLE : UV_READABLE) | UV_DISCONNECT, OnReady);
   if (rc != 0) {
     CloseWait(w);
-    ThrowBpfError(env, "uv_poll_start", -rc);
+    ThrowSyscallError(env, "poll", -rc, "uv_poll_start");
   }
   w->callback.Reset(info[2].As<Napi::Function>(), 1);
   w->context = std::make_unique<Napi::AsyncContext>(env, "bpfkit:fdWait");

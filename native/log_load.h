@@ -3,15 +3,17 @@
 // 6.4+), and both may be asked to try again (EAGAIN).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common.h"
+#include "promise_worker.h"
 
 namespace bpfkit {
 
 struct LoadResult {
-  int fd = -1;
+  HeldFd fd;  // the new object, closed unless handed to JavaScript
   int err = 0;
   std::string log;
 };
@@ -20,24 +22,36 @@ struct LoadResult {
 constexpr uint32_t kMaxLogSize = UINT32_MAX >> 2;
 constexpr uint32_t kMinLogSize = 128;
 constexpr uint32_t kDefaultLogSize = 64 * 1024;
+// The first buffer is at most this big, whatever logSize asks: most logs are
+// short, and a rejected load must not cost a gigabyte up front. A longer log
+// is grown into on ENOSPC, to the size the kernel reports (6.4+) or fourfold.
+constexpr uint32_t kFirstLogSize = 16 * 1024 * 1024;
 
 // attempt(level, buf, size, &true_size) makes one syscall and returns its result.
 template <typename Attempt>
 LoadResult LoadWithLog(uint32_t level, uint32_t log_size, Attempt attempt) {
-  std::vector<char> buf;
+  std::unique_ptr<char[]> buf;
   uint32_t cur_level = level;
-  uint32_t size = level != 0 ? (log_size != 0 ? log_size : kDefaultLogSize) : 0;
+  auto first = [](uint32_t want) { return want < kFirstLogSize ? want : kFirstLogSize; };
+  uint32_t size = level != 0 ? first(log_size != 0 ? log_size : kDefaultLogSize) : 0;
   int eagain = 0;
+  auto text = [&] { return size != 0 ? std::string(buf.get(), strnlen(buf.get(), size)) : std::string(); };
   for (int attempts = 0; attempts < 16; attempts++) {
-    buf.assign(size, 0);
+    // Not zero-filled: the kernel NUL-terminates what it writes, and pages
+    // it does not write are never touched.
+    if (size != 0) {
+      buf.reset(new char[size]);
+      buf[0] = '\0';
+    }
     uint32_t true_size = 0;
-    long ret = attempt(cur_level, size != 0 ? buf.data() : nullptr, size, &true_size);
+    long ret = attempt(cur_level, size != 0 ? buf.get() : nullptr, size, &true_size);
     int err = errno;
-    auto text = [&] { return size != 0 ? std::string(buf.data(), strnlen(buf.data(), size)) : std::string(); };
+    LoadResult r;
     if (ret >= 0) {
-      int fd = SafeFd(static_cast<int>(ret));
-      if (fd < 0) return {-1, errno, text()};
-      return {fd, 0, text()};
+      r.fd = HeldFd(SafeFd(static_cast<int>(ret)));
+      r.err = r.fd.get() < 0 ? errno : 0;
+      r.log = text();
+      return r;
     }
     if (err == EAGAIN && ++eagain < 5) continue;
     if (err == ENOSPC && cur_level != 0 && size < kMaxLogSize) {
@@ -49,63 +63,44 @@ LoadResult LoadWithLog(uint32_t level, uint32_t log_size, Attempt attempt) {
     // say why, as libbpf does.
     if (cur_level == 0 && (err == EACCES || err == EINVAL)) {
       cur_level = 1;
-      size = log_size != 0 ? log_size : kDefaultLogSize * 4;
+      size = first(log_size != 0 ? log_size : kDefaultLogSize * 4);
       continue;
     }
-    return {-1, err, text()};
+    r.err = err;
+    r.log = text();
+    return r;
   }
-  return {-1, ENOSPC, std::string(buf.data(), strnlen(buf.data(), buf.size()))};
+  LoadResult r;
+  r.err = ENOSPC;
+  r.log = text();
+  return r;
 }
 
-// Promise form: a worker that only runs `work` off the main thread and
-// settles with `onok` on it. Inputs are owned by the closure.
-template <typename Work, typename Settle>
-class PromiseWorker : public Napi::AsyncWorker {
- public:
-  PromiseWorker(Napi::Env env, Work work, Settle settle)
-      : Napi::AsyncWorker(env, "bpfkit"), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)),
-        settle_(std::move(settle)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override { work_(); }
-  void OnOK() override {
-    Napi::Env env = Env();
-    try {
-      deferred_.Resolve(settle_(env));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    }
+// { fd, log } on success; a BpfError / VerifierError otherwise. Built with
+// the C API only (RawObject): the Promise forms call it from a completion.
+inline Settlement LoadSettlement(napi_env env, LoadResult& r, const char* command) {
+  Settlement s;
+  if (r.fd.get() < 0) {
+    s.value = MakeErrorNoThrow(env, "bpf", command, r.err, r.log, nullptr);
+    return s;
   }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Work work_;
-  Settle settle_;
-};
-
-template <typename Work, typename Settle>
-Napi::Value RunAsync(Napi::Env env, Work work, Settle settle) {
-  auto* w = new PromiseWorker<Work, Settle>(env, std::move(work), std::move(settle));
-  Napi::Promise p = w->Promise();
-  w->Queue();
-  return p;
-}
-
-// { fd, log } on success; a BpfError / VerifierError otherwise.
-inline Napi::Value LoadResultValue(Napi::Env env, const LoadResult& r, const char* command) {
-  if (r.fd < 0) ThrowBpfError(env, command, r.err, r.log);
-  // Here and not in LoadWithLog: the fd caches are the main thread's, and
-  // LoadWithLog also runs on workers.
-  ForgetFd(env, r.fd);
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("fd", r.fd);
-  o.Set("log", r.log);
-  return o;
+  RawObject o(env);
+  o.Number("fd", r.fd.get());
+  o.String("log", r.log);
+  s.value = o.get();
+  s.ok = s.value != nullptr;
+  // Handed over only when the result exists; otherwise r still closes it.
+  // ForgetFd here and not in LoadWithLog: fd bookkeeping is the main
+  // thread's, and LoadWithLog also runs on workers.
+  if (s.ok) ForgetFd(env, r.fd.Release());
+  return s;
 }
 
 inline uint32_t LogSizeArg(const Napi::Object& o) {
   uint32_t size = OptU32(o, "logSize");
   if (size != 0 && (size < kMinLogSize || size > kMaxLogSize)) {
-    ThrowRange(o.Env(), "logSize must be between " + std::to_string(kMinLogSize) + " and " + std::to_string(kMaxLogSize));
+    ThrowRange(o.Env(), "logSize must be between " + std::to_string(kMinLogSize) + " and " + std::to_string(kMaxLogSize) +
+                            " (the kernel's limits for a verifier log), got " + std::to_string(size));
   }
   return size;
 }

@@ -3,7 +3,7 @@
 // a privileged manager sets delegate_* options on it (fsconfig), creates the
 // superblock and a detached mount (fsmount), and the tenant attaches that
 // mount (move_mount) or opens its root (openat) to create a token.
-// Errors are thrown as BpfError with the syscall's name as `command`; the
+// Errors are thrown as SyscallError naming the call that failed; the
 // TypeScript layer words them for people.
 #include <fcntl.h>
 #include <linux/mount.h>
@@ -33,9 +33,9 @@ int DirFdArg(const Napi::Value& v, const char* name) {
   return FdArg(v, name);
 }
 
-Napi::Value NewFd(Napi::Env env, long ret, const char* command, const char* detail) {
+Napi::Value NewFd(Napi::Env env, long ret, const char* syscall, const char* detail) {
   int fd = SafeFd(ret);
-  if (fd < 0) ThrowBpfError(env, command, errno, std::string(), detail);
+  if (fd < 0) ThrowSyscallError(env, syscall, errno, detail);
   ForgetFd(env, fd);
   return Napi::Number::New(env, fd);
 }
@@ -62,7 +62,7 @@ Napi::Value FsconfigString(const Napi::CallbackInfo& info) {
   std::string value = StringArg(info[2], "value", true);
   if (syscall(__NR_fsconfig, fd, FSCONFIG_SET_STRING, key.c_str(), value.c_str(), 0) != 0) {
     std::string detail = key + "=" + value;
-    ThrowBpfError(info.Env(), "fsconfig", errno, std::string(), detail.c_str());
+    ThrowSyscallError(info.Env(), "fsconfig", errno, detail.c_str());
   }
   return info.Env().Undefined();
 }
@@ -71,7 +71,7 @@ Napi::Value FsconfigString(const Napi::CallbackInfo& info) {
 Napi::Value FsconfigCreate(const Napi::CallbackInfo& info) {
   int fd = FdArg(info[0], "fsFd");
   if (syscall(__NR_fsconfig, fd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
-    ThrowBpfError(info.Env(), "fsconfig", errno, std::string(), "create");
+    ThrowSyscallError(info.Env(), "fsconfig", errno, "create");
   }
   return info.Env().Undefined();
 }
@@ -89,7 +89,7 @@ Napi::Value MoveMount(const Napi::CallbackInfo& info) {
   int fd = FdArg(info[0], "mountFd");
   std::string to = StringArg(info[1], "targetPath", false);
   if (syscall(__NR_move_mount, fd, "", AT_FDCWD, to.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
-    ThrowBpfError(info.Env(), "move_mount", errno, std::string(), to.c_str());
+    ThrowSyscallError(info.Env(), "move_mount", errno, to.c_str());
   }
   return info.Env().Undefined();
 }
@@ -106,7 +106,7 @@ Napi::Value OpenDirectory(const Napi::CallbackInfo& info) {
 Napi::Value FdFlags(const Napi::CallbackInfo& info) {
   int fd = FdArg(info[0], "fd");
   int flags = fcntl(fd, F_GETFL);
-  if (flags < 0) ThrowBpfError(info.Env(), "fcntl", errno);
+  if (flags < 0) ThrowSyscallError(info.Env(), "fcntl", errno);
   return Napi::Number::New(info.Env(), flags);
 }
 

@@ -1,5 +1,8 @@
 // Commands on objects of every kind: pinning, info, ID walks, fd by ID, BTF
 // load, links and tokens.
+#include <sys/stat.h>
+#include <sys/statfs.h>
+
 #include <memory>
 #include <vector>
 
@@ -25,6 +28,55 @@ std::string PathArg(const Napi::Value& v) {
   return s;
 }
 
+// bpffs's f_type (include/uapi/linux/magic.h BPF_FS_MAGIC).
+constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
+
+std::string DirOf(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// -1: cannot tell (errno set), 0: not a bpffs, 1: a bpffs.
+int OnBpffs(const std::string& path) {
+  struct statfs st {};
+  if (statfs(path.c_str(), &st) != 0) return -1;
+  return static_cast<unsigned long>(st.f_type) == kBpfFsMagic ? 1 : 0;
+}
+
+// The real cause of a failed pin or get, found by looking at the path: the
+// kernel answers EPERM, EACCES or ENOENT for a path outside a bpffs or a
+// missing directory, which the errno alone would blame on privileges or on
+// a missing pin. Empty when the path looks right and the errno is the story.
+std::string PinPathCause(const std::string& path, bool pinning) {
+  const std::string dir = DirOf(path);
+  const char* pins = "; pins live in a mounted bpffs (mount -t bpf bpf /sys/fs/bpf)";
+  if (!pinning) {
+    int here = OnBpffs(path);
+    if (here == 0) return path + " is not in a bpffs, so it is not a pinned object" + pins;
+    if (here == 1) {
+      struct stat st {};
+      if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return path + " is a directory, not a pinned object";
+      return std::string();
+    }
+    if (errno != ENOENT) return std::string();
+  }
+  int parent = OnBpffs(dir);
+  if (parent < 0) {
+    if (errno == ENOENT) return "no such directory: " + dir;
+    if (errno == ENOTDIR) return "a component of " + dir + " is not a directory";
+    return std::string();
+  }
+  if (parent == 0) return dir + " is not in a bpffs" + pins;
+  return std::string();
+}
+
+[[noreturn]] void ThrowPinError(Napi::Env env, const char* command, int err, const std::string& path, bool pinning) {
+  std::string cause = PinPathCause(path, pinning);
+  if (cause.empty()) ThrowBpfError(env, command, err, std::string(), path.c_str());
+  ThrowBpfErrorBecause(env, command, err, path.c_str(), cause.c_str());
+}
+
 // objPin(fd, path)
 Napi::Value ObjPin(const Napi::CallbackInfo& info) {
   bpfattr::obj a{};
@@ -32,7 +84,7 @@ Napi::Value ObjPin(const Napi::CallbackInfo& info) {
   std::string path = PathArg(info[1]);
   a.pathname = PtrToU64(path.c_str());
   if (SysBpf(bpfattr::cmd::obj_pin, &a, BPFATTR_OFFSETOFEND(bpfattr::obj, file_flags)) != 0) {
-    ThrowBpfError(info.Env(), "obj_pin", errno, std::string(), path.c_str());
+    ThrowPinError(info.Env(), "obj_pin", errno, path, true);
   }
   return info.Env().Undefined();
 }
@@ -43,8 +95,9 @@ Napi::Value ObjGet(const Napi::CallbackInfo& info) {
   std::string path = PathArg(info[0]);
   a.pathname = PtrToU64(path.c_str());
   a.file_flags = IsAbsent(info[1]) ? 0 : U32Arg(info[1], "fileFlags");
-  return FdResult(info.Env(), SysBpf(bpfattr::cmd::obj_get, &a, BPFATTR_OFFSETOFEND(bpfattr::obj, file_flags)),
-                  "obj_get", path.c_str());
+  long ret = SysBpf(bpfattr::cmd::obj_get, &a, BPFATTR_OFFSETOFEND(bpfattr::obj, file_flags));
+  if (ret < 0) ThrowPinError(info.Env(), "obj_get", errno, path, false);
+  return FdResult(info.Env(), ret, "obj_get", path.c_str());
 }
 
 long InfoByFd(int fd, void* buf, uint32_t len, uint32_t* out_len) {
@@ -144,9 +197,10 @@ struct BtfLoadReq {
   std::vector<uint8_t> data;
   uint32_t log_level = 0, log_size = 0, flags = 0;
   int token = -1;
+  HeldFd held_token;  // Promise form: a dup of the token, so closing it mid-call cannot redirect the call
 };
 
-std::shared_ptr<BtfLoadReq> ParseBtfLoad(const Napi::CallbackInfo& info) {
+std::shared_ptr<BtfLoadReq> ParseBtfLoad(const Napi::CallbackInfo& info, bool hold_fds) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) ThrowType(env, "btf_load: attributes must be an object");
   Napi::Object o = info[0].As<Napi::Object>();
@@ -157,6 +211,10 @@ std::shared_ptr<BtfLoadReq> ParseBtfLoad(const Napi::CallbackInfo& info) {
   r->log_level = OptU32(o, "logLevel");
   r->log_size = LogSizeArg(o);
   r->token = OptFd(o, "tokenFd");
+  if (hold_fds && r->token >= 0) {
+    r->held_token = HoldFd(env, r->token, "btf_load", "tokenFd");
+    r->token = r->held_token.get();
+  }
   return r;
 }
 
@@ -181,16 +239,17 @@ LoadResult DoBtfLoad(BtfLoadReq& r) {
 }
 
 Napi::Value BtfLoadSync(const Napi::CallbackInfo& info) {
-  auto req = ParseBtfLoad(info);
-  return LoadResultValue(info.Env(), DoBtfLoad(*req), "btf_load");
+  auto req = ParseBtfLoad(info, false);
+  LoadResult r = DoBtfLoad(*req);
+  return ReturnOrThrow(info.Env(), LoadSettlement(info.Env(), r, "btf_load"));
 }
 
 Napi::Value BtfLoadAsync(const Napi::CallbackInfo& info) {
-  auto req = ParseBtfLoad(info);
+  auto req = ParseBtfLoad(info, true);
   auto result = std::make_shared<LoadResult>();
   return RunAsync(
       info.Env(), [req, result] { *result = DoBtfLoad(*req); },
-      [result](Napi::Env env) { return LoadResultValue(env, *result, "btf_load"); });
+      [result](napi_env env) { return LoadSettlement(env, *result, "btf_load"); });
 }
 
 // ---- links ----

@@ -1,7 +1,12 @@
 // PROG_LOAD and PROG_TEST_RUN, each in a Promise form run on a worker and a
 // sync form. The worker only makes the syscall; inputs are copied first, so
-// JavaScript may reuse its buffers at once.
+// JavaScript may reuse its buffers at once, and the Promise forms hold dups
+// of every fd the call names (program, maps in the instructions, fd_array,
+// BTF, token), so closing one of them mid-call cannot redirect the call.
+#include <unistd.h>
+
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "common.h"
@@ -20,18 +25,68 @@ struct ProgLoadReq {
   uint32_t log_level = 0;
   uint32_t log_size = 0;
   size_t attr_size = 0;
+  std::vector<HeldFd> held;  // dups the Promise form works on, closed with the request
 };
+
+// Swaps fd numbers for dups the request owns (Promise forms only: a sync
+// call finishes before JavaScript can close anything). One dup per number.
+class FdHolder {
+ public:
+  FdHolder(Napi::Env env, const char* command, std::vector<HeldFd>* held) : env_(env), command_(command), held_(held) {}
+  int operator()(int fd, const std::string& name) {
+    if (held_ == nullptr || fd < 0) return fd;
+    auto it = dups_.find(fd);
+    if (it != dups_.end()) return it->second;
+    held_->push_back(HoldFd(env_, fd, command_, name.c_str()));
+    int dup = held_->back().get();
+    dups_.emplace(fd, dup);
+    return dup;
+  }
+
+ private:
+  Napi::Env env_;
+  const char* command_;
+  std::vector<HeldFd>* held_;
+  std::unordered_map<int, int> dups_;
+};
+
+int32_t ReadImm(const uint8_t* insn) {
+  int32_t imm;
+  memcpy(&imm, insn + 4, sizeof(imm));
+  return imm;
+}
+void WriteImm(uint8_t* insn, int32_t imm) { memcpy(insn + 4, &imm, sizeof(imm)); }
+
+// The fds inside instructions: ld_imm64 of a map (BPF_PSEUDO_MAP_FD,
+// BPF_PSEUDO_MAP_VALUE: imm) or of a module's BTF object (BPF_PSEUDO_BTF_ID:
+// the second half's imm, 0 for vmlinux). Other forms carry ids or indices.
+void HoldInsnFds(std::vector<uint8_t>& insns, FdHolder& hold) {
+  constexpr uint8_t kLdImm64 = 0x18;  // BPF_LD | BPF_IMM | BPF_DW
+  const size_t n = insns.size() / 8;
+  for (size_t i = 0; i + 1 < n; i++) {
+    uint8_t* insn = insns.data() + i * 8;
+    if (insn[0] != kLdImm64) continue;
+    const uint8_t src = insn[1] >> 4;
+    if (src == 1 || src == 2) {
+      WriteImm(insn, hold(ReadImm(insn), "insns[" + std::to_string(i) + "] map fd"));
+    } else if (src == 3 && ReadImm(insn + 8) != 0) {
+      WriteImm(insn + 8, hold(ReadImm(insn + 8), "insns[" + std::to_string(i + 1) + "] BTF fd"));
+    }
+    i++;  // the second half of ld_imm64
+  }
+}
 
 std::vector<uint8_t> CopyBytes(const Napi::Value& v, const char* name) {
   Bytes b = BytesArg(v, name);
   return std::vector<uint8_t>(b.data, b.data + b.length);
 }
 
-std::unique_ptr<ProgLoadReq> ParseProgLoad(const Napi::CallbackInfo& info) {
+std::unique_ptr<ProgLoadReq> ParseProgLoad(const Napi::CallbackInfo& info, bool hold_fds) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) ThrowType(env, "prog_load: attributes must be an object");
   Napi::Object o = info[0].As<Napi::Object>();
   auto r = std::make_unique<ProgLoadReq>();
+  FdHolder hold(env, "prog_load", hold_fds ? &r->held : nullptr);
   auto& a = r->attr;
   a.prog_type = OptU32(o, "progType");
   r->insns = CopyBytes(o.Get("insns"), "insns");
@@ -49,11 +104,11 @@ std::unique_ptr<ProgLoadReq> ParseProgLoad(const Napi::CallbackInfo& info) {
   a.prog_flags = OptU32(o, "progFlags");
   a.prog_ifindex = OptU32(o, "progIfindex");
   a.expected_attach_type = OptU32(o, "expectedAttachType");
-  int btf = OptFd(o, "progBtfFd");
+  int btf = hold(OptFd(o, "progBtfFd"), "progBtfFd");
   a.prog_btf_fd = btf < 0 ? 0 : btf;
   a.attach_btf_id = OptU32(o, "attachBtfId");
-  int attach_prog = OptFd(o, "attachProgFd");
-  int attach_btf_obj = OptFd(o, "attachBtfObjFd");
+  int attach_prog = hold(OptFd(o, "attachProgFd"), "attachProgFd");
+  int attach_btf_obj = hold(OptFd(o, "attachBtfObjFd"), "attachBtfObjFd");
   if (attach_prog >= 0 && attach_btf_obj >= 0) ThrowType(env, "attachProgFd and attachBtfObjFd are exclusive");
   a.attach_prog_fd = attach_prog >= 0 ? attach_prog : (attach_btf_obj >= 0 ? attach_btf_obj : 0);
   r->attr_size = BPFATTR_OFFSETOFEND(bpfattr::prog_load, log_true_size);
@@ -80,8 +135,15 @@ std::unique_ptr<ProgLoadReq> ParseProgLoad(const Napi::CallbackInfo& info) {
       ThrowType(env, "fdArray must be an Int32Array");
     }
     r->fd_array = CopyBytes(fds, "fdArray");
+    for (size_t i = 0; i + 4 <= r->fd_array.size(); i += 4) {
+      int32_t fd;
+      memcpy(&fd, r->fd_array.data() + i, sizeof(fd));
+      fd = hold(fd, "fdArray[" + std::to_string(i / 4) + "]");
+      memcpy(r->fd_array.data() + i, &fd, sizeof(fd));
+    }
   }
-  int token = OptFd(o, "tokenFd");
+  HoldInsnFds(r->insns, hold);
+  int token = hold(OptFd(o, "tokenFd"), "tokenFd");
   if (token >= 0) {
     a.prog_flags |= bpfattr::flag::TOKEN_FD;
     a.prog_token_fd = token;
@@ -110,23 +172,25 @@ LoadResult DoProgLoad(ProgLoadReq& r) {
 
 // progLoadSync(attrs) -> { fd, log }
 Napi::Value ProgLoadSync(const Napi::CallbackInfo& info) {
-  auto req = ParseProgLoad(info);
-  return LoadResultValue(info.Env(), DoProgLoad(*req), "prog_load");
+  auto req = ParseProgLoad(info, false);
+  LoadResult r = DoProgLoad(*req);
+  return ReturnOrThrow(info.Env(), LoadSettlement(info.Env(), r, "prog_load"));
 }
 
 // progLoad(attrs) -> Promise<{ fd, log }>
 Napi::Value ProgLoadAsync(const Napi::CallbackInfo& info) {
-  std::shared_ptr<ProgLoadReq> req = ParseProgLoad(info);
+  std::shared_ptr<ProgLoadReq> req = ParseProgLoad(info, true);
   auto result = std::make_shared<LoadResult>();
   return RunAsync(
       info.Env(), [req, result] { *result = DoProgLoad(*req); },
-      [result](Napi::Env env) { return LoadResultValue(env, *result, "prog_load"); });
+      [result](napi_env env) { return LoadSettlement(env, *result, "prog_load"); });
 }
 
 // ---- test run ----
 
 struct TestRunReq {
   int prog_fd = -1;
+  HeldFd held_prog;  // Promise form: the dup the run uses
   std::vector<uint8_t> data_in, ctx_in, data_out, ctx_out;
   bool want_data_out = false, want_ctx_out = false;
   uint32_t repeat = 0, flags = 0, cpu = 0, batch_size = 0;
@@ -136,7 +200,30 @@ struct TestRunReq {
   uint32_t retval = 0, duration = 0, data_size_out = 0, ctx_size_out = 0;
 };
 
-std::shared_ptr<TestRunReq> ParseTestRun(const Napi::CallbackInfo& info) {
+// The most a test run can write back. Packet data: a test skb is one
+// kmalloc'd head (KMALLOC_MAX_SIZE, 4 MiB with 4 KiB pages, even once a
+// program grows it) and a test XDP frame is a page plus at most
+// MAX_SKB_FRAGS (<= 45) pages of fragments. Context: BPF_PROG_TYPE_SYSCALL
+// takes the largest, up to U16_MAX bytes; the others' are small structs.
+// Bigger requests are refused instead of allocated and zero-filled.
+size_t MaxTestDataOut() {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t xdp = 46 * page;
+  const size_t skb = 4u << 20;
+  return xdp > skb ? xdp : skb;
+}
+constexpr size_t kMaxTestCtxOut = 0xffff;
+
+size_t OutSizeArg(const Napi::Object& o, const char* key, size_t max) {
+  uint32_t n = OptU32(o, key);
+  if (n > max) {
+    ThrowRange(o.Env(), std::string(key) + " must be at most " + std::to_string(max) +
+                            " (the most a test run can return), got " + std::to_string(n));
+  }
+  return n;
+}
+
+std::shared_ptr<TestRunReq> ParseTestRun(const Napi::CallbackInfo& info, bool hold_fds) {
   Napi::Env env = info.Env();
   auto r = std::make_shared<TestRunReq>();
   r->prog_fd = FdArg(info[0], "fd");
@@ -146,16 +233,22 @@ std::shared_ptr<TestRunReq> ParseTestRun(const Napi::CallbackInfo& info) {
   // The kernel writes at most data_size_out / ctx_size_out bytes; we own buffers of exactly that size.
   if (!IsAbsent(o.Get("dataOutSize"))) {
     r->want_data_out = true;
-    r->data_out.resize(OptU32(o, "dataOutSize"));
+    r->data_out.resize(OutSizeArg(o, "dataOutSize", MaxTestDataOut()));
   }
   if (!IsAbsent(o.Get("ctxOutSize"))) {
     r->want_ctx_out = true;
-    r->ctx_out.resize(OptU32(o, "ctxOutSize"));
+    r->ctx_out.resize(OutSizeArg(o, "ctxOutSize", kMaxTestCtxOut));
   }
   r->repeat = OptU32(o, "repeat");
   r->flags = OptU32(o, "flags");
   r->cpu = OptU32(o, "cpu");
   r->batch_size = OptU32(o, "batchSize");
+  // Last, after every getter: the run works on this dup, whatever happens
+  // to the caller's number while it is in flight.
+  if (hold_fds) {
+    r->held_prog = HoldFd(env, r->prog_fd, "prog_test_run", "fd");
+    r->prog_fd = r->held_prog.get();
+  }
   return r;
 }
 
@@ -193,43 +286,41 @@ void DoTestRun(TestRunReq& r) {
   r.ctx_size_out = a.ctx_size_out;
 }
 
-Napi::Value TestRunValue(Napi::Env env, const TestRunReq& r) {
+// { retval, duration, dataOut?, ctxOut? } or the BpfError, built with the
+// C API only (RawObject): the Promise form calls it from a completion.
+Settlement TestRunSettlement(napi_env env, const TestRunReq& r) {
+  Settlement s;
   if (r.ret < 0) {
-    const char* detail = nullptr;
-    std::string d;
+    std::string detail;
     if (r.err == ENOSPC) {
-      d = "output needs " + std::to_string(r.data_size_out) + " data bytes and " + std::to_string(r.ctx_size_out) +
-          " ctx bytes";
-      detail = d.c_str();
+      detail = "output needs " + std::to_string(r.data_size_out) + " data bytes and " + std::to_string(r.ctx_size_out) +
+               " ctx bytes";
     }
-    ThrowBpfError(env, "prog_test_run", r.err, std::string(), detail);
+    s.value = MakeErrorNoThrow(env, "bpf", "prog_test_run", r.err, std::string(), detail.empty() ? nullptr : detail.c_str());
+    return s;
   }
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("retval", r.retval);
-  o.Set("duration", r.duration);
-  if (r.want_data_out) {
-    size_t n = std::min<size_t>(r.data_size_out, r.data_out.size());
-    o.Set("dataOut", Napi::Buffer<uint8_t>::Copy(env, r.data_out.data(), n));
-  }
-  if (r.want_ctx_out) {
-    size_t n = std::min<size_t>(r.ctx_size_out, r.ctx_out.size());
-    o.Set("ctxOut", Napi::Buffer<uint8_t>::Copy(env, r.ctx_out.data(), n));
-  }
-  return o;
+  RawObject o(env);
+  o.Number("retval", r.retval);
+  o.Number("duration", r.duration);
+  if (r.want_data_out) o.Buffer("dataOut", r.data_out.data(), std::min<size_t>(r.data_size_out, r.data_out.size()));
+  if (r.want_ctx_out) o.Buffer("ctxOut", r.ctx_out.data(), std::min<size_t>(r.ctx_size_out, r.ctx_out.size()));
+  s.value = o.get();
+  s.ok = true;
+  return s;
 }
 
 // progTestRunSync(fd, opts) -> { retval, duration, dataOut?, ctxOut? }
 Napi::Value ProgTestRunSync(const Napi::CallbackInfo& info) {
-  auto req = ParseTestRun(info);
+  auto req = ParseTestRun(info, false);
   DoTestRun(*req);
-  return TestRunValue(info.Env(), *req);
+  return ReturnOrThrow(info.Env(), TestRunSettlement(info.Env(), *req));
 }
 
 // progTestRun(fd, opts) -> Promise<{ retval, duration, dataOut?, ctxOut? }>
 Napi::Value ProgTestRunAsync(const Napi::CallbackInfo& info) {
-  auto req = ParseTestRun(info);
+  auto req = ParseTestRun(info, true);
   return RunAsync(
-      info.Env(), [req] { DoTestRun(*req); }, [req](Napi::Env env) { return TestRunValue(env, *req); });
+      info.Env(), [req] { DoTestRun(*req); }, [req](napi_env env) { return TestRunSettlement(env, *req); });
 }
 
 }  // namespace

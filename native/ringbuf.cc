@@ -12,6 +12,8 @@
 
 #include "common.h"
 #include "handles.h"
+#include "poller.h"
+#include "promise_worker.h"
 
 namespace bpfkit {
 namespace {
@@ -24,12 +26,12 @@ constexpr size_t kHeader = 8;
 
 struct Ring {
   Napi::Env env;
-  int fd = -1;
+  int fd = -1;  // a dup of the map's fd, ours: handed to the poller at the first wait
   size_t size = 0;  // data area, a power of two
   size_t page = 0;
   uint64_t* consumer = nullptr;          // consumer page (read-write)
   const uint8_t* producer_map = nullptr;  // producer page + data twice (read-only)
-  uv_poll_t* poll = nullptr;
+  Poller* poller = nullptr;
   bool waiting = false;
   Napi::FunctionReference on_ready;
   std::unique_ptr<Napi::AsyncContext> context;
@@ -47,18 +49,21 @@ void Unmap(Ring* r) {
   r->producer_map = nullptr;
 }
 
+// Stops polling, unmaps and releases the ring's fd. The Ring itself lives
+// until its handle is collected, so a handle used after close reads as closed.
 void Close(Ring* r) {
   if (r->closed) return;
   r->closed = true;
   r->waiting = false;
   r->on_ready.Reset();
-  if (r->poll) {
-    uv_poll_stop(r->poll);
-    uv_close(reinterpret_cast<uv_handle_t*>(r->poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-    r->poll = nullptr;
+  r->context.reset();
+  if (r->poller != nullptr) {
+    r->poller->Close();
+    r->poller = nullptr;
   }
+  if (r->fd >= 0) close(r->fd);
+  r->fd = -1;
   Unmap(r);
-  // The fd belongs to the BpfMap; the ring only borrowed it.
 }
 
 void FinalizeRing(Napi::Env, Ring* r) {
@@ -75,21 +80,28 @@ Ring* RingArg(const Napi::CallbackInfo& info) {
 // ringbufOpen(fd) -> handle
 Napi::Value RingbufOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = FdArg(info[0], "fd");
+  // The ring keeps its own dup: the sizes, the mappings and every later
+  // wait are this map's, whatever the caller's number refers to by then.
+  HeldFd held = HoldFd(env, FdArg(info[0], "fd"), "ringbuf", "fd");
+  const int fd = held.get();
   const MapMeta meta = MapMetaOf(env, fd, "ringbuf");
   if (meta.type != bpfattr::map_type::ringbuf) ThrowType(env, "ring buffer: the map is not a ringbuf");
   auto r = std::make_unique<Ring>(env);
-  r->fd = fd;
+  r->fd = held.Release();
   r->size = meta.max_entries;
   r->page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   void* c = mmap(nullptr, r->page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (c == MAP_FAILED) ThrowBpfError(env, "mmap", errno, std::string(), "mapping the ring buffer's consumer page");
+  if (c == MAP_FAILED) {
+    int err = errno;
+    Close(r.get());
+    ThrowSyscallError(env, "mmap", err, "mapping the ring buffer's consumer page");
+  }
   r->consumer = static_cast<uint64_t*>(c);
   void* p = mmap(nullptr, r->page + 2 * r->size, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(r->page));
   if (p == MAP_FAILED) {
     int err = errno;
-    Unmap(r.get());
-    ThrowBpfError(env, "mmap", err, std::string(), "mapping the ring buffer's data");
+    Close(r.get());
+    ThrowSyscallError(env, "mmap", err, "mapping the ring buffer's data");
   }
   r->producer_map = static_cast<const uint8_t*>(p);
   r->context = std::make_unique<Napi::AsyncContext>(env, "bpfkit:ringbuf");
@@ -158,10 +170,11 @@ Napi::Value RingbufPending(const Napi::CallbackInfo& info) {
 }
 
 void OnPoll(uv_poll_t* handle, int status, int) {
-  Ring* r = static_cast<Ring*>(handle->data);
+  Ring* r = static_cast<Ring*>(Poller::OwnerOf(handle));
+  if (r == nullptr) return;
   // One wake-up per wait: stop polling so that a level-triggered fd with
   // unconsumed data does not call back again before JavaScript drains it.
-  uv_poll_stop(handle);
+  r->poller->Stop();
   if (!r->waiting) return;
   r->waiting = false;
   Napi::Env env = r->env;
@@ -175,6 +188,13 @@ void OnPoll(uv_poll_t* handle, int status, int) {
   }
 }
 
+// The environment is going away with a wait pending: nobody is left to call.
+void OnRingTeardown(void* owner) {
+  Ring* r = static_cast<Ring*>(owner);
+  r->poller = nullptr;  // the poller closes itself
+  Close(r);
+}
+
 // ringbufWait(handle, callback): calls back once, when the fd is readable
 // (status 0) or polling failed (negative libuv status).
 Napi::Value RingbufWait(const Napi::CallbackInfo& info) {
@@ -182,20 +202,13 @@ Napi::Value RingbufWait(const Napi::CallbackInfo& info) {
   Ring* r = RingArg(info);
   if (!info[1].IsFunction()) ThrowType(env, "ringbufWait: callback must be a function");
   if (r->waiting) ThrowType(env, "ring buffer: already waiting");
-  if (!r->poll) {
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok) ThrowType(env, "ring buffer: no event loop");
-    auto* p = new uv_poll_t;
-    int rc = uv_poll_init(loop, p, r->fd);
-    if (rc != 0) {
-      delete p;
-      ThrowBpfError(env, "uv_poll_init", -rc);
-    }
-    p->data = r;
-    r->poll = p;
+  if (r->poller == nullptr) {
+    int fd = r->fd;
+    r->fd = -1;  // the poller owns it now, also when Open fails
+    r->poller = Poller::Open(env, fd, OnRingTeardown, r);
   }
-  int rc = uv_poll_start(r->poll, UV_READABLE, OnPoll);
-  if (rc != 0) ThrowBpfError(env, "uv_poll_start", -rc);
+  int rc = r->poller->Start(UV_READABLE, OnPoll);
+  if (rc != 0) ThrowSyscallError(env, "poll", -rc, "uv_poll_start");
   r->on_ready.Reset(info[1].As<Napi::Function>(), 1);
   r->waiting = true;
   return env.Undefined();
@@ -204,7 +217,7 @@ Napi::Value RingbufWait(const Napi::CallbackInfo& info) {
 // ringbufCancel(handle): stops a wait without calling back.
 Napi::Value RingbufCancel(const Napi::CallbackInfo& info) {
   Ring* r = RingArg(info);
-  if (r->poll) uv_poll_stop(r->poll);
+  if (r->poller != nullptr) r->poller->Stop();
   r->waiting = false;
   r->on_ready.Reset();
   return info.Env().Undefined();

@@ -1,6 +1,6 @@
 // Errors of the ipc layer: kernel errors reworded with the syscall they came
 // from and what they mean here, and protocol errors on sockets.
-import { BpfError } from '../sys/index.js'
+import { BpfError, SyscallError } from '../sys/index.js'
 
 /**
  * A peer broke the fd passing protocol: truncated control data, fds where
@@ -16,21 +16,25 @@ export class ProtocolError extends Error {
   }
 }
 
-/** Numeric errno of a BpfError (positive). */
-export function errnoOf(e: BpfError): number {
+/** Numeric errno of a SyscallError or BpfError (positive). */
+export function errnoOf(e: SyscallError): number {
   return Math.abs(e.errno)
 }
 
 /**
- * Runs a native call and rewords its BpfError: `syscall` names the call,
- * `what` what it was for, `cause(code)` the likely cause. Other errors pass.
+ * Runs a native call and rewords its error: `syscall` names the call, `what`
+ * what it was for, `cause(code)` the likely cause. The result is a
+ * SyscallError for that call (a BpfError keeps its command when the call is
+ * bpf() itself). Other errors pass.
  */
 export function reword<T>(syscall: string, what: string, cause: (code: string) => string | undefined, call: () => T): T {
   try {
     return call()
   } catch (e) {
-    if (!(e instanceof BpfError)) throw e
+    if (!(e instanceof SyscallError)) throw e
     const why = cause(e.code)
-    throw new BpfError(e.command, errnoOf(e), `${syscall}: ${e.code}: ${what}${why ? `: ${why}` : ''}`, syscall)
+    const message = `${syscall}: ${e.code}: ${what}${why ? `: ${why}` : ''}`
+    if (syscall === 'bpf' && e instanceof BpfError) throw new BpfError(e.command, errnoOf(e), message)
+    throw new SyscallError(syscall, errnoOf(e), message)
   }
 }

@@ -8,19 +8,25 @@
 // a Node `net.Socket` is taken over (its fd duplicated, the stream
 // destroyed) before anything is read from it.
 import type { Socket } from 'node:net'
-import { BpfError, Fd, native, type FdWaitHandle } from '../sys/index.js'
+import { closedError, createSyscallError, Fd, native, type FdWaitHandle } from '../sys/index.js'
+import { checkOptions, describeValue } from '../sys/options.js'
 import { ProtocolError, reword } from './errors.js'
 
 const headerBytes = 4
 /** SCM_MAX_FD: the kernel's limit per message. */
 export const maxFdsPerMessage = 253
+/** The largest payload a frame can describe: its length is a 32-bit field. */
+export const maxMessageBytes = 0xffff_ffff
 
 export interface ReceiveOptions {
   /** Exactly this many fds must come with the message; others are an error. Default: 0. */
   fds?: number
   /** Instead of an exact count: at most this many fds. */
   maxFds?: number
-  /** Largest payload accepted; a bigger one is a ProtocolError. Default: 1 MiB. */
+  /**
+   * Largest payload accepted (an integer, 1 to 2^32-1, the most a frame can
+   * describe); a bigger message is a ProtocolError. Default: 1 MiB.
+   */
   maxBytes?: number
   signal?: AbortSignal
 }
@@ -35,7 +41,7 @@ export interface Message {
   fds: Fd[]
 }
 
-type Pending = { handle: FdWaitHandle; reject: (e: unknown) => void }
+type Pending = { handle: FdWaitHandle; reject: (e: unknown) => void; writable: boolean }
 
 /**
  * A unix stream socket that sends and receives messages with fds.
@@ -59,7 +65,9 @@ export class FdSocket {
   }
 
   /**
-   * Takes over a unix socket: an owned `Fd`, an fd number (e.g. 3 in a child
+   * Takes over a unix socket: an owned `Fd` (ownership passes: the given
+   * `Fd` reads as closed afterwards, so closing it cannot pull the socket
+   * from under a pending receive), an fd number (e.g. 3 in a child
    * that got the socket as an extra stdio entry; ownership passes), or a
    * Node `net.Socket`, whose fd is duplicated and which is then destroyed.
    * Take a `net.Socket` over synchronously when it connects (in the
@@ -67,8 +75,11 @@ export class FdSocket {
    * when it is not connected or has already read data.
    */
   static from(socket: Socket | Fd | number): FdSocket {
-    if (socket instanceof Fd) return new FdSocket(socket)
+    if (socket instanceof Fd) return new FdSocket(new Fd(socket.release(), 'socket'))
     if (typeof socket === 'number') return new FdSocket(new Fd(socket, 'socket'))
+    if (socket === null || typeof socket !== 'object') {
+      throw new TypeError(`FdSocket.from: socket must be a net.Socket, an Fd or an fd number, got ${describeValue(socket)}`)
+    }
     const s = socket as Socket & { _handle?: { fd?: number } | null }
     if (s.connecting) throw new TypeError('FdSocket.from: the socket is still connecting; take it over in its connect handler')
     if (s.destroyed || !s._handle || typeof s._handle.fd !== 'number' || s._handle.fd < 0) {
@@ -97,6 +108,11 @@ export class FdSocket {
    * for more than 253 fds.
    */
   send(data: Uint8Array, fds: readonly (Fd | number)[] = [], options: SendOptions = {}): Promise<void> {
+    try {
+      checkSendArguments(data, fds, options)
+    } catch (e) {
+      return Promise.reject(e)
+    }
     if (fds.length > maxFdsPerMessage) return Promise.reject(new RangeError(`at most ${maxFdsPerMessage} fds fit in one message`))
     const numbers = fds.map((f) => (typeof f === 'number' ? f : f.fd))
     const frame = Buffer.alloc(headerBytes + data.length)
@@ -127,25 +143,26 @@ export class FdSocket {
    * maxBytes, or the peer closing mid-message.
    */
   receive(options: ReceiveOptions = {}): Promise<Message | undefined> {
-    const run = this.#receiving.then(() => this.#receive(options))
+    let limits: Limits
+    try {
+      limits = receiveLimits(options)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    const run = this.#receiving.then(() => this.#receive(limits, options.signal))
     this.#receiving = run.catch(() => {})
     return run
   }
 
-  async #receive(options: ReceiveOptions): Promise<Message | undefined> {
-    if (options.fds !== undefined && options.maxFds !== undefined) throw new TypeError('receive: give fds (exact) or maxFds, not both')
-    const exact = options.maxFds === undefined
-    const want = options.maxFds ?? options.fds ?? 0
-    const maxBytes = options.maxBytes ?? 1 << 20
-    if (!Number.isInteger(want) || want < 0 || want > maxFdsPerMessage) throw new RangeError(`fds must be 0..${maxFdsPerMessage}`)
+  async #receive({ want, exact, maxBytes }: Limits, signal: AbortSignal | undefined): Promise<Message | undefined> {
     const fds: Fd[] = []
     const progress = { started: false }
     try {
-      const header = await this.#readExact(headerBytes, want, fds, true, progress, options.signal)
+      const header = await this.#readExact(headerBytes, want, fds, true, progress, signal)
       if (header === undefined) return undefined
       const length = header.readUInt32LE(0)
       if (length > maxBytes) throw new ProtocolError(`message of ${length} bytes is over the limit of ${maxBytes}`)
-      const data = length === 0 ? Buffer.alloc(0) : ((await this.#readExact(length, 0, fds, false, progress, options.signal)) as Buffer)
+      const data = length === 0 ? Buffer.alloc(0) : ((await this.#readExact(length, 0, fds, false, progress, signal)) as Buffer)
       if (exact && fds.length !== want) {
         throw new ProtocolError(`expected ${want} fd${want === 1 ? '' : 's'} with the message, got ${fds.length}`)
       }
@@ -154,7 +171,7 @@ export class FdSocket {
       for (const f of fds) f.close()
       // Aborted before the first byte, the stream is where it was; anything
       // else leaves it somewhere in the middle of a message.
-      if (progress.started || !(options.signal?.aborted && e === options.signal.reason)) this.close()
+      if (progress.started || !(signal?.aborted && e === signal.reason)) this.close()
       throw e
     }
   }
@@ -189,6 +206,9 @@ export class FdSocket {
     return buf
   }
 
+  // Waits (on the event loop, through a native poll of a dup of the fd) until
+  // the socket is readable or writable. close() cancels the poll before the
+  // fd goes and rejects the promise.
   #wait(writable: boolean, signal?: AbortSignal): Promise<void> {
     signal?.throwIfAborted()
     return new Promise<void>((resolve, reject) => {
@@ -201,29 +221,91 @@ export class FdSocket {
         handle: native.fdWait(this.fd, writable, (status) => {
           this.#waits.delete(pending)
           signal?.removeEventListener('abort', onAbort)
-          if (status < 0) reject(new BpfError('poll', -status, `poll: waiting for the socket failed (${status})`, 'poll'))
+          if (status < 0) reject(createSyscallError('poll', -status, `waiting for the fd socket to be ${writable ? 'writable' : 'readable'}`))
           else resolve()
         }),
-        reject,
+        reject: (e) => {
+          signal?.removeEventListener('abort', onAbort)
+          reject(e)
+        },
+        writable,
       }
       this.#waits.add(pending)
       signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
 
-  /** Closes the socket; pending sends and receives fail with EBADF. Closing twice is a no-op. */
+  /**
+   * Closes the socket; pending sends and receives fail with EBADF ("fd
+   * socket ... already closed"). Closing twice is a no-op.
+   */
   close(): void {
     if (this.#fd.closed) return
-    for (const w of this.#waits) {
-      native.fdWaitCancel(w.handle)
-      w.reject(new BpfError('close', 9, 'socket closed while waiting', 'close'))
-    }
+    // Polls end before the fd does: libuv must never watch a closed number.
+    const waits = [...this.#waits]
     this.#waits.clear()
+    for (const w of waits) native.fdWaitCancel(w.handle)
     this.#fd.close()
+    for (const w of waits) w.reject(closedError(`${w.writable ? 'send' : 'receive'} cancelled: fd socket`))
   }
 
   [Symbol.dispose](): void {
     this.close()
+  }
+}
+
+// The limits of one receive, checked before anything is read: a TypeError
+// for a value of the wrong type, a RangeError for one out of range, so a
+// typo or NaN can never lift a limit.
+interface Limits {
+  want: number
+  exact: boolean
+  maxBytes: number
+}
+
+function receiveLimits(options: ReceiveOptions): Limits {
+  checkOptions('receive', options, ['fds', 'maxFds', 'maxBytes', 'signal'], {
+    types: { fds: 'number', maxFds: 'number', maxBytes: 'number', signal: 'object' },
+  })
+  if (options.fds !== undefined && options.maxFds !== undefined) throw new TypeError('receive: give fds (exact) or maxFds, not both')
+  const exact = options.maxFds === undefined
+  const want = options.maxFds ?? options.fds ?? 0
+  const wantName = exact ? 'fds' : 'maxFds'
+  if (!Number.isInteger(want) || want < 0 || want > maxFdsPerMessage) {
+    throw new RangeError(`receive: ${wantName} must be an integer from 0 to ${maxFdsPerMessage} (SCM_MAX_FD), got ${want}`)
+  }
+  const maxBytes = options.maxBytes ?? 1 << 20
+  if (!Number.isInteger(maxBytes) || maxBytes < 1 || maxBytes > maxMessageBytes) {
+    throw new RangeError(`receive: maxBytes must be an integer from 1 to ${maxMessageBytes} (a frame's 32-bit length), got ${maxBytes}`)
+  }
+  return { want, exact, maxBytes }
+}
+
+/**
+ * send()'s arguments, named before any is read for the frame (found by
+ * `npm run fuzz`: JavaScript's own "fds.map is not a function" and
+ * "Cannot read properties of null" otherwise).
+ */
+function checkSendArguments(data: unknown, fds: unknown, options: SendOptions): void {
+  if (!(data instanceof Uint8Array)) throw new TypeError(`send: data must be a Uint8Array, got ${describeValue(data)}`)
+  if (data.byteLength === 0 && isDetached(data)) throw new TypeError('send: data is a view of a detached ArrayBuffer')
+  if (!Array.isArray(fds)) throw new TypeError(`send: fds must be an array of Fd or fd numbers, got ${describeValue(fds)}`)
+  fds.forEach((f: unknown, i) => {
+    const ok = (Number.isInteger(f) && (f as number) >= 0) || (typeof f === 'object' && f !== null && 'fd' in f)
+    if (!ok) throw new TypeError(`send: fds[${i}] must be an Fd or an fd number, got ${describeValue(f)}`)
+  })
+  checkOptions('send', options, ['signal'])
+  if (options?.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new TypeError(`send: option 'signal' must be an AbortSignal, got ${describeValue(options.signal)}`)
+  }
+}
+
+function isDetached(view: Uint8Array): boolean {
+  try {
+    new Uint8Array(view.buffer)
+    return false
+  } catch {
+    return true
   }
 }
 
@@ -240,19 +322,4 @@ function recvCause(code: string): string | undefined {
   if (code === 'EMFILE') return 'this process has no free fds for the ones received'
   if (code === 'ENOTSOCK') return 'not a socket'
   return undefined
-}
-
-/** A connected pair of fd-passing sockets. */
-export function socketPair(): [FdSocket, FdSocket] {
-  return FdSocket.pair()
-}
-
-/** Sends `data` with `fds` over `socket` (see FdSocket.send). */
-export function sendFds(socket: FdSocket, data: Uint8Array, fds: readonly (Fd | number)[], options?: SendOptions): Promise<void> {
-  return socket.send(data, fds, options)
-}
-
-/** Receives one message with exactly `options.fds` fds (see FdSocket.receive). */
-export function receiveFds(socket: FdSocket, options?: ReceiveOptions): Promise<Message | undefined> {
-  return socket.receive(options)
 }

@@ -1,12 +1,17 @@
 // Consumer of a BPF ring buffer map (Linux 5.8+): drains records copied out of
 // the shared memory in batches, and waits for more through a uv_poll on the
 // map's fd on Node's own event loop.
-import { closedError, native, type RingbufHandle } from '../sys/index.js'
-import { checkOptions } from '../sys/options.js'
+import { closedError, createSyscallError, native, type RingbufHandle } from '../sys/index.js'
+import { checkOptions, describeValue } from '../sys/options.js'
 
 export interface RecordsOptions {
   /** Ends the iteration (without an error) when aborted. */
   signal?: AbortSignal
+}
+
+// A signal that is not an AbortSignal would make a wait nothing can end.
+function badSignal(where: string, signal: unknown): TypeError {
+  return new TypeError(`${where}: signal must be an AbortSignal, got ${describeValue(signal)}`)
 }
 
 export class RingBuffer {
@@ -89,7 +94,8 @@ export class RingBuffer {
    */
   async *records(options: RecordsOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
     checkOptions('records', options, ['signal'])
-    const { signal } = options
+    const signal = options.signal
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw badSignal('records', signal)
     while (this.#ring && !signal?.aborted) {
       const batch = this.read()
       if (batch.length > 0) {
@@ -104,10 +110,18 @@ export class RingBuffer {
     return this.records()
   }
 
-  /** Resolves true when records are ready, false when aborted or closed. */
+  /**
+   * Resolves true when records are ready, false when aborted or when the
+   * reader (or its map) is closed while waiting. The wait polls the ring's
+   * own dup of the map's fd, so nothing done to the map's fd number can
+   * break it. Errors (as rejections): EBADF for a closed reader, TypeError
+   * while another wait is pending, SyscallError 'poll' when polling fails.
+   */
   wait(signal?: AbortSignal): Promise<boolean> {
-    const ring = this.live()
-    if (this.#wake) throw new TypeError('ring buffer: another wait is in progress')
+    if (signal !== undefined && !(signal instanceof AbortSignal)) return Promise.reject(badSignal('wait', signal))
+    if (!this.#ring) return Promise.reject(closedError('ring buffer'))
+    if (this.#wake) return Promise.reject(new TypeError('ring buffer: another wait is in progress'))
+    const ring = this.#ring
     return new Promise<boolean>((resolve, reject) => {
       if (signal?.aborted) return resolve(false)
       const onAbort = () => finish(false)
@@ -123,16 +137,19 @@ export class RingBuffer {
         if (status < 0) {
           this.#wake = undefined
           signal?.removeEventListener('abort', onAbort)
-          reject(new Error(`ring buffer: polling the map fd failed (libuv status ${status})`))
+          reject(createSyscallError('poll', -status, 'waiting on the ring buffer'))
         } else finish(true)
       })
     })
   }
 
+  /** Stops a pending wait (it resolves false) and unmaps. Closing twice is a no-op. */
   close(): void {
     if (!this.#ring) return
     const ring = this.#ring
     this.#ring = undefined
+    // Native closes the poll before its fd and the mappings; the waiter
+    // then hears false rather than waiting forever.
     native.ringbufClose(ring)
     this.#wake?.(false)
     this.#onClose()

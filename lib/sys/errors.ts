@@ -1,5 +1,5 @@
 // Error classes of bpfkit. The native layer builds its errors through
-// `createBpfError`, handed to it once at load, so the classes and messages
+// `createNativeError`, handed to it once at load, so the classes and messages
 // live here and not in C++.
 import { constants } from 'node:os'
 
@@ -16,23 +16,37 @@ export function errnoName(errno: number): string {
 }
 
 /**
- * A failed bpf() call, in Node's system-error shape: `code` ('EPERM'), `errno`
- * (negative, as Node's own), `syscall` ('bpf') and the `command` that failed
- * ('map_create'). The message says what was attempted and the likely cause.
+ * A failed system call, in Node's system-error shape: `code` ('EPERM'),
+ * `errno` (negative, as Node's own) and `syscall`, the call that failed
+ * ('sendmsg', 'fsopen', 'mmap', 'poll', ...), so `err.code === 'ENOENT'`
+ * works as with `fs`. bpf() failures are the subclass BpfError.
  */
-export class BpfError extends Error {
+export class SyscallError extends Error {
   readonly code: string
   readonly errno: number
   readonly syscall: string
-  readonly command: string
 
-  constructor(command: string, errno: number, message?: string, syscall = 'bpf') {
-    const code = errnoName(errno)
-    super(message ?? `${command}: ${code}`)
-    this.name = 'BpfError'
+  constructor(syscall: string, errno: number, message?: string) {
+    const code = errnoName(Math.abs(errno))
+    super(message ?? `${syscall}: ${code}`)
+    this.name = 'SyscallError'
     this.code = code
     this.errno = -Math.abs(errno)
     this.syscall = syscall
+  }
+}
+
+/**
+ * A failed bpf() call: a SyscallError with `syscall` 'bpf' and the `command`
+ * that failed ('map_create'). The message says what was attempted and the
+ * likely cause.
+ */
+export class BpfError extends SyscallError {
+  readonly command: string
+
+  constructor(command: string, errno: number, message?: string, syscall = 'bpf') {
+    super(syscall, errno, message ?? `${command}: ${errnoName(Math.abs(errno))}`)
+    this.name = 'BpfError'
     this.command = command
   }
 }
@@ -72,7 +86,8 @@ export class PolicyError extends Error {
 export class NotSupportedError extends Error {
   readonly feature: string
   readonly minKernel: string
-  readonly code = 'ENOTSUP'
+  /** The kernel's name for errno 95, as errnoName(95) and BpfError spell it. */
+  readonly code = 'EOPNOTSUPP'
 
   constructor(feature: string, minKernel: string, detail?: string) {
     super(`${feature} is not supported by this kernel (needs Linux ${minKernel}${detail ? `; ${detail}` : ''})`)
@@ -140,11 +155,15 @@ export function verdictLines(lines: readonly string[]): string[] {
 // Lines of a verifier log that say nothing about the cause.
 const boring = /^(processed \d+ insns|verification time|stack depth|max_states_per_insn|-- END PROG LOAD LOG --|\s*$)/
 
-/** Builds the error for a failed command; the native layer calls it. */
-export function createBpfError(command: string, errno: number, log?: string, detail?: string): BpfError {
+/**
+ * Builds the error for a failed bpf() command. `cause`, when the caller
+ * knows it (native code that checked what the fd or path really is),
+ * replaces the guess made from the errno.
+ */
+export function createBpfError(command: string, errno: number, log?: string, detail?: string, cause?: string): BpfError {
   const code = errnoName(errno)
   const rejected = log !== undefined && log.length > 0 && (code === 'EINVAL' || code === 'EACCES')
-  const cause = rejected ? (command === 'btf_load' ? 'the kernel rejected the BTF' : 'the verifier rejected the program') : likelyCause(command, code)
+  cause ??= rejected ? (command === 'btf_load' ? 'the kernel rejected the BTF' : 'the verifier rejected the program') : likelyCause(command, code)
   let message = `${command}: ${code}`
   if (detail) message += ` (${detail})`
   if (cause) message += `: ${cause}`
@@ -158,4 +177,79 @@ export function createBpfError(command: string, errno: number, log?: string, det
     return new VerifierError(command, errno, lines, message)
   }
   return new BpfError(command, errno, message)
+}
+
+// Likely causes of failed system calls other than bpf(), by errno and call.
+// Only what the errno says for that call: never a guess about kernel versions
+// unless the call itself is missing (ENOSYS).
+const mountCalls = new Set(['fsopen', 'fspick', 'fsconfig', 'fsmount', 'move_mount'])
+function syscallCause(syscall: string, code: string): string | undefined {
+  const mount = mountCalls.has(syscall)
+  switch (code) {
+    case 'EBADF':
+      return 'the file descriptor is not open (or not of the kind this call needs)'
+    case 'ENOSYS':
+      return mount ? `the kernel has no ${syscall}() (the mount API is Linux 5.2+)` : `the kernel has no ${syscall}()`
+    case 'EPERM':
+      if (syscall === 'poll' || syscall === 'uv_poll_init' || syscall === 'epoll_ctl') return 'this kind of file cannot be waited on (epoll refuses regular files and /dev/null)'
+      if (mount) return 'not permitted: needs CAP_SYS_ADMIN in the user namespace that owns the filesystem context or mount'
+      if (syscall === 'mmap') return 'the map does not allow this mapping (frozen, or read-only for user space)'
+      return 'operation not permitted'
+    case 'EACCES':
+      return 'permission denied'
+    case 'EINVAL':
+      if (syscall === 'fsconfig') return 'the filesystem does not accept this option or value, or the context is in the wrong state'
+      if (syscall === 'fspick') return 'the path is not the root of a mount, or bad flags'
+      if (syscall === 'fsmount') return 'the context has no superblock yet (fsconfig create first) or the mount attributes are invalid'
+      if (syscall === 'move_mount') return 'not a detached mount, or the target cannot take it'
+      if (syscall === 'munmap') return 'not a mapping made by mapMmap'
+      if (syscall === 'mmap') return 'the fd cannot be mapped with this length, offset or protection'
+      return 'invalid argument'
+    case 'ENOENT':
+      return 'no such file or directory'
+    case 'ENOTDIR':
+      return 'a path component is not a directory'
+    case 'ENODEV':
+      return syscall === 'fsopen' ? 'no filesystem of that type' : syscall === 'mmap' ? 'the fd cannot be memory-mapped' : 'no such device'
+    case 'EBUSY':
+      return syscall === 'fsconfig' ? 'the context already made its superblock' : 'busy'
+    case 'EPIPE':
+    case 'ECONNRESET':
+      return 'the peer closed the socket'
+    case 'ENOTSOCK':
+      return 'not a socket'
+    case 'EMFILE':
+    case 'ENFILE':
+      return 'no free file descriptors'
+    case 'ENOMEM':
+      return 'out of memory'
+    case 'EOPNOTSUPP':
+      return 'the operation is not supported for this object'
+    default:
+      return undefined
+  }
+}
+
+/**
+ * Builds the error for a failed system call other than bpf() (`syscall`:
+ * 'sendmsg', 'fsopen', 'mmap', 'poll', ...). `cause` replaces the guess made
+ * from the errno when the caller knows better.
+ */
+export function createSyscallError(syscall: string, errno: number, detail?: string, cause?: string): SyscallError {
+  const code = errnoName(Math.abs(errno))
+  cause ??= syscallCause(syscall, code)
+  let message = `${syscall}: ${code}`
+  if (detail) message += ` (${detail})`
+  if (cause) message += `: ${cause}`
+  return new SyscallError(syscall, errno, message)
+}
+
+/**
+ * The factory the native layer builds every error with: a BpfError (or
+ * VerifierError) when `syscall` is 'bpf' or absent, a SyscallError naming
+ * its own call otherwise. `command` is the bpf command, unused for others.
+ */
+export function createNativeError(command: string, errno: number, log?: string, detail?: string, syscall?: string, cause?: string): SyscallError {
+  if (syscall === undefined || syscall === 'bpf') return createBpfError(command, errno, log, detail, cause)
+  return createSyscallError(syscall, errno, detail, cause)
 }
