@@ -1,6 +1,7 @@
 // Labels to offsets, map references to fds, instructions to bytes.
 import { cls, jmpOps, mode, pseudo, size } from './opcodes.js'
 import { isLabel, type Insn, type Item } from './insn.js'
+import { describeValue } from '../sys/options.js'
 
 const isWide = (i: Insn) => i.code === (cls.ld | mode.imm | size.dw)
 
@@ -15,7 +16,7 @@ function field(x: Record<string, unknown>, name: string, min: number, max: numbe
 // mistyped field would otherwise be encoded as 0 without a word.
 function checkInsn(x: unknown, pc: number): asserts x is Insn {
   if (x === null || typeof x !== 'object' || Array.isArray(x)) {
-    throw new TypeError(`instruction ${pc}: not an instruction or label: ${x === null ? 'null' : Array.isArray(x) ? 'an array' : typeof x}`)
+    throw new TypeError(`instruction ${pc}: not an instruction or label: ${describeValue(x)}`)
   }
   const i = x as Record<string, unknown>
   if (typeof i.code !== 'number') throw new TypeError(`instruction ${pc}: not an instruction: ${JSON.stringify(x) ?? typeof x}`)
@@ -26,7 +27,7 @@ function checkInsn(x: unknown, pc: number): asserts x is Insn {
   field(i, 'imm', -0x80000000, 0xffffffff, pc)
   if (i.imm64 !== undefined && typeof i.imm64 !== 'bigint') throw new TypeError(`instruction ${pc}: imm64 must be a bigint, got ${typeof i.imm64}`)
   if (i.target !== undefined && typeof i.target !== 'string') throw new TypeError(`instruction ${pc}: target must be a label name, got ${typeof i.target}`)
-  if (i.map !== undefined && (i.map === null || typeof i.map !== 'object')) throw new TypeError(`instruction ${pc}: map must be a map (an object with an fd), got ${i.map === null ? 'null' : typeof i.map}`)
+  if (i.map !== undefined && (i.map === null || typeof i.map !== 'object')) throw new TypeError(`instruction ${pc}: map must be a map (an object with an fd), got ${describeValue(i.map)}`)
 }
 
 /** Instruction slots an item takes: 2 for ld_imm64, 0 for a label. */
@@ -37,7 +38,7 @@ export const slots = (x: Item): number => (isLabel(x) ? 0 : isWide(x) ? 2 : 1)
  * label defined twice, an offset that does not fit.
  */
 export function resolve(items: readonly Item[]): Insn[] {
-  if (!Array.isArray(items)) throw new TypeError(`instructions must be an array of instructions and labels, got ${items === null ? 'null' : typeof items}`)
+  if (!Array.isArray(items)) throw new TypeError(`instructions must be an array of instructions and labels, got ${describeValue(items)}`)
   const at = new Map<string, number>()
   let pc = 0
   for (const x of items) {
@@ -120,7 +121,7 @@ export function encode(insns: readonly Insn[]): Uint8Array {
 
 /** Instructions read back from bytes (ld_imm64 as one instruction with imm64). */
 export function decode(bytes: Uint8Array): Insn[] {
-  if (!(bytes instanceof Uint8Array)) throw new TypeError(`program bytes must be a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`)
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`program bytes must be a Uint8Array, got ${describeValue(bytes)}`)
   if (bytes.length % 8 !== 0) throw new RangeError(`program bytes must be a multiple of 8, got ${bytes.length}`)
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const out: Insn[] = []

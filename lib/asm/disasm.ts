@@ -7,6 +7,7 @@ import {
 } from './opcodes.js'
 import { decode, resolve, slots } from './assemble.js'
 import type { Insn, Item } from './insn.js'
+import { describeValue } from '../sys/options.js'
 
 const aluSym: Record<number, string> = {
   [aluOps.add]: '+=', [aluOps.sub]: '-=', [aluOps.mul]: '*=', [aluOps.div]: '/=', [aluOps.or]: '|=',
@@ -112,7 +113,7 @@ function safeFd(m: { readonly fd: number }): string {
 
 /** One instruction as the verifier prints it. */
 export function format(i: Insn, options: FormatOptions = {}): string {
-  if (i === null || typeof i !== 'object' || typeof i.code !== 'number') throw new TypeError(`format: expected an instruction, got ${i === null ? 'null' : typeof i}`)
+  if (i === null || typeof i !== 'object' || typeof i.code !== 'number') throw new TypeError(`format: expected an instruction, got ${describeValue(i)}`)
   switch (i.code & 0x07) {
     case cls.alu:
     case cls.alu64:

@@ -5,7 +5,7 @@
 import { closeSync, openSync } from 'node:fs'
 import { Fd, bpfObjectKind, closedError, enumValue, kernel, linkInfoByFd, native, progInfoByFd, type AttachTypeName, type LinkInfo } from '../sys/index.js'
 import type { FdRef } from '../map/values.js'
-import { checkOptions } from '../sys/options.js'
+import { checkOptions, describeValue } from '../sys/options.js'
 import { Pin } from '../sys/pin.js'
 
 /** A socket the caller owns: a Node net.Socket or dgram.Socket (bound), or an fd number. */
@@ -14,7 +14,7 @@ export type SocketLike = number | object
 /** The fd under a Node socket: net sockets keep it on `_handle`, dgram sockets on an internal state symbol. */
 function socketFd(socket: SocketLike): number {
   if (typeof socket === 'number') return socket
-  if (socket === null || typeof socket !== 'object') throw new TypeError(`socket must be a Node socket or an fd number, got ${socket === null ? 'null' : typeof socket}`)
+  if (socket === null || typeof socket !== 'object') throw new TypeError(`socket must be a Node socket or an fd number, got ${describeValue(socket)}`)
   const s = socket as Record<string | symbol, unknown>
   const state = Object.getOwnPropertySymbols(s).map((k) => s[k]).find((v) => (v as { handle?: unknown } | null)?.handle)
   const handle = (s._handle ?? (state as { handle?: unknown } | undefined)?.handle) as { fd?: unknown } | undefined
@@ -111,7 +111,7 @@ export class BpfLink {
     checkOptions('attachCgroup', options, ['flags'])
     const type = enumValue(kernel.attachTypes, 'attach type', attachType)
     const progFd = programFd(program)
-    if (typeof cgroup !== 'number' && typeof cgroup !== 'string') throw new TypeError(`attachCgroup: cgroup must be a path or a directory fd, got ${cgroup === null ? 'null' : typeof cgroup}`)
+    if (typeof cgroup !== 'number' && typeof cgroup !== 'string') throw new TypeError(`attachCgroup: cgroup must be a path or a directory fd, got ${describeValue(cgroup)}`)
     const dirFd = typeof cgroup === 'number' ? cgroup : openSync(cgroup, 'r')
     try {
       const fd = native.linkCreate({ progFd, targetFd: dirFd, attachType: type, flags: options.flags })

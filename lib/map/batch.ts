@@ -2,7 +2,7 @@
 // operations where the kernel or the map type has none: a kernel without the
 // commands answers EINVAL, a map type without batch ops ENOTSUPP/EOPNOTSUPP.
 import { BpfError, native } from '../sys/index.js'
-import { checkOptions } from '../sys/options.js'
+import { checkOptions, describeValue } from '../sys/options.js'
 import { supportsBatchOps } from '../features/index.js'
 import { updateFlagsValue, type UpdateFlag } from './kinds.js'
 import type { FdRef, Side, ValueCodec } from './values.js'
@@ -133,7 +133,7 @@ export interface BatchTarget {
 
 function iterableArgument(where: string, what: string, x: unknown): Iterable<unknown> {
   if (x === null || typeof x !== 'object' || typeof (x as Iterable<unknown>)[Symbol.iterator] !== 'function') {
-    throw new TypeError(`${where}: ${what} must be an iterable, got ${x === null ? 'null' : typeof x}`)
+    throw new TypeError(`${where}: ${what} must be an iterable, got ${describeValue(x)}`)
   }
   return x as Iterable<unknown>
 }
@@ -176,7 +176,7 @@ export class MapBatches<K, V> {
     const vv = new DataView(values.buffer, values.byteOffset, values.byteLength)
     for (let i = 0; i < list.length; i++) {
       const e = list[i]
-      if (!Array.isArray(e) || e.length !== 2) throw new TypeError(`updateBatch: entry ${i} must be a [key, value] pair, got ${e === null ? 'null' : typeof e}`)
+      if (!Array.isArray(e) || e.length !== 2) throw new TypeError(`updateBatch: entry ${i} must be a [key, value] pair, got ${describeValue(e)}`)
       key.write(e[0], keys, kv, i * keySize)
       codec.write(e[1], values, vv, i * valueBytes)
     }

@@ -1,6 +1,7 @@
 // Codecs turn JavaScript values into the bytes a map key or value holds and
 // back. Layout follows the C ABI the kernel and BPF programs use (x86-64 and
 // arm64 alike): natural alignment, structs padded to their largest member.
+import { describeValue } from '../sys/options.js'
 
 /** A description of a C type: the same vocabulary the BTF builder speaks. */
 export type TypeDesc =
@@ -72,7 +73,7 @@ function checkedScalar(name: Scalar): Codec<number | bigint> {
 }
 
 function describe(x: unknown): string {
-  return x === null ? 'null' : Array.isArray(x) ? 'an array' : typeof x
+  return describeValue(x)
 }
 
 function bytesCodec(size: number): Codec<Uint8Array | string> {

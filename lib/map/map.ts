@@ -86,8 +86,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    * lacks, E2BIG/ENOMEM for sizes. A token must delegate map_create and the
    * map type (Linux 6.9+).
    */
-  static create<const O extends MapCreateOptions>(options: O): BpfMap<KeyOf<O>, ValueOf<O>>
   static create<O extends MapCreateOptions>(spec: MapSpec<O>): BpfMap<KeyOf<O>, ValueOf<O>>
+  static create<const O extends MapCreateOptions>(options: O): BpfMap<KeyOf<O>, ValueOf<O>>
   static create(options: MapCreateOptions | MapSpec): BpfMap<unknown, unknown> {
     const spec = MapSpec.from(options)
     return BpfMap.adopt(createMapFd(spec), spec)

@@ -2,7 +2,7 @@
 // takes options or a spec; the ELF loader (lib/collection) makes the same
 // specs from a map's BTF definition. A spec is plain data: it owns no fd, and
 // holds only what the caller handed it (an inner map, a BTF object, a token).
-import { enumName, enumValue, kernel, type MapTypeName, type TokenLike } from '../sys/index.js'
+import { enumName, enumValue, findEnumName, kernel, type MapTypeName, type TokenLike } from '../sys/index.js'
 import { BpfObject } from '../sys/object.js'
 import { checkObjectName, checkOptions } from '../sys/options.js'
 import type { FlagsInput } from '../sys/flags.js'
@@ -112,8 +112,8 @@ export class MapSpec<O extends MapCreateOptions = MapCreateOptions> {
     checkOptions('BpfMap.create', o, createKeys)
     checkObjectName('BpfMap.create', o.name)
     const typeId = enumValue(kernel.mapTypes, 'map type', o.type)
-    const typeName = enumName(kernel.mapTypes, typeId)
-    this.type = typeName.startsWith('unknown(') ? typeId : typeName as MapTypeName
+    // The kernel name when this kernel's BTF has one, else the number given.
+    this.type = (findEnumName(kernel.mapTypes, typeId) as MapTypeName | undefined) ?? typeId
     this.key = o.key === undefined ? undefined : frozenTypeDesc(o.key, 'key')
     this.value = o.value === undefined ? undefined : frozenTypeDesc(o.value, 'value')
     this.keySize = sideSize('key', o.keySize, this.key, isKeyless(typeId) ? 0 : undefined)
@@ -135,8 +135,8 @@ export class MapSpec<O extends MapCreateOptions = MapCreateOptions> {
    * (unknown option, type, flag; sizes that disagree with the key and value
    * types; a malformed type description). A MapSpec is returned as is.
    */
-  static from<const O extends MapCreateOptions>(options: O): MapSpec<O>
   static from<O extends MapCreateOptions>(spec: MapSpec<O>): MapSpec<O>
+  static from<const O extends MapCreateOptions>(options: O): MapSpec<O>
   static from(options: MapCreateOptions | MapSpec): MapSpec {
     if (options instanceof MapSpec) return options
     if (options === null || typeof options !== 'object') throw new TypeError('BpfMap.create: options must be an object with at least type and maxEntries')

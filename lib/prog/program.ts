@@ -5,7 +5,7 @@ import {
 } from '../sys/index.js'
 import { decode, encode } from '../asm/assemble.js'
 import type { Insn } from '../asm/insn.js'
-import { checkOptions } from '../sys/options.js'
+import { checkOptions, describeValue } from '../sys/options.js'
 import { BpfObject } from '../sys/object.js'
 import { ProgramSpec, type ProgramLoadOptions } from './spec.js'
 
@@ -72,7 +72,7 @@ export class BpfProgram extends BpfObject {
 
   /** Takes ownership of an fd that refers to a program. */
   static fromFd(fd: Fd): BpfProgram {
-    if (!(fd instanceof Fd)) throw new TypeError(`BpfProgram.fromFd: fd must be an owned Fd (new Fd(number, 'prog')), got ${fd === null ? 'null' : typeof fd}`)
+    if (!(fd instanceof Fd)) throw new TypeError(`BpfProgram.fromFd: fd must be an owned Fd (new Fd(number, 'prog')), got ${describeValue(fd)}`)
     return BpfProgram.adopt(fd, `is fd ${fd.fd}`)
   }
 

@@ -2,8 +2,8 @@
 // takes options or a spec; the ELF loader (lib/collection) makes the same
 // specs. A spec is plain data: instructions with their labels resolved (map
 // references stay references, read as fds only at load), copied and frozen.
-import { enumName, enumValue, kernel, type AttachTypeName, type ProgTypeName, type TokenLike } from '../sys/index.js'
-import { checkObjectName, checkOptions } from '../sys/options.js'
+import { enumValue, findEnumName, kernel, type AttachTypeName, type ProgTypeName, type TokenLike } from '../sys/index.js'
+import { checkObjectName, checkOptions, describeValue } from '../sys/options.js'
 import type { FlagsInput } from '../sys/flags.js'
 import { resolve } from '../asm/assemble.js'
 import type { Insn, Item } from '../asm/insn.js'
@@ -49,12 +49,6 @@ function optionalU32(what: string, v: unknown): number | undefined {
   return v
 }
 
-// A kernel name when this kernel's BTF has one, else the number given.
-function kernelName<N extends string>(table: Readonly<Record<string, number>>, n: number): N | number {
-  const name = enumName(table, n)
-  return name.startsWith('unknown(') ? n : name as N
-}
-
 /**
  * A checked description of a program. Field names are those of the load
  * options, so `ProgramSpec.from({ ...spec, name: 'other' })` derives a new
@@ -83,15 +77,17 @@ export class ProgramSpec {
     checkOptions('BpfProgram.load', o, loadKeys)
     if ((o.insns === undefined) === (o.bytes === undefined)) throw new TypeError('BpfProgram.load: give either insns or bytes')
     checkObjectName('BpfProgram.load', o.name)
-    this.type = kernelName<ProgTypeName>(kernel.progTypes, enumValue(kernel.progTypes, 'program type', o.type))
-    this.expectedAttachType = o.expectedAttachType === undefined ? undefined
-      : kernelName<AttachTypeName>(kernel.attachTypes, enumValue(kernel.attachTypes, 'attach type', o.expectedAttachType))
+    // Kernel names when this kernel's BTF has them, else the numbers given.
+    const typeId = enumValue(kernel.progTypes, 'program type', o.type)
+    this.type = (findEnumName(kernel.progTypes, typeId) as ProgTypeName | undefined) ?? typeId
+    const attachId = o.expectedAttachType === undefined ? undefined : enumValue(kernel.attachTypes, 'attach type', o.expectedAttachType)
+    this.expectedAttachType = attachId === undefined ? undefined : (findEnumName(kernel.attachTypes, attachId) as AttachTypeName | undefined) ?? attachId
     if (o.bytes !== undefined) {
       if (!(o.bytes instanceof Uint8Array)) throw new TypeError('BpfProgram.load: bytes must be a Uint8Array')
       if (o.bytes.length % 8 !== 0) throw new RangeError(`BpfProgram.load: bytes must be whole instructions (a multiple of 8), got ${o.bytes.length}`)
       this.bytes = o.bytes.slice()
     } else {
-      if (!Array.isArray(o.insns)) throw new TypeError(`BpfProgram.load: insns must be an array of instructions, got ${o.insns === null ? 'null' : typeof o.insns}`)
+      if (!Array.isArray(o.insns)) throw new TypeError(`BpfProgram.load: insns must be an array of instructions, got ${describeValue(o.insns)}`)
       this.insns = Object.freeze(resolve(o.insns).map((i) => Object.freeze({ ...i })))
     }
     if (o.license !== undefined && typeof o.license !== 'string') throw new TypeError(`BpfProgram.load: license must be a string, got ${typeof o.license}`)

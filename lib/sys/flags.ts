@@ -2,6 +2,7 @@
 // flags and whatever flag set comes next. Tables are built from generated
 // kernel constants (BPF_F_* by their kernel names), so a value is never
 // hand-copied and a flag this kernel's BTF lacks is simply not offered.
+import { describeValue } from './options.js'
 
 export type FlagTable<N extends string = string> = Readonly<Partial<Record<N, number>>>
 
@@ -36,7 +37,7 @@ function u32(what: string, v: unknown): number {
 export function flagsValue<N extends string>(table: FlagTable<N>, what: string, flags: FlagsInput<N> | undefined): number {
   if (flags === undefined) return 0
   if (typeof flags === 'number') return u32(what + 's', flags)
-  if (!Array.isArray(flags)) throw new TypeError(`${what}s must be a number or a list of flag names, got ${flags === null ? 'null' : typeof flags}`)
+  if (!Array.isArray(flags)) throw new TypeError(`${what}s must be a number or a list of flag names, got ${describeValue(flags)}`)
   let v = 0
   for (const f of flags as readonly unknown[]) {
     if (typeof f === 'number') v |= u32(what, f)
