@@ -3,7 +3,7 @@
 // installed package needs neither a compiler nor an install script.
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import { createBpfError } from './errors.js'
+import { createNativeError } from './errors.js'
 
 export type Bytes = ArrayBufferView
 
@@ -104,7 +104,7 @@ export interface BatchResult {
 
 /** The native surface: one function per kernel call, numbers and buffers only. */
 export interface NativeAddon {
-  setErrorFactory(f: typeof createBpfError): void
+  setErrorFactory(f: typeof createNativeError): void
   closeFd(fd: number): void
   dupFd(fd: number): number
   /** Ends the op slots opened from this fd number (it was released, or is being adopted anew). */
@@ -124,6 +124,16 @@ export interface NativeAddon {
   mapLookupAndDeleteBatch(fd: number, inBatch: Bytes | null, outBatch: Bytes, keys: Bytes, values: Bytes, count: number, elemFlags?: number | bigint, flags?: number | bigint): BatchResult
   mapUpdateBatch(fd: number, keys: Bytes, values: Bytes, count: number, elemFlags?: number | bigint, flags?: number | bigint): number
   mapDeleteBatch(fd: number, keys: Bytes, count: number, elemFlags?: number | bigint, flags?: number | bigint): number
+  /**
+   * Promise forms of the batches, run off the main thread. They hold a dup of
+   * `fd` and native copies of the buffers while in flight (closing the map or
+   * reusing the buffers mid-call changes nothing); results are copied into
+   * `outBatch`, `keys` and `values` when the promise settles.
+   */
+  mapLookupBatchAsync(fd: number, inBatch: Bytes | null, outBatch: Bytes, keys: Bytes, values: Bytes, count: number, elemFlags?: number | bigint, flags?: number | bigint): Promise<BatchResult>
+  mapLookupAndDeleteBatchAsync(fd: number, inBatch: Bytes | null, outBatch: Bytes, keys: Bytes, values: Bytes, count: number, elemFlags?: number | bigint, flags?: number | bigint): Promise<BatchResult>
+  mapUpdateBatchAsync(fd: number, keys: Bytes, values: Bytes, count: number, elemFlags?: number | bigint, flags?: number | bigint): Promise<number>
+  mapDeleteBatchAsync(fd: number, keys: Bytes, count: number, elemFlags?: number | bigint, flags?: number | bigint): Promise<number>
 
   progLoad(attrs: ProgLoadAttrs): Promise<LoadResult>
   progLoadSync(attrs: ProgLoadAttrs): LoadResult
@@ -216,4 +226,4 @@ const packageRoot = join(__dirname, '..', '..')
 const load = createRequire(__filename)('node-gyp-build') as (dir: string) => unknown
 
 export const native = load(packageRoot) as NativeAddon
-native.setErrorFactory(createBpfError)
+native.setErrorFactory(createNativeError)
