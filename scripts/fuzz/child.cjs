@@ -12,7 +12,7 @@ const report = (msg) => fs.writeSync(3, `${JSON.stringify(msg)}\n`)
 
 async function main() {
   const target = loadTarget(cfg.target)
-  const h = new Harness({ root: cfg.root })
+  const h = new Harness({ root: cfg.root, tmp: cfg.tmp })
   let current = -1
   const lost = (label) => (e) => {
     if (e instanceof Error && e.message.startsWith('fuzz:')) return

@@ -73,9 +73,10 @@ const oneIntBtf = (() => {
 })()
 
 class Harness {
-  constructor({ root }) {
+  /** `tmp`: the directory to make the harness's own one in (a campaign's, removed by the parent even when a child dies). */
+  constructor({ root, tmp = require('node:os').tmpdir() }) {
     this.root = root
-    this.tmp = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'bpfkit-fuzz-'))
+    this.tmp = fs.mkdtempSync(path.join(tmp, 'bpfkit-fuzz-'))
     this.closers = []
     this.findings = []
     this.calls = 0

@@ -57,6 +57,22 @@ function parseArgs(argv) {
   return o
 }
 
+/**
+ * A private copy of dist/ and the built addon for the children to load, so
+ * a rebuild during the run (tsc rewriting dist/, node-gyp relinking) cannot
+ * mix versions or hand a child a half-written file. Reproducers load the
+ * checkout itself.
+ */
+function snapshot() {
+  const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'bpfkit-fuzz-build-'))
+  fs.cpSync(path.join(root, 'dist'), path.join(dir, 'dist'), { recursive: true })
+  fs.mkdirSync(path.join(dir, 'build', 'Release'), { recursive: true })
+  fs.copyFileSync(path.join(root, 'build', 'Release', 'bpfkit.node'), path.join(dir, 'build', 'Release', 'bpfkit.node'))
+  fs.copyFileSync(path.join(root, 'package.json'), path.join(dir, 'package.json'))
+  fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'))
+  return dir
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2))
   const targets = o.target.split(',').map((t) => loadTarget(t.trim()))
@@ -67,6 +83,9 @@ async function main() {
     root, seed: o.seed, cases: o.cases, seconds: o.seconds, batch: o.batch, jobs: o.jobs, timeoutMs: o.timeout,
     maxBisects: o.maxBisects, outDir: o.out ?? path.join(root, '.cache', 'fuzz', `seed-${o.seed}`),
   }
+  cfg.tmp = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'bpfkit-fuzz-run-'))
+  process.on('exit', () => { for (const dir of [cfg.loadRoot, cfg.tmp]) if (dir) fs.rmSync(dir, { recursive: true, force: true }) })
+  if (targets.some((t) => t.needsDist) && fs.existsSync(path.join(root, 'build', 'Release', 'bpfkit.node'))) cfg.loadRoot = snapshot()
   const started = Date.now()
   console.log(`fuzz: targets ${targets.map((t) => t.name).join(', ')}; seed ${o.seed}; up to ${o.only !== undefined ? 1 : o.cases} cases in ${o.seconds} s; ${o.jobs} jobs of ${o.batch}`)
   const campaign = new Campaign(cfg)

@@ -13,9 +13,9 @@ const brokenBuild = /symbol lookup error|undefined symbol|Cannot find module|ERR
 /** Runs `indices` in one child. Resolves with per-case results and, if the child died or hung, where. */
 function runBatch(cfg, target, indices) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--expose-gc', childPath, JSON.stringify({ root: cfg.root, target, seed: cfg.seed, indices, timeoutMs: cfg.timeoutMs })], {
+    const child = spawn(process.execPath, ['--expose-gc', childPath, JSON.stringify({ root: cfg.loadRoot ?? cfg.root, tmp: cfg.tmp, target, seed: cfg.seed, indices, timeoutMs: cfg.timeoutMs })], {
       stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-      cwd: cfg.root,
+      cwd: cfg.loadRoot ?? cfg.root,
     })
     const done = new Map()
     const late = []

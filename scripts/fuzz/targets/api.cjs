@@ -5,6 +5,7 @@ const path = require('node:path')
 const maps = require('./api-maps.cjs')
 const progs = require('./api-progs.cjs')
 const ipc = require('./api-ipc.cjs')
+const threads = require('./api-workers.cjs')
 
 exports.name = 'api'
 exports.needsDist = true
@@ -21,7 +22,7 @@ exports.warmUp = (h) => {
 const scenarios = [
   [4, maps.create], [3, maps.rawMapOps], [2, maps.typedMapOps], [1, maps.fdReuse],
   [3, progs.load], [1, progs.closeWhilePending], [3, progs.btf], [2, progs.policy],
-  [3, ipc.socket], [2, ipc.ringbuf], [2, ipc.mmap], [1, ipc.fdObjects],
+  [3, ipc.socket], [2, ipc.ringbuf], [2, ipc.mmap], [1, ipc.fdObjects], [1, threads.workers],
 ]
 
 exports.generate = (rng) => {
