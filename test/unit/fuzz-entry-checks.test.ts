@@ -1,0 +1,71 @@
+// Entry-point checks added for what `npm run fuzz` found (issue 11, "Errors
+// that name the wrong cause or leak internals"): FdSocket.send and
+// FdSocket.from name a bad argument instead of failing inside JavaScript
+// ("fds.map is not a function", "Cannot read properties of null"), and send
+// nothing. Unit: a socketpair needs no privileges.
+import { describe, expect, it } from 'vitest'
+import { FdSocket } from '../../lib/index.js'
+
+const internals = /Cannot read prop|is not iterable|is not a function|undefined is not|Cannot convert|Cannot mix BigInt|Cannot perform .* on a detached/
+
+async function nothingArrives(b: FdSocket): Promise<void> {
+  await expect(b.receive({ signal: AbortSignal.timeout(30) })).rejects.toMatchObject({ name: expect.stringMatching(/AbortError|TimeoutError/) })
+}
+
+describe('FdSocket.send names a bad argument and sends nothing', () => {
+  const detached = () => {
+    const u = new Uint8Array(8)
+    structuredClone(u.buffer, { transfer: [u.buffer] })
+    return u
+  }
+  const cases: Array<[string, () => [unknown, unknown, unknown?], RegExp]> = [
+    ['data null', () => [null, []], /send: data must be a Uint8Array, got null/],
+    ['data a BigUint64Array', () => [new BigUint64Array(2), []], /send: data must be a Uint8Array/],
+    ['data detached', () => [detached(), []], /send: data is a view of a detached ArrayBuffer/],
+    ['fds a string', () => [new Uint8Array(1), 'fds'], /send: fds must be an array of Fd or fd numbers/],
+    ['fds an array-like', () => [new Uint8Array(1), { length: 1 }], /send: fds must be an array/],
+    ['fds [null]', () => [new Uint8Array(1), [null]], /send: fds\[0\] must be an Fd or an fd number, got null/],
+    ['fds [-1]', () => [new Uint8Array(1), [-1]], /send: fds\[0\] must be an Fd or an fd number/],
+    ['fds [NaN]', () => [new Uint8Array(1), [NaN]], /send: fds\[0\] must be an Fd or an fd number/],
+    ['signal not an AbortSignal', () => [new Uint8Array(1), [], { signal: {} }], /send: option 'signal' must be an AbortSignal/],
+    ['unknown option', () => [new Uint8Array(1), [], { bogus: 1 }], /send: unknown option 'bogus'/],
+  ]
+  for (const [what, args, message] of cases) {
+    it(what, async () => {
+      const [a, b] = FdSocket.pair()
+      try {
+        const [data, fds, options] = args()
+        const sent = (a.send as (...x: unknown[]) => Promise<void>)(data, fds, options)
+        await expect(sent).rejects.toThrow(TypeError)
+        const e = await sent.catch((x: Error) => x)
+        expect((e as Error).message).toMatch(message)
+        expect((e as Error).message).not.toMatch(internals)
+        await nothingArrives(b)
+      } finally {
+        a.close()
+        b.close()
+      }
+    })
+  }
+
+  it('still sends Buffers and fds given as numbers or objects with an fd', async () => {
+    const [a, b] = FdSocket.pair()
+    try {
+      await a.send(Buffer.from('ok'), [a.fd, { fd: b.fd } as never])
+      const m = await b.receive({ fds: 2 })
+      expect(m!.data.toString()).toBe('ok')
+      for (const f of m!.fds) f.close()
+    } finally {
+      a.close()
+      b.close()
+    }
+  })
+})
+
+describe('FdSocket.from names a bad argument', () => {
+  for (const bad of [null, undefined, 'socket', true]) {
+    it(String(bad), () => {
+      expect(() => FdSocket.from(bad as never)).toThrow(/^FdSocket.from: socket must be a net.Socket, an Fd or an fd number, got /)
+    })
+  }
+})
