@@ -2,7 +2,7 @@
 // (codec) access through the native slot, iteration, queues and stacks,
 // pinning and info. Creation is MapSpec (spec.ts) then createMapFd
 // (create.ts); batches are MapBatches (batch.ts).
-import { Fd, bpfObjectKind, closedError, enumName, kernel, mapInfoByFd, native, type MapInfo } from '../sys/index.js'
+import { Fd, bpfObjectKind, enumName, kernel, mapInfoByFd, native, type MapInfo } from '../sys/index.js'
 import { checkOptions } from '../sys/options.js'
 import { BpfObject } from '../sys/object.js'
 import type { TypeDesc } from './codec.js'
