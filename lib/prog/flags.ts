@@ -5,21 +5,21 @@ import { kernel } from '../sys/index.js'
 import { flagTable, flagsValue, type FlagTable, type FlagsInput } from '../sys/flags.js'
 
 const progFlagNames = [
-  /** verify alignment as on architectures without unaligned access */
+  // verify alignment as on architectures without unaligned access
   'strict_alignment',
-  /** skip alignment checks (testing only) */
+  // skip alignment checks (testing only)
   'any_alignment',
-  /** randomise the upper halves of 32-bit results (testing only) */
+  // randomise the upper halves of 32-bit results (testing only)
   'test_rnd_hi32',
-  /** verifier testing */
+  // verifier testing
   'test_state_freq',
-  /** may call sleeping helpers; for hooks that can sleep (Linux 5.10+) */
+  // may call sleeping helpers; for hooks that can sleep (Linux 5.10+)
   'sleepable',
-  /** XDP program that handles multi-buffer packets (Linux 5.18+) */
+  // XDP program that handles multi-buffer packets (Linux 5.18+)
   'xdp_has_frags',
-  /** device-bound XDP with metadata kfuncs (Linux 6.3+) */
+  // device-bound XDP with metadata kfuncs (Linux 6.3+)
   'xdp_dev_bound_only',
-  /** fail verification on register invariant violations (testing) */
+  // fail verification on register invariant violations (testing)
   'test_reg_invariants',
 ] as const
 
