@@ -267,6 +267,10 @@ function receiveLimits(options: ReceiveOptions): Limits {
   checkOptions('receive', options, ['fds', 'maxFds', 'maxBytes', 'signal'], {
     types: { fds: 'number', maxFds: 'number', maxBytes: 'number', signal: 'object' },
   })
+  // Any object passes the typeof check; only an AbortSignal has throwIfAborted (npm run fuzz: "signal?.throwIfAborted is not a function").
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new TypeError(`receive: option 'signal' must be an AbortSignal, got ${describeValue(options.signal)}`)
+  }
   if (options.fds !== undefined && options.maxFds !== undefined) throw new TypeError('receive: give fds (exact) or maxFds, not both')
   const exact = options.maxFds === undefined
   const want = options.maxFds ?? options.fds ?? 0

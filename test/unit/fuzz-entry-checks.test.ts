@@ -69,3 +69,22 @@ describe('FdSocket.from names a bad argument', () => {
     })
   }
 })
+
+describe('FdSocket.receive names a signal that is not an AbortSignal', () => {
+  for (const bad of [{}, { aborted: false }, 'signal']) {
+    it(JSON.stringify(bad), async () => {
+      const [a, b] = FdSocket.pair()
+      try {
+        await a.send(Buffer.from('kept'))
+        const e = await b.receive({ signal: bad as never }).catch((x: Error) => x)
+        expect(e).toBeInstanceOf(TypeError)
+        expect((e as Error).message).toMatch(/^receive: option 'signal' must be an (AbortSignal|object)/)
+        // Refused before reading: the message is still there, the socket still open.
+        expect((await b.receive())!.data.toString()).toBe('kept')
+      } finally {
+        a.close()
+        b.close()
+      }
+    })
+  }
+})
