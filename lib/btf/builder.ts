@@ -12,6 +12,7 @@
 // struct is aligned to its most aligned member and padded to a multiple of it.
 // Minimum kernels for the kinds: INT..FUNC_PROTO 4.18 (FUNC, FUNC_PROTO 5.0),
 // VAR and DATASEC 5.2, FLOAT 5.13, DECL_TAG 5.16, TYPE_TAG 5.17, ENUM64 6.0.
+import { findEnumName } from '../sys/names.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { MAX_U32, enumValuesArg, idArg, listArg, nameArg, numberArg, u32 } from './builder-args.js'
 
@@ -350,7 +351,7 @@ export class BtfBuilder {
   /** The kind of type `id`. */
   kindOf(id: number): BtfKindName {
     const k = this.#record(id).kind
-    return (Object.keys(BtfKind) as BtfKindName[]).find((n) => BtfKind[n] === k) as BtfKindName
+    return findEnumName(BtfKind, k) as BtfKindName
   }
 
   // Follows typedefs, qualifiers and variables to the type that has a size.

@@ -7,6 +7,7 @@
 // built by `npm run gen` first), so the library and its generator can never
 // read BTF differently.
 import { readFileSync } from 'node:fs'
+import { findEnumName } from '../sys/names.js'
 import { describeValue } from '../sys/options.js'
 import { BTF_MAGIC, BtfKind, type BtfKindName } from './builder.js'
 
@@ -37,7 +38,6 @@ export interface BtfEnumValue {
   value: bigint
 }
 
-const kindNames = new Map<number, BtfKindName>(Object.entries(BtfKind).map(([k, v]) => [v, k as BtfKindName]))
 // Kinds that only qualify or rename another type.
 const modifiers = new Set<BtfKindName>(['TYPEDEF', 'VOLATILE', 'CONST', 'RESTRICT', 'TYPE_TAG'])
 
@@ -114,7 +114,7 @@ export class BtfReader {
     for (let i = 0; i < words; i++) extra[i] = v.getUint32(at + 12 + 4 * i, true)
     return {
       id,
-      kind: kindNames.get(kind) ?? (`UNKNOWN(${kind})` as BtfKindName),
+      kind: findEnumName(BtfKind, kind) as BtfKindName,
       name: this.string(v.getUint32(at, true)),
       vlen,
       kindFlag: (info >>> 31) === 1,
