@@ -66,9 +66,11 @@ export class BtfReader {
   /** Errors: TypeError when `bytes` is not a Uint8Array or not BTF; RangeError for truncated or unknown-kind data. */
   constructor(bytes: Uint8Array) {
     if (!(bytes instanceof Uint8Array)) throw new TypeError(`BtfReader: bytes must be a Uint8Array (raw BTF), got ${describeValue(bytes)}`)
+    // Before any view is made: a view of a detached ArrayBuffer (length 0) would fail inside JavaScript.
+    if (bytes.length < 24) throw new TypeError(`not BTF: ${bytes.length} bytes, shorter than the 24-byte header`)
     this.#bytes = bytes
     const v = (this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength))
-    if (bytes.length < 24 || v.getUint16(0, true) !== BTF_MAGIC) throw new TypeError('not BTF: bad magic (only little-endian BTF is read)')
+    if (v.getUint16(0, true) !== BTF_MAGIC) throw new TypeError('not BTF: bad magic (only little-endian BTF is read)')
     const hdrLen = v.getUint32(4, true)
     const typeOff = hdrLen + v.getUint32(8, true)
     const typeLen = v.getUint32(12, true)

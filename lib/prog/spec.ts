@@ -84,6 +84,8 @@ export class ProgramSpec {
     this.expectedAttachType = attachId === undefined ? undefined : (findEnumName(kernel.attachTypes, attachId) as AttachTypeName | undefined) ?? attachId
     if (o.bytes !== undefined) {
       if (!(o.bytes instanceof Uint8Array)) throw new TypeError('BpfProgram.load: bytes must be a Uint8Array')
+      // A view of a detached ArrayBuffer reads as empty; copying it would fail inside JavaScript.
+      if (o.bytes.length === 0) throw new RangeError('BpfProgram.load: bytes is empty (no instructions, or its ArrayBuffer was detached)')
       if (o.bytes.length % 8 !== 0) throw new RangeError(`BpfProgram.load: bytes must be whole instructions (a multiple of 8), got ${o.bytes.length}`)
       this.bytes = o.bytes.slice()
     } else {

@@ -4,7 +4,7 @@
 // ("fds.map is not a function", "Cannot read properties of null"), and send
 // nothing. Unit: a socketpair needs no privileges.
 import { describe, expect, it } from 'vitest'
-import { FdSocket } from '../../lib/index.js'
+import { BpfProgram, BtfReader, FdSocket } from '../../lib/index.js'
 
 const internals = /Cannot read prop|is not iterable|is not a function|undefined is not|Cannot convert|Cannot mix BigInt|Cannot perform .* on a detached/
 
@@ -87,4 +87,23 @@ describe('FdSocket.receive names a signal that is not an AbortSignal', () => {
       }
     })
   }
+})
+
+describe('a view of a detached ArrayBuffer is refused by name, not by JavaScript', () => {
+  const detached = (n: number) => {
+    const u = new Uint8Array(n)
+    structuredClone(u.buffer, { transfer: [u.buffer] })
+    return u
+  }
+
+  it('new BtfReader(detached)', () => {
+    expect(() => new BtfReader(detached(64))).toThrow(/^not BTF: 0 bytes, shorter than the 24-byte header$/)
+    expect(() => new BtfReader(new Uint8Array(10))).toThrow(/^not BTF: 10 bytes/)
+  })
+
+  it('BpfProgram.load({ bytes: detached }) and loadSync', async () => {
+    const options = { type: 'socket_filter', license: 'GPL', bytes: detached(16) } as const
+    await expect(BpfProgram.load(options)).rejects.toThrow(/^BpfProgram.load: bytes is empty \(no instructions, or its ArrayBuffer was detached\)$/)
+    expect(() => BpfProgram.loadSync(options)).toThrow(RangeError)
+  })
 })
