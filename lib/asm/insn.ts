@@ -4,6 +4,8 @@
 import { enumValue, kernel, type HelperName } from '../sys/index.js'
 import { aluOps, atomicCmpxchg, atomicFetch, atomicLoadAcq, atomicOps, atomicStoreRel, atomicXchg, cls, endBe, endLe, jmpOps, mode, pseudo, size, source,
   type AluOp, type AtomicOp, type CondOp } from './opcodes.js'
+// describeValue, not String(): String() of an object without a prototype throws (npm run fuzz).
+import { describeValue } from '../sys/options.js'
 
 export type Reg = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10
 export const R0: Reg = 0, R1: Reg = 1, R2: Reg = 2, R3: Reg = 3, R4: Reg = 4, R5: Reg = 5
@@ -40,17 +42,17 @@ export type Item = Insn | Label
 export const isLabel = (x: Item): x is Label => x !== null && typeof x === 'object' && typeof (x as Label).label === 'string'
 
 function reg(r: number, what = 'register'): number {
-  if (!Number.isInteger(r) || r < 0 || r > 10) throw new RangeError(`${what} must be r0..r10, got ${String(r)}`)
+  if (!Number.isInteger(r) || r < 0 || r > 10) throw new RangeError(`${what} must be r0..r10, got ${describeValue(r)}`)
   return r
 }
 
 function s16(n: number, what: string): number {
-  if (!Number.isInteger(n) || n < -0x8000 || n > 0x7fff) throw new RangeError(`${what} must fit in 16 signed bits, got ${String(n)}`)
+  if (!Number.isInteger(n) || n < -0x8000 || n > 0x7fff) throw new RangeError(`${what} must fit in 16 signed bits, got ${describeValue(n)}`)
   return n
 }
 
 function i32(n: number, what = 'immediate'): number {
-  if (!Number.isInteger(n) || n < -0x80000000 || n > 0xffffffff) throw new RangeError(`${what} must fit in 32 bits, got ${String(n)}`)
+  if (!Number.isInteger(n) || n < -0x80000000 || n > 0xffffffff) throw new RangeError(`${what} must fit in 32 bits, got ${describeValue(n)}`)
   return n | 0
 }
 

@@ -4,7 +4,7 @@
 // ("fds.map is not a function", "Cannot read properties of null"), and send
 // nothing. Unit: a socketpair needs no privileges.
 import { describe, expect, it } from 'vitest'
-import { BpfProgram, BtfReader, FdSocket } from '../../lib/index.js'
+import { asm, BpfProgram, BtfReader, FdSocket } from '../../lib/index.js'
 
 const internals = /Cannot read prop|is not iterable|is not a function|undefined is not|Cannot convert|Cannot mix BigInt|Cannot perform .* on a detached/
 
@@ -105,5 +105,23 @@ describe('a view of a detached ArrayBuffer is refused by name, not by JavaScript
     const options = { type: 'socket_filter', license: 'GPL', bytes: detached(16) } as const
     await expect(BpfProgram.load(options)).rejects.toThrow(/^BpfProgram.load: bytes is empty \(no instructions, or its ArrayBuffer was detached\)$/)
     expect(() => BpfProgram.loadSync(options)).toThrow(RangeError)
+  })
+})
+
+describe('asm builders name a bad operand that String() cannot convert', () => {
+  it.each([
+    ['mov64Imm immediate', () => asm.mov64Imm(asm.R0, Object.create(null)), /^immediate must fit in 32 bits, got /],
+    ['mov64Imm register', () => asm.mov64Imm(Object.create(null), 0), /must be r0\.\.r10, got /],
+    ['add64Imm immediate', () => asm.add64Imm(asm.R1, Object.create(null)), /^immediate must fit in 32 bits, got /],
+  ])('%s', (_what, build, message) => {
+    let error: unknown
+    try {
+      build()
+    } catch (e) {
+      error = e
+    }
+    expect(error).toBeInstanceOf(Error)
+    expect((error as Error).message).toMatch(message)
+    expect((error as Error).message).not.toMatch(internals)
   })
 })
