@@ -94,6 +94,8 @@ class Campaign {
     this.findings = []
     this.groups = new Map()
     this.bisects = 0
+    /** Cases whose setup failed: a count that grows means the generators no longer fit the API. */
+    this.skipped = 0
   }
 
   /** Counts a finding under its signature; the first few of each signature get a reproducer file. */
@@ -121,6 +123,7 @@ class Campaign {
         const d = r.done.get(index)
         if (!d) continue
         this.counts.cases++
+        if (d.skipped) this.skipped++
         for (const f of d.findings) {
           this.counts['internal-messages']++
           this.record('internal-message', target, [index], { message: f.message, label: f.label, at: f.at })
