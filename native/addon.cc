@@ -3,7 +3,7 @@
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   using namespace bpfkit;
-  for (InitFn init : {InitFds, InitMaps, InitProgs, InitObjects, InitMmap, InitRingbuf, InitSockets, InitMapSlots}) init(env, exports);
+  for (InitFn init : {InitFds, InitMaps, InitProgs, InitObjects, InitMmap, InitRingbuf, InitSockets, InitMapSlots, InitMapBatches}) init(env, exports);
   InitProgInfo(env, exports);  // translated instructions of a program
   InitMount(env, exports);   // bpffs delegation mounts (fsopen, fsconfig, fsmount, move_mount)
   InitFdpass(env, exports);  // fd passing over unix sockets (SCM_RIGHTS)

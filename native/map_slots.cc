@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "env_state.h"
-#include "owned_fd.h"
+#include "promise_worker.h"  // HeldFd, HoldFd
 
 namespace bpfkit {
 namespace {
@@ -153,7 +153,7 @@ Napi::Value MapSlotOpen(const Napi::CallbackInfo& info) {
   const int origin = FdArg(info[0], "fd");
   // The sizes are read from the slot's own dup, so they describe exactly the
   // map the slot will operate on.
-  OwnedFd fd(DupForCall(env, origin, "map_slot"));
+  HeldFd fd = HoldFd(env, origin, "map_slot", "fd");
   const MapMeta m = MapMetaOf(env, fd.get(), "map_slot");
   auto memory = std::make_shared<SlotMemory>();
   // calloc(0) may return NULL; a 1-byte buffer stands in for key-less maps.
@@ -165,7 +165,7 @@ Napi::Value MapSlotOpen(const Napi::CallbackInfo& info) {
   o.Set("key", SharedBuffer(env, memory, memory->key, m.key_size));
   o.Set("value", SharedBuffer(env, memory, memory->value, m.value_bytes));
   o.Set("next", SharedBuffer(env, memory, memory->next, m.key_size));
-  o.Set("slot", StateOf(env).slots.Open(fd.release(), origin, m.key_size == 0, memory));
+  o.Set("slot", StateOf(env).slots.Open(fd.Release(), origin, m.key_size == 0, memory));
   return o;
 }
 

@@ -1,9 +1,9 @@
-// Map commands: create, element operations, batches, freeze. Every buffer is
+// Map commands: create, element operations, freeze (batches: map_batch.cc). Every buffer is
 // checked against the map's key and value sizes before the kernel sees it.
 #include <unistd.h>
 
 #include "common.h"
-#include "owned_fd.h"
+#include "promise_worker.h"  // HeldFd, HoldFd
 
 namespace bpfkit {
 namespace {
@@ -21,7 +21,7 @@ MapMeta MakeMeta(uint32_t type, uint32_t key_size, uint32_t value_size, uint32_t
 
 // The kernel's sizes for the map at fd, asked each time: a cache by fd
 // number would describe whatever the number meant before it was closed and
-// reused. Callers pass the dup they work on (owned_fd.h), so the sizes and
+// reused. Callers pass the dup they work on (HoldFd), so the sizes and
 // the call that relies on them see the same map.
 MapMeta Meta(Napi::Env env, int fd, const char* command) {
   bpfattr::map_info mi{};
@@ -107,7 +107,7 @@ long ElemCall(unsigned cmd, int fd, const void* key, const void* value, uint64_t
 // mapLookupElem(fd, key, valueOut, flags) -> boolean (false: no such key)
 Napi::Value MapLookupElem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), "map_lookup_elem"));
+  HeldFd owned = HoldFd(env, FdArg(info[0], "fd"), "map_lookup_elem", "fd");
   const int fd = owned.get();
   const MapMeta m = Meta(env, fd, "map_lookup_elem");
   const void* key = KeyPtr(env, info[1], m, false);
@@ -121,7 +121,7 @@ Napi::Value MapLookupElem(const Napi::CallbackInfo& info) {
 // mapUpdateElem(fd, key, value, flags)
 Napi::Value MapUpdateElem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), "map_update_elem"));
+  HeldFd owned = HoldFd(env, FdArg(info[0], "fd"), "map_update_elem", "fd");
   const int fd = owned.get();
   const MapMeta m = Meta(env, fd, "map_update_elem");
   const void* key = KeyPtr(env, info[1], m, false);
@@ -134,7 +134,7 @@ Napi::Value MapUpdateElem(const Napi::CallbackInfo& info) {
 // mapDeleteElem(fd, key) -> boolean (false: no such key)
 Napi::Value MapDeleteElem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), "map_delete_elem"));
+  HeldFd owned = HoldFd(env, FdArg(info[0], "fd"), "map_delete_elem", "fd");
   const int fd = owned.get();
   const MapMeta m = Meta(env, fd, "map_delete_elem");
   const void* key = KeyPtr(env, info[1], m, false);
@@ -147,7 +147,7 @@ Napi::Value MapDeleteElem(const Napi::CallbackInfo& info) {
 // mapGetNextKey(fd, key | null, nextKeyOut) -> boolean (false: no more keys)
 Napi::Value MapGetNextKey(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), "map_get_next_key"));
+  HeldFd owned = HoldFd(env, FdArg(info[0], "fd"), "map_get_next_key", "fd");
   const int fd = owned.get();
   const MapMeta m = Meta(env, fd, "map_get_next_key");
   const void* key = KeyPtr(env, info[1], m, true);
@@ -167,7 +167,7 @@ Napi::Value MapGetNextKey(const Napi::CallbackInfo& info) {
 // mapLookupAndDeleteElem(fd, key | null, valueOut, flags) -> boolean
 Napi::Value MapLookupAndDeleteElem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), "map_lookup_and_delete_elem"));
+  HeldFd owned = HoldFd(env, FdArg(info[0], "fd"), "map_lookup_and_delete_elem", "fd");
   const int fd = owned.get();
   const MapMeta m = Meta(env, fd, "map_lookup_and_delete_elem");
   const void* key = KeyPtr(env, info[1], m, false);
@@ -201,109 +201,6 @@ Napi::Value MapMetaJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// ---- batches ----
-// The batch cursor is a u32 bucket for hash maps and a key for the others, so
-// it must hold max(key_size, 4) bytes.
-uint32_t BatchCursorBytes(const MapMeta& m) { return m.key_size > 4 ? m.key_size : 4; }
-
-// Result { count, done }: done is true when the kernel reported ENOENT (no
-// more elements), which ends a walk and is not an error.
-Napi::Value BatchResult(Napi::Env env, uint32_t count, bool done) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("count", count);
-  o.Set("done", done);
-  return o;
-}
-
-// lookup(fd, inBatch | null, outBatch, keys, values, count, elemFlags, flags)
-Napi::Value LookupBatch(const Napi::CallbackInfo& info, unsigned cmd, const char* name) {
-  Napi::Env env = info.Env();
-  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), name));
-  const int fd = owned.get();
-  const MapMeta m = Meta(env, fd, name);
-  uint32_t count = U32Arg(info[5], "count");
-  if (count == 0) ThrowRange(env, "count must be at least 1");
-  const void* in = nullptr;
-  if (!IsAbsent(info[1])) {
-    Bytes b = BytesArg(info[1], "inBatch");
-    RequireLength(env, b, BatchCursorBytes(m), "inBatch");
-    in = b.data;
-  }
-  Bytes out = BytesArg(info[2], "outBatch");
-  RequireLength(env, out, BatchCursorBytes(m), "outBatch");
-  Bytes keys = BytesArg(info[3], "keys");
-  RequireLength(env, keys, static_cast<uint64_t>(count) * m.key_size, "keys");
-  Bytes values = BytesArg(info[4], "values");
-  RequireLength(env, values, static_cast<uint64_t>(count) * m.value_bytes, "values");
-  bpfattr::batch a{};
-  a.map_fd = fd;
-  a.in_batch = PtrToU64(in);
-  a.out_batch = PtrToU64(out.data);
-  a.keys = PtrToU64(keys.data);
-  a.values = PtrToU64(values.data);
-  a.count = count;
-  a.elem_flags = IsAbsent(info[6]) ? 0 : U64Arg(info[6], "elemFlags");
-  a.flags = IsAbsent(info[7]) ? 0 : U64Arg(info[7], "flags");
-  if (SysBpf(cmd, &a, BPFATTR_OFFSETOFEND(bpfattr::batch, flags)) == 0) return BatchResult(env, a.count, false);
-  if (errno == ENOENT) return BatchResult(env, a.count, true);
-  ThrowBpfError(env, name, errno);
-}
-
-Napi::Value MapLookupBatch(const Napi::CallbackInfo& info) {
-  return LookupBatch(info, bpfattr::cmd::map_lookup_batch, "map_lookup_batch");
-}
-Napi::Value MapLookupAndDeleteBatch(const Napi::CallbackInfo& info) {
-  return LookupBatch(info, bpfattr::cmd::map_lookup_and_delete_batch, "map_lookup_and_delete_batch");
-}
-
-// mapUpdateBatch(fd, keys, values, count, elemFlags, flags) -> number processed
-Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), "map_update_batch"));
-  const int fd = owned.get();
-  const MapMeta m = Meta(env, fd, "map_update_batch");
-  uint32_t count = U32Arg(info[3], "count");
-  Bytes keys = BytesArg(info[1], "keys");
-  RequireLength(env, keys, static_cast<uint64_t>(count) * m.key_size, "keys");
-  Bytes values = BytesArg(info[2], "values");
-  RequireLength(env, values, static_cast<uint64_t>(count) * m.value_bytes, "values");
-  bpfattr::batch a{};
-  a.map_fd = fd;
-  a.keys = PtrToU64(keys.data);
-  a.values = PtrToU64(values.data);
-  a.count = count;
-  a.elem_flags = IsAbsent(info[4]) ? 0 : U64Arg(info[4], "elemFlags");
-  a.flags = IsAbsent(info[5]) ? 0 : U64Arg(info[5], "flags");
-  if (SysBpf(bpfattr::cmd::map_update_batch, &a, BPFATTR_OFFSETOFEND(bpfattr::batch, flags)) != 0) {
-    ThrowBpfError(env, "map_update_batch", errno, std::string(),
-                  (std::to_string(a.count) + " of " + std::to_string(count) + " elements were updated").c_str());
-  }
-  return Napi::Number::New(env, a.count);
-}
-
-// mapDeleteBatch(fd, keys, count, elemFlags, flags) -> number deleted
-Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), "map_delete_batch"));
-  const int fd = owned.get();
-  const MapMeta m = Meta(env, fd, "map_delete_batch");
-  uint32_t count = U32Arg(info[2], "count");
-  Bytes keys = BytesArg(info[1], "keys");
-  RequireLength(env, keys, static_cast<uint64_t>(count) * m.key_size, "keys");
-  bpfattr::batch a{};
-  a.map_fd = fd;
-  a.keys = PtrToU64(keys.data);
-  a.count = count;
-  a.elem_flags = IsAbsent(info[3]) ? 0 : U64Arg(info[3], "elemFlags");
-  a.flags = IsAbsent(info[4]) ? 0 : U64Arg(info[4], "flags");
-  if (SysBpf(bpfattr::cmd::map_delete_batch, &a, BPFATTR_OFFSETOFEND(bpfattr::batch, flags)) != 0) {
-    if (errno == ENOENT) return Napi::Number::New(env, a.count);
-    ThrowBpfError(env, "map_delete_batch", errno, std::string(),
-                  (std::to_string(a.count) + " of " + std::to_string(count) + " elements were deleted").c_str());
-  }
-  return Napi::Number::New(env, a.count);
-}
-
 }  // namespace
 
 MapMeta MapMetaOf(Napi::Env env, int fd, const char* command) { return Meta(env, fd, command); }
@@ -317,10 +214,6 @@ void InitMaps(Napi::Env env, Napi::Object exports) {
   exports.Set("mapLookupAndDeleteElem", Napi::Function::New(env, MapLookupAndDeleteElem, "mapLookupAndDeleteElem"));
   exports.Set("mapFreeze", Napi::Function::New(env, MapFreeze, "mapFreeze"));
   exports.Set("mapMeta", Napi::Function::New(env, MapMetaJs, "mapMeta"));
-  exports.Set("mapLookupBatch", Napi::Function::New(env, MapLookupBatch, "mapLookupBatch"));
-  exports.Set("mapLookupAndDeleteBatch", Napi::Function::New(env, MapLookupAndDeleteBatch, "mapLookupAndDeleteBatch"));
-  exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch, "mapUpdateBatch"));
-  exports.Set("mapDeleteBatch", Napi::Function::New(env, MapDeleteBatch, "mapDeleteBatch"));
 }
 
 }  // namespace bpfkit

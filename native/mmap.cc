@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "owned_fd.h"
+#include "promise_worker.h"  // HeldFd, HoldFd
 
 namespace bpfkit {
 namespace {
@@ -38,7 +38,7 @@ void FinalizeMapping(Napi::Env, void*, Mapping* m) {
 Napi::Value MapMmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   // Sizes and mapping from one dup: the length always matches the map mapped.
-  OwnedFd owned(DupForCall(env, FdArg(info[0], "fd"), "mmap"));
+  HeldFd owned = HoldFd(env, FdArg(info[0], "fd"), "mmap", "fd");
   const int fd = owned.get();
   bool writable = info[1].ToBoolean();
   const MapMeta meta = MapMetaOf(env, fd, "mmap");
@@ -50,7 +50,7 @@ Napi::Value MapMmap(const Napi::CallbackInfo& info) {
   const size_t length = (stride * meta.max_entries + page - 1) & ~(page - 1);
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
   void* addr = mmap(nullptr, length, prot, MAP_SHARED, fd, 0);
-  if (addr == MAP_FAILED) ThrowBpfError(env, "mmap", errno, std::string(), errno == EPERM ? "the map is frozen or read-only for user space; map it read-only" : nullptr);
+  if (addr == MAP_FAILED) ThrowSyscallError(env, "mmap", errno);
   auto* m = new Mapping{addr, length};
   Napi::ArrayBuffer ab;
   try {
@@ -62,7 +62,7 @@ Napi::Value MapMmap(const Napi::CallbackInfo& info) {
   }
   // The finalizer owns the mapping from here: a failed tag only leaves a
   // buffer mapUnmap refuses (it is still unmapped when collected).
-  if (napi_type_tag_object(env, ab, &kMappingTag) != napi_ok) ThrowBpfError(env, "mmap", ENOMEM);
+  if (napi_type_tag_object(env, ab, &kMappingTag) != napi_ok) ThrowSyscallError(env, "mmap", ENOMEM);
   return ab;
 }
 
@@ -81,7 +81,7 @@ Napi::Value MapUnmap(const Napi::CallbackInfo& info) {
   // address range stays ours until the finalizer, so nothing else can be
   // mapped where a stale pointer might still look.
   if (mmap(data, ab.ByteLength(), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED) {
-    ThrowBpfError(env, "munmap", errno);
+    ThrowSyscallError(env, "munmap", errno);
   }
   ab.Detach();
   return env.Undefined();

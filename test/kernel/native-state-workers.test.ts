@@ -29,3 +29,9 @@ test('the addon works in a worker, and the worker\'s exit closes the dups its sl
   // the Fd the worker never closed (JavaScript state; the fixture closes it).
   expect(r.out).toEqual({ code: 0, value: 42, whileRunning: 2, afterExit: 1, leftIsTheFd: true })
 })
+
+test('workers terminated with map batches in flight: the process survives and the batches\' dups are closed', () => {
+  const r = runFixture('batch-teardown.cjs')
+  expect({ status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ status: 0, signal: null, stderr: '' })
+  expect(r.out).toEqual({ exits: 8, inFlightLeft: 0 })
+})
