@@ -2,7 +2,7 @@
 // (codec) access through the native slot, iteration, queues and stacks,
 // pinning and info. Creation is MapSpec (spec.ts) then createMapFd
 // (create.ts); batches are MapBatches (batch.ts).
-import { Fd, bpfObjectKind, enumName, kernel, mapInfoByFd, native, type MapInfo } from '../sys/index.js'
+import { Fd, bpfObjectKind, closedError, enumName, kernel, mapInfoByFd, native, type MapInfo } from '../sys/index.js'
 import { checkOptions } from '../sys/options.js'
 import { BpfObject } from '../sys/object.js'
 import type { TypeDesc } from './codec.js'
@@ -46,6 +46,9 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   readonly #borrowers = new Set<{ close(): void }>()
   #ring: RingBuffer | undefined
   readonly #batches: MapBatches<K, V>
+  // Set by close: the slot calls check it first, so a closed map answers with
+  // the same closed error as every other object (one field read per call).
+  #closed = false
 
   private constructor(fd: Fd, options: MapOpenOptions) {
     super(fd)
@@ -326,6 +329,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   override close(): void {
     for (const b of [...this.#borrowers]) b.close()
     if (!this.closed) native.mapSlotClose(this.#slot)
+    this.#closed = true
     super.close()
   }
 
@@ -340,6 +344,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   }
 
   private putKey(key: K): void {
+    if (this.#closed) throw closedError('map')
     const n = this.keySize
     // Raw keys of the right size: copied here, without the Side dispatch.
     if (key instanceof Uint8Array && key.length === n) {
@@ -355,6 +360,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   }
 
   private requireKeyless(op: string): void {
+    if (this.#closed) throw closedError('map')
     if (this.keySize !== 0) throw new TypeError(`${op} is for queue, stack and bloom filter maps, not ${this.type}`)
   }
 }

@@ -16,6 +16,10 @@ function expectClosed(what: string, call: () => unknown): void {
   expect(err, `${what} did not throw`).toBeInstanceOf(BpfError)
   expect((err as BpfError).code, what).toBe('EBADF')
   expect((err as BpfError).message, what).toMatch(/already closed/)
+  // One error, not one per layer: the same command and syscall whether the
+  // object, its Fd or the native slot noticed.
+  expect((err as BpfError).command, what).toBe('fd')
+  expect((err as BpfError).syscall, what).toBe('close')
 }
 
 test('a closed map: every call is the closed error', () => {
@@ -75,7 +79,7 @@ test('a closed mapping and a closed ring buffer: the closed error', async () => 
   expectClosed('ringbuf.read', () => rb.read())
   expectClosed('ringbuf.consume', () => rb.consume(() => {}))
   expectClosed('ringbuf.pending', () => rb.pending)
-  await expect(rb.wait()).rejects.toMatchObject({ code: 'EBADF', message: expect.stringMatching(/already closed/) })
+  await expect(rb.wait()).rejects.toMatchObject({ code: 'EBADF', command: 'fd', message: expect.stringMatching(/already closed/) })
 })
 
 test('a closed program and closed links: the closed error', async () => {
@@ -97,6 +101,6 @@ test('a closed program and closed links: the closed error', async () => {
   expectClosed('program.info', () => prog.info())
   expectClosed('program.xlated', () => prog.xlated())
   expectClosed('program.testRunSync', () => prog.testRunSync({ data: new Uint8Array(64) }))
-  await expect(prog.testRun({ data: new Uint8Array(64) })).rejects.toMatchObject({ code: 'EBADF', message: expect.stringMatching(/already closed/) })
+  await expect(prog.testRun({ data: new Uint8Array(64) })).rejects.toMatchObject({ code: 'EBADF', command: 'fd', message: expect.stringMatching(/already closed/) })
   expectClosed('link.create with a closed program', () => BpfLink.create(prog, { attachType: 'cgroup_inet_ingress', targetFd: 0 }))
 })
