@@ -197,3 +197,12 @@ test('assembler builders name bad arguments', async () => {
   }
   expect(found).toEqual([])
 })
+
+test('the cases the fuzzer found are TypeErrors that name the argument', () => {
+  expect(() => typed.updateBatch(null as never)).toThrow(new TypeError('updateBatch: entries must be an iterable, got null'))
+  expect(() => typed.updateBatch([null] as never)).toThrow(/updateBatch: entry 0 must be a \[key, value\] pair, got null/)
+  expect(() => typed.deleteBatch(null as never)).toThrow(new TypeError('deleteBatch: keys must be an iterable, got null'))
+  expect(() => BpfProgram.loadSync({ type: 'socket_filter', insns: [null] as never, license: 'GPL' })).toThrow(new TypeError('instruction 0: not an instruction or label: null'))
+  expect(() => BpfProgram.loadSync({ type: 'socket_filter', insns: null as never, license: 'GPL' })).toThrow(/insns must be an array of instructions, got null/)
+  expect(() => BpfLink.create(prog, undefined as never)).toThrow(/BpfLink.create: options must be an object/)
+})
