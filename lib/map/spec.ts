@@ -106,6 +106,7 @@ export class MapSpec<O extends MapCreateOptions = MapCreateOptions> {
   readonly mapExtra: number | bigint | undefined
   readonly btf: true | MapBtfRef | undefined
   readonly token: TokenLike | null | undefined
+  /** Type-level only (never set): the options the spec came from, so BpfMap.create(spec) types its keys and values. */
   declare readonly __options?: O
 
   private constructor(o: MapCreateOptions) {
