@@ -99,7 +99,7 @@ export const movsx64Reg = (dst: Reg, src: Reg, bits: 8 | 16 | 32) => ({ ...alu.m
 export const movsx32Reg = (dst: Reg, src: Reg, bits: 8 | 16) => ({ ...alu.mov32Reg(dst, src), off: bits })
 
 function widthImm(bits: number): number {
-  if (bits !== 16 && bits !== 32 && bits !== 64) throw new RangeError(`byte swap width must be 16, 32 or 64, got ${String(bits)}`)
+  if (bits !== 16 && bits !== 32 && bits !== 64) throw new RangeError(`byte swap width must be 16, 32 or 64, got ${describeValue(bits)}`)
   return bits
 }
 /** Converts the low `bits` of dst to little / big endian. */
@@ -180,13 +180,13 @@ function memFamily() {
 export const mem = memFamily()
 
 function atomicSize(bits: 32 | 64): number {
-  if (bits !== 32 && bits !== 64) throw new RangeError(`atomic width must be 32 or 64, got ${String(bits)}`)
+  if (bits !== 32 && bits !== 64) throw new RangeError(`atomic width must be 32 or 64, got ${describeValue(bits)}`)
   return bits === 64 ? size.dw : size.w
 }
 
 /** *(dst + off) op= src; with fetch, src receives the old value. */
 export const atomic = (op: AtomicOp, bits: 32 | 64, dst: Reg, src: Reg, off: number, options: { fetch?: boolean } = {}) => {
-  if (!Object.hasOwn(atomicOps, op)) throw new TypeError(`unknown atomic op '${String(op)}' (known: ${Object.keys(atomicOps).join(', ')})`)
+  if (typeof op !== 'string' || !Object.hasOwn(atomicOps, op)) throw new TypeError(`unknown atomic op ${describeValue(op)} (known: ${Object.keys(atomicOps).join(', ')})`)
   return make(cls.stx | mode.atomic | atomicSize(bits), dst, src, off, atomicOps[op] | (options.fetch ? atomicFetch : 0))
 }
 /** src = xchg(*(dst + off), src) */
@@ -200,7 +200,7 @@ export const loadAcquire = (sz: Size, dst: Reg, src: Reg, off: number) => make(c
 export const storeRelease = (sz: Size, dst: Reg, src: Reg, off: number) => make(cls.stx | mode.atomic | sizeCode(sz), dst, src, off, atomicStoreRel)
 
 function sizeCode(sz: Size): number {
-  if (!Object.hasOwn(size, sz)) throw new TypeError(`size must be 'b', 'h', 'w' or 'dw', got ${String(sz)}`)
+  if (typeof sz !== 'string' || !Object.hasOwn(size, sz)) throw new TypeError(`size must be 'b', 'h', 'w' or 'dw', got ${describeValue(sz)}`)
   return size[sz]
 }
 
@@ -219,7 +219,7 @@ export const ldMapFd = (dst: Reg, map: MapRef): Insn => ({ ...ldImm64(dst, 0), s
 
 /** dst = address of the map's value at `offset` (arrays; first element). */
 export function ldMapValue(dst: Reg, map: MapRef, offset = 0): Insn {
-  if (!Number.isInteger(offset) || offset < 0 || offset > 0xffffffff) throw new RangeError(`map value offset must be a u32, got ${String(offset)}`)
+  if (!Number.isInteger(offset) || offset < 0 || offset > 0xffffffff) throw new RangeError(`map value offset must be a u32, got ${describeValue(offset)}`)
   return { ...ldImm64(dst, BigInt(offset) << 32n), src: pseudo.mapValue, map }
 }
 

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import { BtfBuilder } from '../btf/builder.js'
 import { Fd, NotSupportedError, native, tokenFdFor, type TokenLike } from '../sys/index.js'
 import { btfs } from '../sys/ids.js'
+import { describeValue } from '../sys/options.js'
 import { defaultToken } from '../sys/token.js'
 import { flags, mapTypes } from '../sys/generated/kernel-enums.js'
 import { tokenInfo } from '../sys/generated/kernel-layouts.js'
@@ -173,7 +174,7 @@ export type BtfKindFeature = keyof typeof btfKindVersions
  */
 export function haveBtfKind(kind: BtfKindFeature): void {
   if (typeof kind !== 'string' || !Object.hasOwn(btfKindVersions, kind)) {
-    throw new TypeError(`haveBtfKind: unknown kind '${String(kind)}'; one of ${Object.keys(btfKindVersions).join(', ')}`)
+    throw new TypeError(`haveBtfKind: unknown kind ${describeValue(kind)}; one of ${Object.keys(btfKindVersions).join(', ')}`)
   }
   const fv = btfKindVersions[kind]
   cachedProbe(`btf_kind:${kind}`, () => {

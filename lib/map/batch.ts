@@ -41,7 +41,7 @@ export interface BatchScratch {
 export function batchLookup(fd: number, keySize: number, valueBytes: number, options: BatchLookupOptions,
   fallback: () => Iterable<[Uint8Array, Uint8Array]>, scratch?: BatchScratch): RawBatch {
   let batch = options.batchSize ?? 256
-  if (!Number.isInteger(batch) || batch < 1 || batch > 1 << 20) throw new RangeError(`batchSize must be 1..2^20, got ${String(batch)}`)
+  if (!Number.isInteger(batch) || batch < 1 || batch > 1 << 20) throw new RangeError(`batchSize must be 1..2^20, got ${describeValue(batch)}`)
   const lookup = options.delete ? native.mapLookupAndDeleteBatch : native.mapLookupBatch
   const cursorBytes = Math.max(keySize, 8)
   let inBatch: Uint8Array | null = null

@@ -158,14 +158,14 @@ export function checkTypeDesc(desc: unknown, where = 'type'): asserts desc is Ty
     if (!Object.hasOwn(scalars, desc)) throw new TypeError(`${where}: unknown type '${desc}' (known: ${Object.keys(scalars).join(', ')})`)
     return
   }
-  if (desc === null || typeof desc !== 'object' || Array.isArray(desc)) throw new TypeError(`${where}: not a type description: ${JSON.stringify(desc) ?? String(desc)}`)
+  if (desc === null || typeof desc !== 'object' || Array.isArray(desc)) throw new TypeError(`${where}: not a type description: ${describeValue(desc)}`)
   const d = desc as Record<string, unknown>
   if ('bytes' in d) {
-    if (!Number.isInteger(d.bytes) || (d.bytes as number) <= 0) throw new RangeError(`${where}: bytes size must be a positive integer, got ${String(d.bytes)}`)
+    if (!Number.isInteger(d.bytes) || (d.bytes as number) <= 0) throw new RangeError(`${where}: bytes size must be a positive integer, got ${describeValue(d.bytes)}`)
     return
   }
   if ('array' in d) {
-    if (!Number.isInteger(d.length) || (d.length as number) <= 0) throw new RangeError(`${where}: array length must be a positive integer, got ${String(d.length)}`)
+    if (!Number.isInteger(d.length) || (d.length as number) <= 0) throw new RangeError(`${where}: array length must be a positive integer, got ${describeValue(d.length)}`)
     checkTypeDesc(d.array, `${where}[]`)
     return
   }
@@ -174,7 +174,7 @@ export function checkTypeDesc(desc: unknown, where = 'type'): asserts desc is Ty
     if (!Array.isArray(fields) || fields.length === 0) throw new TypeError(`${where}: struct needs a non-empty list of [name, type] fields`)
     const seen = new Set<string>()
     for (const f of fields) {
-      if (!Array.isArray(f) || f.length !== 2 || typeof f[0] !== 'string') throw new TypeError(`${where}: each struct field is a [name, type] pair, got ${JSON.stringify(f) ?? String(f)}`)
+      if (!Array.isArray(f) || f.length !== 2 || typeof f[0] !== 'string') throw new TypeError(`${where}: each struct field is a [name, type] pair, got ${describeValue(f)}`)
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(f[0])) throw new TypeError(`${where}: field name '${f[0]}' is not a C identifier`)
       if (seen.has(f[0])) throw new TypeError(`${where}: duplicate field '${f[0]}'`)
       seen.add(f[0])

@@ -3,6 +3,7 @@
 // round_up(valueSize, 8) bytes apart, as the kernel lays out array values.
 import { endianness } from 'node:os'
 import { closedError, native } from '../sys/index.js'
+import { describeValue } from '../sys/options.js'
 import type { Side } from './values.js'
 
 type ElementArray = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array
@@ -85,7 +86,7 @@ export class MappedArray<V = Uint8Array> {
   }
 
   private offset(i: number): number {
-    if (!Number.isInteger(i) || i < 0 || i >= this.length) throw new RangeError(`index ${String(i)} is outside 0..${this.length - 1}`)
+    if (!Number.isInteger(i) || i < 0 || i >= this.length) throw new RangeError(`index must be an integer in 0..${this.length - 1}, got ${describeValue(i)}`)
     return i * this.stride
   }
 

@@ -4,7 +4,7 @@
 // holds only what the caller handed it (an inner map, a BTF object, a token).
 import { enumName, enumValue, findEnumName, kernel, type MapTypeName, type TokenLike } from '../sys/index.js'
 import { BpfObject } from '../sys/object.js'
-import { checkObjectName, checkOptions } from '../sys/options.js'
+import { checkObjectName, checkOptions, describeValue } from '../sys/options.js'
 import type { FlagsInput } from '../sys/flags.js'
 import { Btf } from '../btf/btf.js'
 import { codecFor, frozenTypeDesc, type Decoded, type TypeDesc } from './codec.js'
@@ -76,7 +76,7 @@ const templateKeys = ['type', 'keySize', 'valueSize', 'maxEntries', 'flags'] as 
 /** A u32 option, or a RangeError naming it. */
 export function u32Option(what: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-    throw new RangeError(`${what} must be an integer in 0..2^32-1, got ${String(v)}`)
+    throw new RangeError(`${what} must be an integer in 0..2^32-1, got ${describeValue(v)}`)
   }
   return v
 }
@@ -180,7 +180,7 @@ function ringSize(typeId: number, maxEntries: number): number {
 function mapExtraOption(v: unknown): number | bigint | undefined {
   if (v === undefined) return undefined
   if (typeof v === 'bigint' ? v >= 0n && v <= 0xffffffffffffffffn : Number.isSafeInteger(v) && (v as number) >= 0) return v as number | bigint
-  throw new RangeError(`BpfMap.create: mapExtra must be a u64 (a non-negative integer or bigint), got ${String(v)}`)
+  throw new RangeError(`BpfMap.create: mapExtra must be a u64 (a non-negative integer or bigint), got ${describeValue(v)}`)
 }
 
 function innerMapOption(typeId: number, inner: unknown, token: TokenLike | null | undefined): BpfMap<unknown, unknown> | MapSpec | undefined {

@@ -24,7 +24,7 @@ export function flagTable<const N extends string>(names: readonly N[], generated
 
 function u32(what: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-    throw new RangeError(`${what} must be an integer in 0..2^32-1, got ${String(v)}`)
+    throw new RangeError(`${what} must be an integer in 0..2^32-1, got ${describeValue(v)}`)
   }
   return v
 }
@@ -42,7 +42,7 @@ export function flagsValue<N extends string>(table: FlagTable<N>, what: string, 
   for (const f of flags as readonly unknown[]) {
     if (typeof f === 'number') v |= u32(what, f)
     else if (typeof f === 'string' && Object.hasOwn(table, f)) v |= table[f as N]!
-    else throw new TypeError(`unknown ${what} '${String(f)}' (known: ${Object.keys(table).join(', ')})`)
+    else throw new TypeError(`unknown ${what} ${describeValue(f)} (known: ${Object.keys(table).join(', ')})`)
   }
   return v >>> 0
 }

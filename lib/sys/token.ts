@@ -3,6 +3,7 @@
 // interface: an owned fd, and a check that explains a refusal before the
 // kernel silently ignores the token and answers EPERM.
 import type { AttachTypeName, CommandName, MapTypeName, ProgTypeName } from './generated/kernel-enums.js'
+import { describeValue } from './options.js'
 
 /** What a creating call is about to ask the kernel, for a token to vet. */
 export interface TokenRequest {
@@ -58,6 +59,6 @@ function checkTokenShape(token: unknown): void {
 function tokenFdOf(token: unknown): number {
   checkTokenShape(token)
   const fd = (token as TokenLike).fd // throws once the token is closed
-  if (!Number.isInteger(fd) || fd < 3) throw new TypeError(`token fd must be an open descriptor number >= 3, got ${String(fd)}`)
+  if (!Number.isInteger(fd) || fd < 3) throw new TypeError(`token fd must be an open descriptor number >= 3, got ${describeValue(fd)}`)
   return fd
 }

@@ -4,7 +4,7 @@
 // ("fds.map is not a function", "Cannot read properties of null"), and send
 // nothing. Unit: a socketpair needs no privileges.
 import { describe, expect, it } from 'vitest'
-import { asm, BpfProgram, BtfReader, FdSocket } from '../../lib/index.js'
+import { asm, BpfMap, BpfProgram, BtfReader, FdSocket, features } from '../../lib/index.js'
 
 const internals = /Cannot read prop|is not iterable|is not a function|undefined is not|Cannot convert|Cannot mix BigInt|Cannot perform .* on a detached/
 
@@ -117,6 +117,34 @@ describe('asm builders name a bad operand that String() cannot convert', () => {
     let error: unknown
     try {
       build()
+    } catch (e) {
+      error = e
+    }
+    expect(error).toBeInstanceOf(Error)
+    expect((error as Error).message).toMatch(message)
+    expect((error as Error).message).not.toMatch(internals)
+  })
+})
+
+// Values that String() cannot convert (an object without a prototype) or
+// JSON.stringify cannot (a bigint) must still give a message naming the argument.
+describe('bad values that String() or JSON.stringify cannot show', () => {
+  const bare = () => Object.create(null) as never
+  const hash = { type: 'hash', keySize: 4, valueSize: 8, maxEntries: 1 } as const
+  it.each([
+    ['maxEntries', () => BpfMap.create({ ...hash, maxEntries: bare() }), /maxEntries must be an integer in 0..2\^32-1, got an object/],
+    ['mapExtra', () => BpfMap.create({ ...hash, mapExtra: bare() }), /mapExtra must be a u64 .*, got an object/],
+    ['a flag name', () => BpfMap.create({ ...hash, flags: [bare()] }), /unknown map flag an object \(known:/],
+    ['a type description', () => BpfMap.create({ ...hash, key: 5n as never }), /not a type description: bigint 5/],
+    ['a struct field', () => BpfMap.create({ ...hash, keySize: undefined, key: { struct: [5n as never] } }), /each struct field is a \[name, type\] pair, got bigint 5/],
+    ['an array length', () => BpfMap.create({ ...hash, keySize: undefined, key: { array: 'u8', length: bare() } }), /array length must be a positive integer, got an object/],
+    ['a byte swap width', () => asm.bswap(asm.R0, bare()), /byte swap width must be 16, 32 or 64, got an object/],
+    ['an atomic op', () => asm.atomic(bare(), 64, asm.R1, asm.R2, 0), /unknown atomic op an object/],
+    ['a BTF kind', () => features.haveBtfKind(bare()), /haveBtfKind: unknown kind an object/],
+  ])('%s', (_what, call, message) => {
+    let error: unknown
+    try {
+      call()
     } catch (e) {
       error = e
     }
