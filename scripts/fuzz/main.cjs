@@ -12,7 +12,7 @@
 //   --only N       run only case N (with --target and --seed: re-check one finding)
 //   --batch N      cases per child process (default 25)
 //   --jobs N       child processes at once (default 2)
-//   --timeout MS   per-case time limit (default 4000)
+//   --timeout MS   per-case time limit (default 8000; the machine may be shared and busy)
 //   --out DIR      reproducers and summary.json (default .cache/fuzz/seed-<seed>)
 //   --json         print the summary as JSON on the last line
 const path = require('node:path')
@@ -23,7 +23,7 @@ const { loadTarget } = require('./case.cjs')
 const root = path.resolve(__dirname, '..', '..')
 
 function parseArgs(argv) {
-  const o = { cases: 6000, seconds: 150, seed: undefined, target: 'addon,api', batch: 25, jobs: 2, timeout: 4000, json: false, maxBisects: 20 }
+  const o = { cases: 6000, seconds: 150, seed: undefined, target: 'addon,api', batch: 25, jobs: 2, timeout: 8000, json: false, maxBisects: 20 }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const value = () => {

@@ -78,7 +78,13 @@ async function bisectCrash(cfg, target, before, index) {
     if (await crashesAt(run.slice(mid))) lo = mid
     else hi = mid - 1
   }
-  return { indices: run.slice(lo) }
+  // Then drop the cases in between that the crash does not need (a few tries at most).
+  let kept = run.slice(lo)
+  for (let i = kept.length - 2; i >= 1 && kept.length > 2 && i >= kept.length - 9; i--) {
+    const without = kept.filter((_, j) => j !== i)
+    if (await crashesAt(without)) kept = without
+  }
+  return { indices: kept }
 }
 
 /** What makes two findings the same defect: kind, target, call and message without its numbers. */

@@ -49,10 +49,10 @@ describe('npm run fuzz harness', () => {
     expect(r.signal).toBe('SIGSEGV')
   })
 
-  it('bisects a crash that needs an earlier case to a run that starts with that case', () => {
+  it('bisects a crash that needs an earlier case to just the cases it needs', () => {
     const crash = one('crash', 13)
-    expect(crash.cases[0]).toBe(10)
-    expect(crash.cases.at(-1)).toBe(13)
+    // Case 10 arms it, 11 and 12 are not needed.
+    expect(crash.cases).toEqual([10, 13])
     expect(node(crash.reproducer!).signal).toBe('SIGSEGV')
   })
 

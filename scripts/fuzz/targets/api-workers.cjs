@@ -22,8 +22,9 @@ const { parentPort } = require('node:worker_threads')
 `
 
 const workers = (rng) => {
-  const count = rng.range(2, 4)
-  const ops = rng.pick([10, 200])
+  // Small: a worker costs a fresh Node environment, and several cases may share the machine.
+  const count = rng.range(2, 3)
+  const ops = rng.pick([10, 50])
   const terminate = rng.bool(0.5)
   return `{
   const { Worker } = require('node:worker_threads')
