@@ -146,18 +146,25 @@ uint64_t U64Arg(const Napi::Value& v, const char* name) {
 }
 
 Bytes BytesArg(const Napi::Value& v, const char* name) {
+  // The C API's view info gives the data pointer (offset included) for views
+  // of any buffer, a SharedArrayBuffer too; asking the view's ArrayBuffer for
+  // its data fails for a SharedArrayBuffer with a bare "Invalid argument".
   Bytes b;
+  void* data = nullptr;
+  napi_status st = napi_invalid_arg;
   if (v.IsTypedArray()) {
-    auto ta = v.As<Napi::TypedArray>();
-    b.data = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    b.length = ta.ByteLength();
+    napi_typedarray_type type;
+    size_t length = 0;
+    st = napi_get_typedarray_info(v.Env(), v, &type, &length, &data, nullptr, nullptr);
+    b.length = v.As<Napi::TypedArray>().ByteLength();
   } else if (v.IsDataView()) {
-    auto dv = v.As<Napi::DataView>();
-    b.data = static_cast<uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
-    b.length = dv.ByteLength();
+    st = napi_get_dataview_info(v.Env(), v, &b.length, &data, nullptr, nullptr);
   } else {
     ThrowType(v.Env(), std::string(name) + " must be a Uint8Array, Buffer or other ArrayBufferView");
   }
+  if (st != napi_ok) ThrowType(v.Env(), std::string(name) + ": the buffer behind this view cannot be read");
+  b.data = static_cast<uint8_t*>(data);
+  if (b.data == nullptr) b.length = 0;  // a detached buffer's view: no bytes
   return b;
 }
 
