@@ -14,14 +14,14 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   int fd = FdArg(info[0], "fd");
   ForgetFd(info.Env(), fd);
   // Linux releases the fd even when close reports EINTR, so it is never retried.
-  if (close(fd) != 0 && errno != EINTR) ThrowBpfError(info.Env(), "close", errno);
+  if (close(fd) != 0 && errno != EINTR) ThrowSyscallError(info.Env(), "close", errno);
   return info.Env().Undefined();
 }
 
 Napi::Value DupFd(const Napi::CallbackInfo& info) {
   int fd = FdArg(info[0], "fd");
   int dup = DupCloexec(fd);
-  if (dup < 0) ThrowBpfError(info.Env(), "dup", errno);
+  if (dup < 0) ThrowSyscallError(info.Env(), "fcntl", errno, "dup");
   ForgetFd(info.Env(), dup);
   return Napi::Number::New(info.Env(), dup);
 }

@@ -31,7 +31,10 @@ MapMeta Meta(Napi::Env env, int fd, const char* command) {
   attr.info = PtrToU64(&mi);
   if (SysBpf(bpfattr::cmd::obj_get_info_by_fd, &attr, BPFATTR_OFFSETOFEND(bpfattr::info, info)) != 0) {
     int err = errno;
-    ThrowBpfError(env, command, err, std::string(), err == EINVAL ? "fd is not a BPF map" : nullptr);
+    // EINVAL here means the fd is no BPF object at all; the errno alone would
+    // blame the map's flags or arguments.
+    if (err == EINVAL) ThrowBpfErrorBecause(env, command, err, nullptr, "the fd is not a BPF map");
+    ThrowBpfError(env, command, err);
   }
   return MakeMeta(mi.type, mi.key_size, mi.value_size, mi.max_entries, mi.map_flags);
 }
