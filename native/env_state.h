@@ -52,7 +52,8 @@ class SlotTable {
   // leaves no fd behind.
   ~SlotTable();
 
-  // Takes ownership of `fd` (a dup); returns the new slot's handle.
+  // Takes ownership of `fd` (a dup); returns the new slot's handle, or -1
+  // (fd not taken) when the table is full.
   double Open(int fd, int origin, bool keyless, std::shared_ptr<SlotMemory> memory);
   // The open slot `handle` names, or nullptr.
   const MapSlot* Find(int64_t handle) const;

@@ -41,6 +41,7 @@ double SlotTable::Open(int fd, int origin, bool keyless, std::shared_ptr<SlotMem
     i = free_.back();
     free_.pop_back();
   } else {
+    if (slots_.size() > static_cast<size_t>(kIndexMask)) return -1;  // the index would spill into the generation
     i = static_cast<uint32_t>(slots_.size());
     slots_.emplace_back();
   }
@@ -165,7 +166,10 @@ Napi::Value MapSlotOpen(const Napi::CallbackInfo& info) {
   o.Set("key", SharedBuffer(env, memory, memory->key, m.key_size));
   o.Set("value", SharedBuffer(env, memory, memory->value, m.value_bytes));
   o.Set("next", SharedBuffer(env, memory, memory->next, m.key_size));
-  o.Set("slot", StateOf(env).slots.Open(fd.Release(), origin, m.key_size == 0, memory));
+  const double handle = StateOf(env).slots.Open(fd.get(), origin, m.key_size == 0, memory);
+  if (handle < 0) ThrowBpfError(env, "map_slot", EMFILE, std::string(), "too many map slots open in this environment");
+  fd.Release();  // the slot's now
+  o.Set("slot", handle);
   return o;
 }
 
