@@ -245,8 +245,13 @@ export class FdSocket {
     const waits = [...this.#waits]
     this.#waits.clear()
     for (const w of waits) native.fdWaitCancel(w.handle)
-    this.#fd.close()
-    for (const w of waits) w.reject(closedError(`${w.writable ? 'send' : 'receive'} cancelled: fd socket`))
+    try {
+      this.#fd.close()
+    } finally {
+      // Even when the fd's own close fails (its number was closed behind
+      // our back), every waiter hears that the socket is gone.
+      for (const w of waits) w.reject(closedError(`${w.writable ? 'send' : 'receive'} cancelled: fd socket`))
+    }
   }
 
   [Symbol.dispose](): void {
