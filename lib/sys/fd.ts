@@ -3,6 +3,7 @@
 import { readlinkSync } from 'node:fs'
 import { native } from './addon.js'
 import { BpfError } from './errors.js'
+import { describeValue } from './options.js'
 
 const EBADF = 9
 
@@ -32,7 +33,7 @@ export class Fd {
 
   /** Takes ownership of `fd`, which must be open and at least 3. */
   constructor(fd: number, kind = 'fd') {
-    if (!Number.isInteger(fd) || fd < 3) throw new RangeError(`not an owned file descriptor: ${fd}`)
+    if (!Number.isInteger(fd) || fd < 3) throw new RangeError(`not an owned file descriptor: ${describeValue(fd)}`)
     // Adopting a closed number, or one another Fd owns, would let this Fd's
     // close (or its finalizer) close whatever the number means later.
     const owner = live.get(fd)

@@ -4,7 +4,7 @@
 // ("fds.map is not a function", "Cannot read properties of null"), and send
 // nothing. Unit: a socketpair needs no privileges.
 import { describe, expect, it } from 'vitest'
-import { asm, BpfMap, BpfProgram, BtfReader, FdSocket, features } from '../../lib/index.js'
+import { asm, BpfMap, BpfProgram, BtfReader, Fd, FdSocket, features } from '../../lib/index.js'
 
 const internals = /Cannot read prop|is not iterable|is not a function|undefined is not|Cannot convert|Cannot mix BigInt|Cannot perform .* on a detached/
 
@@ -151,5 +151,11 @@ describe('bad values that String() or JSON.stringify cannot show', () => {
     expect(error).toBeInstanceOf(Error)
     expect((error as Error).message).toMatch(message)
     expect((error as Error).message).not.toMatch(internals)
+  })
+})
+
+describe('new Fd names a value a template cannot show', () => {
+  it.each([[Symbol('fd')], [Object.create(null)]])('%s', (bad) => {
+    expect(() => new Fd(bad as never)).toThrow(/^not an owned file descriptor: (symbol Symbol\(fd\)|an object)$/)
   })
 })
