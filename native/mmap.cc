@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "handles.h"
 #include "promise_worker.h"  // HeldFd, HoldFd
 
 namespace bpfkit {
@@ -20,7 +21,8 @@ struct Mapping {
 // buffer (a heap buffer, WebAssembly memory) before it touches its pages. A
 // type tag lives on the JavaScript object, in the environment that made it,
 // and cannot be forged from JavaScript.
-constexpr napi_type_tag kMappingTag = {0x6270666b69746d6dULL, 0x6d61707069e67301ULL};
+// The tag is the one handles.h keeps with the others, so no two kinds share one.
+constexpr const napi_type_tag& kMappingTag = tags::kMapping;
 
 size_t PageSize() {
   static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
