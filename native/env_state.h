@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <memory>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common.h"
@@ -69,7 +70,25 @@ class SlotTable {
   std::unordered_multimap<int, uint32_t> by_origin_;
 };
 
+// The fd numbers this environment's Fd objects own (adoptFd until closeFd
+// or forgetFd). An environment can end without running JavaScript (a
+// terminated worker: no finalizers, no 'exit' event), and its Fds' numbers
+// would stay open for the life of the process: they are closed here.
+class OwnedFds {
+ public:
+  OwnedFds() = default;
+  OwnedFds(const OwnedFds&) = delete;
+  OwnedFds& operator=(const OwnedFds&) = delete;
+  ~OwnedFds();
+  void Adopt(int fd) { fds_.insert(fd); }
+  void Drop(int fd) { fds_.erase(fd); }
+
+ private:
+  std::unordered_set<int> fds_;
+};
+
 struct EnvState {
+  OwnedFds owned;  // closed after the slots (members go in reverse order)
   SlotTable slots;
 };
 

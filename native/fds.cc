@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "common.h"
+#include "env_state.h"
 
 namespace bpfkit {
 namespace {
@@ -13,6 +14,7 @@ namespace {
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   int fd = FdArg(info[0], "fd");
   ForgetFd(info.Env(), fd);
+  StateOf(info.Env()).owned.Drop(fd);
   // Linux releases the fd even when close reports EINTR, so it is never retried.
   if (close(fd) != 0 && errno != EINTR) ThrowSyscallError(info.Env(), "close", errno);
   return info.Env().Undefined();
@@ -30,7 +32,19 @@ Napi::Value DupFd(const Napi::CallbackInfo& info) {
 // opened from it): called when an Fd releases its number, or adopts one that
 // may have been closed and reused behind bpfkit's back.
 Napi::Value ForgetFdJs(const Napi::CallbackInfo& info) {
-  ForgetFd(info.Env(), FdArg(info[0], "fd"));
+  const int fd = FdArg(info[0], "fd");
+  ForgetFd(info.Env(), fd);
+  StateOf(info.Env()).owned.Drop(fd);
+  return info.Env().Undefined();
+}
+
+// An Fd takes ownership of a number: what native state was opened from it
+// belongs to what it meant before and ends, and the number is closed with
+// this environment if the Fd never closes it (a terminated worker).
+Napi::Value AdoptFd(const Napi::CallbackInfo& info) {
+  const int fd = FdArg(info[0], "fd");
+  ForgetFd(info.Env(), fd);
+  StateOf(info.Env()).owned.Adopt(fd);
   return info.Env().Undefined();
 }
 
@@ -83,6 +97,7 @@ void InitFds(Napi::Env env, Napi::Object exports) {
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("dupFd", Napi::Function::New(env, DupFd, "dupFd"));
   exports.Set("forgetFd", Napi::Function::New(env, ForgetFdJs, "forgetFd"));
+  exports.Set("adoptFd", Napi::Function::New(env, AdoptFd, "adoptFd"));
   exports.Set("fdIsOpen", Napi::Function::New(env, FdIsOpen, "fdIsOpen"));
   exports.Set("possibleCpus", Napi::Function::New(env, PossibleCpus, "possibleCpus"));
   exports.Set("setErrorFactory", Napi::Function::New(env, SetErrorFactoryJs, "setErrorFactory"));

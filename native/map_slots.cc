@@ -93,6 +93,10 @@ void SlotTable::Release(uint32_t i) {
 
 void ForgetFd(napi_env env, int fd) { StateOf(env).slots.ForgetOrigin(fd); }
 
+OwnedFds::~OwnedFds() {
+  for (int fd : fds_) close(fd);
+}
+
 namespace {
 
 // Throws a BpfError from a C callback. The error factory is JavaScript and

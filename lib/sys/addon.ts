@@ -107,8 +107,10 @@ export interface NativeAddon {
   setErrorFactory(f: typeof createNativeError): void
   closeFd(fd: number): void
   dupFd(fd: number): number
-  /** Ends the op slots opened from this fd number (it was released, or is being adopted anew). */
+  /** Ends the op slots opened from this fd number, and its ownership by this environment (Fd.release). */
   forgetFd(fd: number): void
+  /** An Fd takes the number: ends the op slots opened from it, and closes it when this environment ends with it open. */
+  adoptFd(fd: number): void
   fdIsOpen(fd: number): boolean
   possibleCpus(): number
 

@@ -41,7 +41,9 @@ export class Fd {
     if (!native.fdIsOpen(fd)) throw new BpfError('fd', EBADF, `${kind}: fd ${fd} is not open`, 'fcntl')
     // Whatever native state was opened from this number belongs to what it
     // meant before (closed and reused behind bpfkit's back): it ends here.
-    native.forgetFd(fd)
+    // Native also closes the number if this environment ends with it open
+    // (a terminated worker runs no finalizers).
+    native.adoptFd(fd)
     this.#fd = fd
     this.kind = kind
     live.set(fd, { kind, stack: traceStacks ? new Error().stack?.split('\n').slice(2).join('\n') : undefined })
