@@ -44,10 +44,14 @@ async function runOnce(h, fn, timeoutMs) {
   const before = listFds()
   let timer
   const hung = new Promise((resolve) => { timer = setTimeout(() => resolve('hang'), timeoutMs) })
+  let skipReason
   const ran = (async () => fn())().then(
     () => 'ok',
     (e) => {
-      if (e instanceof SetupFailed) return 'skipped'
+      if (e instanceof SetupFailed) {
+        skipReason = e.message
+        return 'skipped'
+      }
       h.classify('case body', e)
       return 'ok'
     })
@@ -55,7 +59,7 @@ async function runOnce(h, fn, timeoutMs) {
   clearTimeout(timer)
   if (outcome === 'hang') return { hang: `did not settle within ${timeoutMs} ms`, findings: h.findings, leaks: [] }
   await h.closeAll()
-  return { skipped: outcome === 'skipped', findings: h.findings, leaks: newFds(before, listFds()) }
+  return { skipped: outcome === 'skipped' ? skipReason : undefined, findings: h.findings, leaks: newFds(before, listFds()) }
 }
 
 module.exports = { loadTarget, caseSource, compile, runCase }

@@ -102,6 +102,7 @@ class Campaign {
     this.bisects = 0
     /** Cases whose setup failed: a count that grows means the generators no longer fit the API. */
     this.skipped = 0
+    this.skipReasons = new Map()
   }
 
   /** Counts a finding under its signature; the first few of each signature get a reproducer file. */
@@ -129,7 +130,11 @@ class Campaign {
         const d = r.done.get(index)
         if (!d) continue
         this.counts.cases++
-        if (d.skipped) this.skipped++
+        if (d.skipped) {
+          this.skipped++
+          const why = String(d.skipped).replace(/\d+/g, 'N').slice(0, 160)
+          this.skipReasons.set(why, (this.skipReasons.get(why) ?? 0) + 1)
+        }
         for (const f of d.findings) {
           this.counts['internal-messages']++
           this.record('internal-message', target, [index], { message: f.message, label: f.label, at: f.at })

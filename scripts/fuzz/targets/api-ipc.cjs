@@ -90,7 +90,7 @@ const mmap = (rng) => {
 }
 
 const fdObjects = (rng) => `{
-  const f = await h.call('new Fd', () => h.own(new Fd(${rng.pick(['h.fdNumber("/dev/null")', '-1', '0', 'NaN', "'5'", 'null', '2 ** 31'])}${rng.bool(0.3) ? `, ${rng.pick(["'map'", '5', 'null'])}` : ''})))
+  const f = await h.call('new Fd', () => h.own(new Fd(${rng.pick(['h.fdNumber("/dev/null")', '-1', '0', 'NaN', "'5'", 'null', '2 ** 31', "Symbol('fd')", 'Object.create(null)'])}${rng.bool(0.3) ? `, ${rng.pick(["'map'", '5', 'null'])}` : ''})))
   if (f) {
     ${Array.from({ length: rng.range(1, 3) }, () => rng.pick(["await h.call('dup', () => h.own(f.dup()))", "await h.call('release', () => h.ownFd(f.release()))", "await h.call('close', () => f.close())", "await h.call('fd', () => f.fd)", "await h.call('toString', () => String(f))"])).join('\n    ')}
   }

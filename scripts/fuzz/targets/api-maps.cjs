@@ -86,7 +86,7 @@ const create = (rng) => `{
 const rawMapOps = (rng) => {
   const type = rng.pick(['hash', 'array', 'percpu_array', 'lru_hash', 'queue', 'bloom_filter', 'lpm_trie'])
   const keySize = ['queue', 'bloom_filter'].includes(type) ? 0 : type === 'lpm_trie' ? 8 : 4
-  const flags = ['lpm_trie'].includes(type) ? ", flags: 'no_prealloc'" : ''
+  const flags = ['lpm_trie'].includes(type) ? ", flags: ['no_prealloc']" : ''
   return `{
   const m = await h.setup(() => h.own(BpfMap.create({ type: '${type}', keySize: ${keySize}, valueSize: 8, maxEntries: 8${flags} })))
   ${mapOps(rng, 'm', rawKey, rawValue)}
@@ -94,9 +94,12 @@ const rawMapOps = (rng) => {
 }
 
 const typedMapOps = (rng) => {
-  const [key, value] = rng.pick([["'u32'", "'u64'"], ["'u64'", "{ struct: [['a', 'u32'], ['b', 'u64']] }"], ["'i32'", "{ array: 'u16', length: 3 }"]])
+  const type = rng.pick(['hash', 'array', 'percpu_hash'])
+  // Arrays are indexed by a 4-byte key.
+  const key = type === 'array' ? rng.pick(["'u32'", "'i32'"]) : rng.pick(["'u32'", "'u64'", "'i32'"])
+  const value = rng.pick(["'u64'", "{ struct: [['a', 'u32'], ['b', 'u64']] }", "{ array: 'u16', length: 3 }"])
   return `{
-  const m = await h.setup(() => h.own(BpfMap.create({ type: '${rng.pick(['hash', 'array', 'percpu_hash'])}', key: ${key}, value: ${value}, maxEntries: 8 })))
+  const m = await h.setup(() => h.own(BpfMap.create({ type: '${type}', key: ${key}, value: ${value}, maxEntries: 8 })))
   ${mapOps(rng, 'm', typedKey, typedValue)}
 }`
 }
