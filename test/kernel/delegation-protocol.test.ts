@@ -3,14 +3,16 @@
 // granted, read back three ways, asked for, refused, and left open.
 import { describe, expect, test } from 'vitest'
 import {
-  DelegationRefusedError, Policy, serveDelegation, socketPair, features } from '../../lib/index.js'
+  DelegationRefusedError, FdSocket, Policy, serveDelegation, features } from '../../lib/index.js'
 import { fdTable, opened } from './helpers/fds.js'
-import { startTenant, userNamespacesWork } from './helpers/tenant.js'
+import { startTenant, userNamespacesMissing } from './helpers/tenant.js'
+import { requireFeature, skipAllIf } from './helpers/requires.js'
 
-const ready = features.supportsBpfToken() && userNamespacesWork()
-if (!ready) console.warn('delegation tests skipped: no BPF tokens (features.supportsBpfToken) or no user namespaces here')
+// Why these tests cannot run here (no BPF tokens, or no user namespaces), or undefined.
+const missing = requireFeature(features.haveBpfToken) ?? userNamespacesMissing()
 
-describe.skipIf(!ready)('serve and request', () => {
+describe('serve and request', () => {
+  skipAllIf(missing)
   test('the policy round-trips through the grant, mountinfo, token info and fdinfo', async () => {
     const policy = Policy.from({
       cmds: ['map_create', 'prog_load', 'btf_load'],
@@ -71,7 +73,7 @@ describe.skipIf(!ready)('serve and request', () => {
   })
 
   test('a request that is not one is a protocol error, and leaves nothing open', async () => {
-    const [manager, tenant] = socketPair()
+    const [manager, tenant] = FdSocket.pair()
     const before = fdTable()
     const served = serveDelegation(manager, { cmds: 'any' })
     await tenant.send(Buffer.from('{"protocol":"bpfkit-delegation/1","type":"grant","policy":{}}'), [0])
@@ -111,7 +113,8 @@ function extra(a: string[], b: string[]): string[] {
   })
 }
 
-describe.skipIf(!ready)('a token works only in the user namespace that made it', () => {
+describe('a token works only in the user namespace that made it', () => {
+  skipAllIf(missing)
   test('handed to a tenant in another user namespace, the kernel ignores it (EPERM)', async () => {
     const maker = startTenant(`
       const token = await bpfkit.BpfToken.request(socket)
@@ -143,7 +146,8 @@ describe.skipIf(!ready)('a token works only in the user namespace that made it',
   })
 })
 
-describe.skipIf(!ready)('BpfToken.fromEnv, as libbpf finds tokens', () => {
+describe('BpfToken.fromEnv, as libbpf finds tokens', () => {
+  skipAllIf(missing)
   test('LIBBPF_BPF_TOKEN_PATH: a path must work, empty disables, unset tries /sys/fs/bpf quietly', async () => {
     const tenant = startTenant(`
       const before = { unset: bpfkit.BpfToken.fromEnv({}) === undefined }

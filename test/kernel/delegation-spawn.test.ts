@@ -5,10 +5,11 @@ import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { delegationFailedStatus, spawnDelegated, type DelegatedProcess, features } from '../../lib/index.js'
 import { repoRoot } from './helpers/raw.js'
-import { userNamespacesWork } from './helpers/tenant.js'
+import { userNamespacesMissing } from './helpers/tenant.js'
+import { requireFeature, skipAllIf } from './helpers/requires.js'
 
-const ready = features.supportsBpfToken() && userNamespacesWork()
-if (!ready) console.warn('spawnDelegated tests skipped: no BPF tokens (features.supportsBpfToken) or no user namespaces here')
+// Why these tests cannot run here (no BPF tokens, or no user namespaces), or undefined.
+const missing = requireFeature(features.haveBpfToken) ?? userNamespacesMissing()
 
 function finished(child: DelegatedProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   let stdout = ''
@@ -18,7 +19,8 @@ function finished(child: DelegatedProcess): Promise<{ code: number | null; signa
   return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })))
 }
 
-describe.skipIf(!ready)('spawnDelegated', () => {
+describe('spawnDelegated', () => {
+  skipAllIf(missing)
   test('the program finds its token as libbpf would, and the mount says what it delegates', async () => {
     const script = `
       const bpfkit = require(${JSON.stringify(join(repoRoot, 'dist/index.js'))})

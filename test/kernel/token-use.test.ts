@@ -5,10 +5,11 @@
 import { describe, expect, test } from 'vitest'
 import { Policy, serveDelegation, features } from '../../lib/index.js'
 import { native } from '../../lib/sys/index.js'
-import { startTenant, userNamespacesWork } from './helpers/tenant.js'
+import { startTenant, userNamespacesMissing } from './helpers/tenant.js'
+import { requireFeature, skipAllIf } from './helpers/requires.js'
 
-const ready = features.supportsBpfToken() && userNamespacesWork()
-if (!ready) console.warn('token use tests skipped: no BPF tokens (features.supportsBpfToken) or no user namespaces here')
+// Why these tests cannot run here (no BPF tokens, or no user namespaces), or undefined.
+const missing = requireFeature(features.haveBpfToken) ?? userNamespacesMissing()
 
 // Raw program and BTF bytes made in the tenant with bpfkit's assembler.
 const helpers = `
@@ -33,7 +34,8 @@ const rawProg = (type, attach, token) => outcome(() => {
 const rawBtf = (token) => outcome(() => native.closeFd(native.btfLoadSync({ btf: intBtf(), tokenFd: token.fd }).fd))
 `
 
-describe.skipIf(!ready)('a token allows exactly its policy', () => {
+describe('a token allows exactly its policy', () => {
+  skipAllIf(missing)
   const policy = Policy.from({
     cmds: ['map_create', 'prog_load', 'btf_load'],
     maps: ['hash', 'percpu_array'],
@@ -128,21 +130,11 @@ describe.skipIf(!ready)('a token allows exactly its policy', () => {
   })
 })
 
-// BTF_GET_FD_BY_ID takes a token from Linux 6.18. Probe: with a token fd
-// that is not open, a kernel that knows the field answers EBADF; an older
-// one rejects the unknown attribute bytes with EINVAL.
-function btfByIdTakesToken(): boolean {
-  try {
-    native.btfGetFdById(1, 0, 0x7ffffff0)
-    return true
-  } catch (e) {
-    return (e as { code?: string }).code === 'EBADF'
-  }
-}
-const btfByIdToken = ready && btfByIdTakesToken()
-if (ready && !btfByIdToken) console.warn('Btf.fromId token test skipped: BTF_GET_FD_BY_ID takes no token on this kernel (probe; Linux 6.18+)')
+// BTF_GET_FD_BY_ID takes a token from Linux 6.18: a declared feature (features.haveBtfByIdToken).
+const btfByIdMissing = missing ?? requireFeature(features.haveBtfByIdToken)
 
-describe.skipIf(!btfByIdToken)('opening BTF by ID with a token', () => {
+describe('opening BTF by ID with a token', () => {
+  skipAllIf(btfByIdMissing)
   test('Btf.fromId needs btf_get_fd_by_id delegated', async () => {
     const tenant = startTenant(`${helpers}
       const token = await bpfkit.BpfToken.request(socket)
@@ -168,7 +160,8 @@ describe.skipIf(!btfByIdToken)('opening BTF by ID with a token', () => {
   })
 })
 
-describe.skipIf(!ready)('a token needs CAP_BPF beside it, and CAP_BPF a token', () => {
+describe('a token needs CAP_BPF beside it, and CAP_BPF a token', () => {
+  skipAllIf(missing)
   test('token without CAP_BPF fails; CAP_BPF without token fails; both succeed', async () => {
     const tenant = startTenant(`${helpers}
       const token = await bpfkit.BpfToken.request(socket)
@@ -201,7 +194,8 @@ describe.skipIf(!ready)('a token needs CAP_BPF beside it, and CAP_BPF a token', 
   })
 })
 
-describe.skipIf(!ready)('the process-wide default token', () => {
+describe('the process-wide default token', () => {
+  skipAllIf(missing)
   test('is used when a call names none, and null opts out', async () => {
     const tenant = startTenant(`
       const token = await bpfkit.BpfToken.request(socket)

@@ -7,7 +7,15 @@
 //     skipUnless(ctx, features.haveRingbuf)
 //     ...
 //   })
-//   test.skipIf(requireFeature(features.haveBpfToken))('tokens', ...)
+//   describe('tokens', () => {
+//     skipAllIf(requireFeature(features.haveBpfToken) ?? userNamespacesMissing())
+//     test(...)
+//   })
+//
+// The reason always goes through ctx.skip(note), so the reporter shows it
+// beside each skipped test (`--reporter verbose`, and the skip summary at the
+// end of every run): never a console.warn beside a bare describe.skipIf.
+import { beforeEach } from 'vitest'
 import { NotSupportedError } from '../../../lib/sys/errors.js'
 
 /** Why the feature `probe` checks is missing, or undefined when it is there. Other errors are thrown. */
@@ -25,4 +33,14 @@ export function requireFeature(probe: () => void): string | undefined {
 export function skipUnless(ctx: { skip(note?: string): never }, probe: () => void): void {
   const why = requireFeature(probe)
   if (why !== undefined) ctx.skip(why)
+}
+
+/**
+ * Skips every test of the enclosing describe block, each with `why` as its
+ * note, when `why` is defined (a reason from requireFeature or another probe).
+ */
+export function skipAllIf(why: string | undefined): void {
+  beforeEach((ctx) => {
+    if (why !== undefined) ctx.skip(why)
+  })
 }

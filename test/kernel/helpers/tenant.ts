@@ -76,7 +76,18 @@ export function startTenant(snippet: string, unshareArgs: string[] = ['--mount']
   return { socket: mine, pid: child.pid as number, result }
 }
 
-/** Whether util-linux can make the namespaces here (a probe, so tests say why they skip). */
+/** Why util-linux cannot make a tenant's namespaces here, or undefined when it can (a probe, so tests say why they skip). */
+export function userNamespacesMissing(): string | undefined {
+  if (namespaces === undefined) {
+    const r = spawnSync('unshare', ['--user', '--map-root-user', '--mount', 'true'], { encoding: 'utf8' })
+    namespaces = r.status === 0 ? null
+      : `unshare --user --map-root-user --mount fails here: ${r.error?.message ?? r.stderr.trim()}`
+  }
+  return namespaces ?? undefined
+}
+let namespaces: string | null | undefined
+
+/** Whether util-linux can make the namespaces here. */
 export function userNamespacesWork(): boolean {
-  return spawnSync('unshare', ['--user', '--map-root-user', '--mount', 'true']).status === 0
+  return userNamespacesMissing() === undefined
 }
