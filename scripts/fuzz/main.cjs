@@ -88,6 +88,12 @@ async function main() {
   if (targets.some((t) => t.needsDist) && fs.existsSync(path.join(root, 'build', 'Release', 'bpfkit.node'))) cfg.loadRoot = snapshot()
   const started = Date.now()
   console.log(`fuzz: targets ${targets.map((t) => t.name).join(', ')}; seed ${o.seed}; up to ${o.only !== undefined ? 1 : o.cases} cases in ${o.seconds} s; ${o.jobs} jobs of ${o.batch}`)
+  // A native function added after the generator was written is named, not silently skipped.
+  for (const t of targets.filter((x) => x.covers)) {
+    const { native } = require(path.join(cfg.loadRoot ?? root, 'dist/sys/addon.js'))
+    const missing = Object.keys(native).filter((n) => !t.covers(n))
+    if (missing.length) console.log(`fuzz: not fuzzed (add to scripts/fuzz/targets/${t.name}.cjs): ${missing.join(', ')}`)
+  }
   const campaign = new Campaign(cfg)
   if (o.only !== undefined) {
     for (const t of targets) await campaign.runBatch(t, [o.only])

@@ -13,6 +13,11 @@ exports.needsDist = true
 
 exports.prelude = (root) => `const { native } = require(${JSON.stringify(path.join(root, 'dist/sys/addon.js'))})`
 
+/** Native functions the generator knows; main.cjs names any others (added since) as not fuzzed. */
+exports.covers = (name) => Object.hasOwn(calls, name) || scenarioNames.includes(name)
+const scenarioNames = ['mapUnmap', 'ringbufConsume', 'ringbufPending', 'ringbufWait', 'ringbufCancel', 'ringbufClose', 'fdWaitCancel', 'fdWait',
+  'mapSlotClose', 'mapSlotLookup', 'mapSlotUpdate', 'mapSlotDelete', 'mapSlotNextKey', 'mapSlotLookupAndDelete']
+
 exports.warmUp = (h) => {
   // Lazily opened process-wide state (the addon itself, libuv's signal and
   // thread pool pipes) is opened before the first fd count.
@@ -101,6 +106,15 @@ const calls = {
   mapLookupAndDeleteBatch: [[mapFd, keyBuf, keyBuf, (rng) => buffer(rng, 64), (rng) => buffer(rng, 128), (rng) => number(rng, [16, 0, 1, 17]), flags, flags], 'none'],
   mapUpdateBatch: [[mapFd, (rng) => buffer(rng, 64), (rng) => buffer(rng, 128), (rng) => number(rng, [16, 0, 1, 17]), flags, flags], 'none'],
   mapDeleteBatch: [[mapFd, (rng) => buffer(rng, 64), (rng) => number(rng, [16, 0, 1, 17]), flags, flags], 'none'],
+  // The async batches run on the thread pool: buffers and fds must stay valid until they finish.
+  mapLookupBatchAsync: [[mapFd, keyBuf, keyBuf, (rng) => buffer(rng, 64), (rng) => buffer(rng, 128), (rng) => number(rng, [16, 0, 1, 17]), flags, flags], 'none'],
+  mapLookupAndDeleteBatchAsync: [[mapFd, keyBuf, keyBuf, (rng) => buffer(rng, 64), (rng) => buffer(rng, 128), (rng) => number(rng, [16, 0, 1, 17]), flags, flags], 'none'],
+  mapUpdateBatchAsync: [[mapFd, (rng) => buffer(rng, 64), (rng) => buffer(rng, 128), (rng) => number(rng, [16, 0, 1, 17]), flags, flags], 'none'],
+  mapDeleteBatchAsync: [[mapFd, (rng) => buffer(rng, 64), (rng) => number(rng, [16, 0, 1, 17]), flags, flags], 'none'],
+  // Only fds of the harness's own (native closes an adopted number when the environment ends).
+  adoptFd: [[(rng) => rng.pick(['h.pipeFd()', 'h.devNull()', 'h.closedFd()', '-1', 'NaN', "'3'", 'null', 'Object.create(null)'])], 'none'],
+  // Never a function: a working replacement would change the errors of every later case in the child.
+  setErrorFactory: [[(rng) => rng.pick(['null', 'undefined', '5', "'f'", '{}', 'Object.create(null)', "Symbol('f')"])], 'none'],
   progLoad: [[progAttrs], 'load'],
   progLoadSync: [[progAttrs], 'load'],
   progTestRun: [[anyFd, testRunAttrs], 'none'],
@@ -160,9 +174,10 @@ exports.generate = (rng) => {
     const [gens, owns] = calls[name]
     let args = gens.map((gen) => gen(rng))
     // closeFd takes only fds of the harness's own (never 0-2: the child reports through its stdio).
-    if (name !== 'closeFd' && rng.bool(0.1)) args = args.slice(0, rng.int(args.length))
-    if (name !== 'closeFd' && rng.bool(0.05)) args.push(anyValue(rng))
-    if (name !== 'closeFd' && rng.bool(0.1)) args[rng.int(args.length)] = anyValue(rng)
+    const fixedArgs = name === 'closeFd' || name === 'adoptFd' || name === 'setErrorFactory'
+    if (!fixedArgs && rng.bool(0.1)) args = args.slice(0, rng.int(args.length))
+    if (!fixedArgs && rng.bool(0.05)) args.push(anyValue(rng))
+    if (!fixedArgs && rng.bool(0.1)) args[rng.int(args.length)] = anyValue(rng)
     lines.push(`await h.call(${JSON.stringify(name)}, async () => h.ownNative(${JSON.stringify(owns)}, await native.${name}(${args.join(', ')})))`)
   }
   return lines.join('\n')
