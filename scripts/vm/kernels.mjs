@@ -1,12 +1,12 @@
 // Debian kernels for the VM suite, fetched with `apt-get download` through an
-// apt configuration of our own under .cache/vm/apt: the system's sources,
-// lists and dpkg status are never read or changed, so this works the same on
-// a bookworm CI machine and on a developer's laptop with other sources.
+// apt configuration of our own under .cache/vm/apt: the system's lists and
+// dpkg status are never read or changed, and of its sources only the Debian
+// mirror's URI is taken (mirror.mjs), so this works the same on a bookworm CI
+// machine and on a developer's laptop with other sources.
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-const MIRROR = 'http://deb.debian.org/debian'
 const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg'
 
 // One kernel per Debian suite: the kernel users of that release run. The
@@ -34,8 +34,15 @@ export function selectKernels(spec) {
   return out
 }
 
+/** The private sources.list: every suite KERNELS needs, from `mirror` ({ uri, signedBy } from chooseMirror). */
+export function sourcesList(mirror) {
+  const suites = [...new Set(KERNELS.map((k) => k.suite))]
+  return suites.map((s) => `deb [signed-by=${mirror.signedBy ?? KEYRING}] ${mirror.uri} ${s} main\n`).join('')
+}
+
 export class Apt {
-  constructor(cacheDir) {
+  constructor(cacheDir, mirror) {
+    this.mirror = mirror
     this.dir = join(cacheDir, 'apt')
     this.debs = join(cacheDir, 'debs')
     this.conf = join(this.dir, 'apt.conf')
@@ -48,8 +55,8 @@ export class Apt {
       mkdirSync(join(d, sub), { recursive: true })
     }
     mkdirSync(this.debs, { recursive: true })
-    const suites = [...new Set(KERNELS.map((k) => k.suite))]
-    writeFileSync(join(d, 'etc/sources.list'), suites.map((s) => `deb [signed-by=${KEYRING}] ${MIRROR} ${s} main\n`).join(''))
+    const sources = sourcesList(this.mirror)
+    writeFileSync(join(d, 'etc/sources.list'), sources)
     if (!existsSync(join(d, 'state/status'))) writeFileSync(join(d, 'state/status'), '')
     // Every Dir:: that would otherwise fall back to /etc/apt or /var/lib/apt is
     // pointed here; APT_CONFIG replaces /etc/apt/apt.conf, and parts points at
@@ -71,11 +78,14 @@ export class Apt {
       `APT::Sandbox::User "root";`,
       '',
     ].join('\n'))
-    const stamp = join(d, 'state/lists', `deb.debian.org_debian_dists_${suites.at(-1)}_InRelease`)
-    const fresh = existsSync(stamp) && Date.now() - statSync(stamp).mtimeMs < 24 * 3600e3
+    // The lists are fresh when the last update was less than a day ago and
+    // from the same sources (another mirror has other list files).
+    const stamp = join(d, 'state/updated')
+    const fresh = existsSync(stamp) && readFileSync(stamp, 'utf8') === sources && Date.now() - statSync(stamp).mtimeMs < 24 * 3600e3
     if (!fresh) {
-      log('apt-get update (private configuration in .cache/vm/apt)')
+      log(`apt-get update from ${this.mirror.uri} (private configuration in .cache/vm/apt)`)
       this.apt('apt-get', ['-q', 'update'], { stdio: ['ignore', 'ignore', 'inherit'] })
+      writeFileSync(stamp, sources)
     }
   }
 

@@ -10,7 +10,8 @@ import { execFileSync, spawn } from 'node:child_process'
 import { accessSync, constants, copyFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Apt, KERNELS, selectKernels, vmlinuz } from './kernels.mjs'
+import { Apt, KERNELS, selectKernels, sourcesList, vmlinuz } from './kernels.mjs'
+import { chooseMirror, MIRROR_ENV } from './mirror.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..', '..')
@@ -18,9 +19,11 @@ const cacheDir = join(root, '.cache', 'vm')
 const log = (msg) => console.log(`[test:vm] ${msg}`)
 
 function usage(code) {
-  console.log(`usage: npm run test:vm -- [--kernel ${KERNELS.map((k) => k.name).join('|')}|all|A,B] [--timeout MIN] [--accel kvm|tcg] [--cmd SHELL-CMD] [vitest args]
+  console.log(`usage: npm run test:vm -- [--kernel ${KERNELS.map((k) => k.name).join('|')}|all|A,B] [--timeout MIN] [--accel kvm|tcg] [--cmd SHELL-CMD] [--dry-run] [vitest args]
   default: --kernel all, test/kernel; vitest args replace the test selection;
-  --timeout: minutes per guest (default 40); 7.x also answers to 7.3 or 7`)
+  --timeout: minutes per guest (default 40); 7.x also answers to 7.3 or 7;
+  --dry-run: print the mirror and the apt sources the run would use, then stop;
+  kernels come from the Debian mirror in this machine's apt sources, or ${MIRROR_ENV} when set`)
   process.exit(code)
 }
 
@@ -38,6 +41,7 @@ function parseArgs(argv) {
     else if (a === '--accel') opts.accel = value()
     // A shell command to run in the guest instead of the suite (debugging).
     else if (a === '--cmd') opts.cmd = value()
+    else if (a === '--dry-run') opts.dryRun = true
     else if (a === '--help' || a === '-h') usage(0)
     else opts.vitest.push(a)
   }
@@ -191,10 +195,16 @@ function boot({ kernel, initrd, accel, timeoutMs, quiet = false }) {
 async function main() {
   const opts = parseArgs(process.argv.slice(2))
   const kernels = selectKernels(opts.kernel)
+  const mirror = chooseMirror()
+  if (opts.dryRun) {
+    log(`mirror ${mirror.uri} (from ${mirror.from}); kernels ${kernels.map((k) => `${k.name} (${k.suite})`).join(', ')}; private apt sources:`)
+    process.stdout.write(sourcesList(mirror))
+    return
+  }
   for (const [cmd, pkg] of [['qemu-system-x86_64', 'qemu-system-x86'], ['busybox', 'busybox-static'], ['modprobe', 'kmod'], ['depmod', 'kmod'], ['cpio', 'cpio'], ['apt-get', 'apt'], ['dpkg-deb', 'dpkg'], ['xz', 'xz-utils'], ['zstd', 'zstd'], ['ip', 'iproute2']]) need(cmd, pkg)
   if (!existsSync(join(root, 'build/Release'))) throw new Error('no build/Release: run npm install first')
 
-  const apt = new Apt(cacheDir)
+  const apt = new Apt(cacheDir, mirror)
   apt.prepare({ log })
   // The guests run a copy of the checkout taken now: a run lasts many
   // minutes, and edits (or a rebuild of the addon) meanwhile must not mix
