@@ -48,11 +48,15 @@ void Poller::Close() {
   owner_ = nullptr;
   uv_poll_stop(&poll_);
   uv_close(reinterpret_cast<uv_handle_t*>(&poll_), OnClosed);
+  // uv_close has already taken the fd out of epoll (synchronously); only the
+  // handle's memory waits for the callback. Closed now, so the fd is gone
+  // when close() returns, not one loop turn later.
+  close(fd_);
+  fd_ = -1;
 }
 
 void Poller::OnClosed(uv_handle_t* handle) {
   auto* p = static_cast<Poller*>(handle->data);
-  close(p->fd_);
   // Unregisters the hook, or, when it already ran, tells Node that this
   // part of the teardown is done.
   if (p->hook_ != nullptr) napi_remove_async_cleanup_hook(p->hook_);

@@ -28,8 +28,8 @@ class Poller {
   // uv_poll_start / uv_poll_stop; Start returns the libuv status.
   int Start(int events, uv_poll_cb cb);
   void Stop();
-  // Stops polling for good; the handle and the fd are released once libuv
-  // is done with them, and the poller deletes itself then.
+  // Stops polling for good and closes the fd at once; the poller deletes
+  // itself once libuv is done with the handle.
   void Close();
 
  private:

@@ -42,6 +42,11 @@ struct Ring {
   const uint8_t* data() const { return producer_map + page; }
 };
 
+// Drops the callback through the reference's destructor, which never throws;
+// Reset() (and move assignment, which calls it) throws when Node-API refuses,
+// as it may while the environment is torn down.
+void DropCallback(Ring* r) { Napi::FunctionReference dropped(std::move(r->on_ready)); }
+
 void Unmap(Ring* r) {
   if (r->consumer) munmap(r->consumer, r->page);
   if (r->producer_map) munmap(const_cast<uint8_t*>(r->producer_map), r->page + 2 * r->size);
@@ -55,7 +60,7 @@ void Close(Ring* r) {
   if (r->closed) return;
   r->closed = true;
   r->waiting = false;
-  r->on_ready.Reset();
+  DropCallback(r);
   r->context.reset();
   if (r->poller != nullptr) {
     r->poller->Close();
@@ -180,7 +185,7 @@ void OnPoll(uv_poll_t* handle, int status, int) {
   Napi::Env env = r->env;
   Napi::HandleScope scope(env);
   Napi::Function cb = r->on_ready.Value();
-  r->on_ready.Reset();
+  DropCallback(r);
   try {
     cb.MakeCallback(env.Global(), {Napi::Number::New(env, status)}, *r->context);
   } catch (const Napi::Error& e) {
@@ -219,7 +224,7 @@ Napi::Value RingbufCancel(const Napi::CallbackInfo& info) {
   Ring* r = RingArg(info);
   if (r->poller != nullptr) r->poller->Stop();
   r->waiting = false;
-  r->on_ready.Reset();
+  DropCallback(r);
   return info.Env().Undefined();
 }
 
