@@ -77,6 +77,25 @@ describe('npm run fuzz harness', () => {
     expect(clean.summary).toMatchObject({ cases: 3, crashes: 0, hangs: 0, leaks: 0, 'internal-messages': 0 })
   })
 
+  it('generates cases that compile, for every real target', () => {
+    const { loadTarget, caseSource, compile } = require('../../scripts/fuzz/case.cjs') as {
+      loadTarget(t: string): unknown; caseSource(t: unknown, root: string, seed: number, i: number): string; compile(src: string): unknown
+    }
+    for (const name of ['addon', 'api']) {
+      const target = loadTarget(name)
+      const broken: string[] = []
+      for (let i = 0; i < 1500; i++) {
+        const src = caseSource(target, root, 7, i)
+        try {
+          compile(src)
+        } catch (e) {
+          broken.push(`${name} case ${i}: ${(e as Error).message}`)
+        }
+      }
+      expect(broken).toEqual([])
+    }
+  })
+
   it('is deterministic by seed: the same seed gives the same case source', () => {
     const { loadTarget, caseSource } = require('../../scripts/fuzz/case.cjs') as {
       loadTarget(t: string): unknown; caseSource(t: unknown, root: string, seed: number, i: number): string
