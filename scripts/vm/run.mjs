@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Apt, KERNELS, selectKernels, sourcesList, vmlinuz } from './kernels.mjs'
 import { chooseMirror, MIRROR_ENV } from './mirror.mjs'
+import { buildFixtures } from '../../test/setup/build-fixtures.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..', '..')
@@ -217,6 +218,7 @@ async function main() {
   // the suite's global setup would, and let the guest use the result.
   log('compiling dist/ (tsc -p tsconfig.build.json)')
   execFileSync(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', join(repo, 'tsconfig.build.json')], { stdio: 'inherit' })
+  buildFixtures(repo)
 
   const vitest = ['node', 'node_modules/vitest/vitest.mjs', 'run', '--config', 'scripts/vm/vitest.config.mts', ...opts.vitest]
   const results = []

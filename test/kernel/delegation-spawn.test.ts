@@ -1,11 +1,10 @@
 // spawnDelegated: a program run like systemd's PrivateBPF= sees a delegated
 // bpffs at /sys/fs/bpf and LIBBPF_BPF_TOKEN_PATH, and its exit status and
 // signals pass through the helper.
-import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { delegationFailedStatus, spawnDelegated, type DelegatedProcess, features } from '../../lib/index.js'
-import { repoRoot } from './helpers/raw.js'
-import { userNamespacesMissing } from './helpers/tenant.js'
+import type { TokenFromEnvReport } from '../fixtures/tenant/token-from-env.js'
+import { tenantFixture, userNamespacesMissing } from './helpers/tenant.js'
 import { requireFeature, skipAllIf } from './helpers/requires.js'
 
 // Why these tests cannot run here (no BPF tokens, or no user namespaces), or undefined.
@@ -22,24 +21,7 @@ function finished(child: DelegatedProcess): Promise<{ code: number | null; signa
 describe('spawnDelegated', () => {
   skipAllIf(missing)
   test('the program finds its token as libbpf would, and the mount says what it delegates', async () => {
-    const script = `
-      const bpfkit = require(${JSON.stringify(join(repoRoot, 'dist/index.js'))})
-      const fs = require('fs')
-      const token = bpfkit.BpfToken.fromEnv()
-      const map = bpfkit.BpfMap.create({ type: 'array', key: 'u32', value: 'u64', maxEntries: 4, token })
-      map.set(1, 42n)
-      let refused
-      try { bpfkit.BpfMap.create({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 1, token }) } catch (e) { refused = e.message }
-      console.log(JSON.stringify({
-        env: process.env.LIBBPF_BPF_TOKEN_PATH,
-        uid: process.getuid(),
-        mount: bpfkit.Policy.fromMountinfo('/sys/fs/bpf').toJSON(),
-        value: String(map.get(1)),
-        refused,
-      }))
-      map.close(); token.close()
-    `
-    const child = spawnDelegated(process.execPath, ['-e', script], {
+    const child = spawnDelegated(process.execPath, [tenantFixture('token-from-env')], {
       policy: { cmds: ['map_create'], maps: ['array'] },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
@@ -48,7 +30,7 @@ describe('spawnDelegated', () => {
     const r = await done
     expect(r.stderr).toBe('')
     expect(r.code).toBe(0)
-    expect(JSON.parse(r.stdout)).toEqual({
+    expect(JSON.parse(r.stdout) as TokenFromEnvReport).toEqual({
       env: '/sys/fs/bpf',
       uid: 0,
       mount: { cmds: ['map_create'], maps: ['array'], progs: [], attachs: [] },

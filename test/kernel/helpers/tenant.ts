@@ -76,6 +76,15 @@ export function startTenant(snippet: string, unshareArgs: string[] = ['--mount']
   return { socket: mine, pid: child.pid as number, result }
 }
 
+/**
+ * The compiled form of the tenant fixture test/fixtures/tenant/<name>.ts
+ * (built by the suite's global setup, test/setup/build-fixtures.mjs), to
+ * run with node in a child process.
+ */
+export function tenantFixture(name: string): string {
+  return join(repoRoot, '.cache', 'fixtures', 'tenant', `${name}.js`)
+}
+
 /** Why util-linux cannot make a tenant's namespaces here, or undefined when it can (a probe, so tests say why they skip). */
 export function userNamespacesMissing(): string | undefined {
   if (namespaces === undefined) {
