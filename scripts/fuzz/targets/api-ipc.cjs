@@ -43,6 +43,17 @@ const socket = (rng) => {
 }`
 }
 
+// Issue 11 item 7: a size limit that is not a positive integer (or too small) must refuse, never let the message through.
+const receiveLimit = (rng) => {
+  const limit = rng.pick(['NaN', '-1', '0.5', 'Infinity', '0', '63', "'64'", 'null', '-0', '2 ** 53'])
+  return `{
+  const [a, b] = h.own(FdSocket.pair())
+  await h.setup(() => a.send(new Uint8Array(64)))
+  const got = h.own(await h.call(${JSON.stringify(`receive with maxBytes ${limit}`)}, () => h.closeAfter(b, 200, b.receive({ maxBytes: ${limit} }))))
+  h.expect(got === undefined, ${JSON.stringify(`receive({ maxBytes: ${limit} }) let a 64-byte message through`)})
+}`
+}
+
 const ringbuf = (rng) => {
   const steps = []
   for (let i = rng.range(1, 4); i > 0; i--) {
@@ -96,4 +107,4 @@ const fdObjects = (rng) => `{
   }
 }`
 
-module.exports = { socket, ringbuf, mmap, fdObjects, wrongTypes }
+module.exports = { socket, receiveLimit, ringbuf, mmap, fdObjects, wrongTypes }

@@ -22,7 +22,7 @@ exports.warmUp = (h) => {
 const scenarios = [
   [4, maps.create], [3, maps.rawMapOps], [2, maps.typedMapOps], [1, maps.fdReuse],
   [3, progs.load], [1, progs.closeWhilePending], [3, progs.btf], [2, progs.policy],
-  [3, ipc.socket], [2, ipc.ringbuf], [2, ipc.mmap], [1, ipc.fdObjects], [1, threads.workers],
+  [3, ipc.socket], [1, ipc.receiveLimit], [2, ipc.ringbuf], [2, ipc.mmap], [1, ipc.fdObjects], [1, threads.workers],
 ]
 
 exports.generate = (rng) => {
