@@ -6,7 +6,7 @@ import { describe, expect, test } from 'vitest'
 import {
   BpfToken, delegate, features, openBpffsContext, openMountRoot, Policy, serveDelegation,
 } from '../../lib/index.js'
-import { startTenant, userNamespacesMissing } from './helpers/tenant.js'
+import { startTenantFixture, userNamespacesMissing } from './helpers/tenant.js'
 import { requireFeature, skipAllIf } from './helpers/requires.js'
 
 // Why these tests cannot run here (no BPF tokens, or no user namespaces), or undefined.
@@ -31,7 +31,7 @@ describe('BPF_TOKEN_CREATE', () => {
   })
 
   test('refused without delegate options (ENOENT)', async () => {
-    const tenant = startTenant(`report(await outcomeAsync(() => bpfkit.BpfToken.request(socket)))`)
+    const tenant = startTenantFixture('token-request')
     expect(await serveDelegation(tenant.socket, Policy.none())).toEqual(Policy.none())
     const r = await tenant.result
     expect(r).toMatchObject({ ok: false, code: 'ENOENT', command: 'token_create' })
@@ -41,7 +41,7 @@ describe('BPF_TOKEN_CREATE', () => {
   test('refused from another user namespace than the bpffs was made in (EPERM)', async () => {
     // The tenant makes the context; the manager configures it and then tries
     // to make a token from it itself.
-    const tenant = startTenant(`report(await outcomeAsync(() => bpfkit.requestDelegation(socket)))`)
+    const tenant = startTenantFixture('delegation-request')
     const m = await tenant.socket.receive({ fds: 1 })
     const [context] = m!.fds
     try {
@@ -63,19 +63,7 @@ describe('BPF_TOKEN_CREATE', () => {
   })
 
   test('refused from a directory below the root (EINVAL), an O_PATH mount fd (EBADF), not bpffs (EINVAL)', async () => {
-    const tenant = startTenant(`
-      const { mount } = await bpfkit.requestDelegation(socket, { mountAt: '/sys/fs/bpf' })
-      fs.mkdirSync('/sys/fs/bpf/below')
-      report({
-        below: outcome(() => bpfkit.BpfToken.create('/sys/fs/bpf/below')),
-        opath: outcome(() => bpfkit.BpfToken.create(mount)),
-        proc: outcome(() => bpfkit.BpfToken.create('/proc')),
-        missing: outcome(() => bpfkit.BpfToken.create('/no/such/dir')),
-        root: outcome(() => bpfkit.BpfToken.create('/sys/fs/bpf')),
-        rootFd: outcome(() => { const r = bpfkit.openMountRoot(mount); try { return bpfkit.BpfToken.create(r) } finally { r.close() } }),
-      })
-      mount.close()
-    `)
+    const tenant = startTenantFixture('token-create-places')
     await serveDelegation(tenant.socket, policy)
     const r = await tenant.result
     expect(r.below).toMatchObject({ ok: false, code: 'EINVAL', command: 'token_create' })
@@ -90,12 +78,7 @@ describe('BPF_TOKEN_CREATE', () => {
   })
 
   test('refused without CAP_BPF in the user namespace (EPERM)', async () => {
-    const tenant = startTenant(`
-      const { mount } = await bpfkit.requestDelegation(socket)
-      const root = bpfkit.openMountRoot(mount)
-      report(withoutCaps('console.log(json(outcome(() => bpfkit.BpfToken.create(3))))', root.fd))
-      root.close(); mount.close()
-    `)
+    const tenant = startTenantFixture('token-without-cap-bpf')
     await serveDelegation(tenant.socket, policy)
     const r = await tenant.result
     expect(r).toMatchObject({ ok: false, code: 'EPERM' })
@@ -106,15 +89,7 @@ describe('BPF_TOKEN_CREATE', () => {
 describe('a tenant cannot delegate to itself', () => {
   skipAllIf(missing)
   test('delegate_* options on its own context are EPERM, for every kind', async () => {
-    const tenant = startTenant(`
-      const out = {}
-      for (const kind of ['cmds', 'maps', 'progs', 'attachs']) {
-        const context = bpfkit.openBpffsContext()
-        out[kind] = outcome(() => bpfkit.delegate({ [kind]: 'any' }, context))
-        context.close()
-      }
-      report(out)
-    `)
+    const tenant = startTenantFixture('delegate-to-self')
     const r = await tenant.result
     for (const kind of ['cmds', 'maps', 'progs', 'attachs']) {
       expect(r[kind]).toMatchObject({ ok: false, code: 'EPERM', name: 'SyscallError' })
@@ -124,19 +99,7 @@ describe('a tenant cannot delegate to itself', () => {
   })
 
   test('nor widen a delegated mount by reconfiguring it (fspick)', async () => {
-    const tenant = startTenant(`
-      const { mount } = await bpfkit.requestDelegation(socket)
-      const picked = native.fspick(mount.fd, '')
-      const out = {}
-      for (const key of ['delegate_cmds', 'delegate_maps', 'delegate_progs', 'delegate_attachs']) {
-        out[key] = outcome(() => native.fsconfigString(picked, key, 'any'))
-      }
-      native.closeFd(picked)
-      const token = bpfkit.BpfToken.create(bpfkit.openMountRoot(mount))
-      out.after = token.info().policy.toJSON()
-      token.close(); mount.close()
-      report(out)
-    `)
+    const tenant = startTenantFixture('widen-delegated-mount')
     await serveDelegation(tenant.socket, policy)
     const r = await tenant.result
     for (const key of ['delegate_cmds', 'delegate_maps', 'delegate_progs', 'delegate_attachs']) {

@@ -51,9 +51,21 @@ export interface Tenant {
  * sees bpfkit, native, socket, report(value), outcome(fn), withoutCaps(...).
  */
 export function startTenant(snippet: string, unshareArgs: string[] = ['--mount']): Tenant {
-  const [mine, theirs] = FdSocket.pair()
   const code = `${prelude}\n;(async () => {\n${snippet}\n})().then(() => socket.close(), (e) => { console.error(e && e.stack || e); process.exit(1) })`
-  const child = spawn('unshare', ['--user', '--map-root-user', ...unshareArgs, process.execPath, '-e', code], {
+  return spawnTenant(['-e', code], unshareArgs)
+}
+
+/**
+ * Starts the tenant fixture test/fixtures/tenant/<name>.ts (see kit.ts there)
+ * in a tenant. `R` is the type of what it reports.
+ */
+export function startTenantFixture<R = any>(name: string, unshareArgs: string[] = ['--mount']): Tenant & { result: Promise<R> } {
+  return spawnTenant([tenantFixture(name)], unshareArgs)
+}
+
+function spawnTenant(nodeArgs: string[], unshareArgs: string[]): Tenant {
+  const [mine, theirs] = FdSocket.pair()
+  const child = spawn('unshare', ['--user', '--map-root-user', ...unshareArgs, process.execPath, ...nodeArgs], {
     stdio: ['ignore', 'pipe', 'pipe', theirs.fd],
   })
   theirs.close()
