@@ -6,12 +6,13 @@ const maps = require('./api-maps.cjs')
 const progs = require('./api-progs.cjs')
 const ipc = require('./api-ipc.cjs')
 const threads = require('./api-workers.cjs')
+const kinds = require('./api-kinds.cjs')
 
 exports.name = 'api'
 exports.needsDist = true
 
 exports.prelude = (root) =>
-  `const { BpfMap, BpfProgram, Btf, BtfReader, BtfBuilder, Policy, FdSocket, Fd, asm } = require(${JSON.stringify(path.join(root, 'dist/index.js'))})`
+  `const { BpfMap, BpfProgram, BpfLink, Btf, BtfReader, BtfBuilder, Policy, FdSocket, Fd, asm } = require(${JSON.stringify(path.join(root, 'dist/index.js'))})`
 
 exports.warmUp = (h) => {
   // The package and its lazily opened state, before the first fd count.
@@ -22,6 +23,7 @@ exports.warmUp = (h) => {
 const scenarios = [
   [4, maps.create], [3, maps.rawMapOps], [2, maps.typedMapOps], [1, maps.fdReuse],
   [3, progs.load], [1, progs.closeWhilePending], [3, progs.btf], [2, progs.policy],
+  [2, kinds.wrongKind],
   [3, ipc.socket], [1, ipc.receiveLimit], [2, ipc.ringbuf], [2, ipc.mmap], [1, ipc.fdObjects], [1, threads.workers],
 ]
 
