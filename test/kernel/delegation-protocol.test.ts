@@ -5,7 +5,7 @@ import { describe, expect, test } from 'vitest'
 import {
   DelegationRefusedError, FdSocket, Policy, serveDelegation, features } from '../../lib/index.js'
 import { fdTable, opened } from './helpers/fds.js'
-import { startTenant, userNamespacesMissing } from './helpers/tenant.js'
+import { startTenantFixture, userNamespacesMissing } from './helpers/tenant.js'
 import { requireFeature, skipAllIf } from './helpers/requires.js'
 
 // Why these tests cannot run here (no BPF tokens, or no user namespaces), or undefined.
@@ -20,21 +20,7 @@ describe('serve and request', () => {
       progs: 'any',
       attachs: ['cgroup_inet_ingress', 'xdp'],
     })
-    const tenant = startTenant(`
-      const token = await bpfkit.BpfToken.request(socket, { mountAt: '/sys/fs/bpf' })
-      const info = token.info()
-      report({
-        mountinfo: bpfkit.Policy.fromMountinfo('/sys/fs/bpf').toJSON(),
-        info: info.policy.toJSON(),
-        source: info.source,
-        supportsInfo: bpfkit.features.supportsTokenInfo(token),
-        fdinfo: bpfkit.Policy.fromFdinfo(fs.readFileSync('/proc/self/fdinfo/' + token.fd, 'utf8')).toJSON(),
-        masks: info.masks,
-        // The last one: a bpffs already at /sys/fs/bpf (systemd mounts one) lies under the delegated mount.
-        line: fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\\n').findLast((l) => l.includes(' /sys/fs/bpf ') && l.includes(' - bpf ')),
-      })
-      token.close()
-    `)
+    const tenant = startTenantFixture('policy-read-back')
     const granted = await serveDelegation(tenant.socket, policy)
     expect(granted.equals(policy)).toBe(true)
     const r = await tenant.result
@@ -50,20 +36,14 @@ describe('serve and request', () => {
   })
 
   test('a tenant may ask for less than offered, and gets exactly that', async () => {
-    const tenant = startTenant(`
-      const token = await bpfkit.BpfToken.request(socket, { policy: { cmds: ['map_create'], maps: ['hash'] } })
-      report(token.policy.toJSON())
-      token.close()
-    `)
+    const tenant = startTenantFixture('ask-for-less')
     const granted = await serveDelegation(tenant.socket, { cmds: 'any', maps: 'any', progs: ['xdp'] })
     expect(granted.toJSON()).toEqual({ cmds: ['map_create'], maps: ['hash'], progs: [], attachs: [] })
     expect(await tenant.result).toEqual(granted.toJSON())
   })
 
   test('asking for more than offered is refused on both sides', async () => {
-    const tenant = startTenant(`
-      report(await outcomeAsync(() => bpfkit.BpfToken.request(socket, { policy: { cmds: ['map_create', 'prog_load'] } })))
-    `)
+    const tenant = startTenantFixture('ask-for-more')
     await expect(serveDelegation(tenant.socket, { cmds: ['map_create'] })).rejects.toThrow(
       'serveDelegation: the tenant asked for delegate_cmds=map_create:prog_load, more than the offered delegate_cmds=map_create')
     const r = await tenant.result
@@ -84,13 +64,7 @@ describe('serve and request', () => {
   })
 
   test('neither side keeps an fd it should not: context, mount and root are all closed', async () => {
-    const tenant = startTenant(`
-      const before = fdTargets()
-      const token = await bpfkit.BpfToken.request(socket)
-      const during = fdTargets()
-      token.close()
-      report({ before, during, after: fdTargets() })
-    `)
+    const tenant = startTenantFixture('fds-kept')
     const before = fdTable()
     await serveDelegation(tenant.socket, { cmds: ['map_create'], maps: ['hash'] })
     const r = await tenant.result
@@ -116,25 +90,12 @@ function extra(a: string[], b: string[]): string[] {
 describe('a token works only in the user namespace that made it', () => {
   skipAllIf(missing)
   test('handed to a tenant in another user namespace, the kernel ignores it (EPERM)', async () => {
-    const maker = startTenant(`
-      const token = await bpfkit.BpfToken.request(socket)
-      report(outcome(() => bpfkit.BpfMap.create({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 4, token })))
-      await socket.send(Buffer.from('token'), [token])
-      token.close()
-    `)
+    const maker = startTenantFixture('token-maker')
     const policy = { cmds: ['map_create'], maps: ['hash'] } as const
     await serveDelegation(maker.socket, policy)
     const m = await maker.socket.receive({ fds: 1 })
     expect(await maker.result).toEqual({ ok: true })
-    const other = startTenant(`
-      const msg = await socket.receive({ fds: 1 })
-      const token = bpfkit.BpfToken.fromFd(msg.fds[0])
-      report({
-        policy: token.policy.toJSON(),
-        map: outcome(() => bpfkit.BpfMap.create({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 4, token })),
-      })
-      token.close()
-    `)
+    const other = startTenantFixture('foreign-token')
     try {
       await other.socket.send(Buffer.from('a token from elsewhere'), m!.fds)
     } finally {
@@ -149,21 +110,7 @@ describe('a token works only in the user namespace that made it', () => {
 describe('BpfToken.fromEnv, as libbpf finds tokens', () => {
   skipAllIf(missing)
   test('LIBBPF_BPF_TOKEN_PATH: a path must work, empty disables, unset tries /sys/fs/bpf quietly', async () => {
-    const tenant = startTenant(`
-      const before = { unset: bpfkit.BpfToken.fromEnv({}) === undefined }
-      const { mount } = await bpfkit.requestDelegation(socket, { mountAt: '/sys/fs/bpf' })
-      fs.mkdirSync('/sys/fs/bpf/not-root')
-      const describe = (env) => { try { const t = bpfkit.BpfToken.fromEnv(env); if (!t) return 'none'; const p = String(t.policy); t.close(); return p } catch (e) { return e.code + ': ' + e.message } }
-      report({
-        before,
-        unset: describe({}),
-        explicit: describe({ LIBBPF_BPF_TOKEN_PATH: '/sys/fs/bpf' }),
-        empty: describe({ LIBBPF_BPF_TOKEN_PATH: '' }),
-        wrong: describe({ LIBBPF_BPF_TOKEN_PATH: '/sys/fs/bpf/not-root' }),
-        processEnv: describe(undefined),
-      })
-      mount.close()
-    `)
+    const tenant = startTenantFixture('token-from-env-variants')
     await serveDelegation(tenant.socket, { cmds: ['map_create'], maps: ['hash'] })
     const r = await tenant.result
     // Before anything is mounted there, /sys/fs/bpf is the host's plain directory: no token, no error.
