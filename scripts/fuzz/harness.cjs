@@ -79,9 +79,9 @@ class Harness {
     this.tmp = fs.mkdtempSync(path.join(tmp, 'bpfkit-fuzz-'))
     this.closers = []
     this.findings = []
+    /** Fuzzed calls made, and how many threw: the campaign's size in calls rather than cases. */
     this.calls = 0
     this.errors = 0
-    this.currentCase = -1
   }
 
   get native() {

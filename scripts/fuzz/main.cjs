@@ -104,10 +104,10 @@ async function main() {
     console.log(`  ${g.count} x ${g.signature}\n    e.g. case ${g.first.index}: node ${g.reproducers[0]}`)
   }
   const secs = ((Date.now() - started) / 1000).toFixed(1)
-  const summary = { ...campaign.counts, skipped: campaign.skipped, skipReasons: Object.fromEntries(campaign.skipReasons), seed: o.seed, seconds: Number(secs), timedOut: campaign.timedOut ?? false, groups: [...campaign.groups.values()], findings: campaign.findings }
+  const summary = { ...campaign.counts, calls: campaign.calls, children: campaign.children, skipped: campaign.skipped, skipReasons: Object.fromEntries(campaign.skipReasons), seed: o.seed, seconds: Number(secs), timedOut: campaign.timedOut ?? false, groups: [...campaign.groups.values()], findings: campaign.findings }
   fs.mkdirSync(cfg.outDir, { recursive: true })
   fs.writeFileSync(path.join(cfg.outDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`)
-  console.log(`fuzz: ${campaign.summaryLine()} (seed ${o.seed}, ${secs} s, ${campaign.skipped} skipped at setup${campaign.timedOut ? ', time budget reached' : ''})`)
+  console.log(`fuzz: ${campaign.summaryLine()} (seed ${o.seed}, ${secs} s, ${campaign.calls} calls in ${campaign.children} children, ${campaign.skipped} skipped at setup${campaign.timedOut ? ', time budget reached' : ''})`)
   if (o.json) console.log(JSON.stringify(summary))
   process.exitCode = campaign.failed() ? 1 : 0
 }

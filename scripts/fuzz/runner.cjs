@@ -103,6 +103,8 @@ class Campaign {
     /** Cases whose setup failed: a count that grows means the generators no longer fit the API. */
     this.skipped = 0
     this.skipReasons = new Map()
+    this.calls = 0
+    this.children = 0
   }
 
   /** Counts a finding under its signature; the first few of each signature get a reproducer file. */
@@ -125,6 +127,9 @@ class Campaign {
     let rest = indices
     while (rest.length > 0) {
       const r = await runBatch(this.cfg, target.file, rest)
+      this.children++
+      // The child's counters are cumulative: its last report holds its totals.
+      this.calls += Math.max(0, ...[...r.done.values()].map((d) => d.calls ?? 0))
       if (r.fatal) throw new Error(`fuzz child failed to start (${target.name}):\n${r.fatal}`)
       for (const index of rest) {
         const d = r.done.get(index)
