@@ -1,58 +1,19 @@
 // A tenant: a child process that is root of fresh user and mount namespaces
 // (util-linux unshare; Node itself cannot unshare a user namespace, being
-// multi-threaded), running a snippet against the compiled package, with a
-// socket to the test (the manager) on its fd 3.
+// multi-threaded), running a typed fixture file (test/fixtures/tenant/)
+// against the compiled package, with a socket to the test (the manager) on
+// its fd 3.
 import { spawn, spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { FdSocket } from '../../../lib/ipc/index.js'
 import { repoRoot } from './raw.js'
 
-const dist = (p: string) => JSON.stringify(join(repoRoot, 'dist', p))
-
-// What every snippet can use.
-const prelude = `
-const bpfkit = require(${dist('index.js')})
-const { native } = require(${dist('sys/index.js')})
-const fs = require('fs')
-const { spawnSync } = require('child_process')
-const socket = bpfkit.FdSocket.from(3)
-const json = (v) => JSON.stringify(v, (k, x) => (typeof x === 'bigint' ? x.toString() : x))
-const report = (v) => process.stdout.write(json(v) + '\\n')
-const failure = (e) => ({ ok: false, name: e.name, code: e.code, message: e.message, rule: e.rule, requested: e.requested, command: e.command })
-// Runs f; closes what it returns; the outcome as data.
-const outcome = (f) => { try { const r = f(); if (r && typeof r.close === 'function') r.close(); return { ok: true } } catch (e) { return failure(e) } }
-const outcomeAsync = async (f) => { try { const r = await f(); if (r && typeof r.close === 'function') r.close(); return { ok: true } } catch (e) { return failure(e) } }
-const fdTargets = () => fs.readdirSync('/proc/self/fd').map((fd) => { try { return fs.readlinkSync('/proc/self/fd/' + fd) } catch { return '' } })
-// Runs a snippet in a grandchild without CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN
-// and CAP_SYS_ADMIN (dropped from the bounding and inheritable sets), with
-// extraFd as its fd 3. Returns the JSON it printed.
-const withoutCaps = (code, extraFd) => {
-  const drop = '-bpf,-perfmon,-net_admin,-sys_admin'
-  const pre = 'const bpfkit = require(' + ${JSON.stringify(dist('index.js'))} + '); const json = (v) => JSON.stringify(v);' +
-    'const failure = (e) => ({ ok: false, name: e.name, code: e.code, message: e.message });' +
-    'const outcome = (f) => { try { const r = f(); if (r && typeof r.close === "function") r.close(); return { ok: true } } catch (e) { return failure(e) } };'
-  const r = spawnSync('setpriv', ['--bounding-set', drop, '--inh-caps', drop, '--', process.execPath, '-e', pre + code],
-    { stdio: ['ignore', 'pipe', 'pipe', extraFd], encoding: 'utf8' })
-  if (r.status !== 0) throw new Error('capless child failed: ' + r.stderr)
-  return JSON.parse(r.stdout.trim().split('\\n').pop())
-}
-`
-
 export interface Tenant {
   /** The manager's end of the tenant's socket. */
   socket: FdSocket
   pid: number
-  /** The last JSON line the snippet printed, once it exited with status 0. */
+  /** The last JSON line the fixture printed (its report), once it exited with status 0. */
   result: Promise<any>
-}
-
-/**
- * Starts `snippet` (the body of an async function) in a tenant. The snippet
- * sees bpfkit, native, socket, report(value), outcome(fn), withoutCaps(...).
- */
-export function startTenant(snippet: string, unshareArgs: string[] = ['--mount']): Tenant {
-  const code = `${prelude}\n;(async () => {\n${snippet}\n})().then(() => socket.close(), (e) => { console.error(e && e.stack || e); process.exit(1) })`
-  return spawnTenant(['-e', code], unshareArgs)
 }
 
 /**
@@ -60,12 +21,8 @@ export function startTenant(snippet: string, unshareArgs: string[] = ['--mount']
  * in a tenant. `R` is the type of what it reports.
  */
 export function startTenantFixture<R = any>(name: string, unshareArgs: string[] = ['--mount']): Tenant & { result: Promise<R> } {
-  return spawnTenant([tenantFixture(name)], unshareArgs)
-}
-
-function spawnTenant(nodeArgs: string[], unshareArgs: string[]): Tenant {
   const [mine, theirs] = FdSocket.pair()
-  const child = spawn('unshare', ['--user', '--map-root-user', ...unshareArgs, process.execPath, ...nodeArgs], {
+  const child = spawn('unshare', ['--user', '--map-root-user', ...unshareArgs, process.execPath, tenantFixture(name)], {
     stdio: ['ignore', 'pipe', 'pipe', theirs.fd],
   })
   theirs.close()
@@ -85,7 +42,7 @@ function spawnTenant(nodeArgs: string[], unshareArgs: string[]): Tenant {
   })
   // Awaiting is up to the test; an unobserved failure must not crash the run.
   result.catch(() => {})
-  return { socket: mine, pid: child.pid as number, result }
+  return { socket: mine, pid: child.pid as number, result: result as Promise<R> }
 }
 
 /**
