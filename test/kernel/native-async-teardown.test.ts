@@ -22,6 +22,7 @@ test.each([
   ['btf', 'BTF loads (accepted and refused)'],
   ['testRun', 'test runs'],
   ['waits', 'fd, FdSocket and ring buffer waits'],
+  ['sync', 'sync loads, terminated mid-call'],
 ])('terminating workers during %s (%s) leaves the process running', (kind) => {
   expect(terminateDuring(kind, 30)).toEqual({ kind, ended: 30 })
 }, 120_000)
