@@ -59,17 +59,23 @@ export function intBtf(): Uint8Array {
 export const repoRoot = join(__dirname, '..', '..', '..')
 
 /**
- * Runs a CommonJS snippet as root of a fresh user namespace (util-linux
- * unshare), with `native` bound to the raw addon. Node is multi-threaded, so
- * the namespace must be made for a child, never for the test runner. The
- * snippet prints one JSON line.
+ * The compiled form of the tenant fixture test/fixtures/tenant/<name>.ts
+ * (built against dist/ by the suite's global setup,
+ * test/setup/build-fixtures.mjs), to run with node in a child process.
  */
-export function inUserNamespace(snippet: string, unshareArgs: string[] = []): unknown {
-  // The compiled package (built by the test run's global setup), so that the
-  // child reports errors exactly as users see them.
-  const prelude = `const bpfkit = require(${JSON.stringify(join(repoRoot, 'dist/index.js'))});
-    const { native } = require(${JSON.stringify(join(repoRoot, 'dist/sys/index.js'))});\n`
-  const r = spawnSync('unshare', ['--user', '--map-root-user', ...unshareArgs, process.execPath, '-e', prelude + snippet], {
+export function tenantFixture(name: string): string {
+  return join(repoRoot, '.cache', 'fixtures', 'tenant', `${name}.js`)
+}
+
+/**
+ * Runs the tenant fixture `name` as root of a fresh user namespace
+ * (util-linux unshare) and returns what it reported. Node is
+ * multi-threaded, so the namespace must be made for a child, never for the
+ * test runner; the fixture runs the compiled package, so its errors are
+ * exactly those users see.
+ */
+export function inUserNamespace(name: string, unshareArgs: string[] = []): unknown {
+  const r = spawnSync('unshare', ['--user', '--map-root-user', ...unshareArgs, process.execPath, tenantFixture(name)], {
     encoding: 'utf8',
     timeout: 20_000,
   })

@@ -4,9 +4,10 @@
 // against the compiled package, with a socket to the test (the manager) on
 // its fd 3.
 import { spawn, spawnSync } from 'node:child_process'
-import { join } from 'node:path'
 import { FdSocket } from '../../../lib/ipc/index.js'
-import { repoRoot } from './raw.js'
+import { tenantFixture } from './raw.js'
+
+export { tenantFixture }
 
 export interface Tenant {
   /** The manager's end of the tenant's socket. */
@@ -43,15 +44,6 @@ export function startTenantFixture<R = any>(name: string, unshareArgs: string[] 
   // Awaiting is up to the test; an unobserved failure must not crash the run.
   result.catch(() => {})
   return { socket: mine, pid: child.pid as number, result: result as Promise<R> }
-}
-
-/**
- * The compiled form of the tenant fixture test/fixtures/tenant/<name>.ts
- * (built by the suite's global setup, test/setup/build-fixtures.mjs), to
- * run with node in a child process.
- */
-export function tenantFixture(name: string): string {
-  return join(repoRoot, '.cache', 'fixtures', 'tenant', `${name}.js`)
 }
 
 /** Why util-linux cannot make a tenant's namespaces here, or undefined when it can (a probe, so tests say why they skip). */
