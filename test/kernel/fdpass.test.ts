@@ -10,7 +10,7 @@ import { describe, expect, test } from 'vitest'
 import { FdSocket, ProtocolError } from '../../lib/ipc/index.js'
 import { BpfError, Fd, native } from '../../lib/sys/index.js'
 import { fdTable, opened } from './helpers/fds.js'
-import { repoRoot } from './helpers/raw.js'
+import { tenantFixture } from './helpers/raw.js'
 
 function sameFile(a: number, b: number): boolean {
   const x = fstatSync(a)
@@ -239,24 +239,7 @@ describe('across processes', () => {
     const [mine, theirs] = FdSocket.pair()
     const dir = mkdtempSync(join(tmpdir(), 'bpfkit-fdpass-'))
     const out = join(dir, 'written')
-    const childCode = `
-      const { FdSocket } = require(${JSON.stringify(join(repoRoot, 'dist/index.js'))})
-      const fs = require('fs')
-      const table = () => fs.readdirSync('/proc/self/fd').length
-      ;(async () => {
-        const s = FdSocket.from(3)
-        const before = table()
-        const m = await s.receive({ fds: 1 })
-        fs.writeSync(m.fds[0].fd, 'written by the child')
-        m.fds[0].close()
-        const own = fs.openSync('/dev/null', 'r')
-        await s.send(Buffer.from('yours'), [own])
-        fs.closeSync(own)
-        const after = table()
-        s.close()
-        console.log(JSON.stringify({ before, after }))
-      })().catch((e) => { console.error(e); process.exit(1) })`
-    const child = spawn(process.execPath, ['-e', childCode], { stdio: ['ignore', 'pipe', 'pipe', theirs.fd] })
+    const child = spawn(process.execPath, [tenantFixture('fd-peer')], { stdio: ['ignore', 'pipe', 'pipe', theirs.fd] })
     theirs.close()
     let stdout = ''
     let stderr = ''
@@ -285,18 +268,7 @@ describe('across processes', () => {
 })
 
 test("a Node 'pipe' stdio entry is a unix socket pair too, taken over right after spawn", async () => {
-  const childCode = `
-    const { FdSocket } = require(${JSON.stringify(join(repoRoot, 'dist/index.js'))})
-    const fs = require('fs')
-    ;(async () => {
-      const s = FdSocket.from(3)
-      const m = await s.receive({ fds: 1 })
-      fs.writeSync(m.fds[0].fd, 'via a pipe entry')
-      m.fds[0].close()
-      await s.send(Buffer.from('done'))
-      s.close()
-    })().catch((e) => { console.error(e); process.exit(1) })`
-  const child = spawn(process.execPath, ['-e', childCode], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'] })
+  const child = spawn(process.execPath, [tenantFixture('fd-peer-pipe')], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'] })
   const socket = FdSocket.from(child.stdio[3] as Socket)
   const dir = mkdtempSync(join(tmpdir(), 'bpfkit-fdpass-'))
   try {

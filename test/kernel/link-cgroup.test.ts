@@ -7,6 +7,7 @@ import { describe, expect, test } from 'vitest'
 import { asm, BpfLink, BpfProgram } from '../../lib/index.js'
 import { childCgroup, privateBpffs } from './helpers/scratch.js'
 import { bpftool, type Bpftool } from './helpers/bpftool.js'
+import { tenantFixture } from './helpers/raw.js'
 
 const dropEgress = () => BpfProgram.load({
   type: 'cgroup_skb', expectedAttachType: 'cgroup_inet_egress', insns: [asm.mov64Imm(asm.R0, 0), asm.exit()], license: 'GPL', name: 'drop_egress',
@@ -14,12 +15,7 @@ const dropEgress = () => BpfProgram.load({
 
 /** Runs a Node child that joins `cgroup` and sends one UDP datagram on loopback; returns the send error code or null. */
 function sendFromCgroup(cgroup: string): string | null {
-  const script = `
-    const fs = require('fs'), dgram = require('dgram')
-    fs.writeFileSync(process.env.CG + '/cgroup.procs', String(process.pid))
-    const s = dgram.createSocket('udp4')
-    s.send('x', 9, '127.0.0.1', (err) => { console.log(JSON.stringify({ code: err ? err.code : null })); s.close() })`
-  const r = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, CG: cgroup }, encoding: 'utf8', timeout: 20_000 })
+  const r = spawnSync(process.execPath, [tenantFixture('cgroup-sender')], { env: { ...process.env, CG: cgroup }, encoding: 'utf8', timeout: 20_000 })
   if (r.status !== 0) throw new Error(`child failed: ${r.stderr}`)
   return JSON.parse(r.stdout.trim()).code
 }
