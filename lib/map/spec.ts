@@ -10,7 +10,6 @@ import { Btf } from '../btf/btf.js'
 import { codecFor, frozenTypeDesc, type Decoded, type TypeDesc } from './codec.js'
 import { btfForMap } from './btf.js'
 import { isFdValued, isKeyless, isMapOfMaps, isRingbuf, mapFlagsValue, type FdMapType, type MapFlagName, type PerCpuMapType } from './kinds.js'
-import type { BpfMap } from './map.js'
 
 /** The shape of an inner map for array_of_maps / hash_of_maps. */
 export interface InnerMapTemplate {
@@ -43,7 +42,7 @@ export interface MapCreateOptions {
   /** NUMA node for the map's memory (sets BPF_F_NUMA_NODE). */
   numaNode?: number
   /** Inner map for array_of_maps and hash_of_maps: an existing map, a template or a spec. */
-  innerMap?: BpfMap<unknown, unknown> | InnerMapTemplate | MapSpec
+  innerMap?: BpfObject | InnerMapTemplate | MapSpec
   /** map_extra: bloom filter hash count (low 4 bits), arena address. */
   mapExtra?: number | bigint
   /**
@@ -102,7 +101,7 @@ export class MapSpec<O extends MapCreateOptions = MapCreateOptions> {
   readonly numaNode: number | undefined
   readonly key: TypeDesc | undefined
   readonly value: TypeDesc | undefined
-  readonly innerMap: BpfMap<unknown, unknown> | MapSpec | undefined
+  readonly innerMap: BpfObject | MapSpec | undefined
   readonly mapExtra: number | bigint | undefined
   readonly btf: true | MapBtfRef | undefined
   readonly token: TokenLike | null | undefined
@@ -183,7 +182,7 @@ function mapExtraOption(v: unknown): number | bigint | undefined {
   throw new RangeError(`BpfMap.create: mapExtra must be a u64 (a non-negative integer or bigint), got ${describeValue(v)}`)
 }
 
-function innerMapOption(typeId: number, inner: unknown, token: TokenLike | null | undefined): BpfMap<unknown, unknown> | MapSpec | undefined {
+function innerMapOption(typeId: number, inner: unknown, token: TokenLike | null | undefined): BpfObject | MapSpec | undefined {
   const name = enumName(kernel.mapTypes, typeId)
   if (inner === undefined) {
     if (isMapOfMaps(typeId)) throw new TypeError(`BpfMap.create: ${name} needs innerMap (a BpfMap, a MapSpec or a template { type, keySize, valueSize, maxEntries })`)
@@ -192,7 +191,7 @@ function innerMapOption(typeId: number, inner: unknown, token: TokenLike | null 
   if (!isMapOfMaps(typeId)) throw new TypeError(`BpfMap.create: innerMap is for array_of_maps and hash_of_maps, not ${name}`)
   if (inner instanceof MapSpec) return inner
   // A map the caller owns: referenced, its fd read when the outer map is made.
-  if (inner instanceof BpfObject) return inner as BpfMap<unknown, unknown>
+  if (inner instanceof BpfObject) return inner
   if (inner === null || typeof inner !== 'object') throw new TypeError('innerMap must be a BpfMap or a template { type, keySize, valueSize, maxEntries }')
   checkOptions('innerMap', inner, templateKeys)
   // The template's map is made with the outer map's token, and closed once the outer map holds it.
