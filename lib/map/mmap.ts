@@ -44,12 +44,21 @@ export class MappedArray<V = Uint8Array> {
     this.#step = this.stride / side.size
   }
 
-  /** The mapped memory; detached (length 0) once closed. */
+  /**
+   * The mapped memory; detached (length 0) once closed. Writable mappings
+   * only: JavaScript has no read-only ArrayBuffer, and a write into a
+   * read-only mapping would kill the process with SIGSEGV (TypeError).
+   */
   get buffer(): ArrayBuffer {
-    return this.live()
+    const buffer = this.live()
+    if (!this.writable) throw new TypeError('mmap: a read-only mapping does not hand out its memory (a write would fault the process); read with get(), or map it writable')
+    return buffer
   }
 
-  /** Element `i`, decoded; raw maps give a view into the mapping (no copy). */
+  /**
+   * Element `i`, decoded; raw maps give a view into a writable mapping (no
+   * copy), and a copy from a read-only one, whose pages a write would fault.
+   */
   get(i: number): V {
     // Kept small enough for V8 to inline into the caller's loop.
     const elems = this.#elems
@@ -62,7 +71,10 @@ export class MappedArray<V = Uint8Array> {
   private getSlow(i: number): V {
     this.live()
     const off = this.offset(i)
-    if (!this.#side.codec) return new Uint8Array(this.#buffer!, off, this.#side.size) as V
+    if (!this.#side.codec) {
+      const bytes = new Uint8Array(this.#buffer!, off, this.#side.size)
+      return (this.writable ? bytes : bytes.slice()) as V
+    }
     return this.#side.read(this.#bytes, this.#view, off) as V
   }
 

@@ -46,6 +46,19 @@ test('closing unmaps: the buffer detaches and access is a clear error', () => {
   expect(() => ro.set(0, 1)).toThrow(/read-only/)
 })
 
+test('a read-only mapping hands out copies, never its pages (a write there would be SIGSEGV)', () => {
+  using m = BpfMap.create({ type: 'array', keySize: 4, valueSize: 8, maxEntries: 2, flags: ['mmapable'] })
+  m.update(new Uint8Array(4), new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]))
+  using ro = m.mmap({ writable: false })
+  expect(() => ro.buffer).toThrow(TypeError)
+  const copy = ro.get(0) as Uint8Array
+  expect(copy).toEqual(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]))
+  copy.fill(9) // lands in the copy, not in the read-only pages
+  expect(m.lookup(new Uint8Array(4))).toEqual(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]))
+  using rw = m.mmap()
+  expect(rw.buffer.byteLength).toBeGreaterThan(0)
+})
+
 test('closing the map closes its mappings', () => {
   const m = BpfMap.create({ type: 'array', key: 'u32', value: 'u32', maxEntries: 4, flags: ['mmapable'] })
   const view = m.mmap()
