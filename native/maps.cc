@@ -2,6 +2,9 @@
 // checked against the map's key and value sizes before the kernel sees it.
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstring>
+
 #include "common.h"
 #include "promise_worker.h"  // HeldFd, HoldFd
 
@@ -35,6 +38,20 @@ MapMeta Meta(Napi::Env env, int fd, const char* command) {
     // blame the map's flags or arguments.
     if (err == EINVAL) ThrowBpfErrorBecause(env, command, err, nullptr, "the fd is not a BPF map");
     ThrowBpfError(env, command, err);
+  }
+  // OBJ_GET_INFO_BY_FD answers for programs, links and BTF too, filling the
+  // buffer with their own info, whose bytes would read as absurd key and
+  // value sizes. The fd's anon inode names its kind; without /proc the
+  // kernel's EINVAL on the map call itself still names it.
+  char path[32], kind[32];
+  snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(path, kind, sizeof(kind) - 1);
+  if (n > 0) {
+    kind[n] = '\0';
+    if (strncmp(kind, "anon_inode:", 11) == 0 && strcmp(kind, "anon_inode:bpf-map") != 0) {
+      std::string what = std::string("the fd is not a BPF map (it is ") + (kind + 11) + ")";
+      ThrowBpfErrorBecause(env, command, EINVAL, nullptr, what.c_str());
+    }
   }
   return MakeMeta(mi.type, mi.key_size, mi.value_size, mi.max_entries, mi.map_flags);
 }

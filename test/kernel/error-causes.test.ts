@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, openSync, closeSync, rmdirSync, writeFileSync, 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { BpfError, BpfMap, FdSocket, SyscallError } from '../../lib/index.js'
+import { asm, BpfError, BpfMap, BpfProgram, FdSocket, SyscallError } from '../../lib/index.js'
 import { native } from '../../lib/sys/index.js'
 import { privateBpffs } from './helpers/scratch.js'
 
@@ -120,5 +120,19 @@ describe('pins and maps name the real cause', () => {
     const e = thrown(() => native.mapLookupElem(devNull, new Uint8Array(4), new Uint8Array(4)))
     expect(e).toMatchObject({ code: 'EINVAL', command: 'map_lookup_elem' })
     expect(e.message).toBe('map_lookup_elem: EINVAL: the fd is not a BPF map')
+  })
+
+  test('a map operation on a program fd says it is a program, not absurd key sizes', () => {
+    // Before: "RangeError: key needs 833221721 bytes": the program's info read as a map's.
+    using prog = BpfProgram.loadSync({ type: 'socket_filter', insns: [asm.mov64Imm(asm.R0, 0), asm.exit()], license: 'GPL' })
+    for (const call of [
+      () => native.mapLookupElem(prog.fd, new Uint8Array(4), new Uint8Array(8)),
+      () => native.mapDeleteElem(prog.fd, new Uint8Array(4)),
+    ]) {
+      const e = thrown(call)
+      expect(e).toBeInstanceOf(BpfError)
+      expect(e).toMatchObject({ code: 'EINVAL' })
+      expect(e.message).toMatch(/: EINVAL: the fd is not a BPF map \(it is bpf-prog\)$/)
+    }
   })
 })
