@@ -6,7 +6,7 @@
 // happens to create are closed; the file's fd-leak check covers the rest.
 import { createSocket } from 'node:dgram'
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import { asm, BpfLink, BpfMap, BpfProgram, MapSpec, ProgramSpec } from '../../lib/index.js'
+import { asm, BpfLink, BpfMap, BpfProgram, features, MapSpec, ProgramSpec } from '../../lib/index.js'
 
 const internal = /Cannot read prop|is not iterable|is not a function|undefined is not|null is not|Cannot convert|Cannot destructure|is not a constructor|Cannot use 'in' operator|Cannot mix BigInt|Invalid array length|Maximum call stack/
 
@@ -47,7 +47,8 @@ const insns = [asm.mov64Imm(asm.R0, 0), asm.exit()]
 let raw: BpfMap
 let typed: BpfMap<number, bigint>
 let queue: BpfMap<Uint8Array, number>
-let bloom: BpfMap<Uint8Array, number>
+// Bloom filters came in Linux 5.16: left out where the probe says so.
+let bloom: BpfMap<Uint8Array, number> | undefined
 let ring: BpfMap
 let mmapable: BpfMap<number, bigint>
 let prog: BpfProgram
@@ -56,7 +57,7 @@ beforeAll(() => {
   raw = BpfMap.create({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 8 })
   typed = BpfMap.create({ type: 'hash', key: 'u32', value: 'u64', maxEntries: 8 })
   queue = BpfMap.create({ type: 'queue', value: 'u32', maxEntries: 4 })
-  bloom = BpfMap.create({ type: 'bloom_filter', value: 'u32', maxEntries: 4 })
+  if (features.supportsMapType('bloom_filter')) bloom = BpfMap.create({ type: 'bloom_filter', value: 'u32', maxEntries: 4 })
   ring = BpfMap.create({ type: 'ringbuf', maxEntries: 4096 })
   mmapable = BpfMap.create({ type: 'array', key: 'u32', value: 'u64', maxEntries: 2, flags: ['mmapable'] })
   prog = BpfProgram.loadSync({ type: 'socket_filter', insns, license: 'GPL' })
@@ -117,7 +118,7 @@ test('map element, batch, queue and mapping calls name bad arguments', async () 
   found.push(
     ...await walk('queue.push', (b) => queue.push(b)),
     ...await walk('queue.push flags', (b) => queue.push(1, b)),
-    ...await walk('bloom.mayContain', (b) => bloom.mayContain(b)),
+    ...(bloom ? await walk('bloom.mayContain', (b) => bloom!.mayContain(b)) : []),
     ...await walk('mmap options', (b) => mmapable.mmap(b)),
   )
   using view = mmapable.mmap()
