@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs'
 import { findEnumName } from '../sys/names.js'
 import { describeValue } from '../sys/options.js'
-import { BTF_MAGIC, BtfKind, type BtfKindName } from './builder.js'
+import { BTF_MAGIC, BtfKind, type BtfKindName } from './format.js'
 
 export interface BtfTypeRecord {
   id: number
