@@ -46,15 +46,23 @@ Bytes Sized(Napi::Env env, const Napi::Value& v, const char* name, uint64_t need
   return b;
 }
 
+// What every batch reads the same way: the map (a dup the call holds, and its
+// sizes), then count, elemFlags and flags from argument `at` on.
+BatchArgs CommonArgs(const Napi::CallbackInfo& info, Kind kind, unsigned cmd, const char* name, size_t at) {
+  Napi::Env env = info.Env();
+  BatchArgs a{kind, cmd, name, HoldFd(env, FdArg(info[0], "fd"), name, "fd")};
+  a.m = MapMetaOf(env, a.fd.get(), name);
+  a.count = U32Arg(info[at], "count");
+  a.elem_flags = OptFlags(info[at + 1], "elemFlags");
+  a.flags = OptFlags(info[at + 2], "flags");
+  return a;
+}
+
 // lookup(fd, inBatch | null, outBatch, keys, values, count, elemFlags, flags)
 BatchArgs LookupArgs(const Napi::CallbackInfo& info, unsigned cmd, const char* name) {
   Napi::Env env = info.Env();
-  BatchArgs a{Kind::kLookup, cmd, name, HoldFd(env, FdArg(info[0], "fd"), name, "fd")};
-  a.m = MapMetaOf(env, a.fd.get(), name);
-  a.count = U32Arg(info[5], "count");
+  BatchArgs a = CommonArgs(info, Kind::kLookup, cmd, name, 5);
   if (a.count == 0) ThrowRange(env, "count must be at least 1");
-  a.elem_flags = OptFlags(info[6], "elemFlags");
-  a.flags = OptFlags(info[7], "flags");
   a.has_in = !IsAbsent(info[1]);
   if (a.has_in) a.in = Sized(env, info[1], "inBatch", BatchCursorBytes(a.m));
   a.out = Sized(env, info[2], "outBatch", BatchCursorBytes(a.m));
@@ -66,12 +74,7 @@ BatchArgs LookupArgs(const Napi::CallbackInfo& info, unsigned cmd, const char* n
 // update(fd, keys, values, count, elemFlags, flags)
 BatchArgs UpdateArgs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const char* name = "map_update_batch";
-  BatchArgs a{Kind::kUpdate, bpfattr::cmd::map_update_batch, name, HoldFd(env, FdArg(info[0], "fd"), name, "fd")};
-  a.m = MapMetaOf(env, a.fd.get(), name);
-  a.count = U32Arg(info[3], "count");
-  a.elem_flags = OptFlags(info[4], "elemFlags");
-  a.flags = OptFlags(info[5], "flags");
+  BatchArgs a = CommonArgs(info, Kind::kUpdate, bpfattr::cmd::map_update_batch, "map_update_batch", 3);
   a.keys = Sized(env, info[1], "keys", static_cast<uint64_t>(a.count) * a.m.key_size);
   a.values = Sized(env, info[2], "values", static_cast<uint64_t>(a.count) * a.m.value_bytes);
   return a;
@@ -80,12 +83,7 @@ BatchArgs UpdateArgs(const Napi::CallbackInfo& info) {
 // delete(fd, keys, count, elemFlags, flags)
 BatchArgs DeleteArgs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const char* name = "map_delete_batch";
-  BatchArgs a{Kind::kDelete, bpfattr::cmd::map_delete_batch, name, HoldFd(env, FdArg(info[0], "fd"), name, "fd")};
-  a.m = MapMetaOf(env, a.fd.get(), name);
-  a.count = U32Arg(info[2], "count");
-  a.elem_flags = OptFlags(info[3], "elemFlags");
-  a.flags = OptFlags(info[4], "flags");
+  BatchArgs a = CommonArgs(info, Kind::kDelete, bpfattr::cmd::map_delete_batch, "map_delete_batch", 2);
   a.keys = Sized(env, info[1], "keys", static_cast<uint64_t>(a.count) * a.m.key_size);
   return a;
 }
