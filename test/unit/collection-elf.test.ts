@@ -1,10 +1,13 @@
 // The ELF reader on a clang-built object (test/fixtures/bpf/minimal.bpf.o)
 // and on malformed copies of it: every malformed object is an ElfError (or
-// reads as a well-formed one), never another exception, a crash or a hang.
+// reads as a well-formed one), never another exception, a crash or a hang;
+// and the .BTF.ext reader on the same object.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { ElfError, ElfFile, R_BPF, SHT, STT } from '../../lib/collection/elf.js'
+import { readBtfExt } from '../../lib/btf/ext.js'
+import { BtfReader } from '../../lib/btf/reader.js'
 
 const fixture = readFileSync(join(__dirname, '..', 'fixtures', 'bpf', 'minimal.bpf.o'))
 
@@ -75,5 +78,44 @@ describe('ElfFile on malformed objects', () => {
       }
     }
     expect(refused).toBeGreaterThan(0)
+  })
+})
+
+describe('readBtfExt on the clang object', () => {
+  const elf = new ElfFile(fixture)
+  const btf = new BtfReader(elf.data(elf.section('.BTF')!))
+  const ext = readBtfExt(elf.data(elf.section('.BTF.ext')!), btf)
+
+  it('gives the program its BTF function', () => {
+    const [fi] = ext.funcInfo.get('socket')!
+    expect(fi.insnOff).toBe(0)
+    expect(btf.type(fi.typeId)).toMatchObject({ kind: 'FUNC', name: 'count_packets' })
+  })
+
+  it('gives instructions their C source lines', () => {
+    const lines = ext.lineInfo.get('socket')!
+    expect(lines.length).toBeGreaterThan(2)
+    expect(lines.every((l) => l.fileName.endsWith('minimal.bpf.c') && l.insnOff % 8 === 0)).toBe(true)
+    expect(lines.some((l) => l.line.includes('bpf_map_lookup_elem(&counts, &key)'))).toBe(true)
+  })
+
+  it('reads the CO-RE relocation: field byte offset of task_struct.pid', () => {
+    const [r] = ext.coreRelos.get('socket')!
+    expect(r).toMatchObject({ accessStr: '0:0', kind: 0 })
+    expect(btf.resolve(r.typeId)).toMatchObject({ kind: 'STRUCT', name: 'task_struct' })
+  })
+
+  it('refuses malformed .BTF.ext with a RangeError, never anything else', () => {
+    const good = elf.data(elf.section('.BTF.ext')!)
+    expect(() => readBtfExt(good.subarray(0, 10), btf)).toThrow(/shorter than its 24-byte header/)
+    let seed = 7
+    const next = () => (seed = (seed * 1103515245 + 12345) >>> 0)
+    for (let i = 0; i < 2000; i++) {
+      const copy = Uint8Array.from(good)
+      for (let k = 0; k < 1 + (next() % 3); k++) copy[next() % copy.length] ^= 1 << (next() % 8)
+      try { readBtfExt(i % 4 === 0 ? copy.subarray(0, next() % copy.length) : copy, btf) } catch (err) {
+        if (!(err instanceof RangeError)) throw new Error(`case ${i}: ${String(err)}`)
+      }
+    }
   })
 })
