@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs'
 import { findEnumName } from '../sys/names.js'
 import { describeValue } from '../sys/options.js'
-import { BTF_MAGIC, BtfKind, type BtfKindName } from './format.js'
+import { BTF_MAGIC, BtfIntEncoding, BtfKind, type BtfKindName } from './format.js'
 
 export interface BtfTypeRecord {
   id: number
@@ -183,11 +183,12 @@ export class BtfReader {
     return { type: t.extra[0], indexType: t.extra[1], nelems: t.extra[2] }
   }
 
-  /** An INT's signedness and width in bits (from its encoding word). */
-  intEncoding(t: BtfTypeRecord): { signed: boolean; bits: number } {
+  /** An INT's signedness, whether it is a C bool, and its width in bits (from its encoding word). */
+  intEncoding(t: BtfTypeRecord): { signed: boolean; bool: boolean; bits: number } {
     recordArg('intEncoding', t)
     if (t.kind !== 'INT') throw new TypeError(`BtfReader.intEncoding: type ${t.id} is a ${t.kind}, not an INT`)
-    return { signed: ((t.extra[0] >>> 24) & 1) === 1, bits: t.extra[0] & 0xff }
+    const enc = t.extra[0] >>> 24
+    return { signed: (enc & BtfIntEncoding.SIGNED) !== 0, bool: (enc & BtfIntEncoding.BOOL) !== 0, bits: t.extra[0] & 0xff }
   }
 
   /** The type `id` names once typedefs and qualifiers are followed. */

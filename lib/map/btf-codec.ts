@@ -7,9 +7,8 @@
 // addresses, structs as objects (an anonymous struct or union member's fields
 // sit in the parent, as in C), unions as every member read from offset 0.
 import { describeValue } from '../sys/options.js'
-import { BtfIntEncoding } from '../btf/format.js'
 import type { BtfReader } from '../btf/reader.js'
-import type { Codec } from './codec.js'
+import { codecFor, type Codec } from './codec.js'
 
 /** A codec for BTF type `id` of `btf`. Errors: TypeError for a type with no value (void, function, forward declaration). */
 export function codecFromBtf(btf: BtfReader, id: number): Codec<unknown> {
@@ -23,18 +22,18 @@ function build(btf: BtfReader, id: number, depth: number): Codec<unknown> {
   const size = btf.sizeof(id)
   switch (t.kind) {
     case 'INT': {
-      const enc = t.extra[0] >>> 24
-      const { signed, bits } = btf.intEncoding(t)
-      if (enc & BtfIntEncoding.BOOL) return fixed(size, (v, o) => readBig(v, o, size, false) !== 0n, (x, v, o) => writeBig(v, o, size, x ? 1n : 0n))
-      return integer(size, signed && bits > 0, `${t.name || 'int'}`)
+      const { signed, bool } = btf.intEncoding(t)
+      if (bool) return fixed(size, (v, o) => readBig(v, o, size, false) !== 0n, (x, v, o) => writeBig(v, o, size, x ? 1n : 0n))
+      return integer(size, signed, t.name || 'int')
     }
     case 'ENUM': case 'ENUM64': {
       const values = btf.enumValues(t)
       const byName = new Map(values.map((e) => [e.name, e.value]))
       const inner = integer(size, t.kindFlag, t.name || 'enum')
       return fixed(size, (v, o) => {
-        const raw = BigInt(inner.decode(v, o) as number | bigint)
-        return values.find((e) => e.value === raw || BigInt.asUintN(size * 8, e.value) === raw)?.name ?? inner.decode(v, o)
+        const n = inner.decode(v, o) as number | bigint
+        const raw = BigInt(n)
+        return values.find((e) => e.value === raw || BigInt.asUintN(size * 8, e.value) === raw)?.name ?? n
       }, (x, v, o) => {
         if (typeof x === 'string') {
           const n = byName.get(x)
@@ -45,14 +44,13 @@ function build(btf: BtfReader, id: number, depth: number): Codec<unknown> {
       })
     }
     case 'FLOAT':
-      if (size === 4) return fixed(4, (v, o) => v.getFloat32(o, true), (x, v, o) => v.setFloat32(o, num(x, 'float'), true))
-      if (size === 8) return fixed(8, (v, o) => v.getFloat64(o, true), (x, v, o) => v.setFloat64(o, num(x, 'double'), true))
-      return bytes(size)
+      // long double and other widths have no JavaScript number: their bytes.
+      return codecFor(size === 4 ? 'f32' : size === 8 ? 'f64' : { bytes: size }) as Codec<unknown>
     case 'PTR': return integer(8, false, 'pointer')
     case 'ARRAY': {
       const a = btf.array(t)
       const elem = btf.resolve(a.type)
-      if (elem.kind === 'INT' && elem.sizeOrType === 1 && !(elem.extra[0] >>> 24 & BtfIntEncoding.BOOL)) return bytes(size)
+      if (elem.kind === 'INT' && elem.sizeOrType === 1 && !btf.intEncoding(elem).bool) return codecFor({ bytes: size }) as Codec<unknown>
       const e = build(btf, a.type, depth + 1)
       return fixed(size, (v, o) => Array.from({ length: a.nelems }, (_, i) => e.decode(v, o + i * e.size)), (x, v, o) => {
         if (!Array.isArray(x) || x.length !== a.nelems) throw new TypeError(`array of ${a.nelems}: got ${describeValue(x)}`)
@@ -106,7 +104,7 @@ function readBits(v: DataView, o: number, f: Field): number | bigint {
 }
 
 function writeBits(v: DataView, o: number, f: Field, x: unknown): void {
-  const raw = typeof x === 'bigint' ? x : BigInt(num(x, `bitfield ${f.name}`))
+  const raw = typeof x === 'bigint' ? x : BigInt(integerArg(x, `bitfield ${f.name}`))
   const lo = f.signed ? -(1n << BigInt(f.bitSize - 1)) : 0n
   const hi = f.signed ? (1n << BigInt(f.bitSize - 1)) - 1n : (1n << BigInt(f.bitSize)) - 1n
   if (raw < lo || raw > hi) throw new RangeError(`bitfield ${f.name} (${f.bitSize} bits) cannot hold ${raw}`)
@@ -118,25 +116,20 @@ function writeBits(v: DataView, o: number, f: Field, x: unknown): void {
   writeBig(v, o + first, span, (old & ~mask) | ((BigInt.asUintN(f.bitSize, raw) << shift) & mask))
 }
 
+// The C widths are lib/map/codec.ts's checked scalars (numbers up to 32
+// bits, bigints for 64); other widths (__int128) are bigints read bytewise.
 function integer(size: number, signed: boolean, what: string): Codec<unknown> {
+  if (size === 1 || size === 2 || size === 4 || size === 8) return codecFor(`${signed ? 'i' : 'u'}${size * 8}` as 'u8') as Codec<unknown>
   const bits = BigInt(size * 8)
   const lo = signed ? -(1n << (bits - 1n)) : 0n
   const hi = signed ? (1n << (bits - 1n)) - 1n : (1n << bits) - 1n
   return fixed(size, (v, o) => {
     const raw = readBig(v, o, size, signed)
-    return size <= 4 ? Number(raw) : raw
+    return raw
   }, (x, v, o) => {
-    const n = typeof x === 'bigint' ? x : BigInt(num(x, what))
+    const n = typeof x === 'bigint' ? x : BigInt(integerArg(x, what))
     if (n < lo || n > hi) throw new RangeError(`${what} (${size} bytes, ${signed ? 'signed' : 'unsigned'}) cannot hold ${n}`)
     writeBig(v, o, size, BigInt.asUintN(size * 8, n))
-  })
-}
-
-function bytes(size: number): Codec<unknown> {
-  return fixed(size, (v, o) => new Uint8Array(v.buffer.slice(v.byteOffset + o, v.byteOffset + o + size)), (x, v, o) => {
-    const b = typeof x === 'string' ? Buffer.from(x, 'utf8') : x
-    if (!(b instanceof Uint8Array) || b.length > size) throw new TypeError(`expected a Uint8Array or string of at most ${size} bytes, got ${describeValue(x)}`)
-    for (let i = 0; i < size; i++) v.setUint8(o + i, i < b.length ? b[i] : 0)
   })
 }
 
@@ -144,11 +137,8 @@ function fixed(size: number, decode: (v: DataView, o: number) => unknown, encode
   return { size, align: 1, decode, encode }
 }
 
-function num(x: unknown, what: string): number {
-  if (typeof x !== 'number' || !Number.isInteger(x)) {
-    if (typeof x === 'number' && (what === 'float' || what === 'double')) return x
-    throw new TypeError(`${what}: expected ${what === 'float' || what === 'double' ? 'a number' : 'an integer'}, got ${describeValue(x)}`)
-  }
+function integerArg(x: unknown, what: string): number {
+  if (typeof x !== 'number' || !Number.isInteger(x)) throw new TypeError(`${what}: expected an integer, got ${describeValue(x)}`)
   return x
 }
 

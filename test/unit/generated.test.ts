@@ -18,7 +18,7 @@ test('the BTF reader (the generator\'s too) parses a hand-made blob', () => {
   strings.copy(b, 40)
   const btf = new BtfReader(b)
   expect(btf.type(1)).toMatchObject({ kind: 'INT', name: 'u32', sizeOrType: 4 })
-  expect(btf.intEncoding(btf.type(1))).toEqual({ signed: false, bits: 32 })
+  expect(btf.intEncoding(btf.type(1))).toEqual({ signed: false, bool: false, bits: 32 })
   expect(btf.sizeof(1)).toBe(4)
   expect(() => new BtfReader(Buffer.alloc(24))).toThrow(/magic/)
 })
