@@ -45,10 +45,9 @@ export function readMapDefinitions(btf: BtfReader): MapDefinition[] {
 
 function definition(btf: BtfReader, name: string, t: BtfTypeRecord, depth: number): MapDefinition {
   if (t.kind !== 'STRUCT') throw new ElfError(`map '${name}' is defined as a BTF ${t.kind}, not a struct of __uint/__type members`, { section: '.maps' })
-  const def: MapDefinition = {
-    name, type: 0, keySize: undefined, valueSize: undefined, keyTypeId: undefined, valueTypeId: undefined, maxEntries: undefined,
-    flags: 0, numaNode: undefined, mapExtra: undefined, pinning: 0, inner: undefined, slots: 0,
-  }
+  const types: { key?: number; value?: number } = {}
+  let inner: MapDefinition | undefined
+  let slots = 0
   const numbers: Partial<Record<(typeof numberMembers)[number], number>> = {}
   for (const m of btf.members(t)) {
     const where = `map '${name}' member '${m.name}'`
@@ -57,19 +56,19 @@ function definition(btf: BtfReader, name: string, t: BtfTypeRecord, depth: numbe
     } else if (m.name === 'key' || m.name === 'value') {
       const p = btf.resolve(m.type)
       if (p.kind !== 'PTR') throw new ElfError(`${where} must be __type(${m.name}, T): a pointer, got a BTF ${p.kind}`, { section: '.maps' })
-      if (m.name === 'key') { def.keyTypeId = p.sizeOrType; def.keySize = btf.sizeof(p.sizeOrType) } else { def.valueTypeId = p.sizeOrType; def.valueSize = btf.sizeof(p.sizeOrType) }
+      types[m.name] = p.sizeOrType
     } else if (m.name === 'values') {
       // __array(values, struct inner): an array (usually of 0) of pointers to the inner definition, or to a program type.
       const a = btf.resolve(m.type)
       if (a.kind !== 'ARRAY') throw new ElfError(`${where} must be __array(values, ...), got a BTF ${a.kind}`, { section: '.maps' })
       const arr = btf.array(a)
-      def.slots = arr.nelems
+      slots = arr.nelems
       const p = btf.resolve(arr.type)
       if (p.kind !== 'PTR') throw new ElfError(`${where}: __array elements must be pointers, got a BTF ${p.kind}`, { section: '.maps' })
       const target = btf.resolve(p.sizeOrType)
       if (target.kind === 'STRUCT') {
         if (depth > 0) throw new ElfError(`${where}: an inner map cannot itself hold maps`, { section: '.maps' })
-        def.inner = definition(btf, `${name}.inner`, target, depth + 1)
+        inner = definition(btf, `${name}.inner`, target, depth + 1)
       } else if (target.kind !== 'FUNC_PROTO') {
         throw new ElfError(`${where}: __array of ${target.kind}, expected an inner map struct or a program prototype`, { section: '.maps' })
       }
@@ -78,20 +77,32 @@ function definition(btf: BtfReader, name: string, t: BtfTypeRecord, depth: numbe
     }
   }
   if (numbers.type === undefined) throw new ElfError(`map '${name}' has no type (__uint(type, BPF_MAP_TYPE_...))`, { section: '.maps' })
-  for (const [member, size, field] of [['key_size', def.keySize, 'keySize'], ['value_size', def.valueSize, 'valueSize']] as const) {
+  // A size given both ways must agree, as libbpf insists.
+  const size = (member: 'key_size' | 'value_size', typeId: number | undefined): number | undefined => {
+    const fromType = typeId === undefined ? undefined : btf.sizeof(typeId)
     const given = numbers[member]
-    if (given === undefined) continue
-    if (size !== undefined && size !== given) throw new ElfError(`map '${name}': ${member} ${given} disagrees with the size of its __type (${size})`, { section: '.maps' })
-    def[field] = given
+    if (given !== undefined && fromType !== undefined && given !== fromType) {
+      throw new ElfError(`map '${name}': ${member} ${given} disagrees with the size of its __type (${fromType})`, { section: '.maps' })
+    }
+    return given ?? fromType
   }
-  def.type = numbers.type
-  def.maxEntries = numbers.max_entries
-  def.flags = numbers.map_flags ?? 0
-  def.numaNode = numbers.numa_node
-  def.mapExtra = numbers.map_extra
-  def.pinning = numbers.pinning ?? 0
-  if (def.pinning > 1) throw new ElfError(`map '${name}': pinning ${def.pinning} is unknown (0 none, 1 LIBBPF_PIN_BY_NAME)`, { section: '.maps' })
-  return def
+  const pinning = numbers.pinning ?? 0
+  if (pinning > 1) throw new ElfError(`map '${name}': pinning ${pinning} is unknown (0 none, 1 LIBBPF_PIN_BY_NAME)`, { section: '.maps' })
+  return {
+    name,
+    type: numbers.type,
+    keySize: size('key_size', types.key),
+    valueSize: size('value_size', types.value),
+    keyTypeId: types.key,
+    valueTypeId: types.value,
+    maxEntries: numbers.max_entries,
+    flags: numbers.map_flags ?? 0,
+    numaNode: numbers.numa_node,
+    mapExtra: numbers.map_extra,
+    pinning,
+    inner,
+    slots,
+  }
 }
 
 // __uint(name, N) is `int (*name)[N]`: N is the array's element count.
