@@ -2,10 +2,12 @@
 // The bpfkit command line.
 import { runList, UsageError } from './list.js'
 import { runDemo } from './demo.js'
+import { runGenTypes } from './gen-types.js'
 
 const usage = `usage: bpfkit <command>
 
   list [progs|maps|links|btf] [--json]   show loaded BPF objects (needs root)
+  gen types <obj.o> [--name N]           TypeScript types for a clang-built object's programs, maps and globals
   demo                                   delegate BPF to a tenant in a user namespace, end to end (needs root, Linux 6.9+)
   help                                   this text
 `
@@ -17,6 +19,9 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'list':
         return runList(args, out)
+      case 'gen':
+        if (args[0] !== 'types') throw new UsageError(`gen: expected 'gen types <obj.o>', got ${args.length ? `'gen ${args[0]}'` : "'gen' alone"}`)
+        return runGenTypes(args.slice(1), out)
       case 'demo':
         if (args.length > 0) throw new UsageError(`demo takes no arguments, got ${args.join(' ')}`)
         return await runDemo(out)

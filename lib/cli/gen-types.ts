@@ -1,0 +1,70 @@
+// `bpfkit gen types <obj.o> [--name N]`: TypeScript declarations for a
+// clang-built object (lib/collection/ts-types.ts), written to stdout, so that
+// CollectionSpec.fromFile<N>('obj.o') is typed end to end.
+import { readFileSync } from 'node:fs'
+import { basename } from 'node:path'
+import { BtfReader } from '../btf/reader.js'
+import { ElfError, ElfFile, SHF_EXECINSTR, STB, STT } from '../collection/elf.js'
+import { readMapDefinitions } from '../collection/map-defs.js'
+import { programForSection } from '../collection/sections.js'
+import { interfaceNameFor, isValidInterfaceName, renderCollectionTypes, type CollectionTypesInput } from '../collection/ts-types.js'
+import { readDataSections } from '../collection/variables.js'
+import { UsageError } from './list.js'
+
+export interface GenTypesArgs {
+  path: string
+  name: string
+}
+
+/** `<obj.o> [--name N]` (or `--name=N`). Errors: UsageError. */
+export function parseGenTypesArgs(args: readonly string[]): GenTypesArgs {
+  const positional: string[] = []
+  let name: string | undefined
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]
+    if (a === '--name' || a.startsWith('--name=')) {
+      if (name !== undefined) throw new UsageError('gen types: --name given twice')
+      name = a === '--name' ? args[++i] : a.slice('--name='.length)
+      if (name === undefined || name === '') throw new UsageError('gen types: --name needs a value')
+    } else if (a.startsWith('-') && a !== '-') {
+      throw new UsageError(`gen types: unknown option '${a}'`)
+    } else {
+      positional.push(a)
+    }
+  }
+  if (positional.length !== 1) throw new UsageError(`gen types: expected one object file, got ${positional.length === 0 ? 'none' : positional.join(' ')}`)
+  const path = positional[0]
+  const chosen = name ?? interfaceNameFor(path)
+  if (!isValidInterfaceName(chosen)) {
+    throw new UsageError(`gen types: '${chosen}' cannot name a TypeScript interface${name === undefined ? ` (made from ${basename(path)}); give one with --name` : ''}`)
+  }
+  return { path, name: chosen }
+}
+
+// What the types are made from. The CollectionSpec will be the one reader of
+// objects; until then this reads with its pieces, by the same rules.
+/** The programs, BTF maps and globals of an object, for renderCollectionTypes. Errors: ElfError. */
+export function collectionTypesInput(bytes: Uint8Array, name: string, source: string): CollectionTypesInput {
+  const elf = new ElfFile(bytes)
+  const btfSection = elf.section('.BTF')
+  if (btfSection === undefined) throw new ElfError('object has no .BTF section: build it with clang -g to have types to generate')
+  const btf = new BtfReader(Uint8Array.from(elf.data(btfSection)))
+  const programs: string[] = []
+  for (const s of elf.sections) {
+    if ((s.flags & BigInt(SHF_EXECINSTR)) === 0n || s.name === '.text' || programForSection(s.name) === undefined) continue
+    for (const sym of elf.symbols) {
+      if (sym.shndx === s.index && sym.type === STT.FUNC && (sym.bind === STB.GLOBAL || sym.bind === STB.WEAK)) programs.push(sym.name)
+    }
+  }
+  const maps = readMapDefinitions(btf).map((d) => ({ name: d.name, type: d.type, keyTypeId: d.keyTypeId, valueTypeId: d.valueTypeId }))
+  const variables = [...readDataSections(elf, btf).variables.values()].map((v) => ({ name: v.name, typeId: v.typeId }))
+  return { name, source, btf, programs, maps, variables }
+}
+
+/** Writes the declarations for the object named in `args` to `out`. */
+export function runGenTypes(args: readonly string[], out: (s: string) => void): number {
+  const { path, name } = parseGenTypesArgs(args)
+  const text = renderCollectionTypes(collectionTypesInput(readFileSync(path), name, basename(path)))
+  out(text.replace(/\n$/, ''))
+  return 0
+}
