@@ -6,6 +6,12 @@
 // layouts from vmlinux BTF, runs on its compiled form (dist/btf/reader.js,
 // built by `npm run gen` first), so the library and its generator can never
 // read BTF differently.
+//
+// Split BTF (a kernel module's /sys/kernel/btf/<module>) is read on top of its
+// base (vmlinux): its type ids continue after the base's, and string offsets
+// past the base's string section address the split's own strings, as the
+// kernel numbers them. For CO-RE, names are indexed once, lazily, by their
+// essential name (the part before a `___flavor` suffix).
 import { readFileSync } from 'node:fs'
 import { findEnumName } from '../sys/names.js'
 import { describeValue } from '../sys/options.js'
@@ -55,17 +61,44 @@ function extraWords(kind: number, vlen: number): number {
   }
 }
 
+/**
+ * The name without its flavor: `task_struct___v2` → `task_struct`. A flavor
+ * is the text after the last `___` that has a non-underscore on both sides,
+ * as libbpf's bpf_core_essential_name_len() decides.
+ */
+export function essentialName(name: string): string {
+  if (!name.includes('___')) return name
+  for (let i = name.length - 5; i >= 0; i--) {
+    if (name[i] !== '_' && name[i + 1] === '_' && name[i + 2] === '_' && name[i + 3] === '_' && name[i + 4] !== '_') return name.slice(0, i + 1)
+  }
+  return name
+}
+
 export class BtfReader {
   readonly #bytes: Uint8Array
   readonly #view: DataView
   readonly #strOff: number
   readonly #strLen: number
-  /** Byte offset of each type record, by id - 1. */
+  /** Byte offset of each of this BTF's own type records, by id - firstId. */
   readonly #offsets: number[] = []
+  readonly #base: BtfReader | undefined
+  /** Types and string bytes of the base, which this BTF's ids and offsets continue. */
+  readonly #baseCount: number
+  readonly #baseStrLen: number
+  /** Own records by the hash of their essential names, built on first use. */
+  #nameIndex: { heads: Int32Array; next: Int32Array; mask: number } | undefined
 
-  /** Errors: TypeError when `bytes` is not a Uint8Array or not BTF; RangeError for truncated or unknown-kind data. */
-  constructor(bytes: Uint8Array) {
+  /**
+   * `base`: for split BTF (a module's, on vmlinux), the BTF it extends.
+   * Errors: TypeError when `bytes` is not a Uint8Array or not BTF, or `base`
+   * not a BtfReader; RangeError for truncated or unknown-kind data.
+   */
+  constructor(bytes: Uint8Array, base?: BtfReader) {
     if (!(bytes instanceof Uint8Array)) throw new TypeError(`BtfReader: bytes must be a Uint8Array (raw BTF), got ${describeValue(bytes)}`)
+    if (base !== undefined && !(base instanceof BtfReader)) throw new TypeError(`BtfReader: base must be a BtfReader (the BTF a split BTF extends), got ${describeValue(base)}`)
+    this.#base = base
+    this.#baseCount = base?.count ?? 0
+    this.#baseStrLen = base?.stringsLength ?? 0
     // Before any view is made: a view of a detached ArrayBuffer (length 0) would fail inside JavaScript.
     if (bytes.length < 24) throw new TypeError(`not BTF: ${bytes.length} bytes, shorter than the 24-byte header`)
     this.#bytes = bytes
@@ -84,20 +117,38 @@ export class BtfReader {
     }
   }
 
-  /** Reads a BTF file, by default the running kernel's own. */
-  static fromFile(path = '/sys/kernel/btf/vmlinux'): BtfReader {
+  /** Reads a BTF file, by default the running kernel's own; with `base`, a split BTF on it (a module's). */
+  static fromFile(path = '/sys/kernel/btf/vmlinux', base?: BtfReader): BtfReader {
     if (typeof path !== 'string') throw new TypeError(`BtfReader.fromFile: path must be a string, got ${describeValue(path)}`)
-    return new BtfReader(readFileSync(path))
+    return new BtfReader(readFileSync(path), base)
   }
 
+  /** The highest type id: the base's types and this BTF's own. */
   get count(): number {
-    return this.#offsets.length
+    return this.#baseCount + this.#offsets.length
   }
 
-  /** The string at `off` in the string section. */
+  /** The id of this BTF's first own type (1, or the base's count + 1 for split BTF). */
+  get firstId(): number {
+    return this.#baseCount + 1
+  }
+
+  /** The BTF this split BTF extends, if any. */
+  get base(): BtfReader | undefined {
+    return this.#base
+  }
+
+  /** Bytes of string section addressed so far: the base's and this BTF's own. */
+  get stringsLength(): number {
+    return this.#baseStrLen + this.#strLen
+  }
+
+  /** The string at `off` in the string section (the base's, for offsets below its length). */
   string(off: number): string {
     if (!Number.isInteger(off) || off < 0) throw new TypeError(`BtfReader.string: offset must be a non-negative integer, got ${describeValue(off)}`)
-    if (off >= this.#strLen) throw new RangeError(`BTF string offset ${off} is past the string section`)
+    if (off < this.#baseStrLen) return this.#base!.string(off)
+    off -= this.#baseStrLen
+    if (off >= this.#strLen) throw new RangeError(`BTF string offset ${off + this.#baseStrLen} is past the string section`)
     const start = this.#strOff + off
     const end = this.#bytes.indexOf(0, start)
     return Buffer.from(this.#bytes.buffer, this.#bytes.byteOffset + start, (end < 0 ? this.#strOff + this.#strLen : end) - start).toString('utf8')
@@ -105,7 +156,8 @@ export class BtfReader {
 
   type(id: number): BtfTypeRecord {
     if (!Number.isInteger(id)) throw new TypeError(`BtfReader.type: id must be an integer, got ${describeValue(id)}`)
-    const at = this.#offsets[id - 1]
+    if (id >= 1 && id <= this.#baseCount) return this.#base!.type(id)
+    const at = this.#offsets[id - 1 - this.#baseCount]
     if (at === undefined) throw new RangeError(`no BTF type with id ${id}`)
     const v = this.#view
     const info = v.getUint32(at + 4, true)
@@ -129,6 +181,8 @@ export class BtfReader {
   find(name: string, kind: BtfKindName): number | undefined {
     if (typeof name !== 'string') throw new TypeError(`BtfReader.find: name must be a string, got ${describeValue(name)}`)
     if (typeof kind !== 'string' || !Object.hasOwn(BtfKind, kind)) throw new TypeError(`BtfReader.find: kind must be one of ${Object.keys(BtfKind).join(', ')}, got ${describeValue(kind)}`)
+    // Split BTF names its types with the base's strings as well as its own: the index knows both.
+    if (this.#base !== undefined) return this.findAll(name, kind)[0]
     // Find where the name sits in the string section, then scan the records'
     // name offsets: no string is decoded, so a search of vmlinux stays cheap.
     const needle = Buffer.from(`\0${name}\0`, 'utf8')
@@ -142,6 +196,78 @@ export class BtfReader {
       if (offsets.has(this.#view.getUint32(at, true)) && ((this.#view.getUint32(at + 4, true) >>> 24) & 0x1f) === want) return i + 1
     }
     return undefined
+  }
+
+  /** Ids of every type named exactly `name` (of `kind`, if given), the base's first, in id order. */
+  findAll(name: string, kind?: BtfKindName): number[] {
+    if (typeof name !== 'string') throw new TypeError(`BtfReader.findAll: name must be a string, got ${describeValue(name)}`)
+    if (kind !== undefined && (typeof kind !== 'string' || !Object.hasOwn(BtfKind, kind))) throw new TypeError(`BtfReader.findAll: kind must be one of ${Object.keys(BtfKind).join(', ')}, got ${describeValue(kind)}`)
+    const out = this.#base?.findAll(name, kind) ?? []
+    if (name === '') return out
+    const want = kind === undefined ? -1 : BtfKind[kind]
+    for (const id of this.withEssentialName(essentialName(name))) {
+      const at = this.#offsets[id - 1 - this.#baseCount]
+      if (want !== -1 && ((this.#view.getUint32(at + 4, true) >>> 24) & 0x1f) !== want) continue
+      if (this.string(this.#view.getUint32(at, true)) === name) out.push(id)
+    }
+    return out
+  }
+
+  /**
+   * Ids of this BTF's own named types whose essential name (the name without
+   * a `___flavor` suffix) is `essential`, in id order, of any kind. For split
+   * BTF only its own types, not the base's: CO-RE looks for candidates in
+   * vmlinux first and in each module's own types after.
+   */
+  withEssentialName(essential: string): number[] {
+    if (typeof essential !== 'string') throw new TypeError(`BtfReader.withEssentialName: name must be a string, got ${describeValue(essential)}`)
+    const index = (this.#nameIndex ??= this.#indexNames())
+    const key = Buffer.from(essential, 'utf8')
+    const out: number[] = []
+    for (let i = index.heads[fnv1a(key, 0, key.length) & index.mask]; i >= 0; i = index.next[i]) {
+      const name = this.string(this.#view.getUint32(this.#offsets[i], true))
+      if (essentialName(name) === essential) out.push(this.#baseCount + i + 1)
+    }
+    return out
+  }
+
+  // A hash table over the own records by the hash of their essential names,
+  // built from the string bytes without decoding them: vmlinux has ~100k
+  // named types, and a Map of that many strings costs ~100 ms to fill.
+  #indexNames(): { heads: Int32Array; next: Int32Array; mask: number } {
+    const n = this.#offsets.length
+    let size = 1024
+    while (size < 2 * n) size *= 2
+    const heads = new Int32Array(size).fill(-1)
+    const next = new Int32Array(n)
+    const v = this.#view
+    // Backwards, so that each chain lists ids in ascending order.
+    for (let i = n - 1; i >= 0; i--) {
+      const h = this.#essentialHash(v.getUint32(this.#offsets[i], true))
+      if (h < 0) continue
+      next[i] = heads[h & (size - 1)]
+      heads[h & (size - 1)] = i
+    }
+    return { heads, next, mask: size - 1 }
+  }
+
+  // The FNV-1a hash of the essential part of the string at `off`, -1 for an empty one.
+  #essentialHash(off: number): number {
+    if (off < this.#baseStrLen) return this.#base!.#essentialHash(off)
+    off -= this.#baseStrLen
+    if (off >= this.#strLen) throw new RangeError(`BTF string offset ${off + this.#baseStrLen} is past the string section`)
+    const b = this.#bytes
+    const start = this.#strOff + off
+    const limit = this.#strOff + this.#strLen
+    let end = start
+    let essentialEnd = -1
+    while (end < limit && b[end] !== 0) {
+      // X___Y: X and Y not underscores; the last such separator ends the essential name.
+      if (b[end] !== 0x5f && b[end + 1] === 0x5f && b[end + 2] === 0x5f && b[end + 3] === 0x5f && end + 4 < limit && b[end + 4] !== 0x5f && b[end + 4] !== 0) essentialEnd = end + 1
+      end++
+    }
+    if (end === start) return -1
+    return fnv1a(b, start, essentialEnd < 0 ? end : essentialEnd)
   }
 
   /** Members of a STRUCT or UNION (kind_flag: bitfield sizes packed in the offset word). */
@@ -212,10 +338,16 @@ export class BtfReader {
     return t.sizeOrType
   }
 
-  /** Every type record, in id order (id 0, void, has none). */
+  /** Every type record, in id order (id 0, void, has none); for split BTF the base's first. */
   *types(): Generator<BtfTypeRecord> {
-    for (let id = 1; id <= this.#offsets.length; id++) yield this.type(id)
+    for (let id = 1; id <= this.count; id++) yield this.type(id)
   }
+}
+
+function fnv1a(b: Uint8Array, start: number, end: number): number {
+  let h = 0x811c9dc5
+  for (let i = start; i < end; i++) h = Math.imul(h ^ b[i], 0x01000193)
+  return h >>> 0
 }
 
 // The decoders take records from type(); anything else is named, not dereferenced.
