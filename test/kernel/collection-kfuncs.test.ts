@@ -15,7 +15,7 @@ import { requireFeature, skipAllIf } from './helpers/requires.js'
 let vmlinux: BtfReader | undefined
 function kfuncMissing(name: string, since: string): string | undefined {
   vmlinux ??= BtfReader.fromFile()
-  return vmlinux.find(name, 'func') === undefined ? `kfunc ${name} (Linux ${since}) is not in this kernel's BTF` : undefined
+  return vmlinux.find(name, 'FUNC') === undefined ? `kfunc ${name} (Linux ${since}) is not in this kernel's BTF` : undefined
 }
 
 describe('kfuncs.bpf.c: the spec', () => {
