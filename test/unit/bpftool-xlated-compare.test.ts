@@ -57,15 +57,15 @@ describe('normaliseXlated', () => {
     expect(lines[2]).toContain('ld_imm64 map_value globals.data+8')
   })
 
-  it('keeps what must match: value offsets, helper ids, plain 64-bit constants, subprogram addresses masked', () => {
+  it('keeps what must match: value offsets, helper ids, plain 64-bit constants, callbacks', () => {
     expect(normaliseXlated(program(1, 2, 0xffffffff81000000n))).not.toEqual(normaliseXlated(bytes(
       ldImm64(1, 1, 1, 0), call(1234), ldImm64(2, 2, 2, 16), ldImm64(3, 1, 1, 0), ldImm64(4, 0, 0, -1), exit(),
     )))
     expect(normaliseXlated(program(1, 2, 0xffffffff81000000n, 1234))).not.toEqual(normaliseXlated(program(1, 2, 0xffffffff81000000n, 1235)))
     expect(normaliseXlated(bytes(ldImm64(0, 0, 0x5678, 0x1234))).join()).toContain('ld_imm64 0x123400005678')
-    // A user-space-half constant is the program's own and stays; a callback address (src 4, BPF_PSEUDO_FUNC) is masked.
+    // A user-space-half constant is the program's own and stays; a callback (src 4, BPF_PSEUDO_FUNC) is dumped as jump and subprogram.
     expect(normaliseXlated(bytes(ldImm64(0, 0, 0, 0x7fff0000))).join()).toContain('0x7fff000000000000')
-    expect(normaliseXlated(bytes(ldImm64(2, 4, 0x1000, 0))).join()).toContain('<kaddr>')
+    expect(normaliseXlated(bytes(ldImm64(2, 4, 29, 1))).join()).toContain('ld_imm64 func +29 (subprogram 1)')
   })
 
   it('refuses bytes that are not whole instructions', () => {

@@ -129,8 +129,10 @@ export interface NormaliseOptions {
  *   reports the map's id in imm and the value offset in the second imm) becomes
  *   `map <name>` / `map_value <name>+<off>`, the name from `mapNames` or the
  *   map's order of first appearance;
- * - any other ld_imm64 whose value lies in the kernel half (a subprogram or
- *   kernel variable address the verifier wrote in) becomes `<kaddr>`.
+ * - any other ld_imm64 whose value lies in the kernel half (a kernel variable
+ *   address the verifier wrote in for a __ksym) becomes `<kaddr>`.
+ * A callback reference (ld_imm64 src 4, BPF_PSEUDO_FUNC) is dumped as its
+ * jump offset and subprogram number, not an address, and is kept.
  * Helper call immediates are kept: they are offsets of kernel functions from
  * __bpf_call_base, the same for every load on one running kernel, and they say
  * which helper (or inlined map operation) is called.
@@ -165,9 +167,11 @@ export function normaliseXlated(bytes: Uint8Array, options: NormaliseOptions = {
     let value: string
     if (kind === 'map') value = `map ${mapToken(imm >>> 0)}`
     else if (kind === 'map_value') value = `map_value ${mapToken(imm >>> 0)}+${imm2 >>> 0}`
+    // A callback's address: the dump restores the jump to it (imm) and its subprogram number (second imm), both stable.
+    else if (src === PSEUDO_FUNC) value = `func ${imm >= 0 ? '+' : ''}${imm} (subprogram ${imm2})`
     else {
       const v = (BigInt(imm2 >>> 0) << 32n) | BigInt(imm >>> 0)
-      value = src === PSEUDO_FUNC || v >= KERNEL_HALF ? '<kaddr>' : `0x${v.toString(16)}`
+      value = v >= KERNEL_HALF ? '<kaddr>' : `0x${v.toString(16)}`
     }
     lines.push(`${head} ld_imm64 ${value}`)
     i++ // the second half is part of this line
