@@ -19,6 +19,7 @@ import { haveProgramType } from './prog-types.js'
 
 export * from './misc.js'
 export * from './insns.js'
+export * from './btf-kinds.js'
 export { declaredFeatures, miscVersions } from './declare.js'
 export type { Feature } from './declare.js'
 export { haveMapType, haveRingbuf } from './map-types.js'

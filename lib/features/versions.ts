@@ -129,3 +129,19 @@ export const btfKindVersions = {
   // Signed enums (kind_flag on ENUM) came with ENUM64.
   enum64: v('6.0'),
 } as const satisfies Record<string, FeatureVersion>
+
+/**
+ * BTF features that are not a kind of their own, keyed as BtfSupport
+ * (lib/btf/sanitize.ts) names them. Sources: global FUNC linkage, commit
+ * 51c39bb1d5d1 (5.6); '?' in DATASEC names, bd70a8fb7ca4 (6.9); kind_flag on
+ * DECL_TAG and TYPE_TAG marking an __attribute__, Ihor Solodrai's series of
+ * 2025-01-30 (6.15; the kernel refused the flag on tags before it); the
+ * header's layout section, Alan Maguire's series of 2026-03-26 (7.1).
+ */
+export const btfFeatureVersions = {
+  funcGlobal: v('5.6'),
+  qmarkDatasec: v('6.9'),
+  declTagKindFlag: v('6.15'),
+  typeTagKindFlag: v('6.15'),
+  layout: v('7.1'),
+} as const satisfies Record<string, FeatureVersion>
