@@ -150,7 +150,7 @@ const loadable: readonly (keyof typeof expected)[] = [
 ]
 
 describe('sections.bpf.c: programs load with the attributes their section gives', () => {
-  test.each(loadable)('%s', async (name, ctx) => {
+  test.for(loadable)('%s', async (name, ctx) => {
     const want = expected[name]
     const why = requireFeature(() => features.haveProgramType(want.type as ProgTypeName))
     if (why) ctx.skip(why)
