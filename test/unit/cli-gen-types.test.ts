@@ -105,7 +105,7 @@ function usage(object: string, name: string): string {
   }
 
   // Programs, maps and variables: exactly the object's, no more.
-  const set = (names: string[]) => `{ ${names.map((p) => `${prop(p)}: true`).join(', ')} }`
+  const set = (names: readonly string[]) => `{ ${names.map((p) => `${prop(p)}: true`).join(', ')} }`
   lines.push(`export const programs: Exactly<S['programs']> = ${set(input.programs)}`)
   reject("S['programs']", "'not_a_program__'")
   const defs = readMapDefinitions(btf)
