@@ -251,23 +251,28 @@ export class BtfReader {
     return { heads, next, mask: size - 1 }
   }
 
-  // The FNV-1a hash of the essential part of the string at `off`, -1 for an empty one.
+  // The FNV-1a hash of the essential part of the string at `off`, -1 for an
+  // empty one. One pass: the hash is remembered at each flavor separator.
   #essentialHash(off: number): number {
     if (off < this.#baseStrLen) return this.#base!.#essentialHash(off)
     off -= this.#baseStrLen
     if (off >= this.#strLen) throw new RangeError(`BTF string offset ${off + this.#baseStrLen} is past the string section`)
     const b = this.#bytes
-    const start = this.#strOff + off
     const limit = this.#strOff + this.#strLen
-    let end = start
-    let essentialEnd = -1
-    while (end < limit && b[end] !== 0) {
-      // X___Y: X and Y not underscores; the last such separator ends the essential name.
-      if (b[end] !== 0x5f && b[end + 1] === 0x5f && b[end + 2] === 0x5f && b[end + 3] === 0x5f && end + 4 < limit && b[end + 4] !== 0x5f && b[end + 4] !== 0) essentialEnd = end + 1
-      end++
+    let at = this.#strOff + off
+    if (at >= limit || b[at] === 0) return -1
+    let h = 0x811c9dc5
+    let atSeparator = 0
+    let separated = false
+    for (let c = b[at]; c !== 0 && at < limit; c = b[++at]) {
+      h = Math.imul(h ^ c, 0x01000193)
+      // X___Y, X and Y not underscores: the essential name ends after X.
+      if (b[at + 1] === 0x5f && c !== 0x5f && b[at + 2] === 0x5f && b[at + 3] === 0x5f && at + 4 < limit && b[at + 4] !== 0x5f && b[at + 4] !== 0) {
+        atSeparator = h
+        separated = true
+      }
     }
-    if (end === start) return -1
-    return fnv1a(b, start, essentialEnd < 0 ? end : essentialEnd)
+    return (separated ? atSeparator : h) >>> 0
   }
 
   /** Members of a STRUCT or UNION (kind_flag: bitfield sizes packed in the offset word). */
