@@ -34,8 +34,15 @@ const allowed = (err: unknown) => err instanceof ElfError || err instanceof BpfE
 describe('spec.load() of damaged objects: only bpfkit errors, no fd leaked', () => {
   for (const file of fixtureObjects(root)) {
     const name = basename(file)
-    it(`${name}: ${loads} damaged copies that read as a spec (seed ${seed})`, async () => {
+    it(`${name}: ${loads} damaged copies that read as a spec (seed ${seed})`, async (ctx) => {
       const original = new Uint8Array(readFileSync(file))
+      // Some fixtures are refused on purpose (test/unit tests their errors); their damaged copies have nothing to load.
+      try {
+        CollectionSpec.fromBuffer(original)
+      } catch (err) {
+        if (err instanceof ElfError) ctx.skip(`${name} itself does not read as a spec (${err.message})`)
+        throw err
+      }
       // By-name pins (LIBBPF_PIN_BY_NAME maps) go to a bpffs of this test's own, never /sys/fs/bpf.
       using pins = privateBpffs()
       let loaded = 0

@@ -26,7 +26,7 @@ const { Rng } = load('../../scripts/fuzz/prng.cjs') as { Rng: new (...parts: (st
 
 const root = join(__dirname, '..', '..')
 const seed = Number(process.env.BPFKIT_FUZZ_SEED ?? 1)
-const cases = Number(process.env.BPFKIT_FUZZ_CASES ?? 150)
+const cases = Number(process.env.BPFKIT_FUZZ_CASES ?? 100)
 // A reader that takes this long on a few kilobytes is looping on something it read.
 const slowMs = 2000
 

@@ -56,8 +56,12 @@ const u64Extra = (ctx) => [2n ** 32n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 63n, 2n *
 
 // ---- mutations: each edits `b` in place and says what it did ----
 
+// DWARF (.debug_* and its relocations) is not read at all: damage there is mostly wasted, so it is picked seldom.
+const isDebug = (s) => /^(\.rel)?\.debug_/.test(s.name)
+
 function pickSection(rng, ctx, filter = () => true) {
-  const candidates = ctx.sections.filter(filter)
+  const debugToo = rng.bool(0.1)
+  const candidates = ctx.sections.filter((s) => filter(s) && (debugToo || !isDebug(s)))
   return candidates.length ? rng.pick(candidates) : undefined
 }
 
@@ -78,8 +82,7 @@ function pickRegion(rng, ctx) {
   const regions = [['ELF header', 0, 64], ['section headers', ctx.shoff, ctx.shoff + ctx.shnum * SHDR_SIZE]]
   for (const s of ctx.sections) {
     if (s.type === 8 || s.size === 0 || s.index === 0) continue // NOBITS, empty, null
-    // DWARF is not read at all (BTF carries the types): damage there tests nothing.
-    if (/^(\.rel)?\.debug_/.test(s.name)) continue
+    if (isDebug(s)) continue
     // The sections whose contents are parsed get most of the damage; code and data some.
     const weight = /^\.(BTF|BTF\.ext|maps)$|^maps$/.test(s.name) || s.type === SHT_SYMTAB || s.type === SHT_STRTAB || s.type === SHT_REL ? 3 : 1
     for (let w = 0; w < weight; w++) regions.push([s.name || `section ${s.index}`, s.offset, s.offset + s.size])
