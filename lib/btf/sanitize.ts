@@ -14,7 +14,8 @@
 //   ENUM64 (6.0)               UNION of 1-byte ints named as the enumerators; signed ENUMs unsigned
 //   '?' DATASEC names (6.9)    '_' for the '?'
 //   tag kind_flag (6.15)       attribute decl tags as missing decl tags; attribute type tags
-//                              skipped by whatever referred to them (bpfkit's choice: libbpf has none)
+//                              skipped by whatever referred to them (bpfkit's: libbpf has none)
+//   (any of the above)         decl tags whose target became a kind they cannot tag: 1-byte INTs
 //   layout section (7.1)       dropped
 //
 // Beyond libbpf: the replacements are checked against what old kernels'
@@ -104,10 +105,12 @@ export function sanitizeBtf(btf: Uint8Array, supported: BtfSupport): Uint8Array 
     } else if (kind === BtfKind.FLOAT && !s.float) {
       raw.setNameOff(id, 0)
       raw.setInfo(id, BtfKind.STRUCT, 0)
-    } else if (kind === BtfKind.TYPE_TAG && (!s.typeTag || (kflag && !s.typeTagKindFlag))) {
-      if (s.typeTag) skippedTags.set(id, raw.sizeOrType(id))
+    } else if (kind === BtfKind.TYPE_TAG && !s.typeTag) {
       raw.setNameOff(id, 0)
       raw.setInfo(id, BtfKind.CONST, 0)
+    } else if (kind === BtfKind.TYPE_TAG && kflag && !s.typeTagKindFlag) {
+      skippedTags.set(id, raw.sizeOrType(id))
+      raw.setInfo(id, BtfKind.TYPE_TAG, 0)
     } else if (kind === BtfKind.ENUM && !s.enum64 && kflag) {
       raw.setInfo(id, BtfKind.ENUM, raw.vlen(id))
     } else if (kind === BtfKind.ENUM64 && !s.enum64) {
@@ -123,7 +126,37 @@ export function sanitizeBtf(btf: Uint8Array, supported: BtfSupport): Uint8Array 
     }
   }
   if (skippedTags.size > 0) skipTypeTags(raw, n, skippedTags)
+  dropStrandedDeclTags(raw, n)
   return raw.bytes()
+}
+
+// A decl tag whose target was replaced by a kind it cannot tag (a VAR now an
+// INT, a FUNC now a TYPEDEF tagged on a parameter) goes the way of missing
+// decl tags. No real kernel has decl tags without FUNC or VAR, but a
+// BtfSupport may say so, and the result must still load.
+function dropStrandedDeclTags(raw: RawBtf, n: number): void {
+  for (let id = 1; id <= n; id++) {
+    if (raw.kind(id) !== BtfKind.DECL_TAG) continue
+    const target = raw.sizeOrType(id)
+    const component = raw.word(id, 0) | 0
+    const kind = target >= 1 && target <= n ? raw.kind(target) : -1
+    let ok: boolean
+    if (component === -1) {
+      ok = kind === BtfKind.STRUCT || kind === BtfKind.UNION || kind === BtfKind.FUNC || kind === BtfKind.VAR || kind === BtfKind.TYPEDEF
+    } else if (kind === BtfKind.STRUCT || kind === BtfKind.UNION) {
+      ok = component < raw.vlen(target)
+    } else if (kind === BtfKind.FUNC) {
+      const proto = raw.sizeOrType(target)
+      ok = proto >= 1 && proto <= n && raw.kind(proto) === BtfKind.FUNC_PROTO && component < raw.vlen(proto)
+    } else {
+      ok = false
+    }
+    if (!ok) {
+      raw.setInfo(id, BtfKind.INT, 0)
+      raw.setSizeOrType(id, 1)
+      raw.setWord(id, 0, INT_8BITS)
+    }
+  }
 }
 
 // A DATASEC becomes a STRUCT of its variables (now 1-byte ints) at their offsets.
@@ -144,7 +177,9 @@ function datasecToStruct(raw: RawBtf, id: number): void {
 // Attribute type tags an old kernel would misread as tags: everything that
 // referred to one refers to what it tagged instead, so it drops out of every
 // pointer chain (a CONST in its place would break the rule that tags precede
-// modifiers). The record itself stays, an unreferenced CONST.
+// modifiers). The record itself stays, a plain type tag nothing refers to
+// (the kernel checks the chains of unreferenced records too, so it cannot
+// become a CONST in front of a tag either).
 function skipTypeTags(raw: RawBtf, n: number, skipped: Map<number, number>): void {
   const target = (t: number): number => {
     for (let hops = 0; skipped.has(t) && hops <= skipped.size; hops++) t = skipped.get(t) as number
