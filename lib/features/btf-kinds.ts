@@ -13,14 +13,16 @@ import { haveBtf, supportsBtf, supportsBtfKind } from './misc.js'
 import { bpfCode } from './probe-cache.js'
 import { btfFeatureVersions } from './versions.js'
 
-// Loads `bytes`; a kernel without the feature refuses them with EINVAL.
+// Loads `bytes`; a kernel without the feature refuses them with EINVAL (or,
+// for a header longer than it knows with non-zero fields, E2BIG).
 function btfProbe(missing: () => Error, bytes: Uint8Array): void {
   haveBtf()
   const tokenFd = tokenFdFor(undefined, { cmd: 'btf_load' })
   try {
     native.closeFd(native.btfLoadSync({ btf: bytes, tokenFd }).fd)
   } catch (e) {
-    if (bpfCode(e) === 'EINVAL') throw missing()
+    const code = bpfCode(e)
+    if (code === 'EINVAL' || code === 'E2BIG') throw missing()
     throw e
   }
 }
