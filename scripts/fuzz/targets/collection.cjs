@@ -243,11 +243,13 @@ target.prelude = (root) => [
 // The fixtures of this checkout (children run from a copy of dist/ that has no test/), by absolute path.
 const checkout = path.resolve(__dirname, '..', '..', '..')
 
-// A finding when an error of the wrong class comes out (`ok` is a JS condition on e): the harness itself only flags
-// JavaScript-internal messages.
+// A finding when an error of the wrong class comes out (`ok` is a JS condition on e), with the mutations beside the
+// message (in it, they would make every finding its own group). An error of the right class is
+// not passed to h.classify: its message may name things in words the internal-message patterns match ("... is not a
+// function of this object").
 const wrongClass = (label, ok, expected) => `(e) => {
-    if (!(${ok})) h.findings.push({ kind: 'internal', label: ${JSON.stringify(label)}, message: \`\${e?.name}: \${e?.message} (not ${expected}) after \${steps.join('; ')}\` })
-    h.classify(${JSON.stringify(label)}, e)
+    h.errors++
+    if (!(${ok})) h.findings.push({ kind: 'internal', label: ${JSON.stringify(label)}, message: \`\${e?.name}: \${e?.message} (not ${expected})\`, steps, at: (e?.stack ?? '').split('\\n').slice(1, 3).map((l) => l.trim()).join(' < ') })
   }`
 
 target.generate = (rng, index) => {
@@ -259,6 +261,7 @@ target.generate = (rng, index) => {
   const { bytes, steps } = mutateObject(require('node:fs').readFileSync(file), new Rng('collection-bytes', ${seed}, ${index}))
   let spec
   try {
+    h.calls++
     spec = CollectionSpec.fromBuffer(bytes)
     for (const v of Object.values(spec.variables)) v.get()
   } catch (e) { spec = undefined; (${wrongClass('CollectionSpec.fromBuffer', 'e instanceof ElfError', 'ElfError')})(e) }
@@ -266,6 +269,6 @@ target.generate = (rng, index) => {
     // By-name pins go to a private bpffs directory, never /sys/fs/bpf itself; removed with the case.
     const pins = require('node:fs').mkdtempSync('/sys/fs/bpf/bpfkit-fuzz-')
     h.track(() => require('node:fs').rmSync(pins, { recursive: true, force: true }))
-    try { h.own(await spec.load({ pinPath: pins })) } catch (e) { (${wrongClass('spec.load', "e instanceof ElfError || e instanceof BpfError || e?.name === 'CoreError'", 'ElfError/BpfError/CoreError')})(e) }
+    try { h.calls++; h.own(await spec.load({ pinPath: pins })) } catch (e) { (${wrongClass('spec.load', "e instanceof ElfError || e instanceof BpfError || e?.name === 'CoreError'", 'ElfError/BpfError/CoreError')})(e) }
   }` : ''}`
 }
