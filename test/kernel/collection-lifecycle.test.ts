@@ -27,12 +27,12 @@ describe('collection lifetime', () => {
   })
 
   test('after close() programs and maps throw "already closed"; a second close() is a no-op', async () => {
-    const coll = await fixtureSpec('subprogs').load({ programs: ['map_callback'] })
-    const { map_callback } = coll.programs
-    const { numbers } = coll.maps
+    const coll = await fixtureSpec('legacy-maps').load()
+    const { use_legacy } = coll.programs
+    const { legacy_hash } = coll.maps
     coll.close()
-    await expect(retval(map_callback)).rejects.toThrow(/already closed/)
-    expect(() => numbers.get(0)).toThrow(/already closed/)
+    await expect(retval(use_legacy)).rejects.toThrow(/already closed/)
+    expect(() => legacy_hash.get(new Uint8Array(4))).toThrow(/already closed/)
     expect(() => coll.close()).not.toThrow()
     expect(() => coll[Symbol.dispose]()).not.toThrow()
   })
@@ -68,8 +68,8 @@ describe('collection lifetime', () => {
   test('many loads and closes leave nothing behind', async () => {
     const before = ownedFds()
     for (let i = 0; i < 5; i++) {
-      using coll = await fixtureSpec('subprogs').load()
-      expect(await retval(coll.programs.static_call)).toBe(35)
+      using coll = await fixtureSpec('data').load()
+      expect(await retval(coll.programs.read_custom)).toBe(1113)
     }
     expectNoNewFds(before)
   })

@@ -1,7 +1,7 @@
-// Maps a collection does not create itself: LIBBPF_PIN_BY_NAME maps pinned
-// in (or reused from) a pinPath (pinning.bpf.c), and mapReplacements given
-// by the caller (subprogs.bpf.c's `numbers`). Pins go to a private bpffs the
-// test mounts, never to the host's /sys/fs/bpf.
+// Maps a collection does not create itself (pinning.bpf.c): LIBBPF_PIN_BY_NAME
+// maps pinned in (or reused from) a pinPath, and mapReplacements given by the
+// caller. Pins go to a private bpffs the test mounts, never to the host's
+// /sys/fs/bpf.
 import { existsSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
@@ -10,13 +10,18 @@ import { fixtureSpec, retval } from './helpers/collection.js'
 import { requireFeature, skipAllIf } from './helpers/requires.js'
 import { privateBpffs } from './helpers/scratch.js'
 
+/** What a test pinned: a fresh bpffs also lists the kernel's maps.debug and progs.debug iterators. */
+function pins(dir: string): string[] {
+  return readdirSync(dir).filter((n) => !n.endsWith('.debug'))
+}
+
 describe('pinning.bpf.c: pinPath', () => {
   skipAllIf(requireFeature(() => features.haveProgramType('syscall')))
 
   test('the first load pins shared_runs at <pinPath>/shared_runs; own_runs is not pinned', async () => {
     using fs = privateBpffs()
     using coll = await fixtureSpec('pinning').load({ pinPath: fs.path })
-    expect(readdirSync(fs.path)).toEqual(['shared_runs'])
+    expect(pins(fs.path)).toEqual(['shared_runs'])
     using pinned = BpfMap.fromPin(join(fs.path, 'shared_runs'))
     expect(pinned.id).toBe(coll.maps.shared_runs.id)
     // shared 1 * 100 + own 1
@@ -71,32 +76,32 @@ describe('pinning.bpf.c: pinPath', () => {
   })
 })
 
-describe('subprogs.bpf.c: mapReplacements', () => {
+describe('pinning.bpf.c: mapReplacements', () => {
   skipAllIf(requireFeature(() => features.haveProgramType('syscall')))
 
   test("the program uses the caller's map instead of creating its own", async () => {
-    using numbers = BpfMap.create({ type: 'array', key: 'u32', value: 'u64', maxEntries: 4, name: 'my_numbers' })
-    for (const k of [0, 1, 2, 3]) numbers.set(k, BigInt(k + 1))
+    using mine = BpfMap.create({ type: 'array', key: 'u32', value: 'u64', maxEntries: 1, name: 'my_runs' })
+    mine.set(0, 41n)
     {
-      using coll = await fixtureSpec('subprogs').load({ programs: ['map_callback'], mapReplacements: { numbers } })
-      expect(coll.maps.numbers.id).toBe(numbers.id)
-      expect(coll.programs.map_callback.info().mapIds).toEqual([numbers.id])
-      // (1 * 1 + 2 * 2 + 3 * 3 + 4 * 4) * 10 + 4 elements
-      expect(await retval(coll.programs.map_callback)).toBe(304)
+      using coll = await fixtureSpec('pinning').load({ mapReplacements: { own_runs: mine } })
+      expect(coll.maps.own_runs.id).toBe(mine.id)
+      expect(coll.programs.count_runs.info().mapIds).toContain(mine.id)
+      // shared 1 * 100 + own 41 + 1
+      expect(await retval(coll.programs.count_runs)).toBe(142)
     }
     // The replacement stays the caller's: still open after the collection closed.
-    expect(numbers.get(3)).toBe(4n)
+    expect(mine.get(0)).toBe(42n)
   })
 
   test('a replacement that does not match the definition is refused, naming the map', async () => {
-    // numbers has 8-byte values; this one has 4.
-    using wrong = BpfMap.create({ type: 'array', key: 'u32', value: 'u32', maxEntries: 4 })
-    await expect(fixtureSpec('subprogs').load({ programs: ['map_callback'], mapReplacements: { numbers: wrong } })).rejects.toThrow(/numbers/)
+    // own_runs has 8-byte values; this one has 4.
+    using wrong = BpfMap.create({ type: 'array', key: 'u32', value: 'u32', maxEntries: 1 })
+    await expect(fixtureSpec('pinning').load({ mapReplacements: { own_runs: wrong } })).rejects.toThrow(/own_runs/)
     expect(wrong.get(0)).toBe(0)
   })
 
   test('a replacement for a map the object does not have is an error naming it', async () => {
-    using m = BpfMap.create({ type: 'array', key: 'u32', value: 'u64', maxEntries: 4 })
-    await expect(fixtureSpec('subprogs').load({ mapReplacements: { no_such_map: m } })).rejects.toThrow(/no_such_map/)
+    using m = BpfMap.create({ type: 'array', key: 'u32', value: 'u64', maxEntries: 1 })
+    await expect(fixtureSpec('pinning').load({ mapReplacements: { no_such_map: m } })).rejects.toThrow(/no_such_map/)
   })
 })
