@@ -48,15 +48,15 @@ describe('spec.load() of damaged objects: only bpfkit errors, no fd leaked', () 
       let loaded = 0
       for (let i = 0; loaded < loads && i < loads * 50; i++) {
         const { bytes, steps } = mutateObject(original, new Rng(`load:${name}`, seed, i))
+        const what = `${name}, seed ${seed}, case ${i} (${steps.join('; ')})`
         let spec: CollectionSpec
         try {
           spec = CollectionSpec.fromBuffer(bytes)
         } catch (err) {
           if (err instanceof ElfError) continue // the unit test's business; here only what reads goes on
-          throw err
+          throw new Error(`${what}: CollectionSpec.fromBuffer threw ${(err as Error)?.name}: ${(err as Error)?.message}`, { cause: err })
         }
         loaded++
-        const what = `${name}, seed ${seed}, case ${i} (${steps.join('; ')})`
         const fdsBefore = fdTable()
         const ownedBefore = new Set(Fd.openFds().map((f) => f.fd))
         try {
