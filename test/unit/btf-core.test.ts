@@ -305,6 +305,32 @@ describe('relocateCore when the target differs', () => {
   })
 })
 
+describe('candidate pruning (libbpf\'s per-object candidate cache)', () => {
+  // core_point___v2 has no y, and x and z elsewhere. The first core_point
+  // relocation in the section (point_sum's y) matches only core_point, which
+  // narrows the candidates for every later one: x and z are not ambiguous.
+  const { vmlinux, ids } = target([], (b, t) => {
+    b.struct('core_point___v2', [{ name: 'x', type: t.int }, { name: 'z', type: t.int }])
+  })
+
+  test('one call: later relocations only see the candidates earlier ones matched', () => {
+    const r = run({ vmlinux })
+    expect(r.insn(one(r.of('point_sum', 'FIELD_BYTE_OFFSET', '0:0'))).off).toBe(8)
+    expect(one(r.of('local_queries', 'TYPE_ID_TARGET')).targetValue).toBe(ids.core_point)
+  })
+
+  test('calls that share options.cache narrow it the same way; without it, x is ambiguous', () => {
+    const i = relos.findIndex((x) => x.accessStr === '0:0' && local.type(x.typeId).name === 'core_point')
+    const y = relos.findIndex((x) => x.accessStr === '0:1' && local.type(x.typeId).name === 'core_point')
+    const bytes = new Uint8Array(elf.data(section))
+    expect(() => relocateCore('syscall', bytes, [relos[i]], local, { vmlinux })).toThrow(/'struct core_point' is ambiguous: candidates \[\d+\] struct core_point___v2, \[\d+\] struct core_point give different offsets \(0, 8\)/)
+    const cache = new Map()
+    relocateCore('syscall', bytes, [relos[y]], local, { vmlinux }, { cache })
+    expect(cache.get(relos[y].typeId).map((c: { id: number }) => c.id)).toEqual([ids.core_point])
+    expect(relocateCore('syscall', bytes, [relos[i]], local, { vmlinux }, { cache })[0].targetValue).toBe(8)
+  })
+})
+
 describe('module BTF', () => {
   test('modules are asked only when vmlinux has no candidate; TYPE_ID_TARGET names the module', () => {
     const core = target()
