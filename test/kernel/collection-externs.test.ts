@@ -7,9 +7,9 @@
 import { readFileSync } from 'node:fs'
 import { release } from 'node:os'
 import { describe, expect, test } from 'vitest'
-import { features } from '../../lib/index.js'
+import { CollectionSpec, features } from '../../lib/index.js'
 import { readKernelConfig } from '../../lib/collection/kconfig.js'
-import { fixtureSpec, retval } from './helpers/collection.js'
+import { expectNoNewFds, fixture, fixtureSpec, ownedFds, retval } from './helpers/collection.js'
 import { requireFeature, skipAllIf, skipUnless } from './helpers/requires.js'
 
 const config = readKernelConfig()
@@ -102,5 +102,25 @@ describe('externs.bpf.c: loaded and run', () => {
     using coll = await fixtureSpec('externs').load({ programs: ['percpu_ksym'] })
     // 1000 + (this CPU's copy == its number) * 100 + CPU 0's copy (0)
     expect(await retval(coll.programs.percpu_ksym)).toBe(1100)
+  })
+})
+
+describe('externs-missing.bpf.c: strong externs the kernel lacks', () => {
+  skipAllIf(requireFeature(() => features.haveProgramType('syscall')))
+
+  // The error names the missing symbol; which one when the loader resolves
+  // all of an object's externs at once (as libbpf does) is up to it.
+  const missing = /CONFIG_BPFKIT_MISSING_OPTION|bpfkit_missing_ksym|bpfkit_missing_kfunc/
+
+  test.for(['needs_kconfig', 'needs_ksym', 'needs_kfunc'])('%s: the load fails naming the symbol, and leaves no fd', async (name) => {
+    const before = ownedFds()
+    await expect(CollectionSpec.fromFile(fixture('externs-missing.bpf.o')).load({ programs: [name] })).rejects.toThrow(missing)
+    expectNoNewFds(before)
+  })
+
+  test('the spec reads fine: nothing is resolved before load', () => {
+    const spec = CollectionSpec.fromFile(fixture('externs-missing.bpf.o'))
+    expect(Object.keys(spec.programs).sort()).toEqual(['needs_kconfig', 'needs_kfunc', 'needs_ksym'])
+    for (const p of Object.values(spec.programs)) expect(p.autoload).toBe(false)
   })
 })
