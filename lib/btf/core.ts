@@ -163,9 +163,9 @@ function relocateOne(view: DataView, relo: CoreReloRecord, index: number, local:
       if (first === undefined) {
         first = { cand, spec: m.spec, res: r }
       } else if (m.spec.bitOffset !== first.spec.bitOffset) {
-        throw ambiguous(index, localType, first.cand, cand, `different offsets (${bitsText(first.spec.bitOffset)}, ${bitsText(m.spec.bitOffset)})`, relo)
+        throw ambiguous(localType, first.cand, cand, `different offsets (${bitsText(first.spec.bitOffset)}, ${bitsText(m.spec.bitOffset)})`, relo)
       } else if (r.poison !== first.res.poison || r.newVal !== first.res.newVal) {
-        throw ambiguous(index, localType, first.cand, cand, `different results (${resText(first.res)}, ${resText(r)})`, relo)
+        throw ambiguous(localType, first.cand, cand, `different results (${resText(first.res)}, ${resText(r)})`, relo)
       }
       matched.push(cand)
     }
@@ -210,7 +210,7 @@ function candidates(local: BtfReader, localId: number, targets: CoreTargets, cac
   return out
 }
 
-function ambiguous(_index: number, localType: string, a: CoreCandidate, b: CoreCandidate, what: string, relo: CoreReloRecord): CoreSpecError {
+function ambiguous(localType: string, a: CoreCandidate, b: CoreCandidate, what: string, relo: CoreReloRecord): CoreSpecError {
   const name = (c: CoreCandidate) => `[${c.id}] ${describeType(c.btf, c.id)}${c.btfName === 'vmlinux' ? '' : ` (${c.btfName})`}`
   return new CoreSpecError(`'${localType}' is ambiguous: candidates ${name(a)}, ${name(b)} give ${what} (${kindName(relo.kind)}, access ${relo.accessStr})`, 'EINVAL', true)
 }
@@ -234,8 +234,13 @@ function calc(kind: number, localSpec: Spec, targSpec: Spec | undefined): Res {
     res.newSz = t.sz
     if (res.origSz !== res.newSz) {
       // Only pointers (a 32-bit kernel's) and unsigned integers stay right when the load is resized.
-      const lt = localSpec.btf.type(l.typeId)
-      const tt = targSpec.btf.type(t.typeId)
+      // Type 0 (a bitfield on one side) is void: neither pointer nor integer.
+      const lt = l.typeId === 0 ? undefined : localSpec.btf.type(l.typeId)
+      const tt = t.typeId === 0 ? undefined : targSpec.btf.type(t.typeId)
+      if (lt === undefined || tt === undefined) {
+        res.failMemsz = true
+        return res
+      }
       const bothPtr = lt.kind === 'PTR' && tt.kind === 'PTR'
       const bothUnsigned = lt.kind === 'INT' && tt.kind === 'INT' && !intSignedOnly(lt) && !intSignedOnly(tt)
       res.failMemsz = !bothPtr && !bothUnsigned
@@ -397,7 +402,8 @@ function patch(view: DataView, off: number, res: Res, localSpec: Spec): { poison
       if (res.failMemsz) {
         const acc = localSpec.acc[localSpec.acc.length - 1]
         const what = acc.name === undefined ? 'the array element' : `field '${acc.name}'`
-        return poison(`${what} is ${res.origSz} bytes locally and ${res.newSz} in the target, and is not an unsigned integer or pointer: the load or store cannot be resized`)
+        const size = (n: number) => (n === 0 ? 'a bitfield' : `${n} bytes`)
+        return poison(`${what} is ${size(res.origSz)} locally and ${size(res.newSz)} in the target, and not an unsigned integer or pointer on both sides: the load or store cannot be resized`)
       }
       view.setInt16(off + 2, Number(res.newVal), true)
       if (res.newSz !== res.origSz) {

@@ -221,10 +221,19 @@ describe('relocateCore when the target differs', () => {
     const r = run({ vmlinux })
     const sval = one(r.of('sized_signed', 'FIELD_BYTE_OFFSET'))
     expect(sval.poisoned).toBe(true)
-    expect(sval.reason).toMatch(/field 'sval' is 4 bytes locally and 8 in the target.*cannot be resized/)
+    expect(sval.reason).toMatch(/^field 'sval' is 4 bytes locally and 8 bytes in the target.*cannot be resized$/)
     expect(r.insn(sval).bytes).toBe(POISON_BYTES)
     // The unsigned count kept its size: plain patch, no resize.
     expect(r.insn(one(r.of('sized_read', 'FIELD_BYTE_OFFSET'))).code).toBe(0x61)
+  })
+
+  test('a plain field that became a bitfield cannot be loaded directly: poisoned', () => {
+    const { vmlinux } = target(['core_sized'], (b, t) => {
+      b.struct('core_sized', [{ name: 'count', type: t.uint, bitOffset: 0, bitSize: 20 }, { name: 'sval', type: t.int, bitOffset: 32 }])
+    })
+    const r = run({ vmlinux })
+    expect(one(r.of('sized_read', 'FIELD_BYTE_OFFSET'))).toMatchObject({ poisoned: true, reason: expect.stringMatching(/^field 'count' is 4 bytes locally and a bitfield in the target/) })
+    expect(r.insn(one(r.of('sized_signed', 'FIELD_BYTE_OFFSET'))).off).toBe(4)
   })
 
   test('an index past a shorter target array is poisoned', () => {
