@@ -30,23 +30,23 @@ describe('test/fixtures/bpf objects are fresh', () => {
   it('every .bpf.c has a manifest entry', () => {
     const listed = new Set(Object.values(manifest.objects).map((e) => e.source))
     const missing = sources.filter((s) => !listed.has(s))
-    expect(missing, `sources never built (${rebuild})`).toEqual([])
+    expect(missing.length, `${missing.join(', ')}: never built (${rebuild})`).toBe(0)
   })
 
   it('every .bpf.o has a manifest entry', () => {
     const unknown = objects.filter((o) => !(o in manifest.objects))
-    expect(unknown, `objects not made by build:fixtures (remove them, or add their source and ${rebuild})`).toEqual([])
+    expect(unknown.length, `${unknown.join(', ')}: not made by build:fixtures (remove them, or add their source and ${rebuild})`).toBe(0)
   })
 
   for (const [object, entry] of Object.entries(manifest.objects)) {
     describe(object, () => {
-      it('its source exists and is unchanged', () => {
+      it(`${entry.source} exists and is unchanged`, () => {
         const source = join(dir, entry.source)
         expect(existsSync(source), `${entry.source} (the source of ${object} in manifest.json) is gone; remove ${object} and ${rebuild}`).toBe(true)
         expect(sha256(source), `${entry.source} changed since ${object} was built: stale, ${rebuild}`).toBe(entry.sourceSha256)
       })
 
-      it('the headers it includes are unchanged', () => {
+      it(`the headers ${entry.source} includes are unchanged`, () => {
         for (const [header, hash] of Object.entries(entry.headers)) {
           const path = join(dir, header)
           expect(existsSync(path), `${header} (included by ${entry.source}) is gone; ${rebuild}`).toBe(true)
@@ -54,7 +54,7 @@ describe('test/fixtures/bpf objects are fresh', () => {
         }
       })
 
-      it('the object is the one that was built', () => {
+      it(`${object} is the one that was built`, () => {
         const path = join(dir, object)
         expect(existsSync(path), `${object} is missing; ${rebuild}`).toBe(true)
         expect(sha256(path), `${object} differs from the build recorded in manifest.json (edited or built by hand?); ${rebuild}`).toBe(entry.objectSha256)
