@@ -90,13 +90,18 @@ const K = CoreReloKind
 
 /**
  * Applies `relos` (one ELF section's CO-RE records from readBtfExt) to that
- * section's instruction bytes, in place. Returns one result per relocation.
+ * section's instruction bytes, in place. Returns one result per relocation
+ * applied (all, unless `include` says otherwise), in order.
  * Errors: CoreError (code EINVAL, E2BIG, ERANGE or EOPNOTSUPP, libbpf's
  * errno) naming the relocation, the section and the local type.
  */
 export function relocateCore(
   section: string, insns: Uint8Array, relos: readonly CoreReloRecord[], local: BtfReader, targets: CoreTargets,
-  options: { cache?: CoreCandidateCache } = {},
+  options: {
+    cache?: CoreCandidateCache
+    /** Which relocations to apply, by their instruction's byte offset (libbpf skips programs that are not loaded); default all. */
+    include?: (insnOff: number) => boolean
+  } = {},
 ): CoreResult[] {
   if (typeof section !== 'string') throw new TypeError(`relocateCore: section must be a string, got ${describeValue(section)}`)
   if (!(insns instanceof Uint8Array)) throw new TypeError(`relocateCore: insns must be a Uint8Array, got ${describeValue(insns)}`)
@@ -104,12 +109,14 @@ export function relocateCore(
   if (targets === null || typeof targets !== 'object' || targets.vmlinux === undefined) throw new TypeError(`relocateCore: targets must be { vmlinux, modules? }, got ${describeValue(targets)}`)
   const cache = options.cache ?? new Map()
   const view = new DataView(insns.buffer, insns.byteOffset, insns.byteLength)
-  return relos.map((relo, index) => {
+  const results: CoreResult[] = []
+  relos.forEach((relo, index) => {
+    if (options.include !== undefined && !options.include(relo.insnOff)) return
     const where = { section, relocation: index }
     let localType = `type ${relo.typeId}`
     try {
       localType = describeType(local, relo.typeId)
-      return relocateOne(view, relo, index, local, targets, cache, localType)
+      results.push(relocateOne(view, relo, index, local, targets, cache, localType))
     } catch (e) {
       if (e instanceof CoreError) throw e
       const code = e instanceof CoreSpecError ? e.code : 'EINVAL'
@@ -117,6 +124,7 @@ export function relocateCore(
       throw new CoreError(`CO-RE relocation #${index} in section ${section}:${context} ${(e as Error).message}`, where, code)
     }
   })
+  return results
 }
 
 // What one relocation computes: libbpf's bpf_core_relo_res.

@@ -340,6 +340,20 @@ describe('candidate pruning (libbpf\'s per-object candidate cache)', () => {
   })
 })
 
+test('include: only the chosen relocations are applied, with their section indices; an ambiguous one left out does not fail', () => {
+  const { vmlinux } = target(['core_legacy'], (b, t) => {
+    b.struct('core_legacy', [{ name: 'pad', type: t.int }, { name: 'value', type: t.int }])
+    b.struct('core_legacy___new', [{ name: 'pad', type: t.u64 }, { name: 'value', type: t.int }])
+  })
+  const sum = programs.get('point_sum')!
+  const insns = new Uint8Array(elf.data(section))
+  const results = relocateCore('syscall', insns, relos, local, { vmlinux }, { include: (off) => off >= sum.value && off < sum.value + sum.size })
+  expect(results.map((x) => x.accessStr)).toEqual(['0:1', '0:0'])
+  expect(results.map((x) => x.index)).toEqual(results.map((x) => relos.findIndex((y) => y.insnOff === x.insnOff)))
+  const legacy = relos.find((x) => local.type(x.typeId).name === 'core_legacy___old')!
+  expect(Buffer.from(insns.subarray(legacy.insnOff, legacy.insnOff + 8))).toEqual(Buffer.from(elf.data(section).subarray(legacy.insnOff, legacy.insnOff + 8)))
+})
+
 describe('module BTF', () => {
   test('modules are asked only when vmlinux has no candidate; TYPE_ID_TARGET names the module', () => {
     const core = target()
