@@ -42,6 +42,10 @@ export { BtfReader } from './btf/reader.js'
 export type { BtfTypeRecord } from './btf/reader.js'
 export { btfForMap, addTypeDesc } from './map/btf.js'
 export type { MapBtf } from './map/btf.js'
+// Clang-built ELF objects: CollectionSpec.fromFile(...).load().
+export { CollectionSpec, MapReference, Collection, Variable, VariableSpec, ElfError, ExternError, CoreError, programForSection, sectionConventions } from './collection/index.js'
+export type { CollectionLoadOptions, SectionProgram, CollectionShape, AnyCollectionShape } from './collection/index.js'
+export type { FuncInfo, LineInfo } from './prog/spec.js'
 // BPF delegation (tokens, bpffs delegation mounts, fd passing) and typed policies.
 export { Policy } from './policy/index.js'
 export type { DelegationPolicy, PolicyLike, PolicyMasks, PolicyKind, PolicySet, MountinfoEntry } from './policy/index.js'

@@ -19,6 +19,9 @@ export interface LineInfoRecord {
   insnOff: number
   fileName: string
   line: string
+  /** Offsets of fileName and line in the .BTF string table, which the kernel's bpf_line_info holds. */
+  fileNameOff: number
+  lineOff: number
   lineNum: number
   column: number
 }
@@ -78,7 +81,9 @@ export function readBtfExt(bytes: Uint8Array, btf: BtfReader): BtfExt {
     funcInfo: read('func', part(8), (at) => ({ insnOff: v.getUint32(at, true), typeId: v.getUint32(at + 4, true) })),
     lineInfo: read('line', part(16), (at) => {
       const lineCol = v.getUint32(at + 12, true)
-      return { insnOff: v.getUint32(at, true), fileName: btf.string(v.getUint32(at + 4, true)), line: btf.string(v.getUint32(at + 8, true)), lineNum: lineCol >>> 10, column: lineCol & 0x3ff }
+      const fileNameOff = v.getUint32(at + 4, true)
+      const lineOff = v.getUint32(at + 8, true)
+      return { insnOff: v.getUint32(at, true), fileName: btf.string(fileNameOff), line: btf.string(lineOff), fileNameOff, lineOff, lineNum: lineCol >>> 10, column: lineCol & 0x3ff }
     }),
     coreRelos: read('core', part(24), (at) => ({
       insnOff: v.getUint32(at, true), typeId: v.getUint32(at + 4, true), accessStr: btf.string(v.getUint32(at + 8, true)), kind: v.getUint32(at + 12, true),

@@ -14,7 +14,7 @@ export function isDataSection(name: string): boolean {
   return /^\.(data|bss|rodata)(\..+)?$/.test(name) && !/^\.rodata\.(str|cst)\d/.test(name)
 }
 
-export class VariableSpec {
+export class VariableSpec<T = unknown> {
   readonly name: string
   /** The ELF section, which becomes the array map of the same name. */
   readonly section: string
@@ -39,12 +39,12 @@ export class VariableSpec {
   }
 
   /** The value the object will be loaded with. */
-  get(): unknown {
-    return this.#codec.decode(new DataView(this.#bytes.buffer, this.#bytes.byteOffset, this.#bytes.byteLength), this.offset)
+  get(): T {
+    return this.#codec.decode(new DataView(this.#bytes.buffer, this.#bytes.byteOffset, this.#bytes.byteLength), this.offset) as T
   }
 
   /** Sets the value the object will be loaded with. Errors: TypeError/RangeError when the value does not fit the type. */
-  set(value: unknown): void {
+  set(value: T): void {
     // Encode into scratch first so a value that fails halfway changes nothing.
     const scratch = new Uint8Array(this.size)
     this.#codec.encode(value, new DataView(scratch.buffer), 0)

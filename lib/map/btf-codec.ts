@@ -69,7 +69,13 @@ function aggregate(btf: BtfReader, id: number, union: boolean, size: number, dep
   const fields: Field[] = btf.members(t).map((m) => {
     const r = btf.resolve(m.type)
     const signed = r.kind === 'INT' ? btf.intEncoding(r).signed : r.kind.startsWith('ENUM') && r.kindFlag
-    return { name: m.name, bitOffset: m.bitOffset, bitSize: m.bitSize, codec: build(btf, m.type, depth + 1), signed, anonymous: m.name === '' }
+    const field = { name: m.name, bitOffset: m.bitOffset, bitSize: m.bitSize, codec: build(btf, m.type, depth + 1), signed, anonymous: m.name === '' }
+    // A member past its aggregate's end would read outside the value: the BTF is malformed.
+    const end = m.bitSize ? Math.ceil((m.bitOffset + m.bitSize) / 8) : m.bitOffset / 8 + field.codec.size
+    if (end > size || (!m.bitSize && m.bitOffset % 8 !== 0)) {
+      throw new RangeError(`BTF type ${id}: member '${m.name}' (bits ${m.bitOffset}..) lies outside its ${size}-byte ${union ? 'union' : 'struct'} or off a byte boundary`)
+    }
+    return field
   })
   const what = `${union ? 'union' : 'struct'} ${t.name || '(anonymous)'}`
   return fixed(size, (v, o) => {

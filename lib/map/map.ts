@@ -5,7 +5,7 @@
 import { Fd, bpfObjectKind, closedError, enumName, kernel, mapInfoByFd, native, type MapInfo } from '../sys/index.js'
 import { checkOptions } from '../sys/options.js'
 import { BpfObject } from '../sys/object.js'
-import type { TypeDesc } from './codec.js'
+import type { Codec, TypeDesc } from './codec.js'
 import { isArrayLike, isFdValued, isPerCpu, updateFlagsValue, type UpdateFlag } from './kinds.js'
 import { FdValues, PerCpuValues, Side, copyBytes, type FdRef, type ValueCodec } from './values.js'
 import { walkKeys } from './walk.js'
@@ -19,8 +19,9 @@ export type { InnerMapTemplate, MapCreateOptions, ValueOf } from './spec.js'
 export type { UpdateFlag } from './kinds.js'
 
 export interface MapOpenOptions {
-  key?: TypeDesc
-  value?: TypeDesc
+  /** A type description, or a codec (a collection's maps use codecs derived from BTF). */
+  key?: TypeDesc | Codec<unknown>
+  value?: TypeDesc | Codec<unknown>
 }
 
 export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {

@@ -10,14 +10,17 @@ export interface FdRef {
 }
 
 /** One side of a map (key or value): its size and how it is encoded. */
+const isCodec = (d: TypeDesc | Codec<unknown>): d is Codec<unknown> => typeof d === 'object' && typeof (d as Codec<unknown>).decode === 'function'
+
 export class Side {
   readonly codec: Codec<unknown> | undefined
   readonly isArray: boolean
   /** The scalar type name ('u32', 'f64', ...) when the side is one scalar. */
   readonly scalar: string | undefined
 
-  constructor(readonly what: 'key' | 'value', readonly size: number, desc: TypeDesc | undefined) {
-    this.codec = desc === undefined ? undefined : codecFor(desc)
+  /** `desc` is a type description, or a codec already made (from BTF, for a collection's maps). */
+  constructor(readonly what: 'key' | 'value', readonly size: number, desc: TypeDesc | Codec<unknown> | undefined) {
+    this.codec = desc === undefined ? undefined : isCodec(desc) ? desc : codecFor(desc)
     if (this.codec && this.codec.size !== size) {
       throw new RangeError(`${what} type is ${this.codec.size} bytes but the map's ${what} size is ${size}`)
     }

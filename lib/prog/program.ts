@@ -124,6 +124,14 @@ export class BpfProgram extends BpfObject {
   }
 }
 
+// bpf_func_info / bpf_line_info arrays as the kernel reads them.
+function packInfo<T>(records: readonly T[], size: number, put: (v: DataView, at: number, r: T) => void): Uint8Array {
+  const bytes = new Uint8Array(records.length * size)
+  const v = new DataView(bytes.buffer)
+  records.forEach((r, i) => put(v, i * size, r))
+  return bytes
+}
+
 /**
  * Makes the kernel count run time and runs of every program while the
  * returned Fd is open (BPF_ENABLE_STATS, Linux 5.8+; CAP_SYS_ADMIN), so that
@@ -137,6 +145,8 @@ export function enableStats(): Fd {
 // fds in the instructions, the token.
 function loadAttrs(spec: ProgramSpec): ProgLoadAttrs & { progType: number } {
   const progType = spec.typeId
+  // A spec read from an object carries its func and line info before any BTF is loaded.
+  if ((spec.funcInfo?.length || spec.lineInfo?.length) && !spec.btf) throw new TypeError('BpfProgram.load: funcInfo and lineInfo need the btf they refer to')
   const expectedAttachType = spec.expectedAttachTypeId
   return {
     progType,
@@ -151,6 +161,18 @@ function loadAttrs(spec: ProgramSpec): ProgLoadAttrs & { progType: number } {
     attachBtfId: spec.attachBtfId,
     attachBtfObjFd: spec.attachBtfObjFd,
     attachProgFd: spec.attachProgFd,
+    progBtfFd: spec.btf?.fd.fd,
+    funcInfo: spec.btf && spec.funcInfo && packInfo(spec.funcInfo, 8, (v, at, r) => { v.setUint32(at, r.insnOff, true); v.setUint32(at + 4, r.typeId, true) }),
+    funcInfoRecSize: spec.btf && spec.funcInfo && 8,
+    lineInfo: spec.btf && spec.lineInfo && packInfo(spec.lineInfo, 16, (v, at, r) => {
+      v.setUint32(at, r.insnOff, true)
+      v.setUint32(at + 4, r.fileNameOff, true)
+      v.setUint32(at + 8, r.lineOff, true)
+      v.setUint32(at + 12, ((r.lineNum << 10) | (r.column & 0x3ff)) >>> 0, true)
+    }),
+    lineInfoRecSize: spec.btf && spec.lineInfo && 16,
+    // Index 0 is vmlinux (a kfunc call's off 0); module BTFs follow.
+    fdArray: spec.fdArray && Int32Array.from([0, ...spec.fdArray.map((b) => b.fd.fd)]),
     // A program with no expected attach type asks the token for attach type 0.
     tokenFd: tokenFdFor(spec.token, { cmd: 'prog_load', progType, attachType: expectedAttachType ?? 0 }),
   }

@@ -5,6 +5,7 @@
 import { enumValue, findEnumName, kernel, type AttachTypeName, type ProgTypeName, type TokenLike } from '../sys/index.js'
 import { checkObjectName, checkOptions, describeValue } from '../sys/options.js'
 import type { FlagsInput } from '../sys/flags.js'
+import { Btf } from '../btf/btf.js'
 import { resolve } from '../asm/assemble.js'
 import type { Insn, Item } from '../asm/insn.js'
 import { progFlagsValue, type ProgFlagName } from './flags.js'
@@ -31,6 +32,37 @@ export interface ProgramLoadOptions {
   attachProgFd?: number
   /** Token for a delegated load; null for none even when a default is set. */
   token?: TokenLike | null
+  /** The BTF that funcInfo and lineInfo refer to (prog_btf_fd). */
+  btf?: Btf
+  /** BTF FUNC type of each function, by instruction index: the verifier then names functions and checks their signatures. */
+  funcInfo?: readonly FuncInfo[]
+  /** Source lines by instruction index: the verifier's log then shows the C line of each instruction. */
+  lineInfo?: readonly LineInfo[]
+  /** fd_array: module BTF objects whose kfuncs the program calls (a kfunc call's off indexes it). */
+  fdArray?: readonly Btf[]
+  /** The ELF section the program came from ('xdp', 'kprobe/do_unlinkat'); informational. */
+  section?: string
+  /** What the section names to attach to (the function, tracepoint, ...); informational. */
+  attachTo?: string
+  /** False for an object's SEC("?...") programs: a CollectionSpec loads them only when named. */
+  autoload?: boolean
+}
+
+/** A bpf_func_info record: the function starting at instruction insnOff has BTF FUNC type typeId. */
+export interface FuncInfo {
+  insnOff: number
+  typeId: number
+}
+
+/** A bpf_line_info record: offsets into the BTF's string table, and the text they name. */
+export interface LineInfo {
+  insnOff: number
+  fileNameOff: number
+  lineOff: number
+  lineNum: number
+  column: number
+  fileName?: string
+  line?: string
 }
 
 /** What ProgramSpec.from accepts: the options of BpfProgram.load. */
@@ -39,6 +71,7 @@ export type ProgramSpecOptions = ProgramLoadOptions
 const loadKeys = [
   'type', 'insns', 'bytes', 'license', 'name', 'expectedAttachType', 'logLevel', 'logSize', 'flags',
   'kernVersion', 'attachBtfId', 'attachBtfObjFd', 'attachProgFd', 'token',
+  'btf', 'funcInfo', 'lineInfo', 'fdArray', 'section', 'attachTo', 'autoload',
 ] as const
 
 function optionalU32(what: string, v: unknown): number | undefined {
@@ -47,6 +80,21 @@ function optionalU32(what: string, v: unknown): number | undefined {
     throw new RangeError(`BpfProgram.load: ${what} must be an integer in 0..2^32-1, got ${typeof v === 'number' ? v : typeof v}`)
   }
   return v
+}
+
+// func_info / line_info records: u32 fields, frozen copies.
+function infoRecords<T extends object>(what: string, v: readonly T[] | undefined, fields: readonly (keyof T & string)[]): readonly T[] | undefined {
+  if (v === undefined) return undefined
+  if (!Array.isArray(v)) throw new TypeError(`BpfProgram.load: ${what} must be an array, got ${describeValue(v)}`)
+  return Object.freeze(v.map((r, i) => {
+    if (r === null || typeof r !== 'object') throw new TypeError(`BpfProgram.load: ${what}[${i}] must be an object, got ${describeValue(r)}`)
+    for (const f of fields) {
+      const x = (r as Record<string, unknown>)[f]
+      if (x === undefined) throw new TypeError(`BpfProgram.load: ${what}[${i}] has no ${f}`)
+      optionalU32(`${what}[${i}].${f}`, x)
+    }
+    return Object.freeze({ ...r })
+  }))
 }
 
 /**
@@ -72,6 +120,13 @@ export class ProgramSpec {
   readonly attachBtfObjFd: number | undefined
   readonly attachProgFd: number | undefined
   readonly token: TokenLike | null | undefined
+  readonly btf: Btf | undefined
+  readonly funcInfo: readonly FuncInfo[] | undefined
+  readonly lineInfo: readonly LineInfo[] | undefined
+  readonly fdArray: readonly Btf[] | undefined
+  readonly section: string | undefined
+  readonly attachTo: string | undefined
+  readonly autoload: boolean
 
   private constructor(o: ProgramLoadOptions) {
     checkOptions('BpfProgram.load', o, loadKeys)
@@ -103,6 +158,21 @@ export class ProgramSpec {
     this.attachBtfObjFd = optionalU32('attachBtfObjFd', o.attachBtfObjFd)
     this.attachProgFd = optionalU32('attachProgFd', o.attachProgFd)
     this.token = o.token
+    if (o.btf !== undefined && !(o.btf instanceof Btf)) throw new TypeError(`BpfProgram.load: btf must be a Btf, got ${describeValue(o.btf)}`)
+    this.btf = o.btf
+    this.funcInfo = infoRecords('funcInfo', o.funcInfo, ['insnOff', 'typeId'])
+    this.lineInfo = infoRecords('lineInfo', o.lineInfo, ['insnOff', 'fileNameOff', 'lineOff', 'lineNum', 'column'])
+    if (o.fdArray !== undefined && (!Array.isArray(o.fdArray) || !o.fdArray.every((b) => b instanceof Btf))) {
+      throw new TypeError(`BpfProgram.load: fdArray must be an array of Btf objects, got ${describeValue(o.fdArray)}`)
+    }
+    this.fdArray = o.fdArray && Object.freeze([...o.fdArray])
+    for (const k of ['section', 'attachTo'] as const) {
+      if (o[k] !== undefined && typeof o[k] !== 'string') throw new TypeError(`BpfProgram.load: ${k} must be a string, got ${describeValue(o[k])}`)
+    }
+    this.section = o.section
+    this.attachTo = o.attachTo
+    if (o.autoload !== undefined && typeof o.autoload !== 'boolean') throw new TypeError(`BpfProgram.load: autoload must be a boolean, got ${describeValue(o.autoload)}`)
+    this.autoload = o.autoload ?? true
     Object.freeze(this)
   }
 

@@ -1,0 +1,11 @@
+// Loading clang-built BPF objects: ELF -> CollectionSpec -> Collection.
+export { CollectionSpec, MapReference } from './spec.js'
+export { Collection, Variable } from './collection.js'
+export type { CollectionLoadOptions } from './load.js'
+export { VariableSpec } from './variables.js'
+export { ElfError } from './elf.js'
+export { ExternError } from './externs.js'
+export { CoreError } from '../btf/core.js'
+export { programForSection, sectionConventions } from './sections.js'
+export type { SectionProgram } from './sections.js'
+export type { CollectionShape, AnyCollectionShape } from './shape.js'

@@ -1,0 +1,374 @@
+// From a read object to kernel objects, in libbpf's order: find the token,
+// load the object's BTF (fixed up, and sanitised to what this kernel
+// accepts), create or reuse the maps and fill the data maps, relocate CO-RE
+// against the target BTF, link and load each program with its references
+// resolved, fill prog_array and map-in-map slots, pin, and map the globals.
+// Everything made is closed again if any step fails.
+import { Btf } from '../btf/btf.js'
+import type { BtfReader } from '../btf/reader.js'
+import { POISON_HELPER, relocateCore, type CoreCandidateCache, type CoreResult, type CoreTargets } from '../btf/core.js'
+import { sanitizeBtf } from '../btf/sanitize.js'
+import { btfSupport, supportsBtf, supportsMmapableMaps } from '../features/index.js'
+import { codecFromBtf } from '../map/btf-codec.js'
+import { createMapFd } from '../map/create.js'
+import { BpfMap } from '../map/map.js'
+import { isMapOfMaps } from '../map/kinds.js'
+import { MapSpec } from '../map/spec.js'
+import { BpfProgram } from '../prog/program.js'
+import { ProgramSpec } from '../prog/spec.js'
+import { VerifierError, kernel, type TokenLike } from '../sys/index.js'
+import { checkOptions, describeValue } from '../sys/options.js'
+import { ElfError, STT } from './elf.js'
+import { KernelSymbols, kconfigBytes } from './externs.js'
+import { openKernelBtf } from './kernel-btf.js'
+import type { LinkedProgram } from './linker.js'
+import { kernelName } from './names.js'
+import type { ObjectMap, ParsedObject } from './object.js'
+import { findToken } from './token-path.js'
+import { Collection, Variable, closeAll } from './collection.js'
+import { attachBtfTarget } from './attach-target.js'
+
+export interface CollectionLoadOptions {
+  /** Token for delegated loads; null for none. Default: LIBBPF_BPF_TOKEN_PATH, else a delegated /sys/fs/bpf, as libbpf. */
+  token?: TokenLike | null
+  /** Target BTF for CO-RE (libbpf's btf_custom_path): a BtfReader, raw BTF bytes, or a path to raw BTF or an ELF with .BTF. Default: this kernel's. */
+  kernelBtf?: BtfReader | Uint8Array | string
+  /** Maps to use instead of creating the object's own, by name; they must match the definition, and stay open after close(). */
+  mapReplacements?: Record<string, BpfMap<any, any>>
+  /** A bpffs directory: maps defined with LIBBPF_PIN_BY_NAME are reused from, or pinned at, <pinPath>/<name>. */
+  pinPath?: string
+  /** The programs to load; by default every program not in a SEC("?...") section. */
+  programs?: readonly string[]
+  /** Verifier log level for every program (the log is kept in each program's `log`). */
+  logLevel?: number
+}
+
+const loadKeys = ['token', 'kernelBtf', 'mapReplacements', 'pinPath', 'programs', 'logLevel'] as const
+const PIN_BY_NAME = 1
+const INSN = 8
+const LD_IMM64 = 0x18
+const CALL = 0x85
+const PSEUDO = { mapFd: 1, mapValue: 2, btfId: 3, kfuncCall: 2 } as const
+// libbpf's marker for an unresolved weak kfunc: a call the verifier rejects unless it is dead code.
+const POISON_KFUNC = 2002000000
+
+export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Record<string, MapSpec>>, options: CollectionLoadOptions): Promise<Collection> {
+  checkOptions('CollectionSpec.load', options, loadKeys)
+  const selected = selectPrograms(object, options.programs)
+  const replacements = options.mapReplacements ?? {}
+  if (replacements === null || typeof replacements !== 'object') throw new TypeError(`CollectionSpec.load: mapReplacements must be an object of maps by name, got ${describeValue(replacements)}`)
+  for (const name of Object.keys(replacements)) {
+    if (!(name in mapSpecs)) throw new TypeError(`CollectionSpec.load: mapReplacements names '${name}', which is not a map of this object (${Object.keys(mapSpecs).join(', ')})`)
+    if (!(replacements[name] instanceof BpfMap)) throw new TypeError(`CollectionSpec.load: mapReplacements.${name} must be a BpfMap, got ${describeValue(replacements[name])}`)
+  }
+  if (options.pinPath !== undefined && typeof options.pinPath !== 'string') throw new TypeError(`CollectionSpec.load: pinPath must be a string, got ${describeValue(options.pinPath)}`)
+
+  const found = findToken(options.token)
+  const token = found.token
+  const owned: { close(): void }[] = []
+  let running: KernelSymbols | undefined
+  try {
+    const btf = loadObjectBtf(object, token)
+    if (btf) owned.push(btf)
+    const maps: Record<string, BpfMap> = Object.create(null)
+    const fresh = new Set<string>()
+    for (const [name, spec] of Object.entries(mapSpecs)) {
+      const m = openMap(object, name, spec, btf, token, replacements[name], options.pinPath, fresh)
+      if (!replacements[name]) owned.push(m)
+      maps[name] = m
+    }
+    fillDataMaps(object, maps, fresh)
+
+    // CO-RE patches each section's instructions once, before linking (as libbpf does).
+    const code = object.code()
+    const core = new Map<number, CoreResult[]>()
+    const cache: CoreCandidateCache = new Map()
+    const needsCore = [...(object.ext?.coreRelos.keys() ?? [])].length > 0
+    const coreTargets: CoreTargets | undefined = needsCore ? openKernelBtf(options.kernelBtf) : undefined
+    for (const [section, relos] of object.ext?.coreRelos ?? []) {
+      const s = object.elf.section(section)
+      if (!s || !code.has(s.index)) throw new ElfError(`CO-RE relocations for a section that holds no code`, { section })
+      core.set(s.index, relocateCore(section, code.get(s.index)!, relos, object.btf!, coreTargets!, { cache }))
+    }
+
+    const programs: Record<string, BpfProgram> = Object.create(null)
+    running = new KernelSymbols(options.kernelBtf === undefined && coreTargets ? coreTargets : openKernelBtf())
+    for (const name of selected) {
+      const linked = object.link(name, code)
+      const p = await loadProgram(object, name, linked, maps, btf, running, token, options.logLevel, core)
+      owned.push(p)
+      programs[name] = p
+    }
+    fillSlots(object, maps, programs)
+    for (const name of fresh) {
+      const m = object.maps.get(name)
+      if (m?.def.pinning === PIN_BY_NAME && options.pinPath !== undefined) maps[name].pin(`${options.pinPath}/${name}`)
+    }
+    const variables = mapVariables(object, maps, owned)
+    return new Collection(maps, programs, variables, owned)
+  } catch (e) {
+    closeAll(owned)
+    throw e
+  } finally {
+    running?.close()
+    found.close()
+  }
+}
+
+function selectPrograms(object: ParsedObject, names: readonly string[] | undefined): string[] {
+  if (names === undefined) return [...object.programs].filter(([, p]) => p.convention.autoload).map(([n]) => n)
+  if (!Array.isArray(names)) throw new TypeError(`CollectionSpec.load: programs must be an array of program names, got ${describeValue(names)}`)
+  for (const n of names) {
+    if (!object.programs.has(n)) throw new TypeError(`CollectionSpec.load: no program named ${describeValue(n)} in ${object.name} (${[...object.programs.keys()].join(', ')})`)
+  }
+  return [...new Set(names)]
+}
+
+// The object's BTF as this kernel will take it. A kernel that takes none
+// (or refuses it) still gets the programs, without func/line info, as libbpf does.
+function loadObjectBtf(object: ParsedObject, token: TokenLike | null | undefined): Btf | undefined {
+  if (!object.loadableBtf || !supportsBtf()) return undefined
+  try {
+    return Btf.loadSync(sanitizeBtf(object.loadableBtf, btfSupport()), { token })
+  } catch {
+    return undefined
+  }
+}
+
+// A map of the object: a replacement, a pinned map to reuse, or a new one.
+function openMap(object: ParsedObject, name: string, spec: MapSpec, btf: Btf | undefined, token: TokenLike | null | undefined,
+  replacement: BpfMap | undefined, pinPath: string | undefined, fresh: Set<string>): BpfMap {
+  const m = object.maps.get(name)
+  const codecs = mapCodecs(object, m)
+  if (replacement) {
+    checkCompatible(name, spec, replacement, 'mapReplacements')
+    return replacement
+  }
+  if (m?.def.pinning === PIN_BY_NAME && pinPath !== undefined) {
+    const path = `${pinPath}/${name}`
+    let pinned: BpfMap | undefined
+    try {
+      pinned = BpfMap.fromPin(path)
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ENOENT') throw e
+    }
+    if (pinned) {
+      // Checked raw first: the object's codecs would refuse a map of other sizes with a less useful error.
+      try {
+        checkCompatible(name, spec, pinned, `the pin at ${path}`)
+      } finally {
+        pinned.close()
+      }
+      return BpfMap.fromPin(path, codecs)
+    }
+  }
+  const isData = m === undefined
+  const flags = spec.flags | (isData && supportsMmapableMaps() && spec.typeId === kernel.mapTypes.array ? kernel.flags.BPF_F_MMAPABLE : 0)
+  const btfRef = btf && btfTypes(object, name, m)
+  let fd
+  try {
+    fd = createMapFd(MapSpec.from({ ...specOptions(spec), flags, token, btf: btfRef && { btf, ...btfRef } }))
+  } catch (e) {
+    // As libbpf: a map the kernel refuses with BTF is tried once more without it.
+    if (!btfRef) throw e
+    fd = createMapFd(MapSpec.from({ ...specOptions(spec), flags, token }))
+  }
+  fresh.add(name)
+  return BpfMap.fromFd(fd, codecs)
+}
+
+// MapSpec's fields as create options (innerMap and the rest carried over).
+function specOptions(spec: MapSpec) {
+  return {
+    type: spec.type, keySize: spec.keySize, valueSize: spec.valueSize, maxEntries: spec.maxEntries, name: spec.name,
+    numaNode: spec.numaNode, mapExtra: spec.mapExtra, innerMap: spec.innerMap,
+  }
+}
+
+// BTF key/value types: the __type()s of a BTF map, the DATASEC of a data section.
+function btfTypes(object: ParsedObject, name: string, m: ObjectMap | undefined): { keyTypeId: number; valueTypeId: number } | undefined {
+  const reader = object.btf!
+  if (m) return m.def.keyTypeId !== undefined && m.def.valueTypeId !== undefined && !isMapOfMaps(m.def.type) ? { keyTypeId: m.def.keyTypeId, valueTypeId: m.def.valueTypeId } : undefined
+  const sec = reader.find(name, 'DATASEC')
+  return sec === undefined ? undefined : { keyTypeId: 0, valueTypeId: sec }
+}
+
+function mapCodecs(object: ParsedObject, m: ObjectMap | undefined) {
+  if (!m || !object.btf) return {}
+  const codec = (id: number | undefined) => (id === undefined ? undefined : codecFromBtf(object.btf!, id))
+  return { key: codec(m.def.keyTypeId), value: isMapOfMaps(m.def.type) || m.def.type === kernel.mapTypes.prog_array ? undefined : codec(m.def.valueTypeId) }
+}
+
+function checkCompatible(name: string, spec: MapSpec, map: BpfMap, what: string): void {
+  const info = map.info()
+  const diffs = (['typeId', 'keySize', 'valueSize', 'maxEntries'] as const)
+    .filter((k) => (k === 'typeId' ? info.typeId : info[k]) !== spec[k])
+    .map((k) => `${k} ${k === 'typeId' ? info.typeId : info[k]} where the object has ${spec[k]}`)
+  if (((info.flags ^ spec.flags) & ~kernel.flags.BPF_F_MMAPABLE) !== 0) diffs.push(`flags 0x${info.flags.toString(16)} where the object has 0x${spec.flags.toString(16)}`)
+  if (diffs.length) throw new TypeError(`map '${name}': ${what} does not match the object's definition: ${diffs.join(', ')}`)
+}
+
+// Initial contents: each data section's bytes (with what VariableSpec.set
+// wrote), the .kconfig values; then .rodata and .kconfig are frozen.
+function fillDataMaps(object: ParsedObject, maps: Record<string, BpfMap>, fresh: Set<string>): void {
+  const key = new Uint8Array(4)
+  const fill = (name: string, bytes: Uint8Array) => {
+    if (!fresh.has(name)) return
+    maps[name].update(key, bytes)
+    if (name.startsWith('.rodata') || name === '.kconfig') maps[name].freeze()
+  }
+  for (const [section, bytes] of object.data) fill(section, bytes)
+  if (object.kconfigSize > 0) fill('.kconfig', kconfigBytes(object))
+}
+
+async function loadProgram(object: ParsedObject, name: string, linked: LinkedProgram, maps: Record<string, BpfMap>, btf: Btf | undefined,
+  running: KernelSymbols, token: TokenLike | null | undefined, logLevel: number | undefined, core: Map<number, CoreResult[]>): Promise<BpfProgram> {
+  const { convention } = object.programs.get(name)!
+  const bytes = linked.insns
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const fdArray: Btf[] = []
+  for (const { index, ref } of linked.references) {
+    const at = index * INSN
+    if (ref.kind === 'map' || ref.kind === 'data') {
+      const map = maps[ref.kind === 'map' ? ref.map : ref.section]
+      bytes[at + 1] = (bytes[at + 1] & 0x0f) | ((ref.kind === 'map' ? PSEUDO.mapFd : PSEUDO.mapValue) << 4)
+      v.setInt32(at + 4, map.fd, true)
+      if (ref.kind === 'data') v.setUint32(at + 12, ref.offset, true)
+      continue
+    }
+    const kc = object.kconfig.find((k) => k.name === ref.name)
+    if (kc) {
+      bytes[at + 1] = (bytes[at + 1] & 0x0f) | (PSEUDO.mapValue << 4)
+      v.setInt32(at + 4, maps['.kconfig'].fd, true)
+      v.setUint32(at + 12, kc.offset + v.getInt32(at + 12, true), true)
+      continue
+    }
+    const sym = object.ksyms.get(ref.name)
+    if (!sym) throw new ElfError(`program '${name}' uses extern '${ref.name}', which the object's BTF does not describe`)
+    const target = running.resolve(sym)
+    let btfFdIndex = 0
+    if (target.kind === 'btf' && target.module !== undefined) {
+      const mod = running.moduleBtf(target.module)
+      if (!fdArray.includes(mod)) fdArray.push(mod)
+      btfFdIndex = fdArray.indexOf(mod) + 1
+    }
+    if (ref.call) {
+      if (target.kind === 'btf') {
+        bytes[at + 1] = (bytes[at + 1] & 0x0f) | (PSEUDO.kfuncCall << 4)
+        v.setInt32(at + 4, target.id, true)
+        v.setInt16(at + 2, btfFdIndex, true)
+      } else {
+        bytes[at] = CALL
+        bytes[at + 1] = 0
+        v.setInt16(at + 2, 0, true)
+        v.setInt32(at + 4, POISON_KFUNC + [...object.ksyms.keys()].indexOf(ref.name), true)
+      }
+    } else if (target.kind === 'btf') {
+      bytes[at + 1] = (bytes[at + 1] & 0x0f) | (PSEUDO.btfId << 4)
+      v.setInt32(at + 4, target.id, true)
+      v.setInt32(at + 12, target.module === undefined ? 0 : running.moduleBtf(target.module).fd.fd, true)
+    } else {
+      const address = target.kind === 'address' ? target.address : 0n
+      v.setUint32(at + 4, Number(address & 0xffffffffn), true)
+      v.setUint32(at + 12, Number(address >> 32n), true)
+    }
+  }
+  const attach = attachBtfTarget(convention, running)
+  const spec = ProgramSpec.from({
+    type: convention.type,
+    expectedAttachType: convention.expectedAttachType,
+    bytes,
+    license: object.license,
+    name: kernelName(name),
+    flags: [...(convention.sleepable ? ['sleepable' as const] : []), ...(convention.xdpFrags ? ['xdp_has_frags' as const] : [])],
+    kernVersion: object.kernVersion,
+    attachBtfId: attach?.id,
+    attachBtfObjFd: attach?.module === undefined ? undefined : running.moduleBtf(attach.module).fd.fd,
+    token,
+    logLevel,
+    section: linked.entry.section.name,
+    attachTo: convention.attachTo,
+    ...(btf ? { btf, funcInfo: linked.funcInfo, lineInfo: linked.lineInfo } : {}),
+    ...(fdArray.length ? { fdArray } : {}),
+  })
+  try {
+    return await BpfProgram.load(spec)
+  } catch (e) {
+    throw e instanceof VerifierError ? explainPoison(e, name, linked, core) : e
+  }
+}
+
+// A verifier rejection at a poisoned instruction is a failed CO-RE
+// relocation: say which, and why, in the words of libbpf.
+function explainPoison(e: VerifierError, name: string, linked: LinkedProgram, core: Map<number, CoreResult[]>): VerifierError {
+  const at = e.log.map((l) => new RegExp(`^(\\d+): \\(85\\) call unknown#${POISON_HELPER}\\b`).exec(l)).find(Boolean)
+  if (!at) return e
+  const index = Number(at[1])
+  for (const { fn, at: start } of linked.layout) {
+    if (index < start || index >= start + fn.count) continue
+    const off = (fn.start + index - start) * INSN
+    const r = core.get(fn.section.index)?.find((x) => x.poisoned && x.insnOff === off)
+    if (r) return new VerifierError(e.command, e.errno, e.log, `CO-RE relocation #${r.index} in ${name}: ${r.reason ?? 'cannot be satisfied by the target BTF'}; the verifier rejected the instruction it poisoned (insn ${index})`)
+  }
+  return e
+}
+
+// Static initialisation of prog_array and map-in-map slots: relocations in
+// .maps point each slot of a `values` array at a program or a map.
+function fillSlots(object: ParsedObject, maps: Record<string, BpfMap>, programs: Record<string, BpfProgram>): void {
+  const section = object.elf.section('.maps')
+  if (!section || !object.btf) return
+  for (const r of object.elf.relocations(section)) {
+    const m = [...object.maps.values()].find((x) => x.section === section && r.offset >= x.offset && r.offset < x.offset + x.size)
+    if (!m) throw new ElfError(`relocation at ${r.offset} is inside no map definition`, { section: '.maps', offset: r.offset })
+    const valuesAt = valuesOffset(object.btf, m.def.name)
+    const slot = (r.offset - m.offset - valuesAt) / 8
+    // The BTF array is usually flexible (values[]): the symbol's size says how many slots were initialised.
+    if (valuesAt < 0 || !Number.isInteger(slot) || slot < 0 || r.offset + 8 > m.offset + m.size) {
+      throw new ElfError(`map '${m.def.name}': relocation at ${r.offset} is not a slot of its values array`, { section: '.maps', offset: r.offset })
+    }
+    const sym = r.symbol
+    const target = sym.type === STT.FUNC ? programs[sym.name] : maps[sym.name]
+    if (!target) {
+      if (sym.type === STT.FUNC && object.programs.has(sym.name)) continue // not loaded: its slot stays empty
+      throw new ElfError(`map '${m.def.name}' slot ${slot} names '${sym.name}', which is not a program or map of this object`, { section: '.maps', offset: r.offset })
+    }
+    const key = new Uint8Array(4)
+    new DataView(key.buffer).setUint32(0, slot, true)
+    maps[m.def.name].update(key as never, target as never)
+  }
+}
+
+function valuesOffset(btf: BtfReader, map: string): number {
+  const sec = btf.type(btf.find('.maps', 'DATASEC')!)
+  for (let i = 0; i < sec.vlen; i++) {
+    const v = btf.type(sec.extra[3 * i])
+    if (v.name !== map) continue
+    const member = btf.members(btf.resolve(v.sizeOrType)).find((x) => x.name === 'values')
+    return member ? member.bitOffset / 8 : -1
+  }
+  return -1
+}
+
+// Globals live in their data maps: through a memory mapping where the
+// kernel allows it (writable for .data/.bss, read-only for frozen .rodata).
+function mapVariables(object: ParsedObject, maps: Record<string, BpfMap>, owned: { close(): void }[]): Record<string, Variable> {
+  const out: Record<string, Variable> = Object.create(null)
+  const mappings = new Map<string, ReturnType<BpfMap['mmap']> | undefined>()
+  for (const spec of object.variables.values()) {
+    const map = maps[spec.section]
+    if (!mappings.has(spec.section)) {
+      let mapped
+      if ((map.info().flags & kernel.flags.BPF_F_MMAPABLE) !== 0) {
+        mapped = map.mmap({ writable: !spec.readonly })
+        owned.push(mapped)
+      }
+      mappings.set(spec.section, mapped)
+    }
+    out[spec.name] = new Variable({
+      name: spec.name, section: spec.section, offset: spec.offset, readonly: spec.readonly, map,
+      mapped: mappings.get(spec.section), codec: codecFromBtf(object.btf!, spec.typeId),
+    })
+  }
+  return out
+}

@@ -1,0 +1,171 @@
+// CollectionSpec: everything a clang-built object describes, read once and
+// checked before anything reaches the kernel: its programs (linked, as
+// ProgramSpecs), its maps (BTF-defined, legacy, and one per data section, as
+// MapSpecs) and its global variables (settable before load). load() makes
+// the kernel objects (load.ts). Reading is pure: the same bytes give the
+// same spec on any machine, and a malformed object is always an ElfError.
+import { readFileSync } from 'node:fs'
+import { basename } from 'node:path'
+import { decode } from '../asm/assemble.js'
+import type { Insn, MapRef } from '../asm/insn.js'
+import { pseudo } from '../asm/opcodes.js'
+import type { BtfReader } from '../btf/reader.js'
+import { isKeyless } from '../map/kinds.js'
+import { MapSpec } from '../map/spec.js'
+import { ProgramSpec } from '../prog/spec.js'
+import { kernel, native } from '../sys/index.js'
+import { describeValue } from '../sys/options.js'
+import { ElfError } from './elf.js'
+import { ParsedObject, type ObjectMap } from './object.js'
+import { dataMapName, kernelName } from './names.js'
+import { loadCollection, type CollectionLoadOptions } from './load.js'
+import type { Collection } from './collection.js'
+import type { LinkedProgram } from './linker.js'
+import type { VariableSpec } from './variables.js'
+import type { AnyCollectionShape, CollectionShape } from './shape.js'
+
+/**
+ * Stands for a map of the object inside a spec's instructions, until load
+ * makes the map. Reading its fd is an error: load the collection first.
+ */
+export class MapReference implements MapRef {
+  constructor(readonly name: string) {}
+  get fd(): number {
+    throw new TypeError(`map '${this.name}' is a reference inside a CollectionSpec: load the collection to get a map fd`)
+  }
+}
+
+type Programs<S extends CollectionShape> = { readonly [K in S['programs']]: ProgramSpec }
+type Maps<S extends CollectionShape> = { readonly [K in keyof S['maps']]: MapSpec } & { readonly [section: `.${string}`]: MapSpec }
+type Variables<S extends CollectionShape> = { readonly [K in keyof S['variables']]: VariableSpec<S['variables'][K]> }
+
+export class CollectionSpec<S extends CollectionShape = AnyCollectionShape> {
+  /** Each program by its C function name, linked with its subprograms. */
+  readonly programs: Programs<S>
+  /** Each map by its C name, and each data section's map by section name ('.data', '.rodata', '.bss', '.kconfig'). */
+  readonly maps: Maps<S>
+  /** Globals of .data/.rodata/.bss and their .name variants: set() before load. */
+  readonly variables: Variables<S>
+  /** The object's own BTF (undefined for an object built without -g). */
+  readonly btf: BtfReader | undefined
+  /** The object's license ('license' section). */
+  readonly license: string
+  readonly #object: ParsedObject
+
+  private constructor(object: ParsedObject) {
+    this.#object = object
+    this.btf = object.btf
+    this.license = object.license
+    const programs: Record<string, ProgramSpec> = Object.create(null)
+    for (const [name, p] of object.programs) programs[name] = asElfError(p.fn.section.name, () => programSpec(object, name, object.link(name)))
+    const maps: Record<string, MapSpec> = Object.create(null)
+    for (const m of object.maps.values()) maps[m.def.name] = asElfError(m.section.name, () => objectMapSpec(object, m))
+    for (const [section, bytes] of object.data) maps[section] = asElfError(section, () => dataMapSpec(object.name, section, bytes.length))
+    if (object.kconfigSize > 0) maps['.kconfig'] = asElfError('.kconfig', () => dataMapSpec(object.name, '.kconfig', object.kconfigSize))
+    this.programs = Object.freeze(programs) as Programs<S>
+    this.maps = Object.freeze(maps) as Maps<S>
+    this.variables = Object.freeze(Object.assign(Object.create(null), Object.fromEntries(object.variables))) as Variables<S>
+    Object.freeze(this)
+  }
+
+  /** Reads an object file. Errors: ENOENT and the like from the file system; ElfError for a malformed object. */
+  static fromFile<S extends CollectionShape = AnyCollectionShape>(path: string): CollectionSpec<S> {
+    if (typeof path !== 'string') throw new TypeError(`CollectionSpec.fromFile: path must be a string, got ${describeValue(path)}`)
+    // A plain Uint8Array: a Buffer's slice() is a view, not the copy readers expect.
+    return new CollectionSpec<S>(new ParsedObject(new Uint8Array(readFileSync(path)), objectName(path)))
+  }
+
+  /** Reads an object from memory; `name` prefixes data maps' kernel names as the file name would. Errors: ElfError. */
+  static fromBuffer<S extends CollectionShape = AnyCollectionShape>(bytes: Uint8Array, options: { name?: string } = {}): CollectionSpec<S> {
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`CollectionSpec.fromBuffer: bytes must be a Uint8Array, got ${describeValue(bytes)}`)
+    if (options.name !== undefined && typeof options.name !== 'string') throw new TypeError('CollectionSpec.fromBuffer: name must be a string')
+    return new CollectionSpec<S>(new ParsedObject(Uint8Array.from(bytes), options.name ?? 'obj'))
+  }
+
+  /**
+   * Creates the maps, loads the programs (all but SEC("?...") ones, or those
+   * named in `programs`) and maps the globals. Errors: ElfError for an
+   * object that cannot be linked, CoreError for an ambiguous CO-RE
+   * relocation, BpfError/VerifierError from the kernel; whatever was made
+   * before the failure is closed.
+   */
+  load(options: CollectionLoadOptions = {}): Promise<Collection<S>> {
+    return loadCollection(this.#object, this.maps, options) as Promise<Collection<S>>
+  }
+}
+
+// 'counter.bpf.o' -> 'counter', as libbpf names objects.
+function objectName(path: string): string {
+  return basename(path).replace(/\.o$/, '').replace(/\.bpf$/, '')
+}
+
+function dataMapSpec(object: string, section: string, size: number): MapSpec {
+  const readonly = section.startsWith('.rodata') || section === '.kconfig'
+  return MapSpec.from({
+    type: 'array', keySize: 4, valueSize: size, maxEntries: 1, name: dataMapName(object, section),
+    // Loading decides mmapable (Linux 5.5+); read-only to programs is the point of .rodata.
+    flags: readonly ? ['rdonly_prog'] : [],
+  })
+}
+
+// What the object says is checked by the specs; a refusal there is a malformed object.
+function asElfError<T>(section: string, make: () => T): T {
+  try {
+    return make()
+  } catch (e) {
+    if (e instanceof TypeError || e instanceof RangeError) throw new ElfError(e.message, { section })
+    throw e
+  }
+}
+
+function objectMapSpec(object: ParsedObject, m: ObjectMap): MapSpec {
+  const d = m.def
+  try {
+    const typeName = kernel.mapTypes
+    const inner = d.inner && objectMapSpec(object, { ...m, def: d.inner })
+    return MapSpec.from({
+      type: d.type,
+      keySize: d.keySize ?? (isKeyless(d.type) ? 0 : undefined),
+      valueSize: d.valueSize,
+      // A perf event array of unspecified size gets one slot per possible CPU, as libbpf does.
+      maxEntries: d.maxEntries ?? (d.type === typeName.perf_event_array ? native.possibleCpus() : 0),
+      flags: d.flags,
+      numaNode: d.numaNode,
+      mapExtra: d.mapExtra,
+      name: kernelName(d.name),
+      innerMap: inner,
+    })
+  } catch (e) {
+    if (e instanceof TypeError || e instanceof RangeError) throw new ElfError(`map '${d.name}': ${e.message}`, { section: m.section.name, offset: m.offset })
+    throw e
+  }
+}
+
+// The program as a ProgramSpec: its linked instructions with maps as
+// MapReferences (externs stay zero until load), and its BTF line and func info.
+function programSpec(object: ParsedObject, name: string, linked: LinkedProgram): ProgramSpec {
+  const { convention } = object.programs.get(name)!
+  const insns: Insn[] = decode(linked.insns)
+  // decode() gives one Insn per ld_imm64 (two slots): map instruction indices to Insn indices.
+  const at: number[] = []
+  insns.forEach((insn, n) => { at.push(n); if (insn.code === 0x18) at.push(n) })
+  for (const { index, ref } of linked.references) {
+    const insn = insns[at[index]]
+    if (ref.kind === 'map') Object.assign(insn, { src: pseudo.mapFd, map: new MapReference(ref.map) })
+    if (ref.kind === 'data') Object.assign(insn, { src: pseudo.mapValue, imm64: BigInt(ref.offset) << 32n, map: new MapReference(ref.section) })
+  }
+  return ProgramSpec.from({
+    type: convention.type,
+    expectedAttachType: convention.expectedAttachType,
+    insns,
+    license: object.license,
+    name: kernelName(name),
+    flags: [...(convention.sleepable ? ['sleepable' as const] : []), ...(convention.xdpFrags ? ['xdp_has_frags' as const] : [])],
+    kernVersion: object.kernVersion,
+    section: linked.entry.section.name,
+    attachTo: convention.attachTo,
+    autoload: convention.autoload,
+    funcInfo: linked.funcInfo,
+    lineInfo: linked.lineInfo,
+  })
+}

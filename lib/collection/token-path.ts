@@ -1,0 +1,42 @@
+// Which BPF token a collection loads with, found as libbpf finds it: the
+// `token` option (null for none), else the bpffs named by
+// LIBBPF_BPF_TOKEN_PATH (empty: none), else /sys/fs/bpf when it is a bpffs
+// with delegation set up. A path the user named that yields no token is an
+// error; the default path failing only means no token, as with libbpf.
+import { Fd, native, type TokenLike } from '../sys/index.js'
+
+export const defaultTokenPath = '/sys/fs/bpf'
+
+/** A token found for a load: close it once the load is done (what it made keeps working). */
+export interface FoundToken {
+  token: TokenLike | null | undefined
+  close(): void
+}
+
+export function findToken(option: TokenLike | null | undefined, env: NodeJS.ProcessEnv = process.env): FoundToken {
+  if (option !== undefined) return { token: option, close() {} }
+  const named = env.LIBBPF_BPF_TOKEN_PATH
+  if (named === '') return { token: null, close() {} }
+  const path = named ?? defaultTokenPath
+  let fd: Fd
+  try {
+    fd = tokenFromBpffs(path)
+  } catch (e) {
+    if (named !== undefined) {
+      ;(e as Error).message = `LIBBPF_BPF_TOKEN_PATH=${named}: ${(e as Error).message}`
+      throw e
+    }
+    // Without a token the load runs with this process's own privileges.
+    return { token: undefined, close() {} }
+  }
+  return { token: { get fd() { return fd.fd } }, close: () => fd.close() }
+}
+
+function tokenFromBpffs(path: string): Fd {
+  const dir = new Fd(native.openDirectory(undefined, path), 'bpffs')
+  try {
+    return new Fd(native.tokenCreate(dir.fd, 0), 'token')
+  } finally {
+    dir.close()
+  }
+}
