@@ -18,12 +18,15 @@
 import { describeValue } from '../sys/options.js'
 import type { CoreReloRecord } from './ext.js'
 import { essentialName, type BtfReader } from './reader.js'
+import { matchSpec, parseSpec, type Spec } from './core-spec.js'
+import { INSN_SIZE, patchInsn, type CoreRes } from './core-patch.js'
 import {
   CoreReloKind, CoreSpecError, arrayOf, describeType, intSigned, isAnyEnum, isEnumvalKind, isFieldKind, kindCompat, kindName,
-  matchSpec, memberBitSize, memberType, parseSpec, resolveSize, skipMods, type CoreReloKindName, type Spec,
-} from './core-spec.js'
+  memberBitSize, memberType, resolveSize, skipMods, type CoreReloKindName,
+} from './core-types.js'
 
-export { CoreReloKind, type CoreReloKindName } from './core-spec.js'
+export { CoreReloKind, type CoreReloKindName } from './core-types.js'
+export { POISON_HELPER } from './core-patch.js'
 
 /** The BTF relocations are computed against: vmlinux and, when it has no candidate, module BTFs. */
 export interface CoreTargets {
@@ -82,10 +85,6 @@ export class CoreError extends Error {
   }
 }
 
-/** The helper id a poisoned instruction calls: 0xbad2310, "bad relo" (the verifier says "invalid func unknown#195896080"). */
-export const POISON_HELPER = 0xbad2310
-
-const INSN_SIZE = 8
 const K = CoreReloKind
 
 /**
@@ -127,20 +126,6 @@ export function relocateCore(
   return results
 }
 
-// What one relocation computes: libbpf's bpf_core_relo_res.
-interface Res {
-  origVal: bigint
-  newVal: bigint
-  poison: boolean
-  reason?: string
-  /** Check that the instruction holds origVal before patching it. */
-  validate: boolean
-  /** A load/store whose size changes in a way that cannot be patched (signed, or not an integer or pointer). */
-  failMemsz: boolean
-  origSz: number
-  newSz: number
-}
-
 function relocateOne(view: DataView, relo: CoreReloRecord, index: number, local: BtfReader, targets: CoreTargets, cache: CoreCandidateCache, localType: string): CoreResult {
   const kind = kindName(relo.kind)
   if (relo.insnOff % INSN_SIZE !== 0) throw new CoreSpecError(`instruction offset ${relo.insnOff} is not a multiple of ${INSN_SIZE}`)
@@ -148,7 +133,7 @@ function relocateOne(view: DataView, relo: CoreReloRecord, index: number, local:
   const localSpec = parseSpec(local, relo.typeId, relo.accessStr, relo.kind)
   const base = { index, insnOff: relo.insnOff, kind: kind!, localType, accessStr: relo.accessStr }
 
-  let res: Res
+  let res: CoreRes
   let targetBtf: string | undefined
   if (relo.kind === K.TYPE_ID_LOCAL) {
     // No candidates: the id is the object's own. Not validated, as linking may renumber ids.
@@ -158,7 +143,7 @@ function relocateOne(view: DataView, relo: CoreReloRecord, index: number, local:
     const name = local.type(relo.typeId).name
     if (name === '') throw new CoreSpecError(`relocations of anonymous types are not supported`, 'EOPNOTSUPP')
     const cands = candidates(local, relo.typeId, targets, cache)
-    let first: { cand: CoreCandidate; spec: Spec; res: Res } | undefined
+    let first: { cand: CoreCandidate; spec: Spec; res: CoreRes } | undefined
     const matched: CoreCandidate[] = []
     let miss: string | undefined
     for (const cand of cands) {
@@ -186,7 +171,7 @@ function relocateOne(view: DataView, relo: CoreReloRecord, index: number, local:
       if (res.poison) res.reason = miss ?? `no type '${describeEssential(local, relo.typeId)}' in ${targets.modules ? 'vmlinux or any module' : 'the target BTF'}`
     }
   }
-  const patched = patch(view, relo.insnOff, res, localSpec)
+  const patched = patchInsn(view, relo.insnOff, res, localSpec)
   const out: CoreResult = { ...base, poisoned: patched.poisoned }
   if (patched.poisoned) {
     out.reason = patched.reason ?? res.reason
@@ -223,11 +208,11 @@ function ambiguous(localType: string, a: CoreCandidate, b: CoreCandidate, what: 
   return new CoreSpecError(`'${localType}' is ambiguous: candidates ${name(a)}, ${name(b)} give ${what} (${kindName(relo.kind)}, access ${relo.accessStr})`, 'EINVAL', true)
 }
 const bitsText = (bits: number) => (bits % 8 === 0 ? String(bits / 8) : `bit ${bits}`)
-const resText = (r: Res) => (r.poison ? 'not found' : String(r.newVal))
+const resText = (r: CoreRes) => (r.poison ? 'not found' : String(r.newVal))
 
 // libbpf's bpf_core_calc_relo: the local (expected) and target values.
-function calc(kind: number, localSpec: Spec, targSpec: Spec | undefined): Res {
-  const res: Res = { origVal: 0n, newVal: 0n, poison: false, validate: true, failMemsz: false, origSz: 0, newSz: 0 }
+function calc(kind: number, localSpec: Spec, targSpec: Spec | undefined): CoreRes {
+  const res: CoreRes = { origVal: 0n, newVal: 0n, poison: false, validate: true, failMemsz: false, origSz: 0, newSz: 0 }
   if (isFieldKind(kind)) {
     const l = fieldValue(kind, localSpec)
     res.origVal = l.val
@@ -369,82 +354,4 @@ function elementOf(btf: BtfReader, id: number): number {
   let t = skipMods(btf, id)
   for (let depth = 0; t.kind === 'ARRAY' && depth < 64; depth++) t = skipMods(btf, arrayOf(t).type)
   return t.id
-}
-
-const CLS = { ld: 0x00, ldx: 0x01, st: 0x02, stx: 0x03, alu: 0x04, alu64: 0x07 } as const
-const LD_IMM64 = 0x18
-const CALL = 0x85
-const sizeBytes: Record<number, number> = { 0x18: 8, 0x00: 4, 0x08: 2, 0x10: 1 }
-const sizeCode: Record<number, number> = { 8: 0x18, 4: 0x00, 2: 0x08, 1: 0x10 }
-
-// libbpf's bpf_core_patch_insn.
-function patch(view: DataView, off: number, res: Res, localSpec: Spec): { poisoned: boolean; reason?: string } {
-  const code = view.getUint8(off)
-  const isLdImm64 = code === LD_IMM64
-  if (isLdImm64 && off + 2 * INSN_SIZE > view.byteLength) throw new CoreSpecError(`ld_imm64 at byte ${off} is cut off by the end of the section`)
-  const poison = (reason?: string) => {
-    // The second half of ld_imm64 too, or the verifier reports "unknown opcode 00" instead.
-    if (isLdImm64) poisonAt(view, off + INSN_SIZE)
-    poisonAt(view, off)
-    return { poisoned: true, reason }
-  }
-  if (res.poison) return poison()
-  const insnNo = off / INSN_SIZE
-  const cls = code & 0x07
-  switch (cls) {
-    case CLS.alu: case CLS.alu64: {
-      if ((code & 0x08) !== 0) throw new CoreSpecError(`instruction #${insnNo} (ALU) takes a register, not an immediate`)
-      const imm = view.getInt32(off + 4, true)
-      if (res.validate && BigInt.asUintN(64, BigInt(imm)) !== res.origVal) {
-        throw new CoreSpecError(`instruction #${insnNo} (ALU) holds ${imm}, expected the local value ${res.origVal} (to become ${res.newVal})`)
-      }
-      view.setInt32(off + 4, Number(BigInt.asIntN(32, res.newVal)), true)
-      return { poisoned: false }
-    }
-    case CLS.ldx: case CLS.st: case CLS.stx: {
-      const insnOff = view.getInt16(off + 2, true)
-      if (res.validate && BigInt.asUintN(64, BigInt(insnOff)) !== res.origVal) {
-        throw new CoreSpecError(`instruction #${insnNo} (LDX/ST/STX) has offset ${insnOff}, expected the local value ${res.origVal} (to become ${res.newVal})`)
-      }
-      if (res.newVal > 0x7fffn) throw new CoreSpecError(`instruction #${insnNo} (LDX/ST/STX): offset ${res.newVal} does not fit 16 bits`, 'ERANGE')
-      if (res.failMemsz) {
-        const acc = localSpec.acc[localSpec.acc.length - 1]
-        const what = acc.name === undefined ? 'the array element' : `field '${acc.name}'`
-        const size = (n: number) => (n === 0 ? 'a bitfield' : `${n} bytes`)
-        return poison(`${what} is ${size(res.origSz)} locally and ${size(res.newSz)} in the target, and not an unsigned integer or pointer on both sides: the load or store cannot be resized`)
-      }
-      view.setInt16(off + 2, Number(res.newVal), true)
-      if (res.newSz !== res.origSz) {
-        const have = sizeBytes[code & 0x18]
-        if (have !== res.origSz) throw new CoreSpecError(`instruction #${insnNo} (LDX/ST/STX) accesses ${have} bytes, expected ${res.origSz}`)
-        const want = sizeCode[res.newSz]
-        if (want === undefined) throw new CoreSpecError(`instruction #${insnNo} (LDX/ST/STX): the target's ${res.newSz}-byte field cannot be loaded in one instruction`)
-        view.setUint8(off, (code & 0xe0) | want | cls)
-      }
-      return { poisoned: false }
-    }
-    case CLS.ld: {
-      const regs = view.getUint8(off + 1)
-      if (!isLdImm64 || (regs & 0xf0) !== 0 || view.getInt16(off + 2, true) !== 0 ||
-        view.getUint8(off + 8) !== 0 || view.getUint8(off + 9) !== 0 || view.getInt16(off + 10, true) !== 0) {
-        throw new CoreSpecError(`instruction #${insnNo} is not a plain ld_imm64`)
-      }
-      const imm = BigInt(view.getUint32(off + 4, true)) | (BigInt(view.getUint32(off + 12, true)) << 32n)
-      if (res.validate && imm !== res.origVal) {
-        throw new CoreSpecError(`instruction #${insnNo} (ld_imm64) holds ${imm}, expected the local value ${res.origVal} (to become ${res.newVal})`)
-      }
-      view.setUint32(off + 4, Number(res.newVal & 0xffffffffn), true)
-      view.setUint32(off + 12, Number((res.newVal >> 32n) & 0xffffffffn), true)
-      return { poisoned: false }
-    }
-    default:
-      throw new CoreSpecError(`instruction #${insnNo} (opcode 0x${code.toString(16)}) cannot carry a CO-RE relocation`)
-  }
-}
-
-function poisonAt(view: DataView, off: number): void {
-  view.setUint8(off, CALL)
-  view.setUint8(off + 1, 0)
-  view.setInt16(off + 2, 0, true)
-  view.setInt32(off + 4, POISON_HELPER, true)
 }
