@@ -7,8 +7,9 @@
 //
 // Objects are reproducible: clang runs in DIR on the bare file name, and
 // -fdebug-prefix-map rewrites DIR (DWARF comp_dir, the file names in .BTF line
-// info) to the checkout-relative path, so the bytes do not depend on where the
-// checkout lives. Each object is built twice and the two compared, so a flag or
+// info) to '.', so the bytes do not depend on where the checkout lives. It must
+// be '.': clang reads each source line into .BTF line info through the mapped
+// path, and any other prefix leaves the lines (shown in verifier logs) empty. Each object is built twice and the two compared, so a flag or
 // clang that breaks this fails here, not later as a "stale" fixture elsewhere.
 //
 // --check writes nothing: it rebuilds every object and fails, naming them, when
@@ -22,7 +23,7 @@ import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { basename, dirname, join, relative, resolve, sep } from 'node:path'
+import { basename, dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -56,8 +57,7 @@ const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex')
 
 /** Compiler flags, the same for every object (recorded in the manifest). */
 function flagsFor(dir) {
-  const rel = relative(root, dir).split(sep).join('/') || '.'
-  return ['-target', 'bpf', `-I/usr/include/${multiarch()}`, '-g', '-O2', `-fdebug-prefix-map=${dir}=${rel}`]
+  return ['-target', 'bpf', `-I/usr/include/${multiarch()}`, '-g', '-O2', `-fdebug-prefix-map=${dir}=.`]
 }
 
 /** Headers from `dir` that `source` includes (directly or not), by file name, from clang's own dependency list. */

@@ -66,6 +66,8 @@ export class RawBtf {
 
   constructor(bytes: Uint8Array) {
     if (!(bytes instanceof Uint8Array)) throw new TypeError(`raw BTF must be a Uint8Array, got ${describeValue(bytes)}`)
+    // A plain copy: a Buffer's slice() is a view, and the sections cut from it below are edited in place.
+    bytes = Uint8Array.from(bytes)
     if (bytes.length < BTF_HEADER_SIZE) throw new TypeError(`not BTF: ${bytes.length} bytes, shorter than the ${BTF_HEADER_SIZE}-byte header`)
     const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     if (v.getUint16(0, true) !== BTF_MAGIC) throw new TypeError('not BTF: bad magic (only little-endian BTF is read)')

@@ -3,12 +3,9 @@
 // CollectionSpec.fromFile<N>('obj.o') is typed end to end.
 import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
-import { BtfReader } from '../btf/reader.js'
-import { ElfError, ElfFile, SHF_EXECINSTR, STB, STT } from '../collection/elf.js'
-import { readMapDefinitions } from '../collection/map-defs.js'
-import { programForSection } from '../collection/sections.js'
+import { ElfError } from '../collection/elf.js'
+import { ParsedObject } from '../collection/object.js'
 import { interfaceNameFor, isValidInterfaceName, renderCollectionTypes, type CollectionTypesInput } from '../collection/ts-types.js'
-import { readDataSections } from '../collection/variables.js'
 import { UsageError } from './list.js'
 
 export interface GenTypesArgs {
@@ -41,24 +38,15 @@ export function parseGenTypesArgs(args: readonly string[]): GenTypesArgs {
   return { path, name: chosen }
 }
 
-// What the types are made from. The CollectionSpec will be the one reader of
-// objects; until then this reads with its pieces, by the same rules.
-/** The programs, BTF maps and globals of an object, for renderCollectionTypes. Errors: ElfError. */
+// The one reader of objects (lib/collection/object.ts) gives what the types
+// are made from, so the types name exactly what CollectionSpec will hold.
+/** The programs, maps (BTF-defined and legacy) and globals of an object, for renderCollectionTypes. Errors: ElfError. */
 export function collectionTypesInput(bytes: Uint8Array, name: string, source: string): CollectionTypesInput {
-  const elf = new ElfFile(bytes)
-  const btfSection = elf.section('.BTF')
-  if (btfSection === undefined) throw new ElfError('object has no .BTF section: build it with clang -g to have types to generate')
-  const btf = new BtfReader(Uint8Array.from(elf.data(btfSection)))
-  const programs: string[] = []
-  for (const s of elf.sections) {
-    if ((s.flags & BigInt(SHF_EXECINSTR)) === 0n || s.name === '.text' || programForSection(s.name) === undefined) continue
-    for (const sym of elf.symbols) {
-      if (sym.shndx === s.index && sym.type === STT.FUNC && (sym.bind === STB.GLOBAL || sym.bind === STB.WEAK)) programs.push(sym.name)
-    }
-  }
-  const maps = readMapDefinitions(btf).map((d) => ({ name: d.name, type: d.type, keyTypeId: d.keyTypeId, valueTypeId: d.valueTypeId }))
-  const variables = [...readDataSections(elf, btf).variables.values()].map((v) => ({ name: v.name, typeId: v.typeId }))
-  return { name, source, btf, programs, maps, variables }
+  const object = new ParsedObject(Uint8Array.from(bytes), name)
+  if (object.btf === undefined) throw new ElfError('object has no .BTF section: build it with clang -g to have types to generate')
+  const maps = [...object.maps.values()].map(({ def }) => ({ name: def.name, type: def.type, keyTypeId: def.keyTypeId, valueTypeId: def.valueTypeId }))
+  const variables = [...object.variables.values()].map((v) => ({ name: v.name, typeId: v.typeId }))
+  return { name, source, btf: object.btf, programs: [...object.programs.keys()], maps, variables }
 }
 
 /** Writes the declarations for the object named in `args` to `out`. */

@@ -116,20 +116,22 @@ export function linkProgram(elf: ElfFile, functions: readonly ElfFunction[], cod
   const layout: LinkedFunction[] = [{ fn: entry, at: 0 }]
   const placed = new Map<ElfFunction, number>([[entry, 0]])
   let total = entry.count
+
+  const patches: { index: number; target: ElfFunction; form: 'call' | 'func' }[] = []
+  const references: { index: number; ref: Reference }[] = []
+  // A function is appended when first called and walked at once (depth
+  // first), so programs come out in libbpf's order, instruction for instruction.
   const place = (f: ElfFunction): ElfFunction => {
     if (!placed.has(f)) {
-      placed.set(f, total)
-      layout.push({ fn: f, at: total })
+      const at = total
+      placed.set(f, at)
+      layout.push({ fn: f, at })
       total += f.count
+      visit(f, at)
     }
     return f
   }
-
-  // Walk the layout as it grows: each function's calls may append more.
-  const patches: { index: number; target: ElfFunction; form: 'call' | 'func' }[] = []
-  const references: { index: number; ref: Reference }[] = []
-  for (let n = 0; n < layout.length; n++) {
-    const { fn, at } = layout[n]
+  const visit = (fn: ElfFunction, at: number): void => {
     const bytes = code.get(fn.section.index)!
     const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     const rel = relocsOf(fn.section)
@@ -179,6 +181,7 @@ export function linkProgram(elf: ElfFile, functions: readonly ElfFunction[], cod
       if (op === LD_IMM64) i++
     }
   }
+  visit(entry, 0)
 
   const insns = new Uint8Array(total * INSN)
   for (const { fn, at } of layout) insns.set(code.get(fn.section.index)!.subarray(fn.start * INSN, (fn.start + fn.count) * INSN), at * INSN)

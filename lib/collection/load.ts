@@ -85,10 +85,13 @@ export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Re
     const cache: CoreCandidateCache = new Map()
     const needsCore = [...(object.ext?.coreRelos.keys() ?? [])].length > 0
     const coreTargets: CoreTargets | undefined = needsCore ? openKernelBtf(options.kernelBtf) : undefined
+    // Only the functions of the programs being loaded are relocated, as libbpf does.
+    const used = needsCore ? selected.flatMap((name) => object.link(name).layout.map((l) => l.fn)) : []
     for (const [section, relos] of object.ext?.coreRelos ?? []) {
       const s = object.elf.section(section)
       if (!s || !code.has(s.index)) throw new ElfError(`CO-RE relocations for a section that holds no code`, { section })
-      core.set(s.index, relocateCore(section, code.get(s.index)!, relos, object.btf!, coreTargets!, { cache }))
+      const include = (off: number) => used.some((f) => f.section === s && off / 8 >= f.start && off / 8 < f.start + f.count)
+      core.set(s.index, relocateCore(section, code.get(s.index)!, relos, object.btf!, coreTargets!, { cache, include }))
     }
 
     const programs: Record<string, BpfProgram> = Object.create(null)

@@ -70,7 +70,8 @@ export class ParsedObject {
 
   constructor(bytes: Uint8Array, name: string) {
     this.name = name
-    const elf = (this.elf = new ElfFile(bytes))
+    // A plain Uint8Array: slices of a Buffer are views, which readers here take for copies.
+    const elf = (this.elf = new ElfFile(Buffer.isBuffer(bytes) ? new Uint8Array(bytes) : bytes))
     this.btf = wrap('.BTF', () => {
       const s = elf.section('.BTF')
       return s ? new BtfReader(Uint8Array.from(elf.data(s))) : undefined

@@ -17,6 +17,7 @@ import { UsageError } from '../../lib/cli/list.js'
 import { main } from '../../lib/cli/main.js'
 import { ElfFile, SHT } from '../../lib/collection/elf.js'
 import { readMapDefinitions } from '../../lib/collection/map-defs.js'
+import { readLegacyMaps } from '../../lib/collection/legacy-maps.js'
 import { interfaceNameFor } from '../../lib/collection/ts-types.js'
 import { readDataSections } from '../../lib/collection/variables.js'
 import { codecFromBtf } from '../../lib/map/btf-codec.js'
@@ -108,7 +109,8 @@ function usage(object: string, name: string): string {
   const set = (names: readonly string[]) => `{ ${names.map((p) => `${prop(p)}: true`).join(', ')} }`
   lines.push(`export const programs: Exactly<S['programs']> = ${set(input.programs)}`)
   reject("S['programs']", "'not_a_program__'")
-  const defs = readMapDefinitions(btf)
+  // BTF-defined and legacy SEC("maps") maps, as the CollectionSpec lists them.
+  const defs = [...readMapDefinitions(btf), ...(elf.section('maps') ? readLegacyMaps(elf) : [])]
   lines.push(`export const maps: Exactly<keyof S['maps']> = ${set(defs.map((d) => d.name))}`)
   const variables = readDataSections(elf, btf).variables
   lines.push(`export const variables: Exactly<keyof S['variables']> = ${set([...variables.keys()])}`)
