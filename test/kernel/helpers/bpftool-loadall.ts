@@ -34,6 +34,23 @@ export interface LoadedProgram {
   xlated: Uint8Array
   /** Map id -> the kernel's name of that map (libbpf's spelling, e.g. "globals.rodata", 15 chars at most), for the maps the program uses. */
   mapNames: Map<number, string>
+  /** The program's tag (hex, as bpftool prints it): the kernel's hash of the instructions libbpf submitted, map references zeroed. */
+  tag: string
+  /** The ids of the maps the program holds (prog info map_ids, the kernel's order): those its code uses and those bound to it (BPF_PROG_BIND_MAP). */
+  mapIds: number[]
+  /** Map id -> what the kernel reports of that map, for every id in mapIds. */
+  maps: Map<number, LoadedMap>
+}
+
+/** A map as `bpftool -j map show` describes it. */
+export interface LoadedMap {
+  name: string
+  /** The kernel's map type name without prefix, as bpftool spells it: 'array', 'prog_array', ... */
+  type: string
+  keySize: number
+  valueSize: number
+  maxEntries: number
+  flags: number
 }
 
 /** bpftool refused the object: its exit status and what it printed (libbpf's and the verifier's messages). */
@@ -89,12 +106,19 @@ export function loadall(objPath: string, ctx?: { skip(note?: string): never }): 
     const programs = new Map<string, LoadedProgram>()
     for (const file of readdirSync(out).filter((f) => f.endsWith('.xlated')).sort()) {
       const name = file.slice(0, -'.xlated'.length)
+      const prog = JSON.parse(readFileSync(join(out, `${name}.json`), 'utf8')) as { tag: string; map_ids?: number[] }
       const mapNames = new Map<number, string>()
+      const maps = new Map<number, LoadedMap>()
       for (const m of readdirSync(out).filter((f) => f.startsWith(`${name}.map.`))) {
-        const info = JSON.parse(readFileSync(join(out, m), 'utf8')) as { id: number; name?: string }
+        const info = JSON.parse(readFileSync(join(out, m), 'utf8')) as {
+          id: number; name?: string; type: string; bytes_key: number; bytes_value: number; max_entries: number; flags: number
+        }
         mapNames.set(info.id, info.name ?? '')
+        maps.set(info.id, {
+          name: info.name ?? '', type: info.type, keySize: info.bytes_key, valueSize: info.bytes_value, maxEntries: info.max_entries, flags: info.flags,
+        })
       }
-      programs.set(name, { xlated: new Uint8Array(readFileSync(join(out, file))), mapNames })
+      programs.set(name, { xlated: new Uint8Array(readFileSync(join(out, file))), mapNames, tag: prog.tag, mapIds: prog.map_ids ?? [], maps })
     }
     return programs
   } finally {
@@ -116,6 +140,24 @@ const PSEUDO_MAP = new Map([[1, 'map'], [2, 'map_value'], [5, 'map'], [6, 'map_v
 const PSEUDO_FUNC = 4
 /** The kernel half of the x86_64 / arm64 address space: an ld_imm64 constant up there is an address the kernel put in. */
 const KERNEL_HALF = 0xffff_8000_0000_0000n
+
+/**
+ * The ids of the maps `bytes` (xlated instructions) refers to through
+ * ld_imm64, each once, in order of first appearance: the order in which
+ * normaliseXlated numbers them map#0, map#1, ...
+ */
+export function referencedMapIds(bytes: Uint8Array): number[] {
+  if (bytes.length % 8 !== 0) throw new RangeError(`referencedMapIds: ${bytes.length} bytes is not a whole number of 8-byte instructions`)
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const ids: number[] = []
+  for (let at = 0; at + 16 <= bytes.length; at += 8) {
+    if (view.getUint8(at) !== BPF_LD_IMM64) continue
+    const id = view.getUint32(at + 4, true)
+    if (PSEUDO_MAP.has(view.getUint8(at + 1) >> 4) && !ids.includes(id)) ids.push(id)
+    at += 8 // the second half is part of this instruction
+  }
+  return ids
+}
 
 export interface NormaliseOptions {
   /** Map id -> name (LoadedProgram.mapNames). Without it, or for ids it lacks, maps are named by order of first appearance: map#0, map#1, ... */
