@@ -97,7 +97,7 @@ function shape(m: Omit<LoadedMap, 'name'>): string {
   return `${m.type} key=${m.keySize} value=${m.valueSize} max_entries=${m.maxEntries} flags=0x${m.flags.toString(16)}`
 }
 
-function describeOurs(map: BpfMap): LoadedMap {
+function describeOurs(map: BpfMap<unknown, unknown>): LoadedMap {
   const i = map.info()
   return { name: i.name, type: i.type, keySize: i.keySize, valueSize: i.valueSize, maxEntries: i.maxEntries, flags: i.flags }
 }
