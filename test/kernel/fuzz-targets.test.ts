@@ -13,7 +13,7 @@ const root = join(__dirname, '..', '..')
 const out = mkdtempSync(join(tmpdir(), 'fuzz-targets-test-'))
 afterAll(() => rmSync(out, { recursive: true, force: true }))
 
-it.each(['addon', 'api'])('%s: 80 cases run, few skipped, every native function known', (target) => {
+it.each(['addon', 'api', 'collection'])('%s: 80 cases run, few skipped, every native function known', (target) => {
   const r = spawnSync(process.execPath, [join(root, 'scripts/fuzz/main.cjs'), '--target', target, '--seed', '3', '--cases', '80', '--out', out, '--json'], { encoding: 'utf8', timeout: 120_000 })
   expect(r.stderr).toBe('')
   const summary = JSON.parse(r.stdout.trim().split('\n').pop()!) as { cases: number; skipped: number; skipReasons: Record<string, number> }

@@ -235,7 +235,7 @@ target.name = 'collection'
 target.needsDist = true
 
 target.prelude = (root) => [
-  `const { CollectionSpec, ElfError, BpfError } = require(${JSON.stringify(path.join(root, 'dist/index.js'))})`,
+  `const { CollectionSpec, ElfError, BpfError, CoreError, ExternError } = require(${JSON.stringify(path.join(root, 'dist/index.js'))})`,
   `const { mutateObject } = require(${JSON.stringify(__filename)})`,
   `const { Rng } = require(${JSON.stringify(path.join(__dirname, '..', 'prng.cjs'))})`,
 ].join('\n')
@@ -269,6 +269,6 @@ target.generate = (rng, index) => {
     // By-name pins go to a private bpffs directory, never /sys/fs/bpf itself; removed with the case.
     const pins = require('node:fs').mkdtempSync('/sys/fs/bpf/bpfkit-fuzz-')
     h.track(() => require('node:fs').rmSync(pins, { recursive: true, force: true }))
-    try { h.calls++; h.own(await spec.load({ pinPath: pins })) } catch (e) { (${wrongClass('spec.load', "e instanceof ElfError || e instanceof BpfError || e?.name === 'CoreError'", 'ElfError/BpfError/CoreError')})(e) }
+    try { h.calls++; h.own(await spec.load({ pinPath: pins })) } catch (e) { (${wrongClass('spec.load', 'e instanceof ElfError || e instanceof BpfError || e instanceof CoreError || e instanceof ExternError', 'ElfError/BpfError/CoreError/ExternError')})(e) }
   }` : ''}`
 }
