@@ -3,18 +3,25 @@
 // test/kernel/helpers/bpftool-loadall.ts) must give the kernel the same
 // programs. Compared program by program, after verification:
 // - the translated ("xlated") instructions, normalised only where two loads
-//   must differ: map ids (named map#0, map#1, ... by first appearance) and
-//   kernel addresses (ksyms);
+//   must differ: map ids (named map#0, map#1, ... by first appearance),
+//   kernel addresses (ksyms) and offsets into the .kconfig map, whose layout
+//   is each loader's own (named by extern instead, see kconfigLayouts);
 // - the program tag, the kernel's hash of the instructions as submitted (map
 //   references zeroed): equal tags mean the linker produced the same code
-//   before the verifier rewrote it, dead branches included;
+//   before the verifier rewrote it, dead branches included (see tagDiffers);
 // - the map behind each map#k: same type, sizes, flags and kernel name;
 // - the maps each program holds (prog info map_ids), where libbpf binds
 //   more (see boundByLibbpf).
+// SEC("?...") programs are not autoloaded by either loader (the helper hides
+// them from bpftool 7.1, which would fail pinning them): externs' percpu_ksym
+// and types' maybe_xdp are compared by neither.
 // Both sides pin their LIBBPF_PIN_BY_NAME maps in a bpffs of their own (a
 // private mount here, a private mount namespace for bpftool), never the host's.
+import { existsSync, readFileSync } from 'node:fs'
+import { release } from 'node:os'
 import { describe, expect, test } from 'vitest'
 import { BtfReader, features, type BpfMap, type Collection } from '../../lib/index.js'
+import { ParsedObject } from '../../lib/collection/object.js'
 import { native } from '../../lib/sys/index.js'
 import { loadall, normaliseXlated, referencedMapIds, type LoadedMap, type LoadedProgram } from './helpers/bpftool-loadall.js'
 import { fixture, fixtureSpec } from './helpers/collection.js'
@@ -27,6 +34,11 @@ function kfuncsMissing(...names: string[]): string | undefined {
   const missing = names.filter((n) => vmlinux!.find(n, 'FUNC') === undefined)
   return missing.length ? `kfuncs ${missing.join(', ')} (Linux 6.2 to 6.4) are not in this kernel's BTF` : undefined
 }
+/** Both loaders fill .kconfig from the running kernel's config. */
+function configMissing(): string | undefined {
+  const paths = [`/boot/config-${release()}`, '/proc/config.gz']
+  return paths.some((p) => existsSync(p)) ? undefined : `no kernel config to read (${paths.join(', ')})`
+}
 const programType = (t: Parameters<typeof features.haveProgramType>[0]) => requireFeature(() => features.haveProgramType(t))
 
 /**
@@ -35,6 +47,7 @@ const programType = (t: Parameters<typeof features.haveProgramType>[0]) => requi
  */
 const comparable: Record<string, () => string | undefined> = {
   data: () => programType('syscall'),
+  externs: () => programType('syscall') ?? configMissing(),
   globals: () => undefined,
   kfuncs: () => programType('syscall') ?? requireFeature(features.haveKernelBtfIds) ?? kfuncsMissing(
     'bpf_task_from_pid', 'bpf_task_release', 'bpf_rcu_read_lock', 'bpf_rcu_read_unlock',
@@ -48,6 +61,7 @@ const comparable: Record<string, () => string | undefined> = {
     ?? requireFeature(() => features.haveProgramHelper('syscall', 'loop'))
     ?? requireFeature(() => features.haveProgramHelper('syscall', 'for_each_map_elem')),
   'typed-maps': () => programType('syscall'),
+  types: () => requireFeature(() => features.haveMapType('ringbuf')),
 }
 
 /**
@@ -66,13 +80,61 @@ const tagDiffers: Record<string, string> = {
 
 /** The fixtures bpftool 7.1 (libbpf 1.1) refuses, and why: nothing of libbpf's to compare with. */
 const refused: Record<string, string> = {
-  core: "libbpf resolves CO-RE against vmlinux only; the local group's struct core_point is in no kernel BTF, so libbpf poisons the load and the verifier refuses point_sum (bpfkit relocates it against a target BTF the test supplies)",
-  externs: "percpu_ksym is SEC(\"?syscall\") (not autoloaded); bpftool 7.1 pins every program after the load and fails on one libbpf did not load ('can't pin program that wasn't loaded')",
-  types: "maybe_xdp is SEC(\"?xdp\") (not autoloaded); bpftool 7.1 pins every program after the load and fails on one libbpf did not load ('can't pin program that wasn't loaded')",
+  core: "its local group's core_* types are in no kernel BTF: libbpf 1.1 relocates CO-RE against vmlinux only, fails those relocations (poisoned instructions) and the verifier refuses point_sum (bpfkit relocates them against a target BTF the unit tests supply)",
   'legacy-maps': "legacy struct bpf_map_def maps in SEC(\"maps\"): libbpf 1.0+ refuses them ('legacy map definitions in 'maps' section are not supported')",
-  sections: "kprobe.session/ and other section names newer than libbpf 1.1: it cannot guess their program types",
+  sections: "its kprobe.session/ section is newer than libbpf 1.1, which cannot guess that program's type and refuses the object",
   'subprogs-other': "a static subprogram in a program section ('other'): libbpf refuses static programs ('program 'static_other' is static and not supported')",
 }
+
+// --- the .kconfig map: its layout is each loader's own ---
+
+/** Where each .kconfig extern sits in the .kconfig map's value. */
+type KconfigLayout = { name: string; offset: number; size: number }[]
+
+/** The alignment of a .kconfig extern's type (ints, bools, enums, char arrays), as libbpf's btf__align_of computes it. */
+function alignOf(btf: BtfReader, id: number): number {
+  const t = btf.resolve(id)
+  if (t.kind === 'ARRAY') return alignOf(btf, btf.array(t).type)
+  if (['INT', 'ENUM', 'ENUM64', 'FLOAT'].includes(t.kind)) return Math.min(8, btf.sizeof(id))
+  if (t.kind === 'PTR') return 8
+  throw new TypeError(`alignOf: a .kconfig extern of BTF kind ${t.kind}`)
+}
+
+/**
+ * The .kconfig layouts of bpfkit and libbpf, which differ legitimately: the
+ * map is the loader's own, the programs only see offsets the loader also
+ * relocated them with. bpfkit lays the externs out in the .kconfig DATASEC's
+ * order (as cilium/ebpf does); libbpf sorts them (bpf_object__collect_externs,
+ * cmp_externs): by alignment, largest first, then by size, smallest first,
+ * then by name, each at the next offset its alignment allows.
+ */
+function kconfigLayouts(name: string): { bpfkit: KconfigLayout; libbpf: KconfigLayout } {
+  const object = new ParsedObject(new Uint8Array(readFileSync(fixture(`${name}.bpf.o`))), name)
+  if (object.kconfig.length === 0) return { bpfkit: [], libbpf: [] }
+  const btf = object.btf!
+  const bpfkit = object.kconfig.map((k) => ({ name: k.name, offset: k.offset, size: btf.sizeof(k.typeId) }))
+  const sorted = object.kconfig
+    .map((k) => ({ name: k.name, size: btf.sizeof(k.typeId), align: alignOf(btf, k.typeId) }))
+    .sort((a, b) => b.align - a.align || a.size - b.size || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  let end = 0
+  const libbpf = sorted.map((k) => {
+    const offset = Math.ceil(end / k.align) * k.align
+    end = offset + k.size
+    return { name: k.name, offset, size: k.size }
+  })
+  return { bpfkit, libbpf }
+}
+
+/** A normaliseXlated mapValue that names references into the .kconfig map (id `kconfigId`) by extern: `.kconfig CONFIG_HZ+0`. */
+function kconfigValue(kconfigId: number | undefined, layout: KconfigLayout): (id: number, offset: number) => string | undefined {
+  return (id, offset) => {
+    if (id !== kconfigId) return undefined
+    const k = layout.find((e) => offset >= e.offset && offset < e.offset + e.size)
+    return k ? `.kconfig ${k.name}+${offset - k.offset}` : `.kconfig at ${offset}, in no extern`
+  }
+}
+
+const isKconfig = (m: LoadedMap) => m.name.endsWith('.kconfig')
 
 /** libbpf's programs for each fixture (plain data: nothing stays loaded), loaded once per fixture. */
 const libbpfLoads = new Map<string, Map<string, LoadedProgram>>()
@@ -93,8 +155,10 @@ async function withBpfkit(name: string, check: (coll: Collection) => void): Prom
 }
 
 /** A map as both sides can describe it; the name is compared on its own (see the naming test). */
-function shape(m: Omit<LoadedMap, 'name'>): string {
-  return `${m.type} key=${m.keySize} value=${m.valueSize} max_entries=${m.maxEntries} flags=0x${m.flags.toString(16)}`
+function shape(m: LoadedMap): string {
+  // The .kconfig value's size is the loader's layout's (kconfigLayouts): bpfkit rounds it up to 8 bytes, libbpf does not.
+  const value = isKconfig(m) ? 'the loader\'s .kconfig layout' : m.valueSize
+  return `${m.type} key=${m.keySize} value=${value} max_entries=${m.maxEntries} flags=0x${m.flags.toString(16)}`
 }
 
 function describeOurs(map: BpfMap<unknown, unknown>): LoadedMap {
@@ -137,13 +201,35 @@ describe.each(Object.entries(comparable))('%s.bpf.o: bpfkit and libbpf load the 
 
   test('every program\'s xlated instructions equal libbpf\'s', async (ctx) => {
     const theirs = libbpf(name, ctx)
+    const layouts = kconfigLayouts(name)
     await withBpfkit(name, (coll) => {
+      const ourKconfig = coll.maps['.kconfig']?.info().id
       for (const [prog, p] of Object.entries(coll.programs)) {
         const other = theirs.get(prog)
         if (other === undefined) continue // the program list test reports it
-        // Map ids are per load: named map#0, map#1, ... by first appearance on each side (the next test checks they are the same maps).
-        expect.soft(normaliseXlated(native.progGetXlatedInsns(p.fd)), prog).toEqual(normaliseXlated(other.xlated))
+        const theirKconfig = [...other.maps].find(([, m]) => isKconfig(m))?.[0]
+        // Map ids are per load: named map#0, map#1, ... by first appearance on each side (a later test checks they are the same maps).
+        // .kconfig references are named by extern: each loader lays that map out its own way (kconfigLayouts).
+        expect.soft(normaliseXlated(native.progGetXlatedInsns(p.fd), { mapValue: kconfigValue(ourKconfig, layouts.bpfkit) }), prog)
+          .toEqual(normaliseXlated(other.xlated, { mapValue: kconfigValue(theirKconfig, layouts.libbpf) }))
       }
+    })
+  })
+
+  test('the .kconfig layouts the comparison assumes are the loaders\' own: the map sizes agree with them', async (ctx) => {
+    const theirs = libbpf(name, ctx)
+    const layouts = kconfigLayouts(name)
+    const end = (l: KconfigLayout) => Math.max(0, ...l.map((k) => k.offset + k.size))
+    const theirKconfig = [...theirs.values()].flatMap((p) => [...p.maps.values()]).find(isKconfig)
+    await withBpfkit(name, (coll) => {
+      const ours = coll.maps['.kconfig']
+      if (layouts.bpfkit.length === 0) {
+        expect(ours).toBeUndefined()
+        expect(theirKconfig).toBeUndefined()
+        return
+      }
+      expect(ours.info().valueSize).toBe(Math.ceil(end(layouts.bpfkit) / 8) * 8)
+      expect(theirKconfig?.valueSize).toBe(end(layouts.libbpf))
     })
   })
 

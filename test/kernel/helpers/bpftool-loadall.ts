@@ -11,13 +11,20 @@
 // and the programs and maps with them. Only the dumps come back, through a
 // temporary directory this helper removes.
 //
+// Programs in SEC("?...") sections are not autoloaded, and bpftool 7.1 then
+// fails pinning them ("can't pin program that wasn't loaded"), so loadall
+// hands libbpf a copy of the object in which those sections are not
+// executable: libbpf skips them (and their relocations) as it skips any data
+// section it does not know, and loads exactly the autoload programs, as it
+// would have without bpftool's pinning step (see hideOptionalPrograms).
+//
 // Verified with bpftool 7.1 (libbpf 1.1): pins are named after the C function,
 // `prog dump xlated pinned P file F` writes the raw instructions, and
 // `-j prog show pinned P` gives the ids of the maps the program uses.
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { basename, join, resolve } from 'node:path'
 import { bpftoolMissing } from './bpftool.js'
 
 /** Why loadall cannot run here (bpftool or unshare missing), or undefined. */
@@ -98,7 +105,12 @@ export function loadall(objPath: string, ctx?: { skip(note?: string): never }): 
   if (!existsSync(obj)) throw new Error(`loadall: ${obj} does not exist`)
   const out = mkdtempSync(join(tmpdir(), 'bpfkit-loadall-'))
   try {
-    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', obj, out], { encoding: 'utf8' })
+    const elf = readFileSync(obj)
+    const hidden = hideOptionalPrograms(elf)
+    // The copy keeps the object's file name: libbpf names the object, and so its .data/.rodata/.bss maps, after it.
+    const loaded = hidden.length ? join(mkdtempSync(join(out, 'obj-')), basename(obj)) : obj
+    if (hidden.length) writeFileSync(loaded, elf)
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', loaded, out], { encoding: 'utf8' })
     if (r.error) throw r.error
     const output = `${r.stdout}${r.stderr}`
     if (r.status === 92) throw new LoadallError(obj, r.status, output)
@@ -124,6 +136,39 @@ export function loadall(objPath: string, ctx?: { skip(note?: string): never }): 
   } finally {
     rmSync(out, { recursive: true, force: true })
   }
+}
+
+const SHF_EXECINSTR = 0x4n
+
+/**
+ * Clears SHF_EXECINSTR, in place, on every section of the ELF64
+ * little-endian object `elf` whose name starts with '?' (SEC("?...")
+ * programs, which libbpf does not autoload), and returns those names.
+ * Throws RangeError for anything but a little-endian ELF64 file.
+ */
+export function hideOptionalPrograms(elf: Uint8Array): string[] {
+  const v = new DataView(elf.buffer, elf.byteOffset, elf.byteLength)
+  if (elf.length < 64 || v.getUint32(0) !== 0x7f454c46 || elf[4] !== 2 || elf[5] !== 1) throw new RangeError('hideOptionalPrograms: not a little-endian ELF64 object')
+  const shoff = Number(v.getBigUint64(0x28, true))
+  const shentsize = v.getUint16(0x3a, true)
+  const shnum = v.getUint16(0x3c, true)
+  const shstrndx = v.getUint16(0x3e, true)
+  const header = (i: number) => shoff + i * shentsize
+  const strtab = Number(v.getBigUint64(header(shstrndx) + 24, true))
+  const nameAt = (off: number) => {
+    let end = strtab + off
+    while (elf[end] !== 0) end++
+    return new TextDecoder().decode(elf.subarray(strtab + off, end))
+  }
+  const hidden: string[] = []
+  for (let i = 1; i < shnum; i++) {
+    const name = nameAt(v.getUint32(header(i), true))
+    const flags = v.getBigUint64(header(i) + 8, true)
+    if (!name.startsWith('?') || (flags & SHF_EXECINSTR) === 0n) continue
+    v.setBigUint64(header(i) + 8, flags & ~SHF_EXECINSTR, true)
+    hidden.push(name)
+  }
+  return hidden
 }
 
 /** Each program's xlated instruction bytes, by C function name (see `loadall`). */
@@ -162,6 +207,12 @@ export function referencedMapIds(bytes: Uint8Array): number[] {
 export interface NormaliseOptions {
   /** Map id -> name (LoadedProgram.mapNames). Without it, or for ids it lacks, maps are named by order of first appearance: map#0, map#1, ... */
   mapNames?: ReadonlyMap<number, string>
+  /**
+   * Names a map value reference (map id, offset into the value) for data
+   * whose layout is the loader's own choice (the .kconfig map), or returns
+   * undefined to leave it as `map_value <name>+<off>`.
+   */
+  mapValue?: (id: number, offset: number) => string | undefined
 }
 
 /**
@@ -208,7 +259,7 @@ export function normaliseXlated(bytes: Uint8Array, options: NormaliseOptions = {
     const kind = PSEUDO_MAP.get(src)
     let value: string
     if (kind === 'map') value = `map ${mapToken(imm >>> 0)}`
-    else if (kind === 'map_value') value = `map_value ${mapToken(imm >>> 0)}+${imm2 >>> 0}`
+    else if (kind === 'map_value') value = options.mapValue?.(imm >>> 0, imm2 >>> 0) ?? `map_value ${mapToken(imm >>> 0)}+${imm2 >>> 0}`
     // A callback's address: the dump restores the jump to it (imm) and its subprogram number (second imm), both stable.
     else if (src === PSEUDO_FUNC) value = `func ${imm >= 0 ? '+' : ''}${imm} (subprogram ${imm2})`
     else {
