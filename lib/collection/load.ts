@@ -167,10 +167,12 @@ function openMap(object: ParsedObject, name: string, spec: MapSpec, btf: Btf | u
   }
   const isData = m === undefined
   const flags = spec.flags | (isData && supportsMmapableMaps() && spec.typeId === kernel.mapTypes.array ? kernel.flags.BPF_F_MMAPABLE : 0)
-  const btfRef = btf && btfTypes(object, name, m)
+  // A kernel without DATASEC got the data sections' DATASECs as plain structs: no BTF for those maps then, as libbpf.
+  const types = btf && (m || btfSupport().datasec) ? btfTypes(object, name, m) : undefined
+  const btfRef = btf && types && { btf, ...types }
   let fd
   try {
-    fd = createMapFd(MapSpec.from({ ...specOptions(spec), flags, token, btf: btfRef && { btf, ...btfRef } }))
+    fd = createMapFd(MapSpec.from({ ...specOptions(spec), flags, token, btf: btfRef }))
   } catch (e) {
     // As libbpf: a map the kernel refuses with BTF is tried once more without it.
     if (!btfRef) throw e
@@ -291,7 +293,8 @@ async function loadProgram(object: ParsedObject, name: string, linked: LinkedPro
     logLevel,
     section: linked.entry.section.name,
     attachTo: convention.attachTo,
-    ...(btf ? { btf, funcInfo: linked.funcInfo, lineInfo: linked.lineInfo } : {}),
+    // func_info names FUNC types: a kernel without them (sanitised to typedefs) gets neither func nor line info.
+    ...(btf && btfSupport().func ? { btf, funcInfo: linked.funcInfo, lineInfo: linked.lineInfo } : {}),
     ...(fdArray.length ? { fdArray } : {}),
   })
   try {
