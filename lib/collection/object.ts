@@ -171,7 +171,7 @@ export class ParsedObject {
     if (undefinedNames.size === 0) return 0
     if (!this.btf) throw new ElfError(`externs (${[...undefinedNames].join(', ')}) need the object's BTF (build with -g)`)
     const btf = this.btf
-    let size = 0
+    const kconfig: { name: string; typeId: number; weak: boolean; size: number; align: number }[] = []
     for (const sec of ['.kconfig', '.ksyms']) {
       const id = btf.find(sec, 'DATASEC')
       if (id === undefined) continue
@@ -181,16 +181,21 @@ export class ParsedObject {
         if (!undefinedNames.has(v.name)) continue
         if (sec === '.kconfig') {
           if (v.kind !== 'VAR') throw new ElfError(`.kconfig extern '${v.name}' is a BTF ${v.kind}, not a variable`, { section: '.kconfig' })
-          const sz = btf.sizeof(v.sizeOrType)
-          const align = Math.min(8, sz & -sz || 1)
-          size = Math.ceil(size / align) * align
-          this.kconfig.push({ name: v.name, offset: size, typeId: v.sizeOrType, weak: weak.has(v.name) })
-          size += sz
+          kconfig.push({ name: v.name, typeId: v.sizeOrType, weak: weak.has(v.name), size: btf.sizeof(v.sizeOrType), align: alignOf(btf, v.sizeOrType) })
         } else {
           const func = v.kind === 'FUNC'
           this.ksyms.set(v.name, { name: v.name, typeId: func || !isVoid(btf, v.sizeOrType) ? v.sizeOrType : 0, func, weak: weak.has(v.name) })
         }
       }
+    }
+    // libbpf's layout, so the instructions come out the same: by alignment
+    // (largest first), then size (smallest first), then name.
+    kconfig.sort((a, b) => b.align - a.align || a.size - b.size || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    let size = 0
+    for (const k of kconfig) {
+      size = Math.ceil(size / k.align) * k.align
+      this.kconfig.push({ name: k.name, offset: size, typeId: k.typeId, weak: k.weak })
+      size += k.size
     }
     // kfuncs declared without __ksym are FUNCs outside any DATASEC.
     for (const name of undefinedNames) {
@@ -199,7 +204,7 @@ export class ParsedObject {
       if (id === undefined) throw new ElfError(`extern '${name}' is neither a __kconfig value, a __ksym nor a kfunc with BTF`)
       this.ksyms.set(name, { name, typeId: btf.type(id).sizeOrType, func: true, weak: weak.has(name) })
     }
-    return Math.ceil(size / 8) * 8
+    return size
   }
 }
 
@@ -223,6 +228,15 @@ function librarySections(elf: ElfFile): Set<number> {
     for (const r of elf.relocations(s)) if (r.symbol.shndx !== s.index && r.symbol.shndx !== 0) out.add(r.symbol.shndx)
   }
   return out
+}
+
+// The C alignment of a BTF type: scalars by size (up to 8), arrays by element, aggregates by member.
+function alignOf(btf: BtfReader, id: number, depth = 0): number {
+  const t = btf.resolve(id)
+  if (depth > 32) throw new RangeError(`BTF type ${id}: nested more than 32 levels deep`)
+  if (t.kind === 'ARRAY') return alignOf(btf, btf.array(t).type, depth + 1)
+  if (t.kind === 'STRUCT' || t.kind === 'UNION') return Math.max(1, ...btf.members(t).map((m) => alignOf(btf, m.type, depth + 1)))
+  return Math.min(8, Math.max(1, t.kind === 'PTR' ? 8 : t.sizeOrType))
 }
 
 // `extern const void sym __ksym` is a VAR of (const) void: an address from kallsyms, no BTF type.

@@ -4,8 +4,8 @@
 // programs. Compared program by program, after verification:
 // - the translated ("xlated") instructions, normalised only where two loads
 //   must differ: map ids (named map#0, map#1, ... by first appearance),
-//   kernel addresses (ksyms) and offsets into the .kconfig map, whose layout
-//   is each loader's own (named by extern instead, see kconfigLayouts);
+//   and kernel addresses (ksyms); bpfkit lays .kconfig out as libbpf does, so
+//   offsets into it are compared as they are;
 // - the program tag, the kernel's hash of the instructions as submitted (map
 //   references zeroed): equal tags mean the linker produced the same code
 //   before the verifier rewrote it, dead branches included (see tagDiffers);
@@ -17,11 +17,10 @@
 // and types' maybe_xdp are compared by neither.
 // Both sides pin their LIBBPF_PIN_BY_NAME maps in a bpffs of their own (a
 // private mount here, a private mount namespace for bpftool), never the host's.
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { release } from 'node:os'
 import { describe, expect, test } from 'vitest'
 import { BtfReader, features, type BpfMap, type Collection } from '../../lib/index.js'
-import { ParsedObject } from '../../lib/collection/object.js'
 import { native } from '../../lib/sys/index.js'
 import { loadall, normaliseXlated, referencedMapIds, type LoadedMap, type LoadedProgram } from './helpers/bpftool-loadall.js'
 import { fixture, fixtureSpec } from './helpers/collection.js'
@@ -86,56 +85,6 @@ const refused: Record<string, string> = {
   'subprogs-other': "a static subprogram in a program section ('other'): libbpf refuses static programs ('program 'static_other' is static and not supported')",
 }
 
-// --- the .kconfig map: its layout is each loader's own ---
-
-/** Where each .kconfig extern sits in the .kconfig map's value. */
-type KconfigLayout = { name: string; offset: number; size: number }[]
-
-/** The alignment of a .kconfig extern's type (ints, bools, enums, char arrays), as libbpf's btf__align_of computes it. */
-function alignOf(btf: BtfReader, id: number): number {
-  const t = btf.resolve(id)
-  if (t.kind === 'ARRAY') return alignOf(btf, btf.array(t).type)
-  if (['INT', 'ENUM', 'ENUM64', 'FLOAT'].includes(t.kind)) return Math.min(8, btf.sizeof(id))
-  if (t.kind === 'PTR') return 8
-  throw new TypeError(`alignOf: a .kconfig extern of BTF kind ${t.kind}`)
-}
-
-/**
- * The .kconfig layouts of bpfkit and libbpf, which differ legitimately: the
- * map is the loader's own, the programs only see offsets the loader also
- * relocated them with. bpfkit lays the externs out in the .kconfig DATASEC's
- * order (as cilium/ebpf does); libbpf sorts them (bpf_object__collect_externs,
- * cmp_externs): by alignment, largest first, then by size, smallest first,
- * then by name, each at the next offset its alignment allows.
- */
-function kconfigLayouts(name: string): { bpfkit: KconfigLayout; libbpf: KconfigLayout } {
-  const object = new ParsedObject(new Uint8Array(readFileSync(fixture(`${name}.bpf.o`))), name)
-  if (object.kconfig.length === 0) return { bpfkit: [], libbpf: [] }
-  const btf = object.btf!
-  const bpfkit = object.kconfig.map((k) => ({ name: k.name, offset: k.offset, size: btf.sizeof(k.typeId) }))
-  const sorted = object.kconfig
-    .map((k) => ({ name: k.name, size: btf.sizeof(k.typeId), align: alignOf(btf, k.typeId) }))
-    .sort((a, b) => b.align - a.align || a.size - b.size || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-  let end = 0
-  const libbpf = sorted.map((k) => {
-    const offset = Math.ceil(end / k.align) * k.align
-    end = offset + k.size
-    return { name: k.name, offset, size: k.size }
-  })
-  return { bpfkit, libbpf }
-}
-
-/** A normaliseXlated mapValue that names references into the .kconfig map (id `kconfigId`) by extern: `.kconfig CONFIG_HZ+0`. */
-function kconfigValue(kconfigId: number | undefined, layout: KconfigLayout): (id: number, offset: number) => string | undefined {
-  return (id, offset) => {
-    if (id !== kconfigId) return undefined
-    const k = layout.find((e) => offset >= e.offset && offset < e.offset + e.size)
-    return k ? `.kconfig ${k.name}+${offset - k.offset}` : `.kconfig at ${offset}, in no extern`
-  }
-}
-
-const isKconfig = (m: LoadedMap) => m.name.endsWith('.kconfig')
-
 /** libbpf's programs for each fixture (plain data: nothing stays loaded), loaded once per fixture. */
 const libbpfLoads = new Map<string, Map<string, LoadedProgram>>()
 function libbpf(name: string, ctx: { skip(note?: string): never }): Map<string, LoadedProgram> {
@@ -156,9 +105,7 @@ async function withBpfkit(name: string, check: (coll: Collection) => void): Prom
 
 /** A map as both sides can describe it; the name is compared on its own (see the naming test). */
 function shape(m: LoadedMap): string {
-  // The .kconfig value's size is the loader's layout's (kconfigLayouts): bpfkit rounds it up to 8 bytes, libbpf does not.
-  const value = isKconfig(m) ? 'the loader\'s .kconfig layout' : m.valueSize
-  return `${m.type} key=${m.keySize} value=${value} max_entries=${m.maxEntries} flags=0x${m.flags.toString(16)}`
+  return `${m.type} key=${m.keySize} value=${m.valueSize} max_entries=${m.maxEntries} flags=0x${m.flags.toString(16)}`
 }
 
 function describeOurs(map: BpfMap<unknown, unknown>): LoadedMap {
@@ -201,35 +148,13 @@ describe.each(Object.entries(comparable))('%s.bpf.o: bpfkit and libbpf load the 
 
   test('every program\'s xlated instructions equal libbpf\'s', async (ctx) => {
     const theirs = libbpf(name, ctx)
-    const layouts = kconfigLayouts(name)
     await withBpfkit(name, (coll) => {
-      const ourKconfig = coll.maps['.kconfig']?.info().id
       for (const [prog, p] of Object.entries(coll.programs)) {
         const other = theirs.get(prog)
         if (other === undefined) continue // the program list test reports it
-        const theirKconfig = [...other.maps].find(([, m]) => isKconfig(m))?.[0]
         // Map ids are per load: named map#0, map#1, ... by first appearance on each side (a later test checks they are the same maps).
-        // .kconfig references are named by extern: each loader lays that map out its own way (kconfigLayouts).
-        expect.soft(normaliseXlated(native.progGetXlatedInsns(p.fd), { mapValue: kconfigValue(ourKconfig, layouts.bpfkit) }), prog)
-          .toEqual(normaliseXlated(other.xlated, { mapValue: kconfigValue(theirKconfig, layouts.libbpf) }))
+        expect.soft(normaliseXlated(native.progGetXlatedInsns(p.fd)), prog).toEqual(normaliseXlated(other.xlated))
       }
-    })
-  })
-
-  test('the .kconfig layouts the comparison assumes are the loaders\' own: the map sizes agree with them', async (ctx) => {
-    const theirs = libbpf(name, ctx)
-    const layouts = kconfigLayouts(name)
-    const end = (l: KconfigLayout) => Math.max(0, ...l.map((k) => k.offset + k.size))
-    const theirKconfig = [...theirs.values()].flatMap((p) => [...p.maps.values()]).find(isKconfig)
-    await withBpfkit(name, (coll) => {
-      const ours = coll.maps['.kconfig']
-      if (layouts.bpfkit.length === 0) {
-        expect(ours).toBeUndefined()
-        expect(theirKconfig).toBeUndefined()
-        return
-      }
-      expect(ours.info().valueSize).toBe(Math.ceil(end(layouts.bpfkit) / 8) * 8)
-      expect(theirKconfig?.valueSize).toBe(end(layouts.libbpf))
     })
   })
 
