@@ -7,7 +7,7 @@
 import { Btf } from '../btf/btf.js'
 import type { BtfReader } from '../btf/reader.js'
 import { POISON_HELPER, relocateCore, type CoreCandidateCache, type CoreResult, type CoreTargets } from '../btf/core.js'
-import { sanitizeBtf } from '../btf/sanitize.js'
+import { sanitizeBtf, type BtfSupport } from '../btf/sanitize.js'
 import { btfSupport, supportsBtf, supportsMmapableMaps } from '../features/index.js'
 import { codecFromBtf } from '../map/btf-codec.js'
 import { createMapFd } from '../map/create.js'
@@ -16,7 +16,7 @@ import { isMapOfMaps } from '../map/kinds.js'
 import { MapSpec } from '../map/spec.js'
 import { BpfProgram } from '../prog/program.js'
 import { ProgramSpec } from '../prog/spec.js'
-import { VerifierError, kernel, type TokenLike } from '../sys/index.js'
+import { VerifierError, defaultToken, kernel, setDefaultToken, type TokenLike } from '../sys/index.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { ElfError, STT } from './elf.js'
 import { KernelSymbols, kconfigBytes } from './externs.js'
@@ -41,6 +41,15 @@ export interface CollectionLoadOptions {
   programs?: readonly string[]
   /** Verifier log level for every program (the log is kept in each program's `log`). */
   logLevel?: number
+}
+
+/** What one load needs at every step: the object, its token, its loaded BTF and what the kernel has. */
+interface Loading {
+  object: ParsedObject
+  token: TokenLike | null | undefined
+  btf: Btf | undefined
+  /** BTF kinds this kernel takes (undefined: no BTF at all), and mmapable arrays. */
+  has: { btf: BtfSupport | undefined; mmapable: boolean }
 }
 
 const loadKeys = ['token', 'kernelBtf', 'mapReplacements', 'pinPath', 'programs', 'logLevel'] as const
@@ -68,12 +77,14 @@ export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Re
   const owned: { close(): void }[] = []
   let running: KernelSymbols | undefined
   try {
-    const btf = loadObjectBtf(object, token)
+    const has = probeKernel(token)
+    const btf = loadObjectBtf(object, token, has.btf)
     if (btf) owned.push(btf)
+    const ctx: Loading = { object, token, btf, has }
     const maps: Record<string, BpfMap> = Object.create(null)
     const fresh = new Set<string>()
     for (const [name, spec] of Object.entries(mapSpecs)) {
-      const m = openMap(object, name, spec, btf, token, replacements[name], options.pinPath, fresh)
+      const m = openMap(ctx, name, spec, replacements[name], options.pinPath, fresh)
       if (!replacements[name]) owned.push(m)
       maps[name] = m
     }
@@ -98,7 +109,7 @@ export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Re
     running = new KernelSymbols(options.kernelBtf === undefined && coreTargets ? coreTargets : openKernelBtf())
     for (const name of selected) {
       const linked = object.link(name, code)
-      const p = await loadProgram(object, name, linked, maps, btf, running, token, options.logLevel, core)
+      const p = await loadProgram(ctx, name, linked, maps, running, options.logLevel, core)
       owned.push(p)
       programs[name] = p
     }
@@ -127,20 +138,40 @@ function selectPrograms(object: ParsedObject, names: readonly string[] | undefin
   return [...new Set(names)]
 }
 
+// What this kernel has, asked once per load. The probes create tiny objects
+// with the process's default token; a load that found its own token (a
+// delegated tenant, where nothing works without one) lends it to them for
+// this synchronous moment. A probe the token does not allow counts as "no".
+function probeKernel(token: TokenLike | null | undefined): Loading['has'] {
+  const before = defaultToken()
+  if (token) setDefaultToken(token)
+  const ask = <T>(probe: () => T, otherwise: T): T => {
+    try {
+      return probe()
+    } catch {
+      return otherwise
+    }
+  }
+  try {
+    return { btf: ask(() => (supportsBtf() ? btfSupport() : undefined), undefined), mmapable: ask(supportsMmapableMaps, false) }
+  } finally {
+    setDefaultToken(before)
+  }
+}
+
 // The object's BTF as this kernel will take it. A kernel that takes none
 // (or refuses it) still gets the programs, without func/line info, as libbpf does.
-function loadObjectBtf(object: ParsedObject, token: TokenLike | null | undefined): Btf | undefined {
-  if (!object.loadableBtf || !supportsBtf()) return undefined
+function loadObjectBtf(object: ParsedObject, token: TokenLike | null | undefined, support: BtfSupport | undefined): Btf | undefined {
+  if (!object.loadableBtf || !support) return undefined
   try {
-    return Btf.loadSync(sanitizeBtf(object.loadableBtf, btfSupport()), { token })
+    return Btf.loadSync(sanitizeBtf(object.loadableBtf, support), { token })
   } catch {
     return undefined
   }
 }
 
 // A map of the object: a replacement, a pinned map to reuse, or a new one.
-function openMap(object: ParsedObject, name: string, spec: MapSpec, btf: Btf | undefined, token: TokenLike | null | undefined,
-  replacement: BpfMap | undefined, pinPath: string | undefined, fresh: Set<string>): BpfMap {
+function openMap({ object, token, btf, has }: Loading, name: string, spec: MapSpec, replacement: BpfMap | undefined, pinPath: string | undefined, fresh: Set<string>): BpfMap {
   const m = object.maps.get(name)
   const codecs = mapCodecs(object, m)
   if (replacement) {
@@ -166,9 +197,9 @@ function openMap(object: ParsedObject, name: string, spec: MapSpec, btf: Btf | u
     }
   }
   const isData = m === undefined
-  const flags = spec.flags | (isData && supportsMmapableMaps() && spec.typeId === kernel.mapTypes.array ? kernel.flags.BPF_F_MMAPABLE : 0)
+  const flags = spec.flags | (isData && has.mmapable && spec.typeId === kernel.mapTypes.array ? kernel.flags.BPF_F_MMAPABLE : 0)
   // A kernel without DATASEC got the data sections' DATASECs as plain structs: no BTF for those maps then, as libbpf.
-  const types = btf && (m || btfSupport().datasec) ? btfTypes(object, name, m) : undefined
+  const types = btf && (m || has.btf?.datasec) ? btfTypes(object, name, m) : undefined
   const btfRef = btf && types && { btf, ...types }
   let fd
   try {
@@ -226,8 +257,8 @@ function fillDataMaps(object: ParsedObject, maps: Record<string, BpfMap>, fresh:
   if (object.kconfigSize > 0) fill('.kconfig', kconfigBytes(object))
 }
 
-async function loadProgram(object: ParsedObject, name: string, linked: LinkedProgram, maps: Record<string, BpfMap>, btf: Btf | undefined,
-  running: KernelSymbols, token: TokenLike | null | undefined, logLevel: number | undefined, core: Map<number, CoreResult[]>): Promise<BpfProgram> {
+async function loadProgram({ object, token, btf, has }: Loading, name: string, linked: LinkedProgram, maps: Record<string, BpfMap>,
+  running: KernelSymbols, logLevel: number | undefined, core: Map<number, CoreResult[]>): Promise<BpfProgram> {
   const { convention } = object.programs.get(name)!
   const bytes = linked.insns
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -294,7 +325,7 @@ async function loadProgram(object: ParsedObject, name: string, linked: LinkedPro
     section: linked.entry.section.name,
     attachTo: convention.attachTo,
     // func_info names FUNC types: a kernel without them (sanitised to typedefs) gets neither func nor line info.
-    ...(btf && btfSupport().func ? { btf, funcInfo: linked.funcInfo, lineInfo: linked.lineInfo } : {}),
+    ...(btf && has.btf?.func ? { btf, funcInfo: linked.funcInfo, lineInfo: linked.lineInfo } : {}),
     ...(fdArray.length ? { fdArray } : {}),
   })
   try {
