@@ -46,6 +46,7 @@ function alignUp(n: number, a: number): number {
 /** Raw BTF assembled type by type. Methods return the new type's id. */
 export class BtfBuilder {
   readonly #types: TypeRecord[] = []
+  readonly #aligns = new Map<number, number>()
   readonly #strings: string[] = ['']
   readonly #stringOffsets = new Map<string, number>([['', 0]])
   #stringBytes = 1
@@ -352,8 +353,13 @@ export class BtfBuilder {
       case BtfKind.ARRAY:
         return this.alignOf(r.t.extra[0])
       case BtfKind.STRUCT: case BtfKind.UNION: {
-        let a = 1
-        for (let i = 0; i < r.t.vlen; i++) a = Math.max(a, this.alignOf(r.t.extra[i * 3 + 1]))
+        // Remembered per aggregate: a type used by several members at every level would cost 2^depth walks.
+        let a = this.#aligns.get(r.id)
+        if (a === undefined) {
+          a = 1
+          for (let i = 0; i < r.t.vlen; i++) a = Math.max(a, this.alignOf(r.t.extra[i * 3 + 1]))
+          this.#aligns.set(r.id, a)
+        }
         return a
       }
       default:

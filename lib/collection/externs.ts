@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { Btf } from '../btf/btf.js'
 import type { BtfReader } from '../btf/reader.js'
 import { btfs } from '../sys/ids.js'
+import { supportsProgramHelper } from '../features/index.js'
 import { kernelVersionCode, readKernelConfig, type KernelConfig } from './kconfig.js'
 import type { KconfigExtern, KsymExtern, ParsedObject } from './object.js'
 import type { CoreTargets } from '../btf/core.js'
@@ -43,9 +44,12 @@ export function kconfigBytes(object: ParsedObject, config: KernelConfig | undefi
 
 function kconfigValue(k: KconfigExtern, config: KernelConfig | undefined): string | undefined {
   if (k.name === 'LINUX_KERNEL_VERSION') return String(kernelVersionCode())
+  // libbpf's two computed values, which bpf_tracing.h's BPF_KSYSCALL and bpf_get_attach_cookie users read.
+  if (k.name === 'LINUX_HAS_SYSCALL_WRAPPER') return /^[0-9a-f]+ \w __(x64|ia32|arm64|s390x|riscv|powerpc)_sys_bpf$/m.test(readFileSync('/proc/kallsyms', 'utf8')) ? 'y' : 'n'
+  if (k.name === 'LINUX_HAS_BPF_COOKIE') return asked(() => supportsProgramHelper('kprobe', 'get_attach_cookie')) ? 'y' : 'n'
   if (k.name.startsWith('CONFIG_')) return config?.get(k.name)
   if (k.weak) return undefined
-  throw new ExternError(`__kconfig extern '${k.name}' is neither CONFIG_* nor LINUX_KERNEL_VERSION`)
+  throw new ExternError(`__kconfig extern '${k.name}' is none of CONFIG_*, LINUX_KERNEL_VERSION, LINUX_HAS_SYSCALL_WRAPPER, LINUX_HAS_BPF_COOKIE`)
 }
 
 // libbpf's rules: tristate enums take y=1 m=2 n=0, bools y/n, chars the
@@ -55,6 +59,7 @@ function encode(btf: BtfReader, k: KconfigExtern, value: string, bytes: Uint8Arr
   const bad = (why: string) => new ExternError(`__kconfig extern '${k.name}' = ${value}: ${why}`)
   if (t.kind === 'ENUM') {
     const n = { y: 1, m: 2, n: 0 }[value]
+    if (t.sizeOrType !== 4) throw bad('an enum extern must be libbpf\'s 4-byte enum libbpf_tristate')
     if (n === undefined) throw bad('a tristate takes y, m or n')
     v.setUint32(k.offset, n, true)
   } else if (t.kind === 'ARRAY') {
@@ -84,22 +89,37 @@ function encode(btf: BtfReader, k: KconfigExtern, value: string, bytes: Uint8Arr
   }
 }
 
-function parseNumber(s: string): bigint | undefined {
+// strtoull(s, 0) as libbpf reads values: 0x hex, leading-0 octal, else decimal.
+function asked(probe: () => boolean): boolean {
   try {
-    return /^-?(0x[0-9a-f]+|\d+)$/i.test(s) ? (s.startsWith('-') ? -BigInt(s.slice(1)) : BigInt(s)) : undefined
+    return probe()
   } catch {
-    return undefined
+    return false
   }
+}
+
+function parseNumber(s: string): bigint | undefined {
+  const m = /^(-?)(0x[0-9a-f]+|0[0-7]*|[1-9]\d*)$/i.exec(s)
+  if (!m) return undefined
+  const digits = m[2]
+  const n = /^0[0-7]+$/.test(digits) ? BigInt('0o' + digits.slice(1)) : BigInt(digits)
+  return m[1] ? -n : n
 }
 
 /** Resolves kernel symbols against the running kernel (vmlinux and module BTF, kallsyms), once each. */
 export class KernelSymbols {
-  readonly #targets: CoreTargets
+  readonly #open: () => CoreTargets
+  #opened: CoreTargets | undefined
   readonly #modules = new Map<string, Btf>()
   #kallsyms: Map<string, bigint> | undefined
 
-  constructor(targets: CoreTargets) {
-    this.#targets = targets
+  /** `targets` is called the first time a symbol is looked up: loads that need none never read vmlinux. */
+  constructor(targets: () => CoreTargets) {
+    this.#open = targets
+  }
+
+  get #targets(): CoreTargets {
+    return (this.#opened ??= this.#open())
   }
 
   /** A named type in vmlinux, else in the first module that has one. */
@@ -114,11 +134,13 @@ export class KernelSymbols {
   }
 
   resolve(k: KsymExtern): KsymTarget {
+    // 'bpf_foo___v2' names the kernel's bpf_foo, as with CO-RE flavors.
+    const name = k.name.replace(/___.*$/, '')
     if (!k.func && k.typeId === 0) {
-      const address = this.#kallsymsMap().get(k.name)
+      const address = this.#kallsymsMap().get(name)
       if (address !== undefined) return { kind: 'address', address }
     } else {
-      const found = this.findType(k.name, k.func ? 'FUNC' : 'VAR')
+      const found = this.findType(name, k.func ? 'FUNC' : 'VAR')
       if (found) return { kind: 'btf', ...found }
     }
     if (k.weak) return { kind: 'missing' }

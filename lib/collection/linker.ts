@@ -107,8 +107,9 @@ export function linkProgram(elf: ElfFile, functions: readonly ElfFunction[], cod
     }
     return m
   }
+  const starts = new Map(functions.map((f) => [`${f.section.index}:${f.start}`, f]))
   const functionAt = (s: ElfSection, index: number, from: ElfSection, off: number): ElfFunction => {
-    const f = functions.find((x) => x.section === s && x.start === index)
+    const f = starts.get(`${s.index}:${index}`)
     if (!f) throw new ElfError(`call or function pointer to instruction ${index} of ${s.name}, which starts no function`, { section: from.name, offset: off })
     return f
   }

@@ -16,7 +16,8 @@ import { isMapOfMaps } from '../map/kinds.js'
 import { MapSpec } from '../map/spec.js'
 import { BpfProgram } from '../prog/program.js'
 import { ProgramSpec } from '../prog/spec.js'
-import { VerifierError, defaultToken, kernel, setDefaultToken, type TokenLike } from '../sys/index.js'
+import { Fd, VerifierError, bpfObjectKind, defaultToken, kernel, mapInfoByFd, native, setDefaultToken, type MapInfo, type TokenLike } from '../sys/index.js'
+import { pseudo } from '../asm/opcodes.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { ElfError, STT } from './elf.js'
 import { KernelSymbols, kconfigBytes } from './externs.js'
@@ -55,26 +56,28 @@ interface Loading {
 const loadKeys = ['token', 'kernelBtf', 'mapReplacements', 'pinPath', 'programs', 'logLevel'] as const
 const PIN_BY_NAME = 1
 const INSN = 8
-const LD_IMM64 = 0x18
 const CALL = 0x85
-const PSEUDO = { mapFd: 1, mapValue: 2, btfId: 3, kfuncCall: 2 } as const
 // libbpf's marker for an unresolved weak kfunc: a call the verifier rejects unless it is dead code.
 const POISON_KFUNC = 2002000000
 
 export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Record<string, MapSpec>>, options: CollectionLoadOptions): Promise<Collection> {
   checkOptions('CollectionSpec.load', options, loadKeys)
   const selected = selectPrograms(object, options.programs)
-  const replacements = options.mapReplacements ?? {}
-  if (replacements === null || typeof replacements !== 'object') throw new TypeError(`CollectionSpec.load: mapReplacements must be an object of maps by name, got ${describeValue(replacements)}`)
-  for (const name of Object.keys(replacements)) {
-    if (!(name in mapSpecs)) throw new TypeError(`CollectionSpec.load: mapReplacements names '${name}', which is not a map of this object (${Object.keys(mapSpecs).join(', ')})`)
-    if (!(replacements[name] instanceof BpfMap)) throw new TypeError(`CollectionSpec.load: mapReplacements.${name} must be a BpfMap, got ${describeValue(replacements[name])}`)
+  const given = options.mapReplacements ?? {}
+  if (given === null || typeof given !== 'object') throw new TypeError(`CollectionSpec.load: mapReplacements must be an object of maps by name, got ${describeValue(given)}`)
+  // A Map of own keys only: a map named 'constructor' or 'valueOf' must not find Object.prototype's.
+  const replacements = new Map<string, BpfMap>()
+  for (const [name, map] of Object.entries(given)) {
+    if (!Object.hasOwn(mapSpecs, name)) throw new TypeError(`CollectionSpec.load: mapReplacements names '${name}', which is not a map of this object (${Object.keys(mapSpecs).join(', ')})`)
+    if (!(map instanceof BpfMap)) throw new TypeError(`CollectionSpec.load: mapReplacements.${name} must be a BpfMap, got ${describeValue(map)}`)
+    replacements.set(name, map)
   }
   if (options.pinPath !== undefined && typeof options.pinPath !== 'string') throw new TypeError(`CollectionSpec.load: pinPath must be a string, got ${describeValue(options.pinPath)}`)
 
   const found = findToken(options.token)
   const token = found.token
   const owned: { close(): void }[] = []
+  const pinned: BpfMap[] = []
   let running: KernelSymbols | undefined
   try {
     const has = probeKernel(token)
@@ -84,8 +87,8 @@ export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Re
     const maps: Record<string, BpfMap> = Object.create(null)
     const fresh = new Set<string>()
     for (const [name, spec] of Object.entries(mapSpecs)) {
-      const m = openMap(ctx, name, spec, replacements[name], options.pinPath, fresh)
-      if (!replacements[name]) owned.push(m)
+      const m = openMap(ctx, name, spec, replacements.get(name), options.pinPath, fresh)
+      if (!replacements.has(name)) owned.push(m)
       maps[name] = m
     }
     fillDataMaps(object, maps, fresh)
@@ -106,21 +109,28 @@ export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Re
     }
 
     const programs: Record<string, BpfProgram> = Object.create(null)
-    running = new KernelSymbols(options.kernelBtf === undefined && coreTargets ? coreTargets : openKernelBtf())
+    // This kernel's BTF is read only when something needs it (externs, attach targets), as libbpf.
+    running = new KernelSymbols(() => (options.kernelBtf === undefined && coreTargets ? coreTargets : openKernelBtf()))
     for (const name of selected) {
       const linked = object.link(name, code)
       const p = await loadProgram(ctx, name, linked, maps, running, options.logLevel, core)
       owned.push(p)
       programs[name] = p
     }
-    fillSlots(object, maps, programs)
+    fillSlots(object, maps, programs, fresh)
     for (const name of fresh) {
       const m = object.maps.get(name)
-      if (m?.def.pinning === PIN_BY_NAME && options.pinPath !== undefined) maps[name].pin(`${options.pinPath}/${name}`)
+      if (m?.def.pinning !== PIN_BY_NAME || options.pinPath === undefined) continue
+      maps[name].pin(pinPathOf(options.pinPath, name))
+      pinned.push(maps[name])
     }
     const variables = mapVariables(object, maps, owned)
     return new Collection(maps, programs, variables, owned)
   } catch (e) {
+    // As libbpf: pins this load made go with it; pins it reused stay.
+    for (const m of pinned) {
+      try { m.unpin() } catch { /* the failure being reported matters more */ }
+    }
     closeAll(owned)
     throw e
   } finally {
@@ -175,25 +185,27 @@ function openMap({ object, token, btf, has }: Loading, name: string, spec: MapSp
   const m = object.maps.get(name)
   const codecs = mapCodecs(object, m)
   if (replacement) {
-    checkCompatible(name, spec, replacement, 'mapReplacements')
+    checkCompatible(name, spec, replacement.info(), 'mapReplacements')
     return replacement
   }
   if (m?.def.pinning === PIN_BY_NAME && pinPath !== undefined) {
-    const path = `${pinPath}/${name}`
-    let pinned: BpfMap | undefined
+    const path = pinPathOf(pinPath, name)
+    let fd: Fd | undefined
     try {
-      pinned = BpfMap.fromPin(path)
+      fd = new Fd(native.objGet(path), 'map')
     } catch (e) {
       if ((e as { code?: string }).code !== 'ENOENT') throw e
     }
-    if (pinned) {
-      // Checked raw first: the object's codecs would refuse a map of other sizes with a less useful error.
+    if (fd) {
+      // Checked and then used through the same fd: a pin swapped in between cannot slip past the check.
       try {
-        checkCompatible(name, spec, pinned, `the pin at ${path}`)
-      } finally {
-        pinned.close()
+        if (bpfObjectKind(fd.fd) !== 'map') throw new TypeError(`map '${name}': the pin at ${path} is not a map`)
+        checkCompatible(name, spec, mapInfoByFd(fd.fd), `the pin at ${path}`)
+      } catch (e) {
+        fd.close()
+        throw e
       }
-      return BpfMap.fromPin(path, codecs)
+      return BpfMap.fromFd(fd, codecs)
     }
   }
   const isData = m === undefined
@@ -235,12 +247,19 @@ function mapCodecs(object: ParsedObject, m: ObjectMap | undefined) {
   return { key: codec(m.def.keyTypeId), value: isMapOfMaps(m.def.type) || m.def.type === kernel.mapTypes.prog_array ? undefined : codec(m.def.valueTypeId) }
 }
 
-function checkCompatible(name: string, spec: MapSpec, map: BpfMap, what: string): void {
-  const info = map.info()
+// A pin path for a map name: the name must be one path component.
+function pinPathOf(dir: string, name: string): string {
+  if (name.includes('/') || name === '.' || name === '..') throw new ElfError(`map '${name}' cannot be pinned by name: its name is not a file name`, { section: '.maps' })
+  return `${dir}/${name}`
+}
+
+// libbpf's map_is_reuse_compat: type, sizes, entries, flags (mmapable aside) and map_extra.
+function checkCompatible(name: string, spec: MapSpec, info: MapInfo, what: string): void {
   const diffs = (['typeId', 'keySize', 'valueSize', 'maxEntries'] as const)
     .filter((k) => (k === 'typeId' ? info.typeId : info[k]) !== spec[k])
     .map((k) => `${k} ${k === 'typeId' ? info.typeId : info[k]} where the object has ${spec[k]}`)
   if (((info.flags ^ spec.flags) & ~kernel.flags.BPF_F_MMAPABLE) !== 0) diffs.push(`flags 0x${info.flags.toString(16)} where the object has 0x${spec.flags.toString(16)}`)
+  if (info.mapExtra !== BigInt(spec.mapExtra ?? 0)) diffs.push(`map_extra ${info.mapExtra} where the object has ${spec.mapExtra ?? 0}`)
   if (diffs.length) throw new TypeError(`map '${name}': ${what} does not match the object's definition: ${diffs.join(', ')}`)
 }
 
@@ -267,16 +286,16 @@ async function loadProgram({ object, token, btf, has }: Loading, name: string, l
     const at = index * INSN
     if (ref.kind === 'map' || ref.kind === 'data') {
       const map = maps[ref.kind === 'map' ? ref.map : ref.section]
-      bytes[at + 1] = (bytes[at + 1] & 0x0f) | ((ref.kind === 'map' ? PSEUDO.mapFd : PSEUDO.mapValue) << 4)
+      bytes[at + 1] = (bytes[at + 1] & 0x0f) | ((ref.kind === 'map' ? pseudo.mapFd : pseudo.mapValue) << 4)
       v.setInt32(at + 4, map.fd, true)
       if (ref.kind === 'data') v.setUint32(at + 12, ref.offset, true)
       continue
     }
     const kc = object.kconfig.find((k) => k.name === ref.name)
     if (kc) {
-      bytes[at + 1] = (bytes[at + 1] & 0x0f) | (PSEUDO.mapValue << 4)
+      bytes[at + 1] = (bytes[at + 1] & 0x0f) | (pseudo.mapValue << 4)
       v.setInt32(at + 4, maps['.kconfig'].fd, true)
-      v.setUint32(at + 12, kc.offset + v.getInt32(at + 12, true), true)
+      v.setUint32(at + 12, kc.offset, true)
       continue
     }
     const sym = object.ksyms.get(ref.name)
@@ -290,7 +309,7 @@ async function loadProgram({ object, token, btf, has }: Loading, name: string, l
     }
     if (ref.call) {
       if (target.kind === 'btf') {
-        bytes[at + 1] = (bytes[at + 1] & 0x0f) | (PSEUDO.kfuncCall << 4)
+        bytes[at + 1] = (bytes[at + 1] & 0x0f) | (pseudo.kfuncCall << 4)
         v.setInt32(at + 4, target.id, true)
         v.setInt16(at + 2, btfFdIndex, true)
       } else {
@@ -300,7 +319,7 @@ async function loadProgram({ object, token, btf, has }: Loading, name: string, l
         v.setInt32(at + 4, POISON_KFUNC + [...object.ksyms.keys()].indexOf(ref.name), true)
       }
     } else if (target.kind === 'btf') {
-      bytes[at + 1] = (bytes[at + 1] & 0x0f) | (PSEUDO.btfId << 4)
+      bytes[at + 1] = (bytes[at + 1] & 0x0f) | (pseudo.btfId << 4)
       v.setInt32(at + 4, target.id, true)
       v.setInt32(at + 12, target.module === undefined ? 0 : running.moduleBtf(target.module).fd.fd, true)
     } else {
@@ -352,12 +371,14 @@ function explainPoison(e: VerifierError, name: string, linked: LinkedProgram, co
 
 // Static initialisation of prog_array and map-in-map slots: relocations in
 // .maps point each slot of a `values` array at a program or a map.
-function fillSlots(object: ParsedObject, maps: Record<string, BpfMap>, programs: Record<string, BpfProgram>): void {
+function fillSlots(object: ParsedObject, maps: Record<string, BpfMap>, programs: Record<string, BpfProgram>, fresh: ReadonlySet<string>): void {
   const section = object.elf.section('.maps')
   if (!section || !object.btf) return
   for (const r of object.elf.relocations(section)) {
     const m = [...object.maps.values()].find((x) => x.section === section && r.offset >= x.offset && r.offset < x.offset + x.size)
     if (!m) throw new ElfError(`relocation at ${r.offset} is inside no map definition`, { section: '.maps', offset: r.offset })
+    // Only maps this load made: a reused pin or a replacement is someone else's to fill (libbpf's rule).
+    if (!fresh.has(m.def.name)) continue
     const valuesAt = valuesOffset(object.btf, m.def.name)
     const slot = (r.offset - m.offset - valuesAt) / 8
     // The BTF array is usually flexible (values[]): the symbol's size says how many slots were initialised.

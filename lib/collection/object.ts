@@ -6,7 +6,7 @@
 import { BtfReader } from '../btf/reader.js'
 import { readBtfExt, type BtfExt } from '../btf/ext.js'
 import { fixupObjectBtf } from '../btf/fixup.js'
-import { ElfError, ElfFile, SHF_EXECINSTR, STB, STT, type ElfSection } from './elf.js'
+import { ElfError, ElfFile, SHF_EXECINSTR, SHT, STB, STT, type ElfSection } from './elf.js'
 import { readMapDefinitions, type MapDefinition } from './map-defs.js'
 import { readLegacyMaps } from './legacy-maps.js'
 import { readDataSections, type VariableSpec } from './variables.js'
@@ -16,6 +16,7 @@ import { isDataMapSection, linkProgram, readFunctions, type ElfFunction, type Li
 // A data section is one array value; kernels cap values at KMALLOC_MAX_SIZE
 // (4 MiB on x86-64), so anything far past that is damage, refused before it is copied.
 const MAX_DATA_SECTION = 64 << 20
+const contentSections = new Set(['.BTF', '.BTF.ext', '.maps', 'maps', 'license', 'version'])
 const STV_INTERNAL = 1
 const STV_HIDDEN = 2
 
@@ -67,19 +68,28 @@ export class ParsedObject {
   readonly kernVersion: number | undefined
   /** The .BTF as the kernel should get it: DATASEC sizes and offsets filled in, extern linkage fixed (before sanitising). */
   readonly loadableBtf: Uint8Array | undefined
+  // The sections' code as in the file, for links that apply no CO-RE (linking only reads it).
+  #pristine: Map<number, Uint8Array> | undefined
 
   constructor(bytes: Uint8Array, name: string) {
     this.name = name
     // A plain Uint8Array: slices of a Buffer are views, which readers here take for copies.
     const elf = (this.elf = new ElfFile(Buffer.isBuffer(bytes) ? new Uint8Array(bytes) : bytes))
-    this.btf = wrap('.BTF', () => {
+    this.btf = asElfError('.BTF', () => {
       const s = elf.section('.BTF')
       return s ? new BtfReader(Uint8Array.from(elf.data(s))) : undefined
     })
-    this.ext = wrap('.BTF.ext', () => {
+    this.ext = asElfError('.BTF.ext', () => {
       const s = elf.section('.BTF.ext')
       return s && this.btf ? readBtfExt(elf.data(s), this.btf) : undefined
     })
+    // Sections read as content must have content: NOBITS would make the
+    // reader conjure (and copy) as many zero bytes as the header claims.
+    for (const s of elf.sections) {
+      if (s.type === SHT.NOBITS && ((s.flags & BigInt(SHF_EXECINSTR)) !== 0n || contentSections.has(s.name))) {
+        throw new ElfError(`section is SHT_NOBITS (no bytes in the file), but its contents are read`, { section: s.name })
+      }
+    }
     this.functions = readFunctions(elf)
     this.license = cString(elf, 'license') ?? ''
     const version = elf.section('version')
@@ -97,20 +107,20 @@ export class ParsedObject {
       if (this.programs.has(fn.name)) throw new ElfError(`two programs are named '${fn.name}'`, { section: fn.section.name })
       this.programs.set(fn.name, { fn, convention })
     }
-    wrap('.maps', () => this.#readMaps())
+    asElfError('.maps', () => this.#readMaps())
     for (const s of elf.sections) {
       if (isDataMapSection(s.name) && s.size > MAX_DATA_SECTION) {
         throw new ElfError(`data section of ${s.size} bytes: it becomes one map value, which no kernel allows past ${MAX_DATA_SECTION} bytes`, { section: s.name })
       }
     }
-    const { contents, variables } = wrap('.BTF', () => this.btf ? readDataSections(elf, this.btf) : { contents: new Map<string, Uint8Array>(), variables: new Map<string, VariableSpec>() })
+    const { contents, variables } = asElfError('.BTF', () => this.btf ? readDataSections(elf, this.btf) : { contents: new Map<string, Uint8Array>(), variables: new Map<string, VariableSpec>() })
     this.variables = variables
     for (const s of elf.sections) {
       if (!isDataMapSection(s.name) || s.size === 0) continue
       this.data.set(s.name, contents.get(s.name) ?? Uint8Array.from(elf.data(s)))
     }
-    this.kconfigSize = wrap('.BTF', () => this.#readExterns())
-    this.loadableBtf = wrap('.BTF', () => this.btf && this.#fixedBtf())
+    this.kconfigSize = asElfError('.BTF', () => this.#readExterns())
+    this.loadableBtf = asElfError('.BTF', () => this.btf && this.#fixedBtf())
   }
 
   // libbpf's fixups, from what the ELF says: section sizes, symbol offsets,
@@ -130,8 +140,8 @@ export class ParsedObject {
     })
   }
 
-  /** Links program `name` against `code` (each executable section's bytes, by section index). */
-  link(name: string, code: ReadonlyMap<number, Uint8Array> = this.code()): LinkedProgram {
+  /** Links program `name` against `code` (each executable section's bytes, by section index; by default as in the file). */
+  link(name: string, code: ReadonlyMap<number, Uint8Array> = (this.#pristine ??= this.code())): LinkedProgram {
     const p = this.programs.get(name)
     if (!p) throw new TypeError(`no program named '${name}' in ${this.name}`)
     const locator: MapLocator = {
@@ -208,9 +218,12 @@ export class ParsedObject {
   }
 }
 
-// The BTF and .BTF.ext readers answer RangeError/TypeError for malformed
-// bytes; to the user of an object file, that is a malformed object.
-function wrap<T>(section: string, read: () => T): T {
+/**
+ * Runs `read`, turning the RangeError/TypeError with which readers and specs
+ * refuse malformed input into an ElfError naming `section`: to the user of
+ * an object file, that is a malformed object.
+ */
+export function asElfError<T>(section: string, read: () => T): T {
   try {
     return read()
   } catch (e) {
@@ -231,12 +244,17 @@ function librarySections(elf: ElfFile): Set<number> {
 }
 
 // The C alignment of a BTF type: scalars by size (up to 8), arrays by element, aggregates by member.
-function alignOf(btf: BtfReader, id: number, depth = 0): number {
-  const t = btf.resolve(id)
-  if (depth > 32) throw new RangeError(`BTF type ${id}: nested more than 32 levels deep`)
-  if (t.kind === 'ARRAY') return alignOf(btf, btf.array(t).type, depth + 1)
-  if (t.kind === 'STRUCT' || t.kind === 'UNION') return Math.max(1, ...btf.members(t).map((m) => alignOf(btf, m.type, depth + 1)))
-  return Math.min(8, Math.max(1, t.kind === 'PTR' ? 8 : t.sizeOrType))
+function alignOf(btf: BtfReader, id: number, depth = 0, known = new Map<number, number>()): number {
+  let a = known.get(id)
+  if (a === undefined) {
+    const t = btf.resolve(id)
+    if (depth > 32) throw new RangeError(`BTF type ${id}: nested more than 32 levels deep`)
+    if (t.kind === 'ARRAY') a = alignOf(btf, btf.array(t).type, depth + 1, known)
+    else if (t.kind === 'STRUCT' || t.kind === 'UNION') a = Math.max(1, ...btf.members(t).map((m) => alignOf(btf, m.type, depth + 1, known)))
+    else a = Math.min(8, Math.max(1, t.kind === 'PTR' ? 8 : t.sizeOrType))
+    known.set(id, a)
+  }
+  return a
 }
 
 // `extern const void sym __ksym` is a VAR of (const) void: an address from kallsyms, no BTF type.

@@ -16,7 +16,7 @@ import { ProgramSpec } from '../prog/spec.js'
 import { kernel, native } from '../sys/index.js'
 import { describeValue } from '../sys/options.js'
 import { ElfError } from './elf.js'
-import { ParsedObject, type ObjectMap } from './object.js'
+import { ParsedObject, asElfError, type ObjectMap } from './object.js'
 import { dataMapName, kernelName } from './names.js'
 import { loadCollection, type CollectionLoadOptions } from './load.js'
 import type { Collection } from './collection.js'
@@ -106,16 +106,6 @@ function dataMapSpec(object: string, section: string, size: number): MapSpec {
     // Loading decides mmapable (Linux 5.5+); read-only to programs is the point of .rodata.
     flags: readonly ? ['rdonly_prog'] : [],
   })
-}
-
-// What the object says is checked by the specs; a refusal there is a malformed object.
-function asElfError<T>(section: string, make: () => T): T {
-  try {
-    return make()
-  } catch (e) {
-    if (e instanceof TypeError || e instanceof RangeError) throw new ElfError(e.message, { section })
-    throw e
-  }
 }
 
 function objectMapSpec(object: ParsedObject, m: ObjectMap): MapSpec {

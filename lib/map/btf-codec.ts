@@ -12,10 +12,23 @@ import { codecFor, type Codec } from './codec.js'
 
 /** A codec for BTF type `id` of `btf`. Errors: TypeError for a type with no value (void, function, forward declaration). */
 export function codecFromBtf(btf: BtfReader, id: number): Codec<unknown> {
-  return build(btf, id, 0)
+  return build(btf, id, 0, new Map())
 }
 
-function build(btf: BtfReader, id: number, depth: number): Codec<unknown> {
+// One codec per type id within a call: a type used twice at every level
+// (malformed or hostile BTF) would otherwise cost 2^depth builds.
+type Built = Map<number, Codec<unknown>>
+
+function build(btf: BtfReader, id: number, depth: number, built: Built): Codec<unknown> {
+  let c = built.get(id)
+  if (!c) {
+    c = make(btf, id, depth, built)
+    built.set(id, c)
+  }
+  return c
+}
+
+function make(btf: BtfReader, id: number, depth: number, built: Built): Codec<unknown> {
   if (depth > 32) throw new RangeError(`BTF type ${id}: nested more than 32 levels deep`)
   if (id === 0) throw new TypeError('BTF type 0 is void: it has no value to encode or decode')
   const t = btf.resolve(id)
@@ -50,26 +63,28 @@ function build(btf: BtfReader, id: number, depth: number): Codec<unknown> {
     case 'ARRAY': {
       const a = btf.array(t)
       const elem = btf.resolve(a.type)
+      // char x[0] (a flexible tail) is an empty byte array.
+      if (size === 0) return fixed(0, () => new Uint8Array(0), () => {})
       if (elem.kind === 'INT' && elem.sizeOrType === 1 && !btf.intEncoding(elem).bool) return codecFor({ bytes: size }) as Codec<unknown>
-      const e = build(btf, a.type, depth + 1)
+      const e = build(btf, a.type, depth + 1, built)
       return fixed(size, (v, o) => Array.from({ length: a.nelems }, (_, i) => e.decode(v, o + i * e.size)), (x, v, o) => {
         if (!Array.isArray(x) || x.length !== a.nelems) throw new TypeError(`array of ${a.nelems}: got ${describeValue(x)}`)
         x.forEach((el, i) => e.encode(el, v, o + i * e.size))
       })
     }
-    case 'STRUCT': case 'UNION': return aggregate(btf, t.id, t.kind === 'UNION', size, depth)
+    case 'STRUCT': case 'UNION': return aggregate(btf, t.id, t.kind === 'UNION', size, depth, built)
     default: throw new TypeError(`BTF type ${id} is a ${t.kind}: it has no value to encode or decode`)
   }
 }
 
 interface Field { name: string; bitOffset: number; bitSize: number; codec: Codec<unknown>; signed: boolean; anonymous: boolean }
 
-function aggregate(btf: BtfReader, id: number, union: boolean, size: number, depth: number): Codec<unknown> {
+function aggregate(btf: BtfReader, id: number, union: boolean, size: number, depth: number, built: Built): Codec<unknown> {
   const t = btf.type(id)
   const fields: Field[] = btf.members(t).map((m) => {
     const r = btf.resolve(m.type)
     const signed = r.kind === 'INT' ? btf.intEncoding(r).signed : r.kind.startsWith('ENUM') && r.kindFlag
-    const field = { name: m.name, bitOffset: m.bitOffset, bitSize: m.bitSize, codec: build(btf, m.type, depth + 1), signed, anonymous: m.name === '' }
+    const field = { name: m.name, bitOffset: m.bitOffset, bitSize: m.bitSize, codec: build(btf, m.type, depth + 1, built), signed, anonymous: m.name === '' }
     // A member past its aggregate's end would read outside the value: the BTF is malformed.
     const end = m.bitSize ? Math.ceil((m.bitOffset + m.bitSize) / 8) : m.bitOffset / 8 + field.codec.size
     if (end > size || (!m.bitSize && m.bitOffset % 8 !== 0)) {

@@ -1,0 +1,21 @@
+// Loading objects whose names collide with JavaScript's own: a map named
+// 'valueOf' is created, filled and closed like any other map.
+import { readFileSync } from 'node:fs'
+import { describe, expect, test } from 'vitest'
+import { CollectionSpec } from '../../lib/index.js'
+import { fixture } from './helpers/collection.js'
+
+describe('hostile names', () => {
+  test('a map named like an Object.prototype member loads and is closed with the collection', async () => {
+    const bytes = new Uint8Array(readFileSync(fixture('map-init.bpf.o')))
+    // 'inner_a' and 'valueOf' have the same length: rename it in the string tables.
+    const from = Buffer.from('inner_a\0'), to = Buffer.from('valueOf\0')
+    const buf = Buffer.from(bytes.buffer)
+    for (let at = buf.indexOf(from); at >= 0; at = buf.indexOf(from, at + 1)) to.copy(buf, at)
+    const coll = await CollectionSpec.fromBuffer(bytes, { name: 'map-init' }).load({ mapReplacements: {} })
+    expect(Object.hasOwn(coll.maps, 'valueOf')).toBe(true)
+    expect(coll.maps.valueOf.info().maxEntries).toBeGreaterThan(0)
+    coll.close()
+    expect(coll.maps.valueOf.closed).toBe(true)
+  })
+})
