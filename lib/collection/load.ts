@@ -23,7 +23,6 @@ import { ElfError, STT } from './elf.js'
 import { KernelSymbols, kconfigBytes } from './externs.js'
 import { openKernelBtf } from './kernel-btf.js'
 import type { LinkedProgram } from './linker.js'
-import { kernelName } from './names.js'
 import type { ObjectMap, ParsedObject } from './object.js'
 import { findToken } from './token-path.js'
 import { Collection, Variable, closeAll } from './collection.js'
@@ -330,19 +329,12 @@ async function loadProgram({ object, token, btf, has }: Loading, name: string, l
   }
   const attach = attachBtfTarget(convention, running)
   const spec = ProgramSpec.from({
-    type: convention.type,
-    expectedAttachType: convention.expectedAttachType,
+    ...object.programOptions(name, linked),
     bytes,
-    license: object.license,
-    name: kernelName(name),
-    flags: [...(convention.sleepable ? ['sleepable' as const] : []), ...(convention.xdpFrags ? ['xdp_has_frags' as const] : [])],
-    kernVersion: object.kernVersion,
     attachBtfId: attach?.id,
     attachBtfObjFd: attach?.module === undefined ? undefined : running.moduleBtf(attach.module).fd.fd,
     token,
     logLevel,
-    section: linked.entry.section.name,
-    attachTo: convention.attachTo,
     // func_info names FUNC types: a kernel without them (sanitised to typedefs) gets neither func nor line info.
     ...(btf && has.btf?.func ? { btf, funcInfo: linked.funcInfo, lineInfo: linked.lineInfo } : {}),
     ...(fdArray.length ? { fdArray } : {}),

@@ -6,6 +6,7 @@
 import { BtfReader } from '../btf/reader.js'
 import { readBtfExt, type BtfExt } from '../btf/ext.js'
 import { fixupObjectBtf } from '../btf/fixup.js'
+import { kernelName } from './names.js'
 import { ElfError, ElfFile, SHF_EXECINSTR, SHT, STB, STT, type ElfSection } from './elf.js'
 import { readMapDefinitions, type MapDefinition } from './map-defs.js'
 import { readLegacyMaps } from './legacy-maps.js'
@@ -148,6 +149,22 @@ export class ParsedObject {
       mapAt: (section, offset) => [...this.maps.values()].find((m) => m.section === section && m.offset === offset)?.def.name,
     }
     return linkProgram(this.elf, this.functions, code, p.fn, locator, this.ext)
+  }
+
+  /** The load options every ProgramSpec of program `name` shares, whatever form its instructions take. */
+  programOptions(name: string, linked: LinkedProgram) {
+    const { convention } = this.programs.get(name)!
+    return {
+      type: convention.type,
+      expectedAttachType: convention.expectedAttachType,
+      license: this.license,
+      name: kernelName(name),
+      flags: [...(convention.sleepable ? ['sleepable' as const] : []), ...(convention.xdpFrags ? ['xdp_has_frags' as const] : [])],
+      kernVersion: this.kernVersion,
+      section: linked.entry.section.name,
+      attachTo: convention.attachTo,
+      autoload: convention.autoload,
+    }
   }
 
   /** A private copy of each executable section's instructions, for CO-RE to patch. */

@@ -134,7 +134,6 @@ function objectMapSpec(object: ParsedObject, m: ObjectMap): MapSpec {
 // The program as a ProgramSpec: its linked instructions with maps as
 // MapReferences (externs stay zero until load), and its BTF line and func info.
 function programSpec(object: ParsedObject, name: string, linked: LinkedProgram): ProgramSpec {
-  const { convention } = object.programs.get(name)!
   const insns: Insn[] = decode(linked.insns)
   // decode() gives one Insn per ld_imm64 (two slots): map instruction indices to Insn indices.
   const at: number[] = []
@@ -145,16 +144,8 @@ function programSpec(object: ParsedObject, name: string, linked: LinkedProgram):
     if (ref.kind === 'data') Object.assign(insn, { src: pseudo.mapValue, imm64: BigInt(ref.offset) << 32n, map: new MapReference(ref.section) })
   }
   return ProgramSpec.from({
-    type: convention.type,
-    expectedAttachType: convention.expectedAttachType,
+    ...object.programOptions(name, linked),
     insns,
-    license: object.license,
-    name: kernelName(name),
-    flags: [...(convention.sleepable ? ['sleepable' as const] : []), ...(convention.xdpFrags ? ['xdp_has_frags' as const] : [])],
-    kernVersion: object.kernVersion,
-    section: linked.entry.section.name,
-    attachTo: convention.attachTo,
-    autoload: convention.autoload,
     funcInfo: linked.funcInfo,
     lineInfo: linked.lineInfo,
   })
