@@ -85,7 +85,9 @@ export function sanitizeBtf(btf: Uint8Array, supported: BtfSupport): Uint8Array 
       raw.setInfo(id, BtfKind.INT, 0)
       raw.setSizeOrType(id, 1)
       raw.setWord(id, 0, INT_8BITS)
-    } else if (kind === BtfKind.DATASEC && !s.datasec) {
+    } else if (kind === BtfKind.DATASEC && (!s.datasec || raw.vlen(id) === 0)) {
+      // An empty DATASEC (a section of unnamed constants) is refused by older
+      // kernels ("vlen == 0", 5.10); as an empty struct of its size every kernel takes it.
       datasecToStruct(raw, id)
     } else if (kind === BtfKind.DATASEC && !s.qmarkDatasec && raw.name(id).startsWith('?')) {
       raw.setNameOff(id, raw.addString(`_${raw.name(id).slice(1)}`))

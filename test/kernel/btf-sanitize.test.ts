@@ -63,7 +63,9 @@ describe('BTF of the fixture objects', () => {
     test('fixed up and sanitised for this kernel, it loads; with every kind clang uses, unchanged', async () => {
       const fixed = objectBtf(name)
       const sane = sanitizeBtf(fixed, here)
-      if (hasAllClangUses) expect(sane).toEqual(fixed)
+      // An empty DATASEC is always made a struct (5.10 refuses it); anything else stays as it was.
+      const emptyDatasec = [...new BtfReader(fixed).types()].some((t) => t.kind === 'DATASEC' && t.vlen === 0)
+      if (hasAllClangUses && !emptyDatasec) expect(sane).toEqual(fixed)
       await loads(sane)
     })
 

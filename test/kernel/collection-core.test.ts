@@ -7,8 +7,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
-import { BtfBuilder, BtfReader, CoreError, VerifierError } from '../../lib/index.js'
+import { BtfBuilder, BtfReader, CoreError, VerifierError, features } from '../../lib/index.js'
 import { fixtureSpec } from './helpers/collection.js'
+import { requireFeature, skipAllIf } from './helpers/requires.js'
+
+// core.bpf.c's programs are all SEC("syscall"), which BPF_PROG_TEST_RUN runs with a context.
+const missing = requireFeature(() => features.haveProgramType('syscall'))
 
 const vmlinux = BtfReader.fromFile()
 
@@ -35,6 +39,7 @@ function ctx(words: Record<number, number>): Uint8Array {
 }
 
 describe('core.bpf.c against this kernel', () => {
+  skipAllIf(missing)
   test('kernel_queries: offsets, sizes, existence, enum values and type ids are the vmlinux ones', async () => {
     using coll = await fixtureSpec('core').load({ programs: ['kernel_queries'] })
     expect((await coll.programs.kernel_queries.testRun()).retval).toBe(1)
@@ -67,6 +72,7 @@ describe('core.bpf.c against this kernel', () => {
 })
 
 describe('core.bpf.c against a target BTF (kernelBtf)', () => {
+  skipAllIf(missing)
   test('as bytes: fields moved in the target are read where the target has them', async () => {
     using coll = await fixtureSpec('core').load({ programs: ['point_sum', 'flags_read'], kernelBtf: targetBtf() })
     // x = 5 at byte 8, y = 7 at byte 4: 5 * 1000 + 7.
