@@ -10,7 +10,7 @@
 // appended (the .ksyms placeholder variable and, when the object has none, a
 // 32-bit int for it). RawBtf, the in-place editor, is shared with sanitize.ts.
 import { describeValue } from '../sys/options.js'
-import { BTF_HEADER_SIZE, BTF_MAGIC, BtfKind, funcLinkages, varLinkages } from './format.js'
+import { BTF_HEADER_SIZE, BTF_MAGIC, BtfKind, extraWords, funcLinkages, varLinkages } from './format.js'
 
 /** What the ELF object says about its sections and symbols (see fixupObjectBtf). */
 export interface BtfFixupFacts {
@@ -31,18 +31,6 @@ export interface BtfFixupFacts {
   hiddenSubprogram?(name: string): boolean
 }
 
-// Record lengths by kind: u32 words after the 12-byte header, given vlen.
-function extraWords(kind: number, vlen: number): number {
-  switch (kind) {
-    case BtfKind.INT: case BtfKind.VAR: case BtfKind.DECL_TAG: return 1
-    case BtfKind.ARRAY: return 3
-    case BtfKind.STRUCT: case BtfKind.UNION: case BtfKind.DATASEC: case BtfKind.ENUM64: return 3 * vlen
-    case BtfKind.ENUM: case BtfKind.FUNC_PROTO: return 2 * vlen
-    case BtfKind.PTR: case BtfKind.FWD: case BtfKind.TYPEDEF: case BtfKind.VOLATILE: case BtfKind.CONST:
-    case BtfKind.RESTRICT: case BtfKind.FUNC: case BtfKind.FLOAT: case BtfKind.TYPE_TAG: return 0
-    default: return -1
-  }
-}
 
 // The header with the layout section (Linux 7.1) is 32 bytes; longer ones are not known.
 const LAYOUT_HEADER_SIZE = 32

@@ -44,3 +44,16 @@ export interface BtfSecInfo {
   offset: number
   size: number
 }
+
+/** u32 words each kind's record carries after its 12-byte header, given vlen; -1 for a kind this library does not know. */
+export function extraWords(kind: number, vlen: number): number {
+  switch (kind) {
+    case BtfKind.INT: case BtfKind.VAR: case BtfKind.DECL_TAG: return 1
+    case BtfKind.ARRAY: return 3
+    case BtfKind.STRUCT: case BtfKind.UNION: case BtfKind.DATASEC: case BtfKind.ENUM64: return 3 * vlen
+    case BtfKind.ENUM: case BtfKind.FUNC_PROTO: return 2 * vlen
+    case BtfKind.PTR: case BtfKind.FWD: case BtfKind.TYPEDEF: case BtfKind.VOLATILE: case BtfKind.CONST:
+    case BtfKind.RESTRICT: case BtfKind.FUNC: case BtfKind.FLOAT: case BtfKind.TYPE_TAG: return 0
+    default: return -1
+  }
+}

@@ -15,7 +15,7 @@
 import { readFileSync } from 'node:fs'
 import { findEnumName } from '../sys/names.js'
 import { describeValue } from '../sys/options.js'
-import { BTF_MAGIC, BtfIntEncoding, BtfKind, type BtfKindName } from './format.js'
+import { BTF_MAGIC, BtfIntEncoding, BtfKind, extraWords, type BtfKindName } from './format.js'
 
 export interface BtfTypeRecord {
   id: number
@@ -47,18 +47,11 @@ export interface BtfEnumValue {
 // Kinds that only qualify or rename another type.
 const modifiers = new Set<BtfKindName>(['TYPEDEF', 'VOLATILE', 'CONST', 'RESTRICT', 'TYPE_TAG'])
 
-// u32 words each kind appends after the 12-byte header, given vlen.
-function extraWords(kind: number, vlen: number): number {
-  switch (kind) {
-    case BtfKind.INT: case BtfKind.VAR: case BtfKind.DECL_TAG: return 1
-    case BtfKind.ARRAY: return 3
-    case BtfKind.STRUCT: case BtfKind.UNION: case BtfKind.DATASEC: case BtfKind.ENUM64: return 3 * vlen
-    case BtfKind.ENUM: case BtfKind.FUNC_PROTO: return 2 * vlen
-    case BtfKind.PTR: case BtfKind.FWD: case BtfKind.TYPEDEF: case BtfKind.VOLATILE: case BtfKind.CONST:
-    case BtfKind.RESTRICT: case BtfKind.FUNC: case BtfKind.FLOAT: case BtfKind.TYPE_TAG: return 0
-    // The record's length depends on the kind: past an unknown one nothing can be read.
-    default: throw new RangeError(`BTF has a type of unknown kind ${kind}; this reader knows kinds 1..19`)
-  }
+// The record's length depends on the kind: past an unknown one nothing can be read.
+function recordWords(kind: number, vlen: number): number {
+  const words = extraWords(kind, vlen)
+  if (words < 0) throw new RangeError(`BTF has a type of unknown kind ${kind}; this reader knows kinds 1..19`)
+  return words
 }
 
 /**
@@ -113,7 +106,7 @@ export class BtfReader {
     for (let at = typeOff; at < typeOff + typeLen;) {
       this.#offsets.push(at)
       const info = v.getUint32(at + 4, true)
-      at += 12 + 4 * extraWords((info >>> 24) & 0x1f, info & 0xffff)
+      at += 12 + 4 * recordWords((info >>> 24) & 0x1f, info & 0xffff)
     }
   }
 
@@ -163,7 +156,7 @@ export class BtfReader {
     const info = v.getUint32(at + 4, true)
     const kind = (info >>> 24) & 0x1f
     const vlen = info & 0xffff
-    const words = extraWords(kind, vlen)
+    const words = recordWords(kind, vlen)
     const extra = new Uint32Array(words)
     for (let i = 0; i < words; i++) extra[i] = v.getUint32(at + 12 + 4 * i, true)
     return {

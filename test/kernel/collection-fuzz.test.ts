@@ -8,23 +8,15 @@
 //   BPFKIT_FUZZ_SEED=<seed> npx vitest run test/kernel/collection-fuzz.test.ts
 // More loads: BPFKIT_FUZZ_LOADS=<per fixture>.
 import { readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { basename, join } from 'node:path'
+import { basename } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { BpfError, CollectionSpec, CoreError, ElfError, ExternError } from '../../lib/index.js'
 import { Fd } from '../../lib/sys/index.js'
 import { fdTable, opened } from './helpers/fds.js'
 import { privateBpffs } from './helpers/scratch.js'
 
-interface Mutated { bytes: Uint8Array; steps: string[] }
-const load = createRequire(__filename)
-const { mutateObject, fixtureObjects } = load('../../scripts/fuzz/targets/collection.cjs') as {
-  mutateObject(original: Uint8Array, rng: unknown): Mutated
-  fixtureObjects(root: string): string[]
-}
-const { Rng } = load('../../scripts/fuzz/prng.cjs') as { Rng: new (...parts: (string | number)[]) => unknown }
+import { fixtureObjects, mutate } from '../helpers/object-fuzz.js'
 
-const root = join(__dirname, '..', '..')
 const seed = Number(process.env.BPFKIT_FUZZ_SEED ?? 1)
 const loads = Number(process.env.BPFKIT_FUZZ_LOADS ?? 4)
 
@@ -33,7 +25,7 @@ const loads = Number(process.env.BPFKIT_FUZZ_LOADS ?? 4)
 const allowed = (err: unknown) => err instanceof ElfError || err instanceof BpfError || err instanceof CoreError || err instanceof ExternError
 
 describe('spec.load() of damaged objects: only bpfkit errors, no fd leaked', () => {
-  for (const file of fixtureObjects(root)) {
+  for (const file of fixtureObjects()) {
     const name = basename(file)
     it(`${name}: ${loads} damaged copies that read as a spec (seed ${seed})`, async (ctx) => {
       const original = new Uint8Array(readFileSync(file))
@@ -48,7 +40,7 @@ describe('spec.load() of damaged objects: only bpfkit errors, no fd leaked', () 
       using pins = privateBpffs()
       let loaded = 0
       for (let i = 0; loaded < loads && i < loads * 50; i++) {
-        const { bytes, steps } = mutateObject(original, new Rng(`load:${name}`, seed, i))
+        const { bytes, steps } = mutate(original, `load:${name}`, seed, i)
         const what = `${name}, seed ${seed}, case ${i} (${steps.join('; ')})`
         let spec: CollectionSpec
         try {

@@ -20,7 +20,7 @@
 import { existsSync } from 'node:fs'
 import { release } from 'node:os'
 import { describe, expect, test } from 'vitest'
-import { BtfReader, features, type BpfMap, type Collection } from '../../lib/index.js'
+import { BtfReader, features, type BpfMap, type BpfProgram, type Collection } from '../../lib/index.js'
 import { native } from '../../lib/sys/index.js'
 import { loadall, normaliseXlated, referencedMapIds, type LoadedMap, type LoadedProgram } from './helpers/bpftool-loadall.js'
 import { fixture, fixtureSpec } from './helpers/collection.js'
@@ -146,71 +146,44 @@ describe.each(Object.entries(comparable))('%s.bpf.o: bpfkit and libbpf load the 
     })
   })
 
-  test('every program\'s xlated instructions equal libbpf\'s', async (ctx) => {
-    const theirs = libbpf(name, ctx)
-    await withBpfkit(name, (coll) => {
-      for (const [prog, p] of Object.entries(coll.programs)) {
-        const other = theirs.get(prog)
-        if (other === undefined) continue // the program list test reports it
-        // Map ids are per load: named map#0, map#1, ... by first appearance on each side (a later test checks they are the same maps).
-        expect.soft(normaliseXlated(native.progGetXlatedInsns(p.fd)), prog).toEqual(normaliseXlated(other.xlated))
-      }
-    })
-  })
-
-  test('every program\'s tag equals libbpf\'s: the same instructions went in', async (ctx) => {
-    const theirs = libbpf(name, ctx)
-    await withBpfkit(name, (coll) => {
-      for (const [prog, p] of Object.entries(coll.programs)) {
-        const other = theirs.get(prog)
-        if (other !== undefined && tagDiffers[`${name}/${prog}`] === undefined) expect.soft(p.info().tag, prog).toBe(other.tag)
-      }
-    })
-  })
-
-  test('map#k is the same kind of map on both sides', async (ctx) => {
+  // Runs `check` for each program both loaders loaded (the program list test reports any other).
+  const eachPair = async (ctx: { skip(note?: string): never }, check: (prog: string, p: BpfProgram, other: LoadedProgram, ours: Map<number, LoadedMap>) => void) => {
     const theirs = libbpf(name, ctx)
     await withBpfkit(name, (coll) => {
       const ours = ourMapsById(coll)
       for (const [prog, p] of Object.entries(coll.programs)) {
         const other = theirs.get(prog)
-        if (other === undefined) continue
-        const mine = referencedMapIds(native.progGetXlatedInsns(p.fd)).map((id) => shape(lookup(ours, id, 'bpfkit')))
-        const libbpfs = referencedMapIds(other.xlated).map((id) => shape(lookup(other.maps, id, 'libbpf')))
-        expect.soft(mine, prog).toEqual(libbpfs)
+        if (other !== undefined) check(prog, p, other, ours)
       }
     })
-  })
+  }
 
-  test('the maps the code refers to have libbpf\'s kernel names', async (ctx) => {
-    const theirs = libbpf(name, ctx)
-    await withBpfkit(name, (coll) => {
-      const ours = ourMapsById(coll)
-      for (const [prog, p] of Object.entries(coll.programs)) {
-        const other = theirs.get(prog)
-        if (other === undefined) continue
-        const mine = referencedMapIds(native.progGetXlatedInsns(p.fd)).map((id) => lookup(ours, id, 'bpfkit').name)
-        const libbpfs = referencedMapIds(other.xlated).map((id) => lookup(other.maps, id, 'libbpf').name)
-        expect.soft(mine, prog).toEqual(libbpfs)
-      }
-    })
-  })
+  test('every program\'s xlated instructions equal libbpf\'s', (ctx) => eachPair(ctx, (prog, p, other) => {
+    // Map ids are per load: named map#0, map#1, ... by first appearance on each side (a later test checks they are the same maps).
+    expect.soft(normaliseXlated(native.progGetXlatedInsns(p.fd)), prog).toEqual(normaliseXlated(other.xlated))
+  }))
 
-  test('each program holds the maps libbpf\'s does, but for the .rodata maps libbpf binds to all', async (ctx) => {
-    const theirs = libbpf(name, ctx)
-    await withBpfkit(name, (coll) => {
-      const ours = ourMapsById(coll)
-      for (const [prog, p] of Object.entries(coll.programs)) {
-        const other = theirs.get(prog)
-        if (other === undefined) continue
-        const mine = p.info().mapIds.map((id) => lookup(ours, id, 'bpfkit'))
-        const libbpfs = other.mapIds.map((id) => lookup(other.maps, id, 'libbpf'))
-        // A .rodata map bpfkit's program holds (its code uses it) is one libbpf's holds too; the other bound ones are libbpf's alone.
-        const held = new Set(mine.map(shape))
-        expect.soft(mine.map(shape).sort(), prog).toEqual(libbpfs.filter((m) => !boundByLibbpf(m) || held.has(shape(m))).map(shape).sort())
-      }
-    })
-  })
+  test('every program\'s tag equals libbpf\'s: the same instructions went in', (ctx) => eachPair(ctx, (prog, p, other) => {
+    if (tagDiffers[`${name}/${prog}`] === undefined) expect.soft(p.info().tag, prog).toBe(other.tag)
+  }))
+
+  test('map#k is the same kind of map on both sides', (ctx) => eachPair(ctx, (prog, p, other, ours) => {
+    const mine = referencedMapIds(native.progGetXlatedInsns(p.fd)).map((id) => shape(lookup(ours, id, 'bpfkit')))
+    expect.soft(mine, prog).toEqual(referencedMapIds(other.xlated).map((id) => shape(lookup(other.maps, id, 'libbpf'))))
+  }))
+
+  test('the maps the code refers to have libbpf\'s kernel names', (ctx) => eachPair(ctx, (prog, p, other, ours) => {
+    const mine = referencedMapIds(native.progGetXlatedInsns(p.fd)).map((id) => lookup(ours, id, 'bpfkit').name)
+    expect.soft(mine, prog).toEqual(referencedMapIds(other.xlated).map((id) => lookup(other.maps, id, 'libbpf').name))
+  }))
+
+  test('each program holds the maps libbpf\'s does, but for the .rodata maps libbpf binds to all', (ctx) => eachPair(ctx, (prog, p, other, ours) => {
+    const mine = p.info().mapIds.map((id) => lookup(ours, id, 'bpfkit'))
+    const libbpfs = other.mapIds.map((id) => lookup(other.maps, id, 'libbpf'))
+    // A .rodata map bpfkit's program holds (its code uses it) is one libbpf's holds too; the other bound ones are libbpf's alone.
+    const held = new Set(mine.map(shape))
+    expect.soft(mine.map(shape).sort(), prog).toEqual(libbpfs.filter((m) => !boundByLibbpf(m) || held.has(shape(m))).map(shape).sort())
+  }))
 })
 
 describe.each(Object.entries(refused))('%s.bpf.o: nothing to compare', (name, why) => {

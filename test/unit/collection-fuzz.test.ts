@@ -11,20 +11,12 @@
 //   BPFKIT_FUZZ_SEED=<seed> npx vitest run test/unit/collection-fuzz.test.ts
 // and names the mutations it made. More cases: BPFKIT_FUZZ_CASES=<per fixture>.
 import { readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { basename, join } from 'node:path'
+import { basename } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { CollectionSpec, ElfError } from '../../lib/index.js'
 
-interface Mutated { bytes: Uint8Array; steps: string[] }
-const load = createRequire(__filename)
-const { mutateObject, fixtureObjects } = load('../../scripts/fuzz/targets/collection.cjs') as {
-  mutateObject(original: Uint8Array, rng: unknown): Mutated
-  fixtureObjects(root: string): string[]
-}
-const { Rng } = load('../../scripts/fuzz/prng.cjs') as { Rng: new (...parts: (string | number)[]) => unknown }
+import { fixtureObjects, mutate } from '../helpers/object-fuzz.js'
 
-const root = join(__dirname, '..', '..')
 const seed = Number(process.env.BPFKIT_FUZZ_SEED ?? 1)
 const cases = Number(process.env.BPFKIT_FUZZ_CASES ?? 100)
 // A reader that takes this long on a few kilobytes is looping on something it read.
@@ -38,13 +30,13 @@ function touch(spec: CollectionSpec): void {
 }
 
 describe('CollectionSpec.fromBuffer on damaged objects: a spec or an ElfError', () => {
-  for (const file of fixtureObjects(root)) {
+  for (const file of fixtureObjects()) {
     const name = basename(file)
     it(`${name}: ${cases} damaged copies (seed ${seed})`, () => {
       const original = new Uint8Array(readFileSync(file))
       let refused = 0
       for (let i = 0; i < cases; i++) {
-        const { bytes, steps } = mutateObject(original, new Rng(name, seed, i))
+        const { bytes, steps } = mutate(original, name, seed, i)
         const what = `${name}, seed ${seed}, case ${i} (${steps.join('; ')})`
         const started = performance.now()
         try {
