@@ -87,15 +87,15 @@ export async function loadProgram({ object, token, btf, has }: Loading, name: st
   try {
     return await BpfProgram.load(spec)
   } catch (e) {
-    throw e instanceof VerifierError ? explainPoison(e, name, linked, core) : e
+    throw e instanceof VerifierError ? explainPoison(e, name, linked, core) ?? placeInSource(e, name, linked) : e
   }
 }
 
 // A verifier rejection at a poisoned instruction is a failed CO-RE
 // relocation: say which, and why, in the words of libbpf.
-function explainPoison(e: VerifierError, name: string, linked: LinkedProgram, core: Map<number, CoreResult[]>): VerifierError {
+function explainPoison(e: VerifierError, name: string, linked: LinkedProgram, core: Map<number, CoreResult[]>): VerifierError | undefined {
   const at = e.log.map((l) => new RegExp(`^(\\d+): \\(85\\) call unknown#${POISON_HELPER}\\b`).exec(l)).find(Boolean)
-  if (!at) return e
+  if (!at) return undefined
   const index = Number(at[1])
   for (const { fn, at: start } of linked.layout) {
     if (index < start || index >= start + fn.count) continue
@@ -103,6 +103,17 @@ function explainPoison(e: VerifierError, name: string, linked: LinkedProgram, co
     const r = core.get(fn.section.index)?.find((x) => x.poisoned && x.insnOff === off)
     if (r) return new VerifierError(e.command, e.errno, e.log, `CO-RE relocation #${r.index} in ${name}: ${r.reason ?? 'cannot be satisfied by the target BTF'}; the verifier rejected the instruction it poisoned (insn ${index})`)
   }
-  return e
+  return undefined
+}
+
+// Any other refusal: the C line of the last instruction the verifier
+// reached, from the object's line info, leads the message.
+function placeInSource(e: VerifierError, name: string, linked: LinkedProgram): VerifierError {
+  const last = e.log.map((l) => /^(\d+): \(/.exec(l)).filter(Boolean).at(-1)
+  if (!last) return e
+  const index = Number(last[1])
+  const line = linked.lineInfo.filter((l) => l.insnOff <= index).at(-1)
+  if (!line) return e
+  return new VerifierError(e.command, e.errno, e.log, `${name}: ${line.fileName.replace(/^\.\//, '')}:${line.lineNum}: ${line.line.trim()}\n${e.message}`)
 }
 
