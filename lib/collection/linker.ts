@@ -14,6 +14,7 @@ const LD_IMM64 = 0x18
 const CALL = 0x85
 const PSEUDO_CALL = 1
 const PSEUDO_FUNC = 4
+const MAX_FUNCTIONS = 256
 
 /** A function of the object: a FUNC symbol's instructions in its section. */
 export interface ElfFunction {
@@ -124,6 +125,8 @@ export function linkProgram(elf: ElfFile, functions: readonly ElfFunction[], cod
   // first), so programs come out in libbpf's order, instruction for instruction.
   const place = (f: ElfFunction): ElfFunction => {
     if (!placed.has(f)) {
+      // The kernel's own limit (BPF_MAX_SUBPROGS); it also bounds this walk's depth.
+      if (layout.length >= MAX_FUNCTIONS) throw new ElfError(`program '${entry.name}' reaches more than ${MAX_FUNCTIONS} functions, the kernel's limit`, { section: entry.section.name })
       const at = total
       placed.set(f, at)
       layout.push({ fn: f, at })

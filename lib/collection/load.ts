@@ -14,7 +14,7 @@ import { checkOptions, describeValue } from '../sys/options.js'
 import { ElfError } from './elf.js'
 import { KernelSymbols } from './externs.js'
 import { openKernelBtf } from './kernel-btf.js'
-import type { ParsedObject } from './object.js'
+import { asElfError, type ParsedObject } from './object.js'
 import { findToken } from './token-path.js'
 import { Collection, closeAll } from './collection.js'
 import { loadObjectBtf, probeKernel, type Loading } from './loading.js'
@@ -90,7 +90,7 @@ export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Re
     // This kernel's BTF is read only when something needs it (externs, attach targets), as libbpf.
     running = new KernelSymbols(() => (options.kernelBtf === undefined && coreTargets ? coreTargets : openKernelBtf()))
     for (const name of selected) {
-      const linked = object.link(name, code)
+      const linked = asElfError(object.programs.get(name)!.fn.section.name, () => object.link(name, code))
       const p = await loadProgram(ctx, name, linked, maps, running, options.logLevel, core)
       owned.push(p)
       programs[name] = p
