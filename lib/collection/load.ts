@@ -9,6 +9,7 @@ import { relocateCore, type CoreCandidateCache, type CoreResult, type CoreTarget
 import { BpfMap } from '../map/map.js'
 import type { MapSpec } from '../map/spec.js'
 import type { BpfProgram } from '../prog/program.js'
+import type { ProgramPolicy, ProgramSpec } from '../prog/spec.js'
 import type { TokenLike } from '../sys/index.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { ElfError } from './elf.js'
@@ -34,13 +35,21 @@ export interface CollectionLoadOptions {
   programs?: readonly string[]
   /** Verifier log level for every program (the log is kept in each program's `log`). */
   logLevel?: number
+  /**
+   * Checks every program to be loaded (its ProgramSpec: type, attach target,
+   * struct_ops members) before anything is made: a refusal (PolicyError)
+   * leaves no map, BTF or program behind. A `Policy` with capability sets.
+   */
+  policy?: ProgramPolicy
 }
 
-const loadKeys = ['token', 'kernelBtf', 'mapReplacements', 'pinPath', 'programs', 'logLevel'] as const
+const loadKeys = ['token', 'kernelBtf', 'mapReplacements', 'pinPath', 'programs', 'logLevel', 'policy'] as const
 
-export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Record<string, MapSpec>>, options: CollectionLoadOptions): Promise<Collection> {
+export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Record<string, MapSpec>>, options: CollectionLoadOptions,
+  programSpecs: Readonly<Record<string, ProgramSpec>>): Promise<Collection> {
   checkOptions('CollectionSpec.load', options, loadKeys)
   const selected = selectPrograms(object, options.programs)
+  checkPolicy(options.policy, selected, programSpecs)
   const given = options.mapReplacements ?? {}
   if (given === null || typeof given !== 'object') throw new TypeError(`CollectionSpec.load: mapReplacements must be an object of maps by name, got ${describeValue(given)}`)
   // A Map of own keys only: a map named 'constructor' or 'valueOf' must not find Object.prototype's.
@@ -115,6 +124,16 @@ export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Re
     running?.close()
     found.close()
   }
+}
+
+// Each program as its spec shows it: the instructions before CO-RE (which
+// changes field offsets, never which helpers, kfuncs or maps are used).
+function checkPolicy(policy: ProgramPolicy | undefined, selected: readonly string[], specs: Readonly<Record<string, ProgramSpec>>): void {
+  if (policy === undefined) return
+  if (policy === null || typeof policy !== 'object' || typeof policy.assertProgram !== 'function') {
+    throw new TypeError(`CollectionSpec.load: policy must be a Policy (an object with assertProgram(spec)), got ${describeValue(policy)}`)
+  }
+  for (const name of selected) policy.assertProgram(specs[name])
 }
 
 function selectPrograms(object: ParsedObject, names: readonly string[] | undefined): string[] {

@@ -13,7 +13,7 @@ import type { BtfReader } from '../btf/reader.js'
 import { isKeyless } from '../map/kinds.js'
 import { MapSpec } from '../map/spec.js'
 import { ProgramSpec } from '../prog/spec.js'
-import { kernel, native } from '../sys/index.js'
+import { kernel, native, type MapTypeName } from '../sys/index.js'
 import { describeValue } from '../sys/options.js'
 import { ElfError } from './elf.js'
 import { ParsedObject, asElfError, type ObjectMap } from './object.js'
@@ -22,6 +22,7 @@ import { loadCollection, type CollectionLoadOptions } from './load.js'
 import type { Collection } from './collection.js'
 import type { LinkedProgram } from './linker.js'
 import type { VariableSpec } from './variables.js'
+import { structOpsMembers } from './struct-ops.js'
 import type { AnyCollectionShape, CollectionShape } from './shape.js'
 
 /**
@@ -29,7 +30,8 @@ import type { AnyCollectionShape, CollectionShape } from './shape.js'
  * makes the map. Reading its fd is an error: load the collection first.
  */
 export class MapReference implements MapRef {
-  constructor(readonly name: string) {}
+  /** `type`: the map's type as its MapSpec has it ('hash'), for readers of the spec (policy checks). */
+  constructor(readonly name: string, readonly type?: MapTypeName | number) {}
   get fd(): number {
     throw new TypeError(`map '${this.name}' is a reference inside a CollectionSpec: load the collection to get a map fd`)
   }
@@ -56,12 +58,15 @@ export class CollectionSpec<S extends CollectionShape = AnyCollectionShape> {
     this.#object = object
     this.btf = object.btf
     this.license = object.license
-    const programs: Record<string, ProgramSpec> = Object.create(null)
-    for (const [name, p] of object.programs) programs[name] = asElfError(p.fn.section.name, () => programSpec(object, name, object.link(name)))
     const maps: Record<string, MapSpec> = Object.create(null)
     for (const m of object.maps.values()) maps[m.def.name] = asElfError(m.section.name, () => objectMapSpec(object, m))
     for (const [section, bytes] of object.data) maps[section] = asElfError(section, () => dataMapSpec(object.name, section, bytes.length))
     if (object.kconfigSize > 0) maps['.kconfig'] = asElfError('.kconfig', () => dataMapSpec(object.name, '.kconfig', object.kconfigSize))
+    const members = asElfError('.struct_ops', () => structOpsMembers(object.elf, object.btf))
+    const programs: Record<string, ProgramSpec> = Object.create(null)
+    for (const [name, p] of object.programs) {
+      programs[name] = asElfError(p.fn.section.name, () => programSpec(object, name, object.link(name), maps, members.get(`${p.fn.section.index}:${p.fn.start}`)))
+    }
     this.programs = Object.freeze(programs) as Programs<S>
     this.maps = Object.freeze(maps) as Maps<S>
     this.variables = Object.freeze(Object.assign(Object.create(null), Object.fromEntries(object.variables))) as Variables<S>
@@ -90,7 +95,7 @@ export class CollectionSpec<S extends CollectionShape = AnyCollectionShape> {
    * before the failure is closed.
    */
   load(options: CollectionLoadOptions = {}): Promise<Collection<S>> {
-    return loadCollection(this.#object, this.maps, options) as Promise<Collection<S>>
+    return loadCollection(this.#object, this.maps, options, this.programs) as Promise<Collection<S>>
   }
 }
 
@@ -132,21 +137,29 @@ function objectMapSpec(object: ParsedObject, m: ObjectMap): MapSpec {
 }
 
 // The program as a ProgramSpec: its linked instructions with maps as
-// MapReferences (externs stay zero until load), and its BTF line and func info.
-function programSpec(object: ParsedObject, name: string, linked: LinkedProgram): ProgramSpec {
+// MapReferences (externs stay zero until load, listed by name), its BTF line
+// and func info, and the struct_ops members it fills.
+function programSpec(object: ParsedObject, name: string, linked: LinkedProgram, maps: Record<string, MapSpec>, members: string[] | undefined): ProgramSpec {
   const insns: Insn[] = decode(linked.insns)
   // decode() gives one Insn per ld_imm64 (two slots): map instruction indices to Insn indices.
   const at: number[] = []
   insns.forEach((insn, n) => { at.push(n); if (insn.code === 0x18) at.push(n) })
   for (const { index, ref } of linked.references) {
     const insn = insns[at[index]]
-    if (ref.kind === 'map') Object.assign(insn, { src: pseudo.mapFd, map: new MapReference(ref.map) })
-    if (ref.kind === 'data') Object.assign(insn, { src: pseudo.mapValue, imm64: BigInt(ref.offset) << 32n, map: new MapReference(ref.section) })
+    if (ref.kind === 'map') Object.assign(insn, { src: pseudo.mapFd, map: new MapReference(ref.map, maps[ref.map]?.type) })
+    if (ref.kind === 'data') Object.assign(insn, { src: pseudo.mapValue, imm64: BigInt(ref.offset) << 32n, map: new MapReference(ref.section, maps[ref.section]?.type) })
+    // A .kconfig value is read from the .kconfig map, as load will make it.
+    const kc = ref.kind === 'extern' ? object.kconfig.find((k) => k.name === ref.name) : undefined
+    if (kc) Object.assign(insn, { src: pseudo.mapValue, imm64: BigInt(kc.offset) << 32n, map: new MapReference('.kconfig', maps['.kconfig']?.type) })
   }
+  // The other externs are kernel symbols (kfuncs, __ksym), named here until load resolves them.
+  const externs = linked.references.flatMap(({ index, ref }) => (ref.kind === 'extern' && !object.kconfig.some((k) => k.name === ref.name) ? [{ insn: index, name: ref.name, call: ref.call }] : []))
   return ProgramSpec.from({
     ...object.programOptions(name, linked),
     insns,
     funcInfo: linked.funcInfo,
     lineInfo: linked.lineInfo,
+    ...(externs.length ? { externs } : {}),
+    ...(members ? { structOpsMembers: members } : {}),
   })
 }

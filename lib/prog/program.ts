@@ -43,7 +43,9 @@ export class BpfProgram extends BpfObject {
    * Loads a program (BPF_PROG_LOAD) on a worker thread. Errors: VerifierError
    * with the log when the verifier rejects it; BpfError EPERM without
    * CAP_BPF (and CAP_PERFMON/CAP_NET_ADMIN for some types) or a token;
-   * PolicyError when a token does not delegate the type or attach type.
+   * PolicyError when a token does not delegate the type or attach type, or
+   * when the `policy` option refuses a helper, kfunc or map the program uses
+   * (then nothing reached the kernel).
    */
   static async load(options: ProgramLoadOptions | ProgramSpec): Promise<BpfProgram> {
     const attrs = loadAttrs(ProgramSpec.from(options))
@@ -144,6 +146,13 @@ export function enableStats(): Fd {
 // The spec's references become fd numbers here, right before the call: map
 // fds in the instructions, the token.
 function loadAttrs(spec: ProgramSpec): ProgLoadAttrs & { progType: number } {
+  // The policy reads the program as given, before any fd or token is touched.
+  spec.policy?.assertProgram(spec)
+  if (spec.externs?.length) {
+    // Their instructions still hold placeholders the kernel would misread (a kfunc call as a call to pc-1, a __ksym address as 0).
+    const names = [...new Set(spec.externs.map((e) => e.name))]
+    throw new TypeError(`BpfProgram.load: program${spec.name ? ` '${spec.name}'` : ''} names kernel symbols not resolved yet (${names.join(', ')}): load it through its CollectionSpec's load()`)
+  }
   const progType = spec.typeId
   // A spec read from an object carries its func and line info before any BTF is loaded.
   if ((spec.funcInfo?.length || spec.lineInfo?.length) && !spec.btf) throw new TypeError('BpfProgram.load: funcInfo and lineInfo need the btf they refer to')

@@ -46,6 +46,40 @@ export interface ProgramLoadOptions {
   attachTo?: string
   /** False for an object's SEC("?...") programs: a CollectionSpec loads them only when named. */
   autoload?: boolean
+  /**
+   * Kernel symbols the instructions name but do not yet hold (a CollectionSpec's
+   * kfunc calls and __ksym addresses, resolved by CollectionSpec.load against the
+   * running kernel). A spec with any cannot be loaded on its own; informational
+   * otherwise (policy checks read kfunc names from here).
+   */
+  externs?: readonly ProgramExtern[]
+  /** struct_ops programs: the members of the object's struct_ops variables this program fills ('dispatch'); informational. */
+  structOpsMembers?: readonly string[]
+  /**
+   * Checked before anything reaches the kernel: a `Policy` with capability sets
+   * refuses a program that uses a helper, kfunc or map it does not grant
+   * (PolicyError). Anything with `assertProgram(spec)` will do.
+   */
+  policy?: ProgramPolicy
+}
+
+/**
+ * What the `policy` load option needs: something that throws when a program
+ * may not be loaded. lib/policy's Policy is one; lib/prog cannot import it
+ * (policies sit above programs), so it names only this.
+ */
+export interface ProgramPolicy {
+  assertProgram(spec: ProgramSpec): void
+}
+
+/** An instruction that names a kernel symbol its loader must resolve. */
+export interface ProgramExtern {
+  /** Instruction index (in slots: an ld_imm64 takes two, as the verifier counts). */
+  insn: number
+  /** The symbol as the object names it ('bpf_task_acquire'). */
+  name: string
+  /** A kfunc call, rather than an ld_imm64 of a __ksym variable. */
+  call: boolean
 }
 
 /** A bpf_func_info record: the function starting at instruction insnOff has BTF FUNC type typeId. */
@@ -71,7 +105,7 @@ export type ProgramSpecOptions = ProgramLoadOptions
 const loadKeys = [
   'type', 'insns', 'bytes', 'license', 'name', 'expectedAttachType', 'logLevel', 'logSize', 'flags',
   'kernVersion', 'attachBtfId', 'attachBtfObjFd', 'attachProgFd', 'token',
-  'btf', 'funcInfo', 'lineInfo', 'fdArray', 'section', 'attachTo', 'autoload',
+  'btf', 'funcInfo', 'lineInfo', 'fdArray', 'section', 'attachTo', 'autoload', 'externs', 'structOpsMembers', 'policy',
 ] as const
 
 function optionalU32(what: string, v: unknown): number | undefined {
@@ -94,6 +128,19 @@ function infoRecords<T extends object>(what: string, v: readonly T[] | undefined
       optionalU32(`${what}[${i}].${f}`, x)
     }
     return Object.freeze({ ...r })
+  }))
+}
+
+function externList(v: readonly ProgramExtern[] | undefined): readonly ProgramExtern[] | undefined {
+  if (v === undefined) return undefined
+  if (!Array.isArray(v)) throw new TypeError(`BpfProgram.load: externs must be an array, got ${describeValue(v)}`)
+  return Object.freeze(v.map((e, i) => {
+    if (e === null || typeof e !== 'object') throw new TypeError(`BpfProgram.load: externs[${i}] must be an object, got ${describeValue(e)}`)
+    optionalU32(`externs[${i}].insn`, e.insn)
+    if (e.insn === undefined) throw new TypeError(`BpfProgram.load: externs[${i}] has no insn`)
+    if (typeof e.name !== 'string' || e.name === '') throw new TypeError(`BpfProgram.load: externs[${i}].name must be a symbol name, got ${describeValue(e.name)}`)
+    if (typeof e.call !== 'boolean') throw new TypeError(`BpfProgram.load: externs[${i}].call must be a boolean, got ${describeValue(e.call)}`)
+    return Object.freeze({ insn: e.insn, name: e.name, call: e.call })
   }))
 }
 
@@ -127,6 +174,9 @@ export class ProgramSpec {
   readonly section: string | undefined
   readonly attachTo: string | undefined
   readonly autoload: boolean
+  readonly externs: readonly ProgramExtern[] | undefined
+  readonly structOpsMembers: readonly string[] | undefined
+  readonly policy: ProgramPolicy | undefined
 
   private constructor(o: ProgramLoadOptions) {
     checkOptions('BpfProgram.load', o, loadKeys)
@@ -173,6 +223,15 @@ export class ProgramSpec {
     this.attachTo = o.attachTo
     if (o.autoload !== undefined && typeof o.autoload !== 'boolean') throw new TypeError(`BpfProgram.load: autoload must be a boolean, got ${describeValue(o.autoload)}`)
     this.autoload = o.autoload ?? true
+    this.externs = externList(o.externs)
+    if (o.structOpsMembers !== undefined && (!Array.isArray(o.structOpsMembers) || !o.structOpsMembers.every((m) => typeof m === 'string' && m !== ''))) {
+      throw new TypeError(`BpfProgram.load: structOpsMembers must be an array of member names, got ${describeValue(o.structOpsMembers)}`)
+    }
+    this.structOpsMembers = o.structOpsMembers && Object.freeze([...o.structOpsMembers])
+    if (o.policy !== undefined && (o.policy === null || typeof o.policy !== 'object' || typeof o.policy.assertProgram !== 'function')) {
+      throw new TypeError(`BpfProgram.load: policy must be a Policy (an object with assertProgram(spec)), got ${describeValue(o.policy)}`)
+    }
+    this.policy = o.policy
     Object.freeze(this)
   }
 
