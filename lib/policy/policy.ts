@@ -2,6 +2,7 @@
 // made from it, lets a tenant do. The kernel checks a token only when it is
 // used and then, when the token does not cover the request, silently ignores
 // it and answers EPERM. A Policy says beforehand, and by name, what is missing.
+import { readFileSync } from 'node:fs'
 import { PolicyError } from '../sys/errors.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import type { AttachTypeName, CommandName, MapTypeName, ProgTypeName } from '../sys/generated/kernel-enums.js'
@@ -13,6 +14,11 @@ import { ALL, kindNames, kinds, knownMask, type PolicyKind, type PolicyMasks } f
 const nameOfValue = (kind: PolicyKind, value: number) => findEnumName(kinds[kind].table, value, { kernelOrder: true })
 const valueOfName = (kind: PolicyKind, name: string) => findEnumValue(kinds[kind].table, name, { ignoreCase: true })
 import { bpffsMountEntry, fdinfoMasks, mountOptionMasks } from './mount-options.js'
+import {
+  CapabilityRules, type CapabilityDocument, type CapabilityKind, type CapabilityOptions, type CapabilitySet, type Grant, type PolicyContext, type ProgramTarget,
+} from './capabilities.js'
+import { assertProgram, checkProgram, type CheckContext, type CheckedProgram, type Violation } from './check.js'
+import type { ProgramSpec } from '../prog/spec.js'
 
 export type { PolicyKind, PolicyMasks }
 
@@ -30,7 +36,23 @@ export interface DelegationPolicy {
   attachs: PolicySet<AttachTypeName>
 }
 
-export type PolicyLike = Policy | Partial<DelegationPolicy>
+/**
+ * A policy as written (and as JSON holds it): the token masks, and the
+ * optional capability sets and contexts. `$schema` (for editors) is ignored.
+ */
+export interface PolicyDocument extends Partial<DelegationPolicy>, CapabilityDocument {
+  $schema?: string
+}
+
+/** What `toJSON` gives: the four masks always, capabilities and contexts when the policy has them. */
+export interface PolicyJSON extends DelegationPolicy {
+  capabilities?: Record<string, CapabilitySet>
+  contexts?: PolicyContext[]
+}
+
+export type PolicyLike = Policy | PolicyDocument
+
+const documentKeys: readonly string[] = [...kindNames, 'capabilities', 'contexts', '$schema']
 
 const maxBit = 63
 
@@ -43,14 +65,22 @@ export class Policy implements DelegationPolicy {
   readonly maps: PolicySet<MapTypeName>
   readonly progs: PolicySet<ProgTypeName>
   readonly attachs: PolicySet<AttachTypeName>
+  /** Capability sets by name (includes unresolved), when the policy has any: see `grantsFor`. */
+  readonly capabilities: Readonly<Record<string, CapabilitySet>> | undefined
+  /** Contexts in order (Grant.contexts and Violation.context index them), when the policy has any. */
+  readonly contexts: readonly PolicyContext[] | undefined
   readonly #masks: PolicyMasks
+  readonly #rules: CapabilityRules | undefined
 
-  private constructor(masks: PolicyMasks) {
+  private constructor(masks: PolicyMasks, rules?: CapabilityRules) {
     this.#masks = { ...masks }
+    this.#rules = rules
     this.cmds = itemsOf('cmds', masks.cmds) as PolicySet<CommandName>
     this.maps = itemsOf('maps', masks.maps) as PolicySet<MapTypeName>
     this.progs = itemsOf('progs', masks.progs) as PolicySet<ProgTypeName>
     this.attachs = itemsOf('attachs', masks.attachs) as PolicySet<AttachTypeName>
+    this.capabilities = rules?.capabilities
+    this.contexts = rules?.contexts
     Object.freeze(this)
   }
 
@@ -58,17 +88,55 @@ export class Policy implements DelegationPolicy {
    * Validates a policy. Errors: TypeError for an unknown key, a value that is
    * neither 'any' nor a list, or an unknown name (with the closest known
    * one); RangeError for a number outside 0..63 (the masks have 64 bits).
-   * Names match case-insensitively, as the kernel's do.
+   * Names of types and commands match case-insensitively, as the kernel's do.
+   *
+   * `capabilities` and `contexts` (see capabilities.ts) are checked too:
+   * TypeError for an unknown helper, map type, program or attach type,
+   * capability set, an include cycle, and, when the kernel's BTF is there
+   * (`options.kernelBtf`, by default /sys/kernel/btf/vmlinux), a kfunc or an
+   * attach target it does not have; each names the closest known name.
+   * A policy without them means what it meant before: token masks only.
    */
-  static from(policy: PolicyLike): Policy {
+  static from(policy: PolicyLike, options: CapabilityOptions = {}): Policy {
+    checkOptions('Policy.from', options, ['kernelBtf'], { types: { kernelBtf: ['object', 'string'] } })
     if (policy instanceof Policy) return policy
     if (policy === null || typeof policy !== 'object' || Array.isArray(policy)) {
       throw new TypeError(`policy must be an object like { cmds, maps, progs, attachs }, got ${describeValue(policy)}`)
     }
-    checkOptions('policy', policy, kindNames, { noun: 'key' })
+    // A document of token masks only is told the keys it was always told; one
+    // with capabilities or contexts, every key.
+    const full = Object.hasOwn(policy, 'capabilities') || Object.hasOwn(policy, 'contexts')
+    const known = full ? documentKeys : kindNames
+    const extra = Object.keys(policy).filter((k) => !known.includes(k) && documentKeys.includes(k))
+    checkOptions('policy', policy, [...known, ...extra], { noun: 'key', types: { $schema: 'string' } })
     const masks = { cmds: 0n, maps: 0n, progs: 0n, attachs: 0n }
     for (const kind of kindNames) masks[kind] = maskOfSet(kind, (policy as Record<string, unknown>)[kind])
-    return new Policy(masks)
+    return new Policy(masks, CapabilityRules.parse(policy, options))
+  }
+
+  /**
+   * A policy from a JSON file (a PolicyDocument; policy.schema.json in this
+   * package describes it for editors). Errors: those of readFileSync
+   * (ENOENT...), SyntaxError for text that is not JSON, and those of
+   * `Policy.from`, each naming the file.
+   */
+  static fromFile(path: string, options: CapabilityOptions = {}): Policy {
+    if (typeof path !== 'string') throw new TypeError(`Policy.fromFile: path must be a string, got ${describeValue(path)}`)
+    checkOptions('Policy.fromFile', options, ['kernelBtf'])
+    const text = readFileSync(path, 'utf8')
+    let doc: unknown
+    try {
+      doc = JSON.parse(text)
+    } catch (e) {
+      throw new SyntaxError(`${path}: not JSON: ${(e as Error).message}`)
+    }
+    try {
+      return Policy.from(doc as PolicyDocument, options)
+    } catch (e) {
+      if (e instanceof TypeError) throw new TypeError(`${path}: ${e.message}`)
+      if (e instanceof RangeError) throw new RangeError(`${path}: ${e.message}`)
+      throw e
+    }
   }
 
   /** A policy from the kernel's masks (bpf_token_info). */
@@ -122,6 +190,38 @@ export class Policy implements DelegationPolicy {
     return { ...this.#masks }
   }
 
+  /**
+   * True when the policy has capabilities or contexts: programs are then
+   * checked for the helpers, kfuncs and map types they use. False: a policy
+   * of token masks only, which says nothing about what is inside programs.
+   */
+  get hasCapabilities(): boolean {
+    return this.#rules !== undefined
+  }
+
+  /**
+   * What a program matching `target` may use: the union of the capability
+   * sets (with what they include) of every context that matches it; nothing
+   * when no context matches, or the policy has no capabilities (see
+   * `hasCapabilities`). Errors: TypeError for a target of the wrong shape or
+   * an unknown program or attach type.
+   */
+  grantsFor(target: ProgramTarget): Grant {
+    if (this.#rules) return this.#rules.grantsFor(target)
+    // Validated all the same, so that a bad target is an error whatever the policy.
+    return CapabilityRules.none.grantsFor(target)
+  }
+
+  /**
+   * The capability sets (with what they include) that have `name`, a helper
+   * ('skb_load_bytes'), a kfunc or a map type ('hash'), in the order the
+   * policy lists them: what a refusal suggests. Errors: TypeError for a
+   * kind other than 'helper', 'kfunc', 'map'.
+   */
+  setsAllowing(kind: CapabilityKind, name: string): string[] {
+    return (this.#rules ?? CapabilityRules.none).setsAllowing(kind, name)
+  }
+
   /** True when nothing at all is delegated (BPF_TOKEN_CREATE then fails with ENOENT). */
   get empty(): boolean {
     return kindNames.every((k) => this.#masks[k] === 0n)
@@ -172,31 +272,67 @@ export class Policy implements DelegationPolicy {
   }
 
   /** Throws the PolicyError from `explain`, if any. */
-  check(request: TokenRequest, subject = 'token'): void {
-    const e = this.explain(request, subject)
+  check(request: TokenRequest, subject?: string): void
+  /**
+   * Every use of a helper, kfunc or map in `program` that the contexts
+   * matching it (`context`, or what the program says of itself) do not
+   * grant; [] for a policy without capabilities. See check.ts.
+   */
+  check(program: CheckedProgram, context?: CheckContext): Violation[]
+  check(what: TokenRequest | CheckedProgram, second?: string | CheckContext): void | Violation[] {
+    // A token request is a plain object ({ cmd, ... }); a program is an
+    // instruction array or bytes, a ProgramSpec or a BpfProgram.
+    if (isProgram(what)) return checkProgram(this, what, second as CheckContext | undefined)
+    const e = this.explain(what as TokenRequest, second === undefined ? 'token' : (second as string))
     if (e) throw e
+  }
+
+  /** Throws a PolicyError (rule 'capabilities') listing every violation `check` finds. */
+  assert(program: CheckedProgram, context?: CheckContext): void {
+    assertProgram(this, program, context)
+  }
+
+  /** For `BpfProgram.load({ policy })` and `spec.load({ policy })`: `assert` on a spec, before any syscall. */
+  assertProgram(spec: ProgramSpec): void {
+    assertProgram(this, spec)
   }
 
   allows(request: TokenRequest): boolean {
     return this.explain(request) === undefined
   }
 
-  /** Whether everything `other` delegates, this delegates too. */
+  /**
+   * Whether everything `other` delegates, this delegates too. Capabilities
+   * are compared conservatively: a policy without them allows any program
+   * content; one with them includes another only when that one has the same
+   * capability sets and contexts.
+   */
   includes(other: PolicyLike): boolean {
     const o = Policy.from(other)
+    if (this.#rules && !(o.#rules && this.#rules.equals(o.#rules))) return false
     return kindNames.every((k) => (o.#masks[k] & ~this.#masks[k]) === 0n)
   }
 
-  /** What both delegate. */
+  /**
+   * What both delegate; the capabilities of whichever has them. Errors:
+   * TypeError when both have different capabilities (no policy document
+   * can say their intersection in general).
+   */
   intersect(other: PolicyLike): Policy {
     const o = Policy.from(other)
+    if (this.#rules && o.#rules && !this.#rules.equals(o.#rules)) {
+      throw new TypeError('intersect: both policies have capabilities, and different ones; intersect the token masks of one with the other (Policy.from({ ...a.toJSON(), capabilities: undefined, contexts: undefined }))')
+    }
     const m = this.masks()
     for (const k of kindNames) m[k] &= o.#masks[k]
-    return new Policy(m)
+    return new Policy(m, this.#rules ?? o.#rules)
   }
 
+  /** The same masks, and the same capability sets and contexts (or neither has any). */
   equals(other: PolicyLike): boolean {
     const o = Policy.from(other)
+    if ((this.#rules === undefined) !== (o.#rules === undefined)) return false
+    if (this.#rules && o.#rules && !this.#rules.equals(o.#rules)) return false
     return kindNames.every((k) => normalized(k, o.#masks[k]) === normalized(k, this.#masks[k]))
   }
 
@@ -236,13 +372,20 @@ export class Policy implements DelegationPolicy {
     return this.toMountOptions().join(',') || '(nothing delegated)'
   }
 
-  toJSON(): DelegationPolicy {
-    return { cmds: this.cmds, maps: this.maps, progs: this.progs, attachs: this.attachs }
+  /** The policy document; `Policy.from(p.toJSON())` equals `p`. Capabilities and contexts only when the policy has them. */
+  toJSON(): PolicyJSON {
+    const masks = { cmds: this.cmds, maps: this.maps, progs: this.progs, attachs: this.attachs }
+    return this.#rules ? { ...masks, ...this.#rules.toJSON() } : masks
   }
 
-  /** One line per kind, for people: "map types: hash, array". */
+  /** One line per kind, for people: "map types: hash, array"; then the capability sets and contexts, if any. */
   describe(): string[] {
-    return kindNames.map((k) => `${kinds[k].plural}: ${listText(this[k])}`)
+    const lines = kindNames.map((k) => `${kinds[k].plural}: ${listText(this[k])}`)
+    if (this.#rules) {
+      for (const [name, set] of Object.entries(this.#rules.capabilities)) lines.push(`capability set ${name}: ${setText(set)}`)
+      this.#rules.contexts.forEach((c, i) => lines.push(`context ${i}: ${contextText(c)} -> ${c.grant.join(', ') || 'nothing'}`))
+    }
+    return lines
   }
 
   private bit(kind: PolicyKind, value: number): boolean {
@@ -258,6 +401,31 @@ export class Policy implements DelegationPolicy {
   }
 }
 
+
+function isProgram(v: unknown): v is CheckedProgram {
+  if (Array.isArray(v) || v instanceof Uint8Array) return true
+  if (v === null || typeof v !== 'object') return false
+  const proto = Object.getPrototypeOf(v)
+  return proto !== Object.prototype && proto !== null
+}
+
+function setText(set: CapabilitySet): string {
+  const parts: string[] = []
+  if (set.include?.length) parts.push(`includes ${set.include.join(', ')}`)
+  if (set.helpers?.length) parts.push(`helpers ${set.helpers.join(', ')}`)
+  if (set.kfuncs?.length) parts.push(`kfuncs ${set.kfuncs.join(', ')}`)
+  if (set.maps?.length) parts.push(`map types ${set.maps.join(', ')}`)
+  return parts.join('; ') || 'nothing'
+}
+
+function contextText(c: PolicyContext): string {
+  const parts: string[] = []
+  if (c.progs) parts.push(`program types ${c.progs.join(', ') || '(none)'}`)
+  if (c.attachs) parts.push(`attach types ${c.attachs.join(', ') || '(none)'}`)
+  if (c.attachTo) parts.push(`attached to ${c.attachTo.join(', ') || '(none)'}`)
+  if (c.member) parts.push(`members ${c.member.join(', ') || '(none)'}`)
+  return parts.join(', ') || 'every program'
+}
 
 function article(noun: string): string {
   return /^[aeiou]/.test(noun) ? 'an' : 'a'
