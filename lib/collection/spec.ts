@@ -22,7 +22,7 @@ import { loadCollection, type CollectionLoadOptions } from './load.js'
 import type { Collection } from './collection.js'
 import type { LinkedProgram } from './linker.js'
 import type { VariableSpec } from './variables.js'
-import { structOpsMembers } from './struct-ops.js'
+import { structOpsSlots, type StructOpsSlot } from './struct-ops.js'
 import type { AnyCollectionShape, CollectionShape } from './shape.js'
 
 /**
@@ -62,10 +62,10 @@ export class CollectionSpec<S extends CollectionShape = AnyCollectionShape> {
     for (const m of object.maps.values()) maps[m.def.name] = asElfError(m.section.name, () => objectMapSpec(object, m))
     for (const [section, bytes] of object.data) maps[section] = asElfError(section, () => dataMapSpec(object.name, section, bytes.length))
     if (object.kconfigSize > 0) maps['.kconfig'] = asElfError('.kconfig', () => dataMapSpec(object.name, '.kconfig', object.kconfigSize))
-    const members = asElfError('.struct_ops', () => structOpsMembers(object.elf, object.btf))
+    const slots = asElfError('.struct_ops', () => structOpsSlots(object.elf, object.btf))
     const programs: Record<string, ProgramSpec> = Object.create(null)
     for (const [name, p] of object.programs) {
-      programs[name] = asElfError(p.fn.section.name, () => programSpec(object, name, object.link(name), maps, members.get(`${p.fn.section.index}:${p.fn.start}`)))
+      programs[name] = asElfError(p.fn.section.name, () => programSpec(object, name, object.link(name), maps, slots.get(`${p.fn.section.index}:${p.fn.start}`)))
     }
     this.programs = Object.freeze(programs) as Programs<S>
     this.maps = Object.freeze(maps) as Maps<S>
@@ -139,7 +139,7 @@ function objectMapSpec(object: ParsedObject, m: ObjectMap): MapSpec {
 // The program as a ProgramSpec: its linked instructions with maps as
 // MapReferences (externs stay zero until load, listed by name), its BTF line
 // and func info, and the struct_ops members it fills.
-function programSpec(object: ParsedObject, name: string, linked: LinkedProgram, maps: Record<string, MapSpec>, members: string[] | undefined): ProgramSpec {
+function programSpec(object: ParsedObject, name: string, linked: LinkedProgram, maps: Record<string, MapSpec>, structOps: StructOpsSlot[] | undefined): ProgramSpec {
   const insns: Insn[] = decode(linked.insns)
   // decode() gives one Insn per ld_imm64 (two slots): map instruction indices to Insn indices.
   const at: number[] = []
@@ -160,6 +160,6 @@ function programSpec(object: ParsedObject, name: string, linked: LinkedProgram, 
     funcInfo: linked.funcInfo,
     lineInfo: linked.lineInfo,
     ...(externs.length ? { externs } : {}),
-    ...(members ? { structOpsMembers: members } : {}),
+    ...(structOps ? { structOps } : {}),
   })
 }

@@ -12,12 +12,18 @@ const INSN = 8
 /** Sections libbpf reads struct_ops variables from: .struct_ops, .struct_ops.link, and their .<suffix> forms. */
 export const isStructOpsSection = (name: string): boolean => /^\.struct_ops(\..+)?$/.test(name)
 
+/** A struct_ops member a function fills: the ops struct's name ('sched_ext_ops') and the member ('dispatch'). */
+export interface StructOpsSlot {
+  type: string
+  member: string
+}
+
 /**
  * For each function a struct_ops variable points at (by `${section index}:${instruction}`),
  * the members it fills, in order, without repeats. Without BTF nothing is known: empty.
  */
-export function structOpsMembers(elf: ElfFile, btf: BtfReader | undefined): Map<string, string[]> {
-  const out = new Map<string, string[]>()
+export function structOpsSlots(elf: ElfFile, btf: BtfReader | undefined): Map<string, StructOpsSlot[]> {
+  const out = new Map<string, StructOpsSlot[]>()
   if (!btf) return out
   for (const s of elf.sections) {
     if (!isStructOpsSection(s.name)) continue
@@ -47,7 +53,7 @@ export function structOpsMembers(elf: ElfFile, btf: BtfReader | undefined): Map<
       if (at % INSN !== 0) continue
       const key = `${sym.shndx}:${at / INSN}`
       const list = out.get(key) ?? []
-      if (!list.includes(member.name)) list.push(member.name)
+      if (!list.some((x) => x.type === struct.name && x.member === member.name)) list.push({ type: struct.name, member: member.name })
       out.set(key, list)
     }
   }

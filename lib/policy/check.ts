@@ -82,10 +82,13 @@ export function checkProgram(policy: Policy, program: CheckedProgram, context?: 
     ...defined('expectedAttachType', (context?.expectedAttachType ?? view.expectedAttachType) as AttachTypeName | number | undefined),
     ...defined('attachTo', context?.attachTo ?? view.attachTo),
   }
-  // A struct_ops program serving several members must be allowed in each.
-  const members: (string | undefined)[] = context?.member !== undefined ? [context.member] : view.members?.length ? [...view.members] : [undefined]
-  const grants = members.map((member) => {
-    const target = { ...base, ...defined('member', member) }
+  // A struct_ops program is matched as each member it fills (attach target:
+  // the ops struct), and must be allowed in every one.
+  const slots: { attachTo?: string; member?: string }[] = context?.member !== undefined
+    ? [{ member: context.member }]
+    : view.structOps?.length ? view.structOps.map((s) => ({ ...(context?.attachTo === undefined ? { attachTo: s.type } : {}), member: s.member })) : [{}]
+  const grants = slots.map((slot) => {
+    const target = { ...base, ...defined('attachTo', slot.attachTo), ...defined('member', slot.member) }
     return { target, grant: policy.grantsFor(target) }
   })
   const name = context?.name ?? view.name

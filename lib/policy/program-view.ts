@@ -11,7 +11,7 @@ import type { BtfReader } from '../btf/reader.js'
 import { openKernelBtf } from '../collection/kernel-btf.js'
 import { MapReference } from '../collection/spec.js'
 import { BpfProgram } from '../prog/program.js'
-import { ProgramSpec, type LineInfo } from '../prog/spec.js'
+import { ProgramSpec, type LineInfo, type StructOpsMember } from '../prog/spec.js'
 import { Fd, findEnumName, kernel, mapInfoByFd, native } from '../sys/index.js'
 import { describeValue } from '../sys/options.js'
 import { helperOfKernelSymbol, kernelSymbolAt } from './kernel-calls.js'
@@ -38,8 +38,8 @@ export interface ProgramFacts {
   type: string | number | undefined
   expectedAttachType: string | number | undefined
   attachTo: string | undefined
-  /** struct_ops members the program fills (from its object). */
-  members: readonly string[] | undefined
+  /** struct_ops: the ops struct and member each slot the program fills (from its object). */
+  structOps: readonly StructOpsMember[] | undefined
 }
 
 export interface ProgramView extends ProgramFacts {
@@ -90,7 +90,7 @@ function specView(spec: ProgramSpec): ProgramView {
     type: spec.type,
     expectedAttachType: spec.expectedAttachType,
     attachTo: spec.attachTo || undefined,
-    members: spec.structOpsMembers,
+    structOps: spec.structOps,
     uses,
     sourceOf: sourceLines(spec.lineInfo),
   }
@@ -102,7 +102,7 @@ function rawView(insns: readonly Insn[]): ProgramView {
     if (i.code === CALL) callUse(uses, at, i, undefined)
     else if (isWide(i)) mapUse(uses, at, i)
   }
-  return { name: undefined, type: undefined, expectedAttachType: undefined, attachTo: undefined, members: undefined, uses, sourceOf: () => undefined }
+  return { name: undefined, type: undefined, expectedAttachType: undefined, attachTo: undefined, structOps: undefined, uses, sourceOf: () => undefined }
 }
 
 // Helper calls (src 0: imm is the helper id) and kfunc calls (src 2: imm is
@@ -219,7 +219,7 @@ function loadedView(program: BpfProgram): ProgramView {
     }
   }
   for (const [id, m] of maps) if (!seen.has(id)) uses.push({ insn: -1, kind: 'map', name: m.name, mapType: m.type })
-  return { name: info.name || undefined, type: info.type, expectedAttachType: undefined, attachTo: undefined, members: undefined, uses, sourceOf: () => undefined }
+  return { name: info.name || undefined, type: info.type, expectedAttachType: undefined, attachTo: undefined, structOps: undefined, uses, sourceOf: () => undefined }
 }
 
 function mapById(id: number): { name: string; type: string } {

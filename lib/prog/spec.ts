@@ -53,8 +53,8 @@ export interface ProgramLoadOptions {
    * otherwise (policy checks read kfunc names from here).
    */
   externs?: readonly ProgramExtern[]
-  /** struct_ops programs: the members of the object's struct_ops variables this program fills ('dispatch'); informational. */
-  structOpsMembers?: readonly string[]
+  /** struct_ops programs: the ops struct and member each of the object's struct_ops variables has this program fill ({ type: 'sched_ext_ops', member: 'dispatch' }); informational. */
+  structOps?: readonly StructOpsMember[]
   /**
    * Checked before anything reaches the kernel: a `Policy` with capability sets
    * refuses a program that uses a helper, kfunc or map it does not grant
@@ -70,6 +70,14 @@ export interface ProgramLoadOptions {
  */
 export interface ProgramPolicy {
   assertProgram(spec: ProgramSpec): void
+}
+
+/** A struct_ops member a program fills. */
+export interface StructOpsMember {
+  /** The kernel's ops struct ('sched_ext_ops', 'tcp_congestion_ops'). */
+  type: string
+  /** The callback member ('dispatch'). */
+  member: string
 }
 
 /** An instruction that names a kernel symbol its loader must resolve. */
@@ -105,7 +113,7 @@ export type ProgramSpecOptions = ProgramLoadOptions
 const loadKeys = [
   'type', 'insns', 'bytes', 'license', 'name', 'expectedAttachType', 'logLevel', 'logSize', 'flags',
   'kernVersion', 'attachBtfId', 'attachBtfObjFd', 'attachProgFd', 'token',
-  'btf', 'funcInfo', 'lineInfo', 'fdArray', 'section', 'attachTo', 'autoload', 'externs', 'structOpsMembers', 'policy',
+  'btf', 'funcInfo', 'lineInfo', 'fdArray', 'section', 'attachTo', 'autoload', 'externs', 'structOps', 'policy',
 ] as const
 
 function optionalU32(what: string, v: unknown): number | undefined {
@@ -175,7 +183,7 @@ export class ProgramSpec {
   readonly attachTo: string | undefined
   readonly autoload: boolean
   readonly externs: readonly ProgramExtern[] | undefined
-  readonly structOpsMembers: readonly string[] | undefined
+  readonly structOps: readonly StructOpsMember[] | undefined
   readonly policy: ProgramPolicy | undefined
 
   private constructor(o: ProgramLoadOptions) {
@@ -224,10 +232,11 @@ export class ProgramSpec {
     if (o.autoload !== undefined && typeof o.autoload !== 'boolean') throw new TypeError(`BpfProgram.load: autoload must be a boolean, got ${describeValue(o.autoload)}`)
     this.autoload = o.autoload ?? true
     this.externs = externList(o.externs)
-    if (o.structOpsMembers !== undefined && (!Array.isArray(o.structOpsMembers) || !o.structOpsMembers.every((m) => typeof m === 'string' && m !== ''))) {
-      throw new TypeError(`BpfProgram.load: structOpsMembers must be an array of member names, got ${describeValue(o.structOpsMembers)}`)
+    const isSlot = (m: StructOpsMember) => m !== null && typeof m === 'object' && typeof m.type === 'string' && typeof m.member === 'string' && m.member !== ''
+    if (o.structOps !== undefined && (!Array.isArray(o.structOps) || !o.structOps.every(isSlot))) {
+      throw new TypeError(`BpfProgram.load: structOps must be an array of { type, member }, got ${describeValue(o.structOps)}`)
     }
-    this.structOpsMembers = o.structOpsMembers && Object.freeze([...o.structOpsMembers])
+    this.structOps = o.structOps && Object.freeze(o.structOps.map((m) => Object.freeze({ type: m.type, member: m.member })))
     if (o.policy !== undefined && (o.policy === null || typeof o.policy !== 'object' || typeof o.policy.assertProgram !== 'function')) {
       throw new TypeError(`BpfProgram.load: policy must be a Policy (an object with assertProgram(spec)), got ${describeValue(o.policy)}`)
     }
