@@ -189,7 +189,7 @@ export class CapabilityRules {
     const key = kind === 'helper' ? helperName(name) ?? name : kind === 'map' ? mapTypeName(name) ?? name : name
     const part = kind === 'helper' ? 'helpers' : kind === 'kfunc' ? 'kfuncs' : 'maps'
     const out: string[] = []
-    for (const [set, e] of this.#effective) if (e[part].has(key)) out.push(set)
+    for (const set of Object.keys(this.capabilities)) if (this.#effective.get(set)![part].has(key)) out.push(set)
     return out
   }
 

@@ -98,7 +98,11 @@ export class Policy implements DelegationPolicy {
    * A policy without them means what it meant before: token masks only.
    */
   static from(policy: PolicyLike, options: CapabilityOptions = {}): Policy {
-    checkOptions('Policy.from', options, ['kernelBtf'], { types: { kernelBtf: ['object', 'string'] } })
+    checkOptions('Policy.from', options, ['kernelBtf'])
+    const btf = options.kernelBtf
+    if (btf !== undefined && btf !== null && typeof btf !== 'object' && typeof btf !== 'string') {
+      throw new TypeError(`Policy.from: option 'kernelBtf' must be a BtfReader, BTF bytes, a path or null, got ${describeValue(btf)}`)
+    }
     if (policy instanceof Policy) return policy
     if (policy === null || typeof policy !== 'object' || Array.isArray(policy)) {
       throw new TypeError(`policy must be an object like { cmds, maps, progs, attachs }, got ${describeValue(policy)}`)
