@@ -12,7 +12,7 @@ import { openKernelBtf } from '../collection/kernel-btf.js'
 import { MapReference } from '../collection/spec.js'
 import { BpfProgram } from '../prog/program.js'
 import { ProgramSpec, type LineInfo, type StructOpsMember } from '../prog/spec.js'
-import { Fd, findEnumName, kernel, mapInfoByFd, native } from '../sys/index.js'
+import { Fd, bpfObjectKind, findEnumName, kernel, mapInfoByFd, native } from '../sys/index.js'
 import { describeValue } from '../sys/options.js'
 import { helperOfKernelSymbol, kernelSymbolAt } from './kernel-calls.js'
 
@@ -140,9 +140,10 @@ function mapUse(uses: ProgramUse[], at: number, i: Insn): void {
   uses.push({ insn: at, kind: 'map', name: info?.name || (fd === undefined ? 'a closed map' : `fd ${fd}`), mapType: info?.type ?? 'unknown' })
 }
 
+// Only a map's fd: the info of another kind of object would read as a map of some type.
 function mapInfo(fd: number): { name: string; type: string } | undefined {
   try {
-    return mapInfoByFd(fd)
+    return bpfObjectKind(fd) === 'map' ? mapInfoByFd(fd) : undefined
   } catch {
     return undefined
   }
@@ -210,7 +211,9 @@ function loadedView(program: BpfProgram): ProgramView {
       const name = i.imm === kernel.helpers.tail_call ? 'tail_call' : helperOfKernelSymbol(kernelSymbolAt(i.imm), info.type)
       uses.push({ insn: at, kind: 'helper', name: name ?? `#${i.imm}` })
     } else if (i.code === CALL && i.src === pseudo.kfuncCall) {
-      uses.push({ insn: at, kind: 'kfunc', name: kernelSymbolAt(i.imm)?.[0] ?? kfuncName(i.imm >>> 0, i.off, undefined) })
+      // Elsewhere imm is an address offset: read as a BTF id it could name the wrong function.
+      const byId = farKfuncCalls.has(process.arch) ? kfuncName(i.imm >>> 0, i.off, undefined) : `#${i.imm}`
+      uses.push({ insn: at, kind: 'kfunc', name: kernelSymbolAt(i.imm)?.[0] ?? byId })
     } else if (isWide(i) && (i.src === pseudo.mapFd || i.src === pseudo.mapValue)) {
       const id = i.imm >>> 0
       const m = maps.get(id) ?? mapById(id)
@@ -221,6 +224,10 @@ function loadedView(program: BpfProgram): ProgramView {
   for (const [id, m] of maps) if (!seen.has(id)) uses.push({ insn: -1, kind: 'map', name: m.name, mapType: m.type })
   return { name: info.name || undefined, type: info.type, expectedAttachType: undefined, attachTo: undefined, structOps: undefined, uses, sourceOf: () => undefined }
 }
+
+// Architectures whose JIT calls kfuncs far (bpf_jit_supports_far_kfunc_call):
+// the verifier leaves the BTF id in imm there.
+const farKfuncCalls = new Set(['s390x', 'ppc64'])
 
 function mapById(id: number): { name: string; type: string } {
   let fd: Fd | undefined

@@ -78,6 +78,12 @@ describe('BpfProgram.load({ policy })', () => {
     expect(programsNamed('pc_lru_prog')).toEqual([])
   })
 
+  test('raw bytes: a map fd is read from the kernel for its name and type', () => {
+    using map = BpfMap.create({ type: 'lru_hash', keySize: 4, valueSize: 8, maxEntries: 4, name: 'pc_lru_bytes' })
+    const bytes = asm.assemble([asm.ldMapValue(asm.R1, { fd: map.fd }), asm.mov64Imm(asm.R0, 0), asm.exit()])
+    expect(policy.check(bytes, { type: 'socket_filter' }).map((v) => [v.insn, v.name, v.mapType])).toEqual([[0, 'pc_lru_bytes', 'lru_hash']])
+  })
+
   test('a policy that is not one is a TypeError', async () => {
     await expect(BpfProgram.load({ ...writer('pc_bad'), policy: {} as never })).rejects.toThrow(/policy must be a Policy/)
   })

@@ -93,6 +93,13 @@ describe('helpers and maps', () => {
     expect(v.map((x) => x.name)).toEqual(['#99999'])
   })
 
+  test('map fds in raw bytes that are not maps, and fd_array indexes, are named but of no known type', () => {
+    const notAMap = { ...asm.ldImm64(asm.R1, 1), src: 1 } // fd 1: stdout
+    const byIndex = { ...asm.ldImm64(asm.R1, 2), src: 5 }
+    const v = checkProgram(policy, asm.assemble([notAMap, byIndex, asm.exit()]), { type: 'socket_filter' })
+    expect(v.map((x) => [x.insn, x.name, x.mapType, x.allowedBy])).toEqual([[0, 'fd 1', 'unknown', []], [2, 'fd_array[2]', 'unknown', []]])
+  })
+
   test('a ProgramSpec says its own type; the context given overrides it', () => {
     const spec = ProgramSpec.from({ type: 'socket_filter', insns: [asm.call('probe_read_kernel'), asm.exit()], name: 'reader' })
     expect(checkProgram(policy, spec).map((x) => x.program)).toEqual(['reader'])
