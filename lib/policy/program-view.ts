@@ -156,7 +156,8 @@ function kfuncName(id: number, off: number, modules: (() => string)[] | undefine
     if (off === 0) btf = targets.vmlinux
     else {
       const module = modules?.[off - 1]?.()
-      btf = module === undefined ? undefined : [...(targets.modules?.() ?? [])].find((m) => m.name === module)?.btf
+      // fd_array may hold vmlinux itself too; module BTFs are split on it.
+      btf = module === 'vmlinux' ? targets.vmlinux : module === undefined ? undefined : [...(targets.modules?.() ?? [])].find((m) => m.name === module)?.btf
     }
   } catch {
     btf = undefined

@@ -4,7 +4,7 @@
 // program already loaded, read from its translated instructions. Fixtures:
 // test/fixtures/bpf/policy-net.bpf.c, policy-kfuncs.bpf.c.
 import { describe, expect, test } from 'vitest'
-import { asm, BpfMap, BpfProgram, BtfReader, ids, Policy, PolicyError } from '../../lib/index.js'
+import { asm, BpfMap, BpfProgram, Btf, BtfReader, ids, Policy, PolicyError, ProgramSpec } from '../../lib/index.js'
 import { ProgramPolicyError } from '../../lib/policy/check.js'
 import { fixtureSpec, retval } from './helpers/collection.js'
 
@@ -82,6 +82,14 @@ describe('BpfProgram.load({ policy })', () => {
     using map = BpfMap.create({ type: 'lru_hash', keySize: 4, valueSize: 8, maxEntries: 4, name: 'pc_lru_bytes' })
     const bytes = asm.assemble([asm.ldMapValue(asm.R1, { fd: map.fd }), asm.mov64Imm(asm.R0, 0), asm.exit()])
     expect(policy.check(bytes, { type: 'socket_filter' }).map((v) => [v.insn, v.name, v.mapType])).toEqual([[0, 'pc_lru_bytes', 'lru_hash']])
+  })
+
+  test('a kfunc call through fd_array is named from the BTF object there', () => {
+    const vmlinuxId = [...ids.btfs()].find((b) => b.kernelBtf && b.name === 'vmlinux')!.id
+    using btf = Btf.fromId(vmlinuxId)
+    const kfunc = BtfReader.fromFile().find('bpf_rcu_read_lock', 'FUNC')!
+    const spec = ProgramSpec.from({ type: 'syscall', insns: [asm.callKfunc(kfunc, 1), asm.exit()], fdArray: [btf] })
+    expect(policy.check(spec).map((v) => [v.insn, v.kind, v.name])).toEqual([[0, 'kfunc', 'bpf_rcu_read_lock']])
   })
 
   test('a policy that is not one is a TypeError', async () => {
