@@ -5,9 +5,11 @@
 // MapReferences with their type, as a CollectionSpec makes them.
 import { describe, expect, test } from 'vitest'
 import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { asm } from '../../lib/asm/index.js'
 import { BtfReader } from '../../lib/btf/reader.js'
-import { MapReference } from '../../lib/collection/spec.js'
+import { CollectionSpec, MapReference } from '../../lib/collection/spec.js'
+import { BpfProgram } from '../../lib/prog/program.js'
 import { ProgramSpec } from '../../lib/prog/spec.js'
 import { Policy } from '../../lib/policy/policy.js'
 import { checkProgram, assertProgram, ProgramPolicyError } from '../../lib/policy/check.js'
@@ -192,5 +194,45 @@ describe('errors', () => {
     expect(() => checkProgram(policy, [asm.exit()], { type: 'xdp', member: 3 } as never)).toThrow(/context.member must be a string/)
     expect(() => checkProgram(policy, [asm.exit()], 'xdp' as never)).toThrow(/context must be an object/)
     expect(() => checkProgram(policy, [asm.exit()], { type: 'no_such_type' as never })).toThrow(TypeError)
+  })
+})
+
+describe('the policy load options, before any syscall', () => {
+  const writer = { type: 'socket_filter' as const, insns: [asm.call('probe_write_user'), asm.exit()] }
+
+  test('ProgramSpec takes policy, externs and structOps, and checks them', () => {
+    const spec = ProgramSpec.from({ ...writer, policy, externs: [{ insn: 0, name: 'bpf_x', call: true }], structOps: [{ type: 'sched_ext_ops', member: 'dispatch' }] })
+    expect(spec.policy).toBe(policy)
+    expect(spec.externs).toEqual([{ insn: 0, name: 'bpf_x', call: true }])
+    expect(Object.isFrozen(spec.externs![0])).toBe(true)
+    expect(spec.structOps).toEqual([{ type: 'sched_ext_ops', member: 'dispatch' }])
+    expect(() => ProgramSpec.from({ ...writer, policy: {} as never })).toThrow(/policy must be a Policy \(an object with assertProgram\(spec\)\), got/)
+    expect(() => ProgramSpec.from({ ...writer, policy: null as never })).toThrow(/policy must be a Policy/)
+    expect(() => ProgramSpec.from({ ...writer, externs: {} as never })).toThrow(/externs must be an array/)
+    expect(() => ProgramSpec.from({ ...writer, externs: [{ insn: -1, name: 'x', call: true }] })).toThrow(/externs\[0\].insn must be an integer/)
+    expect(() => ProgramSpec.from({ ...writer, externs: [{ name: 'x', call: true } as never] })).toThrow(/externs\[0\] has no insn/)
+    expect(() => ProgramSpec.from({ ...writer, externs: [{ insn: 0, name: '', call: true }] })).toThrow(/externs\[0\].name must be a symbol name/)
+    expect(() => ProgramSpec.from({ ...writer, externs: [{ insn: 0, name: 'x', call: 1 as never }] })).toThrow(/externs\[0\].call must be a boolean/)
+    expect(() => ProgramSpec.from({ ...writer, structOps: [{ type: 'x' } as never] })).toThrow(/structOps must be an array of \{ type, member \}/)
+  })
+
+  test('BpfProgram.load and loadSync refuse before the kernel is asked', async () => {
+    await expect(BpfProgram.load({ ...writer, policy })).rejects.toBeInstanceOf(ProgramPolicyError)
+    expect(() => BpfProgram.loadSync({ ...writer, policy })).toThrow(ProgramPolicyError)
+    // Any ProgramPolicy will do: it sees the spec as given.
+    const seen: ProgramSpec[] = []
+    const refuseAll = { assertProgram(s: ProgramSpec) { seen.push(s); throw new PolicyError('test', 'all', 'refused') } }
+    expect(() => BpfProgram.loadSync({ ...writer, name: 'seen', policy: refuseAll })).toThrow('refused')
+    expect(seen.map((s) => s.name)).toEqual(['seen'])
+  })
+
+  test('CollectionSpec.load checks every selected program first, and the option itself', async () => {
+    const spec = CollectionSpec.fromFile(join(__dirname, '../fixtures/bpf/policy-net.bpf.o'))
+    await expect(spec.load({ policy: { nope: 1 } as never })).rejects.toThrow(/CollectionSpec.load: policy must be a Policy/)
+    const seen: string[] = []
+    const refuseLast = { assertProgram(s: ProgramSpec) { seen.push(s.name!); if (seen.length === 3) throw new PolicyError('test', s.name!, `refused ${s.name}`) } }
+    await expect(spec.load({ policy: refuseLast })).rejects.toThrow('refused lru_counter')
+    expect(seen).toEqual(['count_bytes', 'stamp', 'lru_counter'])
+    await expect(spec.load({ policy })).rejects.toThrow(/policy refuses program 'lru_counter': a use not granted\n  insn 4 \(policy-net.bpf.c:54\): map recent of type lru_hash/)
   })
 })
