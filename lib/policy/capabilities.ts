@@ -12,10 +12,7 @@ import { attachTypes, helpers, mapTypes, progTypes } from '../sys/generated/kern
 import type { AttachTypeName, HelperName, MapTypeName, ProgTypeName } from '../sys/generated/kernel-enums.js'
 import { closestEnumName, findEnumName, findEnumValue, type EnumTable } from '../sys/names.js'
 import { checkOptions, describeValue } from '../sys/options.js'
-import { existsSync } from 'node:fs'
-import { BtfReader } from '../btf/reader.js'
-import type { BtfKindName } from '../btf/format.js'
-import { openKernelBtf } from '../collection/kernel-btf.js'
+import { closestOf, globPattern, kernelNames, type KernelBtfSource, type KernelNames } from './kernel-names.js'
 
 /** A capability set as written: every part optional. */
 export interface CapabilitySetInput {
@@ -94,7 +91,11 @@ export interface Grant {
   maps: ReadonlySet<string>
 }
 
+export type { KernelBtfSource }
+
 export type CapabilityKind = 'helper' | 'kfunc' | 'map'
+
+export type Kernel = () => KernelNames | undefined
 
 export interface CapabilityOptions {
   /**
@@ -167,18 +168,21 @@ export class CapabilityRules {
 
   grantsFor(target: ProgramTarget): Grant {
     const t = targetOf(target)
-    const grant: Grant = { contexts: [], helpers: new Set(), kfuncs: new Set(), maps: new Set() }
+    const contexts: number[] = []
+    const helpers = new Set<string>()
+    const kfuncs = new Set<string>()
+    const maps = new Set<string>()
     this.#matchers.forEach((m, i) => {
       if (!matches(m, t)) return
-      grant.contexts.push(i)
+      contexts.push(i)
       for (const name of this.contexts[i].grant) {
         const e = this.#effective.get(name)!
-        for (const h of e.helpers) (grant.helpers as Set<string>).add(h)
-        for (const k of e.kfuncs) (grant.kfuncs as Set<string>).add(k)
-        for (const m of e.maps) (grant.maps as Set<string>).add(m)
+        for (const h of e.helpers) helpers.add(h)
+        for (const k of e.kfuncs) kfuncs.add(k)
+        for (const m of e.maps) maps.add(m)
       }
     })
-    return grant
+    return { contexts, helpers, kfuncs, maps }
   }
 
   setsAllowing(kind: CapabilityKind, name: string): string[] {
@@ -346,11 +350,6 @@ function globOrThrow(item: unknown, where: string): string {
   return item
 }
 
-/** A glob as a RegExp: `*` any run, `?` one character, nothing else special. */
-export function globPattern(glob: string): RegExp {
-  return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\/-]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`)
-}
-
 function checkCycles(sets: Record<string, CapabilitySet>): void {
   const done = new Set<string>()
   const visit = (name: string, path: string[]) => {
@@ -430,146 +429,4 @@ function matches(m: Matcher, t: Target): boolean {
 
 function hint(name: string | undefined): string {
   return name === undefined ? '' : ` (did you mean '${name}'?)`
-}
-
-// ---- Names in the kernel's BTF: kfuncs and attach targets ----
-
-/** Another kernel's BTF: a reader, raw BTF bytes (or an ELF file with .BTF), or a path to either. */
-export type KernelBtfSource = BtfReader | Uint8Array | string
-
-const VMLINUX = '/sys/kernel/btf/vmlinux'
-
-type Kernel = () => KernelNames | undefined
-
-interface KernelNames {
-  /** For messages: "the running kernel's BTF". */
-  readonly source: string
-  hasFunction(name: string): boolean
-  closestKfunc(name: string): string | undefined
-  checkAttachTarget(pattern: string, progs: readonly ProgTypeName[] | undefined, where: string): void
-}
-
-// The running kernel's BTF is read once per process (openKernelBtf caches it,
-// shared with CO-RE); lookups go through findAll's name index, never a scan.
-function kernelNames(source: KernelBtfSource | undefined): KernelNames | undefined {
-  if (source === undefined) {
-    if (!existsSync(VMLINUX)) return undefined
-    const t = openKernelBtf()
-    return new BtfNames(t.vmlinux, () => [...(t.modules?.() ?? [])].map((m) => m.btf), `the running kernel's BTF (${VMLINUX} and modules)`)
-  }
-  if (!(source instanceof BtfReader) && !(source instanceof Uint8Array) && typeof source !== 'string') {
-    throw new TypeError(`kernelBtf must be a BtfReader, BTF bytes, a path or null, got ${describeValue(source)}`)
-  }
-  return new BtfNames(openKernelBtf(source).vmlinux, () => [], typeof source === 'string' ? `the kernel BTF ${source}` : 'the given kernel BTF')
-}
-
-/** Where attach targets of a program type live in BTF: a kind and a name prefix. */
-interface Space {
-  kind: BtfKindName
-  prefix: string
-  what: string
-}
-const func: Space = { kind: 'FUNC', prefix: '', what: 'kernel function' }
-const lsmHook: Space = { kind: 'FUNC', prefix: 'bpf_lsm_', what: 'LSM hook' }
-const rawTp: Space = { kind: 'TYPEDEF', prefix: 'btf_trace_', what: 'raw tracepoint' }
-const iterator: Space = { kind: 'FUNC', prefix: 'bpf_iter_', what: 'iterator' }
-const structOps: Space = { kind: 'STRUCT', prefix: '', what: 'struct_ops type' }
-// Program types whose attach targets BTF names; others (tracepoint, perf_event,
-// cgroup...) attach to things BTF does not list, so their globs go unchecked.
-const spacesOf: Partial<Record<ProgTypeName, Space[]>> = {
-  kprobe: [func],
-  tracing: [func, rawTp, iterator],
-  lsm: [lsmHook],
-  raw_tracepoint: [rawTp],
-  raw_tracepoint_writable: [rawTp],
-  struct_ops: [structOps],
-}
-const allSpaces = [func, lsmHook, rawTp, iterator, structOps]
-
-const namesCache = new WeakMap<BtfReader, Map<string, string[]>>()
-
-class BtfNames implements KernelNames {
-  readonly #vmlinux: BtfReader
-  readonly #modules: () => BtfReader[]
-  #moduleList: BtfReader[] | undefined
-  readonly source: string
-
-  constructor(vmlinux: BtfReader, modules: () => BtfReader[], source: string) {
-    this.#vmlinux = vmlinux
-    this.#modules = modules
-    this.source = source
-  }
-
-  // Modules are read only when vmlinux misses, as libbpf looks kfuncs up.
-  #has(name: string, kind: BtfKindName): boolean {
-    if (this.#vmlinux.findAll(name, kind).length > 0) return true
-    return this.#readers().slice(1).some((m) => m.findAll(name, kind).length > 0)
-  }
-
-  #readers(): BtfReader[] {
-    this.#moduleList ??= this.#modules()
-    return [this.#vmlinux, ...this.#moduleList]
-  }
-
-  hasFunction(name: string): boolean {
-    return this.#has(name, 'FUNC')
-  }
-
-  // Kernels built with pahole 1.25+ tag each kfunc with a "bpf_kfunc" decl tag:
-  // the hint comes from those few hundred; without tags, from every function.
-  closestKfunc(name: string): string | undefined {
-    const tagged = new Set<string>()
-    for (const btf of this.#readers()) {
-      for (const id of btf.findAll('bpf_kfunc', 'DECL_TAG')) tagged.add(btf.type(btf.type(id).sizeOrType).name)
-    }
-    return closestOf(tagged.size > 0 ? [...tagged] : this.#names('FUNC'), name)
-  }
-
-  checkAttachTarget(pattern: string, progs: readonly ProgTypeName[] | undefined, where: string): void {
-    // uprobe paths ('/bin/sh:main') and tracepoint categories ('sched/x') are not in BTF.
-    if (pattern.includes('/') || pattern.includes(':')) return
-    let spaces: Space[]
-    if (progs === undefined) spaces = allSpaces
-    else {
-      if (progs.some((p) => spacesOf[p] === undefined)) return
-      spaces = [...new Set(progs.flatMap((p) => spacesOf[p]!))]
-    }
-    const name = pattern.replace(/\+.*$/, '') // kprobe 'func+0x10'
-    const glob = /[*?]/.test(name)
-    const re = glob ? globPattern(name) : undefined
-    for (const s of spaces) {
-      if (!glob && this.#has(s.prefix + name, s.kind)) return
-      if (re && this.#names(s.kind).some((n) => n.startsWith(s.prefix) && re.test(n.slice(s.prefix.length)))) return
-    }
-    const whats = [...new Set(spaces.map((s) => s.what))].join(' or ')
-    const near = glob ? undefined : closestOf(spaces.flatMap((s) => this.#names(s.kind).filter((n) => n.startsWith(s.prefix)).map((n) => n.slice(s.prefix.length))), name)
-    throw new TypeError(`${where}: no ${whats} ${glob ? 'matches' : 'named'} '${pattern}' in ${this.source}${hint(near)}`)
-  }
-
-  // Every name of one kind: read once per BTF, for globs and hints only.
-  #names(kind: BtfKindName): string[] {
-    const out: string[] = []
-    for (const btf of this.#readers()) {
-      let byKind = namesCache.get(btf)
-      if (!byKind) namesCache.set(btf, (byKind = new Map()))
-      let names = byKind.get(kind)
-      if (!names) {
-        names = []
-        for (let id = btf.firstId; id <= btf.count; id++) {
-          const t = btf.type(id)
-          if (t.kind === kind && t.name !== '') names.push(t.name)
-        }
-        byKind.set(kind, names)
-      }
-      for (const n of names) out.push(n)
-    }
-    return out
-  }
-}
-
-// closestEnumName over names of about the same length (the others cannot be close).
-function closestOf(names: readonly string[], name: string): string | undefined {
-  const slack = Math.max(2, Math.floor(name.length / 3))
-  const near = names.filter((n) => Math.abs(n.length - name.length) <= slack)
-  return closestEnumName(Object.fromEntries(near.map((n) => [n, 0])), name)
 }
