@@ -7,6 +7,7 @@
 import type { AttachTypeName, ProgTypeName } from '../sys/generated/kernel-enums.js'
 import { PolicyError } from '../sys/errors.js'
 import { checkOptions, describeValue } from '../sys/options.js'
+import type { ProgramTarget } from './capabilities.js'
 import type { Policy } from './policy.js'
 import { programView, type CheckedProgram, type ProgramUse } from './program-view.js'
 
@@ -17,12 +18,7 @@ export type { CheckedProgram } from './program-view.js'
  * from an object knows its type, attach target and struct_ops members; raw
  * instructions know nothing and need at least `type`); `name` names it in messages.
  */
-export interface CheckContext {
-  type?: ProgTypeName | number
-  expectedAttachType?: AttachTypeName | number
-  attachTo?: string
-  /** A struct_ops callback member ('dispatch'). */
-  member?: string
+export interface CheckContext extends Partial<ProgramTarget> {
   name?: string
 }
 
