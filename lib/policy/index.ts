@@ -6,6 +6,7 @@ export type {
   CapabilityDocument, CapabilityKind, CapabilityOptions, CapabilitySet, CapabilitySetInput, Grant, KernelBtfSource,
   PolicyContext, PolicyContextInput, ProgramTarget,
 } from './capabilities.js'
+export { ProgramPolicyError } from './check.js'
 export type { CheckContext, CheckedProgram, Violation } from './check.js'
 export { readMountinfo, bpffsMountEntry } from './mount-options.js'
 export type { MountinfoEntry } from './mount-options.js'
