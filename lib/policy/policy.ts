@@ -332,6 +332,15 @@ export class Policy implements DelegationPolicy {
     return new Policy(m, this.#rules ?? o.#rules)
   }
 
+  /**
+   * This policy's token masks with `other`'s capability sets and contexts
+   * (none when it has none). For a manager granting a tenant's smaller masks
+   * under its own capabilities: `offered.includes(wanted.withCapabilitiesOf(offered))`.
+   */
+  withCapabilitiesOf(other: PolicyLike): Policy {
+    return new Policy(this.masks(), Policy.from(other).#rules)
+  }
+
   /** The same masks, and the same capability sets and contexts (or neither has any). */
   equals(other: PolicyLike): boolean {
     const o = Policy.from(other)

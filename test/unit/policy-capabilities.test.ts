@@ -317,6 +317,16 @@ describe('includes, intersect and equals with capabilities', () => {
     expect(() => caps.intersect(from({ capabilities: {} }))).toThrow(/intersect: both policies have capabilities, and different ones/)
   })
 
+  test("withCapabilitiesOf: one policy's masks under another's capabilities", () => {
+    const wanted = Policy.from({ cmds: ['prog_load'], progs: ['kprobe'] })
+    const granted = wanted.withCapabilitiesOf(caps)
+    expect(granted.cmds).toEqual(['prog_load'])
+    expect(granted.contexts).toEqual(example.contexts)
+    expect(caps.includes(granted)).toBe(true)
+    expect(caps.includes(wanted)).toBe(false)
+    expect(caps.withCapabilitiesOf(plain).equals(plain)).toBe(true)
+  })
+
   test('equals needs the same capabilities, or none on both sides', () => {
     expect(caps.equals(plain)).toBe(false)
     expect(plain.equals(caps)).toBe(false)
