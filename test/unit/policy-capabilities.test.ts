@@ -10,6 +10,7 @@ import { afterAll, describe, expect, test } from 'vitest'
 import { BtfBuilder } from '../../lib/btf/builder.js'
 import { BtfReader } from '../../lib/btf/reader.js'
 import { Policy, type PolicyDocument } from '../../lib/policy/index.js'
+import { jsInternal, walkArguments, wrongValues } from './walk-arguments.js'
 
 // A kernel's BTF in miniature: kfuncs (two tagged as the kernel tags them),
 // functions, an LSM hook, a raw tracepoint, an iterator, a struct_ops type.
@@ -373,5 +374,46 @@ describe('check keeps its token meaning; programs go to the checker', () => {
     expect(p.check([], { type: 'xdp' })).toEqual([])
     expect(p.check(new Uint8Array(0), { type: 'xdp' })).toEqual([])
     expect(() => p.assert([], { type: 'xdp' })).not.toThrow()
+  })
+})
+
+describe('bad arguments are named, never JavaScript internals', () => {
+  // Every value anywhere in the example document, replaced by each wrong value in turn.
+  function* mutations(value: unknown, path: string[] = []): Generator<{ path: string; doc: unknown }> {
+    for (const bad of wrongValues) yield { path: path.join('.'), doc: bad }
+    if (value === null || typeof value !== 'object') return
+    for (const [k, v] of Object.entries(value)) {
+      for (const m of mutations(v, [...path, k])) {
+        yield { path: m.path, doc: Array.isArray(value) ? Object.assign([...value], { [k]: m.doc }) : { ...value, [k]: m.doc } }
+      }
+    }
+  }
+
+  test('Policy.from on the example with any part replaced', () => {
+    let refused = 0
+    for (const { path, doc } of mutations(example)) {
+      try {
+        from(doc as PolicyDocument)
+      } catch (e) {
+        refused++
+        expect([TypeError, RangeError], path).toContain((e as Error).constructor)
+        expect((e as Error).message, path).not.toMatch(jsInternal)
+      }
+    }
+    expect(refused).toBeGreaterThan(100)
+  })
+
+  test('the new entry points', () => {
+    const p = from(example)
+    const calls: Array<[string, (...a: unknown[]) => unknown, unknown[]]> = [
+      ['Policy.from', (a, b) => Policy.from(a as never, b as never), [example, { kernelBtf }]],
+      ['Policy.fromFile', (a, b) => Policy.fromFile(a as never, b as never), ['/nonexistent/policy.json', {}]],
+      ['grantsFor', (a) => p.grantsFor(a as never), [{ type: 'kprobe', attachTo: 'tcp_connect' }]],
+      ['setsAllowing', (a, b) => p.setsAllowing(a as never, b as never), ['helper', 'ktime_get_ns']],
+      ['withCapabilitiesOf', (a) => p.withCapabilitiesOf(a as never), [{ cmds: 'any' }]],
+    ]
+    for (const [name, call, valid] of calls) {
+      for (const e of walkArguments(name, call, valid)) expect([TypeError, RangeError, Error], name).toContain(e.constructor)
+    }
   })
 })
