@@ -110,9 +110,8 @@ export class Policy implements DelegationPolicy {
     // A document of token masks only is told the keys it was always told; one
     // with capabilities or contexts, every key.
     const full = Object.hasOwn(policy, 'capabilities') || Object.hasOwn(policy, 'contexts')
-    const known = full ? documentKeys : kindNames
-    const extra = Object.keys(policy).filter((k) => !known.includes(k) && documentKeys.includes(k))
-    checkOptions('policy', policy, [...known, ...extra], { noun: 'key', types: { $schema: 'string' } })
+    const known = full ? documentKeys : Object.hasOwn(policy, '$schema') ? [...kindNames, '$schema'] : kindNames
+    checkOptions('policy', policy, known, { noun: 'key', types: { $schema: 'string' } })
     const masks = { cmds: 0n, maps: 0n, progs: 0n, attachs: 0n }
     for (const kind of kindNames) masks[kind] = maskOfSet(kind, (policy as Record<string, unknown>)[kind])
     return new Policy(masks, CapabilityRules.parse(policy, options))
