@@ -49,6 +49,10 @@ export type { FuncInfo, LineInfo } from './prog/spec.js'
 // BPF delegation (tokens, bpffs delegation mounts, fd passing) and typed policies.
 export { Policy } from './policy/index.js'
 export type { DelegationPolicy, PolicyLike, PolicyMasks, PolicyKind, PolicySet, MountinfoEntry } from './policy/index.js'
+// Capability policies: what a program may use, checked before load.
+export { ProgramPolicyError } from './policy/check.js'
+export type { Violation, CheckContext } from './policy/check.js'
+export type { ProgramPolicy, ProgramExtern, StructOpsMember } from './prog/spec.js'
 export {
   BpfToken, delegate, openBpffsContext, attachMount, openMountRoot,
   serveDelegation, requestDelegation, spawnDelegated, delegationFailedStatus, DelegationRefusedError,

@@ -3,11 +3,14 @@
 import { runList, UsageError } from './list.js'
 import { runDemo } from './demo.js'
 import { runGenTypes } from './gen-types.js'
+import { runPolicy } from './policy.js'
 
 const usage = `usage: bpfkit <command>
 
   list [progs|maps|links|btf] [--json]   show loaded BPF objects (needs root)
   gen types <obj.o> [--name N]           TypeScript types for a clang-built object's programs, maps and globals
+  policy check <obj.o> --policy <p.json> [--json]   check an object's programs against a capability policy (exit 1 on violations)
+  policy helpers|kfuncs [--prog-type T] [--json]    what this kernel offers (to type T), to write a policy
   demo                                   delegate BPF to a tenant in a user namespace, end to end (needs root, Linux 6.9+)
   help                                   this text
 `
@@ -22,6 +25,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'gen':
         if (args[0] !== 'types') throw new UsageError(`gen: expected 'gen types <obj.o>', got ${args.length ? `'gen ${args[0]}'` : "'gen' alone"}`)
         return runGenTypes(args.slice(1), out)
+      case 'policy':
+        return runPolicy(args, out)
       case 'demo':
         if (args.length > 0) throw new UsageError(`demo takes no arguments, got ${args.join(' ')}`)
         return await runDemo(out)

@@ -1,0 +1,123 @@
+// `bpfkit policy`: check a clang-built object against a capability policy,
+// and list what the running kernel offers to write one.
+//   policy check <obj.o> --policy <p.json> [--json]   violations per program; exit 1 when there are any
+//   policy helpers [--prog-type T] [--json]          helpers of this kernel (those type T may call)
+//   policy kfuncs [--prog-type T] [--json]           kfuncs of this kernel (those type T may call)
+import { basename } from 'node:path'
+import { BtfReader } from '../btf/reader.js'
+import { CollectionSpec } from '../collection/spec.js'
+import { supportsProgramHelper } from '../features/index.js'
+import { Policy } from '../policy/policy.js'
+import type { Violation } from '../policy/check.js'
+import { BpfProgram } from '../prog/program.js'
+import { VerifierError, enumValue, kernel, type ProgTypeName } from '../sys/index.js'
+import { UsageError } from './list.js'
+
+interface Args { positional: string[]; policy?: string; progType?: string; json: boolean }
+
+function parse(sub: string, args: readonly string[], takes: readonly ('--policy' | '--prog-type')[]): Args {
+  const out: Args = { positional: [], json: false }
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]
+    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined]
+    if (flag === '--json') out.json = true
+    else if ((takes as readonly string[]).includes(flag)) {
+      const value = inline ?? args[++i]
+      if (value === undefined || value === '') throw new UsageError(`policy ${sub}: ${flag} needs a value`)
+      if (flag === '--policy') out.policy = value
+      else out.progType = value
+    } else if (a.startsWith('-')) throw new UsageError(`policy ${sub}: unknown option '${a}'`)
+    else out.positional.push(a)
+  }
+  return out
+}
+
+/** Runs `bpfkit policy <sub> ...`; returns the exit status. */
+export function runPolicy(args: readonly string[], out: (s: string) => void): number {
+  const [sub, ...rest] = args
+  switch (sub) {
+    case 'check': return check(parse(sub, rest, ['--policy']), out)
+    case 'helpers': return list(parse(sub, rest, ['--prog-type']), helpers, out)
+    case 'kfuncs': return list(parse(sub, rest, ['--prog-type']), kfuncs, out)
+    default: throw new UsageError(`policy: expected check, helpers or kfuncs, got ${sub === undefined ? 'nothing' : `'${sub}'`}`)
+  }
+}
+
+function check(a: Args, out: (s: string) => void): number {
+  if (a.positional.length !== 1) throw new UsageError(`policy check: expected one object file, got ${a.positional.length === 0 ? 'none' : a.positional.join(' ')}`)
+  if (a.policy === undefined) throw new UsageError('policy check: --policy <file.json> is required')
+  const policy = Policy.fromFile(a.policy)
+  const spec = CollectionSpec.fromFile(a.positional[0])
+  const found: Record<string, Violation[]> = {}
+  for (const [name, program] of Object.entries(spec.programs)) found[name] = policy.check(program, { name })
+  const total = Object.values(found).reduce((n, v) => n + v.length, 0)
+  if (a.json) {
+    out(JSON.stringify(found, null, 2))
+  } else {
+    for (const [name, violations] of Object.entries(found)) {
+      out(`${name}: ${violations.length === 0 ? 'allowed' : `${violations.length} violation${violations.length === 1 ? '' : 's'}`}`)
+      for (const v of violations) out(`  ${v.message}`)
+    }
+    out(`${basename(a.positional[0])}: ${total === 0 ? 'every program is allowed' : `${total} violation${total === 1 ? '' : 's'}`}`)
+  }
+  return total === 0 ? 0 : 1
+}
+
+function list(a: Args, names: (progType: number | undefined) => string[], out: (s: string) => void): number {
+  if (a.positional.length > 0) throw new UsageError(`policy: unexpected argument ${a.positional.join(' ')}`)
+  let progType: number | undefined
+  try {
+    progType = a.progType === undefined ? undefined : enumValue(kernel.progTypes, 'program type', a.progType as ProgTypeName)
+  } catch (e) {
+    throw new UsageError((e as Error).message)
+  }
+  const found = names(progType)
+  out(a.json ? JSON.stringify(found) : found.join('\n'))
+  return 0
+}
+
+// The helpers of this kernel, from its BTF's enum bpf_func_id; with a
+// program type, those the type may call (a feature probe each).
+function helpers(progType: number | undefined): string[] {
+  const btf = BtfReader.fromFile()
+  const id = btf.find('bpf_func_id', 'ENUM')
+  if (id === undefined) throw new Error('this kernel\'s BTF has no enum bpf_func_id')
+  const all = btf.enumValues(btf.type(id)).filter((e) => e.value > 0n && e.name.startsWith('BPF_FUNC_') && e.name !== 'BPF_FUNC_MAX_ID')
+    .map((e) => ({ name: e.name.slice('BPF_FUNC_'.length), id: Number(e.value) }))
+  return all.filter((h) => progType === undefined || supportsProgramHelper(progType, h.id)).map((h) => h.name)
+}
+
+// The kfuncs of this kernel: the FUNCs its BTF tags bpf_kfunc. With a
+// program type, those the verifier lets that type call: it refuses a kfunc
+// not registered for the type ("calling kernel function X is not allowed")
+// before looking at any argument.
+function kfuncs(progType: number | undefined): string[] {
+  const btf = BtfReader.fromFile()
+  const names: { name: string; id: number }[] = []
+  for (const t of btf.types()) {
+    if (t.kind === 'DECL_TAG' && t.name === 'bpf_kfunc') {
+      const f = btf.type(t.sizeOrType)
+      if (f.kind === 'FUNC') names.push({ name: f.name, id: f.id })
+    }
+  }
+  names.sort((x, y) => (x.name < y.name ? -1 : 1))
+  if (progType === undefined) return names.map((k) => k.name)
+  return names.filter((k) => mayCallKfunc(progType, k.id)).map((k) => k.name)
+}
+
+function mayCallKfunc(progType: number, btfId: number): boolean {
+  const call = new Uint8Array(16 + 16)
+  const v = new DataView(call.buffer)
+  call[0] = 0x85 // call
+  call[1] = 2 << 4 // BPF_PSEUDO_KFUNC_CALL
+  v.setInt32(4, btfId, true)
+  call[8] = 0xb7 // r0 = 0
+  call[16] = 0x95 // exit
+  try {
+    BpfProgram.loadSync({ type: progType, bytes: call.subarray(0, 24), license: 'GPL', logLevel: 1 }).close()
+    return true
+  } catch (e) {
+    if (!(e instanceof VerifierError)) throw new UsageError(`policy kfuncs: cannot probe program type ${progType} this way (${(e as Error).message.split('\n')[0]}); list without --prog-type`)
+    return !e.log.some((l) => /calling kernel function .* is not allowed/.test(l))
+  }
+}
