@@ -46,7 +46,8 @@ try {
     m.update(new Uint8Array(4), new Uint8Array([1, 2, 3, 4]))
     if (m.lookup(new Uint8Array(4))[3] !== 4) throw new Error('lookup mismatch')
     m.close()`
-  writeFileSync(join(app, 'cjs.cjs'), `const { BpfMap } = require('bpfkit')\n${body}\nconsole.log('cjs ok')\n`)
+  // The policy schema is part of the package's interface, for editors.
+  writeFileSync(join(app, 'cjs.cjs'), `const { BpfMap } = require('bpfkit')\nif (!require('bpfkit/policy.schema.json').$schema) throw new Error('policy schema missing')\n${body}\nconsole.log('cjs ok')\n`)
   writeFileSync(join(app, 'esm.mjs'), `import { BpfMap } from 'bpfkit'\n${body}\nconsole.log('esm ok')\n`)
   for (const f of ['cjs.cjs', 'esm.mjs']) process.stdout.write(run(process.execPath, [f], { cwd: app, env }))
   process.stdout.write(run(process.execPath, [join(installed, 'dist/cli/main.js'), 'list', 'btf'], { cwd: app, env }))

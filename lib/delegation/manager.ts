@@ -42,6 +42,8 @@ export async function serveDelegation(socket: FdSocket, policy: PolicyLike, opti
         await refuse(socket, `invalid policy: ${(e as Error).message}`)
         throw e
       }
+      // A tenant asking for smaller masks lives under the offered capabilities; it cannot name its own.
+      if (offered.hasCapabilities && !wanted.hasCapabilities) wanted = wanted.withCapabilitiesOf(offered)
       if (!offered.includes(wanted)) {
         const why = `the tenant asked for ${wanted}, more than the offered ${offered}`
         await refuse(socket, why)
