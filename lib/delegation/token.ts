@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { BpfError, Fd, native, NotSupportedError, SyscallError, tokenInfoByFd, type TokenLike, type TokenRequest } from '../sys/index.js'
 import { haveBpfToken } from '../features/index.js'
+import type { ProgramSpec } from '../prog/spec.js'
 import { Policy, type PolicyMasks } from '../policy/index.js'
 import { errnoOf } from '../ipc/errors.js'
 import { openMountRoot } from './mount.js'
@@ -104,11 +105,14 @@ export class BpfToken implements TokenLike {
       throw new TypeError(`BpfToken.request: socket must be an FdSocket, a unix net.Socket or a descriptor number, got ${describeValue(socket)}`)
     }
     const s = socket instanceof FdSocket ? socket : FdSocket.from(socket)
-    const { mount } = await requestDelegation(s, options)
+    const { mount, policy } = await requestDelegation(s, options)
     try {
       const root = openMountRoot(mount)
       try {
-        return BpfToken.create(root)
+        const token = BpfToken.create(root)
+        // The whole grant, capabilities included: the kernel's masks cannot say what programs may use inside.
+        if (policy.hasCapabilities) token.#policy = policy
+        return token
       } finally {
         root.close()
       }
@@ -199,6 +203,16 @@ export class BpfToken implements TokenLike {
   /** Throws a PolicyError naming what this token does not delegate for `request`. */
   check(request: TokenRequest): void {
     this.policy.check(request, 'token')
+  }
+
+  /**
+   * Throws a ProgramPolicyError when the delegation's capability policy (a
+   * token from BpfToken.request whose grant had capabilities) does not let
+   * `program` use a helper, kfunc or map it uses; loads with this token call
+   * it before the kernel is asked. Without capabilities it allows everything.
+   */
+  assertProgram(program: ProgramSpec): void {
+    if (this.#policy?.hasCapabilities) this.#policy.assertProgram(program)
   }
 
   close(): void {

@@ -1,6 +1,6 @@
 // BpfProgram: a loaded BPF program owned by this process.
 import {
-  Fd, bpfObjectKind, enumName, kernel, native, progInfoByFd, tokenFdFor,
+  Fd, bpfObjectKind, defaultToken, enumName, kernel, native, progInfoByFd, tokenFdFor,
   type ProgLoadAttrs, type ProgramInfo, type TestRunAttrs, type TestRunResult,
 } from '../sys/index.js'
 import { decode, encode } from '../asm/assemble.js'
@@ -148,6 +148,9 @@ export function enableStats(): Fd {
 function loadAttrs(spec: ProgramSpec): ProgLoadAttrs & { progType: number } {
   // The policy reads the program as given, before any fd or token is touched.
   spec.policy?.assertProgram(spec)
+  // A delegated token may carry its grant's capability policy: the tenant hears of a violation before the kernel is asked.
+  const token = spec.token === null ? undefined : (spec.token ?? defaultToken())
+  ;(token?.assertProgram as ((p: ProgramSpec) => void) | undefined)?.call(token, spec)
   if (spec.externs?.length) {
     // Their instructions still hold placeholders the kernel would misread (a kfunc call as a call to pc-1, a __ksym address as 0).
     const names = [...new Set(spec.externs.map((e) => e.name))]

@@ -19,6 +19,8 @@ export interface TokenLike {
   readonly fd: number
   /** Throws a PolicyError naming what the token does not delegate. */
   check?(request: TokenRequest): void
+  /** Throws a PolicyError when a program loaded with the token uses what its delegation's capabilities do not grant. */
+  assertProgram?(program: never): void
 }
 
 let processDefault: TokenLike | undefined
