@@ -3,7 +3,7 @@
 // grants, setsAllowing, JSON round trip, fromFile, and what a policy without
 // them keeps meaning. Kfuncs and attach targets are checked against a small
 // BTF built here (the same code reads the running kernel's; see the last block).
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
@@ -26,21 +26,8 @@ function miniKernel(): BtfReader {
 }
 const kernelBtf = miniKernel()
 
-// The issue's example.
-const example = {
-  cmds: ['map_create', 'prog_load'], maps: ['hash', 'ringbuf'], progs: ['socket_filter', 'kprobe'], attachs: 'any',
-  capabilities: {
-    base: { helpers: ['map_lookup_elem', 'map_update_elem', 'ktime_get_ns'] },
-    'net.read': { include: ['base'], helpers: ['skb_load_bytes'], maps: ['hash', 'array'] },
-    'trace.read': { include: ['base'], helpers: ['probe_read_kernel', 'get_current_pid_tgid'], kfuncs: ['bpf_task_acquire', 'bpf_task_release'], maps: ['ringbuf'] },
-    'scx.dispatch': { include: ['base'], kfuncs: ['scx_bpf_dsq_move_to_local'] },
-  },
-  contexts: [
-    { progs: ['socket_filter'], grant: ['net.read'] },
-    { progs: ['kprobe'], attachTo: ['tcp_*'], grant: ['trace.read'] },
-    { progs: ['struct_ops'], member: ['dispatch'], grant: ['scx.dispatch'] },
-  ],
-} satisfies PolicyDocument
+// The issue's example (test/fixtures/policy/issue-example.json, shared with the other policy tests).
+const example = JSON.parse(readFileSync(join(__dirname, '..', 'fixtures', 'policy', 'issue-example.json'), 'utf8')) as PolicyDocument & Required<Pick<PolicyDocument, 'capabilities' | 'contexts'>>
 
 const from = (doc: PolicyDocument) => Policy.from(doc, { kernelBtf })
 const withCaps = (capabilities: PolicyDocument['capabilities'], contexts: PolicyDocument['contexts'] = []) => from({ capabilities, contexts })

@@ -19,20 +19,8 @@ const schema = JSON.parse(readFileSync(schemaPath, 'utf8'))
 const validate = new Ajv({ allErrors: true, strict: true, strictRequired: false }).compile(schema)
 const errorsOf = (doc: unknown) => (validate(doc) ? [] : validate.errors!.map((e) => `${e.instancePath} ${e.message}`))
 
-const example = {
-  cmds: ['map_create', 'prog_load'], maps: ['hash', 'ringbuf'], progs: ['socket_filter', 'kprobe'], attachs: 'any',
-  capabilities: {
-    base: { helpers: ['map_lookup_elem', 'map_update_elem', 'ktime_get_ns'] },
-    'net.read': { include: ['base'], helpers: ['skb_load_bytes'], maps: ['hash', 'array'] },
-    'trace.read': { include: ['base'], helpers: ['probe_read_kernel', 'get_current_pid_tgid'], kfuncs: ['bpf_task_acquire', 'bpf_task_release'], maps: ['ringbuf'] },
-    'scx.dispatch': { include: ['base'], kfuncs: ['scx_bpf_dsq_move_to_local'] },
-  },
-  contexts: [
-    { progs: ['socket_filter'], grant: ['net.read'] },
-    { progs: ['kprobe'], attachTo: ['tcp_*'], grant: ['trace.read'] },
-    { progs: ['struct_ops'], member: ['dispatch'], grant: ['scx.dispatch'] },
-  ],
-}
+// The issue's example (test/fixtures/policy/issue-example.json, shared with the other policy tests).
+const example = JSON.parse(readFileSync(join(__dirname, '..', 'fixtures', 'policy', 'issue-example.json'), 'utf8'))
 
 // The object literal of every `Policy.from({ ... })` in README.md's code:
 // policies are written there as literals, so each can be read as one.
