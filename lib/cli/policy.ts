@@ -10,7 +10,7 @@ import { supportsProgramHelper } from '../features/index.js'
 import { Policy } from '../policy/policy.js'
 import type { Violation } from '../policy/check.js'
 import { BpfProgram } from '../prog/program.js'
-import { VerifierError, enumValue, kernel, type ProgTypeName } from '../sys/index.js'
+import { VerifierError, enumValue, findEnumName, kernel, type ProgTypeName } from '../sys/index.js'
 import { UsageError } from './list.js'
 
 interface Args { positional: string[]; policy?: string; progType?: string; json: boolean }
@@ -105,7 +105,12 @@ function kfuncs(progType: number | undefined): string[] {
   return names.filter((k) => mayCallKfunc(progType, k.id)).map((k) => k.name)
 }
 
+// Types whose loads need an attach target (or a struct_ops map): a bare
+// probe program fails before the verifier reaches the kfunc call.
+const needsTarget = new Set(['tracing', 'lsm', 'struct_ops', 'ext'].map((n) => enumValue(kernel.progTypes, 'program type', n as ProgTypeName)))
+
 function mayCallKfunc(progType: number, btfId: number): boolean {
+  if (needsTarget.has(progType)) throw new UsageError(`policy kfuncs: --prog-type ${findEnumName(kernel.progTypes, progType) ?? progType} loads only for an attach target, so it cannot be probed this way; list without --prog-type`)
   const call = new Uint8Array(16 + 16)
   const v = new DataView(call.buffer)
   call[0] = 0x85 // call
@@ -114,10 +119,15 @@ function mayCallKfunc(progType: number, btfId: number): boolean {
   call[8] = 0xb7 // r0 = 0
   call[16] = 0x95 // exit
   try {
-    BpfProgram.loadSync({ type: progType, bytes: call.subarray(0, 24), license: 'GPL', logLevel: 1 }).close()
+    // Syscall programs load only sleepable.
+    const flags = progType === kernel.progTypes.syscall ? (['sleepable'] as const) : []
+    BpfProgram.loadSync({ type: progType, bytes: call.subarray(0, 24), license: 'GPL', logLevel: 1, flags }).close()
     return true
   } catch (e) {
     if (!(e instanceof VerifierError)) throw new UsageError(`policy kfuncs: cannot probe program type ${progType} this way (${(e as Error).message.split('\n')[0]}); list without --prog-type`)
-    return !e.log.some((l) => /calling kernel function .* is not allowed/.test(l))
+    // The verifier refuses a kfunc the type may not call (or that needs more,
+    // such as a device-bound XDP program) when it first looks at the
+    // program; a refusal at the call itself is about the probe's arguments.
+    return e.log.some((l) => /^0: \(85\) call/.test(l))
   }
 }

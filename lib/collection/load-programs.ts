@@ -21,7 +21,7 @@ const CALL = 0x85
 const POISON_KFUNC = 2002000000
 
 export async function loadProgram({ object, token, btf, has }: Loading, name: string, linked: LinkedProgram, maps: Record<string, BpfMap>,
-  running: KernelSymbols, logLevel: number | undefined, core: Map<number, CoreResult[]>): Promise<BpfProgram> {
+  running: KernelSymbols, logLevel: number | undefined, core: Map<number, CoreResult[]>, structOps: ProgramSpec['structOps']): Promise<BpfProgram> {
   const { convention } = object.programs.get(name)!
   const bytes = linked.insns
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -76,6 +76,8 @@ export async function loadProgram({ object, token, btf, has }: Loading, name: st
   const spec = ProgramSpec.from({
     ...object.programOptions(name, linked),
     bytes,
+    // What a token's capability check matches struct_ops programs by, as for the spec's.
+    ...(structOps ? { structOps } : {}),
     attachBtfId: attach?.id,
     attachBtfObjFd: attach?.module === undefined ? undefined : running.moduleBtf(attach.module).fd.fd,
     token,

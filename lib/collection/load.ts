@@ -63,6 +63,13 @@ export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Re
 
   const found = findToken(options.token)
   const token = found.token
+  // A delegated token may carry its grant's capabilities: checked, as the policy option is, before anything is made.
+  try {
+    for (const name of selected) (token?.assertProgram as ((p: ProgramSpec) => void) | undefined)?.call(token, programSpecs[name])
+  } catch (e) {
+    found.close()
+    throw e
+  }
   const owned: { close(): void }[] = []
   const pinned: BpfMap[] = []
   let running: KernelSymbols | undefined
@@ -100,7 +107,7 @@ export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Re
     running = new KernelSymbols(() => (options.kernelBtf === undefined && coreTargets ? coreTargets : openKernelBtf()))
     for (const name of selected) {
       const linked = asElfError(object.programs.get(name)!.fn.section.name, () => object.link(name, code))
-      const p = await loadProgram(ctx, name, linked, maps, running, options.logLevel, core)
+      const p = await loadProgram(ctx, name, linked, maps, running, options.logLevel, core, programSpecs[name].structOps)
       owned.push(p)
       programs[name] = p
     }

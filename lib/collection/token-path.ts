@@ -1,9 +1,9 @@
 // Which BPF token a collection loads with, found as libbpf finds it: the
-// `token` option (null for none), else the bpffs named by
+// `token` option (null for none) or the process default, else the bpffs named by
 // LIBBPF_BPF_TOKEN_PATH (empty: none), else /sys/fs/bpf when it is a bpffs
 // with delegation set up. A path the user named that yields no token is an
 // error; the default path failing only means no token, as with libbpf.
-import { Fd, native, type TokenLike } from '../sys/index.js'
+import { Fd, defaultToken, native, type TokenLike } from '../sys/index.js'
 
 export const defaultTokenPath = '/sys/fs/bpf'
 
@@ -14,16 +14,18 @@ export interface FoundToken {
 }
 
 export function findToken(option: TokenLike | null | undefined, env: NodeJS.ProcessEnv = process.env): FoundToken {
-  if (option !== undefined) return { token: option, close() {} }
-  const named = env.LIBBPF_BPF_TOKEN_PATH
-  if (named === '') return { token: null, close() {} }
-  const path = named ?? defaultTokenPath
+  // The process default (setDefaultToken) counts as named, as for every other creating call.
+  const named = option !== undefined ? option : defaultToken()
+  if (named !== undefined) return { token: named, close() {} }
+  const fromEnv = env.LIBBPF_BPF_TOKEN_PATH
+  if (fromEnv === '') return { token: null, close() {} }
+  const path = fromEnv ?? defaultTokenPath
   let fd: Fd
   try {
     fd = tokenFromBpffs(path)
   } catch (e) {
-    if (named !== undefined) {
-      ;(e as Error).message = `LIBBPF_BPF_TOKEN_PATH=${named}: ${(e as Error).message}`
+    if (fromEnv !== undefined) {
+      ;(e as Error).message = `LIBBPF_BPF_TOKEN_PATH=${fromEnv}: ${(e as Error).message}`
       throw e
     }
     // Without a token the load runs with this process's own privileges.

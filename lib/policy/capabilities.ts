@@ -219,10 +219,12 @@ function parseCapabilities(input: unknown, kernel: Kernel): Record<string, Capab
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new TypeError(`${where} must be an object of capability sets by name, got ${describeValue(input)}`)
   }
-  const out: Record<string, CapabilitySet> = {}
+  const out: Record<string, CapabilitySet> = Object.create(null)
   const names = Object.keys(input)
   for (const name of names) {
     if (!SET_NAME.test(name)) throw new TypeError(`${where}: capability set name '${name}' must be letters, digits and _ . : / - (no spaces)`)
+    // Object.prototype's own names would vanish from, or shadow in, the sets' record and its JSON.
+    if (name in Object.prototype) throw new TypeError(`${where}: capability set name '${name}' is reserved (a name of every JavaScript object)`)
   }
   for (const name of names) {
     const at = `${where}['${name}']`
@@ -422,7 +424,8 @@ function targetOf(target: ProgramTarget): Target {
 function matches(m: Matcher, t: Target): boolean {
   if (m.progs && !m.progs.has(t.type)) return false
   if (m.attachs && (t.attach === undefined || !m.attachs.has(t.attach))) return false
-  if (m.attachTo && (t.attachTo === undefined || !m.attachTo.some((g) => g.test(t.attachTo!)))) return false
+  // A program whose own target is a pattern (kprobe.multi/tcp_*) may reach more than any glob here says: no match.
+  if (m.attachTo && (t.attachTo === undefined || /[*?]/.test(t.attachTo) || !m.attachTo.some((g) => g.test(t.attachTo!)))) return false
   if (m.member && (t.member === undefined || !m.member.some((g) => g.test(t.member!)))) return false
   return true
 }

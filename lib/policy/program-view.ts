@@ -51,6 +51,10 @@ export interface ProgramView extends ProgramFacts {
 const CALL = cls.jmp | jmpOps.call
 const LD_IMM64 = cls.ld | mode.imm | size.dw
 const isWide = (i: Insn) => i.code === LD_IMM64
+// BPF_LD | BPF_ABS / BPF_IND: legacy packet loads, which the kernel runs as
+// skb_load_bytes (bpf_skb_load_helper_*); a policy grants them as that helper.
+const isPacketLoad = (i: Insn) => (i.code & 0x07) === cls.ld && ((i.code & 0xe0) === mode.abs || (i.code & 0xe0) === mode.ind)
+const packetLoad = (at: number): ProgramUse => ({ insn: at, kind: 'helper', name: 'skb_load_bytes' })
 
 /** Reads `program`. Errors: TypeError for something that is not a program; Error when a loaded program's instructions are withheld. */
 export function programView(program: CheckedProgram): ProgramView {
@@ -76,6 +80,7 @@ function specView(spec: ProgramSpec): ProgramView {
   const externs = new Map((spec.externs ?? []).map((e) => [e.insn, e]))
   const uses: ProgramUse[] = []
   for (const [at, i] of slotted(insns)) {
+    if (isPacketLoad(i)) uses.push(packetLoad(at))
     if (i.code === CALL) {
       const ext = externs.get(at)
       // An object's kfunc call before load: clang's bpf-to-bpf call form, named by the extern.
@@ -89,7 +94,8 @@ function specView(spec: ProgramSpec): ProgramView {
     name: spec.name,
     type: spec.type,
     expectedAttachType: spec.expectedAttachType,
-    attachTo: spec.attachTo || undefined,
+    // What the kernel binds (attach_btf_id), not the informational label, when the spec has it.
+    attachTo: boundTarget(spec) ?? (spec.attachTo || undefined),
     structOps: spec.structOps,
     uses,
     sourceOf: sourceLines(spec.lineInfo),
@@ -99,6 +105,7 @@ function specView(spec: ProgramSpec): ProgramView {
 function rawView(insns: readonly Insn[]): ProgramView {
   const uses: ProgramUse[] = []
   for (const [at, i] of slotted(insns)) {
+    if (isPacketLoad(i)) uses.push(packetLoad(at))
     if (i.code === CALL) callUse(uses, at, i, undefined)
     else if (isWide(i)) mapUse(uses, at, i)
   }
@@ -224,6 +231,21 @@ function loadedView(program: BpfProgram): ProgramView {
   }
   for (const [id, m] of maps) if (!seen.has(id)) uses.push({ insn: -1, kind: 'map', name: m.name, mapType: m.type })
   return { name: info.name || undefined, type: info.type, expectedAttachType: undefined, attachTo: undefined, structOps: undefined, uses, sourceOf: () => undefined }
+}
+
+// The hook a tracing or LSM spec is loaded for, from its attach_btf_id in
+// this kernel's BTF, with the prefix the kernel gives each kind of hook
+// removed; undefined without an id, or for an id in a module's BTF.
+function boundTarget(spec: ProgramSpec): string | undefined {
+  if (spec.attachBtfId === undefined || spec.attachBtfObjFd !== undefined) return undefined
+  if (spec.type !== 'tracing' && spec.type !== 'lsm') return undefined
+  try {
+    const name = openKernelBtf().vmlinux.type(spec.attachBtfId).name
+    return name.replace(/^(bpf_lsm_|btf_trace_|bpf_iter_)/, '')
+  } catch {
+    // An id this kernel's BTF does not have: the kernel will refuse the load; no context can match it.
+    return `#${spec.attachBtfId}`
+  }
 }
 
 // Architectures whose JIT calls kfuncs far (bpf_jit_supports_far_kfunc_call):

@@ -61,6 +61,13 @@ describe('helpers and maps', () => {
     expect(v[0].message).toBe('insn 3: map recent of type lru_hash is not granted to socket_filter; no capability set allows it')
   })
 
+  test('legacy packet loads (LD_ABS, LD_IND) are skb_load_bytes to a policy', () => {
+    const insns = [asm.ldAbs('b', 12), asm.ldInd('w', asm.R1, 0), asm.mov64Imm(asm.R0, 0), asm.exit()]
+    expect(checkProgram(policy, insns, { type: 'socket_filter' })).toEqual([])
+    const v = checkProgram(policy, insns, { type: 'kprobe', attachTo: 'tcp_connect' })
+    expect(v.map((x) => [x.insn, x.kind, x.name])).toEqual([[0, 'helper', 'skb_load_bytes'], [1, 'helper', 'skb_load_bytes']])
+  })
+
   test('sets that include a set allow what it allows', () => {
     const v = checkProgram(policy, [asm.call('skb_load_bytes'), asm.exit()], { type: 'kprobe', attachTo: 'tcp_connect' })
     expect(v).toHaveLength(1)
@@ -234,5 +241,27 @@ describe('the policy load options, before any syscall', () => {
     await expect(spec.load({ policy: refuseLast })).rejects.toThrow('refused lru_counter')
     expect(seen).toEqual(['count_bytes', 'stamp', 'lru_counter'])
     await expect(spec.load({ policy })).rejects.toThrow(/policy refuses program 'lru_counter': a use not granted\n  insn 4 \(policy-net.bpf.c:54\): map recent of type lru_hash/)
+  })
+})
+
+describe('what the kernel binds, not what a program says of itself', () => {
+  test('a program whose own target is a pattern matches no attachTo context', () => {
+    const v = checkProgram(policy, [asm.call('probe_read_kernel'), asm.exit()], { type: 'kprobe', attachTo: 'tcp_*' })
+    expect(v.map((x) => [x.name, x.context])).toEqual([['probe_read_kernel', []]])
+  })
+
+  test.skipIf(!existsSync('/sys/kernel/btf/vmlinux'))('a tracing spec is matched by its attach_btf_id, whatever its attachTo label says', () => {
+    const vmlinux = BtfReader.fromFile()
+    const close = vmlinux.find('tcp_close', 'FUNC')!
+    const traced = Policy.from({
+      capabilities: { t: { helpers: ['get_current_pid_tgid'] } },
+      contexts: [{ progs: ['tracing'], attachTo: ['tcp_connect'], grant: ['t'] }],
+    })
+    const spec = (attachBtfId: number) => ProgramSpec.from({
+      type: 'tracing', expectedAttachType: 'trace_fentry', attachBtfId, attachTo: 'tcp_connect',
+      insns: [asm.call('get_current_pid_tgid'), asm.mov64Imm(asm.R0, 0), asm.exit()],
+    })
+    expect(checkProgram(traced, spec(vmlinux.find('tcp_connect', 'FUNC')!))).toEqual([])
+    expect(checkProgram(traced, spec(close)).map((x) => x.name)).toEqual(['get_current_pid_tgid'])
   })
 })
