@@ -12,7 +12,8 @@ describe('hostile names', () => {
     const from = Buffer.from('inner_a\0'), to = Buffer.from('valueOf\0')
     const buf = Buffer.from(bytes.buffer)
     for (let at = buf.indexOf(from); at >= 0; at = buf.indexOf(from, at + 1)) to.copy(buf, at)
-    const coll = await CollectionSpec.fromBuffer(bytes, { name: 'map-init' }).load({ mapReplacements: {} })
+    // One tc program: the object's syscall program needs Linux 5.14.
+    const coll = await CollectionSpec.fromBuffer(bytes, { name: 'map-init' }).load({ mapReplacements: {}, programs: ['tail_entry'] })
     expect(Object.hasOwn(coll.maps, 'valueOf')).toBe(true)
     // Read as a record: to TypeScript, .valueOf is Object.prototype's.
     const map = (coll.maps as Record<string, BpfMap>)['valueOf']
