@@ -7,8 +7,7 @@
 import type { AttachTypeName, ProgTypeName } from '../sys/generated/kernel-enums.js'
 import { PolicyError } from '../sys/errors.js'
 import { checkOptions, describeValue } from '../sys/options.js'
-import type { ProgramTarget } from './capabilities.js'
-import type { Policy } from './policy.js'
+import type { Grant, ProgramTarget } from './capabilities.js'
 import { programView, type CheckedProgram, type ProgramUse } from './program-view.js'
 
 export type { CheckedProgram } from './program-view.js'
@@ -61,7 +60,14 @@ const contextKeys = ['type', 'expectedAttachType', 'attachTo', 'member', 'name']
  * `context.type`; Error when a loaded program's instructions are withheld
  * (no CAP_SYS_ADMIN/CAP_PERFMON).
  */
-export function checkProgram(policy: Policy, program: CheckedProgram, context?: CheckContext): Violation[] {
+/** What the checker asks of a policy (Policy has it; named here so policy.ts can import this file without a circle). */
+export interface CapabilityPolicy {
+  readonly hasCapabilities: boolean
+  grantsFor(target: ProgramTarget): Grant
+  setsAllowing(kind: 'helper' | 'kfunc' | 'map', name: string): string[]
+}
+
+export function checkProgram(policy: CapabilityPolicy, program: CheckedProgram, context?: CheckContext): Violation[] {
   if (context !== undefined) {
     if (context === null || typeof context !== 'object') throw new TypeError(`policy check: context must be an object like { type, attachTo, member }, got ${describeValue(context)}`)
     checkOptions('policy check: context', context, contextKeys, { noun: 'key' })
@@ -111,7 +117,7 @@ export function checkProgram(policy: Policy, program: CheckedProgram, context?: 
 }
 
 /** Throws a ProgramPolicyError (a PolicyError, rule 'capabilities') listing every violation `checkProgram` finds. */
-export function assertProgram(policy: Policy, program: CheckedProgram, context?: CheckContext): void {
+export function assertProgram(policy: CapabilityPolicy, program: CheckedProgram, context?: CheckContext): void {
   const violations = checkProgram(policy, program, context)
   if (violations.length === 0) return
   const first = violations[0]
