@@ -5,7 +5,7 @@
 // resolved, fill prog_array and map-in-map slots, pin, and map the globals.
 // Everything made is closed again if any step fails.
 import type { BtfReader } from '../btf/reader.js'
-import { relocateCore, type CoreCandidateCache, type CoreResult, type CoreTargets } from '../btf/core.js'
+import { relocateCore, type CoreCandidateCache, type CoreResult } from '../btf/core.js'
 import { BpfMap } from '../map/map.js'
 import type { MapSpec } from '../map/spec.js'
 import type { BpfProgram } from '../prog/program.js'
@@ -87,21 +87,7 @@ export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Re
     }
     fillDataMaps(object, maps, fresh)
 
-    // CO-RE patches each section's instructions once, before linking (as libbpf does).
-    const code = object.code()
-    const core = new Map<number, CoreResult[]>()
-    const cache: CoreCandidateCache = new Map()
-    const needsCore = [...(object.ext?.coreRelos.keys() ?? [])].length > 0
-    const coreTargets: CoreTargets | undefined = needsCore ? openKernelBtf(options.kernelBtf) : undefined
-    // Only the functions of the programs being loaded are relocated, as libbpf does.
-    const used = needsCore ? selected.flatMap((name) => object.link(name).layout.map((l) => l.fn)) : []
-    for (const [section, relos] of object.ext?.coreRelos ?? []) {
-      const s = object.elf.section(section)
-      if (!s || !code.has(s.index)) throw new ElfError(`CO-RE relocations for a section that holds no code`, { section })
-      const include = (off: number) => used.some((f) => f.section === s && off / 8 >= f.start && off / 8 < f.start + f.count)
-      core.set(s.index, relocateCore(section, code.get(s.index)!, relos, object.btf!, coreTargets!, { cache, include }))
-    }
-
+    const { code, core, coreTargets } = relocateSections(object, selected, options.kernelBtf)
     const programs: Record<string, BpfProgram> = Object.create(null)
     // This kernel's BTF is read only when something needs it (externs, attach targets), as libbpf.
     running = new KernelSymbols(() => (options.kernelBtf === undefined && coreTargets ? coreTargets : openKernelBtf()))
@@ -131,6 +117,25 @@ export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Re
     running?.close()
     found.close()
   }
+}
+
+// CO-RE patches each section's instructions once, before linking, and only
+// the functions of the programs being loaded (as libbpf does); one candidate
+// cache serves the whole object.
+function relocateSections(object: ParsedObject, selected: readonly string[], kernelBtf: CollectionLoadOptions['kernelBtf']) {
+  const code = object.code()
+  const core = new Map<number, CoreResult[]>()
+  if (!object.ext || object.ext.coreRelos.size === 0) return { code, core, coreTargets: undefined }
+  const coreTargets = openKernelBtf(kernelBtf)
+  const cache: CoreCandidateCache = new Map()
+  const used = selected.flatMap((name) => object.link(name).layout.map((l) => l.fn))
+  for (const [section, relos] of object.ext.coreRelos) {
+    const s = object.elf.section(section)
+    if (!s || !code.has(s.index)) throw new ElfError('CO-RE relocations for a section that holds no code', { section })
+    const include = (off: number) => used.some((f) => f.section === s && off / 8 >= f.start && off / 8 < f.start + f.count)
+    core.set(s.index, relocateCore(section, code.get(s.index)!, relos, object.btf!, coreTargets, { cache, include }))
+  }
+  return { code, core, coreTargets }
 }
 
 // Each program as its spec shows it: the instructions before CO-RE (which
