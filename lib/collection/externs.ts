@@ -3,10 +3,10 @@
 // kernel symbol its BTF id (typed __ksym variables, kfuncs), in vmlinux or
 // in a module's BTF, or its address (untyped __ksym, from /proc/kallsyms).
 // A weak extern the kernel lacks resolves to nothing; any other is an error.
-import { readFileSync } from 'node:fs'
 import { Btf } from '../btf/btf.js'
 import type { BtfReader } from '../btf/reader.js'
 import { btfs } from '../sys/ids.js'
+import { readKallsyms } from '../sys/kallsyms.js'
 import { supportsProgramHelper } from '../features/index.js'
 import { kernelVersionCode, readKernelConfig, type KernelConfig } from './kconfig.js'
 import type { KconfigExtern, KsymExtern, ParsedObject } from './object.js'
@@ -45,7 +45,7 @@ export function kconfigBytes(object: ParsedObject, config: KernelConfig | undefi
 function kconfigValue(k: KconfigExtern, config: KernelConfig | undefined): string | undefined {
   if (k.name === 'LINUX_KERNEL_VERSION') return String(kernelVersionCode())
   // libbpf's two computed values, which bpf_tracing.h's BPF_KSYSCALL and bpf_get_attach_cookie users read.
-  if (k.name === 'LINUX_HAS_SYSCALL_WRAPPER') return /^[0-9a-f]+ \w __(x64|ia32|arm64|s390x|riscv|powerpc)_sys_bpf$/m.test(readFileSync('/proc/kallsyms', 'utf8')) ? 'y' : 'n'
+  if (k.name === 'LINUX_HAS_SYSCALL_WRAPPER') return readKallsyms().some((y) => y.module === undefined && /^__(x64|ia32|arm64|s390x|riscv|powerpc)_sys_bpf$/.test(y.name)) ? 'y' : 'n'
   if (k.name === 'LINUX_HAS_BPF_COOKIE') return asked(() => supportsProgramHelper('kprobe', 'get_attach_cookie')) ? 'y' : 'n'
   if (k.name.startsWith('CONFIG_')) return config?.get(k.name)
   if (k.weak) return undefined
@@ -167,10 +167,7 @@ export class KernelSymbols {
   #kallsymsMap(): Map<string, bigint> {
     if (!this.#kallsyms) {
       this.#kallsyms = new Map()
-      for (const line of readFileSync('/proc/kallsyms', 'utf8').split('\n')) {
-        const [addr, , name] = line.split(/\s+/)
-        if (name && !this.#kallsyms.has(name)) this.#kallsyms.set(name, BigInt('0x' + addr))
-      }
+      for (const y of readKallsyms()) if (!this.#kallsyms.has(y.name)) this.#kallsyms.set(y.name, y.address)
     }
     return this.#kallsyms
   }

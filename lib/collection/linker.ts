@@ -7,13 +7,12 @@
 // addresses, externs) is not resolved here: each such instruction is listed
 // as a Reference for the loader, with its index in the linked program.
 import type { BtfExt } from '../btf/ext.js'
+import { pseudo } from '../asm/opcodes.js'
 import { ElfError, SHF_EXECINSTR, STB, STT, type ElfFile, type ElfSection, type ElfSymbol } from './elf.js'
 
 const INSN = 8
 const LD_IMM64 = 0x18
 const CALL = 0x85
-const PSEUDO_CALL = 1
-const PSEUDO_FUNC = 4
 const MAX_FUNCTIONS = 256
 
 /** A function of the object: a FUNC symbol's instructions in its section. */
@@ -148,7 +147,7 @@ export function linkProgram(elf: ElfFile, functions: readonly ElfFunction[], cod
       const index = at + (i - fn.start)
       if (op === LD_IMM64 && i + 1 >= fn.start + fn.count) throw new ElfError(`ld_imm64 at the end of function '${fn.name}' has no second half`, where)
       // clang marks kfunc calls as bpf-to-bpf calls too: an undefined symbol makes them externs.
-      if (op === CALL && src === PSEUDO_CALL && r?.symbol.shndx !== 0) {
+      if (op === CALL && src === pseudo.call && r?.symbol.shndx !== 0) {
         // A call with no relocation is pc-relative within its own section.
         const target = r ? symbolTarget(elf, r.symbol, imm + 1, where) : { section: fn.section, index: i + imm + 1 }
         patches.push({ index, target: place(functionAt(target.section, target.index, fn.section, i * INSN)), form: 'call' })
@@ -193,7 +192,7 @@ export function linkProgram(elf: ElfFile, functions: readonly ElfFunction[], cod
   for (const p of patches) {
     const delta = placed.get(p.target)! - (p.index + 1)
     if (p.form === 'func') {
-      insns[p.index * INSN + 1] = (insns[p.index * INSN + 1] & 0x0f) | (PSEUDO_FUNC << 4)
+      insns[p.index * INSN + 1] = (insns[p.index * INSN + 1] & 0x0f) | (pseudo.func << 4)
       out.setInt32(p.index * INSN + 4, delta, true)
       out.setInt32(p.index * INSN + 12, 0, true)
     } else {

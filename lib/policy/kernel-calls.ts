@@ -4,7 +4,7 @@
 // does it for kfuncs on architectures without far kfunc calls (x86-64). The
 // kernel's symbol table (/proc/kallsyms, addresses visible to root) names
 // that function; a table below turns the function back into the helper.
-import { readFileSync } from 'node:fs'
+import { readKallsyms, type KernelSymbol } from '../sys/kallsyms.js'
 import { findEnumValue } from '../sys/names.js'
 import { kernel } from '../sys/index.js'
 
@@ -14,18 +14,16 @@ let symbols: { base: bigint; byAddress: Map<bigint, string[]> } | null | undefin
 function kallsyms(): { base: bigint; byAddress: Map<bigint, string[]> } | null {
   if (symbols !== undefined) return symbols
   symbols = null
-  let text: string
+  let all: KernelSymbol[]
   try {
-    text = readFileSync('/proc/kallsyms', 'utf8')
+    all = readKallsyms()
   } catch {
     return null
   }
   const byAddress = new Map<bigint, string[]>()
   let base: bigint | undefined
-  for (const line of text.split('\n')) {
-    const [addr, type, name] = line.split(/\s+/)
-    if (!name || (type !== 'T' && type !== 't')) continue
-    const a = BigInt(`0x${addr}`)
+  for (const { address: a, type, name } of all) {
+    if (type !== 'T' && type !== 't') continue
     // Hidden addresses read as 0: nothing can be named then.
     if (a === 0n) continue
     if (name === '__bpf_call_base') base = a
