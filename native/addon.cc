@@ -7,6 +7,8 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   InitProgInfo(env, exports);  // translated instructions of a program
   InitMount(env, exports);   // bpffs delegation mounts (fsopen, fsconfig, fsmount, move_mount)
   InitFdpass(env, exports);  // fd passing over unix sockets (SCM_RIGHTS)
+  InitLinks(env, exports);   // attaching programs: links, prog_attach, raw tracepoints, iterators
+  InitPerf(env, exports);    // perf events that programs attach to
   return exports;
 }
 

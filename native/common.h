@@ -96,6 +96,8 @@ void InitMapBatches(Napi::Env env, Napi::Object exports);
 void InitProgInfo(Napi::Env env, Napi::Object exports);
 void InitMount(Napi::Env env, Napi::Object exports);
 void InitFdpass(Napi::Env env, Napi::Object exports);
+void InitLinks(Napi::Env env, Napi::Object exports);
+void InitPerf(Napi::Env env, Napi::Object exports);
 
 // ---- fds ----
 // The one path for every syscall that returns a new fd (libbpf's

@@ -1,5 +1,5 @@
 // Commands on objects of every kind: pinning, info, ID walks, fd by ID, BTF
-// load, links and tokens.
+// load and tokens (links: links.cc).
 #include <sys/stat.h>
 #include <sys/statfs.h>
 
@@ -252,43 +252,6 @@ Napi::Value BtfLoadAsync(const Napi::CallbackInfo& info) {
       [result](napi_env env) { return LoadSettlement(env, *result, "btf_load"); });
 }
 
-// ---- links ----
-// linkCreate({ progFd, targetFd | targetIfindex, attachType, flags, targetBtfId, cookie }) -> fd
-Napi::Value LinkCreate(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsObject()) ThrowType(env, "link_create: attributes must be an object");
-  Napi::Object o = info[0].As<Napi::Object>();
-  bpfattr::link_create a{};
-  a.prog_fd = FdArg(o.Get("progFd"), "progFd");
-  int target = OptFd(o, "targetFd");
-  uint32_t ifindex = OptU32(o, "targetIfindex");
-  if (target >= 0 && ifindex != 0) ThrowType(env, "targetFd and targetIfindex are exclusive");
-  a.target_fd = target >= 0 ? static_cast<uint32_t>(target) : ifindex;
-  a.attach_type = OptU32(o, "attachType");
-  a.flags = OptU32(o, "flags");
-  size_t size = BPFATTR_OFFSETOFEND(bpfattr::link_create, flags);
-  uint32_t btf_id = OptU32(o, "targetBtfId");
-  uint64_t cookie = OptU64(o, "cookie");
-  if (btf_id != 0 && cookie != 0) ThrowType(env, "targetBtfId and cookie are exclusive");
-  if (btf_id != 0) {
-    a.target_btf_id = btf_id;
-    size = BPFATTR_OFFSETOFEND(bpfattr::link_create, target_btf_id);
-  } else if (cookie != 0) {
-    a.perf_event.bpf_cookie = cookie;
-    size = BPFATTR_OFFSETOFEND(bpfattr::link_create, perf_event.bpf_cookie);
-  }
-  return FdResult(env, SysBpf(bpfattr::cmd::link_create, &a, size), "link_create");
-}
-
-Napi::Value LinkDetach(const Napi::CallbackInfo& info) {
-  bpfattr::link_detach a{};
-  a.link_fd = FdArg(info[0], "fd");
-  if (SysBpf(bpfattr::cmd::link_detach, &a, BPFATTR_OFFSETOFEND(bpfattr::link_detach, link_fd)) != 0) {
-    ThrowBpfError(info.Env(), "link_detach", errno);
-  }
-  return info.Env().Undefined();
-}
-
 // tokenCreate(bpffsFd, flags) -> fd
 Napi::Value TokenCreate(const Napi::CallbackInfo& info) {
   bpfattr::token_create a{};
@@ -325,8 +288,6 @@ void InitObjects(Napi::Env env, Napi::Object exports) {
   exports.Set("btfGetFdById", Napi::Function::New(env, BtfGetFdById, "btfGetFdById"));
   exports.Set("btfLoad", Napi::Function::New(env, BtfLoadAsync, "btfLoad"));
   exports.Set("btfLoadSync", Napi::Function::New(env, BtfLoadSync, "btfLoadSync"));
-  exports.Set("linkCreate", Napi::Function::New(env, LinkCreate, "linkCreate"));
-  exports.Set("linkDetach", Napi::Function::New(env, LinkDetach, "linkDetach"));
   exports.Set("tokenCreate", Napi::Function::New(env, TokenCreate, "tokenCreate"));
   exports.Set("enableStats", Napi::Function::New(env, EnableStats, "enableStats"));
 }

@@ -22,12 +22,33 @@ function socketFd(socket: SocketLike): number {
   throw new TypeError('cannot find the socket\'s fd: pass a bound or connected Node socket, or an fd number')
 }
 
+/**
+ * An attachment that is not a kernel link fd of bpfkit's own: a program set
+ * on a perf event by ioctl (kernels before perf links), a PROG_ATTACH
+ * attachment, a tc filter made over netlink. The attach family that made it
+ * says how to describe, update and end it; BpfLink gives it the one API.
+ */
+export interface Attachment {
+  /** What kind of attachment it is, for messages and `BpfLink.kind`. */
+  readonly kind: 'perf_event' | 'prog_attach' | 'netlink'
+  readonly closed: boolean
+  /** Throws a closedError once closed, a TypeError once detached. */
+  info(): LinkInfo
+  /** Ends the attachment now; a second call does nothing. */
+  detach(): void
+  /** Detaches (unless it outlives its holder by design) and releases what it holds; idempotent. */
+  close(): void
+  /** Swaps the program in place, where the hook allows it. */
+  update?(program: FdRef, expected?: FdRef): void
+}
+
 // A socket attachment holds its own dup of the socket's fd: the caller's fd
 // number may be closed and reused by an unrelated socket, whose filter
 // detach() must never touch.
-type Attachment =
-  | { kind: 'link'; fd: Fd }
+type State =
+  | { kind: 'link'; fd: Fd; onClose?: () => void }
   | { kind: 'socket'; socket: Fd; progId: number; attached: boolean }
+  | { kind: 'other'; a: Attachment }
 
 /** LINK_CREATE's target and options; the kernel decides which an attach type takes. */
 export interface LinkCreateOptions {
@@ -49,11 +70,25 @@ function programFd(program: FdRef): number {
 }
 
 export class BpfLink {
-  #a: Attachment
+  #a: State
   readonly #pin = new Pin()
 
-  private constructor(a: Attachment) {
+  private constructor(a: State) {
     this.#a = a
+  }
+
+  /**
+   * Wraps a kernel link fd an attach family made (the link takes the Fd).
+   * `onClose` runs once the fd is closed: the family's own cleanup, such as
+   * removing a tracefs probe it created for this link.
+   */
+  static fromLinkFd(fd: Fd, options: { onClose?: () => void } = {}): BpfLink {
+    return new BpfLink({ kind: 'link', fd, onClose: options.onClose })
+  }
+
+  /** Wraps an attachment that is not a kernel link (see Attachment). */
+  static fromAttachment(a: Attachment): BpfLink {
+    return new BpfLink({ kind: 'other', a })
   }
 
   /**
@@ -99,7 +134,7 @@ export class BpfLink {
       targetBtfId: options.targetBtfId,
       cookie: options.cookie,
     })
-    return new BpfLink({ kind: 'link', fd: new Fd(fd, 'link') })
+    return BpfLink.fromLinkFd(new Fd(fd, 'link'))
   }
 
   /**
@@ -140,17 +175,24 @@ export class BpfLink {
 
   /** The link's fd (kernel links only). */
   get fd(): number {
-    if (this.#a.kind !== 'link') throw new TypeError('a socket filter attachment has no link fd')
+    if (this.#a.kind !== 'link') throw new TypeError(`a ${this.kind} attachment has no link fd`)
     return this.#a.fd.fd
   }
 
-  /** 'link' for kernel links; 'socket' for socket filters, which have no fd, ID or pin. */
-  get kind(): 'link' | 'socket' {
-    return this.#a.kind
+  /**
+   * 'link' for kernel links; otherwise what holds the attachment, which has
+   * no link fd, ID or pin: 'socket' (a socket filter), 'perf_event' (a
+   * program set on a perf event, before perf links), 'prog_attach',
+   * 'netlink' (a classic tc filter).
+   */
+  get kind(): 'link' | 'socket' | Attachment['kind'] {
+    return this.#a.kind === 'other' ? this.#a.a.kind : this.#a.kind
   }
 
   get closed(): boolean {
-    return this.#a.kind === 'link' ? this.#a.fd.closed : this.#a.socket.closed
+    const a = this.#a
+    if (a.kind === 'link') return a.fd.closed
+    return a.kind === 'socket' ? a.socket.closed : a.a.closed
   }
 
   /** The bpffs path of the pin made by `pin` or opened by `fromPin`. */
@@ -166,6 +208,7 @@ export class BpfLink {
   info(): LinkInfo {
     const a = this.#a
     if (a.kind === 'link') return linkInfoByFd(a.fd.fd)
+    if (a.kind === 'other') return a.a.info()
     if (a.socket.closed) throw closedError('link (a socket filter)')
     if (!a.attached) throw new TypeError('the socket filter is detached')
     return { id: 0, type: 'socket_filter', typeId: 0, progId: a.progId }
@@ -173,6 +216,25 @@ export class BpfLink {
 
   get id(): number {
     return this.info().id
+  }
+
+  /**
+   * Replaces the program on the hook without a moment unattached
+   * (BPF_LINK_UPDATE, Linux 5.7+ for cgroup links, then xdp, tcx, netns,
+   * iter, struct_ops...). With `expected`, only if that program is still the
+   * one attached (EPERM otherwise). Errors: BpfError EINVAL or EOPNOTSUPP for
+   * a link type the kernel cannot update, EINVAL for a program of another
+   * type or attach type.
+   */
+  update(program: FdRef, options: { expected?: FdRef } = {}): void {
+    checkOptions('update', options, ['expected'])
+    const a = this.#a
+    if (a.kind === 'other') {
+      if (!a.a.update) throw new TypeError(`a ${a.a.kind} attachment cannot be updated in place; detach it and attach the new program`)
+      return a.a.update(program, options.expected)
+    }
+    if (a.kind === 'socket') throw new TypeError('a socket filter is replaced by attaching the new one to the socket (BpfLink.attachSocketFilter)')
+    native.linkUpdate(a.fd.fd, programFd(program), options.expected === undefined ? undefined : programFd(options.expected))
   }
 
   /** Pins a kernel link in bpffs: it then outlives this process. */
@@ -192,6 +254,7 @@ export class BpfLink {
   detach(): void {
     const a = this.#a
     if (a.kind === 'link') native.linkDetach(a.fd.fd)
+    else if (a.kind === 'other') a.a.detach()
     else if (a.socket.closed) throw closedError('link (a socket filter)')
     else if (a.attached) {
       native.socketDetachProg(a.socket.fd)
@@ -203,9 +266,12 @@ export class BpfLink {
   close(): void {
     const a = this.#a
     if (a.kind === 'link') {
+      if (a.fd.closed) return
       a.fd.close()
+      a.onClose?.()
       return
     }
+    if (a.kind === 'other') return a.a.close()
     if (a.socket.closed) return
     try {
       this.detach()

@@ -78,14 +78,68 @@ export interface TestRunResult {
   ctxOut?: Buffer
 }
 
+/** LINK_CREATE (native/links.cc): at most one attach-type-specific part (targetBtfId with tracingCookie count as one). */
 export interface LinkCreateAttrs {
-  progFd: number
+  /** The program; struct_ops links take mapFd instead. */
+  progFd?: number
+  mapFd?: number
   targetFd?: number
   targetIfindex?: number
   attachType: number
   flags?: number
+  /** tracing, lsm, freplace: the attach point's BTF id (with the target program as targetFd for freplace). */
   targetBtfId?: number
+  /** tracing links: bpf_get_attach_cookie's value (Linux 6.0+). */
+  tracingCookie?: number | bigint
+  /** perf_event links: bpf_get_attach_cookie's value (Linux 5.15+). */
   cookie?: number | bigint
+  /** iter links: the bytes of union bpf_iter_link_info. */
+  iterInfo?: Bytes
+  kprobeMulti?: { syms?: string[]; addrs?: BigUint64Array; cookies?: BigUint64Array; flags?: number }
+  uprobeMulti?: { path: string; offsets: BigUint64Array; refCtrOffsets?: BigUint64Array; cookies?: BigUint64Array; pid?: number; flags?: number }
+  netfilter?: { pf: number; hooknum: number; priority: number; flags?: number }
+  /** tcx, netkit and cgroup (6.15+) ordering: before/after a program or link (by fd or id, per flags), and the revision expected. */
+  relative?: { fd?: number; id?: number; expectedRevision?: number | bigint }
+}
+
+/** PROG_ATTACH / PROG_DETACH (native/links.cc). */
+export interface ProgAttachAttrs {
+  targetFd?: number
+  targetIfindex?: number
+  progFd?: number
+  attachType: number
+  flags?: number
+  replaceProgFd?: number
+  relativeFd?: number
+  relativeId?: number
+  expectedRevision?: number | bigint
+}
+
+export interface ProgQueryResult {
+  progIds: number[]
+  /** Link ids parallel to progIds (0 for a program attached without a link); only with withLinks. */
+  linkIds: number[]
+  attachFlags: number
+  revision: bigint
+}
+
+/** perf_event_open (native/perf.cc); pid and cpu default to -1 and may not both be -1. */
+export interface PerfEventAttrs {
+  type: number
+  config?: number | bigint
+  config1?: number | bigint
+  config2?: number | bigint
+  /** kprobe_func / uprobe_path: becomes config1. */
+  probeName?: string
+  /** probe_offset / kprobe_addr: becomes config2. */
+  probeOffset?: number | bigint
+  samplePeriod?: number | bigint
+  sampleFreq?: number | bigint
+  sampleType?: number | bigint
+  wakeupEvents?: number
+  disabled?: boolean
+  pid?: number
+  cpu?: number
 }
 
 export interface MapMeta {
@@ -157,8 +211,28 @@ export interface NativeAddon {
   btfGetFdById(id: number, openFlags?: number, tokenFd?: number): number
   btfLoad(attrs: BtfLoadAttrs): Promise<LoadResult>
   btfLoadSync(attrs: BtfLoadAttrs): LoadResult
+  // links and attachments (native/links.cc)
   linkCreate(attrs: LinkCreateAttrs): number
   linkDetach(fd: number): void
+  /** Swaps the link's program; with oldProgFd only if that one is attached (BPF_F_REPLACE). */
+  linkUpdate(linkFd: number, newProgFd: number, oldProgFd?: number): void
+  progAttach(attrs: ProgAttachAttrs): void
+  progDetach(attrs: ProgAttachAttrs): void
+  progQuery(attrs: { targetFd?: number; targetIfindex?: number; attachType: number; queryFlags?: number; withLinks?: boolean }): ProgQueryResult
+  /** RAW_TRACEPOINT_OPEN: raw_tp by name, or a tracing program's own target without one. */
+  rawTracepointOpen(progFd: number, name?: string, cookie?: number | bigint): number
+  iterCreate(linkFd: number): number
+  /**
+   * OBJ_GET_INFO_BY_FD with user buffers: each [offset, buffer, lengthOffset,
+   * elementSize] points the u64 at offset to buffer and writes its element
+   * count at lengthOffset. Returns the info length.
+   */
+  objGetInfoWithBuffers(fd: number, out: Bytes, pointers: Array<[number, Bytes, number, number]>): number
+  // perf events (native/perf.cc)
+  perfEventOpen(attrs: PerfEventAttrs): number
+  perfEventEnable(fd: number): void
+  perfEventDisable(fd: number): void
+  perfEventSetBpf(perfFd: number, progFd: number): void
   tokenCreate(bpffsFd: number, flags?: number): number
 
   /** Maps a BPF_F_MMAPABLE array's values; length from the kernel's sizes. */

@@ -1,0 +1,2 @@
+// (filled in by the attach families of issue 14)
+export {}
