@@ -9,6 +9,8 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   InitFdpass(env, exports);  // fd passing over unix sockets (SCM_RIGHTS)
   InitLinks(env, exports);   // attaching programs: links, prog_attach, raw tracepoints, iterators
   InitPerf(env, exports);    // perf events that programs attach to
+  InitNetlink(env, exports); // tc qdiscs and filters, interfaces and network namespaces
+  InitPerfBuffer(env, exports);  // perf buffers (perf_event_array maps) read from user space
   return exports;
 }
 

@@ -98,6 +98,8 @@ void InitMount(Napi::Env env, Napi::Object exports);
 void InitFdpass(Napi::Env env, Napi::Object exports);
 void InitLinks(Napi::Env env, Napi::Object exports);
 void InitPerf(Napi::Env env, Napi::Object exports);
+void InitNetlink(Napi::Env env, Napi::Object exports);
+void InitPerfBuffer(Napi::Env env, Napi::Object exports);
 
 // ---- fds ----
 // The one path for every syscall that returns a new fd (libbpf's

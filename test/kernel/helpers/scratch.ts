@@ -36,3 +36,63 @@ export function childCgroup(): { path: string; [Symbol.dispose](): void } {
     },
   }
 }
+
+/**
+ * Two network namespaces of the test's own (`ip netns add`) joined by a veth
+ * pair: veth0 (10.77.0.1/24) in the main one, veth1 (10.77.0.2/24) in the
+ * peer, both up, lo up in both, so traffic between the addresses really
+ * crosses the pair. `path` (/run/netns/NAME) opens to the namespace fd that
+ * netns-scoped attach types take; `run` and `runPeer` execute a command
+ * inside one (ip netns exec), e.g. a node one-liner that sends traffic.
+ * Removing the namespaces removes the pair.
+ */
+export function privateNetns(): {
+  name: string
+  path: string
+  peerName: string
+  ifindex(dev?: string): number
+  run(cmd: string, args: string[], input?: string): string
+  runPeer(cmd: string, args: string[], input?: string): string
+  [Symbol.dispose](): void
+} {
+  const name = `bpfkit-test-${process.pid}-${Date.now() % 1e6}-${Math.floor(Math.random() * 1e6)}`
+  const peerName = `${name}-peer`
+  const del = () => {
+    for (const n of [name, peerName]) {
+      try {
+        execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' })
+      } catch {
+        // not made
+      }
+    }
+  }
+  try {
+    execFileSync('ip', ['netns', 'add', name])
+    execFileSync('ip', ['netns', 'add', peerName])
+    const ip = (ns: string, ...args: string[]) => execFileSync('ip', ['-n', ns, ...args])
+    ip(name, 'link', 'set', 'lo', 'up')
+    ip(peerName, 'link', 'set', 'lo', 'up')
+    ip(name, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'veth1', 'netns', peerName)
+    ip(name, 'addr', 'add', '10.77.0.1/24', 'dev', 'veth0')
+    ip(peerName, 'addr', 'add', '10.77.0.2/24', 'dev', 'veth1')
+    ip(name, 'link', 'set', 'veth0', 'up')
+    ip(peerName, 'link', 'set', 'veth1', 'up')
+  } catch (e) {
+    del()
+    throw e
+  }
+  const exec = (ns: string, cmd: string, args: string[], input?: string) =>
+    execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], { input, encoding: 'utf8' })
+  return {
+    name,
+    path: `/run/netns/${name}`,
+    peerName,
+    ifindex(dev = 'veth0') {
+      const [link] = JSON.parse(execFileSync('ip', ['-n', name, '-j', 'link', 'show', 'dev', dev]).toString()) as Array<{ ifindex: number }>
+      return link.ifindex
+    },
+    run: (cmd, args, input) => exec(name, cmd, args, input),
+    runPeer: (cmd, args, input) => exec(peerName, cmd, args, input),
+    [Symbol.dispose]: del,
+  }
+}

@@ -1,0 +1,2 @@
+// (filled in by issue 14: uprobes)
+export {}
