@@ -290,7 +290,33 @@ export interface NativeAddon {
   recvWithFds(sockFd: number, buf: Bytes, maxFds: number): { bytes: number; fds: number[]; truncated: boolean } | null
   fdWait(fd: number, writable: boolean, callback: (status: number, events: number) => void): FdWaitHandle
   fdWaitCancel(handle: FdWaitHandle): void
+
+  // perf buffers (native/perfbuf.cc)
+  /**
+   * Per CPU in `cpus` (distinct, below the map's maxEntries): a
+   * PERF_COUNT_SW_BPF_OUTPUT event on that CPU, its ring of `pageCount`
+   * (a power of two, up to 65536) data pages mapped, its fd stored at the
+   * CPU's index of the perf_event_array map `mapFd`, enabled. All or nothing.
+   */
+  perfbufOpen(mapFd: number, cpus: number[], pageCount: number, wakeupEvents: number): PerfbufHandle
+  /**
+   * Copies records of every CPU into `out`; record i is recs[3i] (end offset
+   * in out), recs[3i+1] (cpu), recs[3i+2] (lost samples: 0 for a sample, which
+   * spans out[end(i-1) .. end(i)]; > 0 for a lost-samples record, no bytes).
+   * Returns the count, or -(bytes needed) when the next sample does not fit;
+   * throws an Error when a ring holds what is not a record (it is emptied).
+   */
+  perfbufConsume(pb: PerfbufHandle, out: Uint8Array, recs: Float64Array): number
+  /** Bytes written and not yet consumed, headers included, over all CPUs. */
+  perfbufPending(pb: PerfbufHandle): number
+  perfbufWait(pb: PerfbufHandle, onReady: (status: number) => void): void
+  perfbufCancel(pb: PerfbufHandle): void
+  /** Deletes the map entries it set, unmaps, closes its fds. Closing twice is a no-op. */
+  perfbufClose(pb: PerfbufHandle): void
 }
+
+/** An opaque native perf buffer consumer (native/perfbuf.cc). */
+export type PerfbufHandle = { readonly __perfbuf: unique symbol }
 
 /** An opaque pending readiness wait. */
 export type FdWaitHandle = { readonly __fdWait: unique symbol }
