@@ -1,0 +1,212 @@
+// uprobes and uretprobes on a function of an ELF executable or shared
+// library, for every process that runs it or for one pid: a perf event of the
+// uprobe PMU (Linux 4.17+) with the program on it (a perf_event link on 5.15+,
+// the ioctl before). Every kernel bpfkit supports (5.10 and later) has the
+// PMU, so there is no tracefs uprobe_events fallback. uprobe.multi (6.6+)
+// puts one program on many offsets of one file with a single link.
+// The symbol becomes a file offset through the binary's own ELF symbols
+// (binary-symbols.ts); unlike kprobes, the kernel filters uprobes by pid.
+import { readFileSync, statSync } from 'node:fs'
+import { haveUprobeMulti, haveUprobes } from '../features/attach-uprobe.js'
+import type { FdRef } from '../map/values.js'
+import { BpfError, Fd, NotSupportedError, kernel, native, progInfoByFd } from '../sys/index.js'
+import { checkOptions, describeValue } from '../sys/options.js'
+import { readBinary, functionOffset, resolveBinaryPath } from './binary-symbols.js'
+import { BpfLink } from './link.js'
+import { linkPerfEvent } from './perf-attach.js'
+
+export const UPROBE_PMU = '/sys/bus/event_source/devices/uprobe'
+
+export interface UprobeOptions {
+  /** The executable or shared library: a path, or a library name ('libc.so.6') resolved as libbpf does. */
+  binary: string
+  /** The function ('name', 'name@@VERSION'); `offset` is then added to its start. */
+  symbol?: string
+  /** A file offset (without `symbol`), or bytes into `symbol`. */
+  offset?: number | bigint
+  /** Only this process runs the program (default: every process that runs the binary). */
+  pid?: number
+  /** A uretprobe: run on return. Default: what the program's section says ('uretprobe/...'), else false. */
+  retprobe?: boolean
+  /** bpf_get_attach_cookie's value (perf_event links, Linux 5.15+). */
+  cookie?: number | bigint
+  /** Offset in the file of a USDT semaphore the kernel counts up while attached (Linux 4.20+). */
+  refCtrOffset?: number | bigint
+}
+
+export interface UprobeMultiOptions {
+  binary: string
+  /** Functions, one probe each (or `offsets`). */
+  symbols?: readonly string[]
+  /** File offsets, one probe each (or `symbols`). */
+  offsets?: readonly (number | bigint)[]
+  pid?: number
+  /** Run on return of each (BPF_F_UPROBE_MULTI_RETURN). Default: from the section ('uretprobe.multi/...'). */
+  retprobe?: boolean
+  /** bpf_get_attach_cookie's value per probe, parallel to symbols/offsets. */
+  cookies?: readonly (number | bigint)[]
+  /** USDT semaphore offsets, parallel to symbols/offsets. */
+  refCtrOffsets?: readonly (number | bigint)[]
+}
+
+function kprobeProgramFd(where: string, program: FdRef): number {
+  if (program === null || typeof program !== 'object' || !('fd' in program)) throw new TypeError(`${where}: program must be a BpfProgram or an object with a program fd, got ${describeValue(program)}`)
+  const fd = program.fd
+  const type = progInfoByFd(fd).type
+  if (type !== 'kprobe') throw new TypeError(`${where}: the program is a ${type} program; uprobes run kprobe programs (SEC("uprobe"))`)
+  return fd
+}
+
+function sectionOf(program: FdRef): string | undefined {
+  const s = (program as { section?: unknown }).section
+  return typeof s === 'string' ? s : undefined
+}
+
+function u64(where: string, name: string, v: unknown): bigint {
+  if ((typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) || (typeof v === 'bigint' && v >= 0n && v < 1n << 64n)) return BigInt(v)
+  throw new TypeError(`${where}: ${name} must be a non-negative integer, got ${describeValue(v)}`)
+}
+
+function checkPid(where: string, pid: unknown): void {
+  if (pid !== undefined && (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0 || pid > 0x7fffffff)) {
+    throw new TypeError(`${where}: pid must be a positive integer, got ${describeValue(pid)}`)
+  }
+}
+
+// The binary as a path, which must be a regular file the kernel can look up.
+function binaryPath(where: string, binary: unknown, pid: number | undefined): string {
+  if (typeof binary !== 'string' || binary === '') throw new TypeError(`${where}: binary must be a path or library name, got ${describeValue(binary)}`)
+  const path = resolveBinaryPath(binary, pid)
+  let st
+  try {
+    st = statSync(path)
+  } catch (e) {
+    throw Object.assign(new Error(`${where}: cannot open binary ${path}: ${(e as NodeJS.ErrnoException).code}`, { cause: e }), { code: (e as NodeJS.ErrnoException).code, path })
+  }
+  if (!st.isFile()) throw Object.assign(new Error(`${where}: ${path} is not a regular file`), { code: 'EINVAL', path })
+  return path
+}
+
+// The bit a PMU's format file names ('config:0').
+function configBit(field: string, from: number): number {
+  const text = readFileSync(`${UPROBE_PMU}/format/${field}`, 'utf8').trim()
+  const m = /^config:(\d+)(?:-\d+)?$/.exec(text)
+  if (!m) throw new Error(`${UPROBE_PMU}/format/${field} holds '${text}', not a config bit`)
+  return Number(m[1]) + from
+}
+
+function checkOffsetInFile(where: string, path: string, offset: bigint): void {
+  const size = BigInt(statSync(path).size)
+  if (offset >= size) throw new RangeError(`${where}: offset 0x${offset.toString(16)} is past the end of ${path} (${size} bytes)`)
+}
+
+/**
+ * Attaches a kprobe-type program (SEC("uprobe") / SEC("uretprobe")) to a
+ * function of an ELF64 executable or shared library: `symbol` (resolved to
+ * its file offset from the binary's .dynsym/.symtab, plus `offset`) or a file
+ * `offset`. With `pid`, only that process runs it (the kernel filters); else
+ * every process mapping the file. `retprobe` (default from the section) runs
+ * it on return. Through the uprobe PMU (Linux 4.17+) and a perf_event link
+ * (5.15+; before, the program is set on the event by ioctl and `cookie` is
+ * refused). Needs CAP_PERFMON or CAP_SYS_ADMIN, and CAP_BPF.
+ * Errors: TypeError for bad options or a program that is not a kprobe
+ * program; an Error naming the file for one missing or not a regular file;
+ * BinaryError for a file that is not an ELF64 binary or lacks the symbol;
+ * RangeError for an offset past the file's end; NotSupportedError without the
+ * uprobe PMU; SyscallError ('perf_event_open': ESRCH for no such pid) or
+ * BpfError from the attach. Nothing stays attached or open after a failure.
+ */
+export function attachUprobe(program: FdRef, options: UprobeOptions): BpfLink {
+  const where = 'attachUprobe'
+  checkOptions(where, options, ['binary', 'symbol', 'offset', 'pid', 'retprobe', 'cookie', 'refCtrOffset'], {
+    required: true, types: { symbol: 'string', retprobe: 'boolean', cookie: ['number', 'bigint'], offset: ['number', 'bigint'], refCtrOffset: ['number', 'bigint'] },
+  })
+  checkPid(where, options.pid)
+  if (options.symbol === undefined && options.offset === undefined) throw new TypeError(`${where}: give a symbol or an offset`)
+  const progFd = kprobeProgramFd(where, program)
+  const path = binaryPath(where, options.binary, options.pid)
+  let offset = u64(where, 'offset', options.offset ?? 0)
+  if (options.symbol !== undefined) offset += BigInt(functionOffset(readBinary(path), options.symbol))
+  checkOffsetInFile(where, path, offset)
+  const refCtr = u64(where, 'refCtrOffset', options.refCtrOffset ?? 0)
+  if (refCtr >= 1n << 32n) throw new RangeError(`${where}: refCtrOffset must be below 2^32 (the uprobe PMU's config:32-63)`)
+  const retprobe = options.retprobe ?? /^uretprobe[./]|^uretprobe$/.test(sectionOf(program) ?? '')
+  haveUprobes()
+  const pmu = Number(readFileSync(`${UPROBE_PMU}/type`, 'utf8').trim())
+  let config = retprobe ? 1n << BigInt(configBit('retprobe', 0)) : 0n
+  if (refCtr !== 0n) {
+    let shift: number
+    try {
+      shift = configBit('ref_ctr_offset', 0)
+    } catch (e) {
+      throw new NotSupportedError('uprobe reference counters (ref_ctr_offset)', '4.20', (e as Error).message)
+    }
+    config |= refCtr << BigInt(shift)
+  }
+  // pid -1 with cpu 0 is libbpf's "every process": uprobes run BPF on whatever CPU the hit is.
+  const perf = new Fd(native.perfEventOpen({
+    type: pmu, config, probeName: path, probeOffset: offset, pid: options.pid ?? -1, cpu: options.pid === undefined ? 0 : -1, disabled: true,
+  }), 'perf_event')
+  return linkPerfEvent({ fd: progFd }, perf, { cookie: options.cookie })
+}
+
+/**
+ * Attaches a program loaded for uprobe.multi (SEC("uprobe.multi"), expected
+ * attach type trace_uprobe_multi) to many functions or offsets of one binary
+ * with one link (BPF_TRACE_UPROBE_MULTI, Linux 6.6+), optionally for one pid
+ * and on return. Needs CAP_SYS_ADMIN (or CAP_PERFMON and CAP_BPF).
+ * Errors: as attachUprobe; RangeError for cookies/refCtrOffsets not parallel
+ * to the probes; NotSupportedError before 6.6; BpfError EINVAL naming the
+ * likely cause (a program not loaded for uprobe.multi), ESRCH for no such pid.
+ */
+export function attachUprobeMulti(program: FdRef, options: UprobeMultiOptions): BpfLink {
+  const where = 'attachUprobeMulti'
+  checkOptions(where, options, ['binary', 'symbols', 'offsets', 'pid', 'retprobe', 'cookies', 'refCtrOffsets'], {
+    required: true, types: { retprobe: 'boolean', symbols: 'object', offsets: 'object', cookies: 'object', refCtrOffsets: 'object' },
+  })
+  checkPid(where, options.pid)
+  const list = (name: string, v: unknown): readonly unknown[] | undefined => {
+    if (v === undefined) return undefined
+    if (!Array.isArray(v) || v.length === 0) throw new TypeError(`${where}: ${name} must be a non-empty array, got ${describeValue(v)}`)
+    return v
+  }
+  const symbols = list('symbols', options.symbols)
+  const given = list('offsets', options.offsets)
+  if ((symbols === undefined) === (given === undefined)) throw new TypeError(`${where}: give exactly one of symbols and offsets`)
+  const count = (symbols ?? given)!.length
+  const parallel = (name: string, v: unknown): BigUint64Array | undefined => {
+    const a = list(name, v)
+    if (a === undefined) return undefined
+    if (a.length !== count) throw new RangeError(`${where}: ${name} has ${a.length} entries for ${count} probes`)
+    return BigUint64Array.from(a, (x, i) => u64(where, `${name}[${i}]`, x))
+  }
+  const cookies = parallel('cookies', options.cookies)
+  const refCtrOffsets = parallel('refCtrOffsets', options.refCtrOffsets)
+  const progFd = kprobeProgramFd(where, program)
+  const path = binaryPath(where, options.binary, options.pid)
+  let offsets: BigUint64Array
+  if (symbols !== undefined) {
+    symbols.forEach((s, i) => {
+      if (typeof s !== 'string') throw new TypeError(`${where}: symbols[${i}] must be a string, got ${describeValue(s)}`)
+    })
+    const image = readBinary(path)
+    offsets = BigUint64Array.from(symbols as string[], (s) => BigInt(functionOffset(image, s)))
+  } else {
+    offsets = BigUint64Array.from(given!, (x, i) => u64(where, `offsets[${i}]`, x))
+  }
+  for (const o of offsets) checkOffsetInFile(where, path, o)
+  const retprobe = options.retprobe ?? /^uretprobe\.multi/.test(sectionOf(program) ?? '')
+  haveUprobeMulti()
+  try {
+    const fd = native.linkCreate({
+      progFd, attachType: kernel.attachTypes.trace_uprobe_multi,
+      uprobeMulti: { path, offsets, cookies, refCtrOffsets, pid: options.pid, flags: retprobe ? kernel.flags.BPF_F_UPROBE_MULTI_RETURN : 0 },
+    })
+    return BpfLink.fromLinkFd(new Fd(fd, 'link'))
+  } catch (e) {
+    if (e instanceof BpfError && e.code === 'EINVAL') {
+      e.message += ' (attachUprobeMulti: load the program for uprobe.multi: SEC("uprobe.multi"), expected attach type trace_uprobe_multi)'
+    }
+    throw e
+  }
+}
