@@ -15,8 +15,9 @@ import { checkOptions, describeValue } from '../sys/options.js'
  * `data`.
  *
  * `data` is the sample as the kernel stores it: bpf_perf_event_output's size
- * rounded up so that 4 + size is a multiple of 8 (up to 7 trailing zero
- * bytes). A 16-byte struct reads back as 20 bytes; read the fields you wrote.
+ * rounded up so that 4 + size is a multiple of 8. The up to 7 bytes of
+ * padding are not zeroed (they hold whatever the ring held there before): a
+ * 16-byte struct reads back as 20 bytes; read the fields you wrote.
  */
 export interface PerfRecord {
   readonly cpu: number
