@@ -136,6 +136,7 @@ const enumsTs = [
   ...Object.entries(uapiDefineGroups).map(([name, g]) => tsConst(name, g.typeName, defineGroupEntries(g), g.doc)),
   tsConst('updateFlags', 'UpdateFlagName', [['any', 0], ['noexist', 1], ['exist', 2]].map(([n]) => [n, Number(btf.enumeratorsWithPrefix('BPF_' + n.toUpperCase()).get('BPF_' + n.toUpperCase()))]),
     'Map update flags BPF_ANY, BPF_NOEXIST, BPF_EXIST.'),
+  tsConst('perfEventTypes', 'PerfEventTypeName', enumObject('bpf_perf_event_type', 'BPF_PERF_EVENT_'), 'What a perf_event link is attached to (enum bpf_perf_event_type, Linux 6.6+).'),
   tsConst('statsTypes', 'StatsTypeName', enumObject('bpf_stats_type', 'BPF_STATS_'), 'Statistics types for BPF_ENABLE_STATS (enum bpf_stats_type).'),
 ].join('\n') + (uncheckedDefines.length ? `\n// Newer than ${uapiHeaderPath}, so not checked against it: ${uncheckedDefines.join(', ')}.\n` : '')
 
@@ -200,9 +201,36 @@ function unionVariants(structName) {
   }
   return variants
 }
+// A variant's own anonymous unions (perf_event links: uprobe, kprobe,
+// tracepoint, event), each member's fields with offsets from the start of the struct.
+function nestedVariants(structName, variantName) {
+  const s = btf.find(KIND.STRUCT, structName)
+  const u = s.members.find((m) => !m.name && btf.resolve(m.type).kind === KIND.UNION)
+  const v = btf.resolve(u.type).members.find((m) => m.name === variantName)
+  const out = {}
+  for (const inner of btf.resolve(v.type).members.filter((m) => !m.name && btf.resolve(m.type).kind === KIND.UNION)) for (const w of btf.resolve(inner.type).members) {
+    const fields = {}
+    for (const m of btf.resolve(w.type).members ?? []) {
+      const leaf = m.name && !m.bitSize ? leafType(m.type) : null
+      if (leaf) fields[m.name] = { offset: (u.bitOffset + v.bitOffset + inner.bitOffset + w.bitOffset + m.bitOffset) / 8, ...leaf }
+    }
+    out[w.name] = fields
+  }
+  return out
+}
 layoutsTs += `\n/** The per-type union of struct bpf_link_info: each link type's fields, offsets from the start of the struct. */
 export const linkInfoVariants = {
 ${Object.entries(unionVariants('bpf_link_info')).map(([k, f]) => `  ${k}: {\n${fieldLines(f, '    ')}\n  },`).join('\n')}
+} as const satisfies Readonly<Record<string, Readonly<Record<string, FieldLayout>>>>
+
+/** perf_event link infos (Linux 6.6+): the fields of each perf event kind, offsets from the start of struct bpf_link_info. */
+export const perfEventLinkVariants = {
+${Object.entries(nestedVariants('bpf_link_info', 'perf_event')).map(([k, f]) => `  ${k}: {\n${fieldLines(f, '    ')}\n  },`).join('\n')}
+} as const satisfies Readonly<Record<string, Readonly<Record<string, FieldLayout>>>>
+
+/** iter link infos: the fields of each iterator target's parameters (map, cgroup, task), offsets from the start of struct bpf_link_info. */
+export const iterLinkVariants = {
+${Object.entries(nestedVariants('bpf_link_info', 'iter')).map(([k, f]) => `  ${k}: {\n${fieldLines(f, '    ')}\n  },`).join('\n')}
 } as const satisfies Readonly<Record<string, Readonly<Record<string, FieldLayout>>>>
 `
 

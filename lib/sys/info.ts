@@ -2,8 +2,8 @@
 // from kernel BTF. A kernel older than the layouts fills fewer bytes; fields it
 // did not fill read as zero.
 import { native } from './addon.js'
-import { attachTypes, linkTypes, mapTypes, progTypes } from './generated/kernel-enums.js'
-import { btfInfo, linkInfo, linkInfoVariants, mapInfo, progInfo, tokenInfo, type FieldLayout, type StructLayout } from './generated/kernel-layouts.js'
+import { attachTypes, linkTypes, mapTypes, perfEventTypes, progTypes } from './generated/kernel-enums.js'
+import { btfInfo, iterLinkVariants, linkInfo, linkInfoVariants, mapInfo, perfEventLinkVariants, progInfo, tokenInfo, type FieldLayout, type StructLayout } from './generated/kernel-layouts.js'
 import { enumName } from './names.js'
 
 type Fields<L extends StructLayout> = keyof L['fields']
@@ -163,10 +163,71 @@ export interface LinkInfo {
   type: string
   typeId: number
   progId: number
-  /** Attach type of the link where the kernel reports one (cgroup, netns, tcx, netkit, ...). */
+  /** Attach type of the link where the kernel reports one (cgroup, netns, tcx, netkit, tracing, sockmap...). */
   attachType?: string
   /** cgroup links: the cgroup's id (its inode number in cgroup2); 0 once detached. */
   cgroupId?: bigint
+  /** xdp, tcx and netkit links: the interface (0 once the interface is gone or the link detached). */
+  ifindex?: number
+  /** netns links: the namespace's inode number. */
+  netnsIno?: number
+  /** struct_ops and sockmap links, and iterators over a map: the map's id. */
+  mapId?: number
+  /** raw_tracepoint links and perf_event links on a tracepoint: its name. */
+  tracepoint?: string
+  /** tracing links (fentry, fexit, fmod_ret, lsm, freplace, tp_btf): the target's object id (0 for vmlinux) and BTF id. */
+  targetObjId?: number
+  targetBtfId?: number
+  /** bpf_get_attach_cookie's value, where the link type reports it. */
+  cookie?: bigint
+  /** iter links: the target ('task', 'bpf_map', 'bpf_map_elem', ...), and the task or cgroup it is limited to. */
+  iterTarget?: string
+  iterTask?: { tid: number; pid: number }
+  iterCgroup?: { cgroupId: bigint; order: number }
+  /** netfilter links (Linux 6.4+). */
+  netfilter?: { pf: number; hooknum: number; priority: number; flags: number }
+  /** kprobe.multi links (Linux 6.5+ report them): addresses are zero without the privilege to see kernel addresses. */
+  kprobeMulti?: { count: number; flags: number; missed: bigint; addresses: bigint[] }
+  /** uprobe.multi links (Linux 6.8+ report them). */
+  uprobeMulti?: { path: string; count: number; pid: number; flags: number; offsets: bigint[] }
+  /** perf_event links (Linux 6.6+ report them): what the perf event is. */
+  perfEvent?: {
+    kind: string
+    /** The kprobe's function, the uprobe's file or the tracepoint's name. */
+    name?: string
+    offset?: number
+    address?: bigint
+    missed?: bigint
+    /** A software or hardware event: its perf type and config. */
+    eventType?: number
+    config?: bigint
+  }
+}
+
+// Strings and arrays in a link's info are copied to user buffers the caller
+// names; room for the longest name (KSYM_NAME_LEN 512) or path (PATH_MAX).
+const NAME_ROOM = 512
+const PATH_ROOM = 4096
+
+/** The link info again, with `buffer` given to the kernel for the pointer field `ptr` whose length is at `len`. */
+function readWithBuffer(fd: number, ptr: FieldLayout, len: FieldLayout, buffer: Uint8Array, elemSize = 1): Reader<typeof linkInfo> {
+  const r = new Reader(linkInfo, new Uint8Array(linkInfo.size))
+  native.objGetInfoWithBuffers(fd, r.buf, [[ptr.offset, buffer, len.offset, elemSize]])
+  return r
+}
+
+function linkString(fd: number, ptr: FieldLayout, len: FieldLayout, room = NAME_ROOM): string {
+  const buf = new Uint8Array(room)
+  readWithBuffer(fd, ptr, len, buf)
+  const end = buf.indexOf(0)
+  return Buffer.from(buf.buffer, 0, end < 0 ? buf.length : end).toString('utf8')
+}
+
+function linkU64s(fd: number, ptr: FieldLayout, len: FieldLayout, count: number): bigint[] {
+  if (count === 0) return []
+  const buf = new BigUint64Array(count)
+  readWithBuffer(fd, ptr, len, new Uint8Array(buf.buffer), 8)
+  return [...buf]
 }
 
 export function linkInfoByFd(fd: number): LinkInfo {
@@ -175,12 +236,83 @@ export function linkInfoByFd(fd: number): LinkInfo {
   const type = enumName(linkTypes, typeId)
   const info: LinkInfo = { id: r.u32('id'), type, typeId, progId: r.u32('prog_id') }
   // The per-type part of the union, as the kernel's BTF lays it out for this type.
-  const variant: Readonly<Record<string, FieldLayout>> | undefined = Object.hasOwn(linkInfoVariants, type)
-    ? linkInfoVariants[type as keyof typeof linkInfoVariants]
-    : undefined
-  if (variant?.attach_type) info.attachType = enumName(attachTypes, r.u32At(variant.attach_type))
-  if (variant?.cgroup_id) info.cgroupId = r.u64At(variant.cgroup_id)
+  const v = (Object.hasOwn(linkInfoVariants, type) ? linkInfoVariants[type as keyof typeof linkInfoVariants] : {}) as Readonly<Record<string, FieldLayout>>
+  if (v.attach_type) info.attachType = enumName(attachTypes, r.u32At(v.attach_type))
+  if (v.cgroup_id) info.cgroupId = r.u64At(v.cgroup_id)
+  if (v.ifindex) info.ifindex = r.u32At(v.ifindex)
+  if (v.netns_ino) info.netnsIno = r.u32At(v.netns_ino)
+  if (v.map_id) info.mapId = r.u32At(v.map_id)
+  if (v.target_obj_id) info.targetObjId = r.u32At(v.target_obj_id)
+  if (v.target_btf_id) info.targetBtfId = r.u32At(v.target_btf_id)
+  if (v.cookie && type !== 'kprobe_multi' && type !== 'uprobe_multi') info.cookie = r.u64At(v.cookie)
+  switch (type) {
+    case 'raw_tracepoint':
+      info.tracepoint = linkString(fd, v.tp_name, v.tp_name_len)
+      break
+    case 'iter':
+      decodeIter(fd, r, info)
+      break
+    case 'netfilter':
+      info.netfilter = { pf: r.u32At(v.pf), hooknum: r.u32At(v.hooknum), priority: r.view.getInt32(v.priority.offset, true), flags: r.u32At(v.flags) }
+      break
+    case 'kprobe_multi': {
+      const count = r.u32At(v.count)
+      info.kprobeMulti = { count, flags: r.u32At(v.flags), missed: r.u64At(v.missed), addresses: linkU64s(fd, v.addrs, v.count, count) }
+      break
+    }
+    case 'uprobe_multi': {
+      const count = r.u32At(v.count)
+      info.uprobeMulti = {
+        path: linkString(fd, v.path, v.path_size, PATH_ROOM), count, pid: r.u32At(v.pid), flags: r.u32At(v.flags), offsets: linkU64s(fd, v.offsets, v.count, count),
+      }
+      break
+    }
+    case 'perf_event':
+      decodePerfEvent(fd, r, info)
+      break
+  }
   return info
+}
+
+function decodeIter(fd: number, r: Reader<typeof linkInfo>, info: LinkInfo): void {
+  const v = linkInfoVariants.iter
+  info.iterTarget = linkString(fd, v.target_name, v.target_name_len)
+  // Which part of the iterator union holds parameters depends on the target.
+  if (info.iterTarget === 'bpf_map_elem' || info.iterTarget === 'bpf_sk_storage_map' || info.iterTarget === 'sockmap') {
+    info.mapId = r.u32At(iterLinkVariants.map.map_id)
+  } else if (info.iterTarget === 'cgroup') {
+    info.iterCgroup = { cgroupId: r.u64At(iterLinkVariants.cgroup.cgroup_id), order: r.u32At(iterLinkVariants.cgroup.order) }
+  } else if (info.iterTarget === 'task' || info.iterTarget === 'task_file' || info.iterTarget === 'task_vma') {
+    info.iterTask = { tid: r.u32At(iterLinkVariants.task.tid), pid: r.u32At(iterLinkVariants.task.pid) }
+  }
+}
+
+function decodePerfEvent(fd: number, r: Reader<typeof linkInfo>, info: LinkInfo): void {
+  const kind = enumName(perfEventTypes, r.u32At(linkInfoVariants.perf_event.type))
+  const e: NonNullable<LinkInfo['perfEvent']> = { kind }
+  if (kind === 'kprobe' || kind === 'kretprobe') {
+    const k = perfEventLinkVariants.kprobe
+    e.name = linkString(fd, k.func_name, k.name_len)
+    e.offset = r.u32At(k.offset)
+    e.address = r.u64At(k.addr)
+    e.missed = r.u64At(k.missed)
+    info.cookie = r.u64At(k.cookie)
+  } else if (kind === 'uprobe' || kind === 'uretprobe') {
+    const u = perfEventLinkVariants.uprobe
+    e.name = linkString(fd, u.file_name, u.name_len, PATH_ROOM)
+    e.offset = r.u32At(u.offset)
+    info.cookie = r.u64At(u.cookie)
+  } else if (kind === 'tracepoint') {
+    const t = perfEventLinkVariants.tracepoint
+    e.name = info.tracepoint = linkString(fd, t.tp_name, t.name_len)
+    info.cookie = r.u64At(t.cookie)
+  } else if (kind === 'event') {
+    const ev = perfEventLinkVariants.event
+    e.eventType = r.u32At(ev.type)
+    e.config = r.u64At(ev.config)
+    info.cookie = r.u64At(ev.cookie)
+  }
+  info.perfEvent = e
 }
 
 export interface BtfInfo {

@@ -539,6 +539,18 @@ export const updateFlags = {
 } as const
 export type UpdateFlagName = keyof typeof updateFlags
 
+/** What a perf_event link is attached to (enum bpf_perf_event_type, Linux 6.6+). */
+export const perfEventTypes = {
+  unspec: 0,
+  uprobe: 1,
+  uretprobe: 2,
+  kprobe: 3,
+  kretprobe: 4,
+  tracepoint: 5,
+  event: 6,
+} as const
+export type PerfEventTypeName = keyof typeof perfEventTypes
+
 /** Statistics types for BPF_ENABLE_STATS (enum bpf_stats_type). */
 export const statsTypes = {
   run_time: 0,

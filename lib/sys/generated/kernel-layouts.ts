@@ -179,3 +179,47 @@ export const linkInfoVariants = {
     attach_type: { offset: 20, size: 4, type: 'u32' },
   },
 } as const satisfies Readonly<Record<string, Readonly<Record<string, FieldLayout>>>>
+
+/** perf_event link infos (Linux 6.6+): the fields of each perf event kind, offsets from the start of struct bpf_link_info. */
+export const perfEventLinkVariants = {
+  uprobe: {
+    file_name: { offset: 24, size: 8, type: 'u64' },
+    name_len: { offset: 32, size: 4, type: 'u32' },
+    offset: { offset: 36, size: 4, type: 'u32' },
+    cookie: { offset: 40, size: 8, type: 'u64' },
+    ref_ctr_offset: { offset: 48, size: 8, type: 'u64' },
+  },
+  kprobe: {
+    func_name: { offset: 24, size: 8, type: 'u64' },
+    name_len: { offset: 32, size: 4, type: 'u32' },
+    offset: { offset: 36, size: 4, type: 'u32' },
+    addr: { offset: 40, size: 8, type: 'u64' },
+    missed: { offset: 48, size: 8, type: 'u64' },
+    cookie: { offset: 56, size: 8, type: 'u64' },
+  },
+  tracepoint: {
+    tp_name: { offset: 24, size: 8, type: 'u64' },
+    name_len: { offset: 32, size: 4, type: 'u32' },
+    cookie: { offset: 40, size: 8, type: 'u64' },
+  },
+  event: {
+    config: { offset: 24, size: 8, type: 'u64' },
+    type: { offset: 32, size: 4, type: 'u32' },
+    cookie: { offset: 40, size: 8, type: 'u64' },
+  },
+} as const satisfies Readonly<Record<string, Readonly<Record<string, FieldLayout>>>>
+
+/** iter link infos: the fields of each iterator target's parameters (map, cgroup, task), offsets from the start of struct bpf_link_info. */
+export const iterLinkVariants = {
+  map: {
+    map_id: { offset: 28, size: 4, type: 'u32' },
+  },
+  cgroup: {
+    cgroup_id: { offset: 32, size: 8, type: 'u64' },
+    order: { offset: 40, size: 4, type: 'u32' },
+  },
+  task: {
+    tid: { offset: 32, size: 4, type: 'u32' },
+    pid: { offset: 36, size: 4, type: 'u32' },
+  },
+} as const satisfies Readonly<Record<string, Readonly<Record<string, FieldLayout>>>>

@@ -79,7 +79,36 @@ const linkAttrs = (rng) => object(rng, some(rng, [
   ['targetFd', rng.pick(['h.pipeFd()', 'h.devNull()', 'h.socketFd()', 'h.closedFd()', 'h.hashMapFd()', 'h.progFd()', '-1', 'NaN'])],
   ['targetIfindex', rng.pick(['0', '-1', '2147483647', '4294967295', 'NaN', "'eth0'"])],
   ['attachType', number(rng, [0, 1, 2, 8, 37, 9999])], ['flags', flags(rng)], ['targetBtfId', id(rng)], ['cookie', number(rng, [0, 1n, 2n ** 64n])],
+  ['mapFd', rng.pick(['h.hashMapFd()', 'h.closedFd()', '-1'])], ['tracingCookie', number(rng, [0, 1n])],
+  ['iterInfo', buffer(rng, 8)],
+  ['kprobeMulti', rng.pick(["{ syms: ['bpfkit_no_such_symbol'] }", '{ addrs: new BigUint64Array(2) }', '{ syms: [] }', "{ syms: ['a'], addrs: new BigUint64Array(1) }",
+    "{ syms: ['a'], cookies: new BigUint64Array(3) }", '{ syms: [1] }', "{ syms: ['a\\u0000'] }", '{ addrs: new Uint8Array(8) }', '{ syms: { length: 2 ** 30 } }', 'null'])],
+  ['uprobeMulti', rng.pick(["{ path: h.tmpPath('bin'), offsets: new BigUint64Array(1) }", "{ path: '', offsets: new BigUint64Array(1) }", "{ path: h.tmpPath('bin'), offsets: new BigUint64Array(0) }",
+    "{ path: h.tmpPath('bin'), offsets: new BigUint64Array(2), cookies: new BigUint64Array(1) }", "{ path: 'x'.repeat(5000), offsets: new BigUint64Array(1) }", '5'])],
+  ['netfilter', rng.pick(['{ pf: 2, hooknum: 1, priority: 0 }', '{ pf: 2, hooknum: 1, priority: 1.5 }', '{ pf: 2, hooknum: 1 }', '{ pf: 99, hooknum: 99, priority: -2147483648 }'])],
+  ['relative', rng.pick(['{ fd: h.progFd() }', '{ id: 1 }', '{ fd: h.progFd(), id: 1 }', '{ expectedRevision: 2n ** 64n - 1n }', "'x'"])],
 ], 0.7))
+// PROG_ATTACH and PROG_DETACH: only the harness's socket filter as program,
+// only its own non-cgroup fds as targets, and never an attach type that acts
+// on the caller's network namespace (flow_dissector, 17): nothing the host
+// has can be reached.
+const progAttachAttrs = (rng) => object(rng, some(rng, [
+  ['progFd', rng.pick(['h.progFd()', 'h.closedFd()', '-1', 'NaN'])],
+  ['targetFd', rng.pick(['h.pipeFd()', 'h.devNull()', 'h.socketFd()', 'h.closedFd()', 'h.hashMapFd()', '-1'])],
+  ['targetIfindex', rng.pick(['0', '2147483647', 'NaN'])],
+  ['attachType', number(rng, [0, 1, 15, 16, 37, 9999])], ['flags', flags(rng)],
+  ['replaceProgFd', rng.pick(['h.progFd()', 'h.closedFd()'])], ['relativeFd', rng.pick(['h.progFd()', '-1'])], ['relativeId', id(rng)],
+  ['expectedRevision', number(rng, [0, 1n])],
+], 0.6))
+// Software events on this process only (pid 0) or CPU 0; no probe PMU, so no probe is ever created.
+const perfAttrs = (rng) => object(rng, some(rng, [
+  ['type', number(rng, [1, 1, 9999, -1])], ['config', number(rng, [0, 9, 2n ** 63n])],
+  ['samplePeriod', number(rng, [1, 1000000, 0])], ['sampleFreq', number(rng, [1, 99])], ['sampleType', number(rng, [0, 1024])],
+  ['wakeupEvents', number(rng, [0, 1])], ['disabled', rng.pick(['true', 'false', '1'])],
+  ['pid', rng.pick(['0', '-1', 'NaN', '1.5'])], ['cpu', rng.pick(['0', '-1', '100000', "'0'"])],
+  ['config1', number(rng, [0, 1])], ['config2', number(rng, [0, 1])], ['probeOffset', number(rng, [0])],
+], 0.6).concat([['type', '1'], ['cpu', '0'], ['disabled', 'true']].filter(() => rng.bool(0.5))))
+const perfFd = (rng) => fd(rng, ["h.ownFd(native.perfEventOpen({ type: 1, config: 0, cpu: 0, disabled: true }))", 'h.progFd()', 'h.pipeFd()'])
 
 function mutateBtf(rng, n) {
   const { oneIntBtf } = require('../harness.cjs')
@@ -139,6 +168,19 @@ const calls = {
   btfLoadSync: [[btfAttrs], 'load'],
   linkCreate: [[linkAttrs], 'fd'],
   linkDetach: [[anyFd], 'none'],
+  linkUpdate: [[anyFd, anyFd, (rng) => rng.pick(['undefined', 'h.progFd()', 'h.closedFd()', '-1'])], 'none'],
+  progAttach: [[progAttachAttrs], 'none'],
+  progDetach: [[progAttachAttrs], 'none'],
+  progQuery: [[(rng) => object(rng, some(rng, [['targetFd', rng.pick(['h.pipeFd()', 'h.socketFd()', 'h.closedFd()', 'h.hashMapFd()'])], ['targetIfindex', rng.pick(['0', '2147483647'])],
+    ['attachType', number(rng, [0, 1, 17, 46, 9999])], ['queryFlags', flags(rng)], ['withLinks', rng.pick(['true', 'false'])]], 0.7))], 'none'],
+  rawTracepointOpen: [[anyFd, (rng) => rng.pick(['undefined', "'sys_enter'", "'bpfkit_no_such_tp'", "''", "'x'.repeat(300)", "'a\\u0000'", '5']), (rng) => number(rng, [0, 1n])], 'fd'],
+  iterCreate: [[anyFd], 'fd'],
+  objGetInfoWithBuffers: [[anyFd, (rng) => buffer(rng, 64), (rng) => rng.pick(['[]', '[[16, new Uint8Array(16), 24, 1]]', '[[64, new Uint8Array(8), 0, 1]]', '[[16, new Uint8Array(8), 24, 0]]',
+    '[[17, new Uint8Array(8), 24, 1]]', '[[16, h.detached(8), 24, 1]]', "[[16, 'x', 24, 1]]", 'new Array(9).fill([16, new Uint8Array(8), 24, 1])', '[1]', 'null'])], 'none'],
+  perfEventOpen: [[perfAttrs], 'fd'],
+  perfEventEnable: [[perfFd], 'none'],
+  perfEventDisable: [[perfFd], 'none'],
+  perfEventSetBpf: [[perfFd, anyFd], 'none'],
   tokenCreate: [[(rng) => fd(rng, ['h.pipeFd()', 'h.devNull()', 'h.hashMapFd()']), flags], 'fd'],
   mapMmap: [[(rng) => fd(rng, ['h.arrayMapFd()', 'h.ringbufMapFd()', 'h.hashMapFd()']), (rng) => rng.pick(['true', 'false', '1', 'null'])], 'mmap'],
   ringbufOpen: [[(rng) => fd(rng, ['h.ringbufMapFd()', 'h.arrayMapFd()'])], 'ring'],
