@@ -51,7 +51,7 @@ export const { have: haveKprobes, supports: supportsKprobes } = declareFeature('
   config: ['CONFIG_KPROBES'],
   probe(missing) {
     if (existsSync(`${PMUS}/kprobe/type`)) return
-    if (!kernelHasSymbol('register_kprobe')) throw missing('this kernel was built without CONFIG_KPROBES (no register_kprobe in /proc/kallsyms)')
+    if (!kernelHasSymbol('register_kprobe')) throw missing('this one has no kprobe code (no register_kprobe in /proc/kallsyms)')
     throw missing(`no kprobe PMU in ${PMUS} (CONFIG_KPROBE_EVENTS off, or sysfs not mounted)`)
   },
 })
@@ -82,7 +82,7 @@ export const { have: haveKprobeMulti, supports: supportsKprobeMulti } = declareF
     } catch (e) {
       const code = bpfCode(e)
       if (code === 'ESRCH' || code === 'ENOENT') return
-      if (code === 'EOPNOTSUPP' || code === 'ENOTSUPP') throw missing('this kernel was built without CONFIG_FPROBE')
+      if (code === 'EOPNOTSUPP' || code === 'ENOTSUPP') throw missing('this one refuses it with EOPNOTSUPP: no fprobe')
       if (code === 'EINVAL') throw missing()
       throw e
     } finally {
