@@ -214,7 +214,7 @@ export const { have: haveBpfLsm, supports: supportsBpfLsm } = declareFeature('bp
 export const { have: haveIterators, supports: supportsIterators } = declareFeature('iterators', {
   title: 'BPF iterators (BPF_TRACE_ITER links, BPF_ITER_CREATE)',
   since: '5.8',
-  probe: (missing) => iterTargetProbe(missing, 'bpf_map'),
+  probe: (missing) => iterTargetProbe(missing, 'bpf_map', '5.8'),
 })
 
 /** Iterator targets and the release that added each. */
@@ -239,7 +239,7 @@ export const iterTargetVersions = {
 
 export type IterTarget = keyof typeof iterTargetVersions
 
-function iterTargetProbe(missing: (detail?: string) => NotSupportedError, target: string): void {
+function iterTargetProbe(missing: (detail?: string) => NotSupportedError, target: string, version: string): void {
   // The target's context is described by BTF FUNC bpf_iter_<target>: a kernel without the target has no such function.
   const btf = kernelBtf()
   if (btf === null) throw missing('the kernel has no BTF (CONFIG_DEBUG_INFO_BTF), which iterator programs are loaded against')
@@ -251,6 +251,9 @@ function iterTargetProbe(missing: (detail?: string) => NotSupportedError, target
   } catch (e) {
     const code = bpfCode(e)
     if (code === 'EINVAL' || code === 'E2BIG' || code === 'ENOENT') throw missing()
+    // Some hosts refuse some targets' programs to root (measured: bpf_map_elem and
+    // bpf_sk_storage_map on a sandboxed 6.18) while bpf_map iterators, probed first, load.
+    if (code === 'EPERM' && target !== 'bpf_map') throw new FeatureRefusedError(`${target} iterators`, version, 'EPERM', `the kernel refuses ${target} iterator programs`)
     throw e
   }
   try {
@@ -279,7 +282,7 @@ export function haveIterTarget(target: IterTarget): void {
   const version = iterTargetVersions[target]
   cachedProbe(`iter:${target}`, () => {
     haveIterators()
-    iterTargetProbe((detail) => notSupported(`${target} iterators`, { version }, detail), target)
+    iterTargetProbe((detail) => notSupported(`${target} iterators`, { version }, detail), target, version)
   })
 }
 
