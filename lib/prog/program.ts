@@ -32,11 +32,24 @@ export class BpfProgram extends BpfObject {
   /** The verifier's log when a log level was asked for. */
   readonly log: string
   readonly type: string
+  /**
+   * What the program was loaded as, for the attach families: its expected
+   * attach type, and the ELF section it came from and the target that names
+   * ('kretprobe/do_unlinkat': 'do_unlinkat'). Unknown (undefined) for a
+   * program opened by pin, id or fd.
+   */
+  readonly expectedAttachType: string | undefined
+  readonly section: string | undefined
+  readonly attachTo: string | undefined
 
-  private constructor(fd: Fd, typeId: number, log = '') {
+  private constructor(fd: Fd, typeId: number, log = '', spec?: ProgramSpec) {
     super(fd)
     this.log = log
     this.type = enumName(kernel.progTypes, typeId)
+    const attach = spec?.expectedAttachTypeId
+    this.expectedAttachType = attach === undefined ? undefined : enumName(kernel.attachTypes, attach)
+    this.section = spec?.section
+    this.attachTo = spec?.attachTo
   }
 
   /**
@@ -48,16 +61,18 @@ export class BpfProgram extends BpfObject {
    * (then nothing reached the kernel).
    */
   static async load(options: ProgramLoadOptions | ProgramSpec): Promise<BpfProgram> {
-    const attrs = loadAttrs(ProgramSpec.from(options))
+    const spec = ProgramSpec.from(options)
+    const attrs = loadAttrs(spec)
     const r = await native.progLoad(attrs)
-    return new BpfProgram(new Fd(r.fd, 'prog'), attrs.progType, r.log)
+    return new BpfProgram(new Fd(r.fd, 'prog'), attrs.progType, r.log, spec)
   }
 
   /** Synchronous form of `load`: blocks the event loop while the verifier runs. */
   static loadSync(options: ProgramLoadOptions | ProgramSpec): BpfProgram {
-    const attrs = loadAttrs(ProgramSpec.from(options))
+    const spec = ProgramSpec.from(options)
+    const attrs = loadAttrs(spec)
     const r = native.progLoadSync(attrs)
-    return new BpfProgram(new Fd(r.fd, 'prog'), attrs.progType, r.log)
+    return new BpfProgram(new Fd(r.fd, 'prog'), attrs.progType, r.log, spec)
   }
 
   /** Opens a program pinned in bpffs. Errors: ENOENT, EPERM; a TypeError when the pin is not a program. */
