@@ -5,7 +5,7 @@
 // Node's event loop. What differs: every record says its CPU, and samples the
 // kernel dropped because a ring was full arrive as lost-samples records.
 import { readFileSync } from 'node:fs'
-import { closedError, createSyscallError, native, type PerfbufHandle } from '../sys/index.js'
+import { closedError, createSyscallError, mapInfoByFd, native, type PerfbufHandle } from '../sys/index.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 
 /**
@@ -50,6 +50,12 @@ const DEFAULT_PAGES = 8
 const MAX_PAGES = 1 << 16
 
 const EMPTY = new Uint8Array(0)
+
+// The CPUs of each map (by id) that a reader of this thread has set: a second
+// reader would take over their entries, and the first one's close would then
+// delete the second's (the kernel does not let user space read an entry to
+// see whose it is). Readers in other processes cannot be seen.
+const claimed = new Map<number, Set<number>>()
 
 // A signal that is not an AbortSignal would make a wait nothing can end.
 function badSignal(where: string, signal: unknown): TypeError {
@@ -109,6 +115,12 @@ function cpuList(map: PerfEventArrayRef, cpus: unknown): number[] {
  * BPF_F_CURRENT_CPU, ...)` reaches this reader; `close()` deletes those
  * entries (programs then get -ENOENT), unmaps and closes every fd.
  *
+ * One reader per CPU of a map in a thread: a second reader of a CPU already
+ * read is an Error (it would take over the entry, and the first reader's
+ * close would delete it). The kernel does not show user space whose event an
+ * entry holds, so close deletes its CPUs' entries even when another process
+ * replaced them since.
+ *
  * The reader holds its own reference to the map: closing the map object
  * does not end it; close the reader (or use `using`). Needs root
  * (CAP_PERFMON and CAP_BPF) to open per-CPU events. Linux 4.4+.
@@ -120,6 +132,7 @@ export class PerfBuffer {
   #wake: ((ready: boolean) => void) | undefined
   #lost = 0
   readonly #cpus: readonly number[]
+  readonly #mapId: number
   readonly #onClose: (() => void) | undefined
   // Keeps the map object alive while this reader may still poll.
   readonly #map: object
@@ -146,7 +159,14 @@ export class PerfBuffer {
     if ((pages & (pages - 1)) !== 0) throw new RangeError(`PerfBuffer.open: pageCount must be a power of two, got ${pages}`)
     const wakeup = options.wakeupEvents === undefined ? 1 : positiveInt('PerfBuffer.open', 'wakeupEvents', options.wakeupEvents, 0xffffffff)
     const cpus = cpuList(map, options.cpus)
+    const id = mapInfoByFd(fd).id
+    const taken = claimed.get(id) ?? new Set<number>()
+    const busy = cpus.find((c) => taken.has(c))
+    if (busy !== undefined) throw new Error(`PerfBuffer.open: cpu ${busy} of map ${id} is read by another PerfBuffer; close that one first`)
     this.#pb = native.perfbufOpen(fd, cpus, pages, wakeup)
+    for (const c of cpus) taken.add(c)
+    claimed.set(id, taken)
+    this.#mapId = id
     this.#cpus = Object.freeze(cpus)
     this.#map = map
     this.#onClose = onClose
@@ -290,6 +310,9 @@ export class PerfBuffer {
     const pb = this.#pb
     this.#pb = undefined
     native.perfbufClose(pb)
+    const taken = claimed.get(this.#mapId)
+    for (const c of this.#cpus) taken?.delete(c)
+    if (taken?.size === 0) claimed.delete(this.#mapId)
     this.#wake?.(false)
     this.#onClose?.()
   }
@@ -303,7 +326,8 @@ export class PerfBuffer {
   private fill(buf: Uint8Array): [number, Uint8Array] {
     const pb = this.live()
     let n = native.perfbufConsume(pb, buf, this.#recs)
-    if (n < 0) {
+    // The next call starts with the same sample: -n bytes are then enough.
+    while (n < 0) {
       buf = new Uint8Array(-n)
       n = native.perfbufConsume(pb, buf, this.#recs)
     }

@@ -131,6 +131,21 @@ test('the async iterator wakes when a program writes, and stops on abort', async
   expect(seen.sort()).toEqual([0, 1, 2])
 })
 
+test('wakeupEvents: a waiting reader wakes every N samples of a CPU', async () => {
+  const cpu = someCpu()
+  using pb = PerfBuffer.open(events, { wakeupEvents: 4, cpus: [cpu] })
+  let woken = false
+  const waiting = pb.wait().then((ready) => { woken = ready })
+  onCpu(cpu, () => prog.testRunSync({ data: packet, repeat: 3 }))
+  await new Promise((r) => setTimeout(r, 50))
+  expect(woken).toBe(false) // 3 samples wait in the ring, unannounced
+  expect(pb.pending).toBe(3 * 56)
+  onCpu(cpu, () => prog.testRunSync({ data: packet }))
+  await waiting
+  expect(woken).toBe(true)
+  expect(pb.read().map(seqOf)).toEqual([0, 1, 2, 3])
+})
+
 test('records that wrap around a one-page ring are read whole, thousands of them', async () => {
   using pb = PerfBuffer.open(events, { pageCount: 1 })
   const cpu = someCpu()
@@ -191,8 +206,9 @@ test('close deletes the map entries it set and leaves no fd open', async () => {
   expect(() => pb.read()).toThrow(/perf buffer already closed/)
   expect(() => pb.pending).toThrow(/already closed/)
   await expect(pb.wait()).rejects.toThrow(/already closed/)
-  // A new reader on the same map works.
+  // A new reader on the same map works, and only one at a time per CPU.
   using again = PerfBuffer.open(events)
+  expect(() => PerfBuffer.open(events, { cpus: [again.cpus[0]] })).toThrow(/is read by another PerfBuffer/)
   await prog.testRun({ data: packet })
   expect(again.read().map(seqOf)).toEqual([2])
 })
