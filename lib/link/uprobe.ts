@@ -11,7 +11,7 @@ import { haveUprobeMulti, haveUprobes } from '../features/attach-uprobe.js'
 import type { FdRef } from '../map/values.js'
 import { BpfError, Fd, NotSupportedError, kernel, native, progInfoByFd } from '../sys/index.js'
 import { checkOptions, describeValue } from '../sys/options.js'
-import { readBinary, functionOffset, resolveBinaryPath } from './binary-symbols.js'
+import { BinaryError, readBinary, functionOffset, resolveBinaryPath } from './binary-symbols.js'
 import { BpfLink } from './link.js'
 import { linkPerfEvent } from './perf-attach.js'
 
@@ -36,8 +36,10 @@ export interface UprobeOptions {
 
 export interface UprobeMultiOptions {
   binary: string
-  /** Functions, one probe each (or `offsets`). */
+  /** Functions, one probe each (or `offsets`, or `pattern`). */
   symbols?: readonly string[]
+  /** Every function whose name matches this glob ('*' and '?', as libbpf's), once per address. */
+  pattern?: string
   /** File offsets, one probe each (or `symbols`). */
   offsets?: readonly (number | bigint)[]
   pid?: number
@@ -130,7 +132,7 @@ export function attachUprobe(program: FdRef, options: UprobeOptions): BpfLink {
   checkOffsetInFile(where, path, offset)
   const refCtr = u64(where, 'refCtrOffset', options.refCtrOffset ?? 0)
   if (refCtr >= 1n << 32n) throw new RangeError(`${where}: refCtrOffset must be below 2^32 (the uprobe PMU's config:32-63)`)
-  const retprobe = options.retprobe ?? /^uretprobe[./]|^uretprobe$/.test(sectionOf(program) ?? '')
+  const retprobe = options.retprobe ?? /^\??uretprobe(?:[./]|$)/.test(sectionOf(program) ?? '')
   haveUprobes()
   const pmu = Number(readFileSync(`${UPROBE_PMU}/type`, 'utf8').trim())
   let config = retprobe ? 1n << BigInt(configBit('retprobe', 0)) : 0n
@@ -150,6 +152,19 @@ export function attachUprobe(program: FdRef, options: UprobeOptions): BpfLink {
   return linkPerfEvent({ fd: progFd }, perf, { cookie: options.cookie })
 }
 
+function globToRegExp(glob: string): RegExp {
+  return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`)
+}
+
+// The offsets of the functions whose names a glob matches, each address
+// once (a function can have several names, in .dynsym and .symtab).
+function matchingOffsets(image: ReturnType<typeof readBinary>, pattern: string): number[] {
+  const re = globToRegExp(pattern)
+  const offsets = new Set(image.functions.filter((f) => re.test(f.name)).map((f) => f.offset))
+  if (offsets.size === 0) throw new BinaryError(image.path, `no function matches '${pattern}'`, 'ENOENT')
+  return [...offsets].sort((a, b) => a - b)
+}
+
 /**
  * Attaches a program loaded for uprobe.multi (SEC("uprobe.multi"), expected
  * attach type trace_uprobe_multi) to many functions or offsets of one binary
@@ -161,8 +176,8 @@ export function attachUprobe(program: FdRef, options: UprobeOptions): BpfLink {
  */
 export function attachUprobeMulti(program: FdRef, options: UprobeMultiOptions): BpfLink {
   const where = 'attachUprobeMulti'
-  checkOptions(where, options, ['binary', 'symbols', 'offsets', 'pid', 'retprobe', 'cookies', 'refCtrOffsets'], {
-    required: true, types: { retprobe: 'boolean', symbols: 'object', offsets: 'object', cookies: 'object', refCtrOffsets: 'object' },
+  checkOptions(where, options, ['binary', 'symbols', 'offsets', 'pattern', 'pid', 'retprobe', 'cookies', 'refCtrOffsets'], {
+    required: true, types: { retprobe: 'boolean', symbols: 'object', offsets: 'object', pattern: 'string', cookies: 'object', refCtrOffsets: 'object' },
   })
   checkPid(where, options.pid)
   const list = (name: string, v: unknown): readonly unknown[] | undefined => {
@@ -171,8 +186,14 @@ export function attachUprobeMulti(program: FdRef, options: UprobeMultiOptions): 
     return v
   }
   const symbols = list('symbols', options.symbols)
-  const given = list('offsets', options.offsets)
-  if ((symbols === undefined) === (given === undefined)) throw new TypeError(`${where}: give exactly one of symbols and offsets`)
+  let given = list('offsets', options.offsets)
+  const pattern = options.pattern
+  if ([symbols, given, pattern].filter((x) => x !== undefined).length !== 1) throw new TypeError(`${where}: give exactly one of symbols, offsets and pattern`)
+  if (pattern === '') throw new TypeError(`${where}: pattern must not be empty`)
+  const progFd = kprobeProgramFd(where, program)
+  const path = binaryPath(where, options.binary, options.pid)
+  const image = symbols !== undefined || pattern !== undefined ? readBinary(path) : undefined
+  if (pattern !== undefined) given = matchingOffsets(image!, pattern)
   const count = (symbols ?? given)!.length
   const parallel = (name: string, v: unknown): BigUint64Array | undefined => {
     const a = list(name, v)
@@ -182,20 +203,17 @@ export function attachUprobeMulti(program: FdRef, options: UprobeMultiOptions): 
   }
   const cookies = parallel('cookies', options.cookies)
   const refCtrOffsets = parallel('refCtrOffsets', options.refCtrOffsets)
-  const progFd = kprobeProgramFd(where, program)
-  const path = binaryPath(where, options.binary, options.pid)
   let offsets: BigUint64Array
   if (symbols !== undefined) {
     symbols.forEach((s, i) => {
       if (typeof s !== 'string') throw new TypeError(`${where}: symbols[${i}] must be a string, got ${describeValue(s)}`)
     })
-    const image = readBinary(path)
-    offsets = BigUint64Array.from(symbols as string[], (s) => BigInt(functionOffset(image, s)))
+    offsets = BigUint64Array.from(symbols as string[], (s) => BigInt(functionOffset(image!, s)))
   } else {
     offsets = BigUint64Array.from(given!, (x, i) => u64(where, `offsets[${i}]`, x))
   }
   for (const o of offsets) checkOffsetInFile(where, path, o)
-  const retprobe = options.retprobe ?? /^uretprobe\.multi/.test(sectionOf(program) ?? '')
+  const retprobe = options.retprobe ?? /^\??uretprobe\.multi/.test(sectionOf(program) ?? '')
   haveUprobeMulti()
   try {
     const fd = native.linkCreate({
@@ -209,4 +227,48 @@ export function attachUprobeMulti(program: FdRef, options: UprobeMultiOptions): 
     }
     throw e
   }
+}
+
+/** What a uprobe section name says (libbpf's SEC() conventions), for attaching a collection's programs. */
+export interface UprobeSectionTarget {
+  multi: boolean
+  retprobe: boolean
+  sleepable: boolean
+  /** The binary, when the section names one ('uprobe//usr/bin/bash:readline'). */
+  binary?: string
+  /** The function (single probes). */
+  symbol?: string
+  /** A file offset, or bytes into `symbol`. */
+  offset?: number
+  /** The glob over function names (uprobe.multi). */
+  pattern?: string
+}
+
+/**
+ * Reads a uprobe section name: 'uprobe', 'uretprobe.s', 'uprobe/PATH:FUNC',
+ * 'uprobe/PATH:FUNC+0x10', 'uprobe/PATH:0x1234', 'uprobe.multi/PATH:GLOB'
+ * (a leading '?' allowed). Returns undefined for a section that is no uprobe;
+ * a bare 'uprobe' has no binary (the caller must name one). Errors: TypeError
+ * for a uprobe section whose target cannot be read.
+ */
+export function uprobeSectionTarget(section: string): UprobeSectionTarget | undefined {
+  if (typeof section !== 'string') throw new TypeError(`section must be a string, got ${describeValue(section)}`)
+  const m = /^\??u(ret)?probe(\.multi)?(\.s)?(?:\/(.*))?$/.exec(section)
+  if (!m) return undefined
+  const out: UprobeSectionTarget = { multi: m[2] !== undefined, retprobe: m[1] !== undefined, sleepable: m[3] !== undefined }
+  const rest = m[4]
+  if (rest === undefined || rest === '') return out
+  const colon = rest.lastIndexOf(':')
+  if (colon <= 0 || colon === rest.length - 1) throw new TypeError(`section '${section}': a uprobe target is BINARY:FUNCTION (or BINARY:OFFSET, BINARY:PATTERN for uprobe.multi)`)
+  out.binary = rest.slice(0, colon)
+  const fn = rest.slice(colon + 1)
+  if (out.multi) {
+    out.pattern = fn
+    return out
+  }
+  const t = /^([A-Za-z_.][\w.@]*)(?:\+(0x[0-9a-fA-F]+|\d+))?$/.exec(fn) ?? /^()(0x[0-9a-fA-F]+|\d+)$/.exec(fn)
+  if (!t) throw new TypeError(`section '${section}': '${fn}' is neither FUNCTION, FUNCTION+OFFSET nor OFFSET`)
+  if (t[1] !== '') out.symbol = t[1]
+  if (t[2] !== undefined) out.offset = Number(t[2])
+  return out
 }

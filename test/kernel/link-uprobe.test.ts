@@ -14,7 +14,7 @@ import { haveUprobeMulti, haveUprobes, supportsPerfLink } from '../../lib/featur
 import { asm, BpfProgram, type Collection } from '../../lib/index.js'
 import { functionOffset, readBinary } from '../../lib/link/binary-symbols.js'
 import type { BpfLink } from '../../lib/link/link.js'
-import { attachUprobe, attachUprobeMulti } from '../../lib/link/uprobe.js'
+import { attachUprobe, attachUprobeMulti, uprobeSectionTarget } from '../../lib/link/uprobe.js'
 import { links } from '../../lib/sys/ids.js'
 import { bpftool } from './helpers/bpftool.js'
 import { fixtureSpec } from './helpers/collection.js'
@@ -217,6 +217,17 @@ describe('attachUprobeMulti', () => {
     detachAndCheck(link)
   })
 
+  test('by glob pattern: every matching function once (add and other N times, the weak and static ones once)', async () => {
+    using coll = await load('count_multi')
+    const t = await startTarget(N)
+    using link = attachUprobeMulti(coll.programs.count_multi, { binary: target(), pattern: 'uprobe_target_*', pid: t.pid })
+    await t.run()
+    // No cookies: every hit counts in slot 4.
+    expect(count(coll, 4)).toBe(BigInt(2 * N + 2))
+    detachAndCheck(link)
+    expect(() => attachUprobeMulti(coll.programs.count_multi, { binary: target(), pattern: 'nothing_like_this*' })).toThrow(/no function matches 'nothing_like_this\*'/)
+  })
+
   test('bad input: a plain uprobe program, cookies not parallel, neither or both lists, a missing symbol; nothing left', async () => {
     using coll = await load('count_entry', 'count_multi')
     const fds = fdTable()
@@ -224,12 +235,29 @@ describe('attachUprobeMulti', () => {
     const binary = target()
     expect(() => attachUprobeMulti(coll.programs.count_entry, { binary, symbols: ['main'] })).toThrow(/load the program for uprobe\.multi/)
     expect(() => attachUprobeMulti(coll.programs.count_multi, { binary, symbols: ['main'], cookies: [1, 2] })).toThrow(RangeError)
-    expect(() => attachUprobeMulti(coll.programs.count_multi, { binary })).toThrow(/exactly one of symbols and offsets/)
+    expect(() => attachUprobeMulti(coll.programs.count_multi, { binary })).toThrow(/exactly one of symbols, offsets and pattern/)
     expect(() => attachUprobeMulti(coll.programs.count_multi, { binary, symbols: ['main'], offsets: [1] })).toThrow(/exactly one/)
     expect(() => attachUprobeMulti(coll.programs.count_multi, { binary, symbols: [] })).toThrow(/non-empty array/)
     expect(() => attachUprobeMulti(coll.programs.count_multi, { binary, symbols: ['main', 'nope_nope'] })).toThrow(/'nope_nope' not found/)
     expect(() => attachUprobeMulti(coll.programs.count_multi, { binary, symbols: ['main'], pid: 0x7ffffff0 })).toThrow(expect.objectContaining({ code: 'ESRCH' }))
     expect(opened(fds, fdTable())).toEqual([])
     expect([...linkIds()].filter((id) => !ids.has(id))).toEqual([])
+  })
+})
+
+describe('uprobeSectionTarget: libbpf\'s section names', () => {
+  test('kinds, targets, offsets, patterns; bad targets are TypeErrors, other sections undefined', () => {
+    expect(uprobeSectionTarget('uprobe')).toEqual({ multi: false, retprobe: false, sleepable: false })
+    expect(uprobeSectionTarget('?uretprobe.s')).toEqual({ multi: false, retprobe: true, sleepable: true })
+    expect(uprobeSectionTarget('uprobe//usr/bin/bash:readline')).toMatchObject({ binary: '/usr/bin/bash', symbol: 'readline' })
+    expect(uprobeSectionTarget('uretprobe/libc.so.6:malloc+0x10')).toMatchObject({ retprobe: true, binary: 'libc.so.6', symbol: 'malloc', offset: 16 })
+    expect(uprobeSectionTarget('uprobe/bin:func10')).toMatchObject({ symbol: 'func10' })
+    expect(uprobeSectionTarget('uprobe/bin:0x1234')).toEqual({ multi: false, retprobe: false, sleepable: false, binary: 'bin', offset: 0x1234 })
+    expect(uprobeSectionTarget('uprobe/bin:memcpy@@GLIBC_2.14')).toMatchObject({ symbol: 'memcpy@@GLIBC_2.14' })
+    expect(uprobeSectionTarget('uretprobe.multi.s//lib/x.so:x_*')).toMatchObject({ multi: true, retprobe: true, sleepable: true, binary: '/lib/x.so', pattern: 'x_*' })
+    expect(uprobeSectionTarget('kprobe/do_sys_open')).toBeUndefined()
+    expect(uprobeSectionTarget('uprobes')).toBeUndefined()
+    expect(() => uprobeSectionTarget('uprobe/no-colon')).toThrow(/BINARY:FUNCTION/)
+    expect(() => uprobeSectionTarget('uprobe/bin:f+x')).toThrow(TypeError)
   })
 })
