@@ -54,7 +54,8 @@ export interface UprobeMultiOptions {
 function kprobeProgramFd(where: string, program: FdRef): number {
   if (program === null || typeof program !== 'object' || !('fd' in program)) throw new TypeError(`${where}: program must be a BpfProgram or an object with a program fd, got ${describeValue(program)}`)
   const fd = program.fd
-  const type = progInfoByFd(fd).type
+  const known = (program as { type?: unknown }).type
+  const type = typeof known === 'string' ? known : progInfoByFd(fd).type
   if (type !== 'kprobe') throw new TypeError(`${where}: the program is a ${type} program; uprobes run kprobe programs (SEC("uprobe"))`)
   return fd
 }
@@ -89,12 +90,12 @@ function binaryPath(where: string, binary: unknown, pid: number | undefined): st
   return path
 }
 
-// The bit a PMU's format file names ('config:0').
-function configBit(field: string, from: number): number {
+// The (first) bit a format file of the uprobe PMU names: 'config:0', 'config:32-63'.
+function configBit(field: string): number {
   const text = readFileSync(`${UPROBE_PMU}/format/${field}`, 'utf8').trim()
   const m = /^config:(\d+)(?:-\d+)?$/.exec(text)
   if (!m) throw new Error(`${UPROBE_PMU}/format/${field} holds '${text}', not a config bit`)
-  return Number(m[1]) + from
+  return Number(m[1])
 }
 
 function checkOffsetInFile(where: string, path: string, offset: bigint): void {
@@ -135,11 +136,11 @@ export function attachUprobe(program: FdRef, options: UprobeOptions): BpfLink {
   const retprobe = options.retprobe ?? /^\??uretprobe(?:[./]|$)/.test(sectionOf(program) ?? '')
   haveUprobes()
   const pmu = Number(readFileSync(`${UPROBE_PMU}/type`, 'utf8').trim())
-  let config = retprobe ? 1n << BigInt(configBit('retprobe', 0)) : 0n
+  let config = retprobe ? 1n << BigInt(configBit('retprobe')) : 0n
   if (refCtr !== 0n) {
     let shift: number
     try {
-      shift = configBit('ref_ctr_offset', 0)
+      shift = configBit('ref_ctr_offset')
     } catch (e) {
       throw new NotSupportedError('uprobe reference counters (ref_ctr_offset)', '4.20', (e as Error).message)
     }

@@ -91,8 +91,10 @@ describe('attachUprobe', () => {
     const mine = await startTarget(N)
     const other = await startTarget(N + 3)
     const link = attachUprobe(coll.programs.count_entry, { binary: target(), symbol: 'uprobe_target_add', pid: mine.pid })
-    await Promise.all([mine.run(), other.run()])
+    const [out] = await Promise.all([mine.run(), other.run()])
     expect(count(coll, 0)).toBe(BigInt(N))
+    // No ref_ctr_offset: the semaphore stays 0.
+    expect(out).toMatch(/done \d+ 0\n$/)
     detachAndCheck(link)
     const after = await startTarget(N)
     await after.run()
@@ -133,6 +135,19 @@ describe('attachUprobe', () => {
     using link = attachUprobe(coll.programs.cookie_entry, { binary: target(), symbol: 'uprobe_target_add', pid: t.pid, cookie: 1000n })
     await t.run()
     expect(count(coll, 3)).toBe(BigInt(N * 1000))
+    detachAndCheck(link)
+  })
+
+  test('refCtrOffset: the kernel counts the USDT semaphore up in the traced process while attached', async (ctx) => {
+    if (spawnSync('readelf', ['--version'], { stdio: 'ignore' }).status !== 0) ctx.skip('needs readelf to find the semaphore')
+    // The semaphore is alone in its section: its file offset is the section's.
+    const probes = /\.probes\s+PROGBITS\s+[0-9a-f]+\s+([0-9a-f]+)/.exec(execFileSync('readelf', ['-SW', target()], { encoding: 'utf8' }))
+    expect(probes).not.toBeNull()
+    using coll = await load('count_entry')
+    const t = await startTarget(N)
+    using link = attachUprobe(coll.programs.count_entry, { binary: target(), symbol: 'uprobe_target_add', pid: t.pid, refCtrOffset: Number.parseInt(probes![1], 16) })
+    expect(await t.run()).toMatch(/done \d+ 1\n$/)
+    expect(count(coll, 0)).toBe(BigInt(N))
     detachAndCheck(link)
   })
 
