@@ -291,6 +291,29 @@ export interface NativeAddon {
   fdWait(fd: number, writable: boolean, callback: (status: number, events: number) => void): FdWaitHandle
   fdWaitCancel(handle: FdWaitHandle): void
 
+  // tc and netlink (native/netlink.cc)
+  /** The interface's index in the calling thread's network namespace; SyscallError 'if_nametoindex' ENODEV when there is none. */
+  ifNameToIndex(name: string): number
+  /** The interface's name in the calling thread's network namespace; SyscallError 'if_indextoname' ENXIO when there is none. */
+  ifIndexToName(ifindex: number): string
+  /** Calls fn synchronously with this thread in the network namespace nsFd refers to, and back afterwards (also when fn throws). */
+  withNetns<T>(nsFd: number, fn: () => T): T
+  /** An fd of a new network namespace holding only lo (ifindex 1, down); the thread stays where it was. */
+  netnsCreate(): number
+  /** Creates the clsact qdisc (NLM_F_EXCL): true when this call made it, false when one was there. */
+  tcClsactAdd(ifindex: number): boolean
+  /** Removes the clsact qdisc and every filter on it; false when there was none. */
+  tcClsactDelete(ifindex: number): boolean
+  /**
+   * A direct-action bpf filter for every protocol; priority/handle 0 let the kernel pick, the answer says what it picked.
+   * With replace, swaps the program of the filter at that priority and handle (both given) instead.
+   */
+  tcFilterAdd(attrs: { ifindex: number; egress: boolean; priority?: number; handle?: number; progFd: number; name?: string; replace?: boolean }): { priority: number; handle: number }
+  /** Deletes the bpf filter at that priority and handle (both non-zero); SyscallError 'RTM_DELTFILTER' ENOENT when absent. */
+  tcFilterDelete(attrs: { ifindex: number; egress: boolean; priority: number; handle: number }): void
+  /** The filters on clsact's ingress or egress; empty without a clsact qdisc. */
+  tcFilterList(attrs: { ifindex: number; egress: boolean }): TcFilterEntry[]
+
   // perf buffers (native/perfbuf.cc)
   /**
    * Per CPU in `cpus` (distinct, below the map's maxEntries): a
@@ -317,6 +340,20 @@ export interface NativeAddon {
 
 /** An opaque native perf buffer consumer (native/perfbuf.cc). */
 export type PerfbufHandle = { readonly __perfbuf: unique symbol }
+
+/** A tc filter as RTM_GETTFILTER describes it (bpf filters fill progId, name, directAction). */
+export interface TcFilterEntry {
+  priority: number
+  handle: number
+  /** The ethernet protocol it matches (host order; 3 is ETH_P_ALL). */
+  protocol: number
+  chain: number
+  /** The classifier ('bpf', 'u32', 'flower', ...). */
+  kind: string
+  progId: number
+  name: string
+  directAction: boolean
+}
 
 /** An opaque pending readiness wait. */
 export type FdWaitHandle = { readonly __fdWait: unique symbol }
