@@ -61,7 +61,8 @@ export const { have: haveKprobes, supports: supportsKprobes } = declareFeature('
  * CONFIG_FPROBE): many kernel functions in one link. The probe asks for a
  * link on a function no kernel has, so nothing is ever attached: a kernel
  * with the link fails looking the symbol up (ESRCH, or ENOENT), one without
- * fprobe says EOPNOTSUPP, an older one refuses the attach type (EINVAL).
+ * fprobe says EOPNOTSUPP, an older one refuses the attach type or the
+ * attribute bytes (EINVAL, E2BIG).
  */
 export const { have: haveKprobeMulti, supports: supportsKprobeMulti } = declareFeature('kprobeMulti', {
   title: 'kprobe.multi links (BPF_TRACE_KPROBE_MULTI)',
@@ -83,7 +84,8 @@ export const { have: haveKprobeMulti, supports: supportsKprobeMulti } = declareF
       const code = bpfCode(e)
       if (code === 'ESRCH' || code === 'ENOENT') return
       if (code === 'EOPNOTSUPP' || code === 'ENOTSUPP') throw missing('this one refuses it with EOPNOTSUPP: no fprobe')
-      if (code === 'EINVAL') throw missing()
+      // Before 5.18 the kprobe_multi attribute bytes are past what LINK_CREATE reads.
+      if (code === 'EINVAL' || code === 'E2BIG') throw missing()
       throw e
     } finally {
       prog.close()
