@@ -35,6 +35,8 @@ export interface IterOptions {
 // union bpf_iter_link_info: map { map_fd @0 }, cgroup { order @0, cgroup_fd @4,
 // cgroup_id @8 }, task { tid @0, pid @4, pid_fd @8 }; 16 bytes since 6.1.
 const ITER_INFO_SIZE = 16
+// Targets whose walk is over the elements of one map given at attach.
+const MAP_TARGETS = new Set(['bpf_map_elem', 'bpf_sk_storage_map', 'sockmap'])
 
 function programFd(where: string, program: unknown): number {
   if (program === null || typeof program !== 'object' || !('fd' in program)) {
@@ -105,6 +107,16 @@ export function attachIter(program: TracingProgram, options: IterOptions = {}): 
     || (program.expectedAttachType !== undefined && program.expectedAttachType !== 'trace_iter' && program.expectedAttachType !== kernel.attachTypes.trace_iter)
     || (section !== undefined && !/^iter(\.s)?\//.test(section))
   if (notIter) throw new TypeError(`${where}: the program is not an iterator program (a tracing program from SEC("iter/<target>")); it is ${type}${section ? ` from SEC("${section}")` : ''}`)
+  // What the section names ('iter/bpf_map_elem'): checked here, since the kernel's answer to a
+  // missing map is a bare EBADF (it looks up map fd 0).
+  const given = (['map', 'cgroup', 'task'] as const).filter((k) => options[k] !== undefined)
+  if (given.length > 1) throw new TypeError(`${where}: map, cgroup and task are exclusive (got ${given.join(', ')})`)
+  const target = section === undefined ? undefined : program.attachTo ?? section.replace(/^iter(\.s)?\//, '')
+  if (target !== undefined && MAP_TARGETS.has(target) !== (options.map !== undefined)) {
+    throw new TypeError(options.map === undefined
+      ? `${where}: a ${target} iterator walks one map: give options.map`
+      : `${where}: options.map is for map iterators (${[...MAP_TARGETS].join(', ')}); this program iterates ${target}`)
+  }
   haveIterators()
   const info = iterInfo(where, options)
   try {

@@ -157,8 +157,11 @@ describe('iterators', () => {
     expect(() => attachIter(coll.programs.dump_task, { cgroup: '/sys/fs/cgroup', order: 'sideways' as never })).toThrow(/order must be one of/)
     expect(() => attachIter(coll.programs.dump_task, { mapp: 1 } as never)).toThrow(/unknown option 'mapp'/)
     if (withElem) {
-      // A map element walk needs its map.
-      expect(() => attachIter(coll.programs.dump_elem)).toThrow(expect.objectContaining({ code: 'EINVAL' }))
+      // A map element walk needs its map; a program that does not know its section gets the kernel's EBADF (map fd 0).
+      expect(() => attachIter(coll.programs.dump_elem)).toThrow(/a bpf_map_elem iterator walks one map: give options.map/)
+      using anonymous = BpfProgram.fromId(coll.programs.dump_elem.id)
+      expect(() => attachIter(anonymous)).toThrow(expect.objectContaining({ code: 'EBADF' }))
+      expect(() => attachIter(coll.programs.dump_task, { map: coll.maps.elems })).toThrow(/options.map is for map iterators/)
       expect(linksOf(coll.programs.dump_elem.id)).toEqual([])
     }
     const { attachRawTracepoint } = await import('../../lib/link/tracing.js')
