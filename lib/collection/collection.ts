@@ -7,6 +7,7 @@ import type { MappedArray } from '../map/mmap.js'
 import type { Codec } from '../map/codec.js'
 import type { BpfProgram } from '../prog/program.js'
 import type { AnyCollectionShape, CollectionShape } from './shape.js'
+import { attachPrograms, type AttachTargets, type CollectionLinks } from './attach.js'
 
 /** A global variable of a loaded collection, read and written in its data map. */
 export class Variable<T = unknown> {
@@ -77,7 +78,23 @@ export class Collection<S extends CollectionShape = AnyCollectionShape> {
     Object.freeze(this)
   }
 
-  /** Closes the programs, the maps the load created and the variables' mappings. Idempotent. */
+  /**
+   * Attaches every loaded program whose section says where it goes, as a
+   * libbpf skeleton's __attach does: kprobes, uprobes with a BINARY:FUNCTION
+   * section, tracepoints, raw tracepoints, fentry/fexit/fmod_ret/lsm/tp_btf,
+   * iterators. Programs whose hook the section cannot name are attached to
+   * `targets` (xdp and tc interfaces, a cgroup, a network namespace, a
+   * sockmap), or skipped: `skipped` says why for each. The links are closed
+   * with the collection (or earlier by their own close()). Errors: the first
+   * attach that fails, after closing the links made so far.
+   */
+  async attach(targets: AttachTargets = {}): Promise<CollectionLinks> {
+    const links = attachPrograms(this.programs, this.maps as unknown as Record<string, BpfMap>, targets)
+    this.#owned.push(links)
+    return links
+  }
+
+  /** Closes the links attach() made, the programs, the maps the load created and the variables' mappings. Idempotent. */
   close(): void {
     closeAll(this.#owned.splice(0))
   }

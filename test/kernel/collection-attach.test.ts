@@ -1,0 +1,93 @@
+// Collection.attach: programs attached by their section names as a libbpf
+// skeleton does, targets for the hooks a section cannot name, skips with a
+// reason, links closed with the collection, and nothing left attached after
+// a failure.
+import { spawnSync } from 'node:child_process'
+import { openSync, closeSync } from 'node:fs'
+import { describe, expect, test } from 'vitest'
+import { features, ids } from '../../lib/index.js'
+import { fixtureSpec } from './helpers/collection.js'
+import { tenantFixture } from './helpers/raw.js'
+import { childCgroup, privateNetns } from './helpers/scratch.js'
+import { requireFeature } from './helpers/requires.js'
+
+async function loaded() {
+  const spec = fixtureSpec('attach-auto')
+  spec.variables.target_tgid.set(process.pid)
+  return spec.load()
+}
+
+const linkIds = () => new Set([...ids.links()].map((l) => l.id))
+const slot = (coll: Awaited<ReturnType<typeof loaded>>, n: number) => coll.maps.hits.get(n) as bigint
+
+function sendFromCgroup(cgroup: string): void {
+  const r = spawnSync(process.execPath, [tenantFixture('cgroup-sender')], { env: { ...process.env, CG: cgroup }, encoding: 'utf8', timeout: 20_000 })
+  if (r.status !== 0) throw new Error(`child failed: ${r.stderr}`)
+}
+
+describe('Collection.attach', () => {
+  test('attaches by section and to the targets given, skips the rest with reasons; close detaches', async () => {
+    using cg = childCgroup()
+    const before = linkIds()
+    const coll = await loaded()
+    try {
+      const links = await coll.attach({ cgroup: cg.path, programs: ['on_enter', 'on_egress', 'on_xdp', 'on_socket'] })
+      expect(Object.keys(links.links).sort()).toEqual(['on_egress', 'on_enter'])
+      expect(links.links.on_enter.info()).toMatchObject({ type: 'raw_tracepoint', tracepoint: 'sys_enter', progId: coll.programs.on_enter.id })
+      expect(links.links.on_egress.info()).toMatchObject({ type: 'cgroup', attachType: 'cgroup_inet_egress' })
+      expect(links.skipped).toEqual({
+        on_xdp: 'an xdp program needs an interface: give targets.xdp',
+        on_socket: 'a socket filter needs a socket: BpfLink.attachSocketFilter',
+      })
+      const enters = slot(coll, 0)
+      closeSync(openSync('/dev/null', 'r'))
+      expect(slot(coll, 0)).toBeGreaterThan(enters)
+      sendFromCgroup(cg.path)
+      expect(slot(coll, 1)).toBeGreaterThan(0n)
+      const made = [...linkIds()].filter((id) => !before.has(id))
+      expect(made).toHaveLength(2)
+    } finally {
+      coll.close()
+    }
+    expect([...linkIds()].filter((id) => !before.has(id))).toEqual([])
+  })
+
+  test('an xdp program goes to the interface given, in its namespace', async () => {
+    using ns = privateNetns()
+    using coll = await loaded()
+    const links = await coll.attach({ xdp: { iface: 'veth0', netns: ns.path }, programs: ['on_xdp'] })
+    expect(links.links.on_xdp.info()).toMatchObject({ type: 'xdp', ifindex: ns.ifindex('veth0'), progId: coll.programs.on_xdp.id })
+    await expect(coll.attach({ xdp: { iface: 'veth0', nets: ns.path } as never, programs: ['on_xdp'] })).rejects.toThrow(TypeError)
+  })
+
+  test('a kprobe section attaches by itself where the kernel has kprobes', async (ctx) => {
+    const why = requireFeature(features.haveKprobes)
+    if (why) return ctx.skip(why)
+    using coll = await loaded()
+    const links = await coll.attach({ programs: ['on_kprobe'] })
+    expect(links.links.on_kprobe.info().type).toBe('perf_event')
+    closeSync(openSync('/dev/null', 'r'))
+    expect(slot(coll, 2)).toBeGreaterThan(0n)
+    links.close()
+    const after = slot(coll, 2)
+    closeSync(openSync('/dev/null', 'r'))
+    expect(slot(coll, 2)).toBe(after)
+  })
+
+  test('a failing attach closes the links already made and names the program', async () => {
+    const before = linkIds()
+    using coll = await loaded()
+    await expect(coll.attach({ cgroup: '/nonexistent-bpfkit-cgroup', programs: ['on_enter', 'on_egress'] })).rejects.toThrow(/attach: program 'on_egress': .*ENOENT|no such file/i)
+    expect([...linkIds()].filter((id) => !before.has(id))).toEqual([])
+  })
+
+  test('bad targets are TypeErrors and attach nothing', async () => {
+    const before = linkIds()
+    using coll = await loaded()
+    await expect(coll.attach({ cgroups: '/x' } as never)).rejects.toThrow(TypeError)
+    await expect(coll.attach({ programs: ['nope'] })).rejects.toThrow(/'nope' is not a loaded program of the collection/)
+    await expect(coll.attach({ programs: 'on_enter' } as never)).rejects.toThrow(TypeError)
+    await expect(coll.attach({ sockmap: 'nope', programs: [] })).resolves.toBeDefined()
+    expect([...linkIds()].filter((id) => !before.has(id))).toEqual([])
+  })
+})
