@@ -1,6 +1,8 @@
 // Loading clang-built BPF objects: ELF -> CollectionSpec -> Collection.
 export { CollectionSpec, MapReference } from './spec.js'
 export { Collection, Variable } from './collection.js'
+export { CollectionLinks } from './attach.js'
+export type { AttachTargets, InterfaceTarget } from './attach.js'
 export type { CollectionLoadOptions } from './load.js'
 export { VariableSpec } from './variables.js'
 export { ElfError } from './elf.js'
