@@ -67,13 +67,24 @@ struct NetlinkSocket {
 // A request: nlmsghdr + tcmsg + attributes, in a fixed buffer.
 class Request {
  public:
-  Request(uint16_t type, uint16_t flags) {
-    hdr()->nlmsg_len = NLMSG_LENGTH(sizeof(tcmsg));
+  // `fixed`: the request's own header after nlmsghdr (tcmsg, ifinfomsg).
+  Request(uint16_t type, uint16_t flags, size_t fixed = sizeof(tcmsg)) {
+    hdr()->nlmsg_len = static_cast<uint32_t>(NLMSG_LENGTH(fixed));
     hdr()->nlmsg_type = type;
     hdr()->nlmsg_flags = static_cast<uint16_t>(NLM_F_REQUEST | flags);
   }
   nlmsghdr* hdr() { return reinterpret_cast<nlmsghdr*>(buf_.data()); }
   tcmsg* tc() { return static_cast<tcmsg*>(NLMSG_DATA(hdr())); }
+  ifinfomsg* ifi() { return static_cast<ifinfomsg*>(NLMSG_DATA(hdr())); }
+
+  // Bytes that are no attribute (the ifinfomsg that starts a peer's info).
+  bool Raw(const void* data, size_t len) {
+    size_t at = NLMSG_ALIGN(hdr()->nlmsg_len);
+    if (at + NLMSG_ALIGN(len) > buf_.size()) return false;
+    memcpy(buf_.data() + at, data, len);
+    hdr()->nlmsg_len = static_cast<uint32_t>(at + NLMSG_ALIGN(len));
+    return true;
+  }
 
   // False when it does not fit (never with the bounded parts used here).
   bool Add(uint16_t type, const void* data, size_t len) {
@@ -314,6 +325,52 @@ Napi::Value NetnsCreate(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, made);
 }
 
+// IFLA_NETKIT_* (include/uapi/linux/if_link.h, Linux 6.7): newer than the
+// UAPI headers bpfkit builds against.
+constexpr uint16_t kNetkitPeerInfo = 1;
+constexpr uint16_t kNetkitMode = 5;
+constexpr uint32_t kNetkitL2 = 0;  // enum netkit_mode { NETKIT_L2, NETKIT_L3 }
+
+std::string IfNameArg(const Napi::Value& v, const char* what) {
+  if (!v.IsString()) ThrowType(v.Env(), std::string(what) + " must be a string");
+  std::string name = v.As<Napi::String>().Utf8Value();
+  if (name.empty() || name.size() >= IFNAMSIZ || name.find('\0') != std::string::npos || name.find('/') != std::string::npos) {
+    ThrowType(v.Env(), std::string(what) + " must be 1..15 bytes without NUL or '/'");
+  }
+  return name;
+}
+
+// netkitCreate(name, peerName, l2?): a netkit pair (Linux 6.7, CONFIG_NETKIT)
+// in the calling thread's network namespace, both ends down, the default
+// policy (forward), in L3 mode (no link-layer header, the kernel's default) or
+// with l2 in L2 mode (Ethernet frames). RTM_NEWLINK with NLM_F_EXCL: EEXIST
+// when a device has either name; EOPNOTSUPP without netkit.
+Napi::Value NetkitCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = IfNameArg(info[0], "name");
+  std::string peer = IfNameArg(info[1], "peerName");
+  if (!IsAbsent(info[2]) && !info[2].IsBoolean()) ThrowType(env, "l2 must be a boolean");
+  bool l2 = !IsAbsent(info[2]) && info[2].As<Napi::Boolean>().Value();
+  Request req(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, sizeof(ifinfomsg));
+  req.ifi()->ifi_family = AF_UNSPEC;
+  bool ok = req.AddString(IFLA_IFNAME, name);
+  size_t linkinfo = req.Begin(IFLA_LINKINFO);
+  ok = ok && linkinfo != 0 && req.AddString(IFLA_INFO_KIND, "netkit");
+  size_t data = req.Begin(IFLA_INFO_DATA);
+  size_t peer_info = req.Begin(kNetkitPeerInfo);
+  ifinfomsg peer_ifi{};
+  peer_ifi.ifi_family = AF_UNSPEC;
+  ok = ok && data != 0 && peer_info != 0 && req.Raw(&peer_ifi, sizeof(peer_ifi)) && req.AddString(IFLA_IFNAME, peer);
+  req.End(peer_info);
+  if (l2) ok = ok && req.AddU32(kNetkitMode, kNetkitL2);
+  req.End(data);
+  req.End(linkinfo);
+  if (!ok) ThrowRange(env, "netkitCreate: request does not fit");
+  Failure f;
+  if (!Transact(req, 0, f, [](const nlmsghdr*) {})) ThrowNetlink(env, "RTM_NEWLINK", f, "netkit pair " + name + "/" + peer);
+  return env.Undefined();
+}
+
 // tcClsactAdd(ifindex) -> true when this call created the clsact qdisc, false
 // when one was already there (NLM_F_EXCL makes that answer exact).
 Napi::Value TcClsactAdd(const Napi::CallbackInfo& info) {
@@ -526,6 +583,7 @@ void InitNetlink(Napi::Env env, Napi::Object exports) {
   exports.Set("ifIndexToName", Napi::Function::New(env, IfIndexToName, "ifIndexToName"));
   exports.Set("withNetns", Napi::Function::New(env, WithNetns, "withNetns"));
   exports.Set("netnsCreate", Napi::Function::New(env, NetnsCreate, "netnsCreate"));
+  exports.Set("netkitCreate", Napi::Function::New(env, NetkitCreate, "netkitCreate"));
   exports.Set("tcClsactAdd", Napi::Function::New(env, TcClsactAdd, "tcClsactAdd"));
   exports.Set("tcClsactDelete", Napi::Function::New(env, TcClsactDelete, "tcClsactDelete"));
   exports.Set("tcFilterAdd", Napi::Function::New(env, TcFilterAdd, "tcFilterAdd"));

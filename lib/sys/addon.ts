@@ -300,6 +300,8 @@ export interface NativeAddon {
   withNetns<T>(nsFd: number, fn: () => T): T
   /** An fd of a new network namespace holding only lo (ifindex 1, down); the thread stays where it was. */
   netnsCreate(): number
+  /** A netkit pair (Linux 6.7, CONFIG_NETKIT) in the calling thread's namespace, both ends down, L3 mode (l2: L2); SyscallError 'RTM_NEWLINK'. */
+  netkitCreate(name: string, peerName: string, l2?: boolean): void
   /** Creates the clsact qdisc (NLM_F_EXCL): true when this call made it, false when one was there. */
   tcClsactAdd(ifindex: number): boolean
   /** Removes the clsact qdisc and every filter on it; false when there was none. */
