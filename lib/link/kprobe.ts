@@ -6,7 +6,7 @@
 // filters by pid itself (a perf event's pid does not limit BPF on kprobes).
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { haveKprobeMulti, haveKprobes, supportsKprobes } from '../features/attach-trace.js'
+import { haveBpfCookie, haveKprobeMulti, haveKprobes, supportsKprobes } from '../features/attach-trace.js'
 import type { FdRef } from '../map/values.js'
 import { BpfError, Fd, SyscallError, kernel, native } from '../sys/index.js'
 import { readKallsyms } from '../sys/kallsyms.js'
@@ -75,7 +75,8 @@ function safeRemove(remove: () => void): () => void {
  * Errors: TypeError for a bad name, option or a program that is not a
  * kprobe program; Error (code 'ENOENT') for a function that does not exist or
  * cannot be probed, or (legacy) tracefs not mounted; NotSupportedError from
- * haveKprobes on a kernel without kprobes (CONFIG_KPROBES off). Nothing stays
+ * haveKprobes on a kernel without kprobes (CONFIG_KPROBES off), from
+ * haveBpfCookie for a cookie before 5.15. Nothing stays
  * attached or open after a failure.
  */
 export function attachKprobe(program: FdRef, symbol: string, options: KprobeOptions = {}): BpfLink {
@@ -89,6 +90,7 @@ function kprobe(where: string, program: FdRef, symbol: string, options: KprobeOp
   programFdOfType(where, program, 'kprobe')
   const retprobe = retprobeOf(program, options.retprobe, retSection)
   if (retprobe && offset !== 0n) throw new TypeError(`${where}: a kretprobe takes no offset (it fires on return)`)
+  if (options.cookie !== undefined && BigInt(options.cookie) !== 0n) haveBpfCookie()
   const pmu = pmuType('kprobe')
   if (!options.legacy && pmu !== undefined && supportsKprobes()) {
     let fd: number

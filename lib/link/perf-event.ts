@@ -3,7 +3,7 @@
 // PMU's type and format bits from sysfs, and the check that a program is of
 // the type the hook runs.
 import { readFileSync } from 'node:fs'
-import { havePerfEventPrograms } from '../features/attach-trace.js'
+import { haveBpfCookie, havePerfEventPrograms } from '../features/attach-trace.js'
 import { kernelBtf } from '../features/prog-types.js'
 import type { FdRef } from '../map/values.js'
 import { Fd, native, progInfoByFd } from '../sys/index.js'
@@ -166,7 +166,7 @@ function positive(where: string, what: string, v: unknown): void {
  * Errors: TypeError for bad options or a program of another type; Error for
  * a software event this kernel does not know; SyscallError from
  * perf_event_open (ENODEV for an offline CPU); NotSupportedError from
- * havePerfEventPrograms. Nothing stays open after a failure.
+ * havePerfEventPrograms, or haveBpfCookie for a cookie before 5.15. Nothing stays open after a failure.
  */
 export function attachPerfEvent(program: FdRef, options: PerfEventOptions): PerfEventLinks {
   const where = 'attachPerfEvent'
@@ -191,6 +191,7 @@ export function attachPerfEvent(program: FdRef, options: PerfEventOptions): Perf
   }
   if (new Set(cpus).size !== cpus.length) throw new TypeError(`${where}: cpus lists a CPU twice`)
   havePerfEventPrograms()
+  if (options.cookie !== undefined && BigInt(options.cookie) !== 0n) haveBpfCookie()
   const type = pmuType('software')
   if (type === undefined) throw new Error(`${where}: no software PMU in ${PMUS} (is sysfs mounted?)`)
   const links: BpfLink[] = []

@@ -1,6 +1,6 @@
 // Tracepoint programs on a perf event of PERF_TYPE_TRACEPOINT, the event
 // named by its tracefs id (events/CATEGORY/NAME/id).
-import { haveTracepoints } from '../features/attach-trace.js'
+import { haveBpfCookie, haveTracepoints } from '../features/attach-trace.js'
 import type { FdRef } from '../map/values.js'
 import { Fd, SyscallError, native } from '../sys/index.js'
 import { checkOptions, describeValue } from '../sys/options.js'
@@ -30,7 +30,8 @@ const EVENT_PART = /^[A-Za-z_][A-Za-z0-9_]*$/
  * CAP_PERFMON (or CAP_SYS_ADMIN) and CAP_BPF.
  * Errors: TypeError for bad names or options, or a program of another type;
  * Error (code 'ENOENT') for an unknown tracepoint or tracefs not mounted;
- * NotSupportedError from haveTracepoints. Nothing stays open after a failure.
+ * NotSupportedError from haveTracepoints, or haveBpfCookie for a cookie
+ * before 5.15. Nothing stays open after a failure.
  */
 export function attachTracepoint(program: FdRef, category: string, name: string, options: TracepointOptions = {}): BpfLink {
   const where = 'attachTracepoint'
@@ -44,6 +45,7 @@ export function attachTracepoint(program: FdRef, category: string, name: string,
   }
   programFdOfType(where, program, 'tracepoint')
   haveTracepoints()
+  if (options.cookie !== undefined && BigInt(options.cookie) !== 0n) haveBpfCookie()
   const id = options.id ?? tracepointId(category, name)
   const type = pmuType('tracepoint')
   if (type === undefined) throw new Error(`${where}: no tracepoint PMU in /sys/bus/event_source/devices (is sysfs mounted?)`)

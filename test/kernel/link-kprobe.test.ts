@@ -144,7 +144,13 @@ describe('attachKprobe', () => {
     expect(ourProbeEvents()).toEqual([])
   })
 
-  test('the cookie reaches bpf_get_attach_cookie', async (ctx) => {
+  test('the cookie reaches bpf_get_attach_cookie (NotSupportedError before 5.15)', async (ctx) => {
+    if (!features.supportsBpfCookie()) {
+      using coll = await load(['on_open'])
+      const fds = fdTable()
+      expect(() => attachKprobe(coll.programs.on_open, target, { cookie: 1 })).toThrow(NotSupportedError)
+      expect(opened(fds, fdTable())).toEqual([])
+    }
     skipUnless(ctx, features.haveBpfCookie)
     using coll = await load(['on_open_cookie'])
     const cookie = 0xfeed_f00d_0000_0001n

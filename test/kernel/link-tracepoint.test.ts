@@ -4,7 +4,7 @@
 // private mount namespace; the host's mounts are never touched.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { describe, expect, test } from 'vitest'
-import { features, ids } from '../../lib/index.js'
+import { features, ids, NotSupportedError } from '../../lib/index.js'
 import { attachTracepoint } from '../../lib/link/tracepoint.js'
 import { findTracefs, tracepointId } from '../../lib/link/tracefs.js'
 import { bpftool } from './helpers/bpftool.js'
@@ -79,7 +79,13 @@ describe('attachTracepoint', () => {
     expect(link.closed).toBe(false)
   })
 
-  test('the cookie reaches bpf_get_attach_cookie', async (ctx) => {
+  test('the cookie reaches bpf_get_attach_cookie (NotSupportedError before 5.15)', async (ctx) => {
+    if (!features.supportsBpfCookie()) {
+      using coll = await load(['on_enter_getppid'])
+      const fds = fdTable()
+      expect(() => attachTracepoint(coll.programs.on_enter_getppid, 'syscalls', 'sys_enter_getppid', { ...idOption('syscalls', 'sys_enter_getppid'), cookie: 1 })).toThrow(NotSupportedError)
+      expect(opened(fds, fdTable())).toEqual([])
+    }
     skipUnless(ctx, features.haveBpfCookie)
     using coll = await load(['on_enter_getppid_cookie'])
     const cookie = 0x1234_5678_9abc_def0n
