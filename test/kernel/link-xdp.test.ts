@@ -33,7 +33,7 @@ describe('attachXdp', () => {
     sendFromPeer(net, 5)
     expect(count(coll, 0)).toBe(5n)
     const info = link.info()
-    expect(info).toMatchObject({ type: 'xdp', progId: prog.id })
+    expect(info).toMatchObject({ type: 'xdp', progId: prog.id, ifindex: net.ifindex() })
     expect(linkIds()).toContain(info.id)
     const tool = bpftool(ctx)
     // bpftool 7.1 shows no ifindex for xdp links; its net view (inside the namespace) does.
@@ -41,6 +41,8 @@ describe('attachXdp', () => {
     expect(xdpSeen(net)).toEqual([expect.objectContaining({ devname: 'veth0', ifindex: net.ifindex(), id: prog.id })])
     link.detach()
     expect(xdpSeen(net)).toEqual([])
+    // A detached xdp link keeps its id and program but has no interface.
+    expect(link.info()).toMatchObject({ id: info.id, ifindex: 0 })
     sendFromPeer(net, 3)
     expect(count(coll, 0)).toBe(5n)
     link.close()
