@@ -193,7 +193,9 @@ bool Transact(Request& req, uint16_t want_type, Failure& fail, OnMsg on_msg) {
       fail = {EMSGSIZE, "a netlink reply was larger than bpfkit reads"};
       return false;
     }
-    size_t left = static_cast<size_t>(n);
+    // Signed: NLMSG_NEXT subtracts the aligned length, which must end the
+    // walk (NLMSG_OK fails below zero) rather than wrap around.
+    int left = static_cast<int>(n);
     for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
       if (h->nlmsg_seq != req.hdr()->nlmsg_seq) continue;  // not ours (never, on a private socket)
       if (h->nlmsg_type == NLMSG_DONE) return true;
