@@ -11,7 +11,7 @@ import { openNetns, interfaceIndex, netnsKey, type NetnsRef } from '../sys/netns
 import { checkOptions, describeValue } from '../sys/options.js'
 import type { Attachment } from './link.js'
 import { BpfLink } from './link.js'
-import { programFdOf, requireProgramType } from './xdp.js'
+import { explainRefusal, programFdOf, requireProgramType } from './xdp.js'
 
 export type TcDirection = 'ingress' | 'egress'
 
@@ -79,7 +79,6 @@ export function attachTcFilter(program: FdRef, iface: string | number, direction
   const progFd = programFdOf(where, program)
   const priority = checkU32(where, 'priority', options.priority, 0xffff)
   const handle = checkU32(where, 'handle', options.handle, 0xffffffff)
-  haveTcClassic()
   const info = progInfoByFd(progFd)
   requireProgramType(where, progFd, 'sched_cls')
   const egress = direction === 'egress'
@@ -88,11 +87,11 @@ export function attachTcFilter(program: FdRef, iface: string | number, direction
     const made = native.withNetns(ns.fd, () => {
       const ifindex = interfaceIndex(iface, where)
       const key = `${netnsKey(ns.fd)}/${ifindex}`
-      const created = native.tcClsactAdd(ifindex)
+      const created = kindKnown(() => native.tcClsactAdd(ifindex))
       const entry = qdiscs.get(key) ?? { created: false, filters: 0 }
       entry.created ||= created
       try {
-        const f = native.tcFilterAdd({ ifindex, egress, priority, handle, progFd, name: info.name || 'bpfkit' })
+        const f = kindKnown(() => native.tcFilterAdd({ ifindex, egress, priority, handle, progFd, name: info.name || 'bpfkit' }))
         entry.filters++
         qdiscs.set(key, entry)
         return { ifindex, key, ...f }
@@ -109,6 +108,18 @@ export function attachTcFilter(program: FdRef, iface: string | number, direction
     return BpfLink.fromAttachment(a)
   } catch (e) {
     ns.close()
+    throw e
+  }
+}
+
+// A kernel without clsact or cls_bpf says ENOENT or EOPNOTSUPP ("kind not
+// found"): the probe (which needs CAP_SYS_ADMIN, so it is asked only then)
+// turns that into a NotSupportedError naming the build options.
+function kindKnown<T>(call: () => T): T {
+  try {
+    return call()
+  } catch (e) {
+    if (e instanceof SyscallError && (e.code === 'ENOENT' || e.code === 'EOPNOTSUPP')) explainRefusal(haveTcClassic)
     throw e
   }
 }

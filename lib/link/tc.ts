@@ -2,7 +2,7 @@
 // egress. Where the kernel has tcx links (6.6+) the program is attached as
 // one (tcx.ts); before that, as a direct-action bpf filter on a clsact qdisc
 // made over netlink (tc-netlink.ts). Both come back as a BpfLink.
-import { supportsTcClassic, supportsTcx } from '../features/attach-net.js'
+import { supportsTcx } from '../features/attach-net.js'
 import type { FdRef } from '../map/values.js'
 import type { TcFilterEntry } from '../sys/index.js'
 import type { NetnsRef } from '../sys/netns.js'
@@ -60,7 +60,7 @@ export function attachTc(program: FdRef, iface: string | number, options: TcAtta
   if (ordered && classic) throw new TypeError('attachTc: before/after/expectedRevision (tcx) and priority/handle (classic filters) are exclusive')
   if (mode === 'netlink' && ordered) throw new TypeError("attachTc: before, after and expectedRevision need mode 'tcx'; a classic filter is placed by priority")
   if (mode === 'tcx' && classic) throw new TypeError("attachTc: priority and handle need mode 'netlink'; a tcx link is placed by before/after")
-  const useTcx = mode === 'tcx' || (mode === 'auto' && !classic && (ordered || supportsTcx() || !supportsTcClassic()))
+  const useTcx = mode === 'tcx' || (mode === 'auto' && !classic && (ordered || supportsTcx()))
   if (useTcx) return attachTcx(program, iface, direction, { before, after, expectedRevision, netns }, 'attachTc')
   return attachTcFilter(program, iface, direction, { priority, handle, netns }, 'attachTc')
 }
@@ -77,6 +77,6 @@ export function queryTc(iface: string | number, direction: TcDirection, options:
   checkOptions('queryTc', options, ['netns'])
   if (direction !== 'ingress' && direction !== 'egress') throw new TypeError(`queryTc: direction must be 'ingress' or 'egress', got ${describeValue(direction)}`)
   const tcx = supportsTcx() ? queryTcx(iface, direction, options) : { revision: 0n, programs: [] }
-  const filters = supportsTcClassic() ? listTcFilters(iface, direction, options, 'queryTc') : []
+  const filters = listTcFilters(iface, direction, options, 'queryTc')
   return { tcx, filters }
 }

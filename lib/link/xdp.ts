@@ -5,7 +5,7 @@
 // program is removed when the link is closed (unless pinned) or detached.
 import { haveXdpLink } from '../features/attach-net.js'
 import type { FdRef } from '../map/values.js'
-import { Fd, kernel, native, progInfoByFd } from '../sys/index.js'
+import { BpfError, Fd, kernel, native, NotSupportedError, progInfoByFd } from '../sys/index.js'
 import { interfaceIndex, inNetns, type NetnsRef } from '../sys/netns.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { BpfLink } from './link.js'
@@ -47,7 +47,8 @@ export function requireProgramType(where: string, progFd: number, type: string):
  * exit) detaches it unless it is pinned. `link.update(other)` swaps the
  * program in place.
  *
- * Errors: NotSupportedError before Linux 5.9; TypeError for a program that is
+ * Errors: NotSupportedError before Linux 5.9 (asked of the probe when the
+ * kernel refuses with EINVAL); TypeError for a program that is
  * not xdp, a bad mode or option; RangeError for an index that is not
  * positive; SyscallError 'if_nametoindex' ENODEV / 'if_indextoname' ENXIO
  * for an unknown interface; BpfError 'link_create' EBUSY when the interface
@@ -63,11 +64,26 @@ export function attachXdp(program: FdRef, iface: string | number, options: XdpAt
     if (!Object.hasOwn(modeFlags, options.mode)) throw new TypeError(`attachXdp: mode must be 'generic', 'driver' or 'offload', got ${describeValue(options.mode)}`)
     flags = (flags | modeFlags[options.mode]) >>> 0
   }
-  haveXdpLink()
   requireProgramType('attachXdp', progFd, 'xdp')
   const fd = inNetns(options.netns, () => {
     const ifindex = interfaceIndex(iface, 'attachXdp')
-    return native.linkCreate({ progFd, targetIfindex: ifindex, attachType: kernel.attachTypes.xdp, flags })
+    try {
+      return native.linkCreate({ progFd, targetIfindex: ifindex, attachType: kernel.attachTypes.xdp, flags })
+    } catch (e) {
+      // The probe needs CAP_SYS_ADMIN (a namespace of its own), which an
+      // attach does not: it only explains a refusal.
+      if (e instanceof BpfError && e.code === 'EINVAL') explainRefusal(haveXdpLink)
+      throw e
+    }
   }, 'attachXdp')
   return BpfLink.fromLinkFd(new Fd(fd, 'link'))
+}
+
+/** Throws the feature's NotSupportedError when `have` finds it missing; any other probe failure leaves the caller's error to be thrown. */
+export function explainRefusal(have: () => void): void {
+  try {
+    have()
+  } catch (p) {
+    if (p instanceof NotSupportedError) throw p
+  }
 }
