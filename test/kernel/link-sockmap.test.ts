@@ -29,7 +29,7 @@ const servers: net.Server[] = []
 // Only the programs this kernel can load: the object's netfilter program needs
 // 6.4, and sk_skb verdicts without a parser (5.13) are only used with links (6.10).
 beforeEach(async () => {
-  const programs = ['count_msgs', 'count_msgs_other', 'parse_all', 'pass_stream', 'steer_to_socket']
+  const programs = ['count_msgs', 'count_msgs_other', 'parse_all', 'redirect_stream', 'steer_to_socket']
   coll = await fixtureSpec('attach-sockets').load({ programs: supportsSockmapLinks() ? [...programs, 'pass_skb'] : programs })
 })
 
@@ -152,21 +152,24 @@ describe.each([
     expect(linked(prog('count_msgs_other'))).toEqual([])
   })
 
-  test('stream parser + stream verdict see what a socket in a sockhash receives', async (ctx) => {
+  test('stream parser + stream verdict on what a socket in a sockhash receives: redirected out of another socket', async (ctx) => {
     if (skipWhy) ctx.skip(skipWhy)
     using parser = attachSockmap(prog('parse_all'), sockmap('stream_socks'), 'sk_skb_stream_parser', { link })
-    using verdict = attachSockmap(prog('pass_stream'), sockmap('stream_socks'), 'sk_skb_stream_verdict', { link })
+    using verdict = attachSockmap(prog('redirect_stream'), sockmap('stream_socks'), 'sk_skb_stream_verdict', { link })
     expect(parser.info()).toMatchObject({ attachType: 'sk_skb_stream_parser', progId: prog('parse_all').id })
-    expect(verdict.info()).toMatchObject({ attachType: 'sk_skb_stream_verdict', progId: prog('pass_stream').id })
-    const { client, accepted } = await tcpPair()
-    insert(sockmap('stream_socks'), 7, accepted)
-    expect(await roundTrip(client, accepted, 'ping')).toBe('ping')
-    expect(await roundTrip(client, accepted, 'pong')).toBe('pong')
+    expect(verdict.info()).toMatchObject({ attachType: 'sk_skb_stream_verdict', progId: prog('redirect_stream').id })
+    // in.client -> in.accepted (parsed, judged) -> out.client -> out.accepted
+    const inbound = await tcpPair()
+    const outbound = await tcpPair()
+    insert(sockmap('msg_socks'), 1, outbound.client)
+    insert(sockmap('stream_socks'), 7, inbound.accepted)
+    expect(await roundTrip(inbound.client, outbound.accepted, 'ping')).toBe('ping')
+    expect(await roundTrip(inbound.client, outbound.accepted, 'pong')).toBe('pong')
     expect(count(PARSED)).toBeGreaterThanOrEqual(2n)
     expect(count(VERDICTS)).toBeGreaterThanOrEqual(2n)
     parser.close()
     verdict.close()
-    expect([...linked(prog('parse_all')), ...linked(prog('pass_stream'))]).toEqual([])
+    expect([...linked(prog('parse_all')), ...linked(prog('redirect_stream'))]).toEqual([])
   })
 })
 
