@@ -26,7 +26,7 @@ let coll: Collection
 beforeEach(async () => {
   coll = await fixtureSpec('attach-sockets').load({ programs: ['steer_to_socket', 'refuse_port', 'count_msgs'] })
 })
-afterEach(() => coll.close())
+afterEach(() => coll?.close())
 
 const count = (slot: number): bigint => (coll.maps.counts as BpfMap<number, bigint>).get(slot) as bigint
 const prog = (name: string) => coll.programs[name] as BpfProgram

@@ -36,7 +36,7 @@ beforeEach(async () => {
 afterEach(() => {
   for (const s of sockets.splice(0)) s.destroy()
   for (const s of servers.splice(0)) s.close()
-  coll.close()
+  coll?.close()
 })
 
 const u32 = (n: number) => new Uint8Array(new Uint32Array([n]).buffer)
