@@ -4,7 +4,9 @@
 // enough to have it (some sandboxed hosts answer EPERM to root); those probes
 // then say so, in a NotSupportedError whose `refused` names the errno, never
 // that the kernel is too old.
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { release } from 'node:os'
 import { gunzipSync } from 'node:zlib'
 import { Fd, NotSupportedError, native, tokenFdFor } from '../sys/index.js'
 import { attachTypes, progTypes } from '../sys/generated/kernel-enums.js'
@@ -163,20 +165,29 @@ export const { have: haveTrampolines, supports: supportsTrampolines } = declareF
   },
 })
 
-// The active LSMs, where this system says: securityfs, else the boot's lsm=,
-// else the build's CONFIG_LSM default. undefined when none says.
+// The active LSMs, where this system says: securityfs (mounted, or mounted
+// in a child's private mount namespace, which leaves the system's mounts
+// alone), else the boot's lsm=, else the build's CONFIG_LSM default.
+// undefined when nothing says.
 function activeLsms(): string[] | undefined {
+  const path = '/sys/kernel/security/lsm'
   try {
-    return readFileSync('/sys/kernel/security/lsm', 'utf8').trim().split(',')
-  } catch { /* securityfs not mounted */ }
+    return readFileSync(path, 'utf8').trim().split(',')
+  } catch { /* securityfs not mounted here */ }
+  const child = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `mount -t securityfs securityfs /sys/kernel/security && cat ${path}`], { encoding: 'utf8', timeout: 10_000 })
+  if (child.status === 0 && child.stdout.trim() !== '') return child.stdout.trim().split(',')
   try {
     const m = /(?:^|\s)lsm=(\S+)/.exec(readFileSync('/proc/cmdline', 'utf8'))
     if (m) return m[1].split(',')
   } catch { /* no /proc */ }
-  try {
-    const m = /^CONFIG_LSM="([^"]*)"/m.exec(gunzipSync(readFileSync('/proc/config.gz')).toString('utf8'))
-    if (m) return m[1].split(',')
-  } catch { /* no config.gz */ }
+  for (const config of ['/proc/config.gz', `/boot/config-${release()}`]) {
+    try {
+      const raw = readFileSync(config)
+      const text = config.endsWith('.gz') ? gunzipSync(raw).toString('utf8') : raw.toString('utf8')
+      const m = /^CONFIG_LSM="([^"]*)"/m.exec(text)
+      if (m) return m[1].split(',')
+    } catch { /* not there */ }
+  }
   return undefined
 }
 
@@ -204,6 +215,31 @@ export const { have: haveBpfLsm, supports: supportsBpfLsm } = declareFeature('bp
     }
     const lsms = activeLsms()
     if (lsms !== undefined && !lsms.includes('bpf')) throw missing(`'bpf' is not an active LSM (${lsms.join(',')}): boot with lsm=...,bpf`)
+  },
+})
+
+/**
+ * fmod_ret programs (Linux 5.7): they may replace only functions marked for
+ * error injection (CONFIG_FUNCTION_ERROR_INJECTION) and security hooks. The
+ * probe loads one for bpf_modify_return_test, which BPF_PROG_TEST_RUN calls;
+ * a kernel built without error injection refuses it ("is not modifiable").
+ * Needs trampolines (their refusal is reported as such).
+ */
+export const { have: haveModifyReturn, supports: supportsModifyReturn } = declareFeature('modifyReturn', {
+  title: 'fmod_ret programs (BPF_MODIFY_RETURN)',
+  since: '5.7',
+  config: ['CONFIG_FUNCTION_ERROR_INJECTION'],
+  probe(missing) {
+    const id = kernelBtf()?.find('bpf_modify_return_test', 'FUNC')
+    if (id === undefined) throw missing()
+    haveTrampolines()
+    try {
+      loadBtfProgram(progTypes.tracing, attachTypes.modify_return, id).close()
+    } catch (e) {
+      const code = bpfCode(e)
+      if (code === 'EINVAL' || code === 'E2BIG') throw missing()
+      throw e
+    }
   },
 })
 

@@ -181,7 +181,9 @@ describe('trampoline programs', () => {
     expect(link.info().type).toBe('tracing')
   })
 
-  test('fmod_ret replaces bpf_modify_return_test\'s result for this process\'s calls only', async () => {
+  test('fmod_ret replaces bpf_modify_return_test\'s result for this process\'s calls only', async (ctx) => {
+    const why = requireFeature(features.haveModifyReturn)
+    if (why) ctx.skip(why)
     using coll = await load(['on_fmod_ret'])
     const prog = coll.programs.on_fmod_ret
     // retval: the count of side effects seen (<< 16) | the functions' results.
@@ -273,7 +275,7 @@ describe('trampoline programs', () => {
 
 describe('features', () => {
   test('the probes answer, or say why not; a refusal is not a missing release', () => {
-    for (const probe of [features.haveTrampolines, features.haveBpfLsm]) {
+    for (const probe of [features.haveTrampolines, features.haveBpfLsm, features.haveModifyReturn]) {
       try {
         probe()
       } catch (e) {
