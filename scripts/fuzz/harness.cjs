@@ -143,6 +143,7 @@ class Harness {
       case 'recv': for (const fd of x.fds ?? []) this.ownFd(fd); return x
       case 'mmap': this.track(() => n.mapUnmap(x)); return x
       case 'ring': this.track(() => n.ringbufClose(x)); return x
+      case 'perfbuf': this.track(() => n.perfbufClose(x)); return x
       case 'slot': this.track(() => n.mapSlotClose(x.slot)); return x
       case 'wait': this.track(() => n.fdWaitCancel(x)); return x
       default: return x
@@ -331,6 +332,11 @@ class Harness {
   arrayMapFd() {
     // BPF_F_MMAPABLE (1 << 10): also usable for mmap.
     return this.ownFd(this.native.mapCreate({ mapType: 2, keySize: 4, valueSize: 8, maxEntries: 4, mapFlags: 1024 }))
+  }
+
+  /** A perf_event_array of the harness's own, one slot per possible CPU: the only map perf buffers write entries into. */
+  perfEventArrayFd() {
+    return this.ownFd(this.native.mapCreate({ mapType: 4, keySize: 4, valueSize: 4, maxEntries: this.native.possibleCpus() }))
   }
 
   ringbufMapFd() {

@@ -114,4 +114,31 @@ const sendMutatesData = (rng) => `{
   if (r && r.bytes > 0) h.expect(got.subarray(0, r.bytes).every((x) => x === 0x41 || x === 0x42), 'sendWithFds sent bytes that were not in the data')
 }`
 
-module.exports = [slotLifecycle, handleConfusion, wrongUnmap, closeWhileWaiting, nearStackLimit, sendMutatesData]
+// Perf buffers write entries into the map they open on: only the harness's
+// own perf_event_array or array map, small power-of-two page counts (the
+// kernel allocates them per CPU), and every handle closed by the harness.
+const perfBuffer = (rng) => {
+  const cpus = rng.pick(['[0]', '[0, 0]', '[-1]', '[0.5]', '[2 ** 32]', "['0']", '[]', 'null', '[0, 1, 2, 3, 4, 5, 6, 7]', '{ length: 1 }'])
+  const pages = rng.pick(['1', '2', '4', '8', '0', '3', '6', '2 ** 17', '-1', 'NaN', "'x'"])
+  const wakeup = rng.pick(['1', '8', '0', '-1', '2 ** 32', 'NaN'])
+  const mapFd = rng.pick(['h.perfEventArrayFd()', 'h.perfEventArrayFd()', 'h.arrayMapFd()', '-1', '2 ** 31', '1.5', "'3'", 'h.closedFd()'])
+  const handle = () => rng.pick(['pb', 'pb', '{}', '5', 'null', 'h.throwingProxy()'])
+  const ops = []
+  for (let i = rng.range(1, 4); i > 0; i--) {
+    ops.push(rng.pick([
+      () => `await h.call('perfbufConsume', () => native.perfbufConsume(${handle()}, ${rng.pick(['new Uint8Array(0)', 'new Uint8Array(64)', 'new Uint8Array(65536)', 'null', 'new Uint32Array(4)'])}, ${rng.pick(['new Float64Array(0)', 'new Float64Array(3)', 'new Float64Array(3100)', 'new Float64Array(4)', 'new Uint32Array(3)'])}))`,
+      () => `await h.call('perfbufPending', () => native.perfbufPending(${handle()}))`,
+      () => `await h.call('perfbufCancel', () => native.perfbufCancel(${handle()}))`,
+      () => `await h.call('perfbufClose', () => native.perfbufClose(${handle()}))`,
+      () => `await h.call('perfbufWait', () => native.perfbufWait(${handle()}, ${rng.pick(['() => {}', 'null', "() => { throw new Error('fuzz: callback threw') }"])}))`,
+    ])())
+  }
+  return `{
+  const pb = await h.call('perfbufOpen', () => h.ownNative('perfbuf', native.perfbufOpen(${mapFd}, ${cpus}, ${pages}, ${wakeup})))
+  ${ops.join('\n  ')}
+  if (pb) await h.call('perfbufCancel', () => native.perfbufCancel(pb))
+  await new Promise((r) => setTimeout(r, 5))
+}`
+}
+
+module.exports = [slotLifecycle, perfBuffer, handleConfusion, wrongUnmap, closeWhileWaiting, nearStackLimit, sendMutatesData]
