@@ -278,6 +278,13 @@ Napi::Value WithNetns(const Napi::CallbackInfo& info) {
   int ns = FdArg(info[0], "nsFd");
   if (!info[1].IsFunction()) ThrowType(env, "withNetns: fn must be a function");
   Napi::Function fn = info[1].As<Napi::Function>();
+  // A closed nsFd must fail here: the open below would otherwise take its
+  // number, and setns to that fd (this thread's own namespace) would run fn
+  // at home while the caller believes it is inside another namespace.
+  if (fcntl(ns, F_GETFD) < 0) {
+    std::string detail = "fd " + std::to_string(ns);
+    ThrowSyscallError(env, "setns", EBADF, detail.c_str(), "the fd is not open");
+  }
   int home = SafeFd(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
   if (home < 0) ThrowSyscallError(env, "open", errno, "/proc/thread-self/ns/net", "cannot hold the current network namespace");
   if (setns(ns, CLONE_NEWNET) != 0) {

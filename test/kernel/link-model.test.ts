@@ -1,6 +1,7 @@
 // The attach layer every family stands on: LINK_UPDATE through BpfLink.update,
 // PROG_QUERY, RAW_TRACEPOINT_OPEN with its info, perf events and the perf
 // link step (linkPerfEvent), and their refusals of bad input.
+import { closeSync, openSync, readlinkSync } from 'node:fs'
 import { describe, expect, test } from 'vitest'
 import { asm, BpfLink, BpfProgram, Fd, ids } from '../../lib/index.js'
 import { supportsPerfLink } from '../../lib/features/links.js'
@@ -121,5 +122,16 @@ describe('objGetInfoWithBuffers', () => {
     expect(() => native.objGetInfoWithBuffers(link.fd, out, [[16, new Uint8Array(8), 24, 0]])).toThrow(RangeError)
     expect(() => native.objGetInfoWithBuffers(link.fd, out, Array(9).fill([16, new Uint8Array(8), 24, 1]))).toThrow(RangeError)
     expect(() => native.objGetInfoWithBuffers(link.fd, out, [[16, 'x', 24, 1]] as never)).toThrow(TypeError)
+  })
+})
+
+describe('withNetns', () => {
+  test('a closed fd number is refused before anything runs, even when the call would reuse that number', () => {
+    const fd = openSync('/dev/null', 'r')
+    closeSync(fd)
+    let ran = false
+    expect(() => native.withNetns(fd, () => { ran = true })).toThrow(expect.objectContaining({ code: 'EBADF', syscall: 'setns' }))
+    expect(ran).toBe(false)
+    expect(readlinkSync('/proc/thread-self/ns/net')).toBe(readlinkSync('/proc/self/ns/net'))
   })
 })

@@ -141,4 +141,40 @@ const perfBuffer = (rng) => {
 }`
 }
 
-module.exports = [slotLifecycle, perfBuffer, handleConfusion, wrongUnmap, closeWhileWaiting, nearStackLimit, sendMutatesData]
+// Netlink calls change interfaces and qdiscs: they run only inside a network
+// namespace the case creates (withNetns(netnsCreate())), on its loopback
+// (ifindex 1) or on interfaces the case makes there, never in the
+// harness's own namespace, which is checked unchanged afterwards.
+const netlinkInPrivateNetns = (rng) => {
+  const name = () => rng.pick(["'nk0'", "'nk1'", "'x'.repeat(16)", "'a/b'", "'a\\u0000'", "''", "'é'", '5', 'null'])
+  const ifindex = () => rng.pick(['1', '1', '2', '3', '99999', '0', '-1', '1.5', 'NaN', "'1'"])
+  const filter = () => `{ ifindex: ${ifindex()}, egress: ${rng.pick(['false', 'true', "'yes'"])}, priority: ${rng.pick(['0', '1', '70000', '-1', 'undefined'])}, handle: ${rng.pick(['0', '1', '4294967295', 'undefined'])}, progFd: ${rng.pick(['cls', 'cls', 'h.progFd()', 'h.closedFd()', '-1'])}, name: ${rng.pick(["'f'", "'x'.repeat(300)", 'undefined', '7'])}, replace: ${rng.pick(['true', 'false', 'undefined'])} }`
+  const ops = []
+  for (let i = rng.range(1, 5); i > 0; i--) {
+    ops.push(rng.pick([
+      () => `native.netkitCreate(${name()}, ${name()}, ${rng.pick(['true', 'false', 'undefined', "'l2'"])})`,
+      () => `native.tcClsactAdd(${ifindex()})`,
+      () => `native.tcClsactDelete(${ifindex()})`,
+      () => `native.tcFilterAdd(${filter()})`,
+      () => `native.tcFilterDelete({ ifindex: ${ifindex()}, egress: ${rng.pick(['false', 'true'])}, priority: ${rng.pick(['1', '0', '70000'])}, handle: ${rng.pick(['1', '0', '4294967295'])} })`,
+      () => `native.tcFilterList({ ifindex: ${ifindex()}, egress: ${rng.pick(['false', 'true', 'null'])} })`,
+      () => `native.ifNameToIndex(${name()})`,
+      () => `native.ifIndexToName(${ifindex()})`,
+    ])())
+  }
+  return `{
+  const home = require('node:fs').readlinkSync('/proc/thread-self/ns/net')
+  const ns = await h.call('netnsCreate', () => h.ownNative('fd', native.netnsCreate()))
+  const cls = h.ownFd(native.progLoadSync({ progType: 3, insns: h.returnZero, license: 'GPL' }).fd)
+  if (ns !== undefined) {
+${ops.map((op) => `    await h.call('withNetns', () => native.withNetns(ns, () => ${op}))`).join('\n')}
+  }
+  // An fd that is no namespace must never run the callback (a closed number
+  // once did, at home, when withNetns's own open took that number).
+  await h.call('withNetns', () => native.withNetns(${rng.pick(['h.pipeFd()', 'h.closedFd()', '-1', 'h.hashMapFd()'])}, () => h.expect(false, 'withNetns ran its callback for an fd that is no network namespace')))
+  await h.call('withNetns', () => native.withNetns(ns ?? -1, ${rng.pick(["() => { throw new Error('fuzz: callback threw') }", 'null', '() => 1'])}))
+  h.expect(require('node:fs').readlinkSync('/proc/thread-self/ns/net') === home, 'a netlink call left the thread in another network namespace')
+}`
+}
+
+module.exports = [slotLifecycle, perfBuffer, netlinkInPrivateNetns, handleConfusion, wrongUnmap, closeWhileWaiting, nearStackLimit, sendMutatesData]
