@@ -131,6 +131,8 @@ function attachOne(p: BpfProgram, maps: Readonly<Record<string, BpfMap>>, t: Att
     case 'lsm':
       return attachTracing(p)
     case 'iter':
+      // Iterators over a map's elements need the map: attachIter(p, { map }).
+      if (['bpf_map_elem', 'bpf_sk_storage_map', 'sockmap'].includes(to)) throw new Skip(`an iter/${to} program needs a map: attachIter(program, { map })`)
       return attachIter(p)
     case 'xdp':
     case 'xdp.frags':

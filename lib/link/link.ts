@@ -3,7 +3,7 @@
 // setsockopt and lives as long as the socket. Closing a link detaches it
 // unless it is pinned, as with libbpf's bpf_link__destroy.
 import { closeSync, openSync } from 'node:fs'
-import { Fd, bpfObjectKind, closedError, enumValue, kernel, linkInfoByFd, native, progInfoByFd, type AttachTypeName, type LinkInfo } from '../sys/index.js'
+import { BpfError, Fd, bpfObjectKind, closedError, enumValue, kernel, linkInfoByFd, native, progInfoByFd, type AttachTypeName, type LinkInfo } from '../sys/index.js'
 import type { FdRef } from '../map/values.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { Pin } from '../sys/pin.js'
@@ -67,6 +67,20 @@ export interface LinkCreateOptions {
 function programFd(program: FdRef): number {
   if (program === null || typeof program !== 'object' || !('fd' in program)) throw new TypeError('program must be a BpfProgram or an object with a program fd')
   return program.fd
+}
+
+// EOPNOTSUPP (95): LINK_DETACH is implemented per link type, and raw
+// tracepoint, tracing, iterator and perf_event links have none.
+const EOPNOTSUPP = 95
+
+function detachLink(fd: number): void {
+  try {
+    native.linkDetach(fd)
+  } catch (e) {
+    if (!(e instanceof BpfError) || Math.abs(e.errno) !== EOPNOTSUPP) throw e
+    const type = linkInfoByFd(fd).type
+    throw new BpfError('link_detach', EOPNOTSUPP, `link_detach: EOPNOTSUPP: the kernel cannot detach a ${type} link while it is open; close it (and remove its pins) to detach it`)
+  }
 }
 
 export class BpfLink {
@@ -253,7 +267,7 @@ export class BpfLink {
    */
   detach(): void {
     const a = this.#a
-    if (a.kind === 'link') native.linkDetach(a.fd.fd)
+    if (a.kind === 'link') detachLink(a.fd.fd)
     else if (a.kind === 'other') a.a.detach()
     else if (a.socket.closed) throw closedError('link (a socket filter)')
     else if (a.attached) {

@@ -58,6 +58,18 @@ describe('raw tracepoint links', () => {
     expect([...ids.links()].map((l) => l.id)).not.toContain(id)
   })
 
+  test('detach of a link type the kernel cannot detach says to close it', async () => {
+    using p = await BpfProgram.load({ type: 'raw_tracepoint', insns: ret(0), license: 'GPL' })
+    using link = BpfLink.fromLinkFd(new Fd(native.rawTracepointOpen(p.fd, 'sys_enter'), 'link'))
+    // Kernels that gained LINK_DETACH for raw tracepoints would detach here instead.
+    try {
+      link.detach()
+    } catch (e) {
+      expect(e).toMatchObject({ code: 'EOPNOTSUPP', command: 'link_detach' })
+      expect((e as Error).message).toMatch(/cannot detach a raw_tracepoint link while it is open; close it/)
+    }
+  })
+
   test('an unknown tracepoint is ENOENT; a bad name is a TypeError', async () => {
     using p = await BpfProgram.load({ type: 'raw_tracepoint', insns: ret(0), license: 'GPL' })
     expect(() => native.rawTracepointOpen(p.fd, 'no_such_tracepoint_bpfkit')).toThrow(expect.objectContaining({ code: 'ENOENT' }))
