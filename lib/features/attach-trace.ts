@@ -5,7 +5,7 @@
 // built without CONFIG_KPROBES is not "too old".
 import { existsSync, readFileSync } from 'node:fs'
 import { Fd, NotSupportedError, kernel, native, tokenFdFor } from '../sys/index.js'
-import { readKallsyms } from '../sys/kallsyms.js'
+import { kernelHasSymbol } from '../sys/kallsyms.js'
 import { declareFeature } from './declare.js'
 import { haveProgramHelper } from './helpers.js'
 import { asBoolean, bpfCode } from './probe-cache.js'
@@ -14,14 +14,6 @@ import { haveProgramType, returnZero } from './prog-types.js'
 const PMUS = '/sys/bus/event_source/devices'
 
 /** Whether vmlinux has `name` (addresses may read as 0; names are always listed). */
-function kernelHasSymbol(name: string): boolean {
-  try {
-    return readKallsyms().some((s) => s.module === undefined && s.name === name)
-  } catch {
-    return false
-  }
-}
-
 function loadReturnZero(progType: number, expectedAttachType?: number): Fd {
   const tokenFd = tokenFdFor(undefined, { cmd: 'prog_load', progType })
   return new Fd(native.progLoadSync({ progType, insns: returnZero(), license: 'GPL', expectedAttachType, tokenFd }).fd, 'prog')

@@ -23,3 +23,12 @@ export function readKallsyms(): KernelSymbol[] {
   }
   return out
 }
+
+/** Whether vmlinux (not a module) has the symbol: code a kernel was built without has none. False when /proc/kallsyms cannot be read. */
+export function kernelHasSymbol(name: string): boolean {
+  try {
+    return readKallsyms().some((s) => s.module === undefined && s.name === name)
+  } catch {
+    return false
+  }
+}

@@ -60,6 +60,14 @@ function check(name: string, fv: FeatureVersion | undefined, probe: () => void, 
   // root with EPERM: the probe must then say the probe was refused, never
   // that the kernel lacks the type.
   if (hostMayRefuse && got instanceof BpfError && !(got instanceof NotSupportedError) && got.code === 'EPERM') return true
+  // A kernel new enough for a feature that refuses it all the same (this
+  // host's trampolines, an LSM list without bpf) says so, with the errno:
+  // never that a newer kernel is needed.
+  if (got instanceof features.FeatureRefusedError) {
+    expect(want, `${name}: refused, yet this kernel is older than the release that added it`).not.toBe('missing')
+    expect(got.message).toMatch(/although the kernel is new enough \(Linux [\d.]+\+\)/)
+    return true
+  }
   if (want === 'supported') {
     expect(got, `${name} on Linux ${running.join('.')}`).toBe('supported')
   } else if (want === 'missing') {
