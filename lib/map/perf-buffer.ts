@@ -5,8 +5,9 @@
 // Node's event loop. What differs: every record says its CPU, and samples the
 // kernel dropped because a ring was full arrive as lost-samples records.
 import { readFileSync } from 'node:fs'
-import { closedError, createSyscallError, mapInfoByFd, native, type PerfbufHandle } from '../sys/index.js'
+import { closedError, mapInfoByFd, native, type PerfbufHandle } from '../sys/index.js'
 import { checkOptions, describeValue } from '../sys/options.js'
+import { ReaderWait, recordStream } from './reader-wait.js'
 
 /**
  * One record of a perf buffer. A sample has `lost === 0` and its bytes in
@@ -56,11 +57,6 @@ const EMPTY = new Uint8Array(0)
 // delete the second's (the kernel does not let user space read an entry to
 // see whose it is). Readers in other processes cannot be seen.
 const claimed = new Map<number, Set<number>>()
-
-// A signal that is not an AbortSignal would make a wait nothing can end.
-function badSignal(where: string, signal: unknown): TypeError {
-  return new TypeError(`${where}: signal must be an AbortSignal, got ${describeValue(signal)}`)
-}
 
 /** The online CPUs (/sys/devices/system/cpu/online, "0-3,6"), or every possible CPU when it cannot be read. */
 export function onlineCpus(): number[] {
@@ -129,7 +125,7 @@ export class PerfBuffer {
   #pb: PerfbufHandle | undefined
   #recs = new Float64Array(3 * 1024)
   #scratch: Uint8Array = new Uint8Array(64 * 1024)
-  #wake: ((ready: boolean) => void) | undefined
+  readonly #waiter = new ReaderWait('perf buffer')
   #lost = 0
   readonly #cpus: readonly number[]
   readonly #mapId: number
@@ -250,18 +246,8 @@ export class PerfBuffer {
    * Records as they arrive, lost-samples records included, waiting on the
    * event loop in between. Ends when `signal` aborts or the reader is closed.
    */
-  async *records(options: PerfRecordsOptions = {}): AsyncGenerator<PerfRecord, void, undefined> {
-    checkOptions('records', options, ['signal'])
-    const signal = options.signal
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw badSignal('records', signal)
-    while (this.#pb && !signal?.aborted) {
-      const batch = this.read()
-      if (batch.length > 0) {
-        yield* batch
-        continue
-      }
-      if (!(await this.wait(signal))) return
-    }
+  records(options: PerfRecordsOptions = {}): AsyncGenerator<PerfRecord, void, undefined> {
+    return recordStream(options, () => this.#pb !== undefined, () => this.read(), (signal) => this.wait(signal))
   }
 
   [Symbol.asyncIterator](): AsyncGenerator<PerfRecord, void, undefined> {
@@ -276,30 +262,10 @@ export class PerfBuffer {
    * SyscallError 'poll' when polling fails.
    */
   wait(signal?: AbortSignal): Promise<boolean> {
-    if (signal !== undefined && !(signal instanceof AbortSignal)) return Promise.reject(badSignal('wait', signal))
-    if (!this.#pb) return Promise.reject(closedError('perf buffer'))
-    if (this.#wake) return Promise.reject(new TypeError('perf buffer: another wait is in progress'))
-    const pb = this.#pb
-    return new Promise<boolean>((resolve, reject) => {
-      if (signal?.aborted) return resolve(false)
-      const onAbort = () => finish(false)
-      const finish = (ready: boolean) => {
-        signal?.removeEventListener('abort', onAbort)
-        if (this.#wake === finish) this.#wake = undefined
-        if (!ready && this.#pb) native.perfbufCancel(this.#pb)
-        resolve(ready)
-      }
-      this.#wake = finish
-      signal?.addEventListener('abort', onAbort, { once: true })
-      native.perfbufWait(pb, (status) => {
-        if (status < 0) {
-          this.#wake = undefined
-          signal?.removeEventListener('abort', onAbort)
-          reject(createSyscallError('poll', -status, 'waiting on the perf buffer'))
-        } else finish(true)
-      })
-    })
+    const h = this.#pb
+    return this.#waiter.wait(signal, h && { start: (onReady) => native.perfbufWait(h, onReady), cancel: () => this.#pb && native.perfbufCancel(this.#pb) })
   }
+
 
   /**
    * Deletes the map entries this reader set, stops a pending wait (it
@@ -313,7 +279,7 @@ export class PerfBuffer {
     const taken = claimed.get(this.#mapId)
     for (const c of this.#cpus) taken?.delete(c)
     if (taken?.size === 0) claimed.delete(this.#mapId)
-    this.#wake?.(false)
+    this.#waiter.end()
     this.#onClose?.()
   }
 

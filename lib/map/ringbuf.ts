@@ -1,24 +1,19 @@
 // Consumer of a BPF ring buffer map (Linux 5.8+): drains records copied out of
 // the shared memory in batches, and waits for more through a uv_poll on the
 // map's fd on Node's own event loop.
-import { closedError, createSyscallError, native, type RingbufHandle } from '../sys/index.js'
-import { checkOptions, describeValue } from '../sys/options.js'
+import { closedError, native, type RingbufHandle } from '../sys/index.js'
+import { ReaderWait, recordStream } from './reader-wait.js'
 
 export interface RecordsOptions {
   /** Ends the iteration (without an error) when aborted. */
   signal?: AbortSignal
 }
 
-// A signal that is not an AbortSignal would make a wait nothing can end.
-function badSignal(where: string, signal: unknown): TypeError {
-  return new TypeError(`${where}: signal must be an AbortSignal, got ${describeValue(signal)}`)
-}
-
 export class RingBuffer {
   #ring: RingbufHandle | undefined
   #ends = new Uint32Array(1024)
   #scratch: Uint8Array = new Uint8Array(64 * 1024)
-  #wake: ((ready: boolean) => void) | undefined
+  readonly #waiter = new ReaderWait('ring buffer')
   readonly #onClose: () => void
   // Keeps the map (and so its fd) alive while this reader may still poll it.
   readonly #map: object
@@ -92,18 +87,8 @@ export class RingBuffer {
    * Records as they arrive, waiting on the event loop in between. Ends when
    * `signal` aborts or the ring buffer (or its map) is closed.
    */
-  async *records(options: RecordsOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
-    checkOptions('records', options, ['signal'])
-    const signal = options.signal
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw badSignal('records', signal)
-    while (this.#ring && !signal?.aborted) {
-      const batch = this.read()
-      if (batch.length > 0) {
-        yield* batch
-        continue
-      }
-      if (!(await this.wait(signal))) return
-    }
+  records(options: RecordsOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
+    return recordStream(options, () => this.#ring !== undefined, () => this.read(), (signal) => this.wait(signal))
   }
 
   [Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
@@ -118,30 +103,10 @@ export class RingBuffer {
    * while another wait is pending, SyscallError 'poll' when polling fails.
    */
   wait(signal?: AbortSignal): Promise<boolean> {
-    if (signal !== undefined && !(signal instanceof AbortSignal)) return Promise.reject(badSignal('wait', signal))
-    if (!this.#ring) return Promise.reject(closedError('ring buffer'))
-    if (this.#wake) return Promise.reject(new TypeError('ring buffer: another wait is in progress'))
-    const ring = this.#ring
-    return new Promise<boolean>((resolve, reject) => {
-      if (signal?.aborted) return resolve(false)
-      const onAbort = () => finish(false)
-      const finish = (ready: boolean) => {
-        signal?.removeEventListener('abort', onAbort)
-        if (this.#wake === finish) this.#wake = undefined
-        if (!ready && this.#ring) native.ringbufCancel(this.#ring)
-        resolve(ready)
-      }
-      this.#wake = finish
-      signal?.addEventListener('abort', onAbort, { once: true })
-      native.ringbufWait(ring, (status) => {
-        if (status < 0) {
-          this.#wake = undefined
-          signal?.removeEventListener('abort', onAbort)
-          reject(createSyscallError('poll', -status, 'waiting on the ring buffer'))
-        } else finish(true)
-      })
-    })
+    const h = this.#ring
+    return this.#waiter.wait(signal, h && { start: (onReady) => native.ringbufWait(h, onReady), cancel: () => this.#ring && native.ringbufCancel(this.#ring) })
   }
+
 
   /** Stops a pending wait (it resolves false) and unmaps. Closing twice is a no-op. */
   close(): void {
@@ -151,7 +116,7 @@ export class RingBuffer {
     // Native closes the poll before its fd and the mappings; the waiter
     // then hears false rather than waiting forever.
     native.ringbufClose(ring)
-    this.#wake?.(false)
+    this.#waiter.end()
     this.#onClose()
   }
 
