@@ -16,6 +16,7 @@ import { BpfError, Fd, closedError, enumName, kernel, native, progInfoByFd } fro
 import { checkOptions, describeValue } from '../sys/options.js'
 import { BpfLink } from './link.js'
 import type { TracingProgram } from './tracing.js'
+import { programFd } from './program-ref.js'
 
 /** enum bpf_cgroup_iter_order (Linux 6.1). */
 export const cgroupIterOrders = { self_only: 1, descendants_pre: 2, descendants_post: 3, ancestors_up: 4 } as const
@@ -38,11 +39,9 @@ const ITER_INFO_SIZE = 16
 // Targets whose walk is over the elements of one map given at attach.
 const MAP_TARGETS = new Set(['bpf_map_elem', 'bpf_sk_storage_map', 'sockmap'])
 
-function programFd(where: string, program: unknown): number {
-  if (program === null || typeof program !== 'object' || !('fd' in program)) {
-    throw new TypeError(`${where}: program must be a BpfProgram or an object with a program fd, got ${describeValue(program)}`)
-  }
-  return (program as FdRef).fd
+function mapFd(where: string, map: unknown): number {
+  if (map === null || typeof map !== 'object' || !('fd' in map)) throw new TypeError(`${where}: map must be a BpfMap or an object with a map fd, got ${describeValue(map)}`)
+  return (map as FdRef).fd
 }
 
 function u32(where: string, what: string, v: unknown): number {
@@ -59,7 +58,7 @@ function iterInfo(where: string, o: IterOptions): { bytes?: Uint8Array; close?: 
   const bytes = new Uint8Array(ITER_INFO_SIZE)
   const v = new DataView(bytes.buffer)
   if (o.map !== undefined) {
-    v.setUint32(0, programFd(`${where} map`, o.map), true)
+    v.setUint32(0, mapFd(where, o.map), true)
     return { bytes }
   }
   if (o.task !== undefined) {

@@ -13,8 +13,9 @@ import { readKallsyms } from '../sys/kallsyms.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { BpfLink } from './link.js'
 import { linkPerfEvent } from './perf-attach.js'
-import { pmuConfigBit, pmuType, programFdOfType, programSection } from './perf-event.js'
+import { pmuConfigBit, pmuType } from './perf-event.js'
 import { addProbeEvent, findTracefs } from './tracefs.js'
+import { programOfType, programSection } from './program-ref.js'
 
 export interface KprobeOptions {
   /** A kretprobe: run when the function returns. Default: from the program's section ('kretprobe/...'), else false. */
@@ -87,7 +88,7 @@ function kprobe(where: string, program: FdRef, symbol: string, options: KprobeOp
   checkOptions(where, options, ['retprobe', 'offset', 'cookie', 'legacy'], { types: { retprobe: 'boolean', legacy: 'boolean', cookie: ['number', 'bigint'] } })
   checkSymbol(where, symbol)
   const offset = offsetOf(where, options.offset)
-  programFdOfType(where, program, 'kprobe')
+  programOfType(where, program, 'kprobe')
   const retprobe = retprobeOf(program, options.retprobe, retSection)
   if (retprobe && offset !== 0n) throw new TypeError(`${where}: a kretprobe takes no offset (it fires on return)`)
   if (options.cookie !== undefined && BigInt(options.cookie) !== 0n) haveBpfCookie()
@@ -236,7 +237,7 @@ export function attachKprobeMulti(program: FdRef, options: KprobeMultiOptions): 
   checkOptions(where, options, ['symbols', 'pattern', 'addresses', 'cookies', 'retprobe'], { required: true, types: { retprobe: 'boolean', pattern: 'string' } })
   const given = (['symbols', 'pattern', 'addresses'] as const).filter((k) => options[k] !== undefined)
   if (given.length !== 1) throw new TypeError(`${where}: give exactly one of symbols, pattern and addresses${given.length ? ` (got ${given.join(', ')})` : ''}`)
-  const progFd = programFdOfType(where, program, 'kprobe')
+  const progFd = programOfType(where, program, 'kprobe')
   let syms: string[] | undefined
   let addrs: BigUint64Array | undefined
   if (options.symbols !== undefined) {

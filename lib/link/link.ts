@@ -7,6 +7,7 @@ import { BpfError, Fd, bpfObjectKind, closedError, enumValue, kernel, linkInfoBy
 import type { FdRef } from '../map/values.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { Pin } from '../sys/pin.js'
+import { programFd } from './program-ref.js'
 
 /** A socket the caller owns: a Node net.Socket or dgram.Socket (bound), or an fd number. */
 export type SocketLike = number | object
@@ -64,11 +65,6 @@ export interface LinkCreateOptions {
   cookie?: number | bigint
 }
 
-function programFd(program: FdRef): number {
-  if (program === null || typeof program !== 'object' || !('fd' in program)) throw new TypeError('program must be a BpfProgram or an object with a program fd')
-  return program.fd
-}
-
 // EOPNOTSUPP (95): LINK_DETACH is implemented per link type, and raw
 // tracepoint, tracing, iterator and perf_event links have none.
 const EOPNOTSUPP = 95
@@ -120,7 +116,7 @@ export class BpfLink {
   static attachSocketFilter(socket: SocketLike, program: FdRef): BpfLink {
     const sock = new Fd(native.dupFd(socketFd(socket)), 'socket')
     try {
-      const prog = programFd(program)
+      const prog = programFd('BpfLink', program)
       native.socketAttachProg(sock.fd, prog)
       return new BpfLink({ kind: 'socket', socket: sock, progId: progInfoByFd(prog).id, attached: true })
     } catch (e) {
@@ -140,7 +136,7 @@ export class BpfLink {
     if (options === null || typeof options !== 'object') throw new TypeError('BpfLink.create: options must be an object with at least attachType')
     checkOptions('BpfLink.create', options, ['attachType', 'targetFd', 'targetIfindex', 'flags', 'targetBtfId', 'cookie'])
     const fd = native.linkCreate({
-      progFd: programFd(program),
+      progFd: programFd('BpfLink', program),
       attachType: enumValue(kernel.attachTypes, 'attach type', options.attachType),
       targetFd: options.targetFd,
       targetIfindex: options.targetIfindex,
@@ -159,7 +155,7 @@ export class BpfLink {
   static attachCgroup(cgroup: string | number, program: FdRef, attachType: AttachTypeName | number, options: { flags?: number } = {}): BpfLink {
     checkOptions('attachCgroup', options, ['flags'])
     const type = enumValue(kernel.attachTypes, 'attach type', attachType)
-    const progFd = programFd(program)
+    const progFd = programFd('BpfLink', program)
     if (typeof cgroup !== 'number' && typeof cgroup !== 'string') throw new TypeError(`attachCgroup: cgroup must be a path or a directory fd, got ${describeValue(cgroup)}`)
     const dirFd = typeof cgroup === 'number' ? cgroup : openSync(cgroup, 'r')
     try {
@@ -248,7 +244,7 @@ export class BpfLink {
       return a.a.update(program, options.expected)
     }
     if (a.kind === 'socket') throw new TypeError('a socket filter is replaced by attaching the new one to the socket (BpfLink.attachSocketFilter)')
-    native.linkUpdate(a.fd.fd, programFd(program), options.expected === undefined ? undefined : programFd(options.expected))
+    native.linkUpdate(a.fd.fd, programFd('BpfLink', program), options.expected === undefined ? undefined : programFd('BpfLink.update', options.expected))
   }
 
   /** Pins a kernel link in bpffs: it then outlives this process. */

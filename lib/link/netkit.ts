@@ -10,7 +10,7 @@ import { interfaceIndex, inNetns, type NetnsRef } from '../sys/netns.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { BpfLink } from './link.js'
 import { orderAttrs, queryMprog, type TcxOrderOptions, type TcxQuery } from './tcx.js'
-import { programFdOf, requireProgramType } from './xdp.js'
+import { programOfType } from './program-ref.js'
 
 export type NetkitSide = 'primary' | 'peer'
 
@@ -36,10 +36,9 @@ function attachTypeOf(where: string, side: unknown): number {
 export function attachNetkit(program: FdRef, primary: string | number, options: NetkitAttachOptions = {}): BpfLink {
   checkOptions('attachNetkit', options, ['side', 'before', 'after', 'expectedRevision', 'netns'])
   const attachType = attachTypeOf('attachNetkit', options.side)
-  const progFd = programFdOf('attachNetkit', program)
+  const progFd = programOfType('attachNetkit', program, 'sched_cls')
   const order = orderAttrs('attachNetkit', options)
   haveNetkit()
-  requireProgramType('attachNetkit', progFd, 'sched_cls')
   const fd = inNetns(options.netns, () => native.linkCreate({
     progFd, targetIfindex: interfaceIndex(primary, 'attachNetkit'), attachType, flags: order.flags, relative: order.relative,
   }), 'attachNetkit')

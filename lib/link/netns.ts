@@ -7,27 +7,16 @@
 // fd, so a daemon attaches to namespaces it never entered.
 import { closeSync, fstatSync, openSync, readlinkSync, statSync } from 'node:fs'
 import { haveNetnsLinks, haveSkLookup } from '../features/attach-sockets.js'
-import { Fd, createBpfError, enumName, kernel, native, progInfoByFd } from '../sys/index.js'
+import { Fd, createBpfError, kernel, native } from '../sys/index.js'
 import type { FdRef } from '../map/values.js'
 import { describeValue } from '../sys/options.js'
 import { BpfLink } from './link.js'
+import { programFd, programType } from './program-ref.js'
 
 /** The program types a namespace takes, with their attach type (the same name) and the feature that carries them. */
 const NETNS_PROGRAMS: Readonly<Record<string, () => void>> = {
   flow_dissector: haveNetnsLinks,
   sk_lookup: haveSkLookup,
-}
-
-function programFd(program: FdRef): number {
-  if (program === null || typeof program !== 'object' || !('fd' in program)) throw new TypeError(`program must be a BpfProgram or an object with a program fd, got ${describeValue(program)}`)
-  return program.fd
-}
-
-/** The program's type name: a BpfProgram says it, any other fd is asked. */
-export function programTypeOf(program: FdRef): string {
-  const type = (program as { type?: unknown }).type
-  if (typeof type === 'string') return type
-  return enumName(kernel.progTypes, progInfoByFd(programFd(program)).typeId)
 }
 
 // What the kernel would answer with a bare EINVAL, named: a file that is no
@@ -70,8 +59,8 @@ function assertNetnsFd(fd: number, what: string): void {
  * CAP_NET_ADMIN over the namespace.
  */
 export function attachNetns(program: FdRef, netns: string | number): BpfLink {
-  const progFd = programFd(program)
-  const type = programTypeOf(program)
+  const progFd = programFd('attachNetns', program)
+  const type = programType('attachNetns', program)
   const feature = NETNS_PROGRAMS[type]
   if (feature === undefined) throw new TypeError(`attachNetns: a ${type} program does not attach to a network namespace (flow_dissector and sk_lookup do)`)
   if (typeof netns === 'number') {

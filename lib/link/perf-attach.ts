@@ -7,17 +7,13 @@ import { supportsPerfLink } from '../features/links.js'
 import { Fd, closedError, kernel, native, progInfoByFd } from '../sys/index.js'
 import type { FdRef } from '../map/values.js'
 import { BpfLink, type Attachment } from './link.js'
+import { programFd } from './program-ref.js'
 
 export interface PerfAttachOptions {
   /** bpf_get_attach_cookie's value; needs perf_event links (Linux 5.15+). */
   cookie?: number | bigint
   /** The family's own cleanup once the attachment ends (a tracefs probe it made). */
   onClose?: () => void
-}
-
-function programFd(program: FdRef): number {
-  if (program === null || typeof program !== 'object' || !('fd' in program)) throw new TypeError('program must be a BpfProgram or an object with a program fd')
-  return program.fd
 }
 
 /**
@@ -31,7 +27,7 @@ export function linkPerfEvent(program: FdRef, perf: Fd, options: PerfAttachOptio
     options.onClose?.()
   }
   try {
-    const progFd = programFd(program)
+    const progFd = programFd('attach', program)
     const hasCookie = options.cookie !== undefined && BigInt(options.cookie) !== 0n
     if (supportsPerfLink()) {
       const link = new Fd(native.linkCreate({ progFd, targetFd: perf.fd, attachType: kernel.attachTypes.perf_event, cookie: hasCookie ? options.cookie : undefined }), 'link')

@@ -6,10 +6,12 @@ import { readFileSync } from 'node:fs'
 import { haveBpfCookie, havePerfEventPrograms } from '../features/attach-trace.js'
 import { kernelBtf } from '../features/prog-types.js'
 import type { FdRef } from '../map/values.js'
-import { Fd, native, progInfoByFd } from '../sys/index.js'
+import { Fd, native } from '../sys/index.js'
+import { onlineCpus } from '../sys/cpus.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import type { BpfLink } from './link.js'
 import { linkPerfEvent } from './perf-attach.js'
+import { programOfType } from './program-ref.js'
 
 const PMUS = '/sys/bus/event_source/devices'
 
@@ -27,48 +29,19 @@ export function pmuType(name: string): number | undefined {
 }
 
 /**
- * The bit of perf_event_attr.config that format field `field` of PMU `name`
- * sets ('config:0' in .../kprobe/format/retprobe is bit 0). Errors: an Error
+ * The (first) bit of perf_event_attr.config that format field `field` of PMU
+ * `name` sets ('config:0' in .../kprobe/format/retprobe is bit 0,
+ * 'config:32-63' in .../uprobe/format/ref_ctr_offset starts at 32). Errors: an Error
  * when the file is missing or not a single config bit.
  */
 export function pmuConfigBit(name: string, field: string): number {
   const path = `${PMUS}/${name}/format/${field}`
   const text = readFileSync(path, 'utf8').trim()
-  const m = /^config:(\d+)$/.exec(text)
-  if (!m) throw new Error(`${path} holds '${text}', not a single config bit`)
+  const m = /^config:(\d+)(?:-\d+)?$/.exec(text)
+  if (!m) throw new Error(`${path} holds '${text}', not a config bit`)
   return Number(m[1])
 }
 
-/**
- * The fd of `program` after checking it is a program of `type` (the kernel
- * refuses others with a bare EINVAL). `where` names the caller in errors.
- * Errors: TypeError for something that is not a program or of another type;
- * the closed-object error for a closed program.
- */
-export function programFdOfType(where: string, program: FdRef, type: string): number {
-  if (program === null || typeof program !== 'object' || !('fd' in program)) throw new TypeError(`${where}: program must be a BpfProgram or an object with a program fd, got ${describeValue(program)}`)
-  const fd = program.fd
-  const known = (program as { type?: unknown }).type
-  const actual = typeof known === 'string' ? known : progInfoByFd(fd).type
-  if (actual !== type) throw new TypeError(`${where}: the program is a ${actual} program; this hook runs ${type} programs`)
-  return fd
-}
-
-/** The section a collection's program came from ('kretprobe/do_sys_openat2'), when the program knows it. */
-export function programSection(program: FdRef): string | undefined {
-  const s = (program as { section?: unknown }).section
-  return typeof s === 'string' ? s : undefined
-}
-
-/** The online CPUs, from /sys/devices/system/cpu/online ('0-3,8'). */
-export function onlineCpus(): number[] {
-  const out: number[] = []
-  for (const part of readFileSync('/sys/devices/system/cpu/online', 'utf8').trim().split(',')) {
-    const [a, b] = part.split('-').map(Number)
-    for (let c = a; c <= (b ?? a); c++) out.push(c)
-  }
-  return out
-}
 
 /** Software events by perf's own names, and the perf_sw_ids enumerator each is. */
 const SOFTWARE_EVENTS = {
@@ -171,7 +144,7 @@ function positive(where: string, what: string, v: unknown): void {
 export function attachPerfEvent(program: FdRef, options: PerfEventOptions): PerfEventLinks {
   const where = 'attachPerfEvent'
   checkOptions(where, options, ['event', 'samplePeriod', 'sampleFreq', 'cpus', 'cookie'], { required: true, types: { cookie: ['number', 'bigint'] } })
-  programFdOfType(where, program, 'perf_event')
+  programOfType(where, program, 'perf_event')
   const { event, samplePeriod, sampleFreq } = options
   let config: number
   if (typeof event === 'number') {

@@ -9,7 +9,7 @@ import { Fd, closedError, createBpfError, enumName, kernel, mapInfoByFd, native,
 import type { FdRef } from '../map/values.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { BpfLink, type Attachment } from './link.js'
-import { programTypeOf } from './netns.js'
+import { programFd, programType } from './program-ref.js'
 
 /** Where on a sockmap a program goes (the kernel's attach type names). */
 export type SockmapAttachType = 'sk_msg_verdict' | 'sk_skb_stream_parser' | 'sk_skb_stream_verdict' | 'sk_skb_verdict'
@@ -35,11 +35,6 @@ export interface SockmapAttachOptions {
    * PROG_ATTACH; undefined (default): a link where the kernel has them.
    */
   link?: boolean
-}
-
-function programFd(program: FdRef): number {
-  if (program === null || typeof program !== 'object' || !('fd' in program)) throw new TypeError(`program must be a BpfProgram or an object with a program fd, got ${describeValue(program)}`)
-  return program.fd
 }
 
 function mapFd(map: FdRef): number {
@@ -84,9 +79,9 @@ function attachTypeFor(program: FdRef, type: string, given: string | undefined):
  */
 export function attachSockmap(program: FdRef, map: FdRef, attachType?: SockmapAttachType, options: SockmapAttachOptions = {}): BpfLink {
   checkOptions('attachSockmap', options, ['link'], { types: { link: 'boolean' } })
-  const progFd = programFd(program)
+  const progFd = programFd('attachSockmap', program)
   const targetFd = mapFd(map)
-  const type = programTypeOf(program)
+  const type = programType('attachSockmap', program)
   if (type !== 'sk_msg' && type !== 'sk_skb') throw new TypeError(`attachSockmap: a ${type} program does not attach to a sockmap (sk_msg and sk_skb do)`)
   const mapInfo = mapInfoByFd(targetFd)
   if (mapInfo.type !== 'sockmap' && mapInfo.type !== 'sockhash') throw new TypeError(`attachSockmap: map must be a sockmap or sockhash, got a ${mapInfo.type} map`)
@@ -136,10 +131,10 @@ class SockmapAttachment implements Attachment {
 
   update(program: FdRef, expected?: FdRef): void {
     this.#check()
-    if (expected !== undefined && progInfoByFd(programFd(expected)).id !== progInfoByFd(this.prog.fd).id) {
+    if (expected !== undefined && progInfoByFd(programFd('update', expected)).id !== progInfoByFd(this.prog.fd).id) {
       throw createBpfError('prog_attach', 1, undefined, 'the program attached to the sockmap is not the expected one')
     }
-    const next = new Fd(native.dupFd(programFd(program)), 'prog')
+    const next = new Fd(native.dupFd(programFd('attachSockmap', program)), 'prog')
     try {
       // The map holds one program per attach type: attaching replaces it.
       native.progAttach({ targetFd: this.map.fd, progFd: next.fd, attachType: this.attachType })

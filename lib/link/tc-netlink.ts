@@ -11,7 +11,8 @@ import { openNetns, interfaceIndex, netnsKey, type NetnsRef } from '../sys/netns
 import { checkOptions, describeValue } from '../sys/options.js'
 import type { Attachment } from './link.js'
 import { BpfLink } from './link.js'
-import { explainRefusal, programFdOf, requireProgramType } from './xdp.js'
+import { explainRefusal } from './xdp.js'
+import { programFd, programOfType } from './program-ref.js'
 
 export type TcDirection = 'ingress' | 'egress'
 
@@ -76,11 +77,10 @@ function isGone(e: unknown): boolean {
 export function attachTcFilter(program: FdRef, iface: string | number, direction: TcDirection, options: TcFilterOptions = {}, where = 'attachTcFilter'): BpfLink {
   checkOptions(where, options, ['priority', 'handle', 'netns'])
   if (direction !== 'ingress' && direction !== 'egress') throw new TypeError(`${where}: direction must be 'ingress' or 'egress', got ${describeValue(direction)}`)
-  const progFd = programFdOf(where, program)
+  const progFd = programOfType(where, program, 'sched_cls')
   const priority = checkU32(where, 'priority', options.priority, 0xffff)
   const handle = checkU32(where, 'handle', options.handle, 0xffffffff)
   const info = progInfoByFd(progFd)
-  requireProgramType(where, progFd, 'sched_cls')
   const egress = direction === 'egress'
   const ns = openNetns(options.netns ?? '/proc/thread-self/ns/net', where)
   try {
@@ -232,12 +232,11 @@ class TcFilterAttachment implements Attachment {
   update(program: FdRef, expected?: FdRef): void {
     if (this.#closed) throw closedError('link (a tc filter)')
     if (!this.#attached) throw new TypeError('the tc filter is detached')
-    const progFd = programFdOf('update', program)
-    requireProgramType('update', progFd, 'sched_cls')
+    const progFd = programOfType('update', program, 'sched_cls')
     const next = progInfoByFd(progFd)
     native.withNetns(this.netns.fd, () => {
       if (expected !== undefined) {
-        const want = progInfoByFd(programFdOf('update', expected)).id
+        const want = progInfoByFd(programFd('update', expected)).id
         if (want !== this.#progId || !this.#ours()) throw new TypeError(`update: the tc filter does not run the expected program (id ${want})`)
       }
       native.tcFilterAdd({ ...this.#target(), progFd, name: next.name || 'bpfkit', replace: true })

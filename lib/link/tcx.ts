@@ -11,7 +11,7 @@ import { Fd, kernel, native } from '../sys/index.js'
 import { interfaceIndex, inNetns, type NetnsRef } from '../sys/netns.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { BpfLink } from './link.js'
-import { programFdOf, requireProgramType } from './xdp.js'
+import { programOfType } from './program-ref.js'
 
 /**
  * Where a program goes, relative to what is attached: a BpfProgram or BpfLink
@@ -86,10 +86,9 @@ function positiveId(where: string, what: string, id: unknown): number {
 export function attachTcx(program: FdRef, iface: string | number, direction: 'ingress' | 'egress', options: TcxAttachOptions = {}, where = 'attachTcx'): BpfLink {
   checkOptions(where, options, ['before', 'after', 'expectedRevision', 'netns'])
   if (direction !== 'ingress' && direction !== 'egress') throw new TypeError(`${where}: direction must be 'ingress' or 'egress', got ${describeValue(direction)}`)
-  const progFd = programFdOf(where, program)
+  const progFd = programOfType(where, program, 'sched_cls')
   const order = orderAttrs(where, options)
   haveTcx()
-  requireProgramType(where, progFd, 'sched_cls')
   const attachType = direction === 'ingress' ? kernel.attachTypes.tcx_ingress : kernel.attachTypes.tcx_egress
   const fd = inNetns(options.netns, () => native.linkCreate({
     progFd, targetIfindex: interfaceIndex(iface, where), attachType, flags: order.flags, relative: order.relative,

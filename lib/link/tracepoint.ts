@@ -6,8 +6,9 @@ import { Fd, SyscallError, native } from '../sys/index.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import type { BpfLink } from './link.js'
 import { linkPerfEvent } from './perf-attach.js'
-import { pmuType, programFdOfType } from './perf-event.js'
+import { pmuType } from './perf-event.js'
 import { tracepointId } from './tracefs.js'
+import { programOfType } from './program-ref.js'
 
 export interface TracepointOptions {
   /** bpf_get_attach_cookie's value (perf_event links, Linux 5.15+). */
@@ -43,7 +44,7 @@ export function attachTracepoint(program: FdRef, category: string, name: string,
   if (options.id !== undefined && !(Number.isInteger(options.id) && options.id >= 0 && options.id <= 0xffffffff)) {
     throw new TypeError(`${where}: id must be a tracepoint id (a non-negative integer), got ${describeValue(options.id)}`)
   }
-  programFdOfType(where, program, 'tracepoint')
+  programOfType(where, program, 'tracepoint')
   haveTracepoints()
   if (options.cookie !== undefined && BigInt(options.cookie) !== 0n) haveBpfCookie()
   const id = options.id ?? tracepointId(category, name)

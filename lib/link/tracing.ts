@@ -14,6 +14,7 @@ import { BpfError, Fd, NotSupportedError, enumName, enumValue, kernel, native, p
 import { btfInfo } from '../sys/generated/kernel-layouts.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { BpfLink } from './link.js'
+import { programFd, programType } from './program-ref.js'
 
 /**
  * A program to attach: a BpfProgram, or anything with its fd. What the
@@ -55,18 +56,6 @@ const SECTION_ATTACH: ReadonlyArray<[RegExp, string]> = [
   [/^lsm(\.s)?\//, 'lsm_mac'],
 ]
 
-function programFd(where: string, program: unknown): number {
-  if (program === null || typeof program !== 'object' || !('fd' in program)) {
-    throw new TypeError(`${where}: program must be a BpfProgram or an object with a program fd, got ${describeValue(program)}`)
-  }
-  return (program as FdRef).fd
-}
-
-// The program's type by name: what it says, else what the kernel says of its fd.
-function programType(program: TracingProgram, fd: number): string {
-  return typeof program.type === 'string' ? program.type : enumName(kernel.progTypes, progInfoByFd(fd).typeId)
-}
-
 function checkCookie(where: string, cookie: unknown): bigint {
   if (cookie === undefined) return 0n
   if (typeof cookie === 'number' && Number.isSafeInteger(cookie) && cookie >= 0) return BigInt(cookie)
@@ -99,7 +88,7 @@ export function attachRawTracepoint(program: TracingProgram, name?: string, opti
   if (tp === undefined) throw new TypeError(`${where}: no tracepoint name given, and the program's section${program.section ? ` '${program.section}'` : ''} names none (SEC("raw_tp/<name>"))`)
   if (typeof tp !== 'string' || tp === '' || tp.length > 127 || tp.includes('\0')) throw new TypeError(`${where}: tracepoint name must be a non-empty string of at most 127 characters, got ${describeValue(tp)}`)
   const cookie = checkCookie(where, options.cookie)
-  const type = programType(program, progFd)
+  const type = programType(where, program)
   if (!RAW_TP_TYPES.has(type)) {
     const hint = type === 'tracing' || type === 'lsm' ? ': its hook was chosen at load; use attachTracing' : ''
     throw new TypeError(`${where}: the program is a ${type} program, not raw_tracepoint${hint}`)
@@ -152,7 +141,7 @@ export function attachTracing(program: TracingProgram, options: TracingOptions =
   checkOptions(where, options, ['cookie', 'attachType'])
   const progFd = programFd(where, program)
   const cookie = checkCookie(where, options.cookie)
-  const type = programType(program, progFd)
+  const type = programType(where, program)
   if (type === 'ext') throw new TypeError(`${where}: an ext (freplace) program replaces a function of another program: use attachFreplace`)
   if (type !== 'tracing' && type !== 'lsm') throw new TypeError(`${where}: the program is a ${type} program, not tracing or lsm${RAW_TP_TYPES.has(type) ? ': use attachRawTracepoint' : ''}`)
   const attachType = tracingAttachType(program, options.attachType)
@@ -223,7 +212,7 @@ export function attachFreplace(program: TracingProgram, target?: FdRef, function
   if ((target === undefined) !== (functionName === undefined)) throw new TypeError(`${where}: give both the target program and the function name, or neither (the load-time target)`)
   if (functionName !== undefined && (typeof functionName !== 'string' || functionName === '')) throw new TypeError(`${where}: functionName must be a non-empty string, got ${describeValue(functionName)}`)
   const targetFd = target === undefined ? undefined : programFd(`${where} target`, target)
-  const type = programType(program, progFd)
+  const type = programType(where, program)
   if (type !== 'ext') throw new TypeError(`${where}: the program is a ${type} program, not ext (SEC("freplace/<function>"))`)
   const targetBtfId = target === undefined ? undefined : programFunctionBtfId(target, functionName!)
   let fd: number

@@ -6,14 +6,16 @@
 // puts one program on many offsets of one file with a single link.
 // The symbol becomes a file offset through the binary's own ELF symbols
 // (binary-symbols.ts); unlike kprobes, the kernel filters uprobes by pid.
-import { readFileSync, statSync } from 'node:fs'
+import { statSync } from 'node:fs'
 import { haveUprobeMulti, haveUprobes } from '../features/attach-uprobe.js'
 import type { FdRef } from '../map/values.js'
-import { BpfError, Fd, NotSupportedError, kernel, native, progInfoByFd } from '../sys/index.js'
+import { BpfError, Fd, NotSupportedError, kernel, native } from '../sys/index.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { BinaryError, readBinary, functionOffset, resolveBinaryPath } from './binary-symbols.js'
 import { BpfLink } from './link.js'
 import { linkPerfEvent } from './perf-attach.js'
+import { pmuConfigBit, pmuType } from './perf-event.js'
+import { programOfType, programSection } from './program-ref.js'
 
 export const UPROBE_PMU = '/sys/bus/event_source/devices/uprobe'
 
@@ -51,20 +53,6 @@ export interface UprobeMultiOptions {
   refCtrOffsets?: readonly (number | bigint)[]
 }
 
-function kprobeProgramFd(where: string, program: FdRef): number {
-  if (program === null || typeof program !== 'object' || !('fd' in program)) throw new TypeError(`${where}: program must be a BpfProgram or an object with a program fd, got ${describeValue(program)}`)
-  const fd = program.fd
-  const known = (program as { type?: unknown }).type
-  const type = typeof known === 'string' ? known : progInfoByFd(fd).type
-  if (type !== 'kprobe') throw new TypeError(`${where}: the program is a ${type} program; uprobes run kprobe programs (SEC("uprobe"))`)
-  return fd
-}
-
-function sectionOf(program: FdRef): string | undefined {
-  const s = (program as { section?: unknown }).section
-  return typeof s === 'string' ? s : undefined
-}
-
 function u64(where: string, name: string, v: unknown): bigint {
   if ((typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) || (typeof v === 'bigint' && v >= 0n && v < 1n << 64n)) return BigInt(v)
   throw new TypeError(`${where}: ${name} must be a non-negative integer, got ${describeValue(v)}`)
@@ -90,13 +78,6 @@ function binaryPath(where: string, binary: unknown, pid: number | undefined): st
   return path
 }
 
-// The (first) bit a format file of the uprobe PMU names: 'config:0', 'config:32-63'.
-function configBit(field: string): number {
-  const text = readFileSync(`${UPROBE_PMU}/format/${field}`, 'utf8').trim()
-  const m = /^config:(\d+)(?:-\d+)?$/.exec(text)
-  if (!m) throw new Error(`${UPROBE_PMU}/format/${field} holds '${text}', not a config bit`)
-  return Number(m[1])
-}
 
 function checkOffsetInFile(where: string, path: string, offset: bigint): void {
   const size = BigInt(statSync(path).size)
@@ -126,21 +107,22 @@ export function attachUprobe(program: FdRef, options: UprobeOptions): BpfLink {
   })
   checkPid(where, options.pid)
   if (options.symbol === undefined && options.offset === undefined) throw new TypeError(`${where}: give a symbol or an offset`)
-  const progFd = kprobeProgramFd(where, program)
+  const progFd = programOfType(where, program, 'kprobe')
   const path = binaryPath(where, options.binary, options.pid)
   let offset = u64(where, 'offset', options.offset ?? 0)
   if (options.symbol !== undefined) offset += BigInt(functionOffset(readBinary(path), options.symbol))
   checkOffsetInFile(where, path, offset)
   const refCtr = u64(where, 'refCtrOffset', options.refCtrOffset ?? 0)
   if (refCtr >= 1n << 32n) throw new RangeError(`${where}: refCtrOffset must be below 2^32 (the uprobe PMU's config:32-63)`)
-  const retprobe = options.retprobe ?? /^\??uretprobe(?:[./]|$)/.test(sectionOf(program) ?? '')
+  const retprobe = options.retprobe ?? /^\??uretprobe(?:[./]|$)/.test(programSection(program) ?? '')
   haveUprobes()
-  const pmu = Number(readFileSync(`${UPROBE_PMU}/type`, 'utf8').trim())
-  let config = retprobe ? 1n << BigInt(configBit('retprobe')) : 0n
+  const pmu = pmuType('uprobe')
+  if (pmu === undefined) throw new NotSupportedError('uprobes (the uprobe PMU)', '4.17')
+  let config = retprobe ? 1n << BigInt(pmuConfigBit('uprobe', 'retprobe')) : 0n
   if (refCtr !== 0n) {
     let shift: number
     try {
-      shift = configBit('ref_ctr_offset')
+      shift = pmuConfigBit('uprobe', 'ref_ctr_offset')
     } catch (e) {
       throw new NotSupportedError('uprobe reference counters (ref_ctr_offset)', '4.20', (e as Error).message)
     }
@@ -191,7 +173,7 @@ export function attachUprobeMulti(program: FdRef, options: UprobeMultiOptions): 
   const pattern = options.pattern
   if ([symbols, given, pattern].filter((x) => x !== undefined).length !== 1) throw new TypeError(`${where}: give exactly one of symbols, offsets and pattern`)
   if (pattern === '') throw new TypeError(`${where}: pattern must not be empty`)
-  const progFd = kprobeProgramFd(where, program)
+  const progFd = programOfType(where, program, 'kprobe')
   const path = binaryPath(where, options.binary, options.pid)
   const image = symbols !== undefined || pattern !== undefined ? readBinary(path) : undefined
   if (pattern !== undefined) given = matchingOffsets(image!, pattern)
@@ -214,7 +196,7 @@ export function attachUprobeMulti(program: FdRef, options: UprobeMultiOptions): 
     offsets = BigUint64Array.from(given!, (x, i) => u64(where, `offsets[${i}]`, x))
   }
   for (const o of offsets) checkOffsetInFile(where, path, o)
-  const retprobe = options.retprobe ?? /^\??uretprobe\.multi/.test(sectionOf(program) ?? '')
+  const retprobe = options.retprobe ?? /^\??uretprobe\.multi/.test(programSection(program) ?? '')
   haveUprobeMulti()
   try {
     const fd = native.linkCreate({

@@ -5,10 +5,11 @@
 // program is removed when the link is closed (unless pinned) or detached.
 import { haveXdpLink } from '../features/attach-net.js'
 import type { FdRef } from '../map/values.js'
-import { BpfError, Fd, kernel, native, NotSupportedError, progInfoByFd } from '../sys/index.js'
+import { BpfError, Fd, kernel, native, NotSupportedError } from '../sys/index.js'
 import { interfaceIndex, inNetns, type NetnsRef } from '../sys/netns.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { BpfLink } from './link.js'
+import { programOfType } from './program-ref.js'
 
 /** generic: the kernel's skb path, any device; driver: the driver's own hook; offload: the NIC runs it. */
 export type XdpMode = 'generic' | 'driver' | 'offload'
@@ -24,20 +25,6 @@ export interface XdpAttachOptions {
 
 // XDP_FLAGS_SKB_MODE, XDP_FLAGS_DRV_MODE, XDP_FLAGS_HW_MODE (include/uapi/linux/if_link.h).
 const modeFlags: Record<XdpMode, number> = { generic: 1 << 1, driver: 1 << 2, offload: 1 << 3 }
-
-/** The fd of a program argument, with a TypeError naming `where` for anything else. */
-export function programFdOf(where: string, program: FdRef): number {
-  if (program === null || typeof program !== 'object' || !('fd' in program)) {
-    throw new TypeError(`${where}: program must be a BpfProgram or an object with a program fd, got ${describeValue(program)}`)
-  }
-  return program.fd
-}
-
-/** Refuses a program of another type before the kernel's bare EINVAL. */
-export function requireProgramType(where: string, progFd: number, type: string): void {
-  const info = progInfoByFd(progFd)
-  if (info.type !== type) throw new TypeError(`${where}: the program must be of type ${type}, got ${info.type}${info.name ? ` ('${info.name}')` : ''}`)
-}
 
 /**
  * Attaches an xdp program to `iface` (a name, or an index) with an xdp link.
@@ -57,14 +44,13 @@ export function requireProgramType(where: string, progFd: number, type: string):
  */
 export function attachXdp(program: FdRef, iface: string | number, options: XdpAttachOptions = {}): BpfLink {
   checkOptions('attachXdp', options, ['mode', 'netns', 'flags'], { types: { mode: 'string', flags: 'number' } })
-  const progFd = programFdOf('attachXdp', program)
+  const progFd = programOfType('attachXdp', program, 'xdp')
   let flags = options.flags ?? 0
   if (!Number.isInteger(flags) || flags < 0 || flags > 0xffffffff) throw new RangeError(`attachXdp: flags must be a 32-bit unsigned integer, got ${describeValue(flags)}`)
   if (options.mode !== undefined) {
     if (!Object.hasOwn(modeFlags, options.mode)) throw new TypeError(`attachXdp: mode must be 'generic', 'driver' or 'offload', got ${describeValue(options.mode)}`)
     flags = (flags | modeFlags[options.mode]) >>> 0
   }
-  requireProgramType('attachXdp', progFd, 'xdp')
   const fd = inNetns(options.netns, () => {
     const ifindex = interfaceIndex(iface, 'attachXdp')
     try {

@@ -4,8 +4,8 @@
 // batches copied out of shared memory, an async iterator fed by one poll on
 // Node's event loop. What differs: every record says its CPU, and samples the
 // kernel dropped because a ring was full arrive as lost-samples records.
-import { readFileSync } from 'node:fs'
 import { closedError, mapInfoByFd, native, type PerfbufHandle } from '../sys/index.js'
+import { onlineCpus } from '../sys/cpus.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { ReaderWait, recordStream } from './reader-wait.js'
 
@@ -58,25 +58,6 @@ const EMPTY = new Uint8Array(0)
 // see whose it is). Readers in other processes cannot be seen.
 const claimed = new Map<number, Set<number>>()
 
-/** The online CPUs (/sys/devices/system/cpu/online, "0-3,6"), or every possible CPU when it cannot be read. */
-export function onlineCpus(): number[] {
-  let text: string
-  try {
-    text = readFileSync('/sys/devices/system/cpu/online', 'utf8').trim()
-  } catch {
-    return Array.from({ length: native.possibleCpus() }, (_, i) => i)
-  }
-  const out: number[] = []
-  for (const part of text.split(',')) {
-    if (part === '') continue
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part)
-    if (!m) throw new Error(`/sys/devices/system/cpu/online: cannot read '${text}'`)
-    const lo = Number(m[1])
-    const hi = m[2] === undefined ? lo : Number(m[2])
-    for (let c = lo; c <= hi; c++) out.push(c)
-  }
-  return out
-}
 
 function positiveInt(where: string, name: string, v: unknown, max: number): number {
   if (typeof v !== 'number') throw new TypeError(`${where}: ${name} must be a number, got ${describeValue(v)}`)

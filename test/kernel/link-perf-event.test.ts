@@ -3,7 +3,8 @@
 // test's own process while it spins.
 import { describe, expect, test } from 'vitest'
 import { features, ids } from '../../lib/index.js'
-import { attachPerfEvent, onlineCpus } from '../../lib/link/perf-event.js'
+import { attachPerfEvent } from '../../lib/link/perf-event.js'
+import { onlineCpus } from '../../lib/sys/cpus.js'
 import { bpftool } from './helpers/bpftool.js'
 import { fixtureSpec } from './helpers/collection.js'
 import { fdTable, opened } from './helpers/fds.js'

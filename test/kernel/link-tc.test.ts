@@ -197,7 +197,7 @@ describe('classic tc filters over netlink', () => {
     expect(link.info()).toMatchObject({ progId: p.tc_other.id, priority: 3, handle })
     sendIn(net, 2)
     expect([count(coll, 2), count(coll, 5)]).toEqual([0n, 2n])
-    expect(() => link.update(coll.programs.xdp_count)).toThrow(/must be of type sched_cls/)
+    expect(() => link.update(coll.programs.xdp_count)).toThrow(/this hook runs sched_cls programs/)
     // Someone deletes the filter and puts their own at the same place.
     net.run('tc', ['filter', 'del', 'dev', 'veth0', 'ingress', 'prio', '3', 'handle', String(handle), 'bpf'])
     inNetns(netns, () => native.tcFilterAdd({ ifindex: net.ifindex(), egress: false, priority: 3, handle, progFd: p.tc_drop.fd, name: 'theirs' }))
@@ -218,7 +218,7 @@ describe('classic tc filters over netlink', () => {
     for (const mode of ['netlink', 'auto'] as const) {
       expect(() => attachTc(p.tc_ingress, 'nosuchif0', { direction: 'ingress', mode, netns })).toThrow(expect.objectContaining({ code: 'ENODEV', message: expect.stringContaining("'nosuchif0'") }))
       expect(() => attachTc(p.tc_ingress, 0, { direction: 'ingress', mode, netns })).toThrow(RangeError)
-      expect(() => attachTc(p.xdp_count, 'veth0', { direction: 'ingress', mode, netns })).toThrow(/must be of type sched_cls, got xdp/)
+      expect(() => attachTc(p.xdp_count, 'veth0', { direction: 'ingress', mode, netns })).toThrow(/the program is a xdp program; this hook runs sched_cls programs/)
     }
     expect(() => attachTc(p.tc_ingress, 'veth0', { netns } as never)).toThrow(/direction must be 'ingress' or 'egress'/)
     expect(() => attachTc(p.tc_ingress, 'veth0', undefined as never)).toThrow(TypeError)
