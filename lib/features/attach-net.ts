@@ -4,6 +4,7 @@
 // for the probe (netnsCreate): nothing is ever attached to a host interface.
 import { Fd, kernel, native, tokenFdFor } from '../sys/index.js'
 import { declareFeature } from './declare.js'
+import { probeLink } from './links.js'
 import { bpfCode } from './probe-cache.js'
 import { returnZero } from './prog-types.js'
 
@@ -29,19 +30,9 @@ function inProbeNetns<T>(fn: () => T): T {
   }
 }
 
-/** LINK_CREATE of a sched_cls program for `attachType` on an interface no namespace has. */
+/** LINK_CREATE of a sched_cls program for `attachType` on an interface no namespace has: ENODEV where the kernel knows the type. */
 function ifindexLinkProbe(missing: () => Error, attachType: number): void {
-  const prog = loadReturnZero(kernel.progTypes.sched_cls)
-  try {
-    native.closeFd(native.linkCreate({ progFd: prog.fd, targetIfindex: IMPOSSIBLE_IFINDEX, attachType }))
-  } catch (e) {
-    const code = bpfCode(e)
-    if (code === 'ENODEV') return
-    if (code === 'EINVAL' || code === 'EOPNOTSUPP') throw missing()
-    throw e
-  } finally {
-    prog.close()
-  }
+  probeLink(missing, { progType: kernel.progTypes.sched_cls, attachType, attrs: { targetIfindex: IMPOSSIBLE_IFINDEX }, present: ['ENODEV'] })
 }
 
 /**

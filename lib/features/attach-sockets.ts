@@ -2,11 +2,10 @@
 // links (flow_dissector, sk_lookup), sockmap links for sk_msg / sk_skb
 // programs, and netfilter links. Each asks LINK_CREATE itself, on a target
 // no process has, so nothing is ever attached by a probe.
-import { Fd, kernel, native, tokenFdFor } from '../sys/index.js'
+import { kernel } from '../sys/index.js'
 import { declareFeature } from './declare.js'
-import { linkAttachTypeProbe } from './links.js'
+import { linkAttachTypeProbe, probeLink } from './links.js'
 import { bpfCode } from './probe-cache.js'
-import { returnZero } from './prog-types.js'
 
 // A program type the kernel does not know fails to load with EINVAL: the
 // feature is missing, not the probe refused.
@@ -67,22 +66,8 @@ export const { have: haveNetfilterLinks, supports: supportsNetfilterLinks } = de
   title: 'netfilter links (BPF_NETFILTER)',
   since: '6.4',
   config: ['CONFIG_NETFILTER_BPF_LINK'],
-  probe(missing) {
-    const progType = kernel.progTypes.netfilter
-    const attachType = kernel.attachTypes.netfilter
-    unlessProgTypeMissing(missing, () => {
-      const tokenFd = tokenFdFor(undefined, { cmd: 'prog_load', progType })
-      const prog = new Fd(native.progLoadSync({ progType, insns: returnZero(), license: 'GPL', expectedAttachType: attachType, tokenFd }).fd, 'prog')
-      try {
-        native.closeFd(native.linkCreate({ progFd: prog.fd, attachType, netfilter: { pf: 0, hooknum: 0, priority: SOME_PRIORITY } }))
-      } catch (e) {
-        const code = bpfCode(e)
-        if (code === 'EAFNOSUPPORT') return
-        if (code === 'EOPNOTSUPP' || code === 'EINVAL') throw missing()
-        throw e
-      } finally {
-        prog.close()
-      }
-    })
-  },
+  probe: (missing) => unlessProgTypeMissing(missing, () => probeLink(missing, {
+    progType: kernel.progTypes.netfilter, attachType: kernel.attachTypes.netfilter, expectedAttachType: kernel.attachTypes.netfilter,
+    attrs: { netfilter: { pf: 0, hooknum: 0, priority: SOME_PRIORITY } }, present: ['EAFNOSUPPORT'],
+  })),
 })

@@ -1,10 +1,9 @@
 // uprobe features: the uprobe PMU that perf-event uprobes are opened on, and
 // uprobe.multi links.
 import { existsSync } from 'node:fs'
-import { Fd, kernel, native, tokenFdFor } from '../sys/index.js'
+import { kernel } from '../sys/index.js'
 import { declareFeature } from './declare.js'
-import { bpfCode } from './probe-cache.js'
-import { returnZero } from './prog-types.js'
+import { probeLink } from './links.js'
 
 const PMUS = '/sys/bus/event_source/devices'
 
@@ -33,26 +32,8 @@ export const { have: haveUprobeMulti, supports: supportsUprobeMulti } = declareF
   title: 'uprobe.multi links (BPF_TRACE_UPROBE_MULTI)',
   since: '6.6',
   config: ['CONFIG_UPROBES'],
-  probe(missing) {
-    const progType = kernel.progTypes.kprobe
-    const attachType = kernel.attachTypes.trace_uprobe_multi
-    const tokenFd = tokenFdFor(undefined, { cmd: 'prog_load', progType })
-    let prog: Fd
-    try {
-      prog = new Fd(native.progLoadSync({ progType, insns: returnZero(), license: 'GPL', expectedAttachType: attachType, tokenFd }).fd, 'prog')
-    } catch (e) {
-      if (bpfCode(e) === 'EINVAL') throw missing()
-      throw e
-    }
-    try {
-      native.closeFd(native.linkCreate({ progFd: prog.fd, attachType, uprobeMulti: { path: '/', offsets: new BigUint64Array([0n]) } }))
-    } catch (e) {
-      const code = bpfCode(e)
-      if (code === 'EBADF') return
-      if (code === 'EINVAL' || code === 'EOPNOTSUPP') throw missing()
-      throw e
-    } finally {
-      prog.close()
-    }
-  },
+  probe: (missing) => probeLink(missing, {
+    progType: kernel.progTypes.kprobe, attachType: kernel.attachTypes.trace_uprobe_multi, expectedAttachType: kernel.attachTypes.trace_uprobe_multi,
+    attrs: { uprobeMulti: { path: '/', offsets: new BigUint64Array([0n]) } }, loadMayFail: true,
+  }),
 })
