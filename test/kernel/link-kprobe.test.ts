@@ -11,6 +11,7 @@ import { attachKprobe, attachKprobeMulti, attachKsyscall, matchKernelFunctions, 
 import { findTracefs } from '../../lib/link/tracefs.js'
 import { readKallsyms } from '../../lib/sys/kallsyms.js'
 import { bpftool } from './helpers/bpftool.js'
+import { expectPerfLinkLifecycle } from './helpers/perf-link.js'
 import { fixtureSpec } from './helpers/collection.js'
 import { fdTable, opened } from './helpers/fds.js'
 import { requireFeature, skipAllIf, skipUnless } from './helpers/requires.js'
@@ -84,30 +85,9 @@ describe('attachKprobe', () => {
   test('a kprobe counts the test\'s own opens until closed; info, bpftool and ids agree', async (ctx) => {
     using coll = await load(['on_open'])
     const prog = coll.programs.on_open
-    const link = attachKprobe(prog, target)
-    try {
-      openTimes(10)
-      expect(count(coll, KPROBE)).toBeGreaterThanOrEqual(10n)
-      if (link.kind === 'link') {
-        const info = link.info()
-        expect(info).toMatchObject({ type: 'perf_event', progId: prog.id })
-        expect(linkIds().has(info.id)).toBe(true)
-        const shown = bpftool(ctx).json('link', 'show', 'id', String(info.id))
-        expect(shown).toMatchObject({ id: info.id, prog_id: prog.id })
-        if (typeof shown.type === 'string') expect(shown.type).toBe('perf_event')
-      } else {
-        // Before perf links (5.15): the program is set on the perf event by ioctl.
-        expect(link.kind).toBe('perf_event')
-        expect(link.info()).toMatchObject({ id: 0, type: 'perf_event', progId: prog.id })
-      }
-    } finally {
-      const id = link.kind === 'link' ? link.id : 0
-      link.close()
-      if (id !== 0) expect(linkIds().has(id)).toBe(false)
-    }
-    const before = count(coll, KPROBE)
-    openTimes(10)
-    expect(count(coll, KPROBE)).toBe(before)
+    expectPerfLinkLifecycle(ctx, {
+      link: attachKprobe(prog, target), prog, fire: openTimes, count: () => count(coll, KPROBE), times: 10, event: { kind: 'kprobe', name: target },
+    })
   })
 
   test('a kretprobe, asked for or named by the program\'s section', async () => {

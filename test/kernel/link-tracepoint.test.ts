@@ -7,7 +7,7 @@ import { describe, expect, test } from 'vitest'
 import { features, ids, NotSupportedError } from '../../lib/index.js'
 import { attachTracepoint } from '../../lib/link/tracepoint.js'
 import { findTracefs, tracepointId } from '../../lib/link/tracefs.js'
-import { bpftool } from './helpers/bpftool.js'
+import { expectPerfLinkLifecycle } from './helpers/perf-link.js'
 import { fixtureSpec } from './helpers/collection.js'
 import { fdTable, opened } from './helpers/fds.js'
 import { skipAllIf, requireFeature, skipUnless } from './helpers/requires.js'
@@ -44,30 +44,10 @@ describe('attachTracepoint', () => {
   test('counts the test\'s own getppid calls until closed; info, bpftool and ids agree', async (ctx) => {
     using coll = await load(['on_enter_getppid'])
     const prog = coll.programs.on_enter_getppid
-    const link = attachTracepoint(prog, 'syscalls', 'sys_enter_getppid', idOption('syscalls', 'sys_enter_getppid'))
-    try {
-      getppidTimes(20)
-      expect(count(coll, TRACEPOINT)).toBeGreaterThanOrEqual(20n)
-      if (link.kind === 'link') {
-        const info = link.info()
-        expect(info).toMatchObject({ type: 'perf_event', progId: prog.id })
-        expect(linkIds().has(info.id)).toBe(true)
-        const shown = bpftool(ctx).json('link', 'show', 'id', String(info.id))
-        expect(shown).toMatchObject({ id: info.id, prog_id: prog.id })
-        if (typeof shown.type === 'string') expect(shown.type).toBe('perf_event')
-      } else {
-        // Before perf links (5.15): the program is set on the perf event by ioctl.
-        expect(link.kind).toBe('perf_event')
-        expect(link.info()).toMatchObject({ id: 0, type: 'perf_event', progId: prog.id })
-      }
-    } finally {
-      const id = link.kind === 'link' ? link.id : 0
-      link.close()
-      if (id !== 0) expect(linkIds().has(id)).toBe(false)
-    }
-    const before = count(coll, TRACEPOINT)
-    getppidTimes(20)
-    expect(count(coll, TRACEPOINT)).toBe(before)
+    expectPerfLinkLifecycle(ctx, {
+      link: attachTracepoint(prog, 'syscalls', 'sys_enter_getppid', idOption('syscalls', 'sys_enter_getppid')), prog,
+      fire: getppidTimes, count: () => count(coll, TRACEPOINT), times: 20, event: { kind: 'tracepoint', name: 'sys_enter_getppid' },
+    })
   })
 
   test('a sched tracepoint: the test\'s own forks', async () => {
