@@ -171,6 +171,10 @@ describe('attachUprobe', () => {
       return
     }
     expect(info.id).toBeGreaterThan(0)
+    // Linux 6.6+ describe the probe: the file and the offset in it.
+    if (info.perfEvent !== undefined && info.perfEvent.kind !== 'unspec') {
+      expect(info.perfEvent).toMatchObject({ kind: 'uprobe', name: target(), offset: functionOffset(readBinary(target()), 'uprobe_target_add') })
+    }
     expect(linkIds().has(info.id)).toBe(true)
     const shown = bpftool(ctx).json('link', 'show', 'id', String(info.id))
     expect(shown).toMatchObject({ id: info.id, type: 'perf_event', prog_id: info.progId })
@@ -216,6 +220,13 @@ describe('attachUprobeMulti', () => {
     expect([count(coll, 4), count(coll, 5), count(coll, 6)]).toEqual([0n, BigInt(N), BigInt(N)])
     const info = link.info()
     expect(info).toMatchObject({ type: 'uprobe_multi', progId: coll.programs.count_multi.id })
+    // Linux 6.8+ describe the link: file and offsets (and the pid while that
+    // process lives: it has exited by now, so the kernel says 0).
+    if (info.uprobeMulti !== undefined && info.uprobeMulti.count > 0) {
+      const image = readBinary(target())
+      expect(info.uprobeMulti).toMatchObject({ path: target(), count: 2 })
+      expect([...info.uprobeMulti.offsets].sort()).toEqual([functionOffset(image, 'uprobe_target_add'), functionOffset(image, 'uprobe_target_other')].map(BigInt).sort())
+    }
     expect(linkIds().has(info.id)).toBe(true)
     const shown = bpftool(ctx).json('link', 'show', 'id', String(info.id))
     expect(shown).toMatchObject({ id: info.id, prog_id: info.progId })
