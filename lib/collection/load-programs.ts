@@ -5,6 +5,9 @@
 import type { Btf } from '../btf/btf.js'
 import { POISON_HELPER, type CoreResult } from '../btf/core.js'
 import type { BpfMap } from '../map/map.js'
+import type { FdRef } from '../map/values.js'
+import { programFd } from '../link/program-ref.js'
+import { programFunctionBtfId } from '../link/tracing.js'
 import { BpfProgram } from '../prog/program.js'
 import { ProgramSpec } from '../prog/spec.js'
 import { VerifierError } from '../sys/index.js'
@@ -20,8 +23,15 @@ const CALL = 0x85
 // libbpf's marker for an unresolved weak kfunc: a call the verifier rejects unless it is dead code.
 const POISON_KFUNC = 2002000000
 
+/** The program a freplace program replaces a global function of, and that function (default: the section's). */
+export interface FreplaceTarget {
+  program: FdRef
+  function?: string
+}
+
 export async function loadProgram({ object, token, btf, has }: Loading, name: string, linked: LinkedProgram, maps: Record<string, BpfMap>,
-  running: KernelSymbols, logLevel: number | undefined, core: Map<number, CoreResult[]>, structOps: ProgramSpec['structOps']): Promise<BpfProgram> {
+  running: KernelSymbols, logLevel: number | undefined, core: Map<number, CoreResult[]>, structOps: ProgramSpec['structOps'],
+  freplace?: FreplaceTarget): Promise<BpfProgram> {
   const { convention } = object.programs.get(name)!
   const bytes = linked.insns
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -73,12 +83,18 @@ export async function loadProgram({ object, token, btf, has }: Loading, name: st
     }
   }
   const attach = attachBtfTarget(convention, running)
+  // freplace: the target program's own BTF names the function (Linux 5.6+).
+  const ext = freplace && {
+    attachProgFd: programFd(`freplace target of '${name}'`, freplace.program),
+    attachBtfId: programFunctionBtfId(freplace.program, freplace.function ?? convention.attachTo),
+  }
   const spec = ProgramSpec.from({
     ...object.programOptions(name, linked),
     bytes,
     // What a token's capability check matches struct_ops programs by, as for the spec's.
     ...(structOps ? { structOps } : {}),
-    attachBtfId: attach?.id,
+    attachBtfId: ext?.attachBtfId ?? attach?.id,
+    attachProgFd: ext?.attachProgFd,
     attachBtfObjFd: attach?.module === undefined ? undefined : running.moduleBtf(attach.module).fd.fd,
     token,
     logLevel,

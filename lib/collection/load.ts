@@ -20,7 +20,7 @@ import { findToken } from './token-path.js'
 import { Collection, closeAll } from './collection.js'
 import { loadObjectBtf, probeKernel, type Loading } from './loading.js'
 import { PIN_BY_NAME, fillDataMaps, fillSlots, mapVariables, openMap, pinPathOf } from './load-maps.js'
-import { loadProgram } from './load-programs.js'
+import { loadProgram, type FreplaceTarget } from './load-programs.js'
 
 export interface CollectionLoadOptions {
   /** Token for delegated loads; null for none. Default: LIBBPF_BPF_TOKEN_PATH, else a delegated /sys/fs/bpf, as libbpf. */
@@ -41,14 +41,40 @@ export interface CollectionLoadOptions {
    * leaves no map, BTF or program behind. A `Policy` with capability sets.
    */
   policy?: ProgramPolicy
+  /**
+   * The program each freplace program replaces a global function of, by
+   * program name (libbpf's bpf_program__set_attach_target): `function`
+   * defaults to the one the section names (SEC("freplace/decide")).
+   */
+  attachTargets?: Record<string, FreplaceTarget>
 }
 
-const loadKeys = ['token', 'kernelBtf', 'mapReplacements', 'pinPath', 'programs', 'logLevel', 'policy'] as const
+const loadKeys = ['token', 'kernelBtf', 'mapReplacements', 'pinPath', 'programs', 'logLevel', 'policy', 'attachTargets'] as const
+
+/** Checks attachTargets against the programs being loaded: only freplace programs take one, and each needs one. */
+function freplaceTargets(object: ParsedObject, selected: readonly string[], given: unknown): Map<string, FreplaceTarget> {
+  if (given !== undefined && (given === null || typeof given !== 'object')) throw new TypeError(`CollectionSpec.load: attachTargets must be an object of targets by program name, got ${describeValue(given)}`)
+  const out = new Map<string, FreplaceTarget>()
+  for (const [name, t] of Object.entries((given ?? {}) as Record<string, unknown>)) {
+    const p = object.programs.get(name)
+    if (!p || !selected.includes(name)) throw new TypeError(`CollectionSpec.load: attachTargets names '${name}', which is not a program being loaded (${selected.join(', ')})`)
+    if (p.convention.type !== 'ext') throw new TypeError(`CollectionSpec.load: attachTargets.${name}: only freplace programs take a target program; '${name}' is ${p.convention.type}`)
+    if (t === null || typeof t !== 'object' || !('program' in t)) throw new TypeError(`CollectionSpec.load: attachTargets.${name} must be { program, function? }, got ${describeValue(t)}`)
+    checkOptions(`CollectionSpec.load: attachTargets.${name}`, t, ['program', 'function'])
+    out.set(name, t as FreplaceTarget)
+  }
+  for (const name of selected) {
+    const p = object.programs.get(name)!
+    if (p.convention.type === 'ext' && !out.has(name)) throw new TypeError(`CollectionSpec.load: '${name}' is a freplace program: give the program it replaces a function of in attachTargets.${name}`)
+  }
+  return out
+}
 
 export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Record<string, MapSpec>>, options: CollectionLoadOptions,
   programSpecs: Readonly<Record<string, ProgramSpec>>): Promise<Collection> {
   checkOptions('CollectionSpec.load', options, loadKeys)
   const selected = selectPrograms(object, options.programs)
+  const targets = freplaceTargets(object, selected, options.attachTargets)
   checkPolicy(options.policy, selected, programSpecs)
   const given = options.mapReplacements ?? {}
   if (given === null || typeof given !== 'object') throw new TypeError(`CollectionSpec.load: mapReplacements must be an object of maps by name, got ${describeValue(given)}`)
@@ -93,7 +119,7 @@ export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Re
     running = new KernelSymbols(() => (options.kernelBtf === undefined && coreTargets ? coreTargets : openKernelBtf()))
     for (const name of selected) {
       const linked = asElfError(object.programs.get(name)!.fn.section.name, () => object.link(name, code))
-      const p = await loadProgram(ctx, name, linked, maps, running, options.logLevel, core, programSpecs[name].structOps)
+      const p = await loadProgram(ctx, name, linked, maps, running, options.logLevel, core, programSpecs[name].structOps, targets.get(name))
       owned.push(p)
       programs[name] = p
     }

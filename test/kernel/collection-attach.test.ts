@@ -5,11 +5,11 @@
 import { spawnSync } from 'node:child_process'
 import { openSync, closeSync } from 'node:fs'
 import { describe, expect, test } from 'vitest'
-import { features, ids } from '../../lib/index.js'
-import { fixtureSpec } from './helpers/collection.js'
+import { attachFreplace, features, ids } from '../../lib/index.js'
+import { fixtureSpec, packet } from './helpers/collection.js'
 import { tenantFixture } from './helpers/raw.js'
 import { childCgroup, privateNetns } from './helpers/scratch.js'
-import { requireFeature } from './helpers/requires.js'
+import { requireFeature, skipUnless } from './helpers/requires.js'
 
 async function loaded() {
   const spec = fixtureSpec('attach-auto')
@@ -89,5 +89,38 @@ describe('Collection.attach', () => {
     await expect(coll.attach({ programs: 'on_enter' } as never)).rejects.toThrow(TypeError)
     await expect(coll.attach({ sockmap: 'nope', programs: [] })).resolves.toBeDefined()
     expect([...linkIds()].filter((id) => !before.has(id))).toEqual([])
+  })
+})
+
+describe('freplace programs in a collection (attachTargets)', () => {
+  const tracing = (programs: string[], options: Parameters<ReturnType<typeof fixtureSpec>['load']>[0] = {}) => {
+    const spec = fixtureSpec('attach-tracing')
+    spec.variables.target_tgid.set(process.pid)
+    return spec.load({ programs, ...options })
+  }
+
+  test('a freplace program loads against the target given and replaces its function until closed', async (ctx) => {
+    skipUnless(ctx, features.haveTrampolines)
+    using targets = await tracing(['freplace_target'])
+    const target = targets.programs.freplace_target
+    const run = async () => (await target.testRun({ data: packet })).retval
+    using coll = await tracing(['new_decide'], { attachTargets: { new_decide: { program: target } } })
+    expect(await run()).toBe(2) // XDP_PASS from decide()
+    const links = await coll.attach()
+    expect(links.skipped).toEqual({ new_decide: 'a freplace program needs its target program: attachFreplace' })
+    using link = attachFreplace(coll.programs.new_decide)
+    expect(await run()).toBe(1) // XDP_DROP from new_decide()
+    link.close()
+    expect(await run()).toBe(2)
+  })
+
+  test('bad targets are TypeErrors before anything is loaded', async () => {
+    using targets = await tracing(['on_sys_enter'])
+    const program = targets.programs.on_sys_enter
+    await expect(tracing(['new_decide'])).rejects.toThrow(/'new_decide' is a freplace program: give the program it replaces a function of in attachTargets.new_decide/)
+    await expect(tracing(['on_sys_enter'], { attachTargets: { on_sys_enter: { program } } })).rejects.toThrow(/only freplace programs take a target program/)
+    await expect(tracing(['new_decide'], { attachTargets: { nope: { program } } })).rejects.toThrow(/'nope', which is not a program being loaded/)
+    await expect(tracing(['new_decide'], { attachTargets: { new_decide: { program, fn: 'x' } as never } })).rejects.toThrow(TypeError)
+    await expect(tracing(['new_decide'], { attachTargets: { new_decide: { program, function: 'no_such_function' } } })).rejects.toThrow(/no function 'no_such_function'|without BTF/)
   })
 })
