@@ -380,17 +380,22 @@ Napi::Value NetkitCreate(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// The clsact qdisc of an interface, as RTM_NEWQDISC and RTM_DELQDISC name it.
+void DescribeClsact(Request& req, int ifindex) {
+  req.tc()->tcm_family = AF_UNSPEC;
+  req.tc()->tcm_ifindex = ifindex;
+  req.tc()->tcm_handle = TC_H_MAKE(TC_H_CLSACT, 0);
+  req.tc()->tcm_parent = TC_H_CLSACT;
+  req.AddString(TCA_KIND, "clsact");
+}
+
 // tcClsactAdd(ifindex) -> true when this call created the clsact qdisc, false
 // when one was already there (NLM_F_EXCL makes that answer exact).
 Napi::Value TcClsactAdd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int ifindex = IfindexArg(info[0], "ifindex");
   Request req(RTM_NEWQDISC, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
-  req.tc()->tcm_family = AF_UNSPEC;
-  req.tc()->tcm_ifindex = ifindex;
-  req.tc()->tcm_handle = TC_H_MAKE(TC_H_CLSACT, 0);
-  req.tc()->tcm_parent = TC_H_CLSACT;
-  req.AddString(TCA_KIND, "clsact");
+  DescribeClsact(req, ifindex);
   Failure f;
   if (Transact(req, 0, f, [](const nlmsghdr*) {})) return Napi::Boolean::New(env, true);
   if (f.err == EEXIST) return Napi::Boolean::New(env, false);
@@ -402,11 +407,7 @@ Napi::Value TcClsactDelete(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int ifindex = IfindexArg(info[0], "ifindex");
   Request req(RTM_DELQDISC, NLM_F_ACK);
-  req.tc()->tcm_family = AF_UNSPEC;
-  req.tc()->tcm_ifindex = ifindex;
-  req.tc()->tcm_handle = TC_H_MAKE(TC_H_CLSACT, 0);
-  req.tc()->tcm_parent = TC_H_CLSACT;
-  req.AddString(TCA_KIND, "clsact");
+  DescribeClsact(req, ifindex);
   Failure f;
   if (Transact(req, 0, f, [](const nlmsghdr*) {})) return Napi::Boolean::New(env, true);
   if (f.err == ENOENT || f.err == EINVAL) return Napi::Boolean::New(env, false);

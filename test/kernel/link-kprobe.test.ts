@@ -6,13 +6,12 @@
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
-import { features, ids, NotSupportedError } from '../../lib/index.js'
+import { features, NotSupportedError } from '../../lib/index.js'
 import { attachKprobe, attachKprobeMulti, attachKsyscall, matchKernelFunctions, syscallFunction } from '../../lib/link/kprobe.js'
 import { findTracefs } from '../../lib/link/tracefs.js'
 import { readKallsyms } from '../../lib/sys/kallsyms.js'
 import { bpftool } from './helpers/bpftool.js'
-import { expectPerfLinkLifecycle } from './helpers/perf-link.js'
-import { fixtureSpec } from './helpers/collection.js'
+import { expectPerfLinkLifecycle, linkIds, loadTraceFixture, traceCount } from './helpers/perf-link.js'
 import { fdTable, opened } from './helpers/fds.js'
 import { requireFeature, skipAllIf, skipUnless } from './helpers/requires.js'
 
@@ -28,14 +27,8 @@ const kernelNames = new Set(readKallsyms().filter((s) => s.module === undefined)
 // What opening a file runs on every kernel of the matrix (do_sys_openat2 since 5.6).
 const target = ['do_sys_openat2', 'do_sys_open', 'do_filp_open'].find((n) => kernelNames.has(n)) ?? 'do_sys_openat2'
 
-async function load(programs: string[]) {
-  const spec = fixtureSpec('attach-trace')
-  spec.variables.target_tgid.set(process.pid)
-  return spec.load({ programs })
-}
-
-const count = (coll: { maps: Record<string, any> }, slot: number): bigint => coll.maps.counts.get(slot) as bigint
-const linkIds = () => new Set([...ids.links()].map((l) => l.id))
+const load = loadTraceFixture
+const count = traceCount
 
 function openTimes(n: number): void {
   for (let i = 0; i < n; i++) closeSync(openSync(__filename, 'r'))

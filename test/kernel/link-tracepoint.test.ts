@@ -4,11 +4,10 @@
 // private mount namespace; the host's mounts are never touched.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { describe, expect, test } from 'vitest'
-import { features, ids, NotSupportedError } from '../../lib/index.js'
+import { features, NotSupportedError } from '../../lib/index.js'
 import { attachTracepoint } from '../../lib/link/tracepoint.js'
 import { findTracefs, tracepointId } from '../../lib/link/tracefs.js'
-import { expectPerfLinkLifecycle } from './helpers/perf-link.js'
-import { fixtureSpec } from './helpers/collection.js'
+import { expectPerfLinkLifecycle, linkIds, loadTraceFixture, traceCount } from './helpers/perf-link.js'
 import { fdTable, opened } from './helpers/fds.js'
 import { skipAllIf, requireFeature, skipUnless } from './helpers/requires.js'
 
@@ -25,14 +24,8 @@ function idOption(category: string, name: string): { id?: number } {
   return { id: Number(out.trim()) }
 }
 
-async function load(programs: string[]) {
-  const spec = fixtureSpec('attach-trace')
-  spec.variables.target_tgid.set(process.pid)
-  return spec.load({ programs })
-}
-
-const count = (coll: { maps: Record<string, any> }, slot: number): bigint => coll.maps.counts.get(slot) as bigint
-const linkIds = () => new Set([...ids.links()].map((l) => l.id))
+const load = loadTraceFixture
+const count = traceCount
 
 function getppidTimes(n: number): void {
   for (let i = 0; i < n; i++) void process.ppid

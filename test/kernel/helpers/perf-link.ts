@@ -6,8 +6,19 @@ import type { TestContext } from 'vitest'
 import { expect } from 'vitest'
 import { ids, type BpfLink, type BpfProgram } from '../../../lib/index.js'
 import { bpftool } from './bpftool.js'
+import { fixtureSpec } from './collection.js'
 
-const linkIds = () => new Set([...ids.links()].map((l) => l.id))
+export const linkIds = () => new Set([...ids.links()].map((l) => l.id))
+
+/** The attach-trace fixture's `programs`, counting only for this process. */
+export async function loadTraceFixture(programs: string[]) {
+  const spec = fixtureSpec('attach-trace')
+  spec.variables.target_tgid.set(process.pid)
+  return spec.load({ programs })
+}
+
+/** Slot `slot` of the fixture's counts map. */
+export const traceCount = (coll: { maps: Record<string, any> }, slot: number): bigint => coll.maps.counts.get(slot) as bigint
 
 export interface PerfLinkCase {
   link: BpfLink
