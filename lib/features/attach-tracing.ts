@@ -10,7 +10,6 @@ import { release } from 'node:os'
 import { gunzipSync } from 'node:zlib'
 import { Fd, NotSupportedError, native, tokenFdFor } from '../sys/index.js'
 import { attachTypes, progTypes } from '../sys/generated/kernel-enums.js'
-import { kernelHasSymbol } from '../sys/kallsyms.js'
 import { describeValue } from '../sys/options.js'
 import { declareFeature } from './declare.js'
 import { IMPOSSIBLE_FD, bpfCode, cachedProbe, notSupported } from './probe-cache.js'
@@ -233,9 +232,6 @@ export const { have: haveModifyReturn, supports: supportsModifyReturn } = declar
   probe(missing) {
     const id = kernelBtf()?.find('bpf_modify_return_test', 'FUNC')
     if (id === undefined) throw missing()
-    // Without error injection the kernel refuses every fmod_ret target; say
-    // so before asking for a trampoline a host may refuse for its own reasons.
-    if (!kernelHasSymbol('within_error_injection_list')) throw missing('this one has no error injection (no within_error_injection_list in /proc/kallsyms)')
     haveTrampolines()
     try {
       loadBtfProgram(progTypes.tracing, attachTypes.modify_return, id).close()

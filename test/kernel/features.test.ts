@@ -63,8 +63,9 @@ function check(name: string, fv: FeatureVersion | undefined, probe: () => void, 
   // A kernel new enough for a feature that refuses it all the same (this
   // host's trampolines, an LSM list without bpf) says so, with the errno:
   // never that a newer kernel is needed.
+  // (A build option it lacks may hide behind the refusal: the refusal comes first.)
   if (got instanceof features.FeatureRefusedError) {
-    expect(want, `${name}: refused, yet this kernel is older than the release that added it`).not.toBe('missing')
+    expect(atLeast(fv!.version), `${name}: refused, yet this kernel is older than the release that added it`).toBe(true)
     expect(got.message).toMatch(/although the kernel is new enough \(Linux [\d.]+\+\)/)
     return true
   }
