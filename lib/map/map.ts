@@ -11,6 +11,7 @@ import { FdValues, PerCpuValues, Side, copyBytes, type FdRef, type ValueCodec } 
 import { walkKeys } from './walk.js'
 import { MappedArray } from './mmap.js'
 import { RingBuffer } from './ringbuf.js'
+import { PerfBuffer, type PerfBufferOptions } from './perf-buffer.js'
 import { MapBatches, type BatchLookupOptions, type RawBatch } from './batch.js'
 import { MapSpec, u32Option, type ElemOf, type KeyOf, type MapCreateOptions, type ValueOf } from './spec.js'
 import { createMapFd } from './create.js'
@@ -326,7 +327,18 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     return r
   }
 
-  /** Closes the map, and the mappings and ring buffer reader that borrow its fd. */
+  /**
+   * A reader of a perf_event_array map (see PerfBuffer.open): one perf event
+   * and ring per CPU, stored in the map. Closed with the map, or by its own
+   * close(), which deletes the entries it set.
+   */
+  perfBuffer(options: PerfBufferOptions = {}): PerfBuffer {
+    const pb: PerfBuffer = new PerfBuffer(this, options, () => this.#borrowers.delete(pb))
+    this.#borrowers.add(pb)
+    return pb
+  }
+
+  /** Closes the map, and the mappings, ring buffer and perf buffer readers that borrow its fd. */
   override close(): void {
     for (const b of [...this.#borrowers]) b.close()
     if (!this.closed) native.mapSlotClose(this.#slot)
