@@ -6,16 +6,17 @@
 // filters by pid itself (a perf event's pid does not limit BPF on kprobes).
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { haveBpfCookie, haveKprobeMulti, haveKprobes, supportsKprobes } from '../features/attach-trace.js'
+import { haveKprobeMulti, haveKprobes, supportsKprobes } from '../features/attach-trace.js'
 import type { FdRef } from '../map/values.js'
 import { BpfError, Fd, SyscallError, kernel, native } from '../sys/index.js'
 import { readKallsyms } from '../sys/kallsyms.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { BpfLink } from './link.js'
-import { linkPerfEvent } from './perf-attach.js'
+import { linkPerfEvent, wantsCookie } from './perf-attach.js'
 import { pmuConfigBit, pmuType } from './perf-event.js'
 import { addProbeEvent, findTracefs } from './tracefs.js'
 import { programOfType, programSection } from './program-ref.js'
+import { globPattern } from '../sys/glob.js'
 
 export interface KprobeOptions {
   /** A kretprobe: run when the function returns. Default: from the program's section ('kretprobe/...'), else false. */
@@ -91,7 +92,7 @@ function kprobe(where: string, program: FdRef, symbol: string, options: KprobeOp
   programOfType(where, program, 'kprobe')
   const retprobe = retprobeOf(program, options.retprobe, retSection)
   if (retprobe && offset !== 0n) throw new TypeError(`${where}: a kretprobe takes no offset (it fires on return)`)
-  if (options.cookie !== undefined && BigInt(options.cookie) !== 0n) haveBpfCookie()
+  wantsCookie(options.cookie)
   const pmu = pmuType('kprobe')
   if (!options.legacy && pmu !== undefined && supportsKprobes()) {
     let fd: number
@@ -183,10 +184,6 @@ export interface KprobeMultiOptions {
   retprobe?: boolean
 }
 
-function globRegExp(pattern: string): RegExp {
-  return new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`)
-}
-
 /**
  * The kernel functions `pattern` (a glob of '*' and '?') matches, sorted and
  * without duplicates: from tracefs available_filter_functions (what ftrace,
@@ -197,7 +194,7 @@ export function matchKernelFunctions(pattern: string): string[] {
   if (typeof pattern !== 'string' || pattern === '' || !/^[A-Za-z0-9_.*?]+$/.test(pattern)) {
     throw new TypeError(`matchKernelFunctions: pattern must be a glob of letters, digits, '_', '.', '*' and '?', got ${describeValue(pattern)}`)
   }
-  const re = globRegExp(pattern)
+  const re = globPattern(pattern)
   const tracefs = findTracefs()
   const filterFile = tracefs && join(tracefs, 'available_filter_functions')
   let names: Iterable<string>

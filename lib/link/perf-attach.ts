@@ -3,7 +3,8 @@
 // kernel has perf_event links (5.15+) the attachment is a kernel link (an ID,
 // pinnable, a cookie for bpf_get_attach_cookie); before that the program is
 // set on the event by ioctl and the attachment lasts as long as its fd.
-import { supportsPerfLink } from '../features/links.js'
+import { haveBpfCookie } from '../features/attach-trace.js'
+import { havePerfLink, supportsPerfLink } from '../features/links.js'
 import { Fd, closedError, kernel, native, progInfoByFd } from '../sys/index.js'
 import type { FdRef } from '../map/values.js'
 import { BpfLink, type Attachment } from './link.js'
@@ -14,6 +15,18 @@ export interface PerfAttachOptions {
   cookie?: number | bigint
   /** The family's own cleanup once the attachment ends (a tracefs probe it made). */
   onClose?: () => void
+}
+
+/**
+ * Whether `cookie` asks for one (anything but 0). A cookie needs perf_event
+ * links and bpf_get_attach_cookie (Linux 5.15): before, their
+ * NotSupportedError. The families call it before they open anything.
+ */
+export function wantsCookie(cookie: number | bigint | undefined): boolean {
+  if (cookie === undefined || BigInt(cookie) === 0n) return false
+  haveBpfCookie()
+  havePerfLink()
+  return true
 }
 
 /**
@@ -28,7 +41,7 @@ export function linkPerfEvent(program: FdRef, perf: Fd, options: PerfAttachOptio
   }
   try {
     const progFd = programFd('attach', program)
-    const hasCookie = options.cookie !== undefined && BigInt(options.cookie) !== 0n
+    const hasCookie = wantsCookie(options.cookie)
     if (supportsPerfLink()) {
       const link = new Fd(native.linkCreate({ progFd, targetFd: perf.fd, attachType: kernel.attachTypes.perf_event, cookie: hasCookie ? options.cookie : undefined }), 'link')
       try {
@@ -41,7 +54,6 @@ export function linkPerfEvent(program: FdRef, perf: Fd, options: PerfAttachOptio
       perf.close()
       return BpfLink.fromLinkFd(link, { onClose: options.onClose })
     }
-    if (hasCookie) throw new TypeError('a cookie needs perf_event links (Linux 5.15+); this kernel sets programs on perf events by ioctl')
     native.perfEventSetBpf(perf.fd, progFd)
     native.perfEventEnable(perf.fd)
     return BpfLink.fromAttachment(new PerfEventAttachment(perf, progInfoByFd(progFd).id, options.onClose))

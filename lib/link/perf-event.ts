@@ -3,14 +3,14 @@
 // PMU's type and format bits from sysfs, and the check that a program is of
 // the type the hook runs.
 import { readFileSync } from 'node:fs'
-import { haveBpfCookie, havePerfEventPrograms } from '../features/attach-trace.js'
+import { havePerfEventPrograms } from '../features/attach-trace.js'
 import { kernelBtf } from '../features/prog-types.js'
 import type { FdRef } from '../map/values.js'
 import { Fd, native } from '../sys/index.js'
 import { onlineCpus } from '../sys/cpus.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import type { BpfLink } from './link.js'
-import { linkPerfEvent } from './perf-attach.js'
+import { linkPerfEvent, wantsCookie } from './perf-attach.js'
 import { programOfType } from './program-ref.js'
 
 const PMUS = '/sys/bus/event_source/devices'
@@ -164,7 +164,7 @@ export function attachPerfEvent(program: FdRef, options: PerfEventOptions): Perf
   }
   if (new Set(cpus).size !== cpus.length) throw new TypeError(`${where}: cpus lists a CPU twice`)
   havePerfEventPrograms()
-  if (options.cookie !== undefined && BigInt(options.cookie) !== 0n) haveBpfCookie()
+  wantsCookie(options.cookie)
   const type = pmuType('software')
   if (type === undefined) throw new Error(`${where}: no software PMU in ${PMUS} (is sysfs mounted?)`)
   const links: BpfLink[] = []

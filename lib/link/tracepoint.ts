@@ -1,11 +1,11 @@
 // Tracepoint programs on a perf event of PERF_TYPE_TRACEPOINT, the event
 // named by its tracefs id (events/CATEGORY/NAME/id).
-import { haveBpfCookie, haveTracepoints } from '../features/attach-trace.js'
+import { haveTracepoints } from '../features/attach-trace.js'
 import type { FdRef } from '../map/values.js'
 import { Fd, SyscallError, native } from '../sys/index.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import type { BpfLink } from './link.js'
-import { linkPerfEvent } from './perf-attach.js'
+import { linkPerfEvent, wantsCookie } from './perf-attach.js'
 import { pmuType } from './perf-event.js'
 import { tracepointId } from './tracefs.js'
 import { programOfType } from './program-ref.js'
@@ -46,7 +46,7 @@ export function attachTracepoint(program: FdRef, category: string, name: string,
   }
   programOfType(where, program, 'tracepoint')
   haveTracepoints()
-  if (options.cookie !== undefined && BigInt(options.cookie) !== 0n) haveBpfCookie()
+  wantsCookie(options.cookie)
   const id = options.id ?? tracepointId(category, name)
   const type = pmuType('tracepoint')
   if (type === undefined) throw new Error(`${where}: no tracepoint PMU in /sys/bus/event_source/devices (is sysfs mounted?)`)

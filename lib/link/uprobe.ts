@@ -13,9 +13,10 @@ import { BpfError, Fd, NotSupportedError, kernel, native } from '../sys/index.js
 import { checkOptions, describeValue } from '../sys/options.js'
 import { BinaryError, readBinary, functionOffset, resolveBinaryPath } from './binary-symbols.js'
 import { BpfLink } from './link.js'
-import { linkPerfEvent } from './perf-attach.js'
+import { linkPerfEvent, wantsCookie } from './perf-attach.js'
 import { pmuConfigBit, pmuType } from './perf-event.js'
 import { programOfType, programSection } from './program-ref.js'
+import { globPattern } from '../sys/glob.js'
 
 export const UPROBE_PMU = '/sys/bus/event_source/devices/uprobe'
 
@@ -78,7 +79,6 @@ function binaryPath(where: string, binary: unknown, pid: number | undefined): st
   return path
 }
 
-
 function checkOffsetInFile(where: string, path: string, offset: bigint): void {
   const size = BigInt(statSync(path).size)
   if (offset >= size) throw new RangeError(`${where}: offset 0x${offset.toString(16)} is past the end of ${path} (${size} bytes)`)
@@ -91,8 +91,8 @@ function checkOffsetInFile(where: string, path: string, offset: bigint): void {
  * `offset`. With `pid`, only that process runs it (the kernel filters); else
  * every process mapping the file. `retprobe` (default from the section) runs
  * it on return. Through the uprobe PMU (Linux 4.17+) and a perf_event link
- * (5.15+; before, the program is set on the event by ioctl and `cookie` is
- * refused). Needs CAP_PERFMON or CAP_SYS_ADMIN, and CAP_BPF.
+ * (5.15+; before, the program is set on the event by ioctl, and a `cookie`
+ * is a NotSupportedError). Needs CAP_PERFMON or CAP_SYS_ADMIN, and CAP_BPF.
  * Errors: TypeError for bad options or a program that is not a kprobe
  * program; an Error naming the file for one missing or not a regular file;
  * BinaryError for a file that is not an ELF64 binary or lacks the symbol;
@@ -116,6 +116,7 @@ export function attachUprobe(program: FdRef, options: UprobeOptions): BpfLink {
   if (refCtr >= 1n << 32n) throw new RangeError(`${where}: refCtrOffset must be below 2^32 (the uprobe PMU's config:32-63)`)
   const retprobe = options.retprobe ?? /^\??uretprobe(?:[./]|$)/.test(programSection(program) ?? '')
   haveUprobes()
+  wantsCookie(options.cookie)
   const pmu = pmuType('uprobe')
   if (pmu === undefined) throw new NotSupportedError('uprobes (the uprobe PMU)', '4.17')
   let config = retprobe ? 1n << BigInt(pmuConfigBit('uprobe', 'retprobe')) : 0n
@@ -135,14 +136,10 @@ export function attachUprobe(program: FdRef, options: UprobeOptions): BpfLink {
   return linkPerfEvent({ fd: progFd }, perf, { cookie: options.cookie })
 }
 
-function globToRegExp(glob: string): RegExp {
-  return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`)
-}
-
 // The offsets of the functions whose names a glob matches, each address
 // once (a function can have several names, in .dynsym and .symtab).
 function matchingOffsets(image: ReturnType<typeof readBinary>, pattern: string): number[] {
-  const re = globToRegExp(pattern)
+  const re = globPattern(pattern)
   const offsets = new Set(image.functions.filter((f) => re.test(f.name)).map((f) => f.offset))
   if (offsets.size === 0) throw new BinaryError(image.path, `no function matches '${pattern}'`, 'ENOENT')
   return [...offsets].sort((a, b) => a - b)

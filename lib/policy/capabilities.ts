@@ -12,7 +12,8 @@ import { attachTypes, helpers, mapTypes, progTypes } from '../sys/generated/kern
 import type { AttachTypeName, HelperName, MapTypeName, ProgTypeName } from '../sys/generated/kernel-enums.js'
 import { closestEnumName, findEnumName, findEnumValue, type EnumTable } from '../sys/names.js'
 import { checkOptions, describeValue } from '../sys/options.js'
-import { closestOf, globPattern, kernelNames, type KernelBtfSource, type KernelNames } from './kernel-names.js'
+import { closestOf, kernelNames, type KernelBtfSource, type KernelNames } from './kernel-names.js'
+import { globPattern } from '../sys/glob.js'
 
 /** A capability set as written: every part optional. */
 export interface CapabilitySetInput {

@@ -11,6 +11,7 @@ import { openKernelBtf } from '../collection/kernel-btf.js'
 import type { ProgTypeName } from '../sys/generated/kernel-enums.js'
 import { closestEnumName } from '../sys/names.js'
 import { describeValue } from '../sys/options.js'
+import { globPattern } from '../sys/glob.js'
 
 /** Another kernel's BTF: a reader, raw BTF bytes (or an ELF file with .BTF), or a path to either. */
 export type KernelBtfSource = BtfReader | Uint8Array | string
@@ -150,10 +151,6 @@ export function closestOf(names: readonly string[], name: string): string | unde
   return closestEnumName(Object.fromEntries(near.map((n) => [n, 0])), name)
 }
 
-/** A glob as a RegExp: `*` any run, `?` one character, nothing else special. */
-export function globPattern(glob: string): RegExp {
-  return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\/-]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`)
-}
 
 function hint(name: string | undefined): string {
   return name === undefined ? '' : ` (did you mean '${name}'?)`

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { haveUprobeMulti, haveUprobes, supportsPerfLink } from '../../lib/features/index.js'
+import { haveUprobeMulti, haveUprobes, havePerfLink, supportsPerfLink } from '../../lib/features/index.js'
 import { asm, BpfProgram, type Collection } from '../../lib/index.js'
 import { functionOffset, readBinary } from '../../lib/link/binary-symbols.js'
 import type { BpfLink } from '../../lib/link/link.js'
@@ -125,10 +125,13 @@ describe('attachUprobe', () => {
   })
 
   test('a cookie reaches bpf_get_attach_cookie (perf_event links); without perf links a cookie is refused', async (ctx) => {
-    if (!supportsPerfLink()) {
+    const why = requireFeature(havePerfLink)
+    if (why !== undefined) {
       using coll = await load('count_entry')
-      expect(() => attachUprobe(coll.programs.count_entry, { binary: target(), symbol: 'uprobe_target_add', cookie: 7 })).toThrow(/cookie needs perf_event links/)
-      ctx.skip('perf_event links (5.15) are needed for cookies')
+      const before = fdTable()
+      expect(() => attachUprobe(coll.programs.count_entry, { binary: target(), symbol: 'uprobe_target_add', cookie: 7 })).toThrow(expect.objectContaining({ name: 'NotSupportedError', message: expect.stringMatching(/needs Linux 5\.15/) }))
+      expect(opened(before, fdTable())).toEqual([])
+      ctx.skip(why)
     }
     using coll = await load('cookie_entry')
     const t = await startTarget(N)
