@@ -46,6 +46,9 @@ export type { MapBtf } from './map/btf.js'
 export { CollectionSpec, MapReference, Collection, CollectionLinks, Variable, VariableSpec, ElfError, ExternError, CoreError, programForSection, sectionConventions } from './collection/index.js'
 export type { CollectionLoadOptions, AttachTargets, InterfaceTarget, SectionProgram, CollectionShape, AnyCollectionShape } from './collection/index.js'
 export type { FuncInfo, LineInfo } from './prog/spec.js'
+// The guard: kernel-enforced policies for tenants (BPF LSM).
+export { Guard, guardObjectPath } from './guard/index.js'
+export type { GuardEvent, GuardStartOptions, GuardStats, GuardTenant, Quota, RefusalKind, TenantMatch, TenantOptions } from './guard/index.js'
 // BPF delegation (tokens, bpffs delegation mounts, fd passing) and typed policies.
 export { Policy } from './policy/index.js'
 export type { DelegationPolicy, PolicyLike, PolicyMasks, PolicyKind, PolicySet, MountinfoEntry } from './policy/index.js'

@@ -219,6 +219,25 @@ export const { have: haveBpfLsm, supports: supportsBpfLsm } = declareFeature('bp
 })
 
 /**
+ * The BPF LSM hooks the guard (lib/guard) needs, with the arguments it
+ * reads: bpf_prog_load, bpf_map_create and bpf_token_create taking the
+ * token (Linux 6.9, with BPF tokens). Whether the bpf LSM is active is
+ * haveBpfLsm's question; this one only asks the kernel's BTF for the hooks.
+ */
+export const { have: haveGuardHooks, supports: supportsGuardHooks } = declareFeature('guardHooks', {
+  title: 'BPF LSM hooks for tokens (bpf_token_create, token arguments)',
+  since: '6.9',
+  config: ['CONFIG_BPF_LSM'],
+  probe(missing) {
+    const btf = kernelBtf()
+    if (!btf) throw missing('no kernel BTF to find the hooks in')
+    for (const hook of ['bpf_token_create', 'bpf_token_free', 'bpf_prog_load', 'bpf_map_create']) {
+      if (btf.find(`bpf_lsm_${hook}`, 'FUNC') === undefined) throw missing(`no LSM hook ${hook}`)
+    }
+  },
+})
+
+/**
  * fmod_ret programs (Linux 5.7): they may replace only functions marked for
  * error injection (CONFIG_FUNCTION_ERROR_INJECTION) and security hooks. The
  * probe loads one for bpf_modify_return_test, which BPF_PROG_TEST_RUN calls;

@@ -169,21 +169,30 @@ export class CapabilityRules {
 
   grantsFor(target: ProgramTarget): Grant {
     const t = targetOf(target)
-    const contexts: number[] = []
+    return this.#union(this.#matchers.flatMap((m, i) => (matches(m, t) ? [i] : [])))
+  }
+
+  /** What the contexts at `indexes` (in `contexts`) grant together, whatever they match. */
+  grantOf(indexes: readonly number[]): Grant {
+    for (const i of indexes) {
+      if (!Number.isInteger(i) || i < 0 || i >= this.contexts.length) throw new RangeError(`grantOf: no context ${describeValue(i)} (the policy has ${this.contexts.length})`)
+    }
+    return this.#union(indexes)
+  }
+
+  #union(contexts: readonly number[]): Grant {
     const helpers = new Set<string>()
     const kfuncs = new Set<string>()
     const maps = new Set<string>()
-    this.#matchers.forEach((m, i) => {
-      if (!matches(m, t)) return
-      contexts.push(i)
+    for (const i of contexts) {
       for (const name of this.contexts[i].grant) {
         const e = this.#effective.get(name)!
         for (const h of e.helpers) helpers.add(h)
         for (const k of e.kfuncs) kfuncs.add(k)
         for (const m of e.maps) maps.add(m)
       }
-    })
-    return { contexts, helpers, kfuncs, maps }
+    }
+    return { contexts: [...contexts], helpers, kfuncs, maps }
   }
 
   setsAllowing(kind: CapabilityKind, name: string): string[] {

@@ -41,7 +41,7 @@ export function kernelNames(source: KernelBtfSource | undefined): KernelNames | 
 }
 
 /** Where attach targets of a program type live in BTF: a kind and a name prefix. */
-interface Space {
+export interface Space {
   kind: BtfKindName
   prefix: string
   what: string
@@ -62,6 +62,17 @@ const spacesOf: Partial<Record<ProgTypeName, Space[]>> = {
   struct_ops: [structOps],
 }
 const allSpaces = [func, lsmHook, rawTp, iterator, structOps]
+
+/**
+ * Where the attach targets of `progs` (every program type when undefined)
+ * are named in BTF; undefined when one of them attaches to something BTF
+ * does not list (tracepoint, perf_event, cgroup...).
+ */
+export function attachSpaces(progs: readonly ProgTypeName[] | undefined): readonly Space[] | undefined {
+  if (progs === undefined) return allSpaces
+  if (progs.some((p) => spacesOf[p] === undefined)) return undefined
+  return [...new Set(progs.flatMap((p) => spacesOf[p]!))]
+}
 
 const namesCache = new WeakMap<BtfReader, Map<string, string[]>>()
 
@@ -105,12 +116,8 @@ class BtfNames implements KernelNames {
   checkAttachTarget(pattern: string, progs: readonly ProgTypeName[] | undefined, where: string): void {
     // uprobe paths ('/bin/sh:main') and tracepoint categories ('sched/x') are not in BTF.
     if (pattern.includes('/') || pattern.includes(':')) return
-    let spaces: Space[]
-    if (progs === undefined) spaces = allSpaces
-    else {
-      if (progs.some((p) => spacesOf[p] === undefined)) return
-      spaces = [...new Set(progs.flatMap((p) => spacesOf[p]!))]
-    }
+    const spaces = attachSpaces(progs)
+    if (spaces === undefined) return
     const name = pattern.replace(/\+.*$/, '') // kprobe 'func+0x10'
     const glob = /[*?]/.test(name)
     const re = glob ? globPattern(name) : undefined

@@ -216,6 +216,16 @@ export class Policy implements DelegationPolicy {
   }
 
   /**
+   * What the contexts at `indexes` of `contexts` grant together (the union
+   * of their capability sets, with what those include), whatever programs
+   * they match: how the guard compiles each context. Errors: RangeError for
+   * an index that is not a context's.
+   */
+  grantOf(indexes: readonly number[]): Grant {
+    return (this.#rules ?? CapabilityRules.none).grantOf(indexes)
+  }
+
+  /**
    * The capability sets (with what they include) that have `name`, a helper
    * ('skb_load_bytes'), a kfunc or a map type ('hash'), in the order the
    * policy lists them: what a refusal suggests. Errors: TypeError for a

@@ -1,5 +1,6 @@
-// The checked-in BPF objects are what `npm run build:fixtures` makes from the
-// checked-in sources: test/fixtures/bpf/manifest.json records, per object, the
+// The checked-in BPF objects are what `npm run build:fixtures` (test
+// fixtures) and `npm run build:guard` (the guard the package ships) make from
+// the checked-in sources: each directory's manifest.json records, per object, the
 // sha256 of its .bpf.c, of each header it includes from that directory, and of
 // the .bpf.o. This test compares hashes only, so it needs no clang (CI has
 // none); a source edited without a rebuild, an object edited by hand, a new
@@ -9,8 +10,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
-const dir = join(__dirname, '..', 'fixtures', 'bpf')
-const rebuild = 'run `npm run build:fixtures` and commit the objects with manifest.json'
+const dirs = [
+  { dir: join(__dirname, '..', 'fixtures', 'bpf'), name: 'test/fixtures/bpf', rebuild: 'run `npm run build:fixtures` and commit the objects with manifest.json' },
+  { dir: join(__dirname, '..', '..', 'bpf', 'guard'), name: 'bpf/guard', rebuild: 'run `npm run build:guard` and commit the object with manifest.json' },
+]
 
 interface ManifestEntry {
   source: string
@@ -20,10 +23,10 @@ interface ManifestEntry {
   clang: string
 }
 
-const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { objects: Record<string, ManifestEntry> }
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex')
 
-describe('test/fixtures/bpf objects are fresh', () => {
+for (const { dir, name, rebuild } of dirs) describe(`${name} objects are fresh`, () => {
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { objects: Record<string, ManifestEntry> }
   const sources = readdirSync(dir).filter((n) => n.endsWith('.bpf.c')).sort()
   const objects = readdirSync(dir).filter((n) => n.endsWith('.bpf.o')).sort()
 

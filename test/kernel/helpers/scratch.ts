@@ -46,6 +46,9 @@ export function childCgroup(): { path: string; [Symbol.dispose](): void } {
  * inside one (ip netns exec), e.g. a node one-liner that sends traffic.
  * Removing the namespaces removes the pair.
  */
+/** Interfaces made from here on in the namespace have IPv6 off (a kernel without IPv6 has no such file). */
+const NO_IPV6 = 'f=/proc/sys/net/ipv6/conf/default/disable_ipv6; if [ -e $f ]; then echo 1 > $f; fi'
+
 export function privateNetns(): {
   name: string
   path: string
@@ -70,6 +73,9 @@ export function privateNetns(): {
     execFileSync('ip', ['netns', 'add', name])
     execFileSync('ip', ['netns', 'add', peerName])
     const ip = (ns: string, ...args: string[]) => execFileSync('ip', ['-n', ns, ...args])
+    // No IPv6 on the pair: its neighbour discovery and MLD packets come at
+    // times of the kernel's choosing and would move the tests' counters.
+    for (const ns of [name, peerName]) execFileSync('ip', ['netns', 'exec', ns, 'sh', '-c', NO_IPV6])
     ip(name, 'link', 'set', 'lo', 'up')
     ip(peerName, 'link', 'set', 'lo', 'up')
     ip(name, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'veth1', 'netns', peerName)

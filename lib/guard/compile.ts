@@ -1,0 +1,178 @@
+// A tenant's policy, compiled into the tables the guard's programs read:
+// the tenant's masks and quota, one entry per context (program and attach
+// types as bitmaps, helper bitmap, struct_ops member indexes), the BTF ids
+// of the load-time attach targets each context allows, and for each kfunc
+// the contexts that grant it. Everything is resolved here, against the
+// running kernel's BTF, so the kernel side only tests bits and looks up ids.
+import type { Policy } from '../policy/index.js'
+import { attachSpaces } from '../policy/kernel-names.js'
+import type { BtfReader } from '../btf/reader.js'
+import { attachTypes, helpers, progTypes } from '../sys/generated/kernel-enums.js'
+import type { ProgTypeName } from '../sys/generated/kernel-enums.js'
+import { globPattern } from '../sys/glob.js'
+import { contextFlags, limits, tenantFlags } from './abi.js'
+
+/** A kernel BTF the guard resolves names in, with its BTF object id. */
+export interface GuardBtf {
+  name: string
+  objectId: number
+  btf: BtfReader
+}
+
+/** The running kernel as the compiler sees it: vmlinux first, then modules (read on demand). */
+export interface GuardKernel {
+  vmlinux: GuardBtf
+  modules(): readonly GuardBtf[]
+}
+
+export interface Quota {
+  /** Maps the tenant may hold at once. */
+  maps?: number
+  /** Their bytes at most: the sum of (key size + value size) × max entries. */
+  bytes?: number
+}
+
+export interface TenantRules {
+  flags: number
+  ncontexts: number
+  prog_types: bigint
+  attach_types: [bigint, bigint]
+  map_types: [bigint, bigint]
+  max_maps: bigint
+  max_bytes: bigint
+}
+
+export interface ContextRule {
+  flags: number
+  prog_types: bigint
+  attach_types: [bigint, bigint]
+  members: bigint
+  helpers: bigint[]
+}
+
+export interface CompiledTenant {
+  rules: TenantRules
+  contexts: ContextRule[]
+  /** Load-time attach targets: context index, BTF object id, type id. */
+  targets: { index: number; btfObj: number; btfId: number }[]
+  /** kfunc BTF id (vmlinux) -> mask of the contexts that grant it. */
+  kfuncs: Map<number, bigint>
+}
+
+const ALL = (1n << 64n) - 1n
+const UNLIMITED = ALL
+/** Program types that name their attach target when loaded (aux->attach_btf_id). */
+const loadTimeTargets: readonly ProgTypeName[] = ['tracing', 'lsm', 'struct_ops']
+/** A tenant's targets at most: each is a hash entry in the kernel. */
+const MAX_TENANT_TARGETS = 16384
+
+const bit = (n: number): bigint => 1n << BigInt(n)
+const words = (mask: bigint): [bigint, bigint] => [mask & ALL, mask === ALL ? ALL : 0n]
+
+export function compileTenant(policy: Policy, quota: Quota, kernel: GuardKernel): CompiledTenant {
+  const masks = policy.masks()
+  const contexts = policy.contexts ?? []
+  if (contexts.length > limits.contexts) throw new RangeError(`guard: the policy has ${contexts.length} contexts; the guard holds at most ${limits.contexts} per tenant`)
+  const rules: TenantRules = {
+    flags: policy.hasCapabilities ? tenantFlags.checkPrograms : 0,
+    ncontexts: contexts.length,
+    prog_types: masks.progs,
+    attach_types: words(masks.attachs),
+    map_types: words(masks.maps),
+    max_maps: quota.maps === undefined ? UNLIMITED : BigInt(quota.maps),
+    max_bytes: quota.bytes === undefined ? UNLIMITED : BigInt(quota.bytes),
+  }
+  const out: CompiledTenant = { rules, contexts: [], targets: [], kfuncs: new Map() }
+  contexts.forEach((c, index) => {
+    const grant = policy.grantOf([index])
+    const helperWords = Array.from({ length: limits.helperWords }, () => 0n)
+    for (const name of grant.helpers) {
+      const id = helpers[name as keyof typeof helpers]
+      // A helper past the bitmap can never be granted: the kernel side refuses it.
+      if (id < limits.helperWords * 64) helperWords[id >> 6] |= bit(id & 63)
+    }
+    let flags = 0
+    const rule: ContextRule = {
+      flags: 0,
+      prog_types: c.progs === undefined ? ALL : c.progs.reduce((m, p) => m | bit(progTypes[p]), 0n),
+      attach_types: [0n, 0n],
+      members: 0n,
+      helpers: helperWords,
+    }
+    if (c.attachs === undefined) flags |= contextFlags.anyAttach
+    else for (const a of c.attachs) rule.attach_types[attachTypes[a] >> 6] |= bit(attachTypes[a] & 63)
+    if (c.attachTo !== undefined && !c.attachTo.includes('*')) {
+      const found = targetIds(kernel, c.progs, c.attachTo)
+      if (found !== undefined) {
+        flags |= contextFlags.targets
+        for (const t of found) out.targets.push({ index, ...t })
+        if (out.targets.length > MAX_TENANT_TARGETS) {
+          throw new RangeError(`guard: policy.contexts[${index}].attachTo matches too many kernel functions and types (${out.targets.length} in all); the guard holds at most ${MAX_TENANT_TARGETS} per tenant: name them more narrowly`)
+        }
+      }
+    }
+    if (c.member !== undefined) {
+      flags |= contextFlags.members
+      rule.members = memberIndexes(kernel, c.attachTo, c.member)
+    }
+    rule.flags = flags
+    out.contexts.push(rule)
+    for (const name of grant.kfuncs) {
+      for (const id of kernel.vmlinux.btf.findAll(name, 'FUNC')) out.kfuncs.set(id, (out.kfuncs.get(id) ?? 0n) | bit(index))
+    }
+  })
+  return out
+}
+
+/**
+ * The BTF ids of the load-time targets the globs name, for the context's
+ * program types that have such targets; undefined when none of them does
+ * (a kprobe or tracepoint context: its target is chosen at attach time).
+ */
+function targetIds(kernel: GuardKernel, progs: readonly ProgTypeName[] | undefined, globs: readonly string[]): { btfObj: number; btfId: number }[] | undefined {
+  const types = progs === undefined ? loadTimeTargets : progs.filter((p) => loadTimeTargets.includes(p))
+  if (types.length === 0) return undefined
+  const spaces = attachSpaces(types)!
+  const patterns = globs.map((g) => globPattern(g.replace(/\+.*$/, '')))
+  const out: { btfObj: number; btfId: number }[] = []
+  for (const k of [kernel.vmlinux, ...kernel.modules()]) {
+    for (let id = k.btf.firstId; id <= k.btf.count; id++) {
+      const t = k.btf.type(id)
+      if (t.name === '') continue
+      for (const s of spaces) {
+        if (t.kind !== s.kind || !t.name.startsWith(s.prefix)) continue
+        const rest = t.name.slice(s.prefix.length)
+        if (patterns.some((p) => p.test(rest))) {
+          out.push({ btfObj: k.objectId, btfId: id })
+          break
+        }
+      }
+    }
+  }
+  return out
+}
+
+/**
+ * struct_ops members are told apart at load only by their index (the
+ * program's expected attach type): the indexes of members named by the
+ * globs in the struct_ops types `attachTo` names (all of vmlinux's
+ * bpf_struct_ops_* types when it names none).
+ */
+function memberIndexes(kernel: GuardKernel, attachTo: readonly string[] | undefined, members: readonly string[]): bigint {
+  const btf = kernel.vmlinux.btf
+  const typeGlobs = (attachTo ?? ['*']).map(globPattern)
+  const memberGlobs = members.map(globPattern)
+  let mask = 0n
+  for (let id = btf.firstId; id <= btf.count; id++) {
+    const t = btf.type(id)
+    if (t.kind !== 'STRUCT' || !t.name.startsWith('bpf_struct_ops_')) continue
+    const opsName = t.name.slice('bpf_struct_ops_'.length)
+    if (!typeGlobs.some((g) => g.test(opsName))) continue
+    const ops = btf.find(opsName, 'STRUCT')
+    if (ops === undefined) continue
+    btf.members(btf.type(ops)).forEach((m, i) => {
+      if (i < 64 && memberGlobs.some((g) => g.test(m.name))) mask |= bit(i)
+    })
+  }
+  return mask
+}
