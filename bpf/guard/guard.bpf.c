@@ -105,21 +105,34 @@ static __always_inline __u32 lookup_u32(void *map, const void *key) {
   return v ? *v : 0;
 }
 
-// The deepest registered cgroup on the task's way to the root.
+// The deepest registered cgroup on the task's way to the root. A bpf_loop,
+// not an unrolled loop: the verifier checks the step once.
+struct cgroup_walk {
+  void *ancestors; // &cgroup->ancestors[0]
+  int level;
+  __u32 tenant;
+};
+
+static long cgroup_step(__u64 i, void *arg) {
+  struct cgroup_walk *w = arg;
+  int at = w->level - (int)i;
+  if (at < 0) return 1;
+  struct cgroup *a = 0;
+  if (bpf_probe_read_kernel(&a, sizeof(a), w->ancestors + at * sizeof(a)) || !a) return 0;
+  __u64 id = BPF_CORE_READ(a, kn, id);
+  w->tenant = lookup_u32(&by_cgroup, &id);
+  return w->tenant ? 1 : 0;
+}
+
 static __always_inline __u32 tenant_of_cgroup(struct task_struct *task) {
   struct cgroup *cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
   if (!cg) return 0;
-  int level = BPF_CORE_READ(cg, level);
-  void *ancestors = (void *)cg + bpf_core_field_offset(struct cgroup, ancestors);
-  for (int i = GUARD_MAX_CGROUP_DEPTH - 1; i >= 0; i--) {
-    if (i > level) continue;
-    struct cgroup *a = 0;
-    if (bpf_probe_read_kernel(&a, sizeof(a), ancestors + i * sizeof(a)) || !a) continue;
-    __u64 id = BPF_CORE_READ(a, kn, id);
-    __u32 t = lookup_u32(&by_cgroup, &id);
-    if (t) return t;
-  }
-  return 0;
+  struct cgroup_walk w = {
+    .ancestors = (void *)cg + bpf_core_field_offset(struct cgroup, ancestors),
+    .level = BPF_CORE_READ(cg, level),
+  };
+  bpf_loop(GUARD_MAX_CGROUP_DEPTH, cgroup_step, &w, 0);
+  return w.tenant;
 }
 
 static __always_inline __u32 tenant_of(struct bpf_token *token) {
@@ -163,6 +176,11 @@ struct walk {
   __u32 len;
   __u32 tenant;
   __u32 version;
+  __u32 ncontexts;
+  __u32 type;
+  __u32 attach;
+  __u32 btf_obj;
+  __u32 btf_id;
   __u64 matched;           // contexts the program matches
   __u64 helpers[GUARD_HELPER_WORDS]; // their helpers, united
   // The first refusal: kind 0 while none.
@@ -202,25 +220,27 @@ static long check_insn(__u64 i, void *arg) {
   return 1;
 }
 
-// Does context `c` (of tenant t, version v, index i) match the program?
-static __always_inline int context_matches(const struct guard_context *c, __u32 t, __u32 v, __u32 i, struct bpf_prog *prog, __u32 type, __u32 attach) {
-  if (!has_bit(&c->prog_types, 1, type)) return 0;
-  if (!(c->flags & GUARD_CTX_ANY_ATTACH) && !has_bit(c->attach_types, 2, attach)) return 0;
-  if (c->flags & GUARD_CTX_MEMBERS) {
-    // struct_ops: the expected attach type is the member's index.
-    if (type != BPF_PROG_TYPE_STRUCT_OPS || !has_bit(&c->members, 1, attach)) return 0;
+// Does context i of the tenant match the program? (bpf_loop step over the
+// tenant's contexts: unite the helpers of those that do.)
+static long context_step(__u64 i, void *arg) {
+  struct walk *w = arg;
+  if (i >= w->ncontexts) return 1;
+  struct guard_context_key k = { .tenant = w->tenant, .version = w->version, .index = i };
+  struct guard_context *c = bpf_map_lookup_elem(&contexts, &k);
+  if (!c) return 0;
+  if (!has_bit(&c->prog_types, 1, w->type)) return 0;
+  if (!(c->flags & GUARD_CTX_ANY_ATTACH) && !has_bit(c->attach_types, 2, w->attach)) return 0;
+  // struct_ops: the expected attach type is the member's index.
+  if ((c->flags & GUARD_CTX_MEMBERS) && (w->type != BPF_PROG_TYPE_STRUCT_OPS || !has_bit(&c->members, 1, w->attach))) return 0;
+  // Only programs that name their target at load (tracing, lsm, struct_ops,
+  // ext) carry it; the others (kprobe, tracepoint) name it at attach time.
+  if ((c->flags & GUARD_CTX_TARGETS) && w->btf_id) {
+    struct guard_target_key t = { .tenant = w->tenant, .version = w->version, .index = i, .btf_obj = w->btf_obj, .btf_id = w->btf_id };
+    if (!bpf_map_lookup_elem(&targets, &t)) return 0;
   }
-  if (c->flags & GUARD_CTX_TARGETS) {
-    // Only programs that name their target at load (tracing, lsm, struct_ops,
-    // ext) carry it; the others (kprobe, tracepoint) name it at attach time.
-    __u32 btf_id = BPF_CORE_READ(prog, aux, attach_btf_id);
-    if (btf_id) {
-      struct btf *btf = BPF_CORE_READ(prog, aux, attach_btf);
-      struct guard_target_key k = { .tenant = t, .version = v, .index = i, .btf_obj = btf ? BPF_CORE_READ(btf, id) : 0, .btf_id = btf_id };
-      if (!bpf_map_lookup_elem(&targets, &k)) return 0;
-    }
-  }
-  return 1;
+  w->matched |= 1ULL << (i & 63);
+  for (int j = 0; j < GUARD_HELPER_WORDS; j++) w->helpers[j] |= c->helpers[j];
+  return 0;
 }
 
 SEC("lsm/bpf_prog_load")
@@ -252,16 +272,10 @@ int BPF_PROG(guard_prog_load, struct bpf_prog *prog, union bpf_attr *attr, struc
   }
   if (!(rules->flags & GUARD_TENANT_CHECK_PROGRAMS)) goto allowed;
 
-  struct walk w = { .tenant = t, .version = rules->version };
-  __u32 n = rules->ncontexts;
-  for (__u32 i = 0; i < GUARD_MAX_CONTEXTS; i++) {
-    if (i >= n) break;
-    struct guard_context_key k = { .tenant = t, .version = rules->version, .index = i };
-    struct guard_context *c = bpf_map_lookup_elem(&contexts, &k);
-    if (!c || !context_matches(c, t, rules->version, i, prog, type, attach)) continue;
-    w.matched |= 1ULL << i;
-    for (int j = 0; j < GUARD_HELPER_WORDS; j++) w.helpers[j] |= c->helpers[j];
-  }
+  struct walk w = { .tenant = t, .version = rules->version, .ncontexts = rules->ncontexts, .type = type, .attach = attach, .btf_id = e.attach_btf_id };
+  struct btf *btf = BPF_CORE_READ(prog, aux, attach_btf);
+  if (btf) w.btf_obj = BPF_CORE_READ(btf, id);
+  bpf_loop(GUARD_MAX_CONTEXTS, context_step, &w, 0);
   e.contexts = w.matched;
   if (!w.matched) {
     e.kind = GUARD_REFUSED_NO_CONTEXT;
