@@ -198,6 +198,25 @@ static double mmap_read_run(const volatile uint64_t *base, size_t stride_words, 
   return dt / iters;
 }
 
+// ---- map creation ----
+
+// Creates an empty map and closes it, `iters` times.
+static double map_create_run(uint32_t type, uint32_t key_size, uint32_t value_size, uint32_t max_entries, long iters) {
+  double t0 = now_ns();
+  for (long i = 0; i < iters; i++) {
+    union bpf_attr a;
+    memset(&a, 0, sizeof(a));
+    a.map_type = type;
+    a.key_size = key_size;
+    a.value_size = value_size;
+    a.max_entries = max_entries;
+    int fd = (int)sys_bpf(BPF_MAP_CREATE, &a, sizeof(a));
+    if (fd < 0) die("map_create");
+    close(fd);
+  }
+  return (now_ns() - t0) / iters;
+}
+
 // ---- programs ----
 
 static uint8_t *read_file(const char *path, size_t *len) {
@@ -390,6 +409,9 @@ int main(int argc, char **argv) {
       uint8_t *insns = read_file(sarg("file"), &len);
       v = prog_load_run((uint32_t)arg("type", -1), insns, len, arg("iters", -1));
       free(insns);
+    } else if (!strcmp(op, "mapCreate")) {
+      v = map_create_run((uint32_t)arg("type", -1), (uint32_t)arg("keySize", -1), (uint32_t)arg("valueSize", -1),
+                         (uint32_t)arg("maxEntries", -1), arg("iters", -1));
     } else if (!strcmp(op, "testRun")) {
       v = test_run_run((int)arg("fd", -1), (uint32_t)arg("repeat", -1), (uint32_t)arg("dataSize", -1));
     } else if (!strcmp(op, "ids")) {

@@ -5,6 +5,7 @@
 // the same maps and data, by a C program making raw bpf(2) calls (compiled
 // now with the system compiler), by bpfkit, and by the npm `bpf` package
 // where it has the operation. Each measure is repeated; the median is shown.
+// The guard's cost (guard.mjs, `--only guard`) comes last.
 // Needs root (or CAP_BPF + CAP_SYS_ADMIN) and the built dist/.
 import { spawn, spawnSync, execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -15,6 +16,7 @@ import { fileURLToPath } from 'node:url'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { BpfMap, BpfProgram, ids } from '../../dist/index.mjs'
 import { largeProgram, ringProducer, smallProgram } from './programs.mjs'
+import { guardRows } from './guard.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const argv = process.argv.slice(2)
@@ -99,6 +101,11 @@ function row(name, unit, cVals, bVals, pVals, peerNote) {
   if (pVals === null && peerNote) notes.push(`${name}: bpf (npm) ${peerNote}`)
   log(`  ${name.padEnd(30)} C ${fmt(r.c)}  bpfkit ${fmt(r.bpfkit)}  bpf ${fmt(r.peer)}  ${unit}  ratio ${r.ratio ?? '—'}`)
   return r
+}
+/** A row that cannot be measured on this machine: shown as skipped, `reason` in the JSON (and in a note, by the caller). */
+function skipped(name, unit, reason) {
+  rows.push({ name, unit, c: null, bpfkit: null, peer: null, ratio: null, skipped: reason })
+  log(`  ${name.padEnd(30)} skipped: ${reason}`)
 }
 const round = (x) => (x === null || x === undefined ? null : x >= 100 ? Math.round(x) : Math.round(x * 100) / 100)
 const fmt = (x) => (x === null ? '—' : String(x))
@@ -564,6 +571,7 @@ async function main() {
   idRows()
   await testRunRows()
   await loadRows(work)
+  await guardRows({ want, measure, c, row, skipped, note: (n) => notes.push(n), work })
   finish(started)
 }
 
@@ -594,7 +602,7 @@ function finish(started) {
 
 function table(m) {
   const head = ['operation', 'unit', 'C', 'bpfkit', 'bpf (npm)', 'bpfkit / C']
-  const body = rows.map((r) => [r.name, r.unit, fmt(r.c), fmt(r.bpfkit), fmt(r.peer), r.ratio === null ? '—' : r.ratio.toFixed(2)])
+  const body = rows.map((r) => [r.name, r.unit, fmt(r.c), fmt(r.bpfkit), fmt(r.peer), r.skipped ? 'skipped' : r.ratio === null ? '—' : r.ratio.toFixed(2)])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)))
   const line = (cells) => '| ' + cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |'
   const out = [

@@ -1,0 +1,215 @@
+// The guard's own cost (issue 15): a small program load and an array map
+// create + close, by the C baseline and by bpfkit, with no guard, with the
+// guard running and no tenant registered (what every host load pays: the
+// hooks look the loader up and let it go), and with the loading process a
+// tenant (matched by its cgroup, under a policy with capabilities and
+// contexts, so the guard walks the program's instructions and counts the
+// map against the tenant's quota).
+//
+// Only the bench's own process becomes a tenant, and only for the tenant's
+// measures: it moves into a child cgroup of its own before each one and
+// back to its own cgroup after. The guard is stopped whatever happens.
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { BpfMap, BpfProgram, Guard, NotSupportedError } from '../../dist/index.mjs'
+import { smallProgram } from './programs.mjs'
+
+const SOCKET_FILTER = 1
+const ARRAY = 2
+const ITERS = 200
+const MAP = { keySize: 4, valueSize: 8, maxEntries: 64 }
+
+// The tenant may load socket filters and make array maps. With capabilities
+// and a context the guard checks each call instruction against the context's
+// helpers (the bench's program has none: every instruction is read, none refused).
+const tenantPolicy = {
+  cmds: ['prog_load', 'map_create'],
+  progs: ['socket_filter'],
+  attachs: 'any',
+  maps: ['array'],
+  capabilities: { packets: { helpers: ['skb_load_bytes', 'ktime_get_ns'] } },
+  contexts: [{ progs: ['socket_filter'], grant: ['packets'] }],
+}
+
+const STATES = [
+  ['none', 'no guard'],
+  ['on', 'guard on, not a tenant'],
+  ['tenant', 'guard on, tenant'],
+]
+
+/**
+ * Adds the guard's rows. `bench` is index.mjs's toolkit: want, measure, c
+ * (the C baseline), row, skipped (a row that could not be measured), note, work.
+ */
+export async function guardRows(bench) {
+  const { want, measure, c, row, skipped, note, work } = bench
+  const small = smallProgram()
+  const smallFile = join(work, 'guard-small.bin')
+  writeFileSync(smallFile, small)
+  const ops = [
+    {
+      name: `prog load ${small.length / 8} insns`,
+      c: () => c('progLoad', [], { file: smallFile, type: SOCKET_FILTER, iters: ITERS }),
+      b: perOp(() => BpfProgram.loadSync({ type: 'socket_filter', bytes: small, license: 'GPL' }).close()),
+    },
+    {
+      name: `map create+close array ${MAP.maxEntries}x${MAP.valueSize}B`,
+      c: () => c('mapCreate', [], { type: ARRAY, ...MAP, iters: ITERS }),
+      b: perOp(() => BpfMap.create({ type: 'array', ...MAP }).close()),
+    },
+  ]
+  const rowName = (op, state) => `guard: ${op.name}, ${STATES.find(([s]) => s === state)[1]}`
+  const wanted = (state) => ops.filter((op) => want(rowName(op, state)))
+  if (!STATES.some(([s]) => wanted(s).length)) return
+
+  // Measured state by state (the guard runs for all or none); the rows come
+  // out after, op by op.
+  const measured = new Map()
+  const key = (op, state) => `${op.name}/${state}`
+  const put = (op, state, v) => measured.set(key(op, state), v)
+  for (const op of wanted('none')) put(op, 'none', measure({ c: op.c, b: op.b }))
+  const guarded = wanted('on').length || wanted('tenant').length ? await measureWithGuard(wanted, put, measure) : {}
+
+  for (const op of ops) {
+    const rows = {}
+    for (const [state] of STATES) {
+      if (!want(rowName(op, state))) continue
+      const v = measured.get(key(op, state))
+      if (v) rows[state] = row(rowName(op, state), 'ns', v.c, v.b, null)
+      else skipped(rowName(op, state), 'ns', guarded.skipped)
+    }
+    const ratios = ['on', 'tenant'].flatMap((s) => {
+      const r = rows[s]
+      if (!rows.none || !r) return []
+      return [`${s === 'on' ? 'guard on' : 'tenant'} / no guard: C ${(r.c / rows.none.c).toFixed(2)}, bpfkit ${(r.bpfkit / rows.none.bpfkit).toFixed(2)}`]
+    })
+    if (ratios.length) note(`guard: ${op.name}: ${ratios.join('; ')}`)
+  }
+  if (guarded.skipped) note(`guard rows skipped: ${guarded.skipped}`)
+  if (guarded.tenant) note(`guard: the tenant's rows made ${guarded.tenant.ops} loads and map creations; the guard checked and allowed ${guarded.tenant.allowed}`)
+}
+
+/**
+ * Starts the guard and measures the 'on' and 'tenant' states, `put` taking
+ * each result; stops the guard whatever happens. Gives { skipped: the
+ * NotSupportedError's message } when the guard cannot run here (nothing
+ * measured), else { tenant: requests made as the tenant, and allowed }.
+ */
+async function measureWithGuard(wanted, put, measure) {
+  let guard
+  try {
+    guard = await Guard.start()
+  } catch (e) {
+    if (e instanceof NotSupportedError) return { skipped: e.message }
+    throw e
+  }
+  let cgroup
+  try {
+    // Guard on, no tenant: the host's own loads pass the hooks.
+    const before = guard.stats()
+    for (const op of wanted('on')) put(op, 'on', measure({ c: op.c, b: op.b }))
+    expectStats(guard, before, 0, 'with no tenant registered')
+    if (!wanted('tenant').length) return {}
+
+    cgroup = ownChildCgroup()
+    guard.setTenant('bench', { match: { cgroup: cgroup.path }, policy: tenantPolicy })
+    let ops = 0
+    const asTenant = (f, n) => () => {
+      ops += n
+      return cgroup.run(f)
+    }
+    const start = guard.stats()
+    // The C baseline makes a warm-up repetition and a measured one: 2 × ITERS.
+    for (const op of wanted('tenant')) put(op, 'tenant', measure({ c: asTenant(op.c, 2 * ITERS), b: asTenant(op.b, ITERS) }))
+    // Every one of the tenant's loads and maps must have passed the guard's checks.
+    return { tenant: { ops, allowed: expectStats(guard, start, ops, 'for the tenant') } }
+  } finally {
+    try {
+      cgroup?.remove()
+    } finally {
+      guard.stop()
+    }
+  }
+}
+
+/** One repetition of ITERS operations, in ns per operation. */
+function perOp(op) {
+  return () => {
+    const t0 = process.hrtime.bigint()
+    for (let i = 0; i < ITERS; i++) op()
+    return Number(process.hrtime.bigint() - t0) / ITERS
+  }
+}
+
+/**
+ * The guard's counters since `before`: none refused, and at least `atLeast`
+ * allowed (exactly none when 0). A bench whose requests the guard did not
+ * see as expected measures something else: it stops. Returns the allowed count.
+ */
+function expectStats(guard, before, atLeast, what) {
+  const now = guard.stats()
+  const refused = now.refused - before.refused
+  const allowed = now.allowed - before.allowed
+  if (refused !== 0n) throw new Error(`bench: the guard refused ${refused} requests ${what}`)
+  if (atLeast === 0 ? allowed !== 0n : allowed < BigInt(atLeast)) {
+    throw new Error(`bench: the guard allowed ${allowed} requests ${what}, expected ${atLeast === 0 ? 'none' : `at least ${atLeast}`}`)
+  }
+  return allowed
+}
+
+/** The cgroup v2 mount point and the mount's root within the hierarchy. */
+function cgroup2Mount() {
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [left, right] = line.split(' - ')
+    if (right?.startsWith('cgroup2 ')) {
+      const f = left.split(' ')
+      return { root: f[3], point: f[4] }
+    }
+  }
+  throw new Error('bench: no cgroup2 mount: the tenant rows need one')
+}
+
+/** The directory of this process's own cgroup v2 ("0::/path" in /proc/self/cgroup). */
+function ownCgroupDir(mount) {
+  const line = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'))
+  if (!line) throw new Error('bench: this process is in no cgroup v2')
+  const path = line.slice(3)
+  const rel = mount.root === '/' ? path : path.startsWith(mount.root) ? path.slice(mount.root.length) : undefined
+  if (rel === undefined) throw new Error(`bench: this process's cgroup ${path} is outside the cgroup2 mount (root ${mount.root})`)
+  return join(mount.point, rel)
+}
+
+/**
+ * A child cgroup of the cgroup2 root, made for the bench. run(f) moves the
+ * whole process (every thread; children spawned meanwhile start there too)
+ * into it, calls f, and moves it back to the cgroup it came from.
+ */
+function ownChildCgroup() {
+  const mount = cgroup2Mount()
+  const home = ownCgroupDir(mount)
+  const path = join(mount.point, `bpfkit-bench-${process.pid}`)
+  mkdirSync(path)
+  const moveTo = (dir) => writeFileSync(join(dir, 'cgroup.procs'), String(process.pid))
+  return {
+    path,
+    run(f) {
+      moveTo(path)
+      try {
+        return f()
+      } finally {
+        moveTo(home)
+      }
+    },
+    remove() {
+      // A task that just left may hold the cgroup busy for a moment.
+      for (let tries = 0; ; tries++) {
+        try {
+          return rmdirSync(path)
+        } catch (e) {
+          if (e.code !== 'EBUSY' || tries >= 50) throw e
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20)
+        }
+      }
+    },
+  }
+}
