@@ -1,0 +1,246 @@
+// `bpfkit guard`: start, watch and stop the guard (lib/guard), the BPF LSM
+// programs that make the kernel enforce tenants' policies, and register
+// tenants with it. Each subcommand is one library call on the pinned guard.
+//   guard start [--pin DIR]                 load, attach and pin it; it keeps running after we exit
+//   guard status [--pin DIR] [--json]       tenants (match, quota, usage) and counters
+//   guard events [--pin DIR] [--json]       refusals as they happen, until SIGINT/SIGTERM
+//   guard tenant set NAME --policy FILE (--userns P|INODE | --cgroup P|ID | --token BPFFS)... [--max-maps N] [--max-bytes N] [--json]
+//   guard tenant remove NAME [--pin DIR]
+//   guard stop [--pin DIR]                  detach it and remove its pins
+import { Guard, type GuardTenant, type Quota, type TenantMatch } from '../guard/index.js'
+import { Policy } from '../policy/policy.js'
+import { toJson, UsageError } from './list.js'
+
+/** Where `guard start` pins the guard unless --pin says otherwise. */
+export const defaultGuardPin = '/sys/fs/bpf/bpfkit-guard'
+
+export type GuardCommand =
+  | { cmd: 'start' | 'stop'; pinPath: string }
+  | { cmd: 'status' | 'events'; pinPath: string; json: boolean }
+  | { cmd: 'tenant set'; pinPath: string; name: string; policy: string; match: TenantMatch; quota: Quota; json: boolean }
+  | { cmd: 'tenant remove'; pinPath: string; name: string }
+
+type Out = (s: string) => void
+
+// The options each subcommand takes; --pin everywhere.
+const VALUE = ['--pin', '--policy', '--userns', '--cgroup', '--token', '--max-maps', '--max-bytes'] as const
+type ValueFlag = (typeof VALUE)[number]
+const TAKES: Record<GuardCommand['cmd'], readonly string[]> = {
+  start: ['--pin'],
+  stop: ['--pin'],
+  status: ['--pin', '--json'],
+  events: ['--pin', '--json'],
+  'tenant set': ['--pin', '--json', '--policy', '--userns', '--cgroup', '--token', '--max-maps', '--max-bytes'],
+  'tenant remove': ['--pin'],
+}
+
+interface Parsed {
+  positional: string[]
+  values: Partial<Record<ValueFlag, string>>
+  json: boolean
+}
+
+// `--flag value` or `--flag=value`; each flag at most once (a match names
+// one user namespace, one cgroup and one bpffs at most).
+function parseFlags(cmd: GuardCommand['cmd'], args: readonly string[]): Parsed {
+  const out: Parsed = { positional: [], values: {}, json: false }
+  const takes = TAKES[cmd]
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1
+    const [flag, inline] = eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined]
+    if (!a.startsWith('-') || a === '-') {
+      out.positional.push(a)
+      continue
+    }
+    if (!takes.includes(flag)) throw new UsageError(`guard ${cmd}: unknown option '${a}'${takes.length ? ` (it takes ${takes.join(', ')})` : ''}`)
+    if (flag === '--json') {
+      if (inline !== undefined) throw new UsageError(`guard ${cmd}: --json takes no value`)
+      out.json = true
+      continue
+    }
+    // A following option is not taken as the value (`--policy --userns 5`); --flag=--x still can be.
+    const value = inline ?? (args[i + 1]?.startsWith('--') ? undefined : args[++i])
+    if (value === undefined || value === '') throw new UsageError(`guard ${cmd}: ${flag} needs a value`)
+    if (out.values[flag as ValueFlag] !== undefined) throw new UsageError(`guard ${cmd}: ${flag} given twice`)
+    out.values[flag as ValueFlag] = value
+  }
+  return out
+}
+
+function noPositional(cmd: string, p: Parsed): void {
+  if (p.positional.length > 0) throw new UsageError(`guard ${cmd}: unexpected argument ${p.positional.join(' ')}`)
+}
+
+function oneName(cmd: string, p: Parsed): string {
+  if (p.positional.length !== 1) throw new UsageError(`guard ${cmd}: expected one tenant name, got ${p.positional.length === 0 ? 'none' : p.positional.join(' ')}`)
+  return p.positional[0]
+}
+
+const DECIMAL = /^(0|[1-9][0-9]*)$/
+
+function count(cmd: string, flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (!DECIMAL.test(value) || !Number.isSafeInteger(n)) throw new UsageError(`guard ${cmd}: ${flag} must be a non-negative integer, got '${value}'`)
+  return n
+}
+
+// A number names the object by inode or id; anything else is a path.
+function matchOf(cmd: string, v: Parsed['values']): TenantMatch {
+  const match: TenantMatch = {}
+  if (v['--userns'] !== undefined) {
+    const s = v['--userns']
+    if (DECIMAL.test(s) && (Number(s) === 0 || Number(s) > 0xffffffff)) throw new UsageError(`guard ${cmd}: --userns ${s} is not an inode number (1 to 4294967295)`)
+    match.userns = DECIMAL.test(s) ? Number(s) : s
+  }
+  if (v['--cgroup'] !== undefined) {
+    const s = v['--cgroup']
+    if (DECIMAL.test(s) && (BigInt(s) === 0n || BigInt(s) >= 1n << 64n)) throw new UsageError(`guard ${cmd}: --cgroup ${s} is not a cgroup id (1 to 2^64-1)`)
+    // A number while exact: the guard keeps the match as JSON, where a bigint does not go.
+    match.cgroup = !DECIMAL.test(s) ? s : BigInt(s) <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(s) : BigInt(s)
+  }
+  if (v['--token'] !== undefined) match.token = v['--token']
+  if (Object.keys(match).length === 0) throw new UsageError(`guard ${cmd}: name the tenant's requests with --userns, --cgroup or --token (one or more)`)
+  return match
+}
+
+/** The command line after `guard`, checked. Errors: UsageError. */
+export function parseGuardArgs(args: readonly string[]): GuardCommand {
+  const [sub, ...rest] = args
+  switch (sub) {
+    case 'start':
+    case 'stop': {
+      const p = parseFlags(sub, rest)
+      noPositional(sub, p)
+      return { cmd: sub, pinPath: p.values['--pin'] ?? defaultGuardPin }
+    }
+    case 'status':
+    case 'events': {
+      const p = parseFlags(sub, rest)
+      noPositional(sub, p)
+      return { cmd: sub, pinPath: p.values['--pin'] ?? defaultGuardPin, json: p.json }
+    }
+    case 'tenant': {
+      const [action, ...more] = rest
+      if (action === 'set') {
+        const cmd = 'tenant set'
+        const p = parseFlags(cmd, more)
+        const name = oneName(cmd, p)
+        const policy = p.values['--policy']
+        if (policy === undefined) throw new UsageError(`guard ${cmd}: --policy <file.json> is required`)
+        const quota: Quota = {}
+        const maps = count(cmd, '--max-maps', p.values['--max-maps'])
+        const bytes = count(cmd, '--max-bytes', p.values['--max-bytes'])
+        if (maps !== undefined) quota.maps = maps
+        if (bytes !== undefined) quota.bytes = bytes
+        return { cmd, pinPath: p.values['--pin'] ?? defaultGuardPin, name, policy, match: matchOf(cmd, p.values), quota, json: p.json }
+      }
+      if (action === 'remove') {
+        const cmd = 'tenant remove'
+        const p = parseFlags(cmd, more)
+        return { cmd, pinPath: p.values['--pin'] ?? defaultGuardPin, name: oneName(cmd, p) }
+      }
+      throw new UsageError(`guard tenant: expected set or remove, got ${action === undefined ? 'nothing' : `'${action}'`}`)
+    }
+    default:
+      throw new UsageError(`guard: expected start, status, events, tenant or stop, got ${sub === undefined ? 'nothing' : `'${sub}'`}`)
+  }
+}
+
+/** Runs `bpfkit guard <sub> ...`; resolves to the exit status. */
+export async function runGuard(args: readonly string[], out: Out): Promise<number> {
+  const c = parseGuardArgs(args)
+  switch (c.cmd) {
+    case 'start': {
+      const guard = await Guard.start({ pinPath: c.pinPath })
+      guard.close()
+      out(`guard started, pinned at ${c.pinPath} (it runs until 'bpfkit guard stop${pinFlag(c.pinPath)}')`)
+      return 0
+    }
+    case 'stop': {
+      const guard = await Guard.open(c.pinPath)
+      guard.stop()
+      out(`guard stopped, pins at ${c.pinPath} removed`)
+      return 0
+    }
+    case 'status': {
+      using guard = await Guard.open(c.pinPath)
+      status(guard, c.json, out)
+      return 0
+    }
+    case 'events':
+      await events(c.pinPath, c.json, out)
+      return 0
+    case 'tenant set': {
+      // The policy is read before the guard is opened: a bad file is its own error.
+      const policy = Policy.fromFile(c.policy)
+      using guard = await Guard.open(c.pinPath)
+      const tenant = guard.setTenant(c.name, { match: c.match, policy, quota: c.quota })
+      if (c.json) out(toJson(tenant))
+      else out(`tenant ${tenant.name} (id ${tenant.id}) set: matches ${describeMatch(tenant.match)}; quota ${describeQuota(tenant.quota)}`)
+      return 0
+    }
+    case 'tenant remove': {
+      using guard = await Guard.open(c.pinPath)
+      if (!guard.removeTenant(c.name)) throw new Error(`guard tenant remove: no tenant '${c.name}' is registered with the guard at ${c.pinPath}`)
+      out(`tenant ${c.name} removed`)
+      return 0
+    }
+  }
+}
+
+const pinFlag = (pinPath: string) => (pinPath === defaultGuardPin ? '' : ` --pin ${pinPath}`)
+
+function describeMatch(m: TenantMatch): string {
+  const parts: string[] = []
+  if (m.userns !== undefined) parts.push(`userns ${m.userns}`)
+  if (m.cgroup !== undefined) parts.push(`cgroup ${m.cgroup}`)
+  if (m.token !== undefined) parts.push(`tokens of ${m.token}`)
+  return parts.join(', ')
+}
+
+function describeQuota(q: Quota): string {
+  const parts: string[] = []
+  if (q.maps !== undefined) parts.push(`${q.maps} maps`)
+  if (q.bytes !== undefined) parts.push(`${q.bytes} bytes`)
+  return parts.length ? parts.join(', ') : 'none'
+}
+
+function status(guard: Guard, json: boolean, out: Out): void {
+  const stats = guard.stats()
+  const tenants = guard.tenants()
+  if (json) {
+    out(toJson({ pinPath: guard.pinPath, stats, tenants }))
+    return
+  }
+  out(`guard pinned at ${guard.pinPath}: ${stats.refused} refused, ${stats.allowed} allowed, ${stats.lost} refusal events lost`)
+  if (tenants.length === 0) out('no tenants')
+  for (const t of tenants) out(describeTenant(t))
+}
+
+function describeTenant(t: GuardTenant): string {
+  return [
+    `${t.id}: tenant ${t.name}`,
+    `\tmatch ${describeMatch(t.match)}`,
+    `\tquota ${describeQuota(t.quota)}  usage ${t.usage.maps} maps, ${t.usage.bytes} bytes`,
+  ].join('\n')
+}
+
+// Until SIGINT or SIGTERM: the abort ends the iteration, then the handle is closed.
+async function events(pinPath: string, json: boolean, out: Out): Promise<void> {
+  using guard = await Guard.open(pinPath)
+  const stop = new AbortController()
+  const abort = () => stop.abort()
+  process.once('SIGINT', abort)
+  process.once('SIGTERM', abort)
+  try {
+    for await (const e of guard.events({ signal: stop.signal })) out(json ? JSON.stringify(e, bigintAsString) : e.message)
+  } finally {
+    process.off('SIGINT', abort)
+    process.off('SIGTERM', abort)
+  }
+}
+
+// One event per line: JSON with bigints as decimal strings, as toJson but unindented.
+const bigintAsString = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)
