@@ -155,7 +155,8 @@ static __always_inline int has_bit(const __u64 *words, __u32 n, __u32 bit) {
   return (words[w] >> (bit % 64)) & 1;
 }
 
-static __always_inline int refuse(struct guard_event *proto) {
+// Not inlined: its parameter puts struct guard_event in the BTF user space decodes events with.
+static __noinline int refuse(struct guard_event *proto) {
   bump(GUARD_STAT_REFUSED);
   struct guard_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
   if (!e) {

@@ -113,7 +113,7 @@ export class Guard {
       for (const hook of HOOKS) {
         const link = attachTracing(coll.programs[hook])
         links.push(link)
-        if (pinPath !== undefined) link.pin(join(pinPath, `${hook}.link`))
+        if (pinPath !== undefined) link.pin(join(pinPath, `${hook}_link`))
       }
       ;(coll.maps.records as AnyMap).set(META, record('', { next: 1 }))
     } catch (e) {
@@ -134,13 +134,13 @@ export class Guard {
    */
   static async open(pinPath: string): Promise<Guard> {
     if (typeof pinPath !== 'string') throw new TypeError(`Guard.open: pinPath must be a string, got ${describeValue(pinPath)}`)
-    const missing = ['records', ...HOOKS.map((h) => `${h}.link`)].filter((f) => !existsSync(join(pinPath, f)))
+    const missing = ['records', ...HOOKS.map((h) => `${h}_link`)].filter((f) => !existsSync(join(pinPath, f)))
     if (missing.length > 0) throw Object.assign(new Error(`Guard.open: no guard is pinned at ${pinPath} (missing ${missing.join(', ')})`), { code: 'ENOENT' })
     const spec = CollectionSpec.fromFile(guardObjectPath)
     const links: BpfLink[] = []
     let coll: Collection | undefined
     try {
-      for (const hook of HOOKS) links.push(BpfLink.fromPin(join(pinPath, `${hook}.link`)))
+      for (const hook of HOOKS) links.push(BpfLink.fromPin(join(pinPath, `${hook}_link`)))
       coll = await spec.load({ pinPath, programs: [] })
     } catch (e) {
       for (const l of links) l.close()
@@ -413,7 +413,7 @@ function preparePinDir(path: string): void {
 // The guard's own pins only: the maps (by name) and the links it made.
 function removePins(path: string, maps: readonly string[]): void {
   for (const f of readdirSync(path)) {
-    if (HOOKS.some((h) => f === `${h}.link`) || maps.includes(f)) unlinkSync(join(path, f))
+    if (HOOKS.some((h) => f === `${h}_link`) || maps.includes(f)) unlinkSync(join(path, f))
   }
   try {
     rmdirSync(path)
