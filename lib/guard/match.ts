@@ -1,7 +1,8 @@
 // How the guard recognises a tenant's requests, as the keys its programs
 // look up: a user namespace's inode number, a cgroup v2 id, or the device
 // of a bpffs whose tokens are the tenant's.
-import { statSync, statfsSync, type BigIntStats } from 'node:fs'
+import { readlinkSync, statSync, statfsSync, type BigIntStats } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import { checkOptions, describeValue } from '../sys/options.js'
 
 export interface TenantMatch {
@@ -56,7 +57,31 @@ function nsInode(v: string | number): number {
   // Namespace files all live on nsfs: the same device as our own namespace's.
   const st = statOf('match.userns', v)
   if (st.dev !== statSync('/proc/self/ns/user', { bigint: true }).dev) throw new TypeError(`guard: match.userns: ${v} is not a namespace file (like /proc/<pid>/ns/user)`)
+  // Every kind of namespace is on nsfs: a network namespace's inode would be
+  // a key no user namespace ever has, and the tenant would go unchecked.
+  // /proc/<pid>/ns/* links say their kind; a bind mount of one cannot be asked.
+  const kind = nsKindOf(v)
+  if (kind !== undefined && kind !== 'user') throw new TypeError(`guard: match.userns: ${v} is a ${kind} namespace, not a user namespace (like /proc/<pid>/ns/user)`)
   return Number(st.ino)
+}
+
+/**
+ * 'user', 'net'...: what the /proc/<pid>/ns/<kind> link at the end of `path`'s
+ * symlinks reads; undefined when the chain ends elsewhere (a bind mount).
+ */
+function nsKindOf(path: string): string | undefined {
+  for (let hops = 0; hops < 40; hops++) {
+    let target: string
+    try {
+      target = readlinkSync(path)
+    } catch {
+      return undefined // not a link
+    }
+    const kind = /^(\w+):\[\d+\]$/.exec(target)?.[1]
+    if (kind !== undefined) return kind
+    path = resolve(dirname(path), target)
+  }
+  return undefined
 }
 
 function cgroupId(v: string | number | bigint): bigint {
