@@ -22,9 +22,8 @@ export type GuardCommand =
 
 type Out = (s: string) => void
 
+type ValueFlag = '--pin' | '--policy' | '--userns' | '--cgroup' | '--token' | '--max-maps' | '--max-bytes'
 // The options each subcommand takes; --pin everywhere.
-const VALUE = ['--pin', '--policy', '--userns', '--cgroup', '--token', '--max-maps', '--max-bytes'] as const
-type ValueFlag = (typeof VALUE)[number]
 const TAKES: Record<GuardCommand['cmd'], readonly string[]> = {
   start: ['--pin'],
   stop: ['--pin'],
