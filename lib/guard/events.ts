@@ -63,9 +63,11 @@ const cString = (b: Uint8Array): string => {
 
 const enumName = (table: Parameters<typeof findEnumName>[0], v: number): string => findEnumName(table, v) ?? String(v)
 
-// Only these program types use expected_attach_type; for the others it is 0,
-// which would read as cgroup_inet_ingress.
-const withAttachType = /^(cgroup_|tracing$|lsm$|ext$|sk_lookup$|netfilter$|sk_skb$|sk_msg$|flow_dissector$|xdp$|sk_reuseport$|syscall$)/
+// expected_attach_type 0 is cgroup_inet_ingress only to cgroup_skb programs;
+// to the others it is "none" (the kernel has refused a 0 where one is
+// required before the hook runs). Any other value is what the kernel saw,
+// kprobe's trace_kprobe_multi as much as tracing's trace_fentry.
+const hasAttachType = (progType: string, attachType: number): boolean => attachType !== 0 || progType === 'cgroup_skb'
 
 export function describeEvent(raw: RawGuardEvent, tenantName: (id: number) => string | undefined, vmlinux: BtfReader | undefined): GuardEvent {
   const kind = (refusalKinds as Record<number, RefusalKind>)[raw.kind] ?? ('unknown' as RefusalKind)
@@ -77,7 +79,7 @@ export function describeEvent(raw: RawGuardEvent, tenantName: (id: number) => st
   let why: string
   if (object === 'prog') {
     e.progType = enumName(progTypes, raw.prog_type)
-    if (withAttachType.test(e.progType)) e.attachType = enumName(attachTypes, raw.attach_type)
+    if (hasAttachType(e.progType, raw.attach_type)) e.attachType = enumName(attachTypes, raw.attach_type)
   }
   const context = `${e.progType}${e.attachType ? ` (${e.attachType})` : ''}`
   const contexts: number[] = []
