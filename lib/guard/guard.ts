@@ -4,7 +4,7 @@
 // refuses, for those tenants only, what their policies do not allow, even
 // when they call bpf() without bpfkit.
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statfsSync, unlinkSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { CollectionSpec, type Collection } from '../collection/index.js'
 import { openKernelBtf } from '../collection/kernel-btf.js'
 import { haveBpfLsm, haveGuardHooks } from '../features/index.js'
@@ -180,6 +180,7 @@ export class Guard {
     const rec: TenantRecord = { id, version, match: options.match, keys: storedKeys(keys), policy: policy.toJSON(), quota }
     const bytes = record(name, rec)
     const tenants = this.#map('tenants')
+    const oldRules = old ? tenants.get(old.record.id) : undefined
     try {
       this.#writeRules(id, version, compiled)
       tenants.set(id, { version, pad: 0, ...compiled.rules })
@@ -187,7 +188,7 @@ export class Guard {
       this.#setKeys(id, keys, old?.record.keys)
     } catch (e) {
       if (old) {
-        tenants.set(id, { ...tenants.get(id), version: old.record.version })
+        tenants.set(id, oldRules)
         this.#map('records').set(id, record(name, old.record))
         this.#setKeys(id, parseKeys(old.record.keys), storedKeys(keys))
       } else {
@@ -405,9 +406,12 @@ function checkNoOverlap(other: string, stored: TenantRecord['keys'], keys: Match
   }
 }
 
+// Checked on the nearest directory that exists, so that nothing is made outside a bpffs.
 function preparePinDir(path: string): void {
+  let existing = resolve(path)
+  while (!existsSync(existing)) existing = dirname(existing)
+  if (statfsSync(existing).type !== BPF_FS_MAGIC) throw new TypeError(`Guard.start: pinPath ${path} is not in a bpffs`)
   mkdirSync(path, { recursive: true })
-  if (statfsSync(path).type !== BPF_FS_MAGIC) throw new TypeError(`Guard.start: pinPath ${path} is not in a bpffs`)
 }
 
 // The guard's own pins only: the maps (by name) and the links it made.

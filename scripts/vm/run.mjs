@@ -7,7 +7,7 @@
 // it writes reaches the host. The exit code is the suite's (the first failing
 // kernel's), 124 on a timeout, 125 when the guest could not run the suite.
 import { execFileSync, spawn } from 'node:child_process'
-import { accessSync, constants, copyFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, copyFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Apt, KERNELS, selectKernels, sourcesList, vmlinuz } from './kernels.mjs'
@@ -123,9 +123,24 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   })
 }
 
+/**
+ * The bpf LSM must be active for BPF LSM programs to run (the guard, lsm
+ * attach tests): when the kernel has it built in but its default list
+ * (CONFIG_LSM) leaves it out, the boot's lsm= adds it at the end.
+ */
+function lsmArgs(tree, release) {
+  const config = join(tree, 'boot', `config-${release}`)
+  if (!existsSync(config)) return []
+  const text = readFileSync(config, 'utf8')
+  const list = /^CONFIG_LSM="([^"]*)"/m.exec(text)?.[1]
+  if (!/^CONFIG_BPF_LSM=y/m.test(text) || list === undefined || list.split(',').includes('bpf')) return []
+  return [`lsm=${list ? `${list},` : ''}bpf`]
+}
+
 /** Boots one guest; resolves with the suite's exit code (or ours: 124 timeout, 125 no result). */
-function boot({ kernel, initrd, accel, timeoutMs, quiet = false }) {
+function boot({ kernel, initrd, accel, timeoutMs, quiet = false, extra = [] }) {
   const append = [
+    ...extra,
     'console=ttyS0', 'quiet', 'loglevel=4',
     // A crashed kernel must end the run at once instead of hanging it: an
     // oops panics, a panic reboots, and -no-reboot turns that into an exit.
@@ -246,7 +261,7 @@ async function main() {
       log(`${k.name}: booting Linux ${pkg.release} (${k.suite}, ${pkg.packages.join(' + ')} ${pkg.version}) with ${accel}`)
       let r
       for (let attempt = 1; ; attempt++) {
-        r = await boot({ kernel, initrd, accel, timeoutMs: opts.timeoutMin * 60e3 })
+        r = await boot({ kernel, initrd, accel, timeoutMs: opts.timeoutMin * 60e3, extra: lsmArgs(tree, pkg.release) })
         // qemu 7.2's multi-threaded TCG now and then breaks the kernel's
         // live patching of its own code at boot (an int3 oops in early
         // idle), before anything of ours ran: that is the emulator, so boot

@@ -5,7 +5,8 @@
 // once. Each test stops its guard, so nothing stays attached.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, unlinkSync } from 'node:fs'
-import { join } from 'node:path'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { afterEach, describe, expect, test } from 'vitest'
 import { asm, BpfProgram, features, Guard, ids, serveDelegation, type GuardEvent } from '../../lib/index.js'
 import type { PolicyDocument } from '../../lib/policy/index.js'
@@ -76,6 +77,9 @@ describe('Guard', () => {
     expect(added()).toHaveLength(8)
     expect(added().every((l) => l.type === 'tracing')).toBe(true)
     await expect(Guard.start({ pinPath })).rejects.toMatchObject({ code: 'EEXIST' })
+    const outside = join(tmpdir(), `bpfkit-guard-${process.pid}`, 'pins')
+    await expect(Guard.start({ pinPath: outside })).rejects.toThrow(`pinPath ${outside} is not in a bpffs`)
+    expect(existsSync(dirname(outside))).toBe(false)
     guard.setTenant('a', { match: { cgroup: cg.path }, policy: { maps: ['array'] }, quota: { maps: 3 } })
     // A closed handle leaves a pinned guard running.
     guard.close()
