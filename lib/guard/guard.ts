@@ -295,7 +295,7 @@ export class Guard {
     const records = this.#map('records')
     for (const [id, value] of records.entries() as Iterable<[number, RecordValue]>) {
       if (id === META) continue
-      out.push({ name: cString(value.name), record: JSON.parse(docOf(value)) as TenantRecord })
+      out.push({ name: cString(value.name), record: JSON.parse(docOf(value), fromJson) as TenantRecord })
     }
     return out.sort((a, b) => a.record.id - b.record.id)
   }
@@ -363,7 +363,7 @@ interface RecordValue {
 }
 
 function record(name: string, doc: unknown): RecordValue {
-  const json = Buffer.from(JSON.stringify(doc), 'utf8')
+  const json = Buffer.from(JSON.stringify(doc, toJson), 'utf8')
   if (json.length > limits.recordDoc) throw new RangeError(`guard.setTenant: the tenant's policy is ${json.length} bytes as JSON; the guard keeps at most ${limits.recordDoc}`)
   const nameBytes = new Uint8Array(64)
   nameBytes.set(Buffer.from(name, 'utf8'))
@@ -371,6 +371,10 @@ function record(name: string, doc: unknown): RecordValue {
   docBytes.set(json)
   return { name: nameBytes, doc_len: json.length, pad: 0, doc: docBytes }
 }
+
+// A match may hold a bigint (a cgroup id): JSON keeps it as { bigint: '<decimal>' }.
+const toJson = (_k: string, v: unknown) => (typeof v === 'bigint' ? { bigint: v.toString() } : v)
+const fromJson = (_k: string, v: unknown) => (v !== null && typeof v === 'object' && Object.keys(v).length === 1 && typeof (v as { bigint?: unknown }).bigint === 'string' ? BigInt((v as { bigint: string }).bigint) : v)
 
 const docOf = (v: RecordValue): string => Buffer.from(v.doc.buffer, v.doc.byteOffset, v.doc_len).toString('utf8')
 const cString = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.indexOf(0) < 0 ? b.length : b.indexOf(0)).toString('utf8')
