@@ -6,7 +6,7 @@
 // running kernel's BTF, so the kernel side only tests bits and looks up ids.
 import type { Policy } from '../policy/index.js'
 import { attachSpaces } from '../policy/kernel-names.js'
-import type { BtfReader } from '../btf/reader.js'
+import type { BtfReader, BtfTypeRecord } from '../btf/reader.js'
 import { attachTypes, helpers, progTypes } from '../sys/generated/kernel-enums.js'
 import type { ProgTypeName } from '../sys/generated/kernel-enums.js'
 import { globPattern } from '../sys/glob.js'
@@ -155,24 +155,36 @@ function targetIds(kernel: GuardKernel, progs: readonly ProgTypeName[] | undefin
 /**
  * struct_ops members are told apart at load only by their index (the
  * program's expected attach type): the indexes of members named by the
- * globs in the struct_ops types `attachTo` names (all of vmlinux's
- * bpf_struct_ops_* types when it names none).
+ * globs in the struct_ops types `attachTo` names (every struct_ops type of
+ * vmlinux and the modules when it names none).
  */
 function memberIndexes(kernel: GuardKernel, attachTo: readonly string[] | undefined, members: readonly string[]): bigint {
-  const btf = kernel.vmlinux.btf
   const typeGlobs = (attachTo ?? ['*']).map(globPattern)
   const memberGlobs = members.map(globPattern)
   let mask = 0n
-  for (let id = btf.firstId; id <= btf.count; id++) {
-    const t = btf.type(id)
-    if (t.kind !== 'STRUCT' || !t.name.startsWith('bpf_struct_ops_')) continue
-    const opsName = t.name.slice('bpf_struct_ops_'.length)
-    if (!typeGlobs.some((g) => g.test(opsName))) continue
-    const ops = btf.find(opsName, 'STRUCT')
-    if (ops === undefined) continue
-    btf.members(btf.type(ops)).forEach((m, i) => {
-      if (i < 64 && memberGlobs.some((g) => g.test(m.name))) mask |= bit(i)
-    })
+  for (const { btf } of [kernel.vmlinux, ...kernel.modules()]) {
+    for (let id = btf.firstId; id <= btf.count; id++) {
+      const ops = structOpsType(btf, id)
+      if (ops === undefined || !typeGlobs.some((g) => g.test(ops.name))) continue
+      btf.members(ops).forEach((m, i) => {
+        if (i < 64 && memberGlobs.some((g) => g.test(m.name))) mask |= bit(i)
+      })
+    }
   }
   return mask
+}
+
+/**
+ * The struct_ops type whose value type `id` is: the kernel declares one
+ * `struct bpf_struct_ops_<name> { common; struct <name> data; }` per type
+ * (libbpf finds it so too). Its own bpf_struct_ops_map, _link, _value...
+ * share the prefix and are not.
+ */
+function structOpsType(btf: BtfReader, id: number): BtfTypeRecord | undefined {
+  const t = btf.type(id)
+  if (t.kind !== 'STRUCT' || !t.name.startsWith('bpf_struct_ops_')) return undefined
+  const data = btf.members(t).find((m) => m.name === 'data')
+  if (data === undefined) return undefined
+  const ops = btf.resolve(data.type)
+  return ops.kind === 'STRUCT' && `bpf_struct_ops_${ops.name}` === t.name ? ops : undefined
 }

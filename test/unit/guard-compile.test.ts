@@ -248,6 +248,48 @@ describe('compileTenant against the running kernel BTF', () => {
     })
   })
 
+  describe('struct_ops types as the kernel declares them', () => {
+    // A kernel in miniature: one struct_ops type (bpf_struct_ops_<name> { common; data }),
+    // and the kernel's own bpf_struct_ops_link beside an unrelated struct link.
+    function miniKernel(): BtfReader {
+      const b = new BtfBuilder()
+      const int = b.int('int', 4, { signed: true })
+      const fn = b.ptr(b.funcProto(int, []))
+      const common = b.struct('bpf_struct_ops_common_value', [{ name: 'refcnt', type: int }])
+      const ops = b.struct('demo_ops', [{ name: 'init', type: fn }, { name: 'run', type: fn }, { name: 'name', type: b.array(b.int('char', 1, { char: true }), 16) }])
+      b.struct('bpf_struct_ops_demo_ops', [{ name: 'common', type: common }, { name: 'data', type: ops }])
+      const link = b.struct('link', [{ name: 'a', type: int }, { name: 'b', type: int }, { name: 'run', type: int }, { name: 'init', type: int }])
+      b.struct('bpf_struct_ops_link', [{ name: 'link', type: link }, { name: 'map', type: b.ptr(int) }])
+      b.struct('bpf_struct_ops_value', [{ name: 'common', type: common }, { name: 'data', type: b.array(b.int('char', 1, { char: true }), 0) }])
+      return new BtfReader(b.bytes())
+    }
+    const mini = miniKernel()
+    const miniKernelOf = (modules: GuardKernel['vmlinux'][] = []): GuardKernel => ({ vmlinux: { name: 'vmlinux', objectId: 1, btf: mini }, modules: () => modules })
+    const contextFor = (context: NonNullable<PolicyDocument['contexts']>[number], k = miniKernelOf()) =>
+      compileTenant(Policy.from({ progs: 'any', capabilities: { s: {} }, contexts: [context] }, { kernelBtf: null }), {}, k).contexts[0]
+
+    test("members are indexes in the type bpf_struct_ops_<type>.data names; the kernel's own bpf_struct_ops_link is no type", () => {
+      expect(contextFor({ progs: ['struct_ops'], member: ['run'], grant: ['s'] }).members).toBe(bit(1))
+      expect(contextFor({ progs: ['struct_ops'], member: ['*'], grant: ['s'] }).members).toBe(bit(0) | bit(1) | bit(2))
+      expect(contextFor({ progs: ['struct_ops'], attachTo: ['demo_ops'], member: ['init'], grant: ['s'] }).members).toBe(bit(0))
+      // struct link's 'init' (index 3) is no struct_ops member, whichever glob names it.
+      expect(contextFor({ progs: ['struct_ops'], attachTo: ['link'], member: ['*'], grant: ['s'] }).members).toBe(0n)
+      expect(contextFor({ progs: ['struct_ops'], attachTo: ['*'], member: ['init'], grant: ['s'] }).members).toBe(bit(0))
+    })
+
+    test("a module's struct_ops type: its members too", () => {
+      const b = new BtfBuilder()
+      const int = b.int('int', 4, { signed: true })
+      const fn = b.ptr(b.funcProto(int, []))
+      const common = b.struct('bpf_struct_ops_common_value', [{ name: 'refcnt', type: int }])
+      const ops = b.struct('mod_ops', [{ name: 'a', type: fn }, { name: 'b', type: fn }, { name: 'c', type: fn }, { name: 'd', type: fn }])
+      b.struct('bpf_struct_ops_mod_ops', [{ name: 'common', type: common }, { name: 'data', type: ops }])
+      const mod = { name: 'demo_mod', objectId: 42, btf: new BtfReader(b.bytes()) }
+      expect(contextFor({ progs: ['struct_ops'], attachTo: ['mod_ops'], member: ['d'], grant: ['s'] }, miniKernelOf([mod])).members).toBe(bit(3))
+      expect(contextFor({ progs: ['struct_ops'], member: ['d', 'run'], grant: ['s'] }, miniKernelOf([mod])).members).toBe(bit(1) | bit(3))
+    })
+  })
+
   describe('modules', () => {
     test("a target in a module's BTF carries the module's object id and its own type id", () => {
       // A module's BTF in miniature; the compiler walks its own ids (firstId..count).
