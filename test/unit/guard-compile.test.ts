@@ -304,6 +304,62 @@ describe('compileTenant against the running kernel BTF', () => {
     })
   })
 
+  describe('against Policy.grantsFor: programs with load-time targets', () => {
+    // What the guard's context_matches (guard.bpf.c) decides from the compiled
+    // tables, for a program as the kernel holds it at bpf_prog_load.
+    interface Loaded { type: number; attach: number; btfObj: number; btfId: number }
+    const has = (words: readonly bigint[], n: number) => ((words[n >> 6] ?? 0n) >> BigInt(n & 63)) & 1n
+    function guardMatches(c: CompiledTenant, p: Loaded): number[] {
+      return c.contexts.flatMap((ctx, i) => {
+        if (!has([ctx.prog_types], p.type)) return []
+        if (!(ctx.flags & contextFlags.anyAttach) && !has(ctx.attach_types, p.attach)) return []
+        if (ctx.flags & contextFlags.members && (p.type !== progTypes.struct_ops || !has([ctx.members], p.attach))) return []
+        if (ctx.flags & contextFlags.targets && p.btfId !== 0 && !c.targets.some((t) => t.index === i && t.btfObj === p.btfObj && t.btfId === p.btfId)) return []
+        return [i]
+      })
+    }
+
+    test('the contexts the guard matches are those the policy grants', () => {
+      const p = policy({
+        progs: 'any',
+        attachs: 'any',
+        capabilities: { s: {} },
+        contexts: [
+          { progs: ['lsm'], attachTo: ['file_open'], grant: ['s'] },
+          { progs: ['tracing'], attachs: ['trace_fentry'], attachTo: ['tcp_v4_*'], grant: ['s'] },
+          { progs: ['struct_ops'], attachTo: ['tcp_congestion_ops'], member: ['ssthresh', 'cong_*'], grant: ['s'] },
+          { progs: ['tracing', 'lsm'], grant: ['s'] },
+          { progs: ['tracing'], attachTo: ['*'], grant: ['s'] },
+          { progs: ['lsm'], attachs: ['lsm_cgroup'], attachTo: ['file_*'], grant: ['s'] },
+          { progs: ['tracing'], attachTo: ['sched_switch', 'task'], grant: ['s'] },
+        ],
+      })
+      const c = compileTenant(p, {}, kernel!)
+      const ops = funcId('tcp_congestion_ops', 'STRUCT')
+      const member = (n: string) => vmlinux!.members(vmlinux!.type(ops)).findIndex((m) => m.name === n)
+      const programs: { type: keyof typeof progTypes; attach: keyof typeof attachTypes | number; attachTo: string; btfId: number; member?: string }[] = [
+        { type: 'lsm', attach: 'lsm_mac', attachTo: 'file_open', btfId: funcId('bpf_lsm_file_open') },
+        { type: 'lsm', attach: 'lsm_cgroup', attachTo: 'file_open', btfId: funcId('bpf_lsm_file_open') },
+        { type: 'lsm', attach: 'lsm_mac', attachTo: 'bpf_prog_load', btfId: funcId('bpf_lsm_bpf_prog_load') },
+        { type: 'tracing', attach: 'trace_fentry', attachTo: 'tcp_v4_connect', btfId: funcId('tcp_v4_connect') },
+        { type: 'tracing', attach: 'trace_fexit', attachTo: 'tcp_v4_connect', btfId: funcId('tcp_v4_connect') },
+        { type: 'tracing', attach: 'trace_fentry', attachTo: 'tcp_connect', btfId: funcId('tcp_connect') },
+        { type: 'tracing', attach: 'trace_raw_tp', attachTo: 'sched_switch', btfId: funcId('btf_trace_sched_switch', 'TYPEDEF') },
+        { type: 'tracing', attach: 'trace_iter', attachTo: 'task', btfId: funcId('bpf_iter_task') },
+        { type: 'struct_ops', attach: member('ssthresh'), attachTo: 'tcp_congestion_ops', member: 'ssthresh', btfId: ops },
+        { type: 'struct_ops', attach: member('cong_avoid'), attachTo: 'tcp_congestion_ops', member: 'cong_avoid', btfId: ops },
+        { type: 'struct_ops', attach: member('init'), attachTo: 'tcp_congestion_ops', member: 'init', btfId: ops },
+      ]
+      for (const prog of programs) {
+        const attach = typeof prog.attach === 'number' ? prog.attach : attachTypes[prog.attach]
+        const loaded = { type: progTypes[prog.type], attach, btfObj: VMLINUX_OBJ, btfId: prog.btfId }
+        // struct_ops programs carry a member index, not an attach type: the policy is asked with the member.
+        const target = prog.type === 'struct_ops' ? { type: prog.type, attachTo: prog.attachTo, member: prog.member } : { type: prog.type, expectedAttachType: attach, attachTo: prog.attachTo }
+        expect({ prog, contexts: guardMatches(c, loaded) }).toEqual({ prog, contexts: p.grantsFor(target).contexts })
+      }
+    })
+  })
+
   describe('against Policy.grantOf', () => {
     // The issue's example (shared with the policy tests), as this kernel has it: kfuncs it lacks are not checked.
     const example = JSON.parse(readFileSync(join(__dirname, '..', 'fixtures', 'policy', 'issue-example.json'), 'utf8')) as PolicyDocument
