@@ -122,7 +122,7 @@ describe('Guard', () => {
     expect(r.bigMap).toMatchObject({ ...refused, command: 'map_create' })
     expect(r.hashMap).toMatchObject({ ...refused, command: 'map_create' })
     expect(events.map((e) => e.message).sort()).toEqual([
-      "guard refused map 'quota' of tenant 'web': 4198400 bytes more would pass its quota of 1000 bytes (it holds 24)",
+      "guard refused map 'quota' of tenant 'web': 4198400 bytes more would pass its quota of 1000 bytes (it holds 96)",
       "guard refused map 'quota' of tenant 'web': its quota of 2 maps is reached",
       "guard refused map 'quota' of tenant 'web': map type hash is not delegated",
       "guard refused prog 'probe' of tenant 'web': helper get_prandom_u32 at insn 0 is not granted in context kprobe",
