@@ -8,7 +8,7 @@ import { existsSync, readdirSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { afterEach, describe, expect, test } from 'vitest'
-import { asm, BpfProgram, features, Guard, ids, serveDelegation, type GuardEvent } from '../../lib/index.js'
+import { asm, BpfProgram, features, Guard, ids, serveDelegation, spawnDelegated, type GuardEvent } from '../../lib/index.js'
 import type { PolicyDocument } from '../../lib/policy/index.js'
 import { native } from '../../lib/sys/index.js'
 import type { GuardRequestsReport } from '../fixtures/tenant/guard-requests.js'
@@ -140,6 +140,30 @@ describe('Guard', () => {
     expect(second.report.kfunc).toEqual({ ok: true })
     expect(second.report.refusedHelper).toMatchObject(refused)
     expect(guard.tenants().map((t) => t.name)).toEqual(['web'])
+  })
+
+  test('a tenant known by its bpffs: tokens made from it are the tenant\'s, whatever their user namespace', async (ctx) => {
+    const noNs = userNamespacesMissing() ?? requireFeature(features.haveBpfToken)
+    if (noNs) ctx.skip(noNs)
+    const guard = await start()
+    const child = spawnDelegated(process.execPath, [tenantFixture('guard-token-env')], {
+      policy: { cmds: ['prog_load'], progs: ['kprobe'], attachs: 'any' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout!.on('data', (d) => { stdout += d })
+    child.stderr!.on('data', (d) => { stderr += d })
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
+    await child.delegated
+    // The child's bpffs, seen through its mount namespace.
+    guard.setTenant('box', {
+      match: { token: `/proc/${child.pid}/root/sys/fs/bpf` },
+      policy: { progs: ['kprobe'], attachs: 'any', capabilities: { time: { helpers: ['ktime_get_ns'] } }, contexts: [{ progs: ['kprobe'], grant: ['time'] }] },
+    })
+    child.stdin!.end('go\n')
+    expect(await closed, stderr).toBe(0)
+    expect(JSON.parse(stdout.trim().split('\n').pop()!)).toMatchObject({ allowed: { ok: true }, refused: { ok: false, code: 'EPERM', command: 'prog_load' } })
   })
 
   test('tenants by cgroup: another tenant cannot open a tenant\'s pinned map; the host and the owner can', async () => {
