@@ -63,6 +63,14 @@ const ALL = (1n << 64n) - 1n
 const UNLIMITED = ALL
 /** Program types that name their attach target when loaded (aux->attach_btf_id). */
 const loadTimeTargets: readonly ProgTypeName[] = ['tracing', 'lsm', 'struct_ops']
+/**
+ * Program types whose programs name an attach target (libbpf sections
+ * 'kprobe/f', 'tp/a/b', 'fentry/f', 'freplace/f', 'lsm/h', 'struct_ops/t'...).
+ * As Policy.grantsFor has it, a program without a target matches no context
+ * that names targets: a context with attachTo matches no other program type.
+ */
+const targetTypes: readonly ProgTypeName[] = ['kprobe', 'tracepoint', 'raw_tracepoint', 'raw_tracepoint_writable', 'tracing', 'ext', 'lsm', 'struct_ops']
+const targetTypesMask = targetTypes.reduce((m, p) => m | (1n << BigInt(progTypes[p])), 0n)
 /** A tenant's targets at most: each is a hash entry in the kernel. */
 const MAX_TENANT_TARGETS = 16384
 
@@ -94,7 +102,7 @@ export function compileTenant(policy: Policy, quota: Quota, kernel: GuardKernel)
     let flags = 0
     const rule: ContextRule = {
       flags: 0,
-      prog_types: c.progs === undefined ? ALL : c.progs.reduce((m, p) => m | bit(progTypes[p]), 0n),
+      prog_types: (c.progs === undefined ? ALL : c.progs.reduce((m, p) => m | bit(progTypes[p]), 0n)) & (c.attachTo === undefined ? ALL : targetTypesMask),
       attach_types: [0n, 0n],
       members: 0n,
       helpers: helperWords,

@@ -173,6 +173,20 @@ describe('compileTenant against the running kernel BTF', () => {
       expect(c.targets).toEqual([])
     })
 
+    test('attachTo narrows a context to the program types that have targets (a socket filter names none)', () => {
+      const targetTypes = ['kprobe', 'tracepoint', 'raw_tracepoint', 'raw_tracepoint_writable', 'tracing', 'ext', 'lsm', 'struct_ops'] as const
+      const c = caps({ s: {} }, [
+        { attachTo: ['file_open'], grant: ['s'] },
+        { attachTo: ['*'], grant: ['s'] },
+        { progs: ['xdp', 'kprobe', 'socket_filter'], attachTo: ['tcp_v4_connect'], grant: ['s'] },
+        { progs: ['xdp'], attachTo: ['*'], grant: ['s'] },
+      ])
+      expect(c.contexts[0].prog_types).toBe(targetTypes.reduce((m, p) => m | bit(progTypes[p]), 0n))
+      expect(c.contexts[1].prog_types).toBe(c.contexts[0].prog_types)
+      expect(c.contexts[2].prog_types).toBe(bit(progTypes.kprobe))
+      expect(c.contexts[3].prog_types).toBe(0n)
+    })
+
     test('without progs, a target is looked up where every load-time type names targets', () => {
       const c = caps({ s: {} }, [{ attachTo: ['file_open'], grant: ['s'] }])
       expect(c.contexts[0].flags & contextFlags.targets).toBe(contextFlags.targets)
@@ -332,6 +346,10 @@ describe('compileTenant against the running kernel BTF', () => {
           { progs: ['tracing'], attachTo: ['*'], grant: ['s'] },
           { progs: ['lsm'], attachs: ['lsm_cgroup'], attachTo: ['file_*'], grant: ['s'] },
           { progs: ['tracing'], attachTo: ['sched_switch', 'task'], grant: ['s'] },
+          { attachTo: ['*'], grant: ['s'] },
+          { attachTo: ['file_open'], grant: ['s'] },
+          { progs: ['socket_filter', 'xdp', 'lsm'], attachTo: ['file_open'], grant: ['s'] },
+          { progs: ['socket_filter', 'xdp'], grant: ['s'] },
         ],
       })
       const c = compileTenant(p, {}, kernel!)
@@ -349,12 +367,15 @@ describe('compileTenant against the running kernel BTF', () => {
         { type: 'struct_ops', attach: member('ssthresh'), attachTo: 'tcp_congestion_ops', member: 'ssthresh', btfId: ops },
         { type: 'struct_ops', attach: member('cong_avoid'), attachTo: 'tcp_congestion_ops', member: 'cong_avoid', btfId: ops },
         { type: 'struct_ops', attach: member('init'), attachTo: 'tcp_congestion_ops', member: 'init', btfId: ops },
+        // No target at all: only contexts that name none.
+        { type: 'socket_filter', attach: 0, attachTo: '', btfId: 0 },
+        { type: 'xdp', attach: 'xdp', attachTo: '', btfId: 0 },
       ]
       for (const prog of programs) {
         const attach = typeof prog.attach === 'number' ? prog.attach : attachTypes[prog.attach]
         const loaded = { type: progTypes[prog.type], attach, btfObj: VMLINUX_OBJ, btfId: prog.btfId }
         // struct_ops programs carry a member index, not an attach type: the policy is asked with the member.
-        const target = prog.type === 'struct_ops' ? { type: prog.type, attachTo: prog.attachTo, member: prog.member } : { type: prog.type, expectedAttachType: attach, attachTo: prog.attachTo }
+        const target = prog.type === 'struct_ops' ? { type: prog.type, attachTo: prog.attachTo, member: prog.member } : { type: prog.type, expectedAttachType: attach, ...(prog.attachTo ? { attachTo: prog.attachTo } : {}) }
         expect({ prog, contexts: guardMatches(c, loaded) }).toEqual({ prog, contexts: p.grantsFor(target).contexts })
       }
     })
