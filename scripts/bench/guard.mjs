@@ -11,7 +11,7 @@
 // back to its own cgroup after. The guard is stopped whatever happens.
 import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BpfMap, BpfProgram, Guard, NotSupportedError } from '../../dist/index.mjs'
+import { BpfMap, BpfProgram, enableStats, Guard, ids, NotSupportedError } from '../../dist/index.mjs'
 import { smallProgram } from './programs.mjs'
 
 const SOCKET_FILTER = 1
@@ -94,6 +94,13 @@ export async function guardRows(bench) {
     if (ratios.length) note(`guard: ${op.name}: ${ratios.join('; ')}`)
   }
   if (guarded.skipped) note(`guard rows skipped: ${guarded.skipped}`)
+  for (const t of guarded.hookTimes?.times ?? []) {
+    const none = measured.get(key(ops.find((op) => op.name === t.op), 'none'))
+    const share = none ? `, ${((100 * t.perOp) / median(none.c)).toFixed(1)}% of the C row with no guard` : ''
+    const hooks = t.perHook.map((h) => `${h.name} ${Math.round(h.ns / h.runs)} ns × ${h.runs}`).join(', ')
+    note(`guard: ${t.op}, ${STATES.find(([s]) => s === t.state)[1]}: the guard's hooks ran ${Math.round(t.perOp)} ns per operation in the kernel${share} (${hooks})`)
+  }
+  if (guarded.hookTimes?.error) note(`guard: no run time of its hooks: ${guarded.hookTimes.error}`)
   if (guarded.tenant) note(`guard: the tenant's rows made ${guarded.tenant.ops} loads and map creations; the guard checked and allowed ${guarded.tenant.allowed}`)
 }
 
@@ -105,6 +112,7 @@ export async function guardRows(bench) {
  * allowed (undefined when no tenant row was wanted) }.
  */
 async function measureWithGuard(ops, wanted, put, measure) {
+  const earlier = new Set(ids.programIds())
   let guard
   try {
     guard = await Guard.start()
@@ -113,7 +121,10 @@ async function measureWithGuard(ops, wanted, put, measure) {
     throw e
   }
   let cgroup
+  let hooks = []
   try {
+    // The guard's programs, held open to read their run time.
+    hooks = [...ids.programs()].filter((p) => !earlier.has(p.id) && p.name.startsWith('guard_')).map((p) => BpfProgram.fromId(p.id))
     // The bench is a tenant only for the tenant's measures: registered, moved
     // into its cgroup, moved back and unregistered around each, so that the
     // 'on' measures in between see a guard with no tenant at all.
@@ -138,16 +149,61 @@ async function measureWithGuard(ops, wanted, put, measure) {
       if (on) put(op, 'on', { c: v.c, b: v.b })
       if (tenant) put(op, 'tenant', { c: v.tc, b: v.tb })
     }
+    const hookTimes = hookRunTimes(hooks, ops, wanted, asTenant)
     // The guard allowed the tenant's loads and maps, each after its checks, and nothing else.
     tenantOps.allowed = expectStats(guard, before, tenantOps.ops)
-    return { ran: true, tenant: cgroup && tenantOps }
+    return { ran: true, tenant: cgroup && tenantOps, hookTimes }
   } finally {
     try {
+      for (const h of hooks) h.close()
       cgroup?.remove()
     } finally {
       guard.stop()
     }
   }
+}
+
+/**
+ * The guard's own run time in the kernel (BPF_ENABLE_STATS: every hook's
+ * run_time_ns and run_cnt), per operation of the C baseline (a warm-up and a
+ * measured repetition: 2 × ITERS), in each state the rows measure. Unlike
+ * the rows, no drift between states reaches it; the stats cost a little
+ * themselves, so it is measured apart from the rows. Frees (prog_free,
+ * map_free) come after an RCU grace period: a few may fall in the next
+ * state's count. Gives { error } when the kernel keeps no stats.
+ */
+function hookRunTimes(hooks, ops, wanted, asTenant) {
+  let stats
+  try {
+    stats = enableStats()
+  } catch (e) {
+    return { error: e.message }
+  }
+  const snap = () => hooks.map((h) => {
+    const { name, runTimeNs, runCount } = h.info()
+    return { name, ns: runTimeNs, runs: runCount }
+  })
+  const out = []
+  try {
+    for (const op of ops) {
+      for (const [state, run] of [['on', op.c], ['tenant', asTenant(op.c, 2 * ITERS)]]) {
+        if (!wanted(state).includes(op)) continue
+        const a = snap()
+        run()
+        const b = snap()
+        const perHook = b.map((h, i) => ({ name: h.name, ns: Number(h.ns - a[i].ns), runs: Number(h.runs - a[i].runs) })).filter((h) => h.runs > 0)
+        out.push({ op: op.name, state, perOp: perHook.reduce((t, h) => t + h.ns, 0) / (2 * ITERS), perHook })
+      }
+    }
+  } finally {
+    stats.close()
+  }
+  return { times: out }
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
 /** One repetition of ITERS operations, in ns per operation. */
