@@ -77,10 +77,13 @@ export function describeEvent(raw: RawGuardEvent, tenantName: (id: number) => st
   const who = `tenant '${tenant || `#${raw.tenant}`}'`
   const head = object === 'token' ? `guard refused a token of ${who}` : kind === 'foreign' ? `guard refused ${who} ${object} '${e.name}'` : `guard refused ${object} '${e.name}' of ${who}`
   let why: string
-  if (object === 'prog') {
+  // bpf_prog_load's refusals carry the program's types; bpf_prog's (foreign) none.
+  if (object === 'prog' && kind !== 'foreign') {
     e.progType = enumName(progTypes, raw.prog_type)
     if (hasAttachType(e.progType, raw.attach_type)) e.attachType = enumName(attachTypes, raw.attach_type)
   }
+  // bpf_map_create's refusals all carry the map type in id; a foreign map's id is its owner.
+  if (object === 'map' && kind !== 'foreign') e.mapType = enumName(mapTypes, raw.id)
   const context = `${e.progType}${e.attachType ? ` (${e.attachType})` : ''}`
   const contexts: number[] = []
   for (let i = 0; i < 64; i++) if ((raw.contexts >> BigInt(i)) & 1n) contexts.push(i)
@@ -114,17 +117,14 @@ export function describeEvent(raw: RawGuardEvent, tenantName: (id: number) => st
       why = `attach type ${e.attachType} is not delegated`
       break
     case 'map_type':
-      e.mapType = enumName(mapTypes, raw.id)
       why = `map type ${e.mapType} is not delegated`
       break
     case 'map_count':
-      e.mapType = enumName(mapTypes, raw.id)
       e.limit = raw.limit
       e.used = raw.used
       why = `its quota of ${raw.limit} maps is reached`
       break
     case 'map_bytes':
-      e.mapType = enumName(mapTypes, raw.id)
       e.bytes = raw.value
       e.limit = raw.limit
       e.used = raw.used

@@ -167,9 +167,11 @@ describe('describeEvent: map refusals', () => {
     expect([e.mapType, e.bytes, e.limit, e.used]).toEqual(['hash', 4096n, 10000n, 8000n])
   })
 
-  test('full and no_rules', () => {
-    expect(map({ kind: kind.full }).message).toBe("guard refused map 'counts' of tenant 'web': the guard's tables are full")
-    expect(map({ kind: kind.no_rules }).message).toBe("guard refused map 'counts' of tenant 'web': the tenant is being replaced or removed")
+  test('full and no_rules: the map type too', () => {
+    const full = map({ kind: kind.full })
+    expect([full.message, full.mapType]).toEqual(["guard refused map 'counts' of tenant 'web': the guard's tables are full", 'ringbuf'])
+    const noRules = map({ kind: kind.no_rules, id: mapTypes.array })
+    expect([noRules.message, noRules.mapType]).toEqual(["guard refused map 'counts' of tenant 'web': the tenant is being replaced or removed", 'array'])
   })
 })
 
@@ -177,9 +179,11 @@ describe('describeEvent: foreign objects and tokens', () => {
   test("foreign: the asking tenant, the object, and its owner's name", () => {
     const e = describeRaw({ kind: kind.foreign, object: MAP, name: chars('secrets'), id: 4 })
     expect(e.message).toBe("guard refused tenant 'web' map 'secrets': it belongs to tenant 'db'")
-    expect([e.owner, e.tenant]).toEqual(['db', 'web'])
-    const p = describeRaw({ kind: kind.foreign, object: PROG, name: chars('xdp_pass'), id: 4, prog_type: progTypes.xdp })
+    expect([e.owner, e.tenant, e.mapType]).toEqual(['db', 'web', undefined])
+    // The bpf_prog hook knows the program's owner, not its types (the record's are 0).
+    const p = describeRaw({ kind: kind.foreign, object: PROG, name: chars('xdp_pass'), id: 4 })
     expect(p.message).toBe("guard refused tenant 'web' prog 'xdp_pass': it belongs to tenant 'db'")
+    expect([p.owner, p.progType, p.attachType]).toEqual(['db', undefined, undefined])
   })
 
   test("foreign: an owner no longer registered is '#id'", () => {
