@@ -4,7 +4,7 @@
 // cgroups it made; everyone else (this test process included) is allowed at
 // once. Each test stops its guard, so nothing stays attached.
 import { spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, unlinkSync } from 'node:fs'
+import { existsSync, readdirSync, statSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { afterEach, describe, expect, test } from 'vitest'
@@ -156,7 +156,12 @@ describe('Guard', () => {
     child.stderr!.on('data', (d) => { stderr += d })
     const closed = new Promise<number | null>((resolve) => child.on('close', resolve))
     await child.delegated
-    // The child's bpffs, seen through its mount namespace.
+    // Once the program runs, its bpffs is in place: seen through its mount namespace.
+    await new Promise<void>((resolve) => {
+      const ready = () => stdout.startsWith('ready\n') && resolve()
+      if (!ready()) child.stdout!.on('data', ready)
+    })
+    expect(statSync(`/proc/${child.pid}/root/sys/fs/bpf`).dev).not.toBe(statSync('/sys/fs/bpf').dev)
     guard.setTenant('box', {
       match: { token: `/proc/${child.pid}/root/sys/fs/bpf` },
       policy: { progs: ['kprobe'], attachs: 'any', capabilities: { time: { helpers: ['ktime_get_ns'] } }, contexts: [{ progs: ['kprobe'], grant: ['time'] }] },
