@@ -7,8 +7,11 @@
 // map against the tenant's quota).
 //
 // Only the bench's own process becomes a tenant, and only for the tenant's
-// measures: it moves into a child cgroup of its own before each one and
-// back to its own cgroup after. The guard is stopped whatever happens.
+// measures: before each one it registers a child cgroup of its own and
+// moves there, after it moves back and unregisters. The notes add the
+// guard's hooks' own run time in the kernel (bpf stats) per operation, and
+// check that the guard allowed exactly the tenant's requests. The guard is
+// stopped whatever happens.
 import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { BpfMap, BpfProgram, enableStats, Guard, ids, NotSupportedError } from '../../dist/index.mjs'
@@ -101,7 +104,7 @@ export async function guardRows(bench) {
     note(`guard: ${t.op}, ${STATES.find(([s]) => s === t.state)[1]}: the guard's hooks ran ${Math.round(t.perOp)} ns per operation in the kernel${share} (${hooks})`)
   }
   if (guarded.hookTimes?.error) note(`guard: no run time of its hooks: ${guarded.hookTimes.error}`)
-  if (guarded.tenant) note(`guard: the tenant's rows made ${guarded.tenant.ops} loads and map creations; the guard checked and allowed ${guarded.tenant.allowed}`)
+  if (guarded.tenant) note(`guard: the bench made ${guarded.tenant.ops} loads and map creations as the tenant; the guard checked and allowed ${guarded.tenant.allowed}, refused none`)
 }
 
 /**
@@ -109,7 +112,7 @@ export async function guardRows(bench) {
  * each result; stops the guard whatever happens. Gives { skipped: the
  * NotSupportedError's message } when the guard cannot run here (nothing
  * measured), else { ran: true, tenant: requests made as the tenant, and
- * allowed (undefined when no tenant row was wanted) }.
+ * allowed (undefined when no tenant row was wanted), hookTimes }.
  */
 async function measureWithGuard(ops, wanted, put, measure) {
   const earlier = new Set(ids.programIds())
