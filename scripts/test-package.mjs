@@ -47,7 +47,8 @@ try {
     if (m.lookup(new Uint8Array(4))[3] !== 4) throw new Error('lookup mismatch')
     m.close()`
   // The policy schema is part of the package's interface, for editors.
-  writeFileSync(join(app, 'cjs.cjs'), `const { BpfMap } = require('bpfkit')\nif (!require('bpfkit/policy.schema.json').$schema) throw new Error('policy schema missing')\n${body}\nconsole.log('cjs ok')\n`)
+  // So is the guard's BPF object (no compiler at install): its spec must parse.
+  writeFileSync(join(app, 'cjs.cjs'), `const { BpfMap, CollectionSpec, guardObjectPath } = require('bpfkit')\nif (!require('bpfkit/policy.schema.json').$schema) throw new Error('policy schema missing')\nif (!CollectionSpec.fromFile(guardObjectPath).programs.guard_prog_load) throw new Error('guard object missing')\n${body}\nconsole.log('cjs ok')\n`)
   writeFileSync(join(app, 'esm.mjs'), `import { BpfMap } from 'bpfkit'\n${body}\nconsole.log('esm ok')\n`)
   for (const f of ['cjs.cjs', 'esm.mjs']) process.stdout.write(run(process.execPath, [f], { cwd: app, env }))
   process.stdout.write(run(process.execPath, [join(installed, 'dist/cli/main.js'), 'list', 'btf'], { cwd: app, env }))
