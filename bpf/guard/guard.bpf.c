@@ -25,6 +25,8 @@
 
 #define CORE __attribute__((preserve_access_index))
 #define EPERM 1
+// PROC_USER_INIT_INO: the initial user namespace is never a tenant's.
+#define INIT_USER_NS_INUM 0xEFFFFFFDU
 
 struct ns_common { unsigned int inum; } CORE;
 struct user_namespace { struct ns_common ns; } CORE;
@@ -402,6 +404,12 @@ int BPF_PROG(guard_token_create, struct bpf_token *token, union bpf_attr *attr, 
   __u32 dev = BPF_CORE_READ(path, dentry, d_sb, s_dev);
   __u32 t = lookup_u32(&by_bpffs, &dev);
   if (!t) return 0;
+  // The token's user namespace owns the tenant's bpffs: it is the tenant's
+  // too (unless another tenant claimed it). Requests that carry no token
+  // (opening objects) are known by it, and so are program loads where the
+  // bpf_prog_load hook does not find the token (seen on Debian's 6.12).
+  __u32 inum = userns_inum(BPF_CORE_READ(token, userns));
+  if (inum && inum != INIT_USER_NS_INUM) bpf_map_update_elem(&by_userns, &inum, &t, BPF_NOEXIST);
   __u64 addr = (__u64)token;
   if (!bpf_map_update_elem(&tokens, &addr, &t, BPF_ANY)) return 0;
   // An untracked token would not be known as the tenant's: no token then.

@@ -344,9 +344,11 @@ export class Guard {
     drop('by_userns', keys.userns)
     drop('by_cgroup', keys.cgroup)
     drop('by_bpffs', keys.bpffs)
-    // Tokens made from the tenant's bpffs.
-    const tokens = this.#map('tokens')
-    for (const [addr, owner] of [...(tokens.entries() as Iterable<[bigint, number]>)]) if (owner === id) tokens.delete(addr)
+    // Tokens made from the tenant's bpffs, and the user namespaces the guard learned from them.
+    for (const name of ['tokens', 'by_userns']) {
+      const map = this.#map(name)
+      for (const [key, owner] of [...(map.entries() as Iterable<[unknown, number]>)]) if (owner === id) map.delete(key)
+    }
   }
 
   #describe(name: string, r: TenantRecord): GuardTenant {
