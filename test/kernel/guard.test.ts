@@ -73,9 +73,14 @@ describe('Guard', () => {
     const pinPath = join(fs.path, 'guard')
     const before = new Set([...ids.links()].map((l) => l.id))
     const guard = await start({ pinPath })
-    const added = () => [...ids.links()].filter((l) => !before.has(l.id))
+    // Other test files attach links meanwhile: count only those of guard_* programs.
+    const guardProgs = () => new Set([...ids.programs()].filter((p) => p.name.startsWith('guard_')).map((p) => p.id))
+    const added = () => {
+      const progs = guardProgs()
+      return [...ids.links()].filter((l) => !before.has(l.id) && progs.has(l.progId))
+    }
     expect(added()).toHaveLength(8)
-    expect(added().every((l) => l.type === 'tracing')).toBe(true)
+    expect(added().every((l) => l.type === 'tracing' && l.attachType === 'lsm_mac')).toBe(true)
     await expect(Guard.start({ pinPath })).rejects.toMatchObject({ code: 'EEXIST' })
     const outside = join(tmpdir(), `bpfkit-guard-${process.pid}`, 'pins')
     await expect(Guard.start({ pinPath: outside })).rejects.toThrow(`pinPath ${outside} is not in a bpffs`)
