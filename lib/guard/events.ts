@@ -87,23 +87,22 @@ export function describeEvent(raw: RawGuardEvent, tenantName: (id: number) => st
   const context = `${e.progType}${e.attachType ? ` (${e.attachType})` : ''}`
   const contexts: number[] = []
   for (let i = 0; i < 64; i++) if ((raw.contexts >> BigInt(i)) & 1n) contexts.push(i)
+  // A refused call: where it is, and what the program matched.
+  if (kind === 'helper' || kind === 'kfunc' || kind === 'module_kfunc') {
+    e.insn = raw.insn
+    e.contexts = contexts
+  }
   switch (kind) {
     case 'helper':
-      e.insn = raw.insn
       e.helper = enumName(helpers, raw.id)
-      e.contexts = contexts
       why = `helper ${e.helper} at insn ${raw.insn} is not granted in context ${context}`
       break
     case 'kfunc':
-      e.insn = raw.insn
       e.kfunc = kfuncName(vmlinux, raw.id)
-      e.contexts = contexts
       why = `kfunc ${e.kfunc} at insn ${raw.insn} is not granted in context ${context}`
       break
     case 'module_kfunc':
-      e.insn = raw.insn
       e.kfunc = `#${raw.id}`
-      e.contexts = contexts
       why = `kfunc #${raw.id} of a module's BTF at insn ${raw.insn}: the guard grants only vmlinux's kfuncs`
       break
     case 'no_context':
