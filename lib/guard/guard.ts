@@ -19,6 +19,7 @@ import { limits, statSlots } from './abi.js'
 import { compileTenant, type CompiledTenant, type GuardKernel, type Quota } from './compile.js'
 import { describeEvent, type GuardEvent, type RawGuardEvent } from './events.js'
 import { matchKeys, type MatchKeys, type TenantMatch } from './match.js'
+import { checkNoOverlap, parseKeys, readRecord, record, storedKeys, type RecordValue, type TenantRecord } from './records.js'
 
 /** The guard's object as the package ships it (npm run build:guard rebuilds it). */
 export const guardObjectPath = join(__dirname, '..', '..', 'bpf', 'guard', 'guard.bpf.o')
@@ -60,15 +61,6 @@ export interface GuardStats {
   lost: bigint
   /** Tenants' loads and map creations allowed. */
   allowed: bigint
-}
-
-interface TenantRecord {
-  id: number
-  version: number
-  match: TenantMatch
-  keys: { userns?: number; cgroup?: string; bpffs?: number }
-  policy: PolicyJSON
-  quota: Quota
 }
 
 type AnyMap = BpfMap<any, any>
@@ -295,14 +287,15 @@ export class Guard {
     const records = this.#map('records')
     for (const [id, value] of records.entries() as Iterable<[number, RecordValue]>) {
       if (id === META) continue
-      out.push({ name: cString(value.name), record: JSON.parse(docOf(value), fromJson) as TenantRecord })
+      const { name, doc } = readRecord(value)
+      out.push({ name, record: doc as TenantRecord })
     }
     return out.sort((a, b) => a.record.id - b.record.id)
   }
 
   #nextId(): number {
     const records = this.#map('records')
-    const meta = JSON.parse(docOf(records.get(META) as RecordValue)) as { next: number }
+    const meta = readRecord(records.get(META) as RecordValue).doc as { next: number }
     records.set(META, record('', { next: meta.next + 1 }))
     return meta.next
   }
@@ -357,30 +350,6 @@ export class Guard {
   }
 }
 
-interface RecordValue {
-  name: Uint8Array
-  doc_len: number
-  pad: number
-  doc: Uint8Array
-}
-
-function record(name: string, doc: unknown): RecordValue {
-  const json = Buffer.from(JSON.stringify(doc, toJson), 'utf8')
-  if (json.length > limits.recordDoc) throw new RangeError(`guard.setTenant: the tenant's policy is ${json.length} bytes as JSON; the guard keeps at most ${limits.recordDoc}`)
-  const nameBytes = new Uint8Array(64)
-  nameBytes.set(Buffer.from(name, 'utf8'))
-  const docBytes = new Uint8Array(limits.recordDoc)
-  docBytes.set(json)
-  return { name: nameBytes, doc_len: json.length, pad: 0, doc: docBytes }
-}
-
-// A match may hold a bigint (a cgroup id): JSON keeps it as { bigint: '<decimal>' }.
-const toJson = (_k: string, v: unknown) => (typeof v === 'bigint' ? { bigint: v.toString() } : v)
-const fromJson = (_k: string, v: unknown) => (v !== null && typeof v === 'object' && Object.keys(v).length === 1 && typeof (v as { bigint?: unknown }).bigint === 'string' ? BigInt((v as { bigint: string }).bigint) : v)
-
-const docOf = (v: RecordValue): string => Buffer.from(v.doc.buffer, v.doc.byteOffset, v.doc_len).toString('utf8')
-const cString = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.indexOf(0) < 0 ? b.length : b.indexOf(0)).toString('utf8')
-
 function checkName(where: string, name: unknown): asserts name is string {
   if (typeof name !== 'string' || !NAME.test(name)) throw new TypeError(`guard.${where}: a tenant name is 1-63 letters, digits and _ . : @ -, got ${describeValue(name)}`)
 }
@@ -396,20 +365,6 @@ function checkQuota(quota: Quota): Quota {
     out[k] = v
   }
   return out
-}
-
-// JSON has no bigint: the cgroup id is kept as a decimal string.
-const storedKeys = (k: MatchKeys): TenantRecord['keys'] => ({ ...k, cgroup: k.cgroup === undefined ? undefined : String(k.cgroup) })
-const parseKeys = (k: TenantRecord['keys']): MatchKeys => ({ ...k, cgroup: k.cgroup === undefined ? undefined : BigInt(k.cgroup) })
-
-function checkNoOverlap(other: string, stored: TenantRecord['keys'], keys: MatchKeys): void {
-  const theirs = parseKeys(stored)
-  for (const k of ['userns', 'cgroup', 'bpffs'] as const) {
-    if (keys[k] !== undefined && theirs[k] === keys[k]) {
-      const what = k === 'bpffs' ? 'token bpffs (device)' : k
-      throw new TypeError(`guard.setTenant: tenant '${other}' already matches ${what} ${keys[k]}`)
-    }
-  }
 }
 
 // Checked on the nearest directory that exists, so that nothing is made outside a bpffs.
