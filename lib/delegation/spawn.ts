@@ -42,7 +42,9 @@ export const delegationFailedStatus = 125
  *
  * Privileges: CAP_SYS_ADMIN in the initial user namespace (root). Linux 6.9+,
  * util-linux unshare. If delegation fails, the child exits with status 125
- * and says why on its stderr, and `delegated` rejects with the cause.
+ * and says why on its stderr, and `delegated` rejects with the cause; if
+ * the helper cannot start at all (no unshare), `delegated` rejects with the
+ * spawn error (ENOENT) and the child emits no unhandled 'error'.
  */
 export function spawnDelegated(command: string, args: readonly string[], options: SpawnDelegatedOptions): DelegatedProcess {
   checkOptions('spawnDelegated', options, ['policy', 'mountAt', 'stdio', 'env', 'cwd', 'mode', 'unshare'], {
@@ -72,7 +74,22 @@ export function spawnDelegated(command: string, args: readonly string[], options
   } finally {
     theirs.close()
   }
-  const delegated = serveDelegation(mine, policy, { mountAt, mode: options.mode }).finally(() => mine.close())
+  // A helper that cannot start (no unshare binary) emits 'error' and never
+  // exits: without a listener that would crash the process, and the
+  // delegation would wait forever. It ends the delegation with that error.
+  // (The helper's end of the socket is closed here already, so the
+  // delegation sees the peer gone first: the spawn's outcome decides.)
+  const spawned = new Promise<Error | undefined>((resolve) => {
+    child.once('spawn', () => resolve(undefined))
+    // 'on', not 'once': a later error (a failed kill) must not crash the process either.
+    child.on('error', (e) => {
+      mine.close()
+      resolve(e)
+    })
+  })
+  const delegated = serveDelegation(mine, policy, { mountAt, mode: options.mode })
+    .catch(async (e) => { throw (await spawned) ?? e })
+    .finally(() => mine.close())
   // Awaiting it is optional: keep an unobserved failure from crashing the process.
   delegated.catch(() => {})
   child.once('exit', () => mine.close())

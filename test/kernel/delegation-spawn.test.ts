@@ -69,6 +69,11 @@ describe('spawnDelegated', () => {
     expect(r.stderr).toMatch(/^bpfkit: delegation failed: move_mount: ENOENT: attaching the bpffs at \/no\/such\/dir: \/no\/such\/dir does not exist/)
   })
 
+  test('a helper that cannot start: delegated rejects with the spawn error, nothing crashes', async () => {
+    const child = spawnDelegated('true', [], { policy: { cmds: ['map_create'] }, unshare: '/no/such/unshare', stdio: 'ignore' })
+    await expect(child.delegated).rejects.toMatchObject({ code: 'ENOENT', syscall: 'spawn /no/such/unshare' })
+  })
+
   test('bad arguments are TypeErrors before anything starts', () => {
     expect(() => spawnDelegated('true', [], { policy: { cmd: [] } as never })).toThrow("policy: unknown key 'cmd'")
     expect(() => spawnDelegated('true', [], { policy: {}, mountPoint: '/x' } as never)).toThrow("spawnDelegated: unknown option 'mountPoint'")
