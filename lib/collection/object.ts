@@ -6,6 +6,7 @@
 import { BtfReader } from '../btf/reader.js'
 import { readBtfExt, type BtfExt } from '../btf/ext.js'
 import { fixupObjectBtf } from '../btf/fixup.js'
+import { cString } from '../sys/c-string.js'
 import { kernelName } from './names.js'
 import { ElfError, ElfFile, SHF_EXECINSTR, SHT, STB, STT, type ElfSection } from './elf.js'
 import { readMapDefinitions, type MapDefinition } from './map-defs.js'
@@ -92,7 +93,7 @@ export class ParsedObject {
       }
     }
     this.functions = readFunctions(elf)
-    this.license = cString(elf, 'license') ?? ''
+    this.license = sectionString(elf, 'license') ?? ''
     const version = elf.section('version')
     this.kernVersion = version && version.size >= 4 ? new DataView(elf.data(version).buffer, elf.data(version).byteOffset).getUint32(0, true) : undefined
 
@@ -284,10 +285,8 @@ function isVoid(btf: BtfReader, id: number): boolean {
   return true
 }
 
-function cString(elf: ElfFile, name: string): string | undefined {
+function sectionString(elf: ElfFile, name: string): string | undefined {
   const s = elf.section(name)
   if (!s) return undefined
-  const b = elf.data(s)
-  const end = b.indexOf(0)
-  return Buffer.from(b.buffer, b.byteOffset, end < 0 ? b.length : end).toString('latin1')
+  return cString(elf.data(s), 'latin1')
 }

@@ -3,6 +3,7 @@
 // told in the words of a PolicyError.
 import type { BtfReader } from '../btf/reader.js'
 import { attachTypes, helpers, mapTypes, progTypes } from '../sys/generated/kernel-enums.js'
+import { cString } from '../sys/c-string.js'
 import { findEnumName } from '../sys/names.js'
 import { objectKinds, refusalKinds, type RefusalKind } from './abi.js'
 
@@ -56,11 +57,6 @@ export interface RawGuardEvent {
   comm: Uint8Array
 }
 
-const cString = (b: Uint8Array): string => {
-  const end = b.indexOf(0)
-  return Buffer.from(b.buffer, b.byteOffset, end < 0 ? b.length : end).toString('latin1')
-}
-
 const enumName = (table: Parameters<typeof findEnumName>[0], v: number): string => findEnumName(table, v) ?? String(v)
 
 // expected_attach_type 0 is cgroup_inet_ingress only to cgroup_skb programs;
@@ -73,7 +69,7 @@ export function describeEvent(raw: RawGuardEvent, tenantName: (id: number) => st
   const kind = (refusalKinds as Record<number, RefusalKind>)[raw.kind] ?? ('unknown' as RefusalKind)
   const object = (objectKinds as Record<number, 'prog' | 'map' | 'token'>)[raw.object] ?? 'prog'
   const tenant = tenantName(raw.tenant) ?? ''
-  const e: GuardEvent = { time: raw.time_ns, tenant, tenantId: raw.tenant, kind, object, name: cString(raw.name), pid: raw.pid, comm: cString(raw.comm), message: '' }
+  const e: GuardEvent = { time: raw.time_ns, tenant, tenantId: raw.tenant, kind, object, name: cString(raw.name, 'latin1'), pid: raw.pid, comm: cString(raw.comm, 'latin1'), message: '' }
   const who = `tenant '${tenant || `#${raw.tenant}`}'`
   const head = object === 'token' ? `guard refused a token of ${who}` : kind === 'foreign' ? `guard refused ${who} ${object} '${e.name}'` : `guard refused ${object} '${e.name}' of ${who}`
   let why: string

@@ -1,8 +1,9 @@
 // How the guard recognises a tenant's requests, as the keys its programs
 // look up: a user namespace's inode number, a cgroup v2 id, or the device
 // of a bpffs whose tokens are the tenant's.
-import { readlinkSync, statSync, statfsSync, type BigIntStats } from 'node:fs'
+import { readlinkSync, statSync, type BigIntStats } from 'node:fs'
 import { dirname, resolve } from 'node:path'
+import { BPF_FS_MAGIC, CGROUP2_SUPER_MAGIC, onFilesystem } from '../sys/fs-magic.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 
 export interface TenantMatch {
@@ -31,9 +32,6 @@ export interface MatchKeys {
   cgroup?: bigint
   bpffs?: number
 }
-
-const BPF_FS_MAGIC = 0xcafe4a11
-const CGROUP2_MAGIC = 0x63677270
 
 export function matchKeys(match: TenantMatch): MatchKeys {
   if (match === null || typeof match !== 'object' || Array.isArray(match)) {
@@ -93,7 +91,7 @@ function cgroupId(v: string | number | bigint): bigint {
   }
   if (typeof v !== 'string') throw new TypeError(`guard: match.cgroup must be a cgroup v2 directory or id, got ${describeValue(v)}`)
   const st = statOf('match.cgroup', v)
-  if (!st.isDirectory() || statfsSync(v).type !== CGROUP2_MAGIC) throw new TypeError(`guard: match.cgroup: ${v} is not a cgroup v2 directory`)
+  if (!st.isDirectory() || !onFilesystem(v, CGROUP2_SUPER_MAGIC)) throw new TypeError(`guard: match.cgroup: ${v} is not a cgroup v2 directory`)
   // A cgroup v2 directory's inode number is the cgroup's id (its kernfs node id).
   return st.ino
 }
@@ -101,7 +99,7 @@ function cgroupId(v: string | number | bigint): bigint {
 function bpffsDevice(v: string): number {
   if (typeof v !== 'string') throw new TypeError(`guard: match.token must be the path of a bpffs, got ${describeValue(v)}`)
   const st = statOf('match.token', v)
-  if (statfsSync(v).type !== BPF_FS_MAGIC) throw new TypeError(`guard: match.token: ${v} is not a bpffs`)
+  if (!onFilesystem(v, BPF_FS_MAGIC)) throw new TypeError(`guard: match.token: ${v} is not a bpffs`)
   return kernelDev(st.dev)
 }
 

@@ -2,6 +2,7 @@
 // policy, quota, the version of its rules), so that Guard.open can take a
 // guard over after a restart; and the match keys as they are kept there.
 import type { PolicyJSON } from '../policy/index.js'
+import { cString } from '../sys/c-string.js'
 import { limits } from './abi.js'
 import type { Quota } from './compile.js'
 import type { MatchKeys, TenantMatch } from './match.js'
@@ -43,7 +44,6 @@ export function readRecord(v: RecordValue): { name: string; doc: unknown } {
 }
 
 const docOf = (v: RecordValue): string => Buffer.from(v.doc.buffer, v.doc.byteOffset, v.doc_len).toString('utf8')
-const cString = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.indexOf(0) < 0 ? b.length : b.indexOf(0)).toString('utf8')
 
 // JSON has no bigint: the cgroup id is kept as a decimal string.
 export const storedKeys = (k: MatchKeys): TenantRecord['keys'] => ({ ...k, cgroup: k.cgroup === undefined ? undefined : String(k.cgroup) })

@@ -4,6 +4,7 @@
 import { native } from './addon.js'
 import { attachTypes, linkTypes, mapTypes, perfEventTypes, progTypes } from './generated/kernel-enums.js'
 import { btfInfo, iterLinkVariants, linkInfo, linkInfoVariants, mapInfo, perfEventLinkVariants, progInfo, tokenInfo, type FieldLayout, type StructLayout } from './generated/kernel-layouts.js'
+import { cString } from './c-string.js'
 import { enumName } from './names.js'
 
 type Fields<L extends StructLayout> = keyof L['fields']
@@ -219,8 +220,7 @@ function readWithBuffer(fd: number, ptr: FieldLayout, len: FieldLayout, buffer: 
 function linkString(fd: number, ptr: FieldLayout, len: FieldLayout, room = NAME_ROOM): string {
   const buf = new Uint8Array(room)
   readWithBuffer(fd, ptr, len, buf)
-  const end = buf.indexOf(0)
-  return Buffer.from(buf.buffer, 0, end < 0 ? buf.length : end).toString('utf8')
+  return cString(buf)
 }
 
 function linkU64s(fd: number, ptr: FieldLayout, len: FieldLayout, count: number): bigint[] {
