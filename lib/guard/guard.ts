@@ -3,7 +3,7 @@
 // each registered tenant's compiled policy in its maps. The kernel then
 // refuses, for those tenants only, what their policies do not allow, even
 // when they call bpf() without bpfkit.
-import { existsSync, mkdirSync, readdirSync, rmdirSync, statfsSync, unlinkSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { CollectionSpec, type Collection } from '../collection/index.js'
 import { openKernelBtf } from '../collection/kernel-btf.js'
@@ -13,6 +13,7 @@ import { attachTracing } from '../link/tracing.js'
 import type { BpfMap } from '../map/map.js'
 import { codecFromBtf } from '../map/btf-codec.js'
 import { Policy, type PolicyJSON, type PolicyLike } from '../policy/index.js'
+import { BPF_FS_MAGIC, onFilesystem } from '../sys/fs-magic.js'
 import { btfs } from '../sys/ids.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { limits, statSlots } from './abi.js'
@@ -27,7 +28,10 @@ export const guardObjectPath = join(__dirname, '..', '..', 'bpf', 'guard', 'guar
 // Hooks that forget come before those that record: nothing recorded can be
 // freed unseen. The fd hooks come last, once ownership is being recorded.
 const HOOKS = ['guard_prog_free', 'guard_map_free', 'guard_token_free', 'guard_token_create', 'guard_prog_load', 'guard_map_create', 'guard_map', 'guard_prog'] as const
-const BPF_FS_MAGIC = 0xcafe4a11
+/** The name a hook's link is pinned under (bpffs names take no dots). */
+const linkName = (hook: string) => `${hook}_link`
+/** by_userns, by_cgroup and by_bpffs: the map each kind of match key goes in. */
+const KEY_MAPS = { userns: 'by_userns', cgroup: 'by_cgroup', bpffs: 'by_bpffs' } as const
 /** records key 0: the guard's own state (the next tenant number). */
 const META = 0
 const NAME = /^[A-Za-z0-9_.:@-]{1,63}$/
@@ -99,19 +103,22 @@ export class Guard {
       if (existsSync(join(pinPath, 'records'))) throw Object.assign(new Error(`Guard.start: a guard is already pinned at ${pinPath}: take it over with Guard.open, or stop it first`), { code: 'EEXIST' })
     }
     const spec = CollectionSpec.fromFile(guardObjectPath)
-    const coll = await spec.load(pinPath === undefined ? {} : { pinPath })
     const links: BpfLink[] = []
+    let coll: Collection | undefined
     try {
+      coll = await spec.load(pinPath === undefined ? {} : { pinPath })
       for (const hook of HOOKS) {
         const link = attachTracing(coll.programs[hook])
         links.push(link)
-        if (pinPath !== undefined) link.pin(join(pinPath, `${hook}_link`))
+        if (pinPath !== undefined) link.pin(join(pinPath, linkName(hook)))
       }
       ;(coll.maps.records as AnyMap).set(META, record('', { next: 1 }))
     } catch (e) {
+      // What start made goes: links, maps, pins, and the pin directory when it
+      // is left empty. A failed load has removed its own map pins already.
       for (const l of links) l.close()
-      coll.close()
-      if (pinPath !== undefined) removePins(pinPath, Object.keys(spec.maps))
+      coll?.close()
+      if (pinPath !== undefined) removePins(pinPath, coll ? Object.keys(spec.maps) : [])
       throw e
     }
     // The links hold the programs: the collection's program fds are not needed.
@@ -126,13 +133,13 @@ export class Guard {
    */
   static async open(pinPath: string): Promise<Guard> {
     if (typeof pinPath !== 'string') throw new TypeError(`Guard.open: pinPath must be a string, got ${describeValue(pinPath)}`)
-    const missing = ['records', ...HOOKS.map((h) => `${h}_link`)].filter((f) => !existsSync(join(pinPath, f)))
+    const missing = ['records', ...HOOKS.map(linkName)].filter((f) => !existsSync(join(pinPath, f)))
     if (missing.length > 0) throw Object.assign(new Error(`Guard.open: no guard is pinned at ${pinPath} (missing ${missing.join(', ')})`), { code: 'ENOENT' })
     const spec = CollectionSpec.fromFile(guardObjectPath)
     const links: BpfLink[] = []
     let coll: Collection | undefined
     try {
-      for (const hook of HOOKS) links.push(BpfLink.fromPin(join(pinPath, `${hook}_link`)))
+      for (const hook of HOOKS) links.push(BpfLink.fromPin(join(pinPath, linkName(hook))))
       coll = await spec.load({ pinPath, programs: [] })
     } catch (e) {
       for (const l of links) l.close()
@@ -251,7 +258,6 @@ export class Guard {
   /** Detaches the guard and removes its pins: every tenant's requests are the kernel's alone again. */
   stop(): void {
     if (this.#closed) return
-    for (const l of this.#links) l.close()
     this.close()
     if (this.pinPath !== undefined) removePins(this.pinPath, Object.keys(this.#spec.maps))
   }
@@ -317,26 +323,21 @@ export class Guard {
     }
   }
 
+  // The keys of `keys` name the tenant; those of `old` it no longer has go.
   #setKeys(id: number, keys: MatchKeys, old: TenantRecord['keys'] | undefined): void {
-    if (keys.userns !== undefined) this.#map('by_userns').set(keys.userns, id)
-    if (keys.cgroup !== undefined) this.#map('by_cgroup').set(keys.cgroup, id)
-    if (keys.bpffs !== undefined) this.#map('by_bpffs').set(keys.bpffs, id)
-    if (old === undefined) return
-    const stale = parseKeys(old)
-    if (stale.userns !== undefined && stale.userns !== keys.userns) this.#map('by_userns').delete(stale.userns)
-    if (stale.cgroup !== undefined && stale.cgroup !== keys.cgroup) this.#map('by_cgroup').delete(stale.cgroup)
-    if (stale.bpffs !== undefined && stale.bpffs !== keys.bpffs) this.#map('by_bpffs').delete(stale.bpffs)
+    const stale = old === undefined ? {} : parseKeys(old)
+    for (const [kind, map] of Object.entries(KEY_MAPS) as [keyof MatchKeys, string][]) {
+      if (keys[kind] !== undefined) this.#map(map).set(keys[kind], id)
+      if (stale[kind] !== undefined && stale[kind] !== keys[kind]) this.#map(map).delete(stale[kind])
+    }
   }
 
   // Deletes only keys that still name this tenant.
   #dropKeys(stored: TenantRecord['keys'], id: number): void {
     const keys = parseKeys(stored)
-    const drop = (map: string, key: unknown) => {
-      if (key !== undefined && this.#map(map).get(key) === id) this.#map(map).delete(key)
+    for (const [kind, map] of Object.entries(KEY_MAPS) as [keyof MatchKeys, string][]) {
+      if (keys[kind] !== undefined && this.#map(map).get(keys[kind]) === id) this.#map(map).delete(keys[kind])
     }
-    drop('by_userns', keys.userns)
-    drop('by_cgroup', keys.cgroup)
-    drop('by_bpffs', keys.bpffs)
     // Tokens made from the tenant's bpffs, and the user namespaces the guard learned from them.
     for (const name of ['tokens', 'by_userns']) {
       const map = this.#map(name)
@@ -371,14 +372,14 @@ function checkQuota(quota: Quota): Quota {
 function preparePinDir(path: string): void {
   let existing = resolve(path)
   while (!existsSync(existing)) existing = dirname(existing)
-  if (statfsSync(existing).type !== BPF_FS_MAGIC) throw new TypeError(`Guard.start: pinPath ${path} is not in a bpffs`)
+  if (!onFilesystem(existing, BPF_FS_MAGIC)) throw new TypeError(`Guard.start: pinPath ${path} is not in a bpffs`)
   mkdirSync(path, { recursive: true })
 }
 
 // The guard's own pins only: the maps (by name) and the links it made.
 function removePins(path: string, maps: readonly string[]): void {
   for (const f of readdirSync(path)) {
-    if (HOOKS.some((h) => f === `${h}_link`) || maps.includes(f)) unlinkSync(join(path, f))
+    if (HOOKS.some((h) => f === linkName(h)) || maps.includes(f)) unlinkSync(join(path, f))
   }
   try {
     rmdirSync(path)
