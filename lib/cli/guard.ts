@@ -96,7 +96,7 @@ function matchOf(cmd: string, v: Parsed['values']): TenantMatch {
   if (v['--cgroup'] !== undefined) {
     const s = v['--cgroup']
     if (DECIMAL.test(s) && (BigInt(s) === 0n || BigInt(s) >= 1n << 64n)) throw new UsageError(`guard ${cmd}: --cgroup ${s} is not a cgroup id (1 to 2^64-1)`)
-    // A number while exact: the guard keeps the match as JSON, where a bigint does not go.
+    // A number while exact, as one would write it to the library; a bigint past that.
     match.cgroup = !DECIMAL.test(s) ? s : BigInt(s) <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(s) : BigInt(s)
   }
   if (v['--token'] !== undefined) match.token = v['--token']
@@ -234,12 +234,9 @@ async function events(pinPath: string, json: boolean, out: Out): Promise<void> {
   process.once('SIGINT', abort)
   process.once('SIGTERM', abort)
   try {
-    for await (const e of guard.events({ signal: stop.signal })) out(json ? JSON.stringify(e, bigintAsString) : e.message)
+    for await (const e of guard.events({ signal: stop.signal })) out(json ? toJson(e, 0) : e.message)
   } finally {
     process.off('SIGINT', abort)
     process.off('SIGTERM', abort)
   }
 }
-
-// One event per line: JSON with bigints as decimal strings, as toJson but unindented.
-const bigintAsString = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)

@@ -43,9 +43,9 @@ export function formatBtf(b: BtfInfo): string {
 
 const formatters: Record<Kind, (x: never) => string> = { progs: formatProg, maps: formatMap, links: formatLink, btf: formatBtf }
 
-/** JSON with bigints as decimal strings. */
-export function toJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)
+/** JSON with bigints as decimal strings, indented by `indent` spaces (0: one line). */
+export function toJson(value: unknown, indent = 2): string {
+  return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), indent)
 }
 
 export function runList(args: string[], out: (s: string) => void): number {
