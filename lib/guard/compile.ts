@@ -144,20 +144,30 @@ function targetIds(kernel: GuardKernel, progs: readonly ProgTypeName[] | undefin
   const patterns = globs.map((g) => globPattern(g.replace(/\+.*$/, '')))
   const out: { btfObj: number; btfId: number }[] = []
   for (const k of [kernel.vmlinux, ...kernel.modules()]) {
-    for (let id = k.btf.firstId; id <= k.btf.count; id++) {
-      const t = k.btf.type(id)
-      if (t.name === '') continue
-      for (const s of spaces) {
-        if (t.kind !== s.kind || !t.name.startsWith(s.prefix)) continue
-        const rest = t.name.slice(s.prefix.length)
-        if (patterns.some((p) => p.test(rest))) {
-          out.push({ btfObj: k.objectId, btfId: id })
-          break
-        }
-      }
+    for (const t of namedTypes(k.btf)) {
+      const named = spaces.some((s) => t.kind === s.kind && t.name.startsWith(s.prefix) && patterns.some((p) => p.test(t.name.slice(s.prefix.length))))
+      if (named) out.push({ btfObj: k.objectId, btfId: t.id })
     }
   }
   return out
+}
+
+// The kinds attach targets and struct_ops types are (kernel-names.ts's spaces).
+const TARGET_KINDS = new Set(['FUNC', 'TYPEDEF', 'STRUCT'])
+const namedCache = new WeakMap<BtfReader, readonly { id: number; kind: string; name: string }[]>()
+
+/** A BTF's own named functions, typedefs and structs: read once per BTF, then scanned by every context. */
+function namedTypes(btf: BtfReader): readonly { id: number; kind: string; name: string }[] {
+  let list = namedCache.get(btf)
+  if (list === undefined) {
+    const found: { id: number; kind: string; name: string }[] = []
+    for (let id = btf.firstId; id <= btf.count; id++) {
+      const t = btf.type(id)
+      if (t.name !== '' && TARGET_KINDS.has(t.kind)) found.push({ id, kind: t.kind, name: t.name })
+    }
+    namedCache.set(btf, (list = found))
+  }
+  return list
 }
 
 /**
@@ -171,7 +181,8 @@ function memberIndexes(kernel: GuardKernel, attachTo: readonly string[] | undefi
   const memberGlobs = members.map(globPattern)
   let mask = 0n
   for (const { btf } of [kernel.vmlinux, ...kernel.modules()]) {
-    for (let id = btf.firstId; id <= btf.count; id++) {
+    for (const { id, kind, name } of namedTypes(btf)) {
+      if (kind !== 'STRUCT' || !name.startsWith('bpf_struct_ops_')) continue
       const ops = structOpsType(btf, id)
       if (ops === undefined || !typeGlobs.some((g) => g.test(ops.name))) continue
       btf.members(ops).forEach((m, i) => {
