@@ -1,0 +1,114 @@
+// A tenant's usage and quotas (lib/broker/quotas.ts): usage from the
+// registry's records, map bytes as the guard counts them, and EDQUOT naming
+// the quota, its limit and the usage.
+import { describe, expect, test } from 'vitest'
+import type { ResolvedTenant } from '../../lib/broker/config.js'
+import { BrokerError } from '../../lib/broker/errors.js'
+import type { Kind } from '../../lib/broker/protocol.js'
+import { checkQuota, mapBytes, usageOf, type Usage } from '../../lib/broker/quotas.js'
+import type { RegistryRecord } from '../../lib/broker/registry.js'
+
+function rec(tenant: string, kind: Kind, id: number, pins: string[] = []): RegistryRecord {
+  return { tenant, kind, id, origin: 'made', name: '', createdAt: '2026-01-01T00:00:00.000Z', pins }
+}
+
+// Only what checkQuota reads: the name and the resolved quotas (Infinity when unset).
+function tenant(quota: Partial<ResolvedTenant['quota']>): ResolvedTenant {
+  const all = { maps: Infinity, bytes: Infinity, progs: Infinity, links: Infinity, pins: Infinity, connections: Infinity, ...quota }
+  return { name: 't1', quota: all } as unknown as ResolvedTenant
+}
+
+const zero: Usage = { maps: 0, bytes: 0, progs: 0, links: 0, pins: 0, connections: 0 }
+
+function refusal(f: () => void): BrokerError {
+  try {
+    f()
+  } catch (e) {
+    expect(e).toBeInstanceOf(BrokerError)
+    return e as BrokerError
+  }
+  throw new Error('no refusal')
+}
+
+describe('mapBytes', () => {
+  test('(key size + value size) × max entries, as the guard counts a map', () => {
+    expect(mapBytes({ keySize: 4, valueSize: 8, maxEntries: 100 })).toBe(1200)
+    expect(mapBytes({ keySize: 0, valueSize: 4, maxEntries: 1 })).toBe(4)
+    expect(mapBytes({ keySize: 4, valueSize: 4, maxEntries: 0 })).toBe(0)
+    // No 32-bit overflow: the guard counts in 64 bits.
+    expect(mapBytes({ keySize: 0xffff, valueSize: 0xffff, maxEntries: 0xffffffff })).toBe(2 * 0xffff * 0xffffffff)
+  })
+})
+
+describe('usageOf', () => {
+  const records = [
+    rec('t1', 'map', 1, ['a', 'b']), rec('t1', 'map', 2), rec('t1', 'map', 3, ['c']),
+    rec('t1', 'prog', 4), rec('t1', 'prog', 5, ['d']), rec('t1', 'link', 6), rec('t1', 'btf', 7, ['e']),
+    rec('t2', 'map', 8, ['x']), rec('t2', 'prog', 9), rec('t2', 'link', 10),
+  ]
+  const bytes: Record<number, number> = { 1: 100, 2: 20, 8: 5000 }
+
+  test('counts the tenant\'s records by kind, their pins, map bytes, and the connections given', () => {
+    const asked: number[] = []
+    const u = usageOf('t1', records, (r) => (asked.push(r.id), bytes[r.id] === undefined ? undefined : { bytes: bytes[r.id] }), 3)
+    // Map 3's info cannot be read: it counts as a map, its bytes do not. BTF counts against nothing but its pins.
+    expect(u).toEqual({ maps: 3, bytes: 120, progs: 2, links: 1, pins: 5, connections: 3 })
+    // Bytes are asked for the tenant's maps only.
+    expect(asked).toEqual([1, 2, 3])
+  })
+
+  test('another tenant\'s records never count', () => {
+    expect(usageOf('t2', records, (r) => ({ bytes: bytes[r.id] ?? 0 }), 0)).toEqual({ maps: 1, bytes: 5000, progs: 1, links: 1, pins: 1, connections: 0 })
+    expect(usageOf('t3', records, () => ({ bytes: 1 }), 1)).toEqual({ ...zero, connections: 1 })
+  })
+})
+
+describe('checkQuota', () => {
+  test('unset quotas (Infinity) never refuse', () => {
+    expect(() => checkQuota(tenant({}), { maps: 1e9, bytes: 1e15, progs: 1e9, links: 1e9, pins: 1e9, connections: 1e9 }, { maps: 1, bytes: 1e15, progs: 1, links: 1, pins: 1, connections: 1 })).not.toThrow()
+  })
+
+  test('reaching a quota exactly is allowed; one more is EDQUOT naming the quota, its limit and the usage', () => {
+    const t = tenant({ maps: 4 })
+    expect(() => checkQuota(t, { ...zero, maps: 3 }, { maps: 1 })).not.toThrow()
+    const e = refusal(() => checkQuota(t, { ...zero, maps: 4 }, { maps: 1 }))
+    expect(e.code).toBe('EDQUOT')
+    expect(e.remote).toBe(false)
+    expect(e.message).toBe('tenant t1: quota maps is 4 maps; it holds 4 and this needs 1 more')
+  })
+
+  test('every quota is checked, each named in its own words', () => {
+    const cases: [keyof Usage, string][] = [
+      ['maps', 'tenant t1: quota maps is 1 map; it holds 1 and this needs 2 more'],
+      ['bytes', 'tenant t1: quota bytes is 1 byte of maps; it holds 1 and this needs 2 more'],
+      ['progs', 'tenant t1: quota progs is 1 program; it holds 1 and this needs 2 more'],
+      ['links', 'tenant t1: quota links is 1 link; it holds 1 and this needs 2 more'],
+      ['pins', 'tenant t1: quota pins is 1 pin; it holds 1 and this needs 2 more'],
+      ['connections', 'tenant t1: quota connections is 1 connection; it holds 1 and this needs 2 more'],
+    ]
+    for (const [k, message] of cases) {
+      const e = refusal(() => checkQuota(tenant({ [k]: 1 }), { ...zero, [k]: 1 }, { [k]: 2 }))
+      expect(e.code).toBe('EDQUOT')
+      expect(e.message).toBe(message)
+    }
+  })
+
+  test('a quota of 0 refuses the first one', () => {
+    const e = refusal(() => checkQuota(tenant({ bytes: 0 }), zero, { bytes: 4 }))
+    expect(e.message).toBe('tenant t1: quota bytes is 0 bytes of maps; it holds 0 and this needs 4 more')
+  })
+
+  test('only what is added is checked: a tenant already over one quota may still add what another quota allows', () => {
+    const t = tenant({ maps: 1, progs: 5 })
+    expect(() => checkQuota(t, { ...zero, maps: 3 }, { progs: 1 })).not.toThrow()
+    expect(() => checkQuota(t, { ...zero, maps: 3 }, { maps: 0 })).not.toThrow()
+    expect(() => checkQuota(t, { ...zero, maps: 3 }, {})).not.toThrow()
+    expect(refusal(() => checkQuota(t, { ...zero, maps: 3 }, { progs: 1, maps: 1 })).message).toMatch(/^tenant t1: quota maps is 1 map;/)
+  })
+
+  test('a request that passes two quotas names the first in the order maps, bytes, progs, links, pins, connections', () => {
+    const t = tenant({ maps: 1, bytes: 10 })
+    expect(refusal(() => checkQuota(t, zero, { bytes: 11, maps: 2 })).message).toMatch(/quota maps/)
+    expect(refusal(() => checkQuota(t, zero, { bytes: 11, maps: 1 })).message).toMatch(/quota bytes is 10 bytes of maps; it holds 0 and this needs 11 more/)
+  })
+})
