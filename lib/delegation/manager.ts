@@ -6,6 +6,7 @@ import { receiveMessage, sendMessage } from './protocol.js'
 import type { FdSocket } from '../ipc/socket.js'
 import { checkOptions } from '../sys/options.js'
 import { socketArg } from './args.js'
+import { PolicyError } from '../sys/errors.js'
 
 export interface ServeOptions {
   /** Tell the tenant to attach the bpffs here in its mount namespace (it may choose otherwise). */
@@ -33,23 +34,16 @@ export async function serveDelegation(socket: FdSocket, policy: PolicyLike, opti
   const { message, fds } = await receiveMessage(socket, 'request', 1, options.signal)
   const [context] = fds
   try {
-    let granted = offered
-    if (message.policy !== undefined) {
-      let wanted: Policy
-      try {
-        wanted = Policy.from(message.policy)
-      } catch (e) {
-        await refuse(socket, `invalid policy: ${(e as Error).message}`)
-        throw e
+    let granted: Policy
+    try {
+      granted = decideGrant(offered, message.policy as PolicyLike | undefined)
+    } catch (e) {
+      if (e instanceof PolicyError) {
+        await refuse(socket, e.message)
+        throw new Error(`serveDelegation: ${e.message}`)
       }
-      // A tenant asking for smaller masks lives under the offered capabilities; it cannot name its own.
-      if (offered.hasCapabilities && !wanted.hasCapabilities) wanted = wanted.withCapabilitiesOf(offered)
-      if (!offered.includes(wanted)) {
-        const why = `the tenant asked for ${wanted}, more than the offered ${offered}`
-        await refuse(socket, why)
-        throw new Error(`serveDelegation: ${why}`)
-      }
-      granted = wanted
+      await refuse(socket, `invalid policy: ${(e as Error).message}`)
+      throw e
     }
     let mount
     try {
@@ -68,6 +62,25 @@ export async function serveDelegation(socket: FdSocket, policy: PolicyLike, opti
   } finally {
     context.close()
   }
+}
+
+/**
+ * What a tenant gets when it asks for `wanted` (undefined: whatever is
+ * offered) under `offered`: the one grant rule of serveDelegation and the
+ * broker. A wish with token masks only lives under the offered capabilities
+ * (a tenant cannot name its own); a wish that is not inside `offered` is
+ * refused. Errors: TypeError/RangeError from Policy.from for a wish that is
+ * no policy; PolicyError (rule 'delegation') for one asking for more.
+ */
+export function decideGrant(offered: Policy, wanted: PolicyLike | undefined): Policy {
+  if (!(offered instanceof Policy)) throw new TypeError('decideGrant: offered must be a Policy (Policy.from)')
+  if (wanted === undefined) return offered
+  let wish = Policy.from(wanted)
+  if (offered.hasCapabilities && !wish.hasCapabilities) wish = wish.withCapabilitiesOf(offered)
+  if (!offered.includes(wish)) {
+    throw new PolicyError('delegation', String(wish), `the tenant asked for ${wish}, more than the offered ${offered}`)
+  }
+  return wish
 }
 
 async function refuse(socket: FdSocket, message: string): Promise<void> {
