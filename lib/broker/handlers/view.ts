@@ -1,0 +1,113 @@
+// What a tenant may ask about its own objects: hello, list, show, get_fd.
+// Every by-id route goes through openVisible, so another tenant's id and an
+// id that does not exist get the same ENOENT.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Fd } from '../../sys/index.js'
+import type { Kind, ObjectView, RequestBody } from '../protocol.js'
+import { refOf, visible, type Ownership, type Owners } from '../scope.js'
+import { requireTenant, type Handler, type HandlerContext } from '../state.js'
+import { openById, objectView, openVisible } from './view-object.js'
+import { usageFor } from './objects.js'
+
+let version: string | undefined
+/** The package's version, for hello. */
+function brokerVersion(): string {
+  if (version === undefined) {
+    try {
+      // lib/broker/handlers (sources) and dist/broker/handlers (built) are both three levels below the package.
+      version = String(JSON.parse(readFileSync(join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version)
+    } catch {
+      version = 'unknown'
+    }
+  }
+  return version
+}
+
+const finite = (n: number): number | null => (Number.isFinite(n) ? n : null)
+
+const hello: Handler<RequestBody<'hello'>> = (ctx) => {
+  const { tenant } = ctx
+  if (tenant === null) {
+    return { reply: { tenant: null, policy: null, quota: {}, usage: {}, broker: brokerVersion(), admin: true } }
+  }
+  const quota = Object.fromEntries(Object.entries(tenant.quota).map(([k, v]) => [k, finite(v as number)]))
+  return { reply: { tenant: tenant.name, policy: tenant.policy.toJSON(), quota, usage: { ...usageFor(ctx.state, tenant.name) }, broker: brokerVersion(), admin: false } }
+}
+
+/** Opens a ref the owners table gives the tenant: by its broker pin when recorded, else by id. undefined when it vanished. */
+function openOwned(ctx: HandlerContext, kind: Kind, id: number): Fd | undefined {
+  const record = ctx.state.registry.find(kind, id)
+  try {
+    return record ? ctx.state.registry.openObject(record) : openById(kind, id)
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return undefined
+    throw e
+  }
+}
+
+function viewOf(ctx: HandlerContext, owners: Owners, tenant: string, kind: Kind, id: number, fd: Fd, own: Ownership): ObjectView {
+  return objectView(ctx.state, kind, id, fd, own, (k, n) => visible(owners, tenant, k, n))
+}
+
+const list: Handler<RequestBody<'list'>> = (ctx, req) => {
+  const tenant = requireTenant(ctx)
+  const owners = ctx.state.owners()
+  const kinds = req.kinds === undefined ? undefined : new Set(req.kinds)
+  const origins = req.origins === undefined ? undefined : new Set(req.origins)
+  const objects: ObjectView[] = []
+  for (const ref of owners.refsOf(tenant.name)) {
+    const own = owners.of(ref)
+    if (!own || own.shared || own.owner !== tenant.name) continue
+    const [kind, idText] = ref.split(':') as [Kind, string]
+    const id = Number(idText)
+    if (kinds && !kinds.has(kind)) continue
+    if (origins && !origins.has(own.origin)) continue
+    const fd = openOwned(ctx, kind, id)
+    if (!fd) continue
+    try {
+      objects.push(viewOf(ctx, owners, tenant.name, kind, id, fd, own))
+    } finally {
+      fd.close()
+    }
+  }
+  const order: Record<Kind, number> = { map: 0, prog: 1, link: 2, btf: 3 }
+  objects.sort((a, b) => order[a.kind] - order[b.kind] || a.id - b.id)
+  return { reply: { objects } }
+}
+
+/** The view of one object the tenant may see (the admin sees all), with the fd it was read through. */
+function showOne(ctx: HandlerContext, kind: Kind, id: number): { object: ObjectView; fd: Fd } {
+  const fd = openVisible(ctx, kind, id)
+  try {
+    const owners = ctx.state.owners()
+    const reader = ctx.tenant?.name
+    const own: Ownership = owners.of(refOf(kind, id)) ?? ownershipFallback(ctx, kind, id)
+    const isVisible = reader === undefined ? () => true : (k: Kind, n: number) => visible(owners, reader, k, n)
+    return { object: objectView(ctx.state, kind, id, fd, own, isVisible), fd }
+  } catch (e) {
+    fd.close()
+    throw e
+  }
+}
+
+// openVisible found it (a record, or a fresh discovery the cached table has not caught up with).
+function ownershipFallback(ctx: HandlerContext, kind: Kind, id: number): Ownership {
+  const record = ctx.state.registry.find(kind, id)
+  if (record) return { owner: record.tenant, origin: record.origin, pins: [...record.pins] }
+  const fresh = ctx.tenant ? ctx.state.owners(ctx.tenant).of(refOf(kind, id)) : undefined
+  return fresh ?? { owner: ctx.tenant?.name ?? '-', origin: 'held', pins: [] }
+}
+
+const show: Handler<RequestBody<'show'>> = (ctx, req) => {
+  const { object, fd } = showOne(ctx, req.kind, req.id)
+  fd.close()
+  return { reply: { object } }
+}
+
+const getFd: Handler<RequestBody<'get_fd'>> = (ctx, req) => {
+  const { object, fd } = showOne(ctx, req.kind, req.id)
+  return { reply: { object }, fds: [fd] }
+}
+
+export const viewHandlers: Record<'hello' | 'list' | 'show' | 'get_fd', Handler> = { hello, list, show, get_fd: getFd }
