@@ -5,7 +5,8 @@
 // the same maps and data, by a C program making raw bpf(2) calls (compiled
 // now with the system compiler), by bpfkit, and by the npm `bpf` package
 // where it has the operation. Each measure is repeated; the median is shown.
-// The guard's cost (guard.mjs, `--only guard`) comes last.
+// The guard's cost (guard.mjs, `--only guard`) and the tenant broker's
+// (broker.mjs, `--only broker`) come last.
 // Needs root (or CAP_BPF + CAP_SYS_ADMIN) and the built dist/.
 import { spawn, spawnSync, execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -17,6 +18,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { BpfMap, BpfProgram, ids } from '../../dist/index.mjs'
 import { largeProgram, ringProducer, smallProgram } from './programs.mjs'
 import { guardRows } from './guard.mjs'
+import { brokerRows } from './broker.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const argv = process.argv.slice(2)
@@ -572,6 +574,7 @@ async function main() {
   await testRunRows()
   await loadRows(work)
   await guardRows({ want, measure, c, row, skipped, note: (n) => notes.push(n), work })
+  await brokerRows({ want, measure, c, row, skipped, note: (n) => notes.push(n), work })
   finish(started)
 }
 
