@@ -1,0 +1,651 @@
+// The tenant's side of the broker: a unix socket to the daemon, one request
+// at a time, and typed objects (BpfMap, BpfProgram, BpfLink, Btf) built from
+// the fds that come back. What can be checked here is checked before the
+// request leaves (options through MapSpec and ProgramSpec, the tenant's
+// policy from hello), so a mistake is named without a round trip; the broker
+// checks everything again.
+import { readFileSync } from 'node:fs'
+import { connect as netConnect } from 'node:net'
+import { FdSocket, ProtocolError, maxFdsPerMessage } from '../ipc/index.js'
+import { Fd, SyscallError, bpfObjectKind, enumName, kernel, type TokenLike } from '../sys/index.js'
+import { checkOptions, describeValue } from '../sys/options.js'
+import { encode } from '../asm/assemble.js'
+import { Btf } from '../btf/btf.js'
+import { BpfMap } from '../map/map.js'
+import { MapSpec, type KeyOf, type MapCreateOptions, type ValueOf } from '../map/spec.js'
+import { BpfProgram } from '../prog/program.js'
+import { ProgramSpec, type ProgramLoadOptions } from '../prog/spec.js'
+import { BpfLink } from '../link/link.js'
+import { Policy, type PolicyLike } from '../policy/index.js'
+import { attachMount, openBpffsContext } from '../delegation/mount.js'
+import type { Delegation } from '../delegation/tenant.js'
+import { BrokerError, brokerError, fromErrorReply } from './errors.js'
+import {
+  encodeFrame, jsonLimits, kinds as allKinds, protocol, rewriteMapReferences, toWire,
+  type AttachTarget, type Kind, type ObjectView, type OkReply, type Origin, type ReplyBodies, type RequestBody, type RequestType, type WireMapSpec, type WireProgSpec,
+} from './protocol.js'
+import { decodeReply } from './validate.js'
+
+/** Where the broker listens when neither the caller nor $BPFKIT_BROKER says. */
+export const defaultBrokerSocket = '/run/bpfkit/broker.sock'
+
+/** Replies can be large (a list of many objects); the broker is trusted not to flood its own tenants. */
+const maxReplyBytes = 64 << 20
+
+export interface ConnectOptions {
+  signal?: AbortSignal
+  /**
+   * Milliseconds for the connect and hello, and then for each request's
+   * round trip (default: none). A request that times out closes the client:
+   * its reply may still come, and would answer the next request.
+   */
+  timeoutMs?: number
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal
+}
+
+/** The objects a tenant can hand over (adopt) or that come back by kind. */
+export type BrokerObject = BpfMap<any, any> | BpfProgram | BpfLink | Btf
+type ObjectOfKind<K extends Kind> = K extends 'map' ? BpfMap : K extends 'prog' ? BpfProgram : K extends 'link' ? BpfLink : Btf
+
+type Hello = ReplyBodies['hello']
+
+/**
+ * A connection to the tenant broker (`bpfkit broker`). The broker knows the
+ * caller by its socket's credentials (pid, cgroup, user namespace at
+ * connect time): there is nothing to log in with. Requests are queued and
+ * sent one at a time; each method resolves with the reply, or throws a
+ * BrokerError (`remote: true` when the broker refused: ENOENT for an object
+ * not in the tenant's view, EPERM with `rule` or `violations` for a policy
+ * refusal, EDQUOT for a quota...). A connection that breaks (the broker
+ * closed it, a reply out of step) is closed, and later requests fail with
+ * EPIPE naming why. Objects returned own their fds: close them; the broker
+ * keeps its own (pinned) until `release`.
+ */
+export class BrokerClient {
+  readonly #socket: FdSocket
+  readonly #timeoutMs: number | undefined
+  #queue: Promise<unknown> = Promise.resolve()
+  #seq = 0
+  #closed: string | undefined
+  #hello: Hello | undefined
+  #policy: Policy | undefined
+
+  private constructor(socket: FdSocket, timeoutMs: number | undefined) {
+    this.#socket = socket
+    this.#timeoutMs = timeoutMs
+  }
+
+  /**
+   * Connects to the broker at `path` (default $BPFKIT_BROKER, else
+   * /run/bpfkit/broker.sock) and says hello. Errors: BrokerError with the
+   * connect error's code (ENOENT: nobody listens there; ECONNREFUSED;
+   * EACCES) and `syscall: 'connect'`; the broker's own refusal (EACCES for
+   * a peer that matches no tenant and is not the admin; EBUSY for too many
+   * connections); TypeError/RangeError for bad arguments. Any Linux the
+   * broker runs on (6.5+); no privileges.
+   */
+  static async connect(path?: string, options: ConnectOptions = {}): Promise<BrokerClient> {
+    checkOptions('BrokerClient.connect', options, ['signal', 'timeoutMs'], { types: { timeoutMs: 'number', signal: 'object' } })
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+      throw new TypeError(`BrokerClient.connect: option 'signal' must be an AbortSignal, got ${describeValue(options.signal)}`)
+    }
+    const timeoutMs = options.timeoutMs
+    if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs < 1)) {
+      throw new RangeError(`BrokerClient.connect: timeoutMs must be a positive integer, got ${timeoutMs}`)
+    }
+    const where = path ?? (process.env.BPFKIT_BROKER || defaultBrokerSocket)
+    if (typeof where !== 'string' || where === '') throw new TypeError(`BrokerClient.connect: path must be a socket path, got ${describeValue(where)}`)
+    const signal = combine(options.signal, timeoutMs)
+    const socket = await openSocket(where, signal)
+    const client = new BrokerClient(socket, timeoutMs)
+    try {
+      const { reply } = await client.#exchange('hello', { client: 'bpfkit' }, [], signal)
+      client.#welcome(reply)
+    } catch (e) {
+      client.close()
+      throw e
+    }
+    return client
+  }
+
+  #welcome(reply: OkReply): void {
+    const r = reply as unknown as Hello
+    if (typeof r.admin !== 'boolean' || (r.tenant !== null && typeof r.tenant !== 'string')) {
+      throw this.#fail('EPROTO', 'the broker answered hello without a tenant or admin flag')
+    }
+    this.#hello = r
+    if (r.policy !== null && r.policy !== undefined) {
+      // The kernel's BTF may be missing inside a container: then the names it would check are taken as they are.
+      try {
+        this.#policy = Policy.from(r.policy)
+      } catch {
+        try {
+          this.#policy = Policy.from(r.policy, { kernelBtf: null })
+        } catch {
+          this.#policy = undefined
+        }
+      }
+    }
+  }
+
+  /** The tenant the broker recognised this process as; null for the admin. */
+  get tenant(): string | null {
+    return this.#hello?.tenant ?? null
+  }
+
+  /** True when the broker sees the caller as its admin (root in the initial user namespace, in no tenant). */
+  get admin(): boolean {
+    return this.#hello?.admin ?? false
+  }
+
+  /** The tenant's policy, as the broker enforces it; undefined for the admin. */
+  get policy(): Policy | undefined {
+    return this.#policy
+  }
+
+  /** The tenant's quotas (null: unlimited) and usage at connect time, and the broker's version. */
+  get quota(): Record<string, number | null> {
+    return { ...(this.#hello?.quota ?? {}) }
+  }
+
+  get usage(): Record<string, number> {
+    return { ...(this.#hello?.usage ?? {}) }
+  }
+
+  get brokerVersion(): string | undefined {
+    return this.#hello?.broker
+  }
+
+  get closed(): boolean {
+    return this.#closed !== undefined
+  }
+
+  /**
+   * Sends one request and waits for its reply: the low level under every
+   * method. `fds` travel with the request (duplicates; the caller keeps
+   * its own). Returns the ok reply and the fds that came with it (owned:
+   * close them). Errors: BrokerError (the broker's refusal, remote: true;
+   * EPROTO/ECONNRESET/EPIPE when the connection broke, then closed).
+   */
+  request<T extends RequestType>(type: T, body?: RequestBody<T>, fds?: readonly (Fd | number)[], options?: RequestOptions): Promise<{ reply: OkReply; fds: Fd[] }>
+  request(type: string, body?: Record<string, unknown>, fds?: readonly (Fd | number)[], options?: RequestOptions): Promise<{ reply: OkReply; fds: Fd[] }>
+  request(type: string, body: object = {}, fds: readonly (Fd | number)[] = [], options: RequestOptions = {}): Promise<{ reply: OkReply; fds: Fd[] }> {
+    try {
+      if (typeof type !== 'string') throw new TypeError(`request: type must be a request type, got ${describeValue(type)}`)
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new TypeError(`request: body must be an object, got ${describeValue(body)}`)
+      if (!Array.isArray(fds)) throw new TypeError(`request: fds must be an array of Fd or fd numbers, got ${describeValue(fds)}`)
+      checkOptions('request', options, ['signal'])
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    const signal = combine(options.signal, this.#timeoutMs)
+    const run = this.#queue.then(() => this.#exchange(type, body, fds, signal))
+    this.#queue = run.catch(() => {})
+    return run
+  }
+
+  // One round trip. Anything that leaves the stream in an unknown state
+  // (a send or receive cut short, a reply that is not a reply or answers
+  // another seq) closes the connection.
+  async #exchange(type: string, body: object, fds: readonly (Fd | number)[], signal: AbortSignal | undefined): Promise<{ reply: OkReply; fds: Fd[] }> {
+    if (this.#closed !== undefined) throw brokerError('EPIPE', `${type}: the connection to the broker is closed (${this.#closed})`)
+    const seq = this.#nextSeq()
+    const frame = encodeFrame({ ...(toWire(body) as object), protocol, type, seq })
+    try {
+      await this.#socket.send(frame, fds, { signal })
+    } catch (e) {
+      if (e instanceof RangeError || e instanceof TypeError) throw e // bad fds: nothing was sent
+      throw this.#broken(e, type, 'sending')
+    }
+    let message
+    try {
+      message = await this.#socket.receive({ maxFds: maxFdsPerMessage, maxBytes: maxReplyBytes, signal })
+    } catch (e) {
+      throw this.#broken(e, type, 'waiting for the reply')
+    }
+    if (message === undefined) throw this.#fail('ECONNRESET', `the broker closed the connection before replying to ${type} (seq ${seq})`)
+    const received = message.fds
+    try {
+      const reply = decodeReply(message.data)
+      if (reply.seq !== seq) {
+        // seq 0 is never ours: the broker could not read the request, or refused the connection; it closes.
+        if (reply.type === 'error' && reply.seq === 0) {
+          const e = fromErrorReply(reply)
+          this.#fail(e.code, e.message)
+          throw e
+        }
+        throw this.#fail('EPROTO', `the broker answered seq ${reply.seq} to ${type} seq ${seq}: the connection is out of step`)
+      }
+      if (reply.type === 'error') throw fromErrorReply(reply)
+      return { reply, fds: received }
+    } catch (e) {
+      closeAll(received)
+      if (e instanceof BrokerError && e.code === 'EPROTO' && !e.remote && this.#closed === undefined) this.#fail('EPROTO', e.message)
+      throw e
+    }
+  }
+
+  #nextSeq(): number {
+    // 0 is the broker's "no seq" (a connection-level refusal); a u32 otherwise.
+    this.#seq = this.#seq >= 0xffffffff ? 1 : this.#seq + 1
+    return this.#seq
+  }
+
+  // The connection is no longer usable: close it, and say why in an error.
+  #fail(code: string, reason: string, cause?: unknown): BrokerError {
+    if (this.#closed === undefined) {
+      this.#closed = reason
+      this.#socket.close()
+    }
+    return new BrokerError(code, reason, { cause })
+  }
+
+  #broken(e: unknown, type: string, doing: string): BrokerError {
+    if (e instanceof BrokerError) return e
+    if (e instanceof ProtocolError) return this.#fail('EPROTO', `${type}: ${doing}: ${e.message}`, e)
+    if (e instanceof SyscallError) {
+      const gone = e.code === 'EPIPE' || e.code === 'ECONNRESET'
+      return this.#fail(e.code, `${type}: ${doing}: ${gone ? 'the broker closed the connection' : e.message}`, e)
+    }
+    if (e instanceof Error && (e.name === 'AbortError' || e.name === 'TimeoutError')) {
+      return this.#fail(e.name === 'TimeoutError' ? 'ETIMEDOUT' : 'ECANCELED', `${type}: ${doing}: ${e.message}`, e)
+    }
+    return this.#fail('EIO', `${type}: ${doing}: ${e instanceof Error ? e.message : String(e)}`, e)
+  }
+
+  /** The fds of a reply, exactly `n` of them, or EPROTO (all closed). */
+  #expect(fds: Fd[], n: number, type: string): Fd[] {
+    if (fds.length === n) return fds
+    closeAll(fds)
+    throw brokerError('EPROTO', `${type}: the broker sent ${fds.length} fd${fds.length === 1 ? '' : 's'}, expected ${n}`)
+  }
+
+  /**
+   * Creates a map through the broker: options as BpfMap.create (checked by
+   * MapSpec.from here, and the map type against the tenant's policy), with
+   * `innerMap` an existing BpfMap (sent as an fd) and `token` sent as an fd
+   * for a tenant that loads with its own token. `btf` and inner map
+   * templates do not travel (TypeError). The map comes back typed as
+   * BpfMap.create types it (key and value codecs apply here).
+   */
+  async createMap<const O extends MapCreateOptions>(options: O): Promise<BpfMap<KeyOf<O>, ValueOf<O>>> {
+    const spec = MapSpec.from(options)
+    if (spec.btf !== undefined) throw new TypeError('createMap: btf does not travel to the broker; create the map without it')
+    if (spec.innerMap instanceof MapSpec) throw new TypeError('createMap: through the broker, innerMap must be an existing map (a BpfMap), not a template')
+    this.#policy?.check({ cmd: 'map_create', mapType: spec.type }, 'policy')
+    const wire: WireMapSpec = { type: spec.type, keySize: spec.keySize, valueSize: spec.valueSize, maxEntries: spec.maxEntries }
+    if (spec.flags !== 0) wire.flags = spec.flags
+    if (spec.name !== undefined) wire.name = spec.name
+    if (spec.mapExtra !== undefined) wire.mapExtra = Number.isSafeInteger(Number(spec.mapExtra)) ? Number(spec.mapExtra) : String(spec.mapExtra)
+    if (spec.numaNode !== undefined) wire.numaNode = spec.numaNode
+    const fds: number[] = []
+    if (spec.innerMap !== undefined) {
+      wire.innerMap = 0
+      fds.push(spec.innerMap.fd)
+    }
+    const token = tokenFd('createMap', spec.token)
+    if (token !== undefined) fds.push(token)
+    const r = await this.request('map_create', { spec: wire, ...(token !== undefined ? { token: true as const } : {}) }, fds)
+    const [fd] = this.#expect(r.fds, 1, 'map_create')
+    return objectOf('map', fd!, { key: spec.key, value: spec.value }) as unknown as BpfMap<KeyOf<O>, ValueOf<O>>
+  }
+
+  /**
+   * Loads a program through the broker: options as BpfProgram.load (type,
+   * insns from asm with map references, or bytes whose ld_imm64 hold map
+   * fds; license, name, expectedAttachType, attachBtfId, flags, logLevel;
+   * token). The maps the instructions reference go along as fds, their
+   * ld_imm64 rewritten to indexes. Checked here first: the `policy`
+   * option, and the tenant's policy (PolicyError for a program type or
+   * attach type it does not delegate, ProgramPolicyError listing every
+   * helper, kfunc or map its capabilities do not grant). Options that name
+   * other fds (btf, funcInfo, lineInfo, fdArray, attachBtfObjFd,
+   * attachProgFd) do not travel: TypeError.
+   */
+  async loadProgram(options: ProgramLoadOptions): Promise<BpfProgram> {
+    if (options === null || typeof options !== 'object') throw new TypeError(`loadProgram: options must be an object with type and insns or bytes, got ${describeValue(options)}`)
+    for (const k of ['btf', 'funcInfo', 'lineInfo', 'fdArray', 'attachBtfObjFd', 'attachProgFd', 'kernVersion', 'logSize', 'externs'] as const) {
+      if (options[k] !== undefined) throw new TypeError(`loadProgram: option '${k}' does not travel to the broker`)
+    }
+    const spec = ProgramSpec.from(options)
+    spec.policy?.assertProgram(spec)
+    if (this.#policy) {
+      this.#policy.check({ cmd: 'prog_load', progType: spec.type, attachType: spec.expectedAttachType }, 'policy')
+      this.#policy.assert(spec)
+    }
+    const maps: number[] = []
+    const insns = rewriteMapReferences(spec.bytes ?? encode(spec.insns!), (fd, slot) => {
+      let index = maps.indexOf(fd)
+      if (index < 0) {
+        if (bpfObjectKind(fd) !== 'map') throw new TypeError(`loadProgram: instruction ${slot} references fd ${fd}, which is not a BPF map`)
+        index = maps.push(fd) - 1
+      }
+      return index
+    })
+    const wire: WireProgSpec = { type: spec.type, license: spec.license ?? '', insns: Buffer.from(insns).toString('base64') }
+    if (spec.name !== undefined) wire.name = spec.name
+    if (spec.expectedAttachType !== undefined) wire.expectedAttachType = spec.expectedAttachType
+    if (spec.attachBtfId !== undefined) wire.attachBtfId = spec.attachBtfId
+    if (spec.flags !== 0) wire.flags = spec.flags
+    if (spec.logLevel !== undefined) wire.logLevel = spec.logLevel
+    const token = tokenFd('loadProgram', spec.token)
+    const fds = token === undefined ? maps : [...maps, token]
+    const r = await this.request('prog_load', { spec: wire, maps: maps.length, ...(token !== undefined ? { token: true as const } : {}) }, fds)
+    const [fd] = this.#expect(r.fds, 1, 'prog_load')
+    const prog = objectOf('prog', fd!)
+    // What BpfProgram.load would have kept: the log, and what the program was loaded as (for the attach families).
+    const log = typeof r.reply.log === 'string' ? r.reply.log : ''
+    const attachId = spec.expectedAttachTypeId
+    const attach = attachId === undefined ? undefined : enumName(kernel.attachTypes, attachId)
+    setFacts(prog, { log, expectedAttachType: attach, section: spec.section, attachTo: spec.attachTo })
+    return prog
+  }
+
+  /**
+   * Loads an object file (a path, read here, or its bytes) through the
+   * broker, which checks every program against the tenant's policy.
+   * `variables` sets const volatile globals before load (numbers, bigints,
+   * booleans, or bytes); `programs` names the programs to load (default:
+   * those the object autoloads). Returns the maps and programs by name,
+   * each owning its fd.
+   */
+  async loadCollection(pathOrBytes: string | Uint8Array, options: { variables?: Record<string, number | bigint | boolean | Uint8Array>; programs?: string[]; name?: string; token?: TokenLike | null } = {}): Promise<{ maps: Record<string, BpfMap>; programs: Record<string, BpfProgram> }> {
+    checkOptions('loadCollection', options, ['variables', 'programs', 'name', 'token'], { types: { variables: 'object', programs: 'object', name: 'string' } })
+    let elf: Uint8Array
+    if (typeof pathOrBytes === 'string') elf = readFileSync(pathOrBytes)
+    else if (pathOrBytes instanceof Uint8Array) elf = pathOrBytes
+    else throw new TypeError(`loadCollection: give a path or the object's bytes, got ${describeValue(pathOrBytes)}`)
+    if (elf.length === 0) throw new RangeError('loadCollection: the object file is empty')
+    const body: Record<string, unknown> = { elf: Buffer.from(elf.buffer, elf.byteOffset, elf.byteLength).toString('base64') }
+    if (options.name !== undefined) body.name = options.name
+    if (options.variables !== undefined) {
+      for (const [k, v] of Object.entries(options.variables)) {
+        if (!['number', 'bigint', 'boolean'].includes(typeof v) && !(v instanceof Uint8Array)) {
+          throw new TypeError(`loadCollection: variables.${k} must be a number, bigint, boolean or Uint8Array, got ${describeValue(v)}`)
+        }
+      }
+      body.variables = toWire(options.variables)
+    }
+    if (options.programs !== undefined) {
+      if (!Array.isArray(options.programs) || !options.programs.every((p) => typeof p === 'string')) throw new TypeError('loadCollection: programs must be an array of program names')
+      body.programs = [...options.programs]
+    }
+    const token = tokenFd('loadCollection', options.token)
+    if (token !== undefined) body.token = true
+    const r = await this.request('collection_load', body, token === undefined ? [] : [token])
+    const reply = r.reply as unknown as ReplyBodies['collection_load']
+    const mapNames = Object.keys(reply.maps ?? {})
+    const progNames = Object.keys(reply.programs ?? {})
+    const fds = this.#expect(r.fds, mapNames.length + progNames.length, 'collection_load')
+    const maps: Record<string, BpfMap> = {}
+    const programs: Record<string, BpfProgram> = {}
+    const made: BrokerObject[] = []
+    try {
+      mapNames.forEach((name, i) => made.push(define(maps, name, objectOf('map', fds[i]!))))
+      progNames.forEach((name, i) => made.push(define(programs, name, objectOf('prog', fds[mapNames.length + i]!))))
+    } catch (e) {
+      for (const o of made) o.close()
+      closeAll(fds.slice(made.length + 1))
+      throw e
+    }
+    return { maps, programs }
+  }
+
+  /**
+   * Attaches one of the tenant's programs (or a program id in its view) to
+   * a target in its scope: a cgroup path below the tenant's cgroup, or a
+   * network interface in its network namespace. Returns the link (closing
+   * it does not detach: the broker holds the link until `detach`).
+   */
+  async attach(prog: BpfProgram | number, attachType: string, target: AttachTarget, options: { flags?: number } = {}): Promise<BpfLink> {
+    checkOptions('attach', options, ['flags'], { types: { flags: 'number' } })
+    const progId = typeof prog === 'number' ? prog : prog instanceof BpfProgram ? prog.id : undefined
+    if (progId === undefined) throw new TypeError(`attach: prog must be a BpfProgram or a program id, got ${describeValue(prog)}`)
+    if (target === null || typeof target !== 'object') throw new TypeError(`attach: target must be { cgroup } or { ifname, netdev }, got ${describeValue(target)}`)
+    const t = 'cgroup' in target ? { cgroup: target.cgroup } : { ifname: target.ifname, netdev: target.netdev }
+    const r = await this.request('attach', { progId, attachType, target: t, ...(options.flags === undefined ? {} : { flags: options.flags }) })
+    const [fd] = this.#expect(r.fds, 1, 'attach')
+    return objectOf('link', fd!)
+  }
+
+  /** Detaches a link the broker made for the tenant (by object or id). */
+  async detach(link: BpfLink | number): Promise<void> {
+    const linkId = typeof link === 'number' ? link : link instanceof BpfLink ? link.id : undefined
+    if (linkId === undefined) throw new TypeError(`detach: link must be a BpfLink or a link id, got ${describeValue(link)}`)
+    await this.request('detach', { linkId })
+  }
+
+  /** The tenant's objects: made by the broker, adopted, held by its processes, pinned in its bpffs, attached to its cgroups. */
+  async list(options: { kinds?: Kind[]; origins?: Origin[] } = {}): Promise<ObjectView[]> {
+    checkOptions('list', options, ['kinds', 'origins'], { types: { kinds: 'object', origins: 'object' } })
+    const r = await this.request('list', { ...(options.kinds ? { kinds: [...options.kinds] } : {}), ...(options.origins ? { origins: [...options.origins] } : {}) })
+    return views(r.reply.objects, 'list')
+  }
+
+  /** One object in the tenant's view. ENOENT when it is not (another tenant's and missing look the same). */
+  async show(kind: Kind, id: number): Promise<ObjectView> {
+    const r = await this.request('show', { kind, id })
+    return view(r.reply.object, 'show')
+  }
+
+  /** An fd for an object in the tenant's view (get_fd), as its typed object. */
+  async open<K extends Kind>(kind: K, id: number): Promise<ObjectOfKind<K>> {
+    if (!allKinds.includes(kind)) throw new TypeError(`open: kind must be one of ${allKinds.join(', ')}, got ${describeValue(kind)}`)
+    const r = await this.request('get_fd', { kind, id })
+    const [fd] = this.#expect(r.fds, 1, 'get_fd')
+    return objectOf(kind, fd!) as ObjectOfKind<K>
+  }
+
+  /** Pins an object of the tenant's view under the tenant's pin directory as `name`; returns the path. */
+  async pin(kind: Kind, id: number, name: string): Promise<string> {
+    const r = await this.request('pin', { kind, id, name })
+    if (typeof r.reply.path !== 'string') throw brokerError('EPROTO', 'pin: the broker answered without a path')
+    return r.reply.path
+  }
+
+  async unpin(name: string): Promise<void> {
+    await this.request('unpin', { name })
+  }
+
+  /**
+   * Hands objects the tenant made itself (with its token) to the broker,
+   * which records them as the tenant's: 1 to 16 BpfMap, BpfProgram,
+   * BpfLink, Btf or Fd. The caller keeps its own fds.
+   */
+  async adopt(objects: (BrokerObject | Fd)[]): Promise<ObjectView[]> {
+    if (!Array.isArray(objects) || objects.length === 0 || objects.length > jsonLimits.maxAdopt) {
+      throw new RangeError(`adopt: give 1 to ${jsonLimits.maxAdopt} objects, got ${Array.isArray(objects) ? objects.length : describeValue(objects)}`)
+    }
+    const fds = objects.map((o, i) => {
+      if (o instanceof Fd) return o.fd
+      if (o instanceof Btf) return o.fd.fd
+      if (o instanceof BpfMap || o instanceof BpfProgram || o instanceof BpfLink) return o.fd
+      throw new TypeError(`adopt: objects[${i}] must be a BpfMap, BpfProgram, BpfLink, Btf or Fd, got ${describeValue(o)}`)
+    })
+    const r = await this.request('adopt', {}, fds)
+    return views(r.reply.objects, 'adopt')
+  }
+
+  /** Drops the broker's hold (its pin, the tenant's pins of it, the record); the object lives while fds hold it. */
+  async release(kind: Kind, id: number): Promise<void> {
+    await this.request('release', { kind, id })
+  }
+
+  /**
+   * Asks the broker for a delegated bpffs (a token mount) for the tenant's
+   * policy, or the smaller `policy` given: opens a bpf filesystem context
+   * here (fsopen: CAP_SYS_ADMIN over the caller's mount namespace, root in
+   * fresh user and mount namespaces), sends it, and gets the configured
+   * mount back. Same result as lib/delegation's requestDelegation.
+   */
+  async requestDelegation(options: { policy?: PolicyLike; mountAt?: string } = {}): Promise<Delegation> {
+    checkOptions('requestDelegation', options, ['policy', 'mountAt'], { types: { mountAt: 'string' } })
+    const wanted = options.policy === undefined ? undefined : Policy.from(options.policy)
+    const context = openBpffsContext()
+    let r
+    try {
+      r = await this.request('delegate', wanted ? { policy: wanted.toJSON() as unknown as Record<string, unknown> } : {}, [context])
+    } finally {
+      context.close()
+    }
+    const [mount] = this.#expect(r.fds, 1, 'delegate')
+    try {
+      let policy: Policy
+      try {
+        policy = Policy.from(r.reply.policy as PolicyLike)
+      } catch (e) {
+        throw brokerError('EPROTO', `delegate: the broker granted an invalid policy: ${(e as Error).message}`)
+      }
+      if (options.mountAt !== undefined) attachMount(mount!, options.mountAt)
+      return { mount: mount!, policy, ...(options.mountAt !== undefined ? { mountAt: options.mountAt } : {}) }
+    } catch (e) {
+      mount!.close()
+      throw e
+    }
+  }
+
+  /** Admin: every object on the node, with its owner. Tenants get EACCES. */
+  async listAll(options: { kinds?: Kind[] } = {}): Promise<ObjectView[]> {
+    checkOptions('listAll', options, ['kinds'], { types: { kinds: 'object' } })
+    const r = await this.request('list_all', options.kinds ? { kinds: [...options.kinds] } : {})
+    return views(r.reply.objects, 'list_all')
+  }
+
+  /** Admin: the tenants with their matchers, policies, quotas and usage. */
+  async tenants(): Promise<unknown[]> {
+    const r = await this.request('tenants', {})
+    if (!Array.isArray(r.reply.tenants)) throw brokerError('EPROTO', 'tenants: the broker answered without a tenants list')
+    return r.reply.tenants
+  }
+
+  /** Admin: the broker's counters (sessions, requests, errors, fds...). */
+  async stats(): Promise<Record<string, number>> {
+    const r = await this.request('stats', {})
+    const s = r.reply.stats
+    if (s === null || typeof s !== 'object' || Array.isArray(s)) throw brokerError('EPROTO', 'stats: the broker answered without stats')
+    return s as Record<string, number>
+  }
+
+  /** Closes the connection; queued requests fail with EPIPE. Closing twice is a no-op. */
+  close(): void {
+    if (this.#closed !== undefined) return
+    this.#closed = 'closed by the client'
+    this.#socket.close()
+  }
+
+  [Symbol.dispose](): void {
+    this.close()
+  }
+}
+
+// ---- helpers ----
+
+function closeAll(fds: readonly Fd[]): void {
+  for (const f of fds) f.close()
+}
+
+function combine(signal: AbortSignal | undefined, timeoutMs: number | undefined): AbortSignal | undefined {
+  const timeout = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs)
+  if (signal && timeout) return AbortSignal.any([signal, timeout])
+  return signal ?? timeout
+}
+
+// connect(2) on a unix stream socket, taken over by an FdSocket the moment it
+// connects (before Node reads a byte).
+function openSocket(path: string, signal: AbortSignal | undefined): Promise<FdSocket> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason)
+    const s = netConnect({ path })
+    const onAbort = () => {
+      s.destroy()
+      reject(signal!.reason)
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    s.once('connect', () => {
+      signal?.removeEventListener('abort', onAbort)
+      try {
+        resolve(FdSocket.from(s))
+      } catch (e) {
+        s.destroy()
+        reject(e)
+      }
+    })
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      signal?.removeEventListener('abort', onAbort)
+      s.destroy()
+      const code = e.code ?? 'EIO'
+      const why = code === 'ENOENT' ? ': no broker listens there (is `bpfkit broker` running? $BPFKIT_BROKER names another socket)'
+        : code === 'ECONNREFUSED' ? ': the broker is not accepting connections (stopped?)'
+          : code === 'EACCES' ? ': permission denied on the socket' : ''
+      reject(new BrokerError(code, `cannot connect to the broker at ${path}: ${code}${why}`, { syscall: 'connect', cause: e }))
+    })
+  })
+}
+
+function tokenFd(where: string, token: TokenLike | null | undefined): number | undefined {
+  if (token === undefined || token === null) return undefined
+  if (typeof token !== 'object' || !('fd' in token)) throw new TypeError(`${where}: token must be a BpfToken, got ${describeValue(token)}`)
+  return token.fd
+}
+
+// A property whose name came from the broker: defined, so that '__proto__' stays a name.
+function define<T>(out: Record<string, T>, name: string, value: T): T {
+  Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true })
+  return value
+}
+
+// BpfProgram.fromFd knows nothing of how the program was loaded; the client does.
+function setFacts(prog: BpfProgram, facts: Record<string, string | undefined>): void {
+  for (const [k, v] of Object.entries(facts)) {
+    if (v !== undefined) Object.defineProperty(prog, k, { value: v, enumerable: true, writable: false, configurable: true })
+  }
+}
+
+/** The typed object for an fd the broker sent as `kind`; the fd is closed when it is something else (EPROTO). */
+function objectOf(kind: 'map', fd: Fd, options?: { key?: unknown; value?: unknown }): BpfMap
+function objectOf(kind: 'prog', fd: Fd): BpfProgram
+function objectOf(kind: 'link', fd: Fd): BpfLink
+function objectOf(kind: Kind, fd: Fd): BrokerObject
+function objectOf(kind: Kind, fd: Fd, options: { key?: unknown; value?: unknown } = {}): BrokerObject {
+  const actual = bpfObjectKind(fd.fd)
+  if (actual !== kind) {
+    fd.close()
+    throw brokerError('EPROTO', `the broker sent ${actual ? `a ${actual}` : 'an fd that is not a BPF object'} where a ${kind} was expected`)
+  }
+  switch (kind) {
+    case 'map': {
+      const o: Record<string, unknown> = {}
+      if (options.key !== undefined) o.key = options.key
+      if (options.value !== undefined) o.value = options.value
+      return BpfMap.fromFd(fd, o)
+    }
+    case 'prog':
+      return BpfProgram.fromFd(fd)
+    case 'link':
+      return BpfLink.fromLinkFd(fd)
+    case 'btf':
+      return btfFromFd(fd)
+  }
+}
+
+// Btf has no public fromFd (its constructor is private): the broker hands a
+// BTF object over as an fd, which this wraps as Btf.fromId would.
+function btfFromFd(fd: Fd): Btf {
+  const make = Btf as unknown as new (fd: Fd, log?: string) => Btf
+  return new make(fd)
+}
+
+function view(v: unknown, type: string): ObjectView {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw brokerError('EPROTO', `${type}: the broker answered without an object`)
+  const o = v as ObjectView
+  if (!allKinds.includes(o.kind) || typeof o.id !== 'number') throw brokerError('EPROTO', `${type}: the broker answered with an object of no known kind or id`)
+  return o
+}
+
+function views(v: unknown, type: string): ObjectView[] {
+  if (!Array.isArray(v)) throw brokerError('EPROTO', `${type}: the broker answered without an objects list`)
+  return v.map((x) => view(x, type))
+}
