@@ -8,14 +8,14 @@ import { afterAll, describe, expect, test } from 'vitest'
 import { checkTenants, loadConfig, resolveConfig, resolveTenant, type BrokerConfig, type TenantConfig } from '../../lib/broker/config.js'
 import { cgroup2Root } from '../../lib/broker/procfs.js'
 import { defaultLimits } from '../../lib/broker/protocol.js'
-import { Policy } from '../../lib/policy/index.js'
+import { Policy, type PolicyDocument } from '../../lib/policy/index.js'
 
 const root = mkdtempSync(join(tmpdir(), 'bpfkit-broker-config-'))
 for (const d of ['tenants/a', 'tenants/a/inner', 'tenants/b', 'file-parent']) mkdirSync(join(root, d), { recursive: true })
 writeFileSync(join(root, 'not-a-dir'), '')
 afterAll(() => rmSync(root, { recursive: true, force: true }))
 
-const policy = { cmds: ['map_create'], maps: ['hash'] }
+const policy: PolicyDocument = { cmds: ['map_create'], maps: ['hash'] }
 const tenant = (name: string, extra: Partial<TenantConfig> = {}): TenantConfig => ({ name, match: { cgroup: `/tenants/${name}` }, policy, ...extra })
 const config = (extra: Partial<BrokerConfig> = {}): BrokerConfig => ({ cgroupRoot: root, tenants: [tenant('a'), tenant('b')], ...extra })
 
@@ -184,7 +184,7 @@ describe('refusals', () => {
   })
 
   test('more than 64 tenants registered with the guard', () => {
-    const many = Array.from({ length: 65 }, (_, i) => ({ name: `t${i}`, match: { uid: [1000 + i] }, policy }))
+    const many: TenantConfig[] = Array.from({ length: 65 }, (_, i) => ({ name: `t${i}`, match: { uid: [1000 + i] }, policy }))
     const e = thrown(() => resolveConfig({ cgroupRoot: root, tenants: many, guard: { pinPath: '/sys/fs/bpf/guard' } }))
     expect(e).toBeInstanceOf(RangeError)
     expect(e.message).toMatch(/^tenants: 65 tenants have guard on, the guard holds at most 64/)
