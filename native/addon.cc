@@ -11,6 +11,8 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   InitPerf(env, exports);    // perf events that programs attach to
   InitNetlink(env, exports); // tc qdiscs and filters, interfaces and network namespaces
   InitPerfBuffer(env, exports);  // perf buffers (perf_event_array maps) read from user space
+  InitPeer(env, exports);    // unix socket peers: credentials, pidfds, liveness
+  InitOpenat2(env, exports); // path resolution confined to a directory (openat2 RESOLVE_*)
   return exports;
 }
 

@@ -110,6 +110,21 @@ void ThrowType(Napi::Env env, const std::string& msg) { throw Napi::TypeError::N
 
 bool IsAbsent(const Napi::Value& v) { return v.IsUndefined() || v.IsNull(); }
 
+std::string StringArg(const Napi::Value& v, const char* name, bool allow_empty) {
+  if (!v.IsString()) ThrowType(v.Env(), std::string(name) + " must be a string");
+  std::string s = v.As<Napi::String>().Utf8Value();
+  if ((!allow_empty && s.empty()) || s.size() >= 4096 || s.find('\0') != std::string::npos) {
+    ThrowType(v.Env(), std::string(name) + " must be a" + (allow_empty ? "" : " non-empty") +
+                           " string under 4096 bytes without NUL");
+  }
+  return s;
+}
+
+int DirFdArg(const Napi::Value& v, const char* name) {
+  if (IsAbsent(v)) return AT_FDCWD;
+  return FdArg(v, name);
+}
+
 static double IntegerNumber(const Napi::Value& v, const char* name, double min, double max) {
   if (!v.IsNumber()) ThrowType(v.Env(), std::string(name) + " must be a number");
   double d = v.As<Napi::Number>().DoubleValue();

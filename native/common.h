@@ -64,6 +64,11 @@ uint64_t U64Arg(const Napi::Value& v, const char* name);  // number or bigint
 // Any TypedArray or DataView; its bytes, not its elements.
 Bytes BytesArg(const Napi::Value& v, const char* name);
 bool IsAbsent(const Napi::Value& v);
+// A string argument for a path or a name: under 4096 bytes (PATH_MAX), no NUL;
+// TypeError otherwise, and for an empty string unless allow_empty.
+std::string StringArg(const Napi::Value& v, const char* name, bool allow_empty);
+// A directory fd argument: an fd, or undefined/null for AT_FDCWD.
+int DirFdArg(const Napi::Value& v, const char* name);
 // Optional fields of an options object.
 uint32_t OptU32(const Napi::Object& o, const char* key, uint32_t def = 0);
 uint64_t OptU64(const Napi::Object& o, const char* key, uint64_t def = 0);
@@ -100,6 +105,8 @@ void InitLinks(Napi::Env env, Napi::Object exports);
 void InitPerf(Napi::Env env, Napi::Object exports);
 void InitNetlink(Napi::Env env, Napi::Object exports);
 void InitPerfBuffer(Napi::Env env, Napi::Object exports);
+void InitPeer(Napi::Env env, Napi::Object exports);
+void InitOpenat2(Napi::Env env, Napi::Object exports);
 
 // ---- fds ----
 // The one path for every syscall that returns a new fd (libbpf's

@@ -17,22 +17,6 @@
 namespace bpfkit {
 namespace {
 
-std::string StringArg(const Napi::Value& v, const char* name, bool allow_empty) {
-  if (!v.IsString()) ThrowType(v.Env(), std::string(name) + " must be a string");
-  std::string s = v.As<Napi::String>().Utf8Value();
-  if ((!allow_empty && s.empty()) || s.size() >= 4096 || s.find('\0') != std::string::npos) {
-    ThrowType(v.Env(), std::string(name) + " must be a" + (allow_empty ? "" : " non-empty") +
-                           " string under 4096 bytes without NUL");
-  }
-  return s;
-}
-
-// A directory fd argument: an fd, or undefined/null for AT_FDCWD.
-int DirFdArg(const Napi::Value& v, const char* name) {
-  if (IsAbsent(v)) return AT_FDCWD;
-  return FdArg(v, name);
-}
-
 Napi::Value NewFd(Napi::Env env, long ret, const char* syscall, const char* detail) {
   int fd = SafeFd(ret);
   if (fd < 0) ThrowSyscallError(env, syscall, errno, detail);

@@ -4,7 +4,7 @@
 // kernel BTF objects. Instruction set features are in insns.ts.
 import { readFileSync } from 'node:fs'
 import { BtfBuilder } from '../btf/builder.js'
-import { Fd, NotSupportedError, native, tokenFdFor, type TokenLike } from '../sys/index.js'
+import { Fd, NotSupportedError, SyscallError, native, tokenFdFor, type TokenLike } from '../sys/index.js'
 import { btfs } from '../sys/ids.js'
 import { describeValue } from '../sys/options.js'
 import { defaultToken } from '../sys/token.js'
@@ -255,6 +255,51 @@ export const { have: haveHashLookupAndDelete, supports: supportsHashLookupAndDel
     } catch (e) {
       const code = bpfCode(e)
       if (code === 'ENOTSUPP' || code === 'EOPNOTSUPP' || code === 'EINVAL') throw missing()
+      throw e
+    }
+  },
+})
+
+function syscallCode(e: unknown): string | undefined {
+  return e instanceof SyscallError ? e.code : undefined
+}
+
+/**
+ * Pidfds of unix socket peers (SO_PEERPIDFD, Linux 6.5), which the broker
+ * needs to tell a peer from a later process with the same pid. The probe asks
+ * one end of a new socketpair for its peer's pidfd (this process); a kernel
+ * without the option refuses it (ENOPROTOOPT). No privileges needed.
+ */
+export const { have: havePeerPidfd, supports: supportsPeerPidfd } = declareFeature('peerPidfd', {
+  title: 'pidfds of unix socket peers (SO_PEERPIDFD)',
+  since: '6.5',
+  probe(missing) {
+    const [a, b] = native.unixSocketpair()
+    try {
+      native.closeFd(native.unixPeerPidfd(a))
+    } catch (e) {
+      if (syscallCode(e) === 'ENOPROTOOPT') throw missing()
+      throw e
+    } finally {
+      native.closeFd(a)
+      native.closeFd(b)
+    }
+  },
+})
+
+/**
+ * openat2 (Linux 5.6): path resolution confined to a directory
+ * (RESOLVE_BENEATH, RESOLVE_IN_ROOT, no symlinks). The probe opens `/` for
+ * reading; a kernel without the call says ENOSYS.
+ */
+export const { have: haveOpenat2, supports: supportsOpenat2 } = declareFeature('openat2', {
+  title: 'openat2 (confined path resolution)',
+  since: '5.6',
+  probe(missing) {
+    try {
+      native.closeFd(native.openat2(undefined, '/', 0, 0))
+    } catch (e) {
+      if (syscallCode(e) === 'ENOSYS') throw missing()
       throw e
     }
   },

@@ -2,3 +2,5 @@
 export { FdSocket, maxFdsPerMessage } from './socket.js'
 export type { Message, ReceiveOptions, SendOptions } from './socket.js'
 export { ProtocolError } from './errors.js'
+export { peerCredentials, peerPidfd, pidfdIsAlive } from './peer.js'
+export type { PeerCredentials } from './peer.js'

@@ -291,6 +291,21 @@ export interface NativeAddon {
   fdWait(fd: number, writable: boolean, callback: (status: number, events: number) => void): FdWaitHandle
   fdWaitCancel(handle: FdWaitHandle): void
 
+  // unix socket peers (native/peer.cc)
+  /** SO_PEERCRED: fixed at connect(), in our namespaces (pid 0: not visible in ours). TypeError if not AF_UNIX; SyscallError 'getsockopt'. */
+  unixPeerCred(sockFd: number): { pid: number; uid: number; gid: number }
+  /** SO_PEERPIDFD (Linux 6.5): a pidfd (O_CLOEXEC, >= 3) of the connecting process. TypeError if not AF_UNIX; SyscallError 'getsockopt' (ENOPROTOOPT before 6.5, ENODATA unconnected, ESRCH/EINVAL peer gone). */
+  unixPeerPidfd(sockFd: number): number
+  /** pidfd_send_signal(pidfd, 0): true until the process is reaped (a zombie counts), false on ESRCH; SyscallError 'pidfd_send_signal' otherwise. */
+  pidfdIsAlive(pidfd: number): boolean
+  // confined path resolution (native/openat2.cc)
+  /**
+   * openat2 (Linux 5.6), O_CLOEXEC always; dirFd undefined = AT_FDCWD. flags ⊆ O_PATH|O_DIRECTORY|O_NOFOLLOW (O_RDONLY 0),
+   * resolve ⊆ RESOLVE_NO_XDEV|NO_MAGICLINKS|NO_SYMLINKS|BENEATH|IN_ROOT (not BENEATH with IN_ROOT), else RangeError.
+   * SyscallError 'openat2' (EXDEV escape, ELOOP symlink, ENOENT, EAGAIN, ENOSYS).
+   */
+  openat2(dirFd: number | undefined, path: string, flags: number, resolve: number): number
+
   // tc and netlink (native/netlink.cc)
   /** The interface's index in the calling thread's network namespace; SyscallError 'if_nametoindex' ENODEV when there is none. */
   ifNameToIndex(name: string): number

@@ -202,6 +202,15 @@ const calls = {
   unixSocketpair: [[anyValue], 'fds'],
   sendWithFds: [[(rng) => fd(rng, ['h.socketFd()']), (rng) => buffer(rng, 16), (rng) => rng.pick(['undefined', '[]', '[h.pipeFd()]', '[h.closedFd()]', '[-1]', '[NaN]', "['3']", 'new Array(300).fill(h.devNull())', 'null', '{ length: 2 }'])], 'none'],
   recvWithFds: [[(rng) => fd(rng, ['h.socketFd()']), (rng) => buffer(rng, 16), (rng) => number(rng, [0, 1, 253, 254])], 'recv'],
+  // Peers are always the harness itself (its own socketpairs); pidfdIsAlive only ever sends signal 0.
+  unixPeerCred: [[(rng) => fd(rng, ['h.socketFd()'])], 'none'],
+  unixPeerPidfd: [[(rng) => fd(rng, ['h.socketFd()'])], 'fd'],
+  pidfdIsAlive: [[(rng) => fd(rng, ['h.ownFd(native.unixPeerPidfd(h.socketFd()))'])], 'none'],
+  // Read and O_PATH opens only (native refuses anything else); paths inside the harness's directory or hostile strings.
+  openat2: [[(rng) => rng.pick(['undefined', 'h.dirFd()', 'h.dirFd()', 'h.closedFd()', 'h.pipeFd()', '-1']),
+    (rng) => rng.pick(["'.'", "'..'", "'missing'", "'/'", "h.tmpPath('')", "h.tmpPath('missing/x')", "''", "'\\u0000'", "'x'.repeat(5000)", 'null']),
+    (rng) => number(rng, [0, 0o10000000, 0o200000, 0o400000, 0o10600000, 1, 2, 0o100, 0o1000, 0o2000000]),
+    (rng) => number(rng, [0, 0x08, 0x10, 0x0f, 0x17, 0x18, 0x1f, 0x20, 0x40])], 'fd'],
 }
 
 const scenarios = require('./addon-scenarios.cjs')
