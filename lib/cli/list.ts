@@ -16,32 +16,54 @@ export function collect(kind: Kind): ProgramInfo[] | MapInfo[] | LinkInfo[] | Bt
 
 const hex = (n: number) => `0x${n.toString(16)}`
 
-export function formatProg(p: ProgramInfo): string {
+/**
+ * Columns a listing through the broker adds to an object's first line: how
+ * the tenant came to own it (made, adopted, held, pinned, cgroup), the owner
+ * the admin sees (`bpfkit list --by-tenant`), and its pins as a line of
+ * their own.
+ */
+export interface Columns {
+  origin?: string
+  owner?: string
+  pins?: readonly string[]
+}
+
+function withColumns(s: string, c: Columns | undefined): string {
+  if (c === undefined) return s
+  const nl = s.indexOf('\n')
+  let [first, rest] = nl < 0 ? [s, ''] : [s.slice(0, nl), s.slice(nl)]
+  if (c.owner !== undefined) first += `  owner ${c.owner}`
+  if (c.origin !== undefined) first += `  origin ${c.origin}`
+  if (c.pins !== undefined && c.pins.length > 0) rest += `\n\tpinned ${c.pins.join(', ')}`
+  return first + rest
+}
+
+export function formatProg(p: ProgramInfo, columns?: Columns): string {
   let s = `${p.id}: ${p.type}  name ${p.name || '-'}  tag ${p.tag}`
   if (p.gplCompatible) s += '  gpl'
   s += `\n\txlated ${p.xlatedSize}B  jited ${p.jitedSize}B`
   if (p.mapIds.length > 0) s += `  map_ids ${p.mapIds.join(',')}`
   if (p.btfId) s += `  btf_id ${p.btfId}`
   if (p.runCount > 0n) s += `\n\trun_time_ns ${p.runTimeNs}  run_cnt ${p.runCount}`
-  return s
+  return withColumns(s, columns)
 }
 
-export function formatMap(m: MapInfo): string {
+export function formatMap(m: MapInfo, columns?: Columns): string {
   let s = `${m.id}: ${m.type}  name ${m.name || '-'}  flags ${hex(m.flags)}`
   s += `\n\tkey ${m.keySize}B  value ${m.valueSize}B  max_entries ${m.maxEntries}`
   if (m.btfId) s += `  btf_id ${m.btfId}`
-  return s
+  return withColumns(s, columns)
 }
 
-export function formatLink(l: LinkInfo): string {
-  return `${l.id}: ${l.type}  prog ${l.progId}${l.attachType ? `  attach_type ${l.attachType}` : ''}`
+export function formatLink(l: LinkInfo, columns?: Columns): string {
+  return withColumns(`${l.id}: ${l.type}  prog ${l.progId}${l.attachType ? `  attach_type ${l.attachType}` : ''}`, columns)
 }
 
-export function formatBtf(b: BtfInfo): string {
-  return `${b.id}: name ${b.name || '<anon>'}  size ${b.size}B${b.kernelBtf ? '  kernel' : ''}`
+export function formatBtf(b: BtfInfo, columns?: Columns): string {
+  return withColumns(`${b.id}: name ${b.name || '<anon>'}  size ${b.size}B${b.kernelBtf ? '  kernel' : ''}`, columns)
 }
 
-const formatters: Record<Kind, (x: never) => string> = { progs: formatProg, maps: formatMap, links: formatLink, btf: formatBtf }
+export const formatters: Record<Kind, (x: never, columns?: Columns) => string> = { progs: formatProg, maps: formatMap, links: formatLink, btf: formatBtf }
 
 /** JSON with bigints as decimal strings, indented by `indent` spaces (0: one line). */
 export function toJson(value: unknown, indent = 2): string {

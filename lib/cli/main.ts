@@ -5,8 +5,9 @@ import { runDemo } from './demo.js'
 import { runGenTypes } from './gen-types.js'
 import { runGuard } from './guard.js'
 import { runPolicy } from './policy.js'
+import { brokerSocketFor, runBrokerCli, runBrokerDaemon, takeBrokerOption } from './broker.js'
 
-const usage = `usage: bpfkit <command>
+const usage = `usage: bpfkit [--broker SOCK] <command>
 
   list [progs|maps|links|btf] [--json]   show loaded BPF objects (needs root)
   gen types <obj.o> [--name N]           TypeScript types for a clang-built object's programs, maps and globals
@@ -18,13 +19,26 @@ const usage = `usage: bpfkit <command>
   guard tenant remove NAME [--pin DIR]   register a tenant with the guard, or unregister it
                                          (DIR: /sys/fs/bpf/bpfkit-guard unless --pin; needs root, the bpf LSM, Linux 6.9+)
   demo                                   delegate BPF to a tenant in a user namespace, end to end (needs root, Linux 6.9+)
+  broker --config FILE [--socket PATH]   run the tenant broker in the foreground (SIGHUP reloads the config; docs/broker.md)
+  list --by-tenant [progs|maps|links|btf] [--json]   every object with the tenant that owns it (the broker's admin, root)
   help                                   this text
+
+ through the broker (--broker SOCK or $BPFKIT_BROKER): a tenant sees and touches only its own objects
+  list [progs|maps|links|btf] [--json]   its maps, programs, links and BTF, with how each is its own (origin)
+  show KIND ID [--json]                  one of them (KIND: prog, map, link, btf)
+  load OBJ.o [--json]                    load a clang-built object's maps and programs (its capability policy is checked)
+  attach PROG_ID ATTACH_TYPE (--cgroup REL | --xdp IF | --tcx IF | --netkit IF) [--json]
+                                         attach to a cgroup below its own, or a device in its network namespace
+  pin KIND ID NAME | unpin NAME          pin under its own bpffs prefix, or remove such a pin
+  release KIND ID                        drop what the broker keeps for it (the object lives while fds hold it)
 `
 
 export async function main(argv: string[]): Promise<number> {
-  const [cmd, ...args] = argv
   const out = (s: string) => process.stdout.write(s + '\n')
   try {
+    const { broker, argv: [cmd, ...args] } = takeBrokerOption(argv)
+    const socket = brokerSocketFor(cmd, args, broker, process.env)
+    if (socket !== undefined) return await runBrokerCli(cmd!, args, socket, out)
     switch (cmd) {
       case 'list':
         return runList(args, out)
@@ -35,6 +49,8 @@ export async function main(argv: string[]): Promise<number> {
         return runPolicy(args, out)
       case 'guard':
         return await runGuard(args, out)
+      case 'broker':
+        return await runBrokerDaemon(args, out)
       case 'demo':
         if (args.length > 0) throw new UsageError(`demo takes no arguments, got ${args.join(' ')}`)
         return await runDemo(out)

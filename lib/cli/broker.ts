@@ -1,0 +1,455 @@
+// `bpfkit broker` (the daemon, lib/broker) and the tenant's side of it: with
+// `--broker SOCK` (or $BPFKIT_BROKER) before the command, list, show, load,
+// attach, pin, unpin and release go through the broker and touch only the
+// caller's own objects, which is what a container can use where bpftool's
+// ID walks meet EPERM.
+//   broker --config FILE [--socket PATH]      run the daemon in the foreground (SIGTERM/SIGINT stop, SIGHUP reloads)
+//   --broker SOCK list [progs|maps|links|btf] [--json]
+//   --broker SOCK show KIND ID [--json]
+//   --broker SOCK load OBJ.o [--json]
+//   --broker SOCK attach PROG_ID ATTACH_TYPE (--cgroup REL | --xdp IF | --tcx IF | --netkit IF) [--json]
+//   --broker SOCK pin KIND ID NAME | unpin NAME | release KIND ID
+//   list --by-tenant [--broker SOCK] [progs|maps|links|btf] [--json]   (the admin: every object with its owner)
+// Parsing and formatting are pure functions (test/unit/cli-broker.test.ts).
+import { BrokerClient } from '../broker/client.js'
+import { loadConfig, type ResolvedConfig } from '../broker/config.js'
+import { BrokerError } from '../broker/errors.js'
+import type { Kind, ObjectView } from '../broker/protocol.js'
+import { startBroker } from '../broker/server.js'
+import type { BtfInfo, LinkInfo, MapInfo, ProgramInfo } from '../sys/index.js'
+import { formatters, kinds as listKinds, toJson, UsageError, type Columns, type Kind as ListKind } from './list.js'
+
+type Out = (s: string) => void
+
+/** Where the broker listens unless the config, --broker or $BPFKIT_BROKER say otherwise. */
+export const defaultBrokerSocket = '/run/bpfkit/broker.sock'
+
+/** The commands that go through the broker when one is named. */
+export const brokerCommands = ['list', 'show', 'load', 'attach', 'pin', 'unpin', 'release'] as const
+export type BrokerCommandName = (typeof brokerCommands)[number]
+
+export type AttachTarget = { cgroup: string } | { ifname: string; netdev: 'xdp' | 'tcx' | 'netkit' }
+
+export type BrokerCommand =
+  | { cmd: 'list'; socket: string; kinds: Kind[] | undefined; json: boolean; byTenant: boolean }
+  | { cmd: 'show'; socket: string; kind: Kind; id: number; json: boolean }
+  | { cmd: 'load'; socket: string; path: string; json: boolean }
+  | { cmd: 'attach'; socket: string; progId: number; attachType: string; target: AttachTarget; json: boolean }
+  | { cmd: 'pin'; socket: string; kind: Kind; id: number; name: string }
+  | { cmd: 'unpin'; socket: string; name: string }
+  | { cmd: 'release'; socket: string; kind: Kind; id: number }
+
+export interface DaemonCommand {
+  config: string
+  socket?: string
+}
+
+// --- the global option ------------------------------------------------------
+
+/**
+ * Takes `--broker SOCK` (or `--broker=SOCK`) out of the command line,
+ * wherever it is (before the command, as usage shows it, or among its
+ * arguments, as `list --by-tenant --broker SOCK` reads best).
+ */
+export function takeBrokerOption(argv: readonly string[]): { broker: string | undefined; argv: string[] } {
+  let broker: string | undefined
+  const rest: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a !== '--broker' && !a.startsWith('--broker=')) {
+      rest.push(a)
+      continue
+    }
+    const value = a === '--broker' ? (argv[i + 1]?.startsWith('-') ? undefined : argv[++i]) : a.slice('--broker='.length)
+    if (value === undefined || value === '') throw new UsageError('--broker needs the broker\'s socket path')
+    if (broker !== undefined) throw new UsageError('--broker given twice')
+    broker = value
+  }
+  return { broker, argv: rest }
+}
+
+/**
+ * Which socket a command line talks to, or undefined when it is not a broker
+ * command line at all. `--broker` wins over $BPFKIT_BROKER; `list --by-tenant`
+ * needs neither (it falls back to the default socket). Commands that are not
+ * the broker's refuse an explicit --broker and ignore the variable.
+ */
+export function brokerSocketFor(cmd: string | undefined, args: readonly string[], broker: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  const isBrokerCommand = (brokerCommands as readonly (string | undefined)[]).includes(cmd)
+  if (!isBrokerCommand) {
+    if (broker !== undefined) throw new UsageError(`--broker applies to ${brokerCommands.join(', ')}; not to ${cmd === undefined ? 'nothing' : `'${cmd}'`}`)
+    return undefined
+  }
+  const fromEnv = env.BPFKIT_BROKER || undefined
+  if (cmd === 'list' && args.includes('--by-tenant')) return broker ?? fromEnv ?? defaultBrokerSocket
+  return broker ?? fromEnv
+}
+
+// --- parsing ------------------------------------------------------------------
+
+const kindNames: Record<string, Kind> = {
+  prog: 'prog', progs: 'prog', map: 'map', maps: 'map', link: 'link', links: 'link', btf: 'btf',
+}
+const listKindOf: Record<Kind, ListKind> = { prog: 'progs', map: 'maps', link: 'links', btf: 'btf' }
+
+function kindOf(cmd: string, s: string | undefined): Kind {
+  const k = s === undefined ? undefined : kindNames[s]
+  if (k === undefined) throw new UsageError(`${cmd}: expected a kind (prog, map, link or btf), got ${s === undefined ? 'nothing' : `'${s}'`}`)
+  return k
+}
+
+const DECIMAL = /^[1-9][0-9]*$/
+
+function idOf(cmd: string, what: string, s: string | undefined): number {
+  if (s === undefined) throw new UsageError(`${cmd}: expected ${what}, got nothing`)
+  const n = Number(s)
+  if (!DECIMAL.test(s) || n > 0xffffffff) throw new UsageError(`${cmd}: ${what} must be an ID (1 to 4294967295), got '${s}'`)
+  return n
+}
+
+interface Flags {
+  positional: string[]
+  values: Record<string, string>
+  switches: Set<string>
+}
+
+// `--flag value` or `--flag=value` for the valued ones; switches take no value.
+function parseFlags(cmd: string, args: readonly string[], valued: readonly string[], switches: readonly string[]): Flags {
+  const out: Flags = { positional: [], values: {}, switches: new Set() }
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]
+    if (!a.startsWith('--')) {
+      out.positional.push(a)
+      continue
+    }
+    const eq = a.indexOf('=')
+    const [flag, inline] = eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined]
+    if (switches.includes(flag)) {
+      if (inline !== undefined) throw new UsageError(`${cmd}: ${flag} takes no value`)
+      out.switches.add(flag)
+      continue
+    }
+    if (!valued.includes(flag)) {
+      const takes = [...valued, ...switches]
+      throw new UsageError(`${cmd}: unknown option '${a}'${takes.length ? ` (it takes ${takes.join(', ')})` : ''}`)
+    }
+    const value = inline ?? (args[i + 1]?.startsWith('--') ? undefined : args[++i])
+    if (value === undefined || value === '') throw new UsageError(`${cmd}: ${flag} needs a value`)
+    if (out.values[flag] !== undefined) throw new UsageError(`${cmd}: ${flag} given twice`)
+    out.values[flag] = value
+  }
+  return out
+}
+
+function positionals(cmd: string, f: Flags, names: readonly string[]): string[] {
+  if (f.positional.length > names.length) throw new UsageError(`${cmd}: unexpected argument ${f.positional.slice(names.length).join(' ')}`)
+  if (f.positional.length < names.length) throw new UsageError(`${cmd}: expected ${names.join(' ')}, missing ${names.slice(f.positional.length).join(' ')}`)
+  return f.positional
+}
+
+const targetFlags = { '--cgroup': 'cgroup', '--xdp': 'xdp', '--tcx': 'tcx', '--netkit': 'netkit' } as const
+
+/** A broker command line (the command and its arguments, --broker already taken out). Errors: UsageError. */
+export function parseBrokerArgs(cmd: string, args: readonly string[], socket: string): BrokerCommand {
+  switch (cmd) {
+    case 'list': {
+      const f = parseFlags(cmd, args, [], ['--json', '--by-tenant'])
+      const chosen = f.positional.map((k) => {
+        if (!(listKinds as readonly string[]).includes(k)) throw new UsageError(`list: expected one of ${listKinds.join('|')}, got '${k}'`)
+        return kindNames[k]
+      })
+      if (chosen.length > 1) throw new UsageError(`list: expected one of ${listKinds.join('|')} at most, got ${f.positional.join(' ')}`)
+      return { cmd, socket, kinds: chosen.length ? chosen : undefined, json: f.switches.has('--json'), byTenant: f.switches.has('--by-tenant') }
+    }
+    case 'show': {
+      const f = parseFlags(cmd, args, [], ['--json'])
+      const [kind, id] = positionals(cmd, f, ['KIND', 'ID'])
+      return { cmd, socket, kind: kindOf(cmd, kind), id: idOf(cmd, 'ID', id), json: f.switches.has('--json') }
+    }
+    case 'load': {
+      const f = parseFlags(cmd, args, [], ['--json'])
+      const [path] = positionals(cmd, f, ['OBJ.o'])
+      return { cmd, socket, path, json: f.switches.has('--json') }
+    }
+    case 'attach': {
+      const f = parseFlags(cmd, args, Object.keys(targetFlags), ['--json'])
+      const [progId, attachType] = positionals(cmd, f, ['PROG_ID', 'ATTACH_TYPE'])
+      const given = Object.keys(f.values) as (keyof typeof targetFlags)[]
+      if (given.length !== 1) {
+        throw new UsageError(`attach: name one target: --cgroup REL (a cgroup below yours), --xdp IF, --tcx IF or --netkit IF${given.length ? `; got ${given.join(', ')}` : ''}`)
+      }
+      const flag = given[0]
+      const value = f.values[flag]
+      const family = targetFlags[flag]
+      const target: AttachTarget = family === 'cgroup' ? { cgroup: value } : { ifname: value, netdev: family }
+      return { cmd, socket, progId: idOf(cmd, 'PROG_ID', progId), attachType, target, json: f.switches.has('--json') }
+    }
+    case 'pin': {
+      const f = parseFlags(cmd, args, [], [])
+      const [kind, id, name] = positionals(cmd, f, ['KIND', 'ID', 'NAME'])
+      return { cmd, socket, kind: kindOf(cmd, kind), id: idOf(cmd, 'ID', id), name }
+    }
+    case 'unpin': {
+      const f = parseFlags(cmd, args, [], [])
+      const [name] = positionals(cmd, f, ['NAME'])
+      return { cmd, socket, name }
+    }
+    case 'release': {
+      const f = parseFlags(cmd, args, [], [])
+      const [kind, id] = positionals(cmd, f, ['KIND', 'ID'])
+      return { cmd, socket, kind: kindOf(cmd, kind), id: idOf(cmd, 'ID', id) }
+    }
+    default:
+      throw new UsageError(`--broker: expected one of ${brokerCommands.join(', ')}, got '${cmd}'`)
+  }
+}
+
+/** `broker --config FILE [--socket PATH]`. Errors: UsageError. */
+export function parseDaemonArgs(args: readonly string[]): DaemonCommand {
+  const f = parseFlags('broker', args, ['--config', '--socket'], [])
+  if (f.positional.length > 0) throw new UsageError(`broker: unexpected argument ${f.positional.join(' ')}`)
+  const config = f.values['--config']
+  if (config === undefined) throw new UsageError('broker: --config FILE is required (the tenants, their matchers, policies and quotas: docs/broker.md)')
+  return f.values['--socket'] === undefined ? { config } : { config, socket: f.values['--socket'] }
+}
+
+/**
+ * systemd socket activation (sd_listen_fds): the listening socket is fd 3
+ * when LISTEN_PID is this process and LISTEN_FDS is 1. More than one socket
+ * is a unit file mistake, named as such.
+ */
+export function activatedSocket(env: NodeJS.ProcessEnv, pid: number): { fd: number } | undefined {
+  if (env.LISTEN_PID === undefined || Number(env.LISTEN_PID) !== pid) return undefined
+  const n = Number(env.LISTEN_FDS)
+  if (n === 0 || env.LISTEN_FDS === undefined) return undefined
+  if (n !== 1) throw new Error(`broker: systemd passed ${env.LISTEN_FDS} sockets (LISTEN_FDS); the broker listens on one: give its .socket unit one ListenStream=`)
+  return { fd: 3 }
+}
+
+// --- formatting ---------------------------------------------------------------
+
+// Info fields the library reads as bigints; on the wire they are decimal strings.
+const bigintFields = ['loadTime', 'runTimeNs', 'runCount', 'recursionMisses', 'mapExtra', 'cgroupId', 'cookie'] as const
+
+/**
+ * An object view's info as the library's own info type (ProgramInfo, MapInfo,
+ * LinkInfo or BtfInfo), so that `bpfkit list`'s formatters print it: wire
+ * bigints back to bigints, and what redaction dropped filled with the empty
+ * value (a foreign map ID is not shown, not shown as 0).
+ */
+export function infoOf(v: ObjectView): ProgramInfo | MapInfo | LinkInfo | BtfInfo {
+  const info: Record<string, unknown> = { ...v.info }
+  for (const k of bigintFields) {
+    const x = info[k]
+    if (typeof x === 'string' && /^[0-9]+$/.test(x)) info[k] = BigInt(x)
+    else if (typeof x === 'number') info[k] = BigInt(x)
+  }
+  info.id = v.id
+  if (typeof info.name !== 'string') info.name = v.name
+  if (typeof info.type !== 'string') info.type = 'unknown'
+  switch (v.kind) {
+    case 'prog':
+      if (!Array.isArray(info.mapIds)) info.mapIds = []
+      if (typeof info.runCount !== 'bigint') info.runCount = 0n
+      if (typeof info.tag !== 'string') info.tag = '-'
+      return info as unknown as ProgramInfo
+    case 'map':
+      if (typeof info.flags !== 'number') info.flags = 0
+      return info as unknown as MapInfo
+    case 'link':
+      if (typeof info.progId !== 'number') info.progId = 0
+      return info as unknown as LinkInfo
+    case 'btf':
+      return info as unknown as BtfInfo
+  }
+}
+
+/** One object as `bpfkit list` prints it, with its origin (a tenant's view) or owner (the admin's) and its pins. */
+export function formatView(v: ObjectView): string {
+  const columns: Columns = { pins: v.pins }
+  if (v.owner !== undefined) columns.owner = v.owner
+  columns.origin = v.origin
+  return formatters[listKindOf[v.kind]](infoOf(v) as never, columns)
+}
+
+const kindOrder: readonly Kind[] = ['prog', 'map', 'link', 'btf']
+
+/**
+ * A listing: kinds in `bpfkit list`'s order, IDs ascending, with a `# progs`
+ * header per kind when more than one was asked for (as `bpfkit list` does).
+ */
+export function formatViews(views: readonly ObjectView[], kinds?: readonly Kind[]): string[] {
+  const chosen = kinds ?? kindOrder
+  const lines: string[] = []
+  for (const k of kindOrder.filter((k) => chosen.includes(k))) {
+    if (chosen.length > 1) lines.push(`# ${listKindOf[k]}`)
+    for (const v of views.filter((x) => x.kind === k).sort((a, b) => a.id - b.id)) lines.push(formatView(v))
+  }
+  return lines
+}
+
+/** The JSON `bpfkit list --json` prints: one kind's array, or every kind's under progs/maps/links/btf. */
+export function viewsJson(views: readonly ObjectView[], kinds?: readonly Kind[]): unknown {
+  if (kinds !== undefined && kinds.length === 1) return views.filter((v) => v.kind === kinds[0])
+  const chosen = kinds ?? kindOrder
+  return Object.fromEntries(kindOrder.filter((k) => chosen.includes(k)).map((k) => [listKindOf[k], views.filter((v) => v.kind === k)]))
+}
+
+/**
+ * A refusal as the command line shows it: the code (with the policy rule of
+ * an EPERM: 'maps', 'capabilities'...), the message, then each capability
+ * violation the message does not already list.
+ */
+export function formatBrokerError(what: string, e: { code: string; message: string; rule?: string; violations?: readonly { message?: unknown }[] }): string {
+  const lines = [`${what}: ${e.code}${e.rule !== undefined ? ` (${e.rule})` : ''}: ${e.message}`]
+  for (const v of e.violations ?? []) {
+    const m = typeof v.message === 'string' ? v.message : JSON.stringify(v)
+    if (!e.message.includes(m)) lines.push(`  ${m}`)
+  }
+  return lines.join('\n')
+}
+
+function describeTarget(t: AttachTarget): string {
+  return 'cgroup' in t ? `cgroup ${t.cgroup}` : `${t.netdev} on ${t.ifname}`
+}
+
+// --- running ------------------------------------------------------------------
+
+/** Runs one broker command line; resolves to the exit status (1 on a refusal, printed to stderr). */
+export async function runBrokerCommand(c: BrokerCommand, out: Out, err: Out = (s) => process.stderr.write(s + '\n')): Promise<number> {
+  let client: BrokerClient | undefined
+  try {
+    try {
+      client = await BrokerClient.connect(c.socket)
+    } catch (e) {
+      if (e instanceof BrokerError) throw e
+      const code = (e as NodeJS.ErrnoException).code
+      err(`bpfkit: cannot reach the broker at ${c.socket}: ${code && !(e as Error).message.includes(code) ? `${code}: ` : ''}${(e as Error).message}`)
+      return 1
+    }
+    await run(client, c, out)
+    return 0
+  } catch (e) {
+    if (!(e instanceof BrokerError)) throw e
+    const what = client === undefined ? `broker at ${c.socket}` : `broker refused ${c.cmd}`
+    err(`bpfkit: ${formatBrokerError(what, e)}`)
+    return 1
+  } finally {
+    client?.close()
+  }
+}
+
+async function run(client: BrokerClient, c: BrokerCommand, out: Out): Promise<void> {
+  switch (c.cmd) {
+    case 'list': {
+      const options = c.kinds ? { kinds: c.kinds } : {}
+      const views = c.byTenant ? await client.listAll(options) : await client.list(options)
+      if (c.json) out(toJson(viewsJson(views, c.kinds)))
+      else for (const line of formatViews(views, c.kinds)) out(line)
+      return
+    }
+    case 'show': {
+      const v = await client.show(c.kind, c.id)
+      out(c.json ? toJson(v) : formatView(v))
+      return
+    }
+    case 'load': {
+      const { maps, programs } = await client.loadCollection(c.path)
+      try {
+        const ids = {
+          maps: Object.fromEntries(Object.entries(maps).map(([name, m]) => [name, m.id])),
+          programs: Object.fromEntries(Object.entries(programs).map(([name, p]) => [name, p.id])),
+        }
+        if (c.json) out(toJson(ids))
+        else {
+          for (const [name, id] of Object.entries(ids.maps)) out(`map ${id}: ${name}`)
+          for (const [name, id] of Object.entries(ids.programs)) out(`prog ${id}: ${name}`)
+        }
+      } finally {
+        // The broker keeps them (pinned in its own directory) until `release`.
+        for (const m of Object.values(maps)) m.close()
+        for (const p of Object.values(programs)) p.close()
+      }
+      return
+    }
+    case 'attach': {
+      const link = await client.attach(c.progId, c.attachType, c.target)
+      try {
+        if (c.json) out(toJson({ link: link.id, prog: c.progId, attachType: c.attachType, target: c.target }))
+        else out(`link ${link.id}: prog ${c.progId} attached as ${c.attachType} to ${describeTarget(c.target)}`)
+      } finally {
+        link.close()
+      }
+      return
+    }
+    case 'pin':
+      out(`pinned ${c.kind} ${c.id} at ${await client.pin(c.kind, c.id, c.name)}`)
+      return
+    case 'unpin':
+      await client.unpin(c.name)
+      out(`unpinned ${c.name}`)
+      return
+    case 'release':
+      await client.release(c.kind, c.id)
+      out(`released ${c.kind} ${c.id}`)
+      return
+  }
+}
+
+/** `bpfkit <cmd> ...` with a broker socket: parse, then run. */
+export async function runBrokerCli(cmd: string, args: readonly string[], socket: string, out: Out): Promise<number> {
+  return runBrokerCommand(parseBrokerArgs(cmd, args, socket), out)
+}
+
+function describeSocket(s: ResolvedConfig['socket']): string {
+  return typeof s === 'string' ? s : `fd ${s.fd} (socket activation)`
+}
+
+/**
+ * `bpfkit broker --config FILE [--socket PATH]`: the daemon, in the
+ * foreground, until SIGTERM or SIGINT; SIGHUP reads the config again (tenants,
+ * policies, quotas, guard registration). Log lines (refused peers, recovered
+ * records) go to `out`.
+ */
+export async function runBrokerDaemon(args: readonly string[], out: Out): Promise<number> {
+  const c = parseDaemonArgs(args)
+  const activated = activatedSocket(process.env, process.pid)
+  // Not passed on to anything the broker starts.
+  delete process.env.LISTEN_PID
+  delete process.env.LISTEN_FDS
+  delete process.env.LISTEN_FDNAMES
+  const read = (): ResolvedConfig => {
+    const config = loadConfig(c.config)
+    const socket = c.socket ?? activated ?? config.socket
+    return { ...config, socket }
+  }
+  const config = read()
+  const broker = await startBroker(config, { log: out })
+  out(`bpfkit broker: listening on ${describeSocket(config.socket)}, ${config.tenants.length} tenant${config.tenants.length === 1 ? '' : 's'} (${config.tenants.map((t) => t.name).join(', ') || 'none'})`)
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      out(`bpfkit broker: ${signal}, closing`)
+      process.off('SIGTERM', onTerm)
+      process.off('SIGINT', onInt)
+      process.off('SIGHUP', onHup)
+      resolve()
+    }
+    const onTerm = () => stop('SIGTERM')
+    const onInt = () => stop('SIGINT')
+    const onHup = () => {
+      try {
+        const next = read()
+        broker.reload(next)
+        out(`bpfkit broker: reloaded ${c.config}: ${next.tenants.length} tenant${next.tenants.length === 1 ? '' : 's'}`)
+      } catch (e) {
+        // A bad edit keeps the running config.
+        out(`bpfkit broker: reload of ${c.config} failed, keeping the running config: ${(e as Error).message}`)
+      }
+    }
+    process.on('SIGTERM', onTerm)
+    process.on('SIGINT', onInt)
+    process.on('SIGHUP', onHup)
+  })
+  await broker.close()
+  return 0
+}
