@@ -90,13 +90,15 @@ export class Registry {
   /**
    * Registers the object behind `fd` for `tenant`: pinned first, then
    * recorded and saved, so a crash in between is recovered on open. The
-   * caller keeps `fd`. Errors: TypeError when fd is not a `kind`; EEXIST
-   * when the object is already registered; the kernel's (pin) or the file
+   * caller keeps `fd`. Errors: TypeError when fd is not a `kind`; EINVAL
+   * for BTF (the kernel pins no BTF); EEXIST when the object is already registered; the kernel's (pin) or the file
    * system's (save; the pin is then removed again).
    */
   add(tenant: string, kind: Kind, fd: Fd | number, origin: 'made' | 'adopted', name: string): RegistryRecord {
     checkTenant('add', tenant)
     checkKind('add', kind)
+    // kernel/bpf/inode.c: bpf_obj_pin_user takes programs, maps and links only (bpf_fd_probe_obj).
+    if (kind === 'btf') throw brokerError('EINVAL', 'BTF objects cannot be pinned in a bpffs, so the broker cannot keep one across restarts; BTF lives on through the maps and programs that use it')
     const n = typeof fd === 'number' ? fd : fd.fd
     const actual = bpfObjectKind(n)
     if (actual !== kind) throw new TypeError(`registry.add: fd ${n} is ${actual === undefined ? 'not a BPF object' : `a ${actual}`}, not a ${kind}`)
