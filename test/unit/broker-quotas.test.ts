@@ -1,12 +1,15 @@
 // A tenant's usage and quotas (lib/broker/quotas.ts): usage from the
 // registry's records, map bytes as the guard counts them, and EDQUOT naming
-// the quota, its limit and the usage.
+// the quota, its limit and the usage; and the guard's share of them
+// (lib/broker/guard-sync.ts).
 import { describe, expect, test } from 'vitest'
 import type { ResolvedTenant } from '../../lib/broker/config.js'
 import { BrokerError } from '../../lib/broker/errors.js'
 import type { Kind } from '../../lib/broker/protocol.js'
 import { checkQuota, mapBytes, usageOf, type Usage } from '../../lib/broker/quotas.js'
 import type { RegistryRecord } from '../../lib/broker/registry.js'
+import { syncGuard } from '../../lib/broker/guard-sync.js'
+import type { Guard } from '../../lib/guard/index.js'
 
 function rec(tenant: string, kind: Kind, id: number, pins: string[] = []): RegistryRecord {
   return { tenant, kind, id, origin: 'made', name: '', createdAt: '2026-01-01T00:00:00.000Z', pins }
@@ -110,5 +113,60 @@ describe('checkQuota', () => {
     const t = tenant({ maps: 1, bytes: 10 })
     expect(refusal(() => checkQuota(t, zero, { bytes: 11, maps: 2 })).message).toMatch(/quota maps/)
     expect(refusal(() => checkQuota(t, zero, { bytes: 11, maps: 1 })).message).toMatch(/quota bytes is 10 bytes of maps; it holds 0 and this needs 11 more/)
+  })
+})
+
+// The guard's share of a tenant's quota is maps and bytes; syncGuard hands
+// them over with the tenant's match and policy. A recording stand-in for the
+// guard shows the calls (the guard itself runs only in the VMs: trampolines).
+describe('syncGuard', () => {
+  type Call = [string, string, unknown?]
+  function recorder() {
+    const calls: Call[] = []
+    const guard = {
+      setTenant: (name: string, options: unknown) => void calls.push(['set', name, options]),
+      removeTenant: (name: string) => (calls.push(['remove', name]), true),
+    }
+    return { calls, guard: guard as unknown as Guard }
+  }
+  const policy = {} as ResolvedTenant['policy']
+  function guarded(name: string, match: ResolvedTenant['match'], quota: Partial<ResolvedTenant['quota']> = {}, on = true): ResolvedTenant {
+    return { ...tenant(quota), name, match, policy, guard: on }
+  }
+  const cg = (dir: string) => ({ path: dir.replace('/sys/fs/cgroup/unified', ''), dir, id: 99n })
+
+  test('registers guarded tenants with their cgroup directory, user namespace inode, policy and finite map quotas', () => {
+    const { calls, guard } = recorder()
+    const next = syncGuard(guard, [
+      guarded('a', { cgroup: cg('/sys/fs/cgroup/unified/t/a'), userns: 4026532000 }, { maps: 3, bytes: 4096, progs: 1 }),
+      guarded('b', { userns: 4026532001, uid: [1000] }),
+      guarded('c', { cgroup: cg('/sys/fs/cgroup/unified/t/c') }, {}, false),
+    ], new Set())
+    expect(calls).toEqual([
+      ['set', 'a', { match: { cgroup: '/sys/fs/cgroup/unified/t/a', userns: 4026532000 }, policy, quota: { maps: 3, bytes: 4096 } }],
+      ['set', 'b', { match: { userns: 4026532001 }, policy, quota: {} }],
+    ])
+    expect([...next]).toEqual(['a', 'b'])
+  })
+
+  test('names gone from the tenants, or no longer guarded, are removed first', () => {
+    const { calls, guard } = recorder()
+    const next = syncGuard(guard, [guarded('a', { userns: 5 }), guarded('b', { userns: 6 }, {}, false)], new Set(['a', 'b', 'old']))
+    expect(calls.map(([op, name]) => `${op} ${name}`)).toEqual(['remove b', 'remove old', 'set a'])
+    expect([...next]).toEqual(['a'])
+    expect(syncGuard(recorder().guard, [], new Set(['a'])).size).toBe(0)
+  })
+
+  test('a guarded tenant matched only by uid or a non-initial user namespace gives the guard nothing: TypeError, and the guard is not touched', () => {
+    for (const match of [{ uid: [1000] }, { userns: 'non-initial' as const }]) {
+      const { calls, guard } = recorder()
+      expect(() => syncGuard(guard, [guarded('a', { userns: 5 }), guarded('z', match)], new Set(['gone']))).toThrow(/^tenant z: guard is on but its match has neither a cgroup nor a user namespace inode/)
+      expect(calls).toEqual([])
+    }
+  })
+
+  test('the guard\'s own refusal names the tenant', () => {
+    const guard = { setTenant: () => { throw new TypeError("guard.setTenant: tenant 'x' already matches userns 5") }, removeTenant: () => true } as unknown as Guard
+    expect(() => syncGuard(guard, [guarded('a', { userns: 5 })], new Set())).toThrow("tenant a: guard.setTenant: tenant 'x' already matches userns 5")
   })
 })
