@@ -272,7 +272,7 @@ describe('requests of the wrong shape: EINVAL naming the field', () => {
       let data: Uint8Array
       if (i % 3 === 0) data = Uint8Array.from({ length: Math.floor(rand() * 64) }, () => Math.floor(rand() * 256))
       else {
-        const s = structuredClone(pick(samples).req) as Record<string, unknown>
+        const s = structuredClone(pick(samples).req) as unknown as Record<string, unknown>
         const target = s.spec && rand() < 0.5 ? (s.spec as Record<string, unknown>) : s
         const keys = Object.keys(target)
         if (rand() < 0.2) target[`k${i % 7}`] = pick(values)
