@@ -175,7 +175,7 @@ export function tasksIn(cgroupDir: string): number[] {
   return [...pids].sort((a, b) => a - b)
 }
 
-/** The processes whose user namespace has inode `ino` (one scan of /proc), increasing. */
+/** The processes whose user namespace has inode `ino` (one scan of /proc), increasing; those /proc refuses to show are left out. */
 export function pidsInUserns(ino: number): number[] {
   const pids: number[] = []
   for (const name of readdirSync('/proc')) {
@@ -183,8 +183,10 @@ export function pidsInUserns(ino: number): number[] {
     try {
       if (statSync(`/proc/${name}/ns/user`).ino === ino) pids.push(Number(name))
     } catch (e) {
-      // Gone, or a zombie (its namespaces are released before it is reaped).
-      if (vanished(e)) continue
+      // Gone, or a zombie (its namespaces are released before it is reaped),
+      // or a process even root may not inspect (a sandbox's supervisor): not
+      // one the broker could read fds of either.
+      if (vanished(e) || (e as NodeJS.ErrnoException).code === 'EACCES') continue
       throw e
     }
   }
