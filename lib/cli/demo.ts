@@ -2,14 +2,24 @@
 // (this process, root) delegates map_create + prog_load, hash + array maps
 // and socket_filter programs to a tenant in a fresh user namespace. The
 // tenant makes a token, creates a map, loads and test-runs a program, and
-// meets one refusal from bpfkit and one from the kernel; the manager then
-// finds the tenant's objects by ID.
+// meets one refusal from bpfkit and one from the kernel. Listing object IDs
+// is refused to it, so it asks a tenant broker the manager runs: the broker
+// lists the tenant's own objects and refuses a program the tenant's
+// capability policy does not allow; where the guard runs, the kernel refuses
+// that program too when the tenant loads it itself. The manager then finds
+// the tenant's objects by ID.
 import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startBroker, type Broker } from '../broker/server.js'
 import { serveDelegation } from '../delegation/index.js'
 import { FdSocket } from '../ipc/index.js'
-import { supportsBpfToken } from '../features/index.js'
+import { haveBpfLsm, haveGuardHooks, supportsBpfToken } from '../features/index.js'
 import { builtScript } from '../delegation/scripts.js'
+import { Guard } from '../guard/index.js'
 import * as ids from '../sys/ids.js'
+import { NotSupportedError } from '../sys/errors.js'
 import { Policy } from '../policy/index.js'
 
 /** What the tenant tells the manager. */
@@ -17,13 +27,70 @@ export type DemoEvent =
   | { type: 'say'; text: string; detail?: string }
   | { type: 'made'; mapIds: number[]; progIds: number[] }
 
-/** The embedded default policy. Attach type 0 is what a program without an expected attach type asks for. */
+/**
+ * The embedded default policy. Attach type 0 is what a program without an
+ * expected attach type asks for. Inside programs, socket filters may look
+ * up hash and array maps and nothing else: the broker (and the guard, where
+ * it runs) refuse a program that calls any other helper.
+ */
 export const demoPolicy = Policy.from({
   cmds: ['map_create', 'prog_load'],
   maps: ['hash', 'array'],
   progs: ['socket_filter'],
   attachs: ['cgroup_inet_ingress'],
+  capabilities: { 'demo.count': { helpers: ['map_lookup_elem'], maps: ['hash', 'array'] } },
+  contexts: [{ progs: ['socket_filter'], grant: ['demo.count'] }],
 })
+
+/** What the manager tells the tenant through $BPFKIT_DEMO_GUARD: 'on' when the guard runs, else why not. */
+export const guardEnv = 'BPFKIT_DEMO_GUARD'
+
+/** Why the guard cannot run here (the probe's reason), or undefined when it can. Other probe errors are thrown. */
+export function guardUnavailable(): string | undefined {
+  try {
+    haveGuardHooks()
+    haveBpfLsm()
+    return undefined
+  } catch (e) {
+    if (e instanceof NotSupportedError) return e.message
+    throw e
+  }
+}
+
+/** The broker the demo runs in-process, on a socket in a temporary directory, with its pins below /sys/fs/bpf. */
+interface DemoBroker {
+  broker: Broker
+  socket: string
+  guardPin: string | undefined
+  cleanup(): Promise<void>
+}
+
+async function startDemoBroker(guard: boolean): Promise<DemoBroker> {
+  const dir = mkdtempSync(join(tmpdir(), 'bpfkit-demo-'))
+  const pins = `/sys/fs/bpf/bpfkit-demo-${process.pid}`
+  const guardPin = guard ? join(pins, 'guard') : undefined
+  const cleanup = async (broker?: Broker) => {
+    await broker?.close()
+    if (guardPin !== undefined) {
+      try {
+        ;(await Guard.open(guardPin)).stop()
+      } catch { /* never started */ }
+    }
+    rmSync(pins, { recursive: true, force: true })
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const socket = join(dir, 'broker.sock')
+  try {
+    const broker = await startBroker({
+      socket, stateDir: join(dir, 'state'), pinRoot: join(pins, 'broker'), tenantPinRoot: join(pins, 'tenants'),
+      tenants: [], guard: guardPin === undefined ? false : { pinPath: guardPin },
+    })
+    return { broker, socket, guardPin, cleanup: () => cleanup(broker) }
+  } catch (e) {
+    await cleanup()
+    throw e
+  }
+}
 
 export class DemoError extends Error {}
 
@@ -40,9 +107,17 @@ export async function runDemo(out: (line: string) => void): Promise<number> {
   out('')
   manager('the policy (embedded default):', [...demoPolicy.describe(), `  (attach type 0, cgroup_inet_ingress, is what a program loaded without an expected attach type asks for)`, `mount options: ${demoPolicy}`].join('\n'))
 
+  const noGuard = guardUnavailable()
+  const demo = await startDemoBroker(noGuard === undefined)
+  manager(`started a tenant broker on ${demo.socket}`,
+    noGuard === undefined
+      ? `with the guard (BPF LSM) pinned at ${demo.guardPin}: the kernel enforces the tenant's policy too`
+      : `without the guard, which cannot run here: ${noGuard}`)
+
   const [mine, theirs] = FdSocket.pair()
   const child = spawn('unshare', ['--user', '--map-root-user', '--mount', '--', process.execPath, builtScript('cli/demo-tenant.js')], {
     stdio: ['ignore', 'inherit', 'pipe', theirs.fd],
+    env: { ...process.env, BPFKIT_BROKER: demo.socket, [guardEnv]: noGuard === undefined ? 'on' : noGuard },
   })
   theirs.close()
   let stderr = ''
@@ -57,6 +132,12 @@ export async function runDemo(out: (line: string) => void): Promise<number> {
     const granted = await serveDelegation(mine, demoPolicy)
     manager('received the bpf filesystem context the tenant opened in its namespace;',
       `set ${granted.toMountOptions().join(' ')} on it, created the bpffs and sent the mount back`)
+    // The tenant is in its user namespace by now (it opened the context
+    // there): the broker recognises its connections by that namespace.
+    const userns = statSync(`/proc/${child.pid}/ns/user`).ino
+    demo.broker.setTenant({ name: 'demo', match: { userns }, policy: demoPolicy })
+    manager(`registered tenant 'demo' with the broker: any process in user namespace ${userns}, the policy above`)
+    await mine.send(Buffer.from('broker'))
 
     let made: Extract<DemoEvent, { type: 'made' }> | undefined
     while (!made) {
@@ -82,15 +163,19 @@ export async function runDemo(out: (line: string) => void): Promise<number> {
     mine.close()
     child.kill('SIGKILL')
     await exited
+    await demo.cleanup()
     throw new DemoError(`${(e as Error).message}${stderr ? `\n${stderr.trimEnd()}` : ''}`)
   }
   const code = await exited
   mine.close()
+  await demo.cleanup()
   if (code !== 0) throw new DemoError(`the tenant failed (status ${code})${stderr ? `:\n${stderr.trimEnd()}` : ''}`)
   manager('released the tenant: it closed its token, map and program and exited (status 0)')
   out('')
   out('Try it with other tools: bpfkit.spawnDelegated(command, args, { policy }) runs any program this way,')
   out('with the delegated bpffs at /sys/fs/bpf and LIBBPF_BPF_TOKEN_PATH set, as systemd PrivateBPF= does.')
+  out('Run the broker for real with `bpfkit broker --config FILE` (docs/broker.md); inside a tenant,')
+  out('`bpfkit --broker /run/bpfkit/broker.sock list` lists its own objects.')
   return 0
 }
 

@@ -1,4 +1,6 @@
-// `bpfkit demo`: the delegation story end to end, as a person reads it.
+// `bpfkit demo`: the delegation story end to end, as a person reads it, and
+// the tenant broker's part of it (list through the broker, a capability
+// refusal; the guard's where it runs, else the probe's reason).
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
@@ -10,7 +12,7 @@ import { requireFeature } from './helpers/requires.js'
 const cli = join(repoRoot, 'dist/cli/main.js')
 
 describe('bpfkit demo', () => {
-  test('a tenant gets a token, uses it, meets both kinds of refusal; the manager finds its objects', (ctx) => {
+  test('a tenant gets a token, uses it, meets both kinds of refusal, lists its own objects through the broker; the manager finds them', (ctx) => {
     const why = requireFeature(features.haveBpfToken) ?? userNamespacesMissing()
     if (why !== undefined) ctx.skip(why)
     const r = spawnSync(process.execPath, [cli, 'demo'], { encoding: 'utf8', timeout: 30_000 })
@@ -27,6 +29,24 @@ describe('bpfkit demo', () => {
     expect(out).toContain('counted 100 runs in demo_counts[0]')
     expect(out).toContain("PolicyError: token does not delegate map type 'ringbuf'; it delegates map types: hash, array")
     expect(out).toMatch(/refused by the kernel\n\s+│\s+BpfError: map_create: EPERM/)
+    // IDs are refused to it; the broker lists its own objects, found in its fdinfo, and no one else's.
+    expect(out).toMatch(/tried to list map IDs: refused[^\n]*\n\s+│\s+BpfError: map_get_next_id: EPERM/)
+    const userns = /registered tenant 'demo' with the broker: any process in user namespace (\d+)/.exec(out)?.[1]
+    expect(userns).toBeDefined()
+    const listed = /it knows this process as tenant 'demo' and lists its objects\n((?:\s+│ {3}.*\n)+)/.exec(out)?.[1]
+    expect(listed).toBeDefined()
+    const rows = listed!.split('\n').filter((l) => /│ {3}(map|prog) /.test(l)).map((l) => l.replace(/^\s+│ {3}/, ''))
+    expect(rows).toEqual([`map  ${mapId}  hash  "demo_counts"  origin held`, `prog ${progId}  socket_filter  "demo_len"  origin held`])
+    // The capability checker of the broker, not the client's (the request went as is).
+    expect(out).toMatch(/load socket_filter "demo_time", which calls ktime_get_ns: refused by its capability checker\n\s+│\s+BrokerError EPERM: [^\n]*\n\s+│\s+insn 0: helper ktime_get_ns is not granted to socket_filter/)
+    const guardWhy = requireFeature(features.haveGuardHooks) ?? requireFeature(features.haveBpfLsm)
+    if (guardWhy === undefined) {
+      expect(out).toContain('with the guard (BPF LSM) pinned at')
+      expect(out).toMatch(/loaded "demo_time" itself with the token: refused by the kernel \(the guard\)\n\s+│\s+\w*Error[^\n]*EPERM/)
+    } else {
+      expect(out).toContain(`without the guard, which cannot run here: ${guardWhy}`)
+      expect(out).toContain('no guard runs here')
+    }
     expect(out).toContain(`map  ${mapId}  hash  "demo_counts"  key 4B  value 8B  max_entries 16`)
     expect(out).toMatch(new RegExp(`prog ${progId}  socket_filter  "demo_len"  tag [0-9a-f]{16}  uses maps ${mapId}`))
     expect(out).toContain('exited (status 0)')
