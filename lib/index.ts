@@ -66,3 +66,9 @@ export type {
 // Unix sockets that carry fds (SCM_RIGHTS), for delegation and the broker.
 export { FdSocket, ProtocolError } from './ipc/index.js'
 export type { Message, ReceiveOptions, SendOptions } from './ipc/index.js'
+// The tenant broker: per-tenant views of BPF objects, and its client.
+export { startBroker, Broker, BrokerClient, BrokerError } from './broker/index.js'
+export type {
+  BrokerOptions, BrokerStats, BrokerErrorCode, BrokerConfig, TenantConfig as BrokerTenantConfig, Quota as BrokerQuota,
+  ObjectView as BrokerObjectView, Kind as BrokerObjectKind, Origin as BrokerObjectOrigin,
+} from './broker/index.js'

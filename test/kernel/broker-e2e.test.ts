@@ -1,0 +1,166 @@
+// The issue's "Done when", broker side: two tenants, each a process in its
+// own user namespace and cgroup, create maps and load programs through the
+// broker, list and open them, and never reach each other's objects by any
+// route the broker offers (list, show, get_fd, release, adopt, an inner map
+// template, a program's map fds). Attach and pin routes: broker-attach and
+// broker-pins tests.
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { asm } from '../../lib/asm/index.js'
+import { BpfMap } from '../../lib/map/map.js'
+import { BrokerError } from '../../lib/broker/errors.js'
+import type { BrokerClient } from '../../lib/broker/client.js'
+import type { ObjectView } from '../../lib/broker/protocol.js'
+import { checkInitialNamespaces, startBroker } from '../../lib/broker/server.js'
+import { skipAllIf, requireFeature } from './helpers/requires.js'
+import { userNamespacesMissing } from './helpers/tenant.js'
+import { havePeerPidfd } from '../../lib/features/index.js'
+import { rawRequest, startTestBroker, type TestBroker } from './helpers/broker.js'
+
+const why = requireFeature(havePeerPidfd) ?? userNamespacesMissing()
+
+/** The error a broker call rejects with, as data. */
+async function refusal(p: Promise<unknown>): Promise<{ code: string; message: string; remote: boolean }> {
+  try {
+    const v = await p
+    if (v && typeof (v as { close?: unknown }).close === 'function') (v as { close(): void }).close()
+  } catch (e) {
+    expect(e).toBeInstanceOf(BrokerError)
+    const b = e as BrokerError
+    return { code: String(b.code), message: b.message, remote: b.remote }
+  }
+  throw new Error('expected the broker to refuse')
+}
+
+const ids = (views: ObjectView[]) => views.map((v) => `${v.kind}:${v.id}`)
+
+describe('broker end to end: two tenants', () => {
+  skipAllIf(why)
+  let tb: TestBroker
+  let a: BrokerClient
+  let b: BrokerClient
+
+  beforeAll(async () => {
+    if (why) return
+    tb = await startTestBroker({ tenants: ['a', 'b'] })
+    a = await tb.tenant('a').client()
+    b = await tb.tenant('b').client()
+  }, 60_000)
+
+  afterAll(async () => {
+    a?.close()
+    b?.close()
+    await tb?.close()
+  })
+
+  test('hello names each tenant and its policy', () => {
+    expect(a.tenant).toBe('a')
+    expect(b.tenant).toBe('b')
+    expect(a.admin).toBe(false)
+    expect(a.policy?.allows({ cmd: 'map_create', mapType: 'hash' })).toBe(true)
+  })
+
+  test('each tenant creates, lists, shows and opens its own maps; never the other\'s', async () => {
+    using ma = await a.createMap({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 4, name: 'a_counts' })
+    using mb = await b.createMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 2, name: 'b_table' })
+    const idA = ma.info().id
+    const idB = mb.info().id
+    // The fd the broker handed back is the real map: writes through it are seen by id.
+    ma.update(new Uint8Array([1, 0, 0, 0]), new Uint8Array(8).fill(7))
+
+    const listA = await a.list()
+    const listB = await b.list()
+    expect(ids(listA)).toContain(`map:${idA}`)
+    expect(ids(listA)).not.toContain(`map:${idB}`)
+    expect(ids(listB)).toContain(`map:${idB}`)
+    expect(ids(listB)).not.toContain(`map:${idA}`)
+    const viewA = listA.find((v) => v.id === idA)!
+    expect(viewA).toMatchObject({ kind: 'map', origin: 'made', name: 'a_counts' })
+    expect(viewA.info).toMatchObject({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 4 })
+
+    expect((await a.show('map', idA)).id).toBe(idA)
+    using again = (await a.open('map', idA)) as BpfMap
+    expect(again.lookup(new Uint8Array([1, 0, 0, 0]))).toEqual(new Uint8Array(8).fill(7))
+
+    // B's id through every by-id route of A: the same answer as an id that does not exist.
+    for (const route of [() => a.show('map', idB), () => a.open('map', idB), () => a.release('map', idB)]) {
+      const r = await refusal(route())
+      expect(r).toEqual({ code: 'ENOENT', message: `no map ${idB} in your view`, remote: true })
+    }
+    const none = await refusal(a.show('map', 0x7ffffff0))
+    expect(none.message).toBe(`no map ${0x7ffffff0} in your view`)
+
+    await a.release('map', idA)
+    await b.release('map', idB)
+    expect(ids(await a.list())).not.toContain(`map:${idA}`)
+  })
+
+  test('a program may use only maps in the tenant\'s view, even when the tenant holds a foreign fd', async () => {
+    using mb = await b.createMap({ type: 'array', keySize: 4, valueSize: 8, maxEntries: 1, name: 'b_only' })
+    using ma = await a.createMap({ type: 'array', keySize: 4, valueSize: 8, maxEntries: 1, name: 'a_own' })
+    const insnsUsing = (map: BpfMap) => [
+      asm.mov64Imm(asm.R1, 0), asm.stxW(asm.R10, asm.R1, -4),
+      asm.ldMapFd(asm.R1, map), asm.mov64Reg(asm.R2, asm.R10), asm.add64Imm(asm.R2, -4),
+      asm.call('map_lookup_elem'), asm.mov64Imm(asm.R0, 0), asm.exit(),
+    ]
+    // A holds B's map (B handed it over, as fds travel between processes), and tries it through the broker.
+    const foreign = await refusal(a.loadProgram({ type: 'socket_filter', license: 'GPL', insns: insnsUsing(mb) }))
+    expect(foreign).toEqual({ code: 'ENOENT', message: `no map ${mb.info().id} in your view`, remote: true })
+    // With its own map the same program loads, and lists with that map.
+    using prog = await a.loadProgram({ type: 'socket_filter', license: 'GPL', insns: insnsUsing(ma), name: 'a_prog' })
+    const view = await a.show('prog', prog.info().id)
+    expect(view).toMatchObject({ kind: 'prog', origin: 'made', name: 'a_prog' })
+    expect(view.info.mapIds).toEqual([ma.info().id])
+    expect(ids(await b.list())).not.toContain(`prog:${prog.info().id}`)
+    expect((await refusal(b.show('prog', prog.info().id))).code).toBe('ENOENT')
+    // Adopting a foreign object: not in your view either.
+    expect((await refusal(a.adopt([mb]))).code).toBe('ENOENT')
+    // A foreign map as an inner map template: likewise.
+    const inner = await refusal(a.request('map_create', { spec: { type: 'array_of_maps', keySize: 4, valueSize: 4, maxEntries: 1, innerMap: 0 } }, [mb.fd]))
+    expect(inner.code).toBe('ENOENT')
+    await a.release('prog', prog.info().id)
+    await a.release('map', ma.info().id)
+    await b.release('map', mb.info().id)
+  })
+
+  test('policy refusals are EPERM with the rule', async () => {
+    const r = await refusal(a.request('map_create', { spec: { type: 'lru_hash', keySize: 4, valueSize: 4, maxEntries: 1 } }))
+    expect(r.code).toBe('EPERM')
+    expect(r.message).toMatch(/lru_hash/)
+  })
+
+  test('a raw connection made by the tenant\'s process is that tenant; bad frames get their own error', async () => {
+    const raw = await tb.tenant('b').connect()
+    try {
+      const hello = await rawRequest(raw, 'hello', {})
+      expect(hello.reply).toMatchObject({ type: 'ok', tenant: 'b', admin: false })
+      const bad = await rawRequest(raw, 'show', { kind: 'map' })
+      expect(bad.reply).toMatchObject({ type: 'error', code: 'EINVAL' })
+      // The connection still serves.
+      const list = await rawRequest(raw, 'list', {})
+      expect(list.reply.type).toBe('ok')
+    } finally {
+      raw.close()
+    }
+  })
+
+  test('admin requests are refused to tenants', async () => {
+    expect((await refusal(a.request('stats', {}))).code).toBe('EACCES')
+  })
+})
+
+describe('startBroker', () => {
+  test('refuses to run outside the initial namespaces (here: it is in them)', () => {
+    expect(() => checkInitialNamespaces()).not.toThrow()
+  })
+
+  test('refuses a socket path where a broker already listens', async (ctx) => {
+    if (why) ctx.skip(why)
+    const tb = await startTestBroker({ tenants: ['solo'] })
+    try {
+      await expect(startBroker({ socket: tb.socketPath, stateDir: tb.stateDir + '2', pinRoot: tb.pinRoot + '2', tenantPinRoot: tb.tenantPinRoot + '2', tenants: [] }))
+        .rejects.toMatchObject({ code: 'EADDRINUSE' })
+    } finally {
+      await tb.close()
+    }
+  })
+})
