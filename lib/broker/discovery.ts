@@ -20,7 +20,7 @@ import { BPF_FS_MAGIC } from '../sys/fs-magic.js'
 import { pidfdIsAlive } from '../ipc/index.js'
 import type { Kind } from './protocol.js'
 import type { ResolvedTenant } from './config.js'
-import { bpfFdsOf, cgroupPathOf, cgroupTree, nsInode, pidsInUserns } from './procfs.js'
+import { bpfFdsOf, cgroupPathOf, cgroupProcs, cgroupTree, nsInode, pidsInUserns } from './procfs.js'
 import { initialUsernsIno } from './peer.js'
 
 export type Ref = `${Kind}:${number}`
@@ -92,17 +92,7 @@ function tasksOf(t: ResolvedTenant): { pids: number[]; cgroupIds: Set<bigint> } 
   if (t.match.cgroup !== undefined) {
     const tree = cgroupTree(t.match.cgroup.dir)
     const pids = new Set<number>()
-    for (const { dir } of tree) {
-      let text: string
-      try {
-        text = readFileSync(join(dir, 'cgroup.procs'), 'utf8')
-      } catch (e) {
-        const code = (e as { code?: string }).code
-        if (skippable(e) || code === 'EOPNOTSUPP' || code === 'ENOTSUP') continue
-        throw e
-      }
-      for (const l of text.split('\n')) if (l !== '') pids.add(Number(l))
-    }
+    for (const { dir } of tree) for (const pid of cgroupProcs(dir)) pids.add(pid)
     return { pids: [...pids].sort((a, b) => a - b), cgroupIds: new Set(tree.map((c) => c.id)) }
   }
   if (typeof t.match.userns === 'number') return { pids: pidsInUserns(t.match.userns), cgroupIds: new Set() }

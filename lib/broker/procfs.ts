@@ -155,8 +155,8 @@ export function cgroupTree(cgroupDir: string): { dir: string; id: bigint }[] {
   return out
 }
 
-/** The pids in the cgroup.procs of `dir` ([] when it vanished or is a threaded cgroup, which has none). */
-function procsOf(dir: string): number[] {
+/** The pids in the cgroup.procs of `dir` alone ([] when it vanished or is a threaded cgroup, which lists none). */
+export function cgroupProcs(dir: string): number[] {
   let text: string
   try {
     text = readFileSync(join(dir, 'cgroup.procs'), 'utf8')
@@ -171,7 +171,7 @@ function procsOf(dir: string): number[] {
 /** The processes (tgids) in `cgroupDir` and every cgroup below it, each once, increasing. */
 export function tasksIn(cgroupDir: string): number[] {
   const pids = new Set<number>()
-  for (const { dir } of cgroupTree(cgroupDir)) for (const pid of procsOf(dir)) pids.add(pid)
+  for (const { dir } of cgroupTree(cgroupDir)) for (const pid of cgroupProcs(dir)) pids.add(pid)
   return [...pids].sort((a, b) => a - b)
 }
 
