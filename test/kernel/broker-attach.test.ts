@@ -1,0 +1,250 @@
+// The broker's attach, detach, pin, unpin and list_all, with two tenants
+// told apart by their cgroups. The broker runs in this process; a tenant's
+// connection is made from its cgroup (this process joins it, connects,
+// waits for hello, since the broker reads the peer's cgroup at accept, and
+// comes back), so each client carries its tenant's identity from then on.
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { asm, BpfLink, BpfMap, BpfProgram } from '../../lib/index.js'
+import { startBroker, type Broker } from '../../lib/broker/server.js'
+import { BrokerClient } from '../../lib/broker/client.js'
+import type { BrokerConfig } from '../../lib/broker/config.js'
+import type { PolicyLike } from '../../lib/policy/index.js'
+import { havePeerPidfd } from '../../lib/features/misc.js'
+import { kernel, native } from '../../lib/sys/index.js'
+import { cgroup2Root, privateBpffs } from './helpers/scratch.js'
+import { requireFeature, skipAllIf } from './helpers/requires.js'
+
+const policy: PolicyLike = {
+  cmds: ['map_create', 'prog_load'],
+  maps: ['hash', 'array'],
+  progs: ['cgroup_skb', 'socket_filter'],
+  attachs: ['cgroup_inet_ingress', 'cgroup_inet_egress'],
+}
+
+/** This process's cgroup directory (the `0::` line). */
+function ownCgroup(): string {
+  const line = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'))!
+  return join(cgroup2Root(), line.slice(3))
+}
+
+/** Connects from `dir`: identity is fixed at accept, and hello is answered after it. */
+async function connectFrom(dir: string, socket: string): Promise<BrokerClient> {
+  const home = ownCgroup()
+  writeFileSync(join(dir, 'cgroup.procs'), String(process.pid))
+  try {
+    return await BrokerClient.connect(socket, { timeoutMs: 10_000 })
+  } finally {
+    writeFileSync(join(home, 'cgroup.procs'), String(process.pid))
+  }
+}
+
+const passIngress = (name: string) => ({
+  type: 'cgroup_skb' as const, expectedAttachType: 'cgroup_inet_ingress' as const, name, license: 'GPL',
+  insns: [asm.mov64Imm(asm.R0, 1), asm.exit()],
+})
+
+/** Program ids attached to `dir` for cgroup_inet_ingress (PROG_QUERY, not inherited ones). */
+function attachedTo(dir: string): number[] {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY)
+  try {
+    return native.progQuery({ targetFd: fd, attachType: kernel.attachTypes.cgroup_inet_ingress }).progIds
+  } finally {
+    closeSync(fd)
+  }
+}
+
+describe('broker: attach, detach, pins, list_all', () => {
+  skipAllIf(requireFeature(havePeerPidfd))
+
+  const run = `bpfkit-broker-attach-${process.pid}-${Date.now() % 1e6}`
+  const root = join(cgroup2Root(), run)
+  const dirA = join(root, 'a')
+  const dirB = join(root, 'b')
+  let tmp: string
+  let fs: ReturnType<typeof privateBpffs>
+  let broker: Broker
+  let a: BrokerClient
+  let b: BrokerClient
+  let admin: BrokerClient
+
+  beforeAll(async () => {
+    if (requireFeature(havePeerPidfd) !== undefined) return
+    for (const d of [root, dirA, join(dirA, 'child'), dirB, join(dirB, 'child')]) mkdirSync(d)
+    tmp = mkdtempSync(join(tmpdir(), 'bpfkit-broker-'))
+    fs = privateBpffs()
+    const config: BrokerConfig = {
+      socket: join(tmp, 'broker.sock'),
+      stateDir: join(tmp, 'state'),
+      pinRoot: join(fs.path, 'broker'),
+      tenantPinRoot: join(fs.path, 'tenants'),
+      tenants: [
+        { name: 'a', match: { cgroup: `/${run}/a` }, policy, attach: { cgroup: true }, quota: { pins: 3 } },
+        { name: 'b', match: { cgroup: `/${run}/b` }, policy, attach: { cgroup: true } },
+      ],
+      guard: false,
+    }
+    broker = await startBroker(config)
+    a = await connectFrom(dirA, broker.socketPath)
+    b = await connectFrom(dirB, broker.socketPath)
+    admin = await BrokerClient.connect(broker.socketPath, { timeoutMs: 10_000 })
+  })
+
+  afterAll(async () => {
+    if (broker === undefined) return
+    for (const c of [a, b, admin]) c?.close()
+    await broker.close()
+    fs[Symbol.dispose]()
+    rmSync(tmp, { recursive: true, force: true })
+    for (const d of [join(dirA, 'child'), dirA, join(dirB, 'child'), dirB, root]) rmdirSync(d)
+  })
+
+  test('each client is its tenant, the third is the admin', () => {
+    expect([a.tenant, b.tenant, admin.tenant, admin.admin]).toEqual(['a', 'b', null, true])
+  })
+
+  test('a tenant attaches its program to a cgroup of its own subtree, and detaches it', async () => {
+    using prog = await a.loadProgram(passIngress('a_pass'))
+    using link = await a.attach(prog, 'cgroup_inet_ingress', { cgroup: 'child' })
+    const info = link.info()
+    expect(info).toMatchObject({ type: 'cgroup', progId: prog.id, cgroupId: BigInt(statSync(join(dirA, 'child')).ino) })
+    expect(attachedTo(join(dirA, 'child'))).toEqual([prog.id])
+    expect((await a.list({ kinds: ['link'] })).map((o) => [o.id, o.origin])).toContainEqual([link.id, 'made'])
+    // The tenant's own client fd closed would not detach it: the broker holds the link (pinned).
+    await a.detach(link)
+    expect(attachedTo(join(dirA, 'child'))).toEqual([])
+    expect((await a.list({ kinds: ['link'] })).map((o) => o.id)).not.toContain(link.id)
+    await a.release('prog', prog.id)
+  })
+
+  test('the tenant\'s own cgroup ("" or "/") is a target too; nothing outside it is', async () => {
+    using prog = await a.loadProgram(passIngress('a_own'))
+    using own = await a.attach(prog, 'cgroup_inet_ingress', { cgroup: '/' })
+    expect(own.info().cgroupId).toBe(BigInt(statSync(dirA).ino))
+    await a.detach(own)
+    for (const path of ['../b', 'child/../../b', '../../', '..', `/../${run}/b`]) {
+      await expect(a.attach(prog, 'cgroup_inet_ingress', { cgroup: path }), path).rejects.toMatchObject({ code: 'EPERM', rule: 'attach.cgroup' })
+    }
+    // Absolute paths are the tenant's own tree: this one is not in it.
+    for (const path of ['nonesuch', '/proc/self/ns/net']) {
+      await expect(a.attach(prog, 'cgroup_inet_ingress', { cgroup: path }), path).rejects.toMatchObject({ code: 'ENOENT', message: `no cgroup '${path}' below your cgroup` })
+    }
+    expect(attachedTo(dirB)).toEqual([])
+    await a.release('prog', prog.id)
+  })
+
+  test('a mount crossing into another tenant\'s cgroup is refused (cgroupfs has no symlinks: a bind mount is the way across)', async () => {
+    // cgroup2 refuses symlink(2) (EPERM), so a bind mount of b's cgroup inside
+    // a's subtree stands for the "link that leads elsewhere" case.
+    const door = join(dirA, 'door')
+    mkdirSync(door)
+    execFileSync('mount', ['--bind', dirB, door])
+    try {
+      using prog = await a.loadProgram(passIngress('a_door'))
+      await expect(a.attach(prog, 'cgroup_inet_ingress', { cgroup: 'door' })).rejects.toMatchObject({ code: 'EPERM', rule: 'attach.cgroup' })
+      await expect(a.attach(prog, 'cgroup_inet_ingress', { cgroup: 'door/child' })).rejects.toMatchObject({ code: 'EPERM' })
+      expect(attachedTo(dirB)).toEqual([])
+      await a.release('prog', prog.id)
+    } finally {
+      execFileSync('umount', [door])
+      rmdirSync(door)
+    }
+  })
+
+  test('another tenant\'s program id is not in the view: ENOENT, the same as an id that does not exist', async () => {
+    using progB = await b.loadProgram(passIngress('b_prog'))
+    await expect(a.attach(progB.id, 'cgroup_inet_ingress', { cgroup: 'child' })).rejects.toMatchObject({ code: 'ENOENT', message: `no prog ${progB.id} in your view` })
+    await expect(a.attach(0x7ffffff0, 'cgroup_inet_ingress', { cgroup: 'child' })).rejects.toMatchObject({ code: 'ENOENT', message: `no prog ${0x7ffffff0} in your view` })
+    // Nor its links: b attaches, a cannot detach it.
+    using linkB = await b.attach(progB, 'cgroup_inet_ingress', { cgroup: 'child' })
+    await expect(a.detach(linkB.id)).rejects.toMatchObject({ code: 'ENOENT', message: `no link ${linkB.id} in your view` })
+    expect(attachedTo(join(dirB, 'child'))).toEqual([progB.id])
+    await b.detach(linkB)
+    await b.release('prog', progB.id)
+  })
+
+  test('an attach type the policy does not delegate is refused before any attach', async () => {
+    using prog = await a.loadProgram(passIngress('a_sock'))
+    await expect(a.attach(prog, 'cgroup_inet_sock_create', { cgroup: 'child' })).rejects.toMatchObject({ code: 'EPERM', rule: 'delegate_attachs' })
+    await expect(a.attach(prog, 'xdp', { ifname: 'lo', netdev: 'xdp' })).rejects.toMatchObject({ code: 'EPERM', rule: 'attach.netdev' })
+    await a.release('prog', prog.id)
+  })
+
+  test('pin and unpin round trip under the tenant\'s own prefix', async () => {
+    using map = await a.createMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 4, name: 'a_pinned' })
+    const path = await a.pin('map', map.id, 'counts')
+    expect(path).toBe(join(fs.path, 'tenants', 'a', 'counts'))
+    expect((await a.show('map', map.id)).pins).toContain('counts')
+    // The pin holds the object itself.
+    using again = BpfMap.fromPin(path)
+    expect(again.id).toBe(map.id)
+    await expect(a.pin('map', map.id, 'counts')).rejects.toMatchObject({ code: 'EEXIST' })
+    await a.unpin('counts')
+    expect(() => statSync(path)).toThrow()
+    expect((await a.show('map', map.id)).pins).not.toContain('counts')
+    await expect(a.unpin('counts')).rejects.toMatchObject({ code: 'ENOENT', message: 'no pin counts in your view' })
+    await a.release('map', map.id)
+  })
+
+  test('pins of another tenant\'s object, bad names, and past the quota are refused', async () => {
+    using mapB = await b.createMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1, name: 'b_map' })
+    await expect(a.pin('map', mapB.id, 'stolen')).rejects.toMatchObject({ code: 'ENOENT', message: `no map ${mapB.id} in your view` })
+    using mapA = await a.createMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1, name: 'a_map' })
+    for (const name of ['x/y', '..', '.', 'a.b', '../b/evil', '', 'x'.repeat(65), '/abs']) {
+      // Raw requests: the broker's own checks, not the client's.
+      await expect(a.request('pin', { kind: 'map', id: mapA.id, name }), name).rejects.toMatchObject({ code: expect.stringMatching(/^(EINVAL|EPROTO)$/) })
+      await expect(a.request('unpin', { name }), name).rejects.toMatchObject({ code: expect.stringMatching(/^(EINVAL|EPROTO)$/) })
+    }
+    // b's pin cannot be removed from a's side: a's names live in a's directory only.
+    await b.pin('map', mapB.id, 'shared_name')
+    await expect(a.unpin('shared_name')).rejects.toMatchObject({ code: 'ENOENT' })
+    statSync(join(fs.path, 'tenants', 'b', 'shared_name'))
+    // Quota: a may hold 3 pins.
+    for (const n of ['p1', 'p2', 'p3']) await a.pin('map', mapA.id, n)
+    await expect(a.pin('map', mapA.id, 'p4')).rejects.toMatchObject({ code: 'EDQUOT' })
+    for (const n of ['p1', 'p2', 'p3']) await a.unpin(n)
+    await b.unpin('shared_name')
+    await a.release('map', mapA.id)
+    await b.release('map', mapB.id)
+  })
+
+  test('list_all shows every object with its owner; tenants and stats are the admin\'s', async () => {
+    using progA = await a.loadProgram(passIngress('a_listed'))
+    using linkA = await a.attach(progA, 'cgroup_inet_ingress', { cgroup: 'child' })
+    using mapB = await b.createMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 4, name: 'b_listed' })
+    using mine = await BpfProgram.load(passIngress('nobodys'))
+    const all = await admin.listAll()
+    const owner = (kind: string, id: number) => all.find((o) => o.kind === kind && o.id === id)?.owner
+    expect(owner('prog', progA.id)).toBe('a')
+    expect(owner('link', linkA.id)).toBe('a')
+    expect(owner('map', mapB.id)).toBe('b')
+    expect(owner('prog', mine.id)).toBe('-')
+    const progs = await admin.listAll({ kinds: ['prog'] })
+    expect(progs.every((o) => o.kind === 'prog')).toBe(true)
+    const tenants = await admin.tenants() as Array<{ name: string; match: { cgroup: string }; usage: Record<string, number> }>
+    expect(tenants.map((t) => [t.name, t.match.cgroup])).toEqual([['a', `/${run}/a`], ['b', `/${run}/b`]])
+    expect(tenants[0].usage).toMatchObject({ progs: 1, links: 1, connections: 1 })
+    expect(tenants[1].usage).toMatchObject({ maps: 1, bytes: 32 })
+    const stats = await admin.stats()
+    expect(stats.tenants).toBe(2)
+    expect(stats.fds).toBeGreaterThan(0)
+    for (const req of ['list_all', 'tenants', 'stats']) await expect(a.request(req, {})).rejects.toMatchObject({ code: 'EACCES' })
+    await a.detach(linkA)
+    await a.release('prog', progA.id)
+    await b.release('map', mapB.id)
+  })
+
+  test('a released link is detached once nothing holds it', async () => {
+    using prog = await a.loadProgram(passIngress('a_release'))
+    const link = await a.attach(prog, 'cgroup_inet_ingress', { cgroup: 'child' })
+    const id = link.id
+    await a.release('link', id)
+    link.close()
+    expect(() => BpfLink.fromId(id)).toThrow(expect.objectContaining({ code: 'ENOENT' }))
+    expect(attachedTo(join(dirA, 'child'))).toEqual([])
+    await a.release('prog', prog.id)
+  })
+})
