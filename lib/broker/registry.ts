@@ -41,6 +41,8 @@ export class Registry {
   readonly #file: string
   readonly #log: (line: string) => void
   #records: RegistryRecord[] = []
+  // kind:id → record: every by-id request looks here first.
+  #byRef = new Map<string, RegistryRecord>()
 
   private constructor(stateDir: string, pinRoot: string, log: (line: string) => void) {
     this.#file = join(stateDir, FILE)
@@ -80,7 +82,7 @@ export class Registry {
   }
 
   find(kind: Kind, id: number): RegistryRecord | undefined {
-    return this.#records.find((r) => r.kind === kind && r.id === id)
+    return this.#byRef.get(`${kind}:${id}`)
   }
 
   pinPathOf(r: { tenant: string; kind: Kind; id: number }): string {
@@ -111,10 +113,12 @@ export class Registry {
     new Pin().pin(n, path)
     crashPoint('after-pin')
     this.#records.push(record)
+    this.#byRef.set(`${kind}:${id}`, record)
     try {
       this.save()
     } catch (e) {
       this.#records.pop()
+      this.#byRef.delete(`${kind}:${id}`)
       try {
         unlinkQuiet(path)
       } catch {
@@ -128,10 +132,11 @@ export class Registry {
 
   /** Drops the broker's pin and the record (the object lives on while fds or other pins hold it); undefined when not registered. */
   remove(kind: Kind, id: number): RegistryRecord | undefined {
-    const i = this.#records.findIndex((r) => r.kind === kind && r.id === id)
-    if (i < 0) return undefined
-    unlinkQuiet(this.pinPathOf(this.#records[i]))
-    const [record] = this.#records.splice(i, 1)
+    const record = this.find(kind, id)
+    if (!record) return undefined
+    unlinkQuiet(this.pinPathOf(record))
+    this.#records.splice(this.#records.indexOf(record), 1)
+    this.#byRef.delete(`${kind}:${id}`)
     this.save()
     return record
   }
@@ -252,6 +257,7 @@ export class Registry {
     }
     for (const r of byKey.values()) this.#log(`registry: dropped ${r.kind} ${r.id} of tenant ${r.tenant} (its pin ${this.pinPathOf(r)} is gone or holds another object)`)
     this.#records = kept
+    this.#byRef = new Map(kept.map((r) => [`${r.kind}:${r.id}`, r]))
   }
 
   /** Every pin of the layout <pinRoot>/<tenant>/<kind>/<id> whose object is that kind and id, with its name; anything else is logged and left alone. */
