@@ -15,6 +15,9 @@ import { skipAllIf, requireFeature } from './helpers/requires.js'
 import { userNamespacesMissing } from './helpers/tenant.js'
 import { havePeerPidfd } from '../../lib/features/index.js'
 import { rawRequest, startTestBroker, type TestBroker } from './helpers/broker.js'
+import { repoRoot } from './helpers/raw.js'
+import { decodeReply } from '../../lib/broker/validate.js'
+import { join } from 'node:path'
 
 const why = requireFeature(havePeerPidfd) ?? userNamespacesMissing()
 
@@ -41,7 +44,8 @@ describe('broker end to end: two tenants', () => {
 
   beforeAll(async () => {
     if (why) return
-    tb = await startTestBroker({ tenants: ['a', 'b'] })
+    // A short discovery cache, so that a list sees what a tenant's task took up a moment ago.
+    tb = await startTestBroker({ tenants: ['a', 'b'], strangers: 1, limits: { discoveryTtlMs: 50 } })
     a = await tb.tenant('a').client()
     b = await tb.tenant('b').client()
   }, 60_000)
@@ -138,6 +142,69 @@ describe('broker end to end: two tenants', () => {
       // The connection still serves.
       const list = await rawRequest(raw, 'list', {})
       expect(list.reply.type).toBe('ok')
+    } finally {
+      raw.close()
+    }
+  })
+
+  test('objects a tenant\'s task holds are its own (held), by fdinfo discovery; adopting them records them', async () => {
+    // Made here (root, in no tenant), then held by a's process only once this test closes its own fd.
+    const made = BpfMap.create({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 1, name: 'held_by_a' })
+    const id = made.info().id
+    await tb.tenant('a').hold([made.fd])
+    made.close()
+    try {
+      await new Promise((r) => setTimeout(r, 100))
+      const view = (await a.list()).find((v) => v.kind === 'map' && v.id === id)
+      expect(view).toMatchObject({ origin: 'held', name: 'held_by_a' })
+      expect(ids(await b.list())).not.toContain(`map:${id}`)
+      expect((await refusal(b.show('map', id))).message).toBe(`no map ${id} in your view`)
+      using opened = (await a.open('map', id)) as BpfMap
+      const [adopted] = await a.adopt([opened])
+      expect(adopted).toMatchObject({ kind: 'map', id, origin: 'adopted' })
+      // B cannot adopt it now either (it is a's, by the registry).
+      expect((await refusal(b.adopt([opened]))).code).toBe('ENOENT')
+      await a.release('map', id)
+    } finally {
+      await tb.tenant('a').drop()
+    }
+  })
+
+  test('a whole object file loads through the broker, with its variables set', async () => {
+    const { maps, programs } = await a.loadCollection(join(repoRoot, 'test/fixtures/bpf/counter.bpf.o'), { variables: { threshold: 3 } })
+    try {
+      expect(Object.keys(programs)).toEqual(['count_packets'])
+      expect(Object.keys(maps)).toContain('counts')
+      const progId = programs.count_packets.info().id
+      const listA = ids(await a.list())
+      const listB = ids(await b.list())
+      expect(listA).toContain(`prog:${progId}`)
+      expect(listB).not.toContain(`prog:${progId}`)
+      for (const m of Object.values(maps)) {
+        expect(listA).toContain(`map:${m.info().id}`)
+        expect(listB).not.toContain(`map:${m.info().id}`)
+      }
+      // The program runs with the threshold the tenant set: the 4th packet on is dropped (0);
+      // before that it returns skb->len, the packet less the Ethernet header test runs take off.
+      const packet = new Uint8Array(64)
+      const results = []
+      for (let i = 0; i < 4; i++) results.push((await programs.count_packets.testRun({ data: packet })).retval)
+      expect(results).toEqual([50, 50, 50, 0])
+      await a.release('prog', progId)
+      for (const m of Object.values(maps)) await a.release('map', m.info().id)
+    } finally {
+      for (const o of [...Object.values(maps), ...Object.values(programs)]) o.close()
+    }
+  })
+
+  test('a peer in no tenant is refused with the reason', async () => {
+    const raw = await tb.strangers[0].connect()
+    try {
+      const m = await raw.receive({ maxBytes: 1 << 16 })
+      expect(m).toBeDefined()
+      const reply = decodeReply(m!.data)
+      expect(reply).toMatchObject({ type: 'error', code: 'EACCES' })
+      expect(await raw.receive()).toBeUndefined()
     } finally {
       raw.close()
     }
