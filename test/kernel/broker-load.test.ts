@@ -30,7 +30,7 @@ const MALFORMED = 10_000
 const workerPath = join(__dirname, 'helpers', 'broker-worker.mjs')
 
 interface TenantResult { name: string; hello: string | null; made: string[]; first: string[]; second: string[] }
-interface MalformedResult { sent: number; replies: Record<string, number>; oks: string[]; closes: number; reconnects: number; silent: number }
+interface MalformedResult { sent: number; replies: Record<string, number>; oks: string[]; closes: number; reconnects: number; silent: number; lost: number }
 
 /** Runs one task in a fresh worker process and gives its answer; the worker is killed after `ms`. */
 function runWorker<T>(task: Record<string, unknown>, ms = 100_000): Promise<T> {
@@ -93,7 +93,7 @@ describe.sequential('broker under load', { timeout: 150_000 }, () => {
 
   beforeAll(async () => {
     if (requireFeature(features.havePeerPidfd) !== undefined) return
-    work = mkdtempSync(join(tmpdir(), 'bpfkit-broker-load-'))
+    work = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'bpfkit-broker-load-'))
     bpffs = privateBpffs()
     cgroups = childCgroup()
     homeDir = join(cgroups.path, 'home')
@@ -147,10 +147,12 @@ describe.sequential('broker under load', { timeout: 150_000 }, () => {
       return runWorker<TenantResult[]>({ mode: 'tenants', socket, home: homeDir, maps: MAPS, tenants: ks.map((k) => ({ name: `load-${k}`, cgroupDir: tenantDir(k) })) })
     })
     const malformed = runWorker<MalformedResult>({ mode: 'malformed', socket, cgroupDir: noiseDir, count: MALFORMED, seed: 16 })
-    const [perTenant, bad] = await Promise.all([Promise.all(tenantRuns), malformed])
+    const took = <T>(p: Promise<T>) => p.then((v) => ({ v, ms: Date.now() - t0 }))
+    const [tenantsDone, badDone] = await Promise.all([took(Promise.all(tenantRuns)), took(malformed)])
+    const [perTenant, bad] = [tenantsDone.v, badDone.v]
     results = perTenant.flat()
     noise = bad
-    console.log(`broker load: ${TENANTS} tenants and ${MALFORMED} malformed frames in ${Date.now() - t0} ms; replies ${JSON.stringify(bad.replies)}, ${bad.closes} closes, ${bad.reconnects} reconnects`)
+    console.log(`broker load: ${TENANTS} tenants in ${tenantsDone.ms} ms, ${MALFORMED} malformed frames in ${badDone.ms} ms; replies ${JSON.stringify(bad.replies)}, ${bad.closes} closes, ${bad.reconnects} reconnects`)
     expect(results).toHaveLength(TENANTS)
   })
 
@@ -175,6 +177,7 @@ describe.sequential('broker under load', { timeout: 150_000 }, () => {
     expect(noise.sent).toBe(MALFORMED)
     expect(noise.oks).toEqual([])
     expect(noise.silent, 'frames that got neither a reply nor a close').toBe(0)
+    expect(noise.lost, 'well-framed frames answered by a close instead of their error').toBe(0)
     const codes = Object.keys(noise.replies)
     expect(codes.filter((c) => !['EPROTO', 'EINVAL', 'ENOENT', 'E2BIG', 'EACCES', 'EPERM', 'EDQUOT'].includes(c))).toEqual([])
     expect(noise.reconnects).toBeGreaterThan(0)
@@ -184,7 +187,8 @@ describe.sequential('broker under load', { timeout: 150_000 }, () => {
     const check = await runWorker<{ hello: string; list: string[] }>({ mode: 'check', socket, cgroupDir: tenantDir(0), home: homeDir })
     expect(check).toEqual({ hello: 'load-0', list: [] })
     // Sessions end asynchronously after their peers go: wait for the table to come back.
-    await settle(() => opened(fdsBefore, fdTable()).length === 0)
+    await settle(() => broker!.stats().connections === 0 && opened(fdsBefore, fdTable()).length === 0)
+    expect(broker!.stats().connections).toBe(0)
     expect(opened(fdsBefore, fdTable())).toEqual([])
     expect(opened(fdTable(), fdsBefore), 'fds the broker had at the start and closed').toEqual([])
   })
@@ -192,6 +196,7 @@ describe.sequential('broker under load', { timeout: 150_000 }, () => {
   test('the registry is empty, and so is the pin root', () => {
     const registry = JSON.parse(readFileSync(join(stateDir, 'registry.json'), 'utf8')) as { objects: unknown[] }
     expect(registry.objects).toEqual([])
+    expect(broker!.stats().objects).toBe(0)
     expect(pinsUnder(pinRoot)).toEqual([])
   })
 })

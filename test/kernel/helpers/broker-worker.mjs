@@ -15,7 +15,7 @@
 // { mode: 'malformed', socket, cgroupDir, count, seed }: moves into one
 //   tenant's cgroup for good and sends `count` malformed frames (see
 //   malformedFrame below), reconnecting whenever the broker closed the
-//   connection. Answers { sent, replies: { code: n }, oks, closes, reconnects, silent }.
+//   connection. Answers { sent, replies: { code: n }, oks, closes, reconnects, silent, lost }.
 // { mode: 'check', socket, cgroupDir }: connects as that cgroup's tenant and
 //   answers { hello, list } (the broker is still serving).
 import { createRequire } from 'node:module'
@@ -26,7 +26,8 @@ import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const require = createRequire(import.meta.url)
-const { BrokerClient } = require(join(root, 'dist/broker/client.js'))
+// Only the modes that speak as a client load it (the malformed frames need none).
+const client = () => require(join(root, 'dist/broker/client.js')).BrokerClient
 const { FdSocket } = require(join(root, 'dist/ipc/index.js'))
 const { native } = require(join(root, 'dist/sys/addon.js'))
 
@@ -39,7 +40,7 @@ async function tenants({ socket, home, tenants, maps }) {
   try {
     for (const t of tenants) {
       moveTo(t.cgroupDir)
-      clients.push(await BrokerClient.connect(socket, { timeoutMs: 20_000 }))
+      clients.push(await client().connect(socket, { timeoutMs: 20_000 }))
     }
   } finally {
     moveTo(home)
@@ -185,66 +186,91 @@ async function sendRaw(sock, bytes, fds) {
   }
 }
 
+/** The next message, or undefined for a close (or a stream the broker broke off); 'silent' when nothing came in 10 s. */
+async function nextReply(sock) {
+  try {
+    const m = await sock.receive({ maxFds: 4, maxBytes: 1 << 20, signal: AbortSignal.timeout(10_000) })
+    if (m) for (const fd of m.fds) fd.close()
+    return m
+  } catch (e) {
+    return e.name === 'TimeoutError' || e.name === 'AbortError' ? 'silent' : undefined
+  }
+}
+
+/**
+ * Sends `count` malformed frames in batches: up to 16 well-framed ones back
+ * to back (the broker answers each, in order), their replies read; then,
+ * when the batch drew one, a frame that breaks the framing, after which the
+ * broker closes (a best-effort error frame, then the end). The framing
+ * frame goes only once the replies are in: a broker that closes with bytes
+ * of ours unread resets the connection, and FdSocket then loses replies
+ * still queued on our side (its poll sees the error first). Every
+ * well-framed frame must get its error reply (`lost` counts closes instead).
+ */
 async function malformed({ socket, cgroupDir, count, seed }) {
   moveTo(cgroupDir)
   const rnd = prng(seed)
   // Not a BPF object: an fd of the wrong kind wherever it goes.
-  const pipeFd = openSync('/dev/null', 'r')
-  const out = { sent: 0, replies: {}, oks: [], closes: 0, reconnects: 0, silent: 0 }
-  let sock = await connectRaw(socket)
+  const junkFd = openSync('/dev/null', 'r')
+  const out = { sent: 0, replies: {}, oks: [], closes: 0, reconnects: 0, silent: 0, lost: 0 }
+  const count1 = (msg, f) => {
+    if (msg.type === 'ok') out.oks.push(f.kind)
+    else out.replies[msg.code] = (out.replies[msg.code] ?? 0) + 1
+  }
+  let sock
   try {
     while (out.sent < count) {
-      if (sock.closed) {
+      if (!sock || sock.closed) {
+        if (sock) out.reconnects++
         sock = await connectRaw(socket)
-        out.reconnects++
       }
-      const f = malformedFrame(rnd, pipeFd)
-      try {
-        await sendRaw(sock, f.bytes, f.fds)
-      } catch (e) {
-        // The broker closed first (EPIPE/ECONNRESET after a framing error it saw): reconnect.
-        if (!['EPIPE', 'ECONNRESET'].includes(e.code)) throw e
-        sock.close()
-        continue
-      }
-      out.sent++
-      if (f.closeAfter) {
-        sock.close()
-        out.closes++
-        continue
-      }
-      let reply
-      try {
-        reply = await sock.receive({ maxFds: 4, maxBytes: 1 << 20, signal: AbortSignal.timeout(10_000) })
-      } catch (e) {
-        if (e.name === 'TimeoutError' || e.name === 'AbortError') {
-          out.silent++
-          sock.close()
-          continue
+      const batch = []
+      let breaker
+      while (batch.length < 16 && out.sent + batch.length < count) {
+        const f = malformedFrame(rnd, junkFd)
+        if (f.framing) {
+          breaker = f
+          break
         }
-        reply = undefined
+        batch.push(f)
       }
-      if (reply === undefined) {
-        // Closed after a framing error (with or without a last error frame first).
-        out.closes++
+      for (const f of batch) await sendRaw(sock, f.bytes, f.fds)
+      out.sent += batch.length
+      let open = true
+      for (const f of batch) {
+        const reply = await nextReply(sock)
+        if (reply === undefined || reply === 'silent') {
+          if (reply === 'silent') out.silent++
+          else out.lost++
+          out.closes++
+          sock.close()
+          open = false
+          break
+        }
+        count1(JSON.parse(reply.data.toString()), f)
+      }
+      if (!breaker || !open || out.sent >= count) continue
+      await sendRaw(sock, breaker.bytes, breaker.fds)
+      out.sent++
+      out.closes++
+      if (breaker.closeAfter) {
         sock.close()
         continue
       }
-      for (const fd of reply.fds) fd.close()
-      const msg = JSON.parse(reply.data.toString())
-      if (msg.type === 'ok') out.oks.push(f.kind)
-      else out.replies[msg.code] = (out.replies[msg.code] ?? 0) + 1
-      if (f.framing) {
-        // An error frame before the close: read the end.
-        const end = await sock.receive({ maxFds: 4, signal: AbortSignal.timeout(10_000) }).catch(() => undefined)
-        if (end !== undefined) for (const fd of end.fds) fd.close()
-        out.closes++
-        sock.close()
+      // A last error frame (when it is not lost to the reset), then the end; nothing else.
+      const last = await nextReply(sock)
+      if (last === 'silent') out.silent++
+      else if (last !== undefined) {
+        count1(JSON.parse(last.data.toString()), breaker)
+        const end = await nextReply(sock)
+        if (end === 'silent') out.silent++
+        else if (end !== undefined) out.oks.push(`${breaker.kind}: a second frame after a framing error`)
       }
+      sock.close()
     }
   } finally {
-    sock.close()
-    closeSync(pipeFd)
+    sock?.close()
+    closeSync(junkFd)
   }
   return out
 }
@@ -253,7 +279,7 @@ async function check({ socket, cgroupDir, home }) {
   moveTo(cgroupDir)
   let c
   try {
-    c = await BrokerClient.connect(socket, { timeoutMs: 20_000 })
+    c = await client().connect(socket, { timeoutMs: 20_000 })
   } finally {
     moveTo(home)
   }
