@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { asm, BpfLink, BpfMap, BpfProgram } from '../../lib/index.js'
+import { asm, BpfLink, BpfMap, BpfProgram, Policy } from '../../lib/index.js'
 import { startBroker, type Broker } from '../../lib/broker/server.js'
 import { BrokerClient } from '../../lib/broker/client.js'
 import type { BrokerConfig } from '../../lib/broker/config.js'
@@ -235,6 +235,37 @@ describe('broker: attach, detach, pins, list_all', () => {
     await a.detach(linkA)
     await a.release('prog', progA.id)
     await b.release('map', mapB.id)
+  })
+
+  test('delegate: a bpffs mount for the tenant\'s policy, or the smaller one it asks for; more is refused', async () => {
+    const at = mkdtempSync(join(tmpdir(), 'bpfkit-broker-delegated-'))
+    try {
+      const small = await a.requestDelegation({ policy: { cmds: ['map_create'], maps: ['hash'] }, mountAt: at })
+      small.mount.close()
+      try {
+        expect(small.policy.toJSON()).toEqual({ cmds: ['map_create'], maps: ['hash'], progs: [], attachs: [] })
+        // What the kernel was told: the mount's own delegate_* options.
+        expect(Policy.fromMountinfo(at).toJSON()).toEqual(small.policy.toJSON())
+      } finally {
+        execFileSync('umount', [at])
+      }
+    } finally {
+      rmdirSync(at)
+    }
+    const full = await a.requestDelegation()
+    full.mount.close()
+    expect(full.policy.equals(policy)).toBe(true)
+    await expect(a.requestDelegation({ policy: { cmds: ['btf_load'] } })).rejects.toMatchObject({ code: 'EPERM', rule: 'delegation' })
+    // Not a bpf filesystem context: a map, or a file.
+    using map = await a.createMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1, name: 'a_notctx' })
+    await expect(a.request('delegate', {}, [map.fd])).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('fds[0] is a BPF map') })
+    const file = openSync('/dev/null', 'r')
+    try {
+      await expect(a.request('delegate', {}, [file])).rejects.toMatchObject({ code: 'EINVAL' })
+    } finally {
+      closeSync(file)
+    }
+    await a.release('map', map.id)
   })
 
   test('a released link is detached once nothing holds it', async () => {
