@@ -17,6 +17,7 @@ import { childCgroup, privateBpffs } from './helpers/scratch.js'
 import { fdTable, opened } from './helpers/fds.js'
 import { userNamespacesMissing } from './helpers/tenant.js'
 import { skipAllIf } from './helpers/requires.js'
+import { repoRoot } from './helpers/raw.js'
 
 const policy: PolicyDocument = { cmds: ['map_create'], maps: ['hash'] }
 
@@ -210,6 +211,32 @@ describe('discover', () => {
       expect(discover(resolveTenant({ name: 'uid', match: { uid: [0] }, policy: { cmds: ['map_create'] } }, cgroup2Root())).held.size).toBe(0)
     } finally {
       child.kill('SIGKILL')
+      await exited(child)
+    }
+  })
+
+  test('a map a tenant process made itself is held by it', async () => {
+    const [a, b] = tenants
+    // A node child that joins a's cgroup, then creates a map with the package and prints its id.
+    const script = `const { BpfMap } = require(${JSON.stringify(join(repoRoot, 'dist', 'index.js'))})
+const m = BpfMap.create({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1, name: 'disc_own' })
+process.stdout.write(m.id + '\\n')
+process.stdin.on('end', () => process.exit(0)); process.stdin.resume()`
+    const child = spawn('sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$1" -e "$2"', a.cgroupDir, process.execPath, script], { stdio: ['pipe', 'pipe', 'inherit'] })
+    try {
+      const id = await new Promise<number>((resolve, reject) => {
+        let out = ''
+        child.stdout!.on('data', (d) => {
+          out += d
+          if (out.includes('\n')) resolve(Number(out.trim()))
+        })
+        child.once('exit', (code) => reject(new Error(`child exited (${code})`)))
+      })
+      expect(id).toBeGreaterThan(0)
+      expect(discover(a.tenant).held.has(`map:${id}`)).toBe(true)
+      expect(all(discover(b.tenant)).has(`map:${id}`)).toBe(false)
+    } finally {
+      child.stdin!.end()
       await exited(child)
     }
   })
