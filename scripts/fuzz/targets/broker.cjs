@@ -115,7 +115,7 @@ async function start(h) {
     tenants: [{
       name: tenant,
       match: { cgroup: `/${name}` },
-      policy: { cmds: 'any', maps: 'any', progs: ['socket_filter'] },
+      policy: { cmds: 'any', maps: 'any', progs: ['socket_filter'], attachs: 'any' },
       quota: { maps: 32, progs: 8, pins: 16, connections: 64 },
     }],
     guard: false,
@@ -283,19 +283,39 @@ const requests = {
 }
 const types = Object.keys(requests)
 
-/** Where a request's fields are, for picking one to mutate: top-level keys, and spec/target's keys. */
+/** Each request's fields ('a.b' inside an object), for picking one to mutate. */
 const fieldsOf = {
-  map_create: ['spec', 'spec.type', 'spec.keySize', 'spec.valueSize', 'spec.maxEntries', 'spec.name', 'spec.flags', 'spec.innerMap', 'token'],
-  prog_load: ['spec', 'spec.type', 'spec.license', 'spec.insns', 'spec.name', 'spec.logLevel', 'maps', 'token'],
-  attach: ['progId', 'attachType', 'target', 'target.cgroup', 'flags'],
+  hello: ['client'],
+  list: ['kinds', 'kinds.0', 'origins', 'origins.0'],
+  show: ['kind', 'id'],
+  get_fd: ['kind', 'id'],
+  release: ['kind', 'id'],
+  pin: ['kind', 'id', 'name'],
+  unpin: ['name'],
+  map_create: ['spec', 'spec.type', 'spec.keySize', 'spec.valueSize', 'spec.maxEntries', 'spec.name', 'spec.flags', 'spec.innerMap', 'spec.mapExtra', 'spec.numaNode', 'token'],
+  prog_load: ['spec', 'spec.type', 'spec.license', 'spec.insns', 'spec.name', 'spec.logLevel', 'spec.expectedAttachType', 'spec.attachBtfId', 'maps', 'token'],
+  collection_load: ['elf', 'name', 'variables', 'variables.x', 'programs', 'token'],
+  adopt: [],
+  attach: ['progId', 'attachType', 'target', 'target.cgroup', 'target.ifname', 'target.netdev', 'flags'],
+  detach: ['linkId'],
+  delegate: ['policy', 'policy.cmds'],
+  list_all: ['kinds'],
+  stats: [],
 }
+const envelope = ['protocol', 'type', 'seq']
+const otherFields = ['kind', 'id', 'name', 'kinds', 'client', 'linkId', 'spec', '__proto__', 'constructor']
+/** Mostly one of the request's own fields; sometimes the envelope, or a key of another request. */
+const pickField = (rng, type) => rng.weighted([
+  [fieldsOf[type].length ? 7 : 0, () => rng.pick(fieldsOf[type])],
+  [2, () => rng.pick(envelope)],
+  [1, () => rng.pick(otherFields)],
+])
 
 /** A request with one thing wrong: a field's value, a field gone, or a key too many; or the envelope wrong. */
 const mutated = (rng) => {
   const type = rng.pick(types)
   const [body, fds] = requests[type](rng)
-  const keys = [...(fieldsOf[type] ?? []), 'kind', 'id', 'name', 'kinds', 'origins', 'client', 'linkId', 'elf', 'protocol', 'type', 'seq']
-  const field = rng.pick(keys)
+  const field = pickField(rng, type)
   const value = rng.weighted([[5, () => rng.pick(jsonHostile)], [2, () => rng.pick(['"list"', '"hello"', '"bpfkit-broker/0"', `'${rng.pick(types)}'`])], [1, () => anyValue(rng)]])
   const how = rng.weighted([[6, 'set'], [2, 'delete'], [2, 'extra']])
   return `{
@@ -317,7 +337,13 @@ exports.mutate = (msg, field, how, value) => {
   }
   const last = parts[parts.length - 1]
   let v
-  try { v = value() } catch { v = null }
+  try {
+    v = value()
+    JSON.stringify(v)
+  } catch {
+    // A bigint, a throwing proxy: what cannot travel as JSON travels as a string.
+    v = 'unserialisable'
+  }
   if (how === 'delete') delete o[last]
   else if (how === 'extra') o[`${last}_extra`] = v ?? 1
   else o[last] = v
@@ -417,7 +443,7 @@ const closeMid = (rng) => {
 const decode = (rng) => {
   const type = rng.pick(types)
   const [body] = requests[type](rng, true)
-  const field = rng.pick(['protocol', 'type', 'seq', ...(fieldsOf[type] ?? []), 'kind', 'id', 'name', 'kinds'])
+  const field = pickField(rng, type)
   const value = rng.weighted([[4, () => rng.pick(jsonHostile)], [1, () => anyValue(rng)]])
   const bytes = rng.weighted([
     [6, () => 'Buffer.from(JSON.stringify(msg))'],
