@@ -20,6 +20,7 @@ import { builtScript } from '../delegation/scripts.js'
 import { Guard } from '../guard/index.js'
 import * as ids from '../sys/ids.js'
 import { NotSupportedError } from '../sys/errors.js'
+import { BPF_FS_MAGIC, onFilesystem } from '../sys/fs-magic.js'
 import { Policy } from '../policy/index.js'
 
 /** What the tenant tells the manager. */
@@ -66,6 +67,11 @@ interface DemoBroker {
 }
 
 async function startDemoBroker(guard: boolean): Promise<DemoBroker> {
+  let bpffs = false
+  try {
+    bpffs = onFilesystem('/sys/fs/bpf', BPF_FS_MAGIC)
+  } catch { /* no such directory */ }
+  if (!bpffs) throw new DemoError('the demo\'s broker pins what it makes below /sys/fs/bpf, which is not a bpf filesystem here (mount -t bpf bpf /sys/fs/bpf)')
   const dir = mkdtempSync(join(tmpdir(), 'bpfkit-demo-'))
   const pins = `/sys/fs/bpf/bpfkit-demo-${process.pid}`
   const guardPin = guard ? join(pins, 'guard') : undefined
