@@ -134,6 +134,8 @@ export class Broker {
   readonly #state: BrokerState & { config: ResolvedConfig }
   readonly #server: Server
   readonly #sessions = new Set<Session>()
+  // Each session's run, settled once its fds (socket, spare, pidfd) are closed.
+  readonly #running = new Set<Promise<void>>()
   readonly #counters: SessionCounters = { requests: 0, errors: 0, protocolErrors: 0 }
   readonly #log: (line: string) => void
   #accepted = 0
@@ -279,19 +281,25 @@ export class Broker {
     }
     this.#accepted++
     this.#sessions.add(session)
-    session.run().catch((e) => this.#log(`broker: session of pid ${peer.pid} ended: ${(e as Error).message}`)).finally(() => {
+    const run = session.run().catch((e) => this.#log(`broker: session of pid ${peer.pid} ended: ${(e as Error).message}`)).finally(() => {
       this.#sessions.delete(session)
+      this.#running.delete(run)
       peer.pidfd.close()
     })
+    this.#running.add(run)
   }
 
   // One error frame, then the connection closes.
   #refuse(fs: FdSocket, error: ErrorBody): void {
     this.#refused++
     this.#log(`broker: refused a connection: ${error.code} ${error.message}`)
-    fs.send(encodeFrame(errorReply(0, error)), [], { signal: AbortSignal.timeout(1000) })
+    const sent: Promise<void> = fs.send(encodeFrame(errorReply(0, error)), [], { signal: AbortSignal.timeout(1000) })
       .catch(() => {})
-      .finally(() => fs.close())
+      .finally(() => {
+        fs.close()
+        this.#running.delete(sent)
+      })
+    this.#running.add(sent)
   }
 
   /** @internal Registers the tenants with the guard (when one runs), dropping those gone. */
@@ -370,7 +378,7 @@ export class Broker {
       this.#server.close(() => resolve())
     })
     for (const s of this.#sessions) s.close()
-    await closed
+    await Promise.all([closed, ...this.#running])
     // A socket path we made goes with us; an inherited fd is systemd's.
     const { socket } = this.#state.config
     if (this.#ownsPath && typeof socket === 'string' && existsSync(socket) && lstatSync(socket).isSocket()) {

@@ -15,7 +15,7 @@ import { brokerError } from '../errors.js'
 import { withMapFds, type Kind, type ObjectView, type RequestBody } from '../protocol.js'
 import type { ResolvedTenant } from '../config.js'
 import type { RegistryRecord } from '../registry.js'
-import { visible } from '../scope.js'
+import { visible, type Owners } from '../scope.js'
 import { checkQuota, mapBytes, usageOf, type Usage } from '../quotas.js'
 import { requireTenant, type BrokerState, type Handler, type HandlerContext, type HandlerResult, type ReceivedFd } from '../state.js'
 import { infoOf, notInView, objectView } from './view-object.js'
@@ -75,14 +75,20 @@ function describeKind(r: ReceivedFd | undefined): string {
 function visibleFd(ctx: HandlerContext, tenant: ResolvedTenant, i: number, kind: Kind): ReceivedFd {
   const r = ctx.fds[i]
   if (!r || r.kind !== kind || r.id === undefined) throw brokerError('EINVAL', `fds[${i}] is ${describeKind(r)}, not a ${kind}`)
-  if (!isVisibleTo(ctx.state, tenant, r.kind, r.id)) throw notInView(kind, r.id)
+  if (!isVisibleTo(ctx, tenant, r.kind, r.id)) throw notInView(kind, r.id)
   return r
 }
 
-function isVisibleTo(state: BrokerState, tenant: ResolvedTenant, kind: Kind, id: number): boolean {
-  const record = state.registry.find(kind, id)
+// One uncached discovery of the tenant per request at most, and only when an
+// fd is not in the registry: whose a held or pinned object is must be current.
+const freshOwners = new WeakMap<HandlerContext, Owners>()
+
+function isVisibleTo(ctx: HandlerContext, tenant: ResolvedTenant, kind: Kind, id: number): boolean {
+  const record = ctx.state.registry.find(kind, id)
   if (record) return record.tenant === tenant.name
-  return visible(state.owners(), tenant.name, kind, id) || visible(state.owners(tenant), tenant.name, kind, id)
+  let owners = freshOwners.get(ctx)
+  if (!owners) freshOwners.set(ctx, (owners = ctx.state.owners(tenant)))
+  return visible(owners, tenant.name, kind, id)
 }
 
 /** The policy's refusal of a command for this tenant, as a PolicyError (EPERM + rule on the wire). */
