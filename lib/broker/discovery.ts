@@ -11,7 +11,7 @@
 // found through the peer that asks. Every task is checked against all of the
 // tenant's matchers after its fds were read, so a pid reused meanwhile by
 // someone else's process adds nothing.
-import { constants, fstatSync, readdirSync, readFileSync, statfsSync } from 'node:fs'
+import { constants, fstatSync, opendirSync, readFileSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import { bpfObjectKind, btfInfoByFd, Fd, linkInfoByFd, mapInfoByFd, native, progInfoByFd } from '../sys/index.js'
 import { links } from '../sys/ids.js'
@@ -59,8 +59,9 @@ export const pinWalkLimits = { depth: 8, entries: 10_000 } as const
 /** Errors that mean the thing vanished or is not what was expected: skipped, never fatal to a pass. */
 function skippable(e: unknown): boolean {
   const code = (e as { code?: string }).code
+  // EAGAIN: openat2 saw a concurrent rename in the tenant's tree; the next pass sees where it went.
   return code === 'ENOENT' || code === 'ESRCH' || code === 'ENOTDIR' || code === 'ELOOP' || code === 'EXDEV' ||
-    code === 'EACCES' || code === 'EPERM' || code === 'EINVAL' || code === 'EBADF'
+    code === 'EACCES' || code === 'EPERM' || code === 'EINVAL' || code === 'EBADF' || code === 'EAGAIN'
 }
 
 /** Whether `pid` is (still) one of the tenant's processes, by every matcher the tenant gives. */
@@ -149,12 +150,21 @@ function pinnedObject(pin: Fd): Ref | undefined {
  * openat2 beneath the directory without symlinks or mount crossings.
  */
 function walkPins(dir: Fd, rel: string, depth: number, budget: { entries: number }, shown: (rel: string) => string, out: Map<Ref, string[]>): void {
-  let names: string[]
+  // Read no more names than the budget allows: a tenant could fill one directory with a million pins.
+  const names: string[] = []
+  let listing
   try {
-    names = readdirSync(fdPath(dir))
+    listing = opendirSync(fdPath(dir))
   } catch (e) {
     if (skippable(e)) return
     throw e
+  }
+  try {
+    for (let d = listing.readSync(); d !== null && names.length < budget.entries; d = listing.readSync()) names.push(d.name)
+  } catch (e) {
+    if (!skippable(e)) throw e
+  } finally {
+    listing.closeSync()
   }
   for (const name of names.sort()) {
     if (--budget.entries < 0) return

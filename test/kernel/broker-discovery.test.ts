@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { asm, BpfLink, BpfMap, BpfProgram } from '../../lib/index.js'
 import type { PolicyDocument } from '../../lib/policy/index.js'
 import { resolveTenant, type ResolvedTenant } from '../../lib/broker/config.js'
-import { cgroupLinks, discover, DiscoveryCache, type Discovered } from '../../lib/broker/discovery.js'
+import { cgroupLinks, discover, DiscoveryCache, pinWalkLimits, type Discovered } from '../../lib/broker/discovery.js'
 import { bpfFdsOf, cgroup2Root, cgroupPathOf, nsInode, pidsInUserns, tasksIn } from '../../lib/broker/procfs.js'
 import { childCgroup, privateBpffs } from './helpers/scratch.js'
 import { fdTable, opened } from './helpers/fds.js'
@@ -293,5 +293,30 @@ process.stdin.on('end', () => process.exit(0)); process.stdin.resume()`
     expect(d.pinned.get(`map:${map.id}`)).toEqual([join(fs.path, 'a', 'mine')])
     expect(d.pinned.has(`map:${outsidePin.id}`)).toBe(false)
     expect(discover(a.tenant, undefined, { pinDir: join(fs.path, 'missing') }).pinned.size).toBe(2)
+  })
+
+  test('a pin walk has bounds: 8 levels of directories, 10 000 entries', () => {
+    using fs = privateBpffs()
+    const [a] = tenants
+    using map = hashMap('disc_bounds')
+    const dir = join(fs.path, 'a')
+    // Seven directories deep is still walked; eight is not.
+    let deep = dir
+    for (let i = 1; i <= 8; i++) {
+      deep = join(deep, `d${i}`)
+      mkdirSync(deep, { recursive: true })
+      if (i === 7) map.pin(join(deep, 'seven'))
+    }
+    map.pin(join(deep, 'eight'))
+    expect(pinWalkLimits).toEqual({ depth: 8, entries: 10_000 })
+    expect(discover(a.tenant, undefined, { pinDir: dir }).pinned.get(`map:${map.id}`)).toEqual([join(dir, 'd1/d2/d3/d4/d5/d6/d7/seven')])
+    // 10 000 more pins: 10 001 paths in all, 10 010 entries with the directories. Which
+    // are left out depends on readdir's order; never more than the budget is looked at.
+    for (let i = 0; i < pinWalkLimits.entries; i++) map.pin(join(dir, `p${String(i).padStart(5, '0')}`))
+    const before = fdTable()
+    const paths = discover(a.tenant, undefined, { pinDir: dir }).pinned.get(`map:${map.id}`)!
+    expect(opened(before, fdTable())).toEqual([])
+    expect(paths.length).toBeLessThanOrEqual(pinWalkLimits.entries)
+    expect(paths.length).toBeGreaterThanOrEqual(pinWalkLimits.entries - 9)
   })
 })
