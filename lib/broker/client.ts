@@ -102,7 +102,8 @@ export class BrokerClient {
     const socket = await openSocket(where, signal)
     const client = new BrokerClient(socket, timeoutMs)
     try {
-      const { reply } = await client.#exchange('hello', { client: 'bpfkit' }, [], signal)
+      const { reply, fds } = await client.#exchange('hello', { client: 'bpfkit' }, [], signal)
+      client.#expect(fds, 0, 'hello')
       client.#welcome(reply)
     } catch (e) {
       client.close()
@@ -256,6 +257,13 @@ export class BrokerClient {
     return this.#fail('EIO', `${type}: ${doing}: ${e instanceof Error ? e.message : String(e)}`, e)
   }
 
+  /** A request whose reply carries no fds (any that come are closed: EPROTO). */
+  async #call<T extends RequestType>(type: T, body: RequestBody<T>): Promise<OkReply> {
+    const r = await this.request(type, body)
+    this.#expect(r.fds, 0, type)
+    return r.reply
+  }
+
   /** The fds of a reply, exactly `n` of them, or EPROTO (all closed). */
   #expect(fds: Fd[], n: number, type: string): Fd[] {
     if (fds.length === n) return fds
@@ -311,11 +319,6 @@ export class BrokerClient {
       if (options[k] !== undefined) throw new TypeError(`loadProgram: option '${k}' does not travel to the broker`)
     }
     const spec = ProgramSpec.from(options)
-    spec.policy?.assertProgram(spec)
-    if (this.#policy) {
-      this.#policy.check({ cmd: 'prog_load', progType: spec.type, attachType: spec.expectedAttachType }, 'policy')
-      this.#policy.assert(spec)
-    }
     const maps: number[] = []
     const insns = rewriteMapReferences(spec.bytes ?? encode(spec.insns!), (fd, slot) => {
       let index = maps.indexOf(fd)
@@ -325,6 +328,12 @@ export class BrokerClient {
       }
       return index
     })
+    // After the map references were checked: the checker reads the maps' types through their fds.
+    spec.policy?.assertProgram(spec)
+    if (this.#policy) {
+      this.#policy.check({ cmd: 'prog_load', progType: spec.type, attachType: spec.expectedAttachType }, 'policy')
+      this.#policy.assert(spec)
+    }
     const wire: WireProgSpec = { type: spec.type, license: spec.license ?? '', insns: Buffer.from(insns).toString('base64') }
     if (spec.name !== undefined) wire.name = spec.name
     if (spec.expectedAttachType !== undefined) wire.expectedAttachType = spec.expectedAttachType
@@ -415,20 +424,20 @@ export class BrokerClient {
   async detach(link: BpfLink | number): Promise<void> {
     const linkId = typeof link === 'number' ? link : link instanceof BpfLink ? link.id : undefined
     if (linkId === undefined) throw new TypeError(`detach: link must be a BpfLink or a link id, got ${describeValue(link)}`)
-    await this.request('detach', { linkId })
+    await this.#call('detach', { linkId })
   }
 
   /** The tenant's objects: made by the broker, adopted, held by its processes, pinned in its bpffs, attached to its cgroups. */
   async list(options: { kinds?: Kind[]; origins?: Origin[] } = {}): Promise<ObjectView[]> {
     checkOptions('list', options, ['kinds', 'origins'], { types: { kinds: 'object', origins: 'object' } })
-    const r = await this.request('list', { ...(options.kinds ? { kinds: [...options.kinds] } : {}), ...(options.origins ? { origins: [...options.origins] } : {}) })
-    return views(r.reply.objects, 'list')
+    const reply = await this.#call('list', { ...(options.kinds ? { kinds: [...options.kinds] } : {}), ...(options.origins ? { origins: [...options.origins] } : {}) })
+    return views(reply.objects, 'list')
   }
 
   /** One object in the tenant's view. ENOENT when it is not (another tenant's and missing look the same). */
   async show(kind: Kind, id: number): Promise<ObjectView> {
-    const r = await this.request('show', { kind, id })
-    return view(r.reply.object, 'show')
+    const reply = await this.#call('show', { kind, id })
+    return view(reply.object, 'show')
   }
 
   /** An fd for an object in the tenant's view (get_fd), as its typed object. */
@@ -441,13 +450,13 @@ export class BrokerClient {
 
   /** Pins an object of the tenant's view under the tenant's pin directory as `name`; returns the path. */
   async pin(kind: Kind, id: number, name: string): Promise<string> {
-    const r = await this.request('pin', { kind, id, name })
-    if (typeof r.reply.path !== 'string') throw brokerError('EPROTO', 'pin: the broker answered without a path')
-    return r.reply.path
+    const reply = await this.#call('pin', { kind, id, name })
+    if (typeof reply.path !== 'string') throw brokerError('EPROTO', 'pin: the broker answered without a path')
+    return reply.path
   }
 
   async unpin(name: string): Promise<void> {
-    await this.request('unpin', { name })
+    await this.#call('unpin', { name })
   }
 
   /**
@@ -466,12 +475,13 @@ export class BrokerClient {
       throw new TypeError(`adopt: objects[${i}] must be a BpfMap, BpfProgram, BpfLink, Btf or Fd, got ${describeValue(o)}`)
     })
     const r = await this.request('adopt', {}, fds)
+    this.#expect(r.fds, 0, 'adopt')
     return views(r.reply.objects, 'adopt')
   }
 
   /** Drops the broker's hold (its pin, the tenant's pins of it, the record); the object lives while fds hold it. */
   async release(kind: Kind, id: number): Promise<void> {
-    await this.request('release', { kind, id })
+    await this.#call('release', { kind, id })
   }
 
   /**
@@ -510,21 +520,21 @@ export class BrokerClient {
   /** Admin: every object on the node, with its owner. Tenants get EACCES. */
   async listAll(options: { kinds?: Kind[] } = {}): Promise<ObjectView[]> {
     checkOptions('listAll', options, ['kinds'], { types: { kinds: 'object' } })
-    const r = await this.request('list_all', options.kinds ? { kinds: [...options.kinds] } : {})
-    return views(r.reply.objects, 'list_all')
+    const reply = await this.#call('list_all', options.kinds ? { kinds: [...options.kinds] } : {})
+    return views(reply.objects, 'list_all')
   }
 
   /** Admin: the tenants with their matchers, policies, quotas and usage. */
   async tenants(): Promise<unknown[]> {
-    const r = await this.request('tenants', {})
-    if (!Array.isArray(r.reply.tenants)) throw brokerError('EPROTO', 'tenants: the broker answered without a tenants list')
-    return r.reply.tenants
+    const reply = await this.#call('tenants', {})
+    if (!Array.isArray(reply.tenants)) throw brokerError('EPROTO', 'tenants: the broker answered without a tenants list')
+    return reply.tenants
   }
 
   /** Admin: the broker's counters (sessions, requests, errors, fds...). */
   async stats(): Promise<Record<string, number>> {
-    const r = await this.request('stats', {})
-    const s = r.reply.stats
+    const reply = await this.#call('stats', {})
+    const s = reply.stats
     if (s === null || typeof s !== 'object' || Array.isArray(s)) throw brokerError('EPROTO', 'stats: the broker answered without stats')
     return s as Record<string, number>
   }
