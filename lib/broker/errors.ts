@@ -6,6 +6,7 @@ import { BpfError, NotSupportedError, PolicyError, SyscallError } from '../sys/i
 import { ProgramPolicyError, type Violation } from '../policy/index.js'
 import { ProtocolError } from '../ipc/index.js'
 import { ElfError } from '../collection/elf.js'
+import { DelegationRefusedError } from '../delegation/errors.js'
 
 /** The codes the broker itself answers with; kernel codes ('EEXIST', 'EACCES'...) pass through as strings. */
 export type BrokerErrorCode = 'EPROTO' | 'EINVAL' | 'ENOENT' | 'EPERM' | 'EDQUOT' | 'E2BIG' | 'EACCES' | 'EBUSY' | 'EIO' | (string & {})
@@ -80,8 +81,9 @@ export function wireViolation(v: Violation | WireViolation): WireViolation {
  * any other PolicyError as EPERM with its rule; SyscallError and BpfError
  * (VerifierError included) with their code and message; NotSupportedError
  * with its code; TypeError, RangeError, SyntaxError and ElfError (bad
- * values, bad objects) as EINVAL; ProtocolError as EPROTO; anything else
- * EIO, its message kept.
+ * values, bad objects) as EINVAL; ProtocolError as EPROTO;
+ * DelegationRefusedError as EACCES; Node's system errors (fs, net: a code
+ * and a numeric errno) with their code; anything else EIO, its message kept.
  */
 export function toErrorReply(e: unknown): ErrorBody {
   if (e instanceof BrokerError) return body(e.code, e.message, e.rule, e.violations)
@@ -90,6 +92,11 @@ export function toErrorReply(e: unknown): ErrorBody {
   if (e instanceof SyscallError || e instanceof BpfError) return body(e.code, e.message)
   if (e instanceof NotSupportedError) return body(e.code, e.message)
   if (e instanceof ProtocolError) return body('EPROTO', e.message)
+  if (e instanceof DelegationRefusedError) return body('EACCES', e.message)
+  // Node's own system errors (fs, net): their code is the kernel's.
+  if (e instanceof Error && typeof (e as NodeJS.ErrnoException).errno === 'number' && typeof (e as NodeJS.ErrnoException).code === 'string' && errorCode.test((e as NodeJS.ErrnoException).code!)) {
+    return body((e as NodeJS.ErrnoException).code!, e.message)
+  }
   if (e instanceof TypeError || e instanceof RangeError || e instanceof SyntaxError || e instanceof ElfError) return body('EINVAL', e.message)
   if (e instanceof Error) return body('EIO', e.message)
   return body('EIO', `internal error: ${String(e)}`)

@@ -12,6 +12,7 @@ import {
 } from '../../lib/broker/protocol.js'
 import { decodeReply, decodeRequest, fdsWanted, nestingDepth, peekSeq } from '../../lib/broker/validate.js'
 import { ElfError } from '../../lib/collection/elf.js'
+import { DelegationRefusedError } from '../../lib/delegation/errors.js'
 import { ProtocolError } from '../../lib/ipc/errors.js'
 import { ProgramPolicyError, type Violation } from '../../lib/policy/check.js'
 import { Policy } from '../../lib/policy/policy.js'
@@ -340,6 +341,8 @@ describe('errors cross the wire', () => {
     ['RangeError', new RangeError('maxEntries must be a power of two'), { code: 'EINVAL', message: /power of two/ }],
     ['ElfError', new ElfError('not an ELF file'), { code: 'EINVAL', message: /not an ELF file/ }],
     ['ProtocolError', new ProtocolError('fds arrived in the middle of a message'), { code: 'EPROTO', message: /middle of a message/ }],
+    ['DelegationRefusedError', new DelegationRefusedError('wants more than offered'), { code: 'EACCES', message: /wants more than offered/ }],
+    ["Node's system error", Object.assign(new Error("ENOENT: no such file or directory, open '/x'"), { code: 'ENOENT', errno: -2, syscall: 'open' }), { code: 'ENOENT', message: /no such file/ }],
     ['another Error', new Error('disk on fire'), { code: 'EIO', message: /^disk on fire$/ }],
     ['not an Error', 42, { code: 'EIO', message: /internal error: 42/ }],
   ])('%s', (_name, error, want) => {
