@@ -18,6 +18,7 @@ import { rawRequest, startTestBroker, type TestBroker } from './helpers/broker.j
 import { repoRoot } from './helpers/raw.js'
 import { decodeReply } from '../../lib/broker/validate.js'
 import { join } from 'node:path'
+import { spawnSync } from 'node:child_process'
 
 const why = requireFeature(havePeerPidfd) ?? userNamespacesMissing()
 
@@ -215,9 +216,96 @@ describe('broker end to end: two tenants', () => {
   })
 })
 
+describe('broker limits and refusals', () => {
+  skipAllIf(why)
+  let tb: TestBroker
+
+  beforeAll(async () => {
+    if (why) return
+    tb = await startTestBroker({
+      tenants: [{
+        name: 'c',
+        quota: { connections: 2, maps: 1 },
+        policy: {
+          cmds: ['map_create', 'prog_load'], maps: ['array'], progs: ['socket_filter'], attachs: ['cgroup_inet_ingress'],
+          capabilities: { count: { helpers: ['map_lookup_elem'], maps: ['array'] } },
+          contexts: [{ progs: ['socket_filter'], grant: ['count'] }],
+        },
+      }],
+      limits: { idleTimeoutMs: 500 },
+    })
+  }, 60_000)
+
+  afterAll(async () => {
+    await tb?.close()
+  })
+
+  test('the capability checker refuses a helper the policy does not grant: EPERM with the violations', async () => {
+    const raw = await tb.tenant('c').connect()
+    try {
+      const insns = asm.assemble([asm.call('ktime_get_ns'), asm.mov64Imm(asm.R0, 0), asm.exit()])
+      const { reply } = await rawRequest(raw, 'prog_load', { spec: { type: 'socket_filter', license: 'GPL', insns: Buffer.from(insns).toString('base64') }, maps: 0 })
+      expect(reply).toMatchObject({ type: 'error', code: 'EPERM', rule: 'capabilities' })
+      const violations = (reply as { violations?: { kind: string; name: string }[] }).violations
+      expect(violations?.map((v) => [v.kind, v.name])).toEqual([['helper', 'ktime_get_ns']])
+    } finally {
+      raw.close()
+    }
+  })
+
+  test('quotas: a second map over maps: 1 is EDQUOT; a third connection over connections: 2 is EBUSY', async () => {
+    const one = await tb.tenant('c').connect()
+    const two = await tb.tenant('c').connect()
+    try {
+      const first = await rawRequest(one, 'map_create', { spec: { type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 } })
+      expect(first.reply.type).toBe('ok')
+      for (const f of first.fds) f.close()
+      const second = await rawRequest(two, 'map_create', { spec: { type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 } })
+      expect(second.reply).toMatchObject({ type: 'error', code: 'EDQUOT' })
+      const three = await tb.tenant('c').connect()
+      try {
+        const m = await three.receive({ maxBytes: 1 << 16 })
+        expect(decodeReply(m!.data)).toMatchObject({ type: 'error', code: 'EBUSY' })
+      } finally {
+        three.close()
+      }
+      const obj = (first.reply as unknown as { object: ObjectView }).object
+      expect((await rawRequest(one, 'release', { kind: 'map', id: obj.id })).reply.type).toBe('ok')
+    } finally {
+      one.close()
+      two.close()
+    }
+  })
+
+  test('an idle connection is told why and closed; the broker\'s fd table is back where it was', async () => {
+    // Let the quota test's connections go first.
+    await new Promise((r) => setTimeout(r, 100))
+    const before = tb.broker.stats()
+    const raw = await tb.tenant('c').connect()
+    try {
+      const m = await raw.receive({ maxBytes: 1 << 16 })
+      expect(decodeReply(m!.data)).toMatchObject({ type: 'error', code: 'ETIMEDOUT' })
+      expect(await raw.receive()).toBeUndefined()
+    } finally {
+      raw.close()
+    }
+    await new Promise((r) => setTimeout(r, 50))
+    const after = tb.broker.stats()
+    expect(after.connections).toBe(before.connections)
+    expect(after.fds).toBe(before.fds)
+  })
+})
+
 describe('startBroker', () => {
-  test('refuses to run outside the initial namespaces (here: it is in them)', () => {
+  test('runs only in the initial pid, user and cgroup namespaces, and says which one is wrong', (ctx) => {
     expect(() => checkInitialNamespaces()).not.toThrow()
+    const missing = userNamespacesMissing()
+    if (missing) ctx.skip(missing)
+    // The compiled package in a child that is root of its own user namespace.
+    const script = `require(${JSON.stringify(join(repoRoot, 'dist', 'index.js'))}).startBroker({ tenants: [] }).then(() => process.exit(3), (e) => { console.log(e.message); process.exit(0) })`
+    const r = spawnSync('unshare', ['--user', '--map-root-user', process.execPath, '-e', script], { encoding: 'utf8', timeout: 20_000 })
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/must run in the initial user namespace/)
   })
 
   test('refuses a socket path where a broker already listens', async (ctx) => {
