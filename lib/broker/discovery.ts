@@ -234,12 +234,25 @@ function openTenantBpffs(pid: number, bpffs: string, stillOurs: () => boolean): 
   }
 }
 
+/** The pid a pidfd refers to, from its fdinfo ('Pid:' line; -1 once reaped), or undefined. */
+function pidOfPidfd(pidfd: Fd): number | undefined {
+  try {
+    const m = /^Pid:\s*(-?\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${pidfd.fd}`, 'utf8'))
+    return m ? Number(m[1]) : undefined
+  } catch (e) {
+    if (skippable(e)) return undefined
+    throw e
+  }
+}
+
 function pinsInTenantBpffs(t: ResolvedTenant, bpffs: string, hint: DiscoveryHint | undefined, pids: readonly number[], out: Map<Ref, string[]>): void {
   const candidates: { pid: number; stillOurs: () => boolean }[] = []
   if (hint !== undefined) {
     const { pidfd } = hint
-    // The peer's pidfd proves its pid was not reused; without one, the pid must still be the tenant's.
-    candidates.push({ pid: hint.pid, stillOurs: pidfd ? () => !pidfd.closed && pidfdIsAlive(pidfd) : () => belongs(t, hint.pid) })
+    // The peer's pidfd (for that very pid, and alive) proves the pid was not
+    // reused; without one, the pid must still be the tenant's.
+    const proven = (fd: Fd) => !fd.closed && pidOfPidfd(fd) === hint.pid && pidfdIsAlive(fd)
+    candidates.push({ pid: hint.pid, stillOurs: pidfd ? () => proven(pidfd) : () => belongs(t, hint.pid) })
   }
   for (const pid of pids) if (pid !== hint?.pid) candidates.push({ pid, stillOurs: () => belongs(t, pid) })
   // A few tries: a process may be gone, or live in a mount namespace without the bpffs.

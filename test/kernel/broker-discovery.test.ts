@@ -8,7 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, rmdirSync, symlinkSync, writeFileSync, existsSync, statSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { asm, BpfLink, BpfMap, BpfProgram } from '../../lib/index.js'
+import { asm, BpfLink, BpfMap, BpfProgram, FdSocket } from '../../lib/index.js'
+import { peerPidfd } from '../../lib/ipc/index.js'
 import type { PolicyDocument } from '../../lib/policy/index.js'
 import { resolveTenant, type ResolvedTenant } from '../../lib/broker/config.js'
 import { cgroupLinks, discover, DiscoveryCache, pinWalkLimits, type Discovered } from '../../lib/broker/discovery.js'
@@ -180,13 +181,25 @@ describe('discover', () => {
     expect(idsOf(d, 'map').has(`map:${outsidePin.id}`)).toBe(false)
   })
 
-  test('a hint: the peer pid picks the root; a pid of another tenant is refused as root', () => {
+  test('a hint: the peer pid picks the root; a pid of another tenant, or a pidfd of another process, is refused as root', () => {
     const [a, b] = tenants
     expect(discover(a.tenant, { pid: a.holder.pid! }).pinned.size).toBe(2)
     // b's pid as a hint for a (without a pidfd): not a's process, so a's own task is used instead.
     const d = discover(a.tenant, { pid: b.holder.pid! })
     expect(d.pinned.has(`map:${b.pinned.id}`)).toBe(false)
     expect(d.pinned.has(`map:${a.pinned.id}`)).toBe(true)
+    // A live pidfd of some other process (this one: a socketpair's peer is
+    // its maker) proves nothing about b's pid.
+    const [mine, theirs] = FdSocket.pair()
+    try {
+      using own = peerPidfd(mine)
+      const e = discover(a.tenant, { pid: b.holder.pid!, pidfd: own })
+      expect(e.pinned.has(`map:${b.pinned.id}`)).toBe(false)
+      expect(e.pinned.has(`map:${a.pinned.id}`)).toBe(true)
+    } finally {
+      mine.close()
+      theirs.close()
+    }
   })
 
   test('a tenant matched by user namespace: its tasks are the namespace\'s processes', async () => {
