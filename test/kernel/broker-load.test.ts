@@ -1,8 +1,11 @@
 // The broker under load (issue 16, "Load"): 100 tenants at once, each in a
 // cgroup of its own, creating, listing and releasing maps through the
 // broker, while a peer of one more tenant sends 10,000 malformed frames.
-// Afterwards no tenant ever saw another's object, the broker still answers,
-// its fd count is back where it started and its registry is empty.
+// Two of the tenants also have a process of their own in their cgroup,
+// holding a map it made itself: the broker finds it (discovery) and shows it
+// to that tenant only. Afterwards no tenant ever saw another's object, the
+// broker still answers, its fd count is back where it started and its
+// registry is empty.
 //
 // The broker runs in this process (startBroker), so its fd count is this
 // process's; the tenants are a few worker processes
@@ -27,6 +30,8 @@ const TENANTS = 100
 const WORKERS = 4
 const MAPS = 5
 const MALFORMED = 10_000
+/** Tenants that also have a process of their own, holding a map it made itself (the broker must find it). */
+const HOLDERS = 2
 const workerPath = join(__dirname, 'helpers', 'broker-worker.mjs')
 
 interface TenantResult { name: string; hello: string | null; made: string[]; first: string[]; second: string[] }
@@ -46,6 +51,29 @@ function runWorker<T>(task: Record<string, unknown>, ms = 100_000): Promise<T> {
       else reject(new Error(`broker worker (${task.mode}) failed: ${answer?.error ?? `exit ${code ?? signal}`}`))
     })
     child.send(task)
+  })
+}
+
+interface Holder { held: string; stop(): Promise<void> }
+
+/** A process in `cgroupDir` holding a map it made itself, until stop(). */
+function startHolder(cgroupDir: string): Promise<Holder> {
+  return new Promise((resolve, reject) => {
+    const child = fork(workerPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const exited = new Promise<void>((done) => child.once('exit', () => done()))
+    child.once('message', (m: { held?: string; error?: string }) => {
+      if (!m.held) return reject(new Error(`holder failed: ${m.error}`))
+      resolve({
+        held: m.held,
+        stop: async () => {
+          if (child.connected) child.send('stop')
+          else child.kill('SIGKILL')
+          await exited
+        },
+      })
+    })
+    child.once('exit', (code, signal) => reject(new Error(`holder exited early (${code ?? signal})`)))
+    child.send({ mode: 'holder', cgroupDir })
   })
 }
 
@@ -127,6 +155,7 @@ describe.sequential('broker under load', { timeout: 150_000 }, () => {
 
   afterAll(async () => {
     try {
+      for (const h of holders) await h.stop()
       await broker?.close()
     } finally {
       for (const d of dirs.reverse()) await removeCgroup(d)
@@ -138,8 +167,16 @@ describe.sequential('broker under load', { timeout: 150_000 }, () => {
 
   let results: TenantResult[] = []
   let noise: MalformedResult
+  const holders: Holder[] = []
+  /** Tenant name -> the ref of the map its own process holds. */
+  const held = new Map<string, string>()
 
   test('100 tenants create, list and release while 10,000 malformed frames arrive', async () => {
+    for (let k = 0; k < HOLDERS; k++) {
+      const h = await startHolder(tenantDir(k))
+      holders.push(h)
+      held.set(`load-${k}`, h.held)
+    }
     const t0 = Date.now()
     const perWorker = Math.ceil(TENANTS / WORKERS)
     const tenantRuns = Array.from({ length: WORKERS }, (_, w) => {
@@ -159,18 +196,21 @@ describe.sequential('broker under load', { timeout: 150_000 }, () => {
   test('every tenant was recognised and saw only its own objects', () => {
     const owner = new Map<string, string>()
     for (const r of results) for (const ref of r.made) owner.set(ref, r.name)
+    for (const [name, ref] of held) owner.set(ref, `${name} (held)`)
     for (const r of results) {
       expect(r.hello, 'hello names the tenant of the cgroup it connected from').toBe(r.name)
       expect(r.made).toHaveLength(MAPS)
-      const mine = new Set(r.made)
-      // Before the releases: exactly its own five (nothing of the others, whatever their workers hold).
+      // Its own: what the broker made for it, and what its own process holds (found by discovery).
+      const own = held.has(r.name) ? [held.get(r.name)!] : []
+      const mine = new Set([...r.made, ...own])
+      // Before the releases: exactly its own (nothing of the others, whatever their workers hold).
       expect(r.first.filter((x) => !mine.has(x)).map((x) => `${x} (${owner.get(x) ?? 'no tenant'})`), `${r.name} listed another's object`).toEqual([])
       expect(new Set(r.first)).toEqual(mine)
-      // After them: nothing (released objects have no fd left anywhere).
-      expect(r.second, `${r.name} after releasing everything`).toEqual([])
+      // After them: only what its own process still holds (released objects have no fd left anywhere).
+      expect(r.second, `${r.name} after releasing everything`).toEqual(own)
     }
     // Every map made was its own object: no id handed to two tenants.
-    expect(owner.size).toBe(TENANTS * MAPS)
+    expect(owner.size).toBe(TENANTS * MAPS + HOLDERS)
   })
 
   test('every malformed frame got its own error, none an ok', () => {
@@ -185,7 +225,8 @@ describe.sequential('broker under load', { timeout: 150_000 }, () => {
 
   test('the broker still answers, and holds nothing more than before', async () => {
     const check = await runWorker<{ hello: string; list: string[] }>({ mode: 'check', socket, cgroupDir: tenantDir(0), home: homeDir })
-    expect(check).toEqual({ hello: 'load-0', list: [] })
+    expect(check).toEqual({ hello: 'load-0', list: [held.get('load-0')] })
+    for (const h of holders.splice(0)) await h.stop()
     // Sessions end asynchronously after their peers go: wait for the table to come back.
     await settle(() => broker!.stats().connections === 0 && opened(fdsBefore, fdTable()).length === 0)
     expect(broker!.stats().connections).toBe(0)

@@ -18,6 +18,8 @@
 //   connection. Answers { sent, replies: { code: n }, oks, closes, reconnects, silent, lost }.
 // { mode: 'check', socket, cgroupDir }: connects as that cgroup's tenant and
 //   answers { hello, list } (the broker is still serving).
+// { mode: 'holder', cgroupDir }: a process of the tenant's own holding a map
+//   it made itself (found by discovery); sends { held }, stops when told.
 import { createRequire } from 'node:module'
 import { closeSync, openSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
@@ -290,9 +292,24 @@ async function check({ socket, cgroupDir, home }) {
   }
 }
 
+/**
+ * A process of the tenant's own: moves into its cgroup, makes a map itself
+ * (not through the broker: the broker finds it among the tenant's tasks'
+ * fds), sends { held: 'map:ID' }, and holds it until told to stop.
+ */
+async function holder({ cgroupDir }) {
+  moveTo(cgroupDir)
+  const { BpfMap } = require(join(root, 'dist/index.js'))
+  const m = BpfMap.create({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 1, name: 'held' })
+  process.send({ held: `map:${m.id}` })
+  await new Promise((resolve) => process.once('message', resolve))
+  m.close()
+  return { closed: true }
+}
+
 process.once('message', async (task) => {
   try {
-    const run = { tenants, malformed, check }[task.mode]
+    const run = { tenants, malformed, check, holder }[task.mode]
     const result = await run(task)
     process.send({ ok: true, result }, () => process.exit(0))
   } catch (e) {
