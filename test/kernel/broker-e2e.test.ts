@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { asm } from '../../lib/asm/index.js'
 import { BpfMap } from '../../lib/map/map.js'
 import { BrokerError } from '../../lib/broker/errors.js'
-import type { BrokerClient } from '../../lib/broker/client.js'
+import { BrokerClient } from '../../lib/broker/client.js'
 import type { ObjectView } from '../../lib/broker/protocol.js'
 import { checkInitialNamespaces, startBroker } from '../../lib/broker/server.js'
 import { skipAllIf, requireFeature } from './helpers/requires.js'
@@ -211,6 +211,13 @@ describe('broker end to end: two tenants', () => {
     }
   })
 
+  test('root on the host is the admin: hello says so, and tenant requests are refused to it', async () => {
+    using admin = await BrokerClient.connect(tb.socketPath, { timeoutMs: 10_000 })
+    expect(admin.admin).toBe(true)
+    expect(admin.tenant).toBeNull()
+    expect((await refusal(admin.list())).code).toBe('EACCES')
+  })
+
   test('admin requests are refused to tenants', async () => {
     expect((await refusal(a.request('stats', {}))).code).toBe('EACCES')
   })
@@ -225,13 +232,13 @@ describe('broker limits and refusals', () => {
     tb = await startTestBroker({
       tenants: [{
         name: 'c',
-        quota: { connections: 2, maps: 1 },
+        quota: { connections: 3, maps: 1 },
         policy: {
           cmds: ['map_create', 'prog_load'], maps: ['array'], progs: ['socket_filter'], attachs: ['cgroup_inet_ingress'],
           capabilities: { count: { helpers: ['map_lookup_elem'], maps: ['array'] } },
           contexts: [{ progs: ['socket_filter'], grant: ['count'] }],
         },
-      }],
+      }, { name: 't', loadAs: 'token' }],
       limits: { idleTimeoutMs: 500 },
     })
   }, 60_000)
@@ -253,9 +260,25 @@ describe('broker limits and refusals', () => {
     }
   })
 
-  test('quotas: a second map over maps: 1 is EDQUOT; a third connection over connections: 2 is EBUSY', async () => {
+  test('a tenant that loads with its token must send one', async () => {
+    const raw = await tb.tenant('t').connect()
+    try {
+      const { reply } = await rawRequest(raw, 'map_create', { spec: { type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 } })
+      expect(reply).toMatchObject({ type: 'error', code: 'EINVAL' })
+      expect((reply as { message?: string }).message).toMatch(/own token/)
+      // A map fd where the token should be: EINVAL naming it.
+      using m = BpfMap.create({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 })
+      const wrong = await rawRequest(raw, 'map_create', { spec: { type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 }, token: true }, [m.fd])
+      expect(wrong.reply).toMatchObject({ type: 'error', code: 'EINVAL', message: 'fds[0] is a map, not a BPF token' })
+    } finally {
+      raw.close()
+    }
+  })
+
+  test('quotas: a second map over maps: 1 is EDQUOT; a connection over connections: 3 is EBUSY', async () => {
     const one = await tb.tenant('c').connect()
     const two = await tb.tenant('c').connect()
+    const extra = await tb.tenant('c').connect()
     try {
       const first = await rawRequest(one, 'map_create', { spec: { type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 } })
       expect(first.reply.type).toBe('ok')
@@ -274,6 +297,7 @@ describe('broker limits and refusals', () => {
     } finally {
       one.close()
       two.close()
+      extra.close()
     }
   })
 
