@@ -182,8 +182,8 @@ export class BrokerClient {
     } catch (e) {
       return Promise.reject(e)
     }
-    const signal = combine(options.signal, this.#timeoutMs)
-    const run = this.#queue.then(() => this.#exchange(type, body, fds, signal))
+    // The timeout starts when the request's turn comes, not while it waits in the queue.
+    const run = this.#queue.then(() => this.#exchange(type, body, fds, combine(options.signal, this.#timeoutMs)))
     this.#queue = run.catch(() => {})
     return run
   }
@@ -199,6 +199,14 @@ export class BrokerClient {
       await this.#socket.send(frame, fds, { signal })
     } catch (e) {
       if (e instanceof RangeError || e instanceof TypeError) throw e // bad fds: nothing was sent
+      // A broker that refuses a peer says why, then closes: the reason may be waiting unread.
+      if (e instanceof SyscallError && (e.code === 'EPIPE' || e.code === 'ECONNRESET')) {
+        const why = await this.#lastWord()
+        if (why) {
+          this.#fail(why.code, why.message)
+          throw why
+        }
+      }
       throw this.#broken(e, type, 'sending')
     }
     let message
@@ -226,6 +234,19 @@ export class BrokerClient {
       closeAll(received)
       if (e instanceof BrokerError && e.code === 'EPROTO' && !e.remote && this.#closed === undefined) this.#fail('EPROTO', e.message)
       throw e
+    }
+  }
+
+  // The error reply the broker left before closing, if one is there to read.
+  async #lastWord(): Promise<BrokerError | undefined> {
+    try {
+      const m = await this.#socket.receive({ maxFds: maxFdsPerMessage, maxBytes: maxReplyBytes, signal: AbortSignal.timeout(1000) })
+      if (m === undefined) return undefined
+      closeAll(m.fds)
+      const reply = decodeReply(m.data)
+      return reply.type === 'error' ? fromErrorReply(reply) : undefined
+    } catch {
+      return undefined
     }
   }
 

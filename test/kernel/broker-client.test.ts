@@ -60,11 +60,17 @@ class TestBroker {
   readonly requests: Request[] = []
   readonly #sockets = new Set<FdSocket>()
   readonly #server: Server
+  /** A frame sent the moment a connection is accepted, which is then closed (how a broker refuses a peer). */
+  greeting: Buffer | undefined
   hello: Answer = { body: { tenant: 'alpha', policy: tenantPolicy.toJSON(), quota: { maps: 4, bytes: null }, usage: { maps: 1 }, broker: 'test', admin: false } }
 
   private constructor(private readonly handler: Handler) {
     this.#server = createServer({ pauseOnConnect: true }, (sock) => {
       const s = FdSocket.from(sock)
+      if (this.greeting) {
+        s.send(this.greeting).finally(() => s.close())
+        return
+      }
       this.#sockets.add(s)
       this.#session(s).catch(() => {}).finally(() => {
         s.close()
@@ -203,6 +209,20 @@ describe('connect and hello', () => {
       const e = await rejection(BrokerClient.connect(b.path))
       expect({ code: e.code, remote: e.remote }).toEqual({ code: 'EACCES', remote: true })
       expect(e.message).toMatch(/no tenant matches pid 7/)
+    } finally {
+      await b.close()
+    }
+  })
+
+  test('a broker that refuses at accept (error frame, close) before the hello is read: the reason, not EPIPE', async () => {
+    const b = await TestBroker.start()
+    b.greeting = encodeFrame(errorReply(0, { code: 'EACCES', message: 'no tenant matches pid 8' }))
+    try {
+      for (let i = 0; i < 10; i++) {
+        const e = await rejection(BrokerClient.connect(b.path))
+        expect({ code: e.code, remote: e.remote, message: e.message }).toEqual({ code: 'EACCES', remote: true, message: 'no tenant matches pid 8' })
+        await sleep(i * 3)
+      }
     } finally {
       await b.close()
     }
