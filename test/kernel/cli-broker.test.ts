@@ -4,7 +4,7 @@
 // own connection, helpers/broker.ts), `bpfkit list --by-tenant` as the
 // admin, and `bpfkit broker --config` as the daemon in a child process
 // (SIGHUP reloads, SIGTERM stops).
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -197,6 +197,37 @@ describe('bpfkit broker --config (the daemon)', () => {
         expect(out).toContain('SIGTERM, closing')
         expect(existsSync(socket)).toBe(false)
         expect(err).toBe('')
+      } finally {
+        child.kill('SIGKILL')
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('systemd socket activation: the socket on fd 3 (LISTEN_FDS), as packaging/systemd starts it', async (ctx) => {
+    const activate = spawnSync('systemd-socket-activate', ['--help'], { encoding: 'utf8' })
+    if (activate.error !== undefined) ctx.skip('systemd-socket-activate (systemd) is not installed')
+    using fs = privateBpffs()
+    const dir = mkdtempSync(join(tmpdir(), 'bpfkit-cli-broker-'))
+    try {
+      const config = join(dir, 'broker.json')
+      const socket = join(dir, 'activated.sock')
+      writeFileSync(config, JSON.stringify({ stateDir: join(dir, 'state'), pinRoot: join(fs.path, 'broker'), tenantPinRoot: join(fs.path, 'tenants'), tenants: [] }))
+      // It listens, and execs the broker (same pid) at the first connection, with LISTEN_PID/LISTEN_FDS set.
+      const child = spawn('systemd-socket-activate', ['-l', socket, process.execPath, join(repoRoot, 'dist/cli/main.js'), 'broker', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let out = ''
+      child.stdout.on('data', (d) => { out += d })
+      child.stderr.on('data', (d) => { out += d })
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+      try {
+        for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50))
+        const admin = await runCli('--broker', socket, 'list', '--by-tenant', 'maps')
+        expect(admin.err).toBe('')
+        expect(admin.code).toBe(0)
+        expect(out).toContain('bpfkit broker: listening on fd 3 (socket activation), 0 tenants (none)')
+        child.kill('SIGTERM')
+        expect(await exited).toBe(0)
       } finally {
         child.kill('SIGKILL')
       }

@@ -1,7 +1,11 @@
 // The broker's command line: arguments (the global --broker, each tenant
 // command, the daemon's), socket activation, and how object views print.
 // Pure: no broker runs here (test/kernel/cli-broker.test.ts runs one).
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
+import { resolveConfig } from '../../lib/broker/config.js'
+import { Policy } from '../../lib/policy/index.js'
 import {
   activatedSocket, brokerSocketFor, defaultBrokerSocket, formatBrokerError, formatView, formatViews, infoOf,
   parseBrokerArgs, parseDaemonArgs, takeBrokerOption, viewsJson,
@@ -207,5 +211,48 @@ describe('through main()', () => {
     expect(none.code).toBe(1)
     expect(none.err).toMatch(/\/nonexistent\/bpfkit-test\.sock/)
     expect(none.err).toMatch(/ENOENT/)
+  })
+})
+
+describe('packaging', () => {
+  const root = join(__dirname, '..', '..')
+  const read = (path: string) => readFileSync(join(root, path), 'utf8')
+  const directive = (text: string, key: string) => text.split('\n').filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1))
+
+  test('systemd: the socket unit listens where the client looks; the service runs `bpfkit broker --config`, reloads with SIGHUP', () => {
+    const socket = read('packaging/systemd/bpfkit-broker.socket')
+    const service = read('packaging/systemd/bpfkit-broker.service')
+    expect(directive(socket, 'ListenStream')).toEqual([defaultBrokerSocket])
+    expect(directive(socket, 'SocketMode')).toEqual(['0666'])
+    const [exec] = directive(service, 'ExecStart')
+    const [bin, cmd, ...args] = exec.split(' ')
+    expect(bin).toBe('/usr/bin/bpfkit')
+    expect(cmd).toBe('broker')
+    expect(parseDaemonArgs(args)).toEqual({ config: '/etc/bpfkit/broker.json' })
+    expect(directive(service, 'ExecReload')).toEqual(['/bin/kill -HUP $MAINPID'])
+    expect(directive(service, 'Requires')).toEqual(['bpfkit-broker.socket'])
+    for (const cap of ['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN', 'CAP_SYS_ADMIN', 'CAP_SYS_PTRACE', 'CAP_DAC_READ_SEARCH']) {
+      expect(directive(service, 'CapabilityBoundingSet')[0].split(' ')).toContain(cap)
+    }
+  })
+
+  test('the example configs load: the DaemonSet\'s ConfigMap resolves, the systemd example\'s policies parse', () => {
+    const yaml = read('packaging/kubernetes/bpfkit-broker-daemonset.yaml')
+    // The block scalar under `broker.json: |`, to the next line indented less.
+    const lines = yaml.split('\n')
+    const start = lines.findIndex((l) => l.trim() === 'broker.json: |') + 1
+    const indent = /^ */.exec(lines[start])![0].length
+    const block = lines.slice(start, lines.findIndex((l, i) => i > start && l.trim() !== '' && /^ */.exec(l)![0].length < indent)).join('\n')
+    const config = resolveConfig(JSON.parse(block))
+    expect(config.socket).toBe(defaultBrokerSocket)
+    expect(config.cgroupRoot).toBe('/host/sys/fs/cgroup')
+    expect(config.socketMode).toBe(0o666)
+    expect(config.tenants.map((t) => t.name)).toEqual(['example'])
+    // The example pod runs as the uid the example tenant matches, and lists through the broker.
+    const pod = read('packaging/kubernetes/tenant-pod-example.yaml')
+    expect(pod).toContain(`runAsUser: ${config.tenants[0].match.uid![0]}`)
+    expect(pod).toContain('command: ["bpfkit", "--broker", "/run/bpfkit/broker.sock", "list"]')
+    const example = JSON.parse(read('packaging/systemd/broker.json.example'))
+    for (const t of example.tenants) expect(Policy.from(t.policy)).toBeInstanceOf(Policy)
   })
 })
