@@ -216,18 +216,19 @@ const collectionLoad: Handler<CollectionLoadBody> = async (ctx, req) => {
   const fds: Fd[] = []
   const maps: Record<string, ObjectView> = {}
   const programs: Record<string, ObjectView> = {}
+  const registered: ObjectView[] = []
+  const add = (kind: Kind, obj: { fd: number }, name: string): ObjectView => {
+    const view = register(ctx, tenant, kind, obj.fd, 'made', name.slice(0, 15))
+    registered.push(view)
+    fds.push(dupOf(obj.fd, kind))
+    return view
+  }
   try {
-    for (const name of Object.keys(coll.maps).sort()) {
-      const m = coll.maps[name] as BpfMap
-      maps[name] = register(ctx, tenant, 'map', m.fd, 'made', name.slice(0, 15))
-      fds.push(dupOf(m.fd, 'map'))
-    }
-    for (const name of Object.keys(coll.programs).sort()) {
-      const p = coll.programs[name] as BpfProgram
-      programs[name] = register(ctx, tenant, 'prog', p.fd, 'made', name.slice(0, 15))
-      fds.push(dupOf(p.fd, 'prog'))
-    }
+    for (const name of Object.keys(coll.maps).sort()) maps[name] = add('map', coll.maps[name] as BpfMap, name)
+    for (const name of Object.keys(coll.programs).sort()) programs[name] = add('prog', coll.programs[name] as BpfProgram, name)
   } catch (e) {
+    // All or nothing: what was recorded before the failure goes again.
+    for (const v of registered) ctx.state.registry.remove(v.kind, v.id)
     for (const f of fds) f.close()
     throw e
   } finally {
