@@ -95,14 +95,14 @@ export function fdsWanted(r: Request): { min: number; max: number; why: string }
 
 /**
  * Checks one reply frame. Errors: BrokerError EPROTO for anything that is not
- * a reply of this protocol (its body is copied into new plain objects; a
- * `__proto__` key anywhere is refused).
+ * a reply of this protocol. Its body is copied into new plain objects, where
+ * a `__proto__` key is an own key like any other, never a prototype.
  */
 export function decodeReply(data: Uint8Array): Reply {
   const raw = parse(data, 'reply')
   let top: Json
   try {
-    top = plainCopy(raw, 'reply', 0) as Json
+    top = plainCopy(raw, 'reply', 0, true) as Json
   } catch (e) {
     throw proto((e as Error).message)
   }
@@ -215,17 +215,19 @@ function setKey(out: Json, key: string, value: unknown): void {
 }
 
 /**
- * A copy of parsed JSON in new arrays and plain objects; a `__proto__` key
- * is refused (Error with the path). Depth was bounded before parsing.
+ * A copy of parsed JSON in new arrays and plain objects. A `__proto__` key
+ * is refused (Error with the path), or with `keepProto` kept as a plain
+ * own key (a reply's record of objects by name: an ELF may name a map so).
+ * Depth was bounded before parsing.
  */
-function plainCopy(v: unknown, path: string, depth: number): unknown {
+function plainCopy(v: unknown, path: string, depth: number, keepProto = false): unknown {
   if (depth > jsonLimits.maxDepth) throw new Error(`${path}: nested deeper than ${jsonLimits.maxDepth} levels`)
-  if (Array.isArray(v)) return v.map((x, i) => plainCopy(x, `${path}[${i}]`, depth + 1))
+  if (Array.isArray(v)) return v.map((x, i) => plainCopy(x, `${path}[${i}]`, depth + 1, keepProto))
   if (v !== null && typeof v === 'object') {
     const out: Json = {}
     for (const k of Object.keys(v)) {
-      if (k === '__proto__') throw new Error(`${path}: key '__proto__' is not allowed`)
-      setKey(out, k, plainCopy((v as Json)[k], `${path}.${k}`, depth + 1))
+      if (k === '__proto__' && !keepProto) throw new Error(`${path}: key '__proto__' is not allowed`)
+      setKey(out, k, plainCopy((v as Json)[k], `${path}.${k}`, depth + 1, keepProto))
     }
     return out
   }
