@@ -331,8 +331,9 @@ export async function runBrokerCommand(c: BrokerCommand, out: Out, err: Out = (s
     return 0
   } catch (e) {
     if (!(e instanceof BrokerError)) throw e
-    const what = client === undefined ? `broker at ${c.socket}` : `broker refused ${c.cmd}`
-    err(`bpfkit: ${formatBrokerError(what, e)}`)
+    // A connection refused says where already ("cannot connect to the broker at ...").
+    if (client === undefined && e.message.includes(c.socket)) err(`bpfkit: ${e.message}`)
+    else err(`bpfkit: ${formatBrokerError(client === undefined ? `broker at ${c.socket}` : `broker refused ${c.cmd}`, e)}`)
     return 1
   } finally {
     client?.close()
