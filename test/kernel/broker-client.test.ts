@@ -228,6 +228,24 @@ describe('connect and hello', () => {
     }
   })
 
+  test('a broker that never answers hello: ETIMEDOUT within timeoutMs; an aborted connect: the abort reason', async () => {
+    const b = await TestBroker.start()
+    b.hello = 'silent'
+    try {
+      const started = Date.now()
+      const e = await rejection(BrokerClient.connect(b.path, { timeoutMs: 200 }))
+      expect(e.code).toBe('ETIMEDOUT')
+      expect(e.message).toMatch(/hello: waiting for the reply/)
+      expect(Date.now() - started).toBeLessThan(5000)
+      const controller = new AbortController()
+      const pending = BrokerClient.connect(b.path, { signal: controller.signal })
+      setTimeout(() => controller.abort(new Error('changed my mind')), 50)
+      await expect(pending).rejects.toThrow(/changed my mind/)
+    } finally {
+      await b.close()
+    }
+  })
+
   test('bad arguments are TypeError or RangeError before anything is opened', async () => {
     await expect(BrokerClient.connect('/x', { timeoutMs: 0 })).rejects.toThrow(RangeError)
     await expect(BrokerClient.connect('/x', { wait: true } as never)).rejects.toThrow(/unknown option 'wait'/)
