@@ -13,14 +13,14 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startBroker, type Broker } from '../broker/server.js'
-import { serveDelegation } from '../delegation/index.js'
+import { delegate, openBpffsContext, serveDelegation } from '../delegation/index.js'
 import { FdSocket } from '../ipc/index.js'
 import { haveBpfLsm, haveGuardHooks, supportsBpfToken } from '../features/index.js'
 import { builtScript } from '../delegation/scripts.js'
 import { Guard } from '../guard/index.js'
 import * as ids from '../sys/ids.js'
 import { NotSupportedError } from '../sys/errors.js'
-import { BPF_FS_MAGIC, onFilesystem } from '../sys/fs-magic.js'
+import type { Fd } from '../sys/fd.js'
 import { Policy } from '../policy/index.js'
 
 /** What the tenant tells the manager. */
@@ -58,23 +58,30 @@ export function guardUnavailable(): string | undefined {
   }
 }
 
-/** The broker the demo runs in-process, on a socket in a temporary directory, with its pins below /sys/fs/bpf. */
+/**
+ * The broker the demo runs in-process, on a socket in a temporary directory.
+ * What it pins (and the guard, where it runs) lives in a bpffs of its own
+ * that is never mounted anywhere: a detached mount reached through
+ * /proc/self/fd, which goes away with this process, whatever way it ends,
+ * so the demo leaves nothing behind on the host.
+ */
 interface DemoBroker {
   broker: Broker
   socket: string
-  guardPin: string | undefined
   cleanup(): Promise<void>
 }
 
 async function startDemoBroker(guard: boolean): Promise<DemoBroker> {
-  let bpffs = false
+  const context = openBpffsContext()
+  let mount: Fd
   try {
-    bpffs = onFilesystem('/sys/fs/bpf', BPF_FS_MAGIC)
-  } catch { /* no such directory */ }
-  if (!bpffs) throw new DemoError('the demo\'s broker pins what it makes below /sys/fs/bpf, which is not a bpf filesystem here (mount -t bpf bpf /sys/fs/bpf)')
-  const dir = mkdtempSync(join(tmpdir(), 'bpfkit-demo-'))
-  const pins = `/sys/fs/bpf/bpfkit-demo-${process.pid}`
+    mount = delegate(Policy.from({}), context, { mode: 0o700 })
+  } finally {
+    context.close()
+  }
+  const pins = `/proc/self/fd/${mount.fd}`
   const guardPin = guard ? join(pins, 'guard') : undefined
+  const dir = mkdtempSync(join(tmpdir(), 'bpfkit-demo-'))
   const cleanup = async (broker?: Broker) => {
     await broker?.close()
     if (guardPin !== undefined) {
@@ -82,7 +89,7 @@ async function startDemoBroker(guard: boolean): Promise<DemoBroker> {
         ;(await Guard.open(guardPin)).stop()
       } catch { /* never started */ }
     }
-    rmSync(pins, { recursive: true, force: true })
+    mount.close()
     rmSync(dir, { recursive: true, force: true })
   }
   const socket = join(dir, 'broker.sock')
@@ -91,7 +98,7 @@ async function startDemoBroker(guard: boolean): Promise<DemoBroker> {
       socket, stateDir: join(dir, 'state'), pinRoot: join(pins, 'broker'), tenantPinRoot: join(pins, 'tenants'),
       tenants: [], guard: guardPin === undefined ? false : { pinPath: guardPin },
     })
-    return { broker, socket, guardPin, cleanup: () => cleanup(broker) }
+    return { broker, socket, cleanup: () => cleanup(broker) }
   } catch (e) {
     await cleanup()
     throw e
@@ -117,7 +124,7 @@ export async function runDemo(out: (line: string) => void): Promise<number> {
   const demo = await startDemoBroker(noGuard === undefined)
   manager(`started a tenant broker on ${demo.socket}`,
     noGuard === undefined
-      ? `with the guard (BPF LSM) pinned at ${demo.guardPin}: the kernel enforces the tenant's policy too`
+      ? 'with the guard (BPF LSM) running: the kernel enforces the tenant\'s policy too'
       : `without the guard, which cannot run here: ${noGuard}`)
 
   const [mine, theirs] = FdSocket.pair()

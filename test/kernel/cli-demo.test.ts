@@ -41,7 +41,7 @@ describe('bpfkit demo', () => {
     expect(out).toMatch(/load socket_filter "demo_time", which calls ktime_get_ns: refused by its capability checker\n\s+│\s+BrokerError EPERM: [^\n]*\n\s+│\s+insn 0: helper ktime_get_ns is not granted to socket_filter/)
     const guardWhy = requireFeature(features.haveGuardHooks) ?? requireFeature(features.haveBpfLsm)
     if (guardWhy === undefined) {
-      expect(out).toContain('with the guard (BPF LSM) pinned at')
+      expect(out).toContain('with the guard (BPF LSM) running: the kernel enforces the tenant\'s policy too')
       expect(out).toMatch(/loaded "demo_time" itself with the token: refused by the kernel \(the guard\)\n\s+│\s+\w*Error[^\n]*EPERM/)
     } else {
       expect(out).toContain(`without the guard, which cannot run here: ${guardWhy}`)
