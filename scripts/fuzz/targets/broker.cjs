@@ -380,7 +380,8 @@ const clientApi = (rng) => {
       () => `await h.call('release', () => c.release(${arg("'map'")}, ${arg(idExpr(rng))}))`,
       () => `await h.call('pin', () => c.pin(${arg("'map'")}, ${arg(idExpr(rng))}, ${arg(`'${pinName(rng)}'`)}))`,
       () => `await h.call('unpin', () => c.unpin(${arg(`'${pinName(rng)}'`)}))`,
-      () => `{ const v = h.own(await h.call('adopt', () => c.adopt(${arg(`[${rng.pick(['h.own(s.api.BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 1 }))', 'new s.api.Fd(h.hashMapFd())', 'new s.api.Fd(h.pipeFd())'])}]`)}))); }`,
+      // An Fd owns a number of its own (a dup, or one the harness does not own): one owner per number.
+      () => `{ const v = h.own(await h.call('adopt', () => c.adopt(${arg(`[${rng.pick(['h.own(s.api.BpfMap.create({ type: "hash", keySize: 4, valueSize: 4, maxEntries: 1 }))', 'h.own(new s.api.Fd(h.native.dupFd(h.hashMapFd())))', "h.own(new s.api.Fd(h.fdNumber('/dev/null')))"])}]`)}))); }`,
       () => `h.own(await h.call('loadProgram', () => c.loadProgram(${arg("{ type: 'socket_filter', insns: h.returnZero, license: 'GPL' }")})))`,
     ])())
   }
