@@ -18,6 +18,9 @@ import { rawRequest, startTestBroker, type TestBroker } from './helpers/broker.j
 import { repoRoot } from './helpers/raw.js'
 import { decodeReply } from '../../lib/broker/validate.js'
 import { join } from 'node:path'
+import { lstatSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { privateBpffs } from './helpers/scratch.js'
 import { spawnSync } from 'node:child_process'
 
 const why = requireFeature(havePeerPidfd) ?? userNamespacesMissing()
@@ -330,6 +333,32 @@ describe('startBroker', () => {
     const r = spawnSync('unshare', ['--user', '--map-root-user', process.execPath, '-e', script], { encoding: 'utf8', timeout: 20_000 })
     expect(r.status, r.stderr).toBe(0)
     expect(r.stdout).toMatch(/must run in the initial user namespace/)
+  })
+
+  test('replaces a stale socket nobody listens on (mode from the config); refuses a path that is not a socket', async (ctx) => {
+    if (why) ctx.skip(why)
+    using fs = privateBpffs()
+    const dir = mkdtempSync(join(tmpdir(), 'bpfkit-broker-stale-'))
+    try {
+      const path = join(dir, 'broker.sock')
+      // A listener killed outright leaves its socket file behind.
+      spawnSync(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`])
+      expect(lstatSync(path).isSocket()).toBe(true)
+      const config = { socket: path, socketMode: 0o660, stateDir: join(dir, 'state'), pinRoot: join(fs.path, 'b'), tenantPinRoot: join(fs.path, 't'), tenants: [] }
+      const broker = await startBroker(config)
+      try {
+        expect(statSync(path).mode & 0o777).toBe(0o660)
+        using admin = await BrokerClient.connect(path, { timeoutMs: 10_000 })
+        expect(admin.admin).toBe(true)
+      } finally {
+        await broker.close()
+      }
+      writeFileSync(path, 'not a socket')
+      await expect(startBroker(config)).rejects.toMatchObject({ code: 'EEXIST' })
+      expect(readFileSync(path, 'utf8')).toBe('not a socket')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   test('refuses a socket path where a broker already listens', async (ctx) => {
