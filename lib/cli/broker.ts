@@ -93,7 +93,7 @@ const kindNames: Record<string, Kind> = {
 const listKindOf: Record<Kind, ListKind> = { prog: 'progs', map: 'maps', link: 'links', btf: 'btf' }
 
 function kindOf(cmd: string, s: string | undefined): Kind {
-  const k = s === undefined ? undefined : kindNames[s]
+  const k = s !== undefined && Object.hasOwn(kindNames, s) ? kindNames[s] : undefined
   if (k === undefined) throw new UsageError(`${cmd}: expected a kind (prog, map, link or btf), got ${s === undefined ? 'nothing' : `'${s}'`}`)
   return k
 }

@@ -102,6 +102,8 @@ describe('parseBrokerArgs', () => {
     ['show', [], /show: expected KIND ID, missing KIND ID/],
     ['show', ['map'], /missing ID/],
     ['show', ['token', '3'], /show: expected a kind \(prog, map, link or btf\), got 'token'/],
+    ['show', ['constructor', '3'], /got 'constructor'/],
+    ['release', ['__proto__', '3'], /got '__proto__'/],
     ['show', ['map', '0'], /show: ID must be an ID \(1 to 4294967295\), got '0'/],
     ['show', ['map', '4294967296'], /got '4294967296'/],
     ['show', ['map', '0x10'], /got '0x10'/],
