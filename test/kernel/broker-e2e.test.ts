@@ -14,13 +14,13 @@ import { checkInitialNamespaces, startBroker } from '../../lib/broker/server.js'
 import { skipAllIf, requireFeature } from './helpers/requires.js'
 import { userNamespacesMissing } from './helpers/tenant.js'
 import { havePeerPidfd } from '../../lib/features/index.js'
-import { rawRequest, startTestBroker, type TestBroker } from './helpers/broker.js'
+import { rawRequest, startTestBroker, testPolicy, type TestBroker } from './helpers/broker.js'
 import { repoRoot } from './helpers/raw.js'
 import { decodeReply } from '../../lib/broker/validate.js'
 import { join } from 'node:path'
 import { lstatSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { privateBpffs } from './helpers/scratch.js'
+import { cgroup2Root, privateBpffs } from './helpers/scratch.js'
 import { spawnSync } from 'node:child_process'
 
 const why = requireFeature(havePeerPidfd) ?? userNamespacesMissing()
@@ -211,6 +211,28 @@ describe('broker end to end: two tenants', () => {
       expect(await raw.receive()).toBeUndefined()
     } finally {
       raw.close()
+    }
+  })
+
+  test('a tenant set at run time is recognised on its next connection; once removed, refused again', async () => {
+    const stranger = tb.strangers[0]
+    tb.broker.setTenant({ name: 'late', match: { cgroup: stranger.cgroupDir.slice(cgroup2Root().length) }, policy: testPolicy })
+    try {
+      const raw = await stranger.connect()
+      try {
+        expect((await rawRequest(raw, 'hello', {})).reply).toMatchObject({ type: 'ok', tenant: 'late' })
+      } finally {
+        raw.close()
+      }
+    } finally {
+      tb.broker.removeTenant('late')
+    }
+    const again = await stranger.connect()
+    try {
+      const m = await again.receive({ maxBytes: 1 << 16 })
+      expect(decodeReply(m!.data)).toMatchObject({ type: 'error', code: 'EACCES' })
+    } finally {
+      again.close()
     }
   })
 
