@@ -18,7 +18,9 @@ import { rawRequest, startTestBroker, testPolicy, type TestBroker } from './help
 import { repoRoot } from './helpers/raw.js'
 import { decodeReply } from '../../lib/broker/validate.js'
 import { join } from 'node:path'
-import { lstatSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { lstatSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { native } from '../../lib/sys/index.js'
 import { tmpdir } from 'node:os'
 import { cgroup2Root, privateBpffs } from './helpers/scratch.js'
 import { spawnSync } from 'node:child_process'
@@ -378,6 +380,34 @@ describe('startBroker', () => {
       writeFileSync(path, 'not a socket')
       await expect(startBroker(config)).rejects.toMatchObject({ code: 'EEXIST' })
       expect(readFileSync(path, 'utf8')).toBe('not a socket')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('listens on an inherited socket fd (socket activation: config.socket { fd })', async (ctx) => {
+    if (why) ctx.skip(why)
+    using fs = privateBpffs()
+    const dir = mkdtempSync(join(tmpdir(), 'bpfkit-broker-fd-'))
+    try {
+      // A listening socket made here stands in for systemd's: its fd is
+      // kept (a dup) and the file moved aside, so that closing Node's own
+      // server (which unlinks the path it bound) leaves both.
+      const bound = join(dir, 'bound.sock')
+      const path = join(dir, 'activated.sock')
+      const srv = createServer()
+      await new Promise<void>((resolve) => srv.listen(bound, () => resolve()))
+      const fd = native.dupFd((srv as unknown as { _handle: { fd: number } })._handle.fd)
+      renameSync(bound, path)
+      await new Promise<void>((resolve) => srv.close(() => resolve()))
+      const broker = await startBroker({ socket: { fd }, stateDir: join(dir, 'state'), pinRoot: join(fs.path, 'b'), tenantPinRoot: join(fs.path, 't'), tenants: [] })
+      try {
+        expect(broker.socketPath).toBe(`fd:${fd}`)
+        using admin = await BrokerClient.connect(path, { timeoutMs: 10_000 })
+        expect(admin.admin).toBe(true)
+      } finally {
+        await broker.close()
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
