@@ -4,6 +4,7 @@
 // caller's own objects, which is what a container can use where bpftool's
 // ID walks meet EPERM.
 //   broker --config FILE [--socket PATH]      run the daemon in the foreground (SIGTERM/SIGINT stop, SIGHUP reloads)
+//   broker gc --config FILE [--socket PATH]   with the daemon stopped: drop what it keeps for tenants no longer in FILE
 //   --broker SOCK list [progs|maps|links|btf] [--json]
 //   --broker SOCK show KIND ID [--json]
 //   --broker SOCK load OBJ.o [--json]
@@ -11,10 +12,14 @@
 //   --broker SOCK pin KIND ID NAME | unpin NAME | release KIND ID
 //   list --by-tenant [--broker SOCK] [progs|maps|links|btf] [--json]   (the admin: every object with its owner)
 // Parsing and formatting are pure functions (test/unit/cli-broker.test.ts).
+import { rmdirSync, rmSync } from 'node:fs'
+import { createConnection } from 'node:net'
+import { join } from 'node:path'
 import { BrokerClient } from '../broker/client.js'
 import { loadConfig, type ResolvedConfig } from '../broker/config.js'
 import { BrokerError } from '../broker/errors.js'
 import type { Kind, ObjectView } from '../broker/protocol.js'
+import { Registry } from '../broker/registry.js'
 import { startBroker } from '../broker/server.js'
 import type { BtfInfo, LinkInfo, MapInfo, ProgramInfo } from '../sys/index.js'
 import { formatters, kinds as listKinds, toJson, UsageError, type Columns, type Kind as ListKind } from './list.js'
@@ -40,6 +45,8 @@ export type BrokerCommand =
   | { cmd: 'release'; socket: string; kind: Kind; id: number }
 
 export interface DaemonCommand {
+  /** 'run': the daemon; 'gc': drop the records and pins of tenants the config no longer has. */
+  cmd: 'run' | 'gc'
   config: string
   socket?: string
 }
@@ -204,13 +211,17 @@ export function parseBrokerArgs(cmd: string, args: readonly string[], socket: st
   }
 }
 
-/** `broker --config FILE [--socket PATH]`. Errors: UsageError. */
+/** `broker [gc] --config FILE [--socket PATH]`. Errors: UsageError. */
 export function parseDaemonArgs(args: readonly string[]): DaemonCommand {
-  const f = parseFlags('broker', args, ['--config', '--socket'], [])
-  if (f.positional.length > 0) throw new UsageError(`broker: unexpected argument ${f.positional.join(' ')}`)
+  const gc = args[0] === 'gc'
+  const name = gc ? 'broker gc' : 'broker'
+  const f = parseFlags(name, gc ? args.slice(1) : args, ['--config', '--socket'], [])
+  if (f.positional.length > 0) throw new UsageError(`${name}: unexpected argument ${f.positional.join(' ')}`)
   const config = f.values['--config']
-  if (config === undefined) throw new UsageError('broker: --config FILE is required (the tenants, their matchers, policies and quotas: docs/broker.md)')
-  return f.values['--socket'] === undefined ? { config } : { config, socket: f.values['--socket'] }
+  if (config === undefined) throw new UsageError(`${name}: --config FILE is required (the tenants, their matchers, policies and quotas: docs/broker.md)`)
+  const c: DaemonCommand = { cmd: gc ? 'gc' : 'run', config }
+  if (f.values['--socket'] !== undefined) c.socket = f.values['--socket']
+  return c
 }
 
 /**
@@ -397,6 +408,52 @@ async function run(client: BrokerClient, c: BrokerCommand, out: Out): Promise<vo
   }
 }
 
+/** Whether something accepts connections on the unix socket at `path`. */
+function listening(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(path)
+    s.once('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once('error', () => resolve(false))
+  })
+}
+
+/**
+ * `bpfkit broker gc --config FILE`: what the broker made or adopted for a
+ * tenant that is no longer in the config stays (the admin sees it as
+ * '<name> (removed)') until this drops its records, the broker's pins and
+ * the tenant pins the broker made for it; the objects live on while
+ * anything else holds them. Only with the daemon stopped: it keeps the
+ * registry in memory and would write the records back.
+ */
+async function collectGarbage(c: DaemonCommand, out: Out): Promise<number> {
+  const config = loadConfig(c.config)
+  const socket = c.socket ?? config.socket
+  if (typeof socket === 'string' && await listening(socket)) {
+    throw new Error(`broker gc: a broker is running at ${socket}; stop it first (it keeps the registry in memory and would write these records back)`)
+  }
+  const registry = Registry.open(config.stateDir, config.pinRoot, { log: out })
+  const known = new Set(config.tenants.map((t) => t.name))
+  const gone = registry.records().filter((r) => !known.has(r.tenant))
+  for (const r of gone) {
+    for (const name of r.pins) rmSync(join(config.tenantPinRoot, r.tenant, name), { force: true })
+    registry.remove(r.kind, r.id)
+    out(`dropped ${r.kind} ${r.id} ('${r.name}', ${r.origin}) of removed tenant ${r.tenant}`)
+  }
+  // Their directories, when nothing else is left in them.
+  for (const tenant of new Set(gone.map((r) => r.tenant))) {
+    for (const dir of [...['map', 'prog', 'link', 'btf'].map((k) => join(config.pinRoot, tenant, k)), join(config.pinRoot, tenant), join(config.tenantPinRoot, tenant)]) {
+      try {
+        rmdirSync(dir)
+      } catch { /* not empty, or not there */ }
+    }
+  }
+  out(`broker gc: ${gone.length} record${gone.length === 1 ? '' : 's'} of removed tenants dropped; ${registry.records().length} kept`)
+  return 0
+}
+
 /** `bpfkit <cmd> ...` with a broker socket: parse, then run. */
 export async function runBrokerCli(cmd: string, args: readonly string[], socket: string, out: Out): Promise<number> {
   return runBrokerCommand(parseBrokerArgs(cmd, args, socket), out)
@@ -414,6 +471,7 @@ function describeSocket(s: ResolvedConfig['socket']): string {
  */
 export async function runBrokerDaemon(args: readonly string[], out: Out): Promise<number> {
   const c = parseDaemonArgs(args)
+  if (c.cmd === 'gc') return collectGarbage(c, out)
   const activated = activatedSocket(process.env, process.pid)
   // Not passed on to anything the broker starts.
   delete process.env.LISTEN_PID

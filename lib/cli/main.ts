@@ -20,6 +20,7 @@ const usage = `usage: bpfkit [--broker SOCK] <command>
                                          (DIR: /sys/fs/bpf/bpfkit-guard unless --pin; needs root, the bpf LSM, Linux 6.9+)
   demo                                   delegate BPF to a tenant in a user namespace, end to end (needs root, Linux 6.9+)
   broker --config FILE [--socket PATH]   run the tenant broker in the foreground (SIGHUP reloads the config; docs/broker.md)
+  broker gc --config FILE                with the broker stopped: drop what it keeps for tenants no longer in FILE
   list --by-tenant [progs|maps|links|btf] [--json]   every object with the tenant that owns it (the broker's admin, root)
   help                                   this text
 

@@ -5,12 +5,14 @@
 // admin, and `bpfkit broker --config` as the daemon in a child process
 // (SIGHUP reloads, SIGTERM stops).
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { asm } from '../../lib/asm/index.js'
+import { BrokerClient } from '../../lib/broker/client.js'
 import type { ObjectView } from '../../lib/broker/protocol.js'
+import { startBroker } from '../../lib/broker/server.js'
 import { havePeerPidfd } from '../../lib/features/index.js'
 import type { PolicyDocument } from '../../lib/policy/index.js'
 import { runCli } from './helpers/cli.js'
@@ -231,6 +233,47 @@ describe('bpfkit broker --config (the daemon)', () => {
       } finally {
         child.kill('SIGKILL')
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('broker gc: what a removed tenant left is dropped, only with the broker stopped', async () => {
+    using fs = privateBpffs()
+    const dir = mkdtempSync(join(tmpdir(), 'bpfkit-cli-broker-'))
+    try {
+      const file = join(dir, 'broker.json')
+      const base = { socket: join(dir, 'broker.sock'), stateDir: join(dir, 'state'), pinRoot: join(fs.path, 'broker'), tenantPinRoot: join(fs.path, 'tenants') }
+      // This process is tenant 'old' (uid 0 matches it before the admin rule).
+      const old = { name: 'old', match: { uid: [0] }, policy: testPolicy }
+      writeFileSync(file, JSON.stringify({ ...base, tenants: [old] }))
+      const broker = await startBroker(file)
+      let mapId: number
+      try {
+        using client = await BrokerClient.connect(base.socket)
+        expect(client.tenant).toBe('old')
+        using map = await client.createMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 1, name: 'left_over' })
+        mapId = map.id
+        expect(await client.pin('map', mapId, 'left')).toBe(join(base.tenantPinRoot, 'old', 'left'))
+        // Running: gc refuses.
+        const busy = await runCli('broker', 'gc', '--config', file)
+        expect(busy.code).toBe(1)
+        expect(busy.err).toMatch(/broker gc: a broker is running at .*broker\.sock; stop it first/)
+      } finally {
+        await broker.close()
+      }
+      expect(existsSync(join(base.pinRoot, 'old', 'map', String(mapId)))).toBe(true)
+      // The tenant leaves the config; gc drops its record, the broker's pin and the tenant pin the broker made.
+      writeFileSync(file, JSON.stringify({ ...base, tenants: [] }))
+      const r = await runCli('broker', 'gc', '--config', file)
+      expect(r.err).toBe('')
+      expect(r.code).toBe(0)
+      expect(r.out).toBe(`dropped map ${mapId} ('left_over', made) of removed tenant old\nbroker gc: 1 record of removed tenants dropped; 0 kept\n`)
+      expect(existsSync(join(base.pinRoot, 'old'))).toBe(false)
+      expect(existsSync(join(base.tenantPinRoot, 'old', 'left'))).toBe(false)
+      expect(JSON.parse(readFileSync(join(base.stateDir, 'registry.json'), 'utf8')).objects).toEqual([])
+      // Nothing left: a second run drops nothing.
+      expect((await runCli('broker', 'gc', '--config', file)).out).toBe('broker gc: 0 records of removed tenants dropped; 0 kept\n')
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

@@ -129,11 +129,14 @@ describe('parseBrokerArgs', () => {
 })
 
 describe('the daemon', () => {
-  test('broker --config FILE [--socket PATH]', () => {
-    expect(parseDaemonArgs(['--config', '/etc/bpfkit/broker.json'])).toEqual({ config: '/etc/bpfkit/broker.json' })
-    expect(parseDaemonArgs(['--socket=/tmp/b.sock', '--config=c.json'])).toEqual({ config: 'c.json', socket: '/tmp/b.sock' })
+  test('broker [gc] --config FILE [--socket PATH]', () => {
+    expect(parseDaemonArgs(['--config', '/etc/bpfkit/broker.json'])).toEqual({ cmd: 'run', config: '/etc/bpfkit/broker.json' })
+    expect(parseDaemonArgs(['--socket=/tmp/b.sock', '--config=c.json'])).toEqual({ cmd: 'run', config: 'c.json', socket: '/tmp/b.sock' })
+    expect(parseDaemonArgs(['gc', '--config', 'c.json'])).toEqual({ cmd: 'gc', config: 'c.json' })
     expect(() => parseDaemonArgs([])).toThrow(/broker: --config FILE is required/)
+    expect(() => parseDaemonArgs(['gc'])).toThrow(/broker gc: --config FILE is required/)
     expect(() => parseDaemonArgs(['--config', 'c.json', 'now'])).toThrow(/broker: unexpected argument now/)
+    expect(() => parseDaemonArgs(['--config', 'c.json', 'gc'])).toThrow(/broker: unexpected argument gc/)
     expect(() => parseDaemonArgs(['--config', 'c.json', '--json'])).toThrow(/broker: unknown option '--json' \(it takes --config, --socket\)/)
   })
 
@@ -230,7 +233,7 @@ describe('packaging', () => {
     const [bin, cmd, ...args] = exec.split(' ')
     expect(bin).toBe('/usr/bin/bpfkit')
     expect(cmd).toBe('broker')
-    expect(parseDaemonArgs(args)).toEqual({ config: '/etc/bpfkit/broker.json' })
+    expect(parseDaemonArgs(args)).toEqual({ cmd: 'run', config: '/etc/bpfkit/broker.json' })
     expect(directive(service, 'ExecReload')).toEqual(['/bin/kill -HUP $MAINPID'])
     expect(directive(service, 'Requires')).toEqual(['bpfkit-broker.socket'])
     for (const cap of ['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN', 'CAP_SYS_ADMIN', 'CAP_SYS_PTRACE', 'CAP_DAC_READ_SEARCH']) {
