@@ -166,6 +166,8 @@ export class Broker {
       log,
     }
     this.#state = state
+    // A reopened guard may hold tenants of an earlier run: the first sync removes those gone since.
+    if (guard) this.#guarded = new Set(guard.tenants().map((t) => t.name))
     this.#server = createServer({ pauseOnConnect: true }, (socket) => this.#accept(socket))
   }
 
