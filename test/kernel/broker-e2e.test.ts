@@ -287,7 +287,7 @@ describe('broker limits and refusals', () => {
     }
   })
 
-  test('a tenant that loads with its token must send one', async () => {
+  test('a tenant that loads with its token must send one, and its token is used', async () => {
     const raw = await tb.tenant('t').connect()
     try {
       const { reply } = await rawRequest(raw, 'map_create', { spec: { type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 } })
@@ -297,6 +297,20 @@ describe('broker limits and refusals', () => {
       using m = BpfMap.create({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 })
       const wrong = await rawRequest(raw, 'map_create', { spec: { type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 }, token: true }, [m.fd])
       expect(wrong.reply).toMatchObject({ type: 'error', code: 'EINVAL', message: 'fds[0] is a map, not a BPF token' })
+      // With the token it made in its own user namespace, the broker creates and loads with it.
+      using token = await tb.tenant('t').token()
+      const made = await rawRequest(raw, 'map_create', { spec: { type: 'array', keySize: 4, valueSize: 8, maxEntries: 1, name: 't_map' }, token: true }, [token])
+      expect(made.reply, JSON.stringify(made.reply)).toMatchObject({ type: 'ok', object: { kind: 'map', origin: 'made', name: 't_map' } })
+      using map = BpfMap.fromFd(made.fds[0])
+      const insns = asm.assemble([asm.mov64Imm(asm.R0, 0), asm.exit()])
+      const loaded = await rawRequest(raw, 'prog_load', { spec: { type: 'socket_filter', license: 'GPL', insns: Buffer.from(insns).toString('base64') }, maps: 0, token: true }, [token])
+      expect(loaded.reply).toMatchObject({ type: 'ok', object: { kind: 'prog', origin: 'made' } })
+      for (const f of loaded.fds) f.close()
+      const listed = await rawRequest(raw, 'list', {})
+      const objects = (listed.reply as unknown as { objects: ObjectView[] }).objects
+      expect(objects.map((o) => o.kind).sort()).toEqual(['map', 'prog'])
+      for (const o of objects) expect((await rawRequest(raw, 'release', { kind: o.kind, id: o.id })).reply.type).toBe('ok')
+      expect(map.info().name).toBe('t_map')
     } finally {
       raw.close()
     }

@@ -33,6 +33,7 @@ import { join } from 'node:path'
 import { FdSocket } from '../../../lib/ipc/index.js'
 import type { Fd } from '../../../lib/sys/index.js'
 import type { PolicyLike } from '../../../lib/policy/index.js'
+import { serveDelegation } from '../../../lib/delegation/index.js'
 import { startBroker, type Broker, type BrokerOptions } from '../../../lib/broker/server.js'
 import { BrokerClient } from '../../../lib/broker/client.js'
 import type { BrokerConfig, TenantConfig } from '../../../lib/broker/config.js'
@@ -85,6 +86,12 @@ export interface TestTenant {
   hold(fds: readonly (Fd | number)[]): Promise<void>
   /** The child closes what it holds. */
   drop(): Promise<void>
+  /**
+   * A BPF token the tenant made in its own user namespace, from a bpffs
+   * delegation the test grants with `policy` (default testPolicy): what a
+   * `loadAs: 'token'` tenant sends with its requests. Close it when done.
+   */
+  token(policy?: PolicyLike): Promise<Fd>
 }
 
 export interface TestBroker {
@@ -107,7 +114,8 @@ export interface TestBroker {
 
 // The tenant's process. Messages from the test (JSON, fds alongside):
 // {op:'connect', path} → replies with a socket it connected (its identity);
-// {op:'hold'} + fds → keeps them; {op:'drop'} → closes them.
+// {op:'hold'} + fds → keeps them; {op:'drop'} → closes them; {op:'token'} →
+// asks for a delegation on the same socket (BpfToken.request), replies with the token.
 const CHILD = String.raw`
 'use strict'
 const net = require('node:net')
@@ -137,6 +145,12 @@ function connect(path) {
       } else if (cmd.op === 'hold') {
         held.push(...m.fds.splice(0))
         await answer({ ok: true, held: held.length })
+      } else if (cmd.op === 'token') {
+        // The delegation protocol on this same socket: the test serves it (serveDelegation) until the mount comes.
+        const { BpfToken } = require(process.env.BPFKIT_TEST_DELEGATION)
+        const token = await BpfToken.request(manager)
+        await answer({ ok: true }, [token.fd])
+        token.close()
       } else if (cmd.op === 'drop') {
         for (const f of held.splice(0)) f.close()
         await answer({ ok: true })
@@ -155,16 +169,21 @@ interface Child {
   process: ChildProcess
   pid: number
   exited: Promise<void>
-  /** One command, one answer (serialised). */
-  ask(cmd: object, fds?: readonly (Fd | number)[]): Promise<{ answer: Record<string, unknown>; fds: Fd[] }>
+  /** One command, one answer (serialised); `during` runs on the socket between the two (a protocol the command starts). */
+  ask(cmd: object, fds?: readonly (Fd | number)[], during?: (socket: FdSocket) => Promise<unknown>): Promise<{ answer: Record<string, unknown>; fds: Fd[] }>
   stop(): Promise<void>
 }
 
 async function spawnChild(cgroupDir: string): Promise<Child> {
   const [mine, theirs] = FdSocket.pair()
-  const child = spawn('unshare', ['--user', '--map-root-user', process.execPath, '-e', CHILD], {
+  // Its own mount namespace too: a tenant making a token opens a bpffs context (fsopen) there.
+  const child = spawn('unshare', ['--user', '--map-root-user', '--mount', process.execPath, '-e', CHILD], {
     stdio: ['ignore', 'inherit', 'pipe', theirs.fd],
-    env: { ...process.env, BPFKIT_TEST_IPC: join(repoRoot, 'dist', 'ipc', 'index.js') },
+    env: {
+      ...process.env,
+      BPFKIT_TEST_IPC: join(repoRoot, 'dist', 'ipc', 'index.js'),
+      BPFKIT_TEST_DELEGATION: join(repoRoot, 'dist', 'delegation', 'index.js'),
+    },
   })
   theirs.close()
   let stderr = ''
@@ -184,9 +203,10 @@ async function spawnChild(cgroupDir: string): Promise<Child> {
   }
   const ready = await receive()
   if (!ready.answer.ready) throw new Error(`tenant child ${pid} did not start: ${stderr.trim()}`)
-  const ask = (cmd: object, fds: readonly (Fd | number)[] = []) => {
+  const ask = (cmd: object, fds: readonly (Fd | number)[] = [], during?: (socket: FdSocket) => Promise<unknown>) => {
     const run = queue.then(async () => {
       await mine.send(Buffer.from(JSON.stringify(cmd)), fds)
+      if (during) await during(mine)
       const r = await receive()
       if (r.answer.ok === false) {
         for (const f of r.fds) f.close()
@@ -336,6 +356,14 @@ export async function startTestBroker(options: StartTestBrokerOptions = {}): Pro
         },
         drop: async () => {
           await child.ask({ op: 'drop' })
+        },
+        token: async (policy = testPolicy) => {
+          const { fds } = await child.ask({ op: 'token' }, [], (socket) => serveDelegation(socket, policy))
+          if (fds.length !== 1) {
+            for (const f of fds) f.close()
+            throw new Error(`tenant child ${child.pid} sent ${fds.length} fds for one token`)
+          }
+          return fds[0]
         },
       })
     }
