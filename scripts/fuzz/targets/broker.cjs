@@ -168,8 +168,10 @@ exports.exchange = async (h, s, sock, msg, fds = []) => {
     h.expect(false, `the broker's reply does not decode: ${e.message}`)
     return undefined
   }
-  if (reply.type === 'error') h.classify(`broker reply to ${String(msg.type ?? 'raw bytes')}`, new Error(reply.message))
-  else h.expect(got.fds.length <= 1 || msg.type === 'collection_load', `${got.fds.length} fds with an ok reply to ${msg.type}`)
+  // The type as sent may be anything (an object without a prototype): named only when a string.
+  const type = typeof msg.type === 'string' ? msg.type : 'raw bytes'
+  if (reply.type === 'error') h.classify(`broker reply to ${type}`, new Error(reply.message))
+  else h.expect(got.fds.length <= 1 || type === 'collection_load', `${got.fds.length} fds with an ok reply to ${type}`)
   return reply
 }
 
