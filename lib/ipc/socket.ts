@@ -181,13 +181,24 @@ export class FdSocket {
   async #readExact(n: number, maxFds: number, fds: Fd[], atStart: boolean, progress: { started: boolean }, signal?: AbortSignal): Promise<Buffer | undefined> {
     const buf = Buffer.alloc(n)
     let off = 0
+    let pollError: unknown
     while (off < n) {
       signal?.throwIfAborted()
       const r = reword('recvmsg', 'receiving on an fd socket', recvCause, () => native.recvWithFds(this.fd, buf.subarray(off), maxFds))
       if (r === null) {
-        await this.#wait(false, signal)
+        if (pollError !== undefined) throw pollError
+        try {
+          await this.#wait(false, signal)
+        } catch (e) {
+          // A peer that wrote its reply and then reset the connection makes
+          // the poll report an error while the reply is still queued: read
+          // once more, which returns the queued bytes first (then ECONNRESET).
+          if (this.#fd.closed || (e as { syscall?: string }).syscall !== 'poll') throw e
+          pollError = e
+        }
         continue
       }
+      pollError = undefined
       progress.started = true
       for (const f of r.fds) fds.push(new Fd(f, 'received'))
       if (r.truncated) {

@@ -27,6 +27,24 @@ function rawFrame(length: number, body: Uint8Array = new Uint8Array()): Buffer {
 }
 
 describe('socket pairs', () => {
+  test('a reply written just before the peer reset the connection is still read, then the end is an error', async () => {
+    // The peer closes with our bytes unread, so the kernel resets the
+    // connection; a receive already waiting must get the queued reply first.
+    const [a, b] = FdSocket.pair()
+    try {
+      await a.send(Buffer.from('request'))
+      const pending = a.receive()
+      await new Promise((r) => setTimeout(r, 50))
+      await b.send(Buffer.from('reply'))
+      b.close()
+      expect((await pending)?.data.toString()).toBe('reply')
+      await expect(a.receive()).rejects.toMatchObject({ code: 'ECONNRESET' })
+    } finally {
+      a.close()
+      b.close()
+    }
+  })
+
   test('a message carries its data and fds; received fds are owned duplicates', async () => {
     const [a, b] = FdSocket.pair()
     const file = openSync('/dev/null', 'r')
