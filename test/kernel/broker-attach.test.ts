@@ -4,7 +4,8 @@
 // waits for hello, since the broker reads the peer's cgroup at accept, and
 // comes back), so each client carries its tenant's identity from then on.
 import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
+import { promisify } from 'node:util'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -15,7 +16,7 @@ import type { BrokerConfig } from '../../lib/broker/config.js'
 import type { PolicyLike } from '../../lib/policy/index.js'
 import { havePeerPidfd } from '../../lib/features/misc.js'
 import { kernel, native } from '../../lib/sys/index.js'
-import { cgroup2Root, privateBpffs } from './helpers/scratch.js'
+import { cgroup2Root, privateBpffs, privateNetns } from './helpers/scratch.js'
 import { requireFeature, skipAllIf } from './helpers/requires.js'
 
 const policy: PolicyLike = {
@@ -24,6 +25,11 @@ const policy: PolicyLike = {
   progs: ['cgroup_skb', 'socket_filter'],
   attachs: ['cgroup_inet_ingress', 'cgroup_inet_egress'],
 }
+
+const repoRoot = join(__dirname, '..', '..')
+const execFileAsync = promisify(execFile)
+
+const netPolicy: PolicyLike = { cmds: ['prog_load'], progs: ['xdp', 'sched_cls'], attachs: ['xdp', 'tcx_ingress'] }
 
 /** This process's cgroup directory (the `0::` line). */
 function ownCgroup(): string {
@@ -64,6 +70,7 @@ describe('broker: attach, detach, pins, list_all', () => {
   const root = join(cgroup2Root(), run)
   const dirA = join(root, 'a')
   const dirB = join(root, 'b')
+  const dirN = join(root, 'n')
   let tmp: string
   let fs: ReturnType<typeof privateBpffs>
   let broker: Broker
@@ -73,7 +80,7 @@ describe('broker: attach, detach, pins, list_all', () => {
 
   beforeAll(async () => {
     if (requireFeature(havePeerPidfd) !== undefined) return
-    for (const d of [root, dirA, join(dirA, 'child'), dirB, join(dirB, 'child')]) mkdirSync(d)
+    for (const d of [root, dirA, join(dirA, 'child'), dirB, join(dirB, 'child'), dirN]) mkdirSync(d)
     tmp = mkdtempSync(join(tmpdir(), 'bpfkit-broker-'))
     fs = privateBpffs()
     const config: BrokerConfig = {
@@ -84,6 +91,8 @@ describe('broker: attach, detach, pins, list_all', () => {
       tenants: [
         { name: 'a', match: { cgroup: `/${run}/a` }, policy, attach: { cgroup: true }, quota: { pins: 3 } },
         { name: 'b', match: { cgroup: `/${run}/b` }, policy, attach: { cgroup: true } },
+        // Network devices only, in the namespace of its connecting process.
+        { name: 'n', match: { cgroup: `/${run}/n` }, policy: netPolicy, attach: { cgroup: false, netdev: true } },
       ],
       guard: false,
     }
@@ -99,7 +108,7 @@ describe('broker: attach, detach, pins, list_all', () => {
     await broker.close()
     fs[Symbol.dispose]()
     rmSync(tmp, { recursive: true, force: true })
-    for (const d of [join(dirA, 'child'), dirA, join(dirB, 'child'), dirB, root]) rmdirSync(d)
+    for (const d of [join(dirA, 'child'), dirA, join(dirB, 'child'), dirB, dirN, root]) rmdirSync(d)
   })
 
   test('each client is its tenant, the third is the admin', () => {
@@ -225,16 +234,48 @@ describe('broker: attach, detach, pins, list_all', () => {
     const progs = await admin.listAll({ kinds: ['prog'] })
     expect(progs.every((o) => o.kind === 'prog')).toBe(true)
     const tenants = await admin.tenants() as Array<{ name: string; match: { cgroup: string }; usage: Record<string, number> }>
-    expect(tenants.map((t) => [t.name, t.match.cgroup])).toEqual([['a', `/${run}/a`], ['b', `/${run}/b`]])
+    expect(tenants.map((t) => [t.name, t.match.cgroup])).toEqual([['a', `/${run}/a`], ['b', `/${run}/b`], ['n', `/${run}/n`]])
     expect(tenants[0].usage).toMatchObject({ progs: 1, links: 1, connections: 1 })
     expect(tenants[1].usage).toMatchObject({ maps: 1, bytes: 32 })
     const stats = await admin.stats()
-    expect(stats.tenants).toBe(2)
+    expect(stats.tenants).toBe(3)
     expect(stats.fds).toBeGreaterThan(0)
     for (const req of ['list_all', 'tenants', 'stats']) await expect(a.request(req, {})).rejects.toMatchObject({ code: 'EACCES' })
     await a.detach(linkA)
     await a.release('prog', progA.id)
     await b.release('map', mapB.id)
+  })
+
+  test('a network device is looked up and attached in the namespace of the tenant\'s process, not the broker\'s', async () => {
+    // The tenant's connecting process is the CLI, run in a network namespace
+    // of the test's own (ip netns exec) and in the tenant's cgroup; the
+    // program is one the tenant loaded earlier from here.
+    using ns = privateNetns()
+    const n = await connectFrom(dirN, broker.socketPath)
+    try {
+      using prog = await n.loadProgram({ type: 'xdp', expectedAttachType: 'xdp', name: 'n_pass', license: 'GPL', insns: [asm.mov64Imm(asm.R0, 2), asm.exit()] })
+      // Into the cgroup first: `ip netns exec` remounts /sys, where cgroup2 is.
+      // Asynchronously: the broker answering it runs on this event loop.
+      const cli = async (...args: string[]) => JSON.parse((await execFileAsync('sh', ['-c', 'echo $$ > "$0" && exec ip netns exec "$@"', join(dirN, 'cgroup.procs'), ns.name,
+        process.execPath, join(repoRoot, 'dist/cli/main.js'), '--broker', broker.socketPath, ...args, '--json'], { encoding: 'utf8', timeout: 20_000 })).stdout)
+      const { link: id } = await cli('attach', String(prog.id), 'xdp', '--xdp', 'veth0')
+      {
+        using link = BpfLink.fromId(id)
+        expect(link.info()).toMatchObject({ type: 'xdp', progId: prog.id, ifindex: ns.ifindex('veth0') })
+      }
+      expect((await n.list({ kinds: ['link'] })).map((o) => o.id)).toContain(id)
+      // From this process (the host's namespace) the same name means nothing: no veth0 here.
+      await expect(n.attach(prog, 'xdp', { ifname: 'bpfkit-none0', netdev: 'xdp' })).rejects.toMatchObject({ code: 'ENODEV' })
+      // The attach type must be the family's.
+      await expect(n.attach(prog, 'tcx_ingress', { ifname: 'veth0', netdev: 'xdp' })).rejects.toMatchObject({ code: 'EINVAL' })
+      // Cgroups are not this tenant's to attach to.
+      await expect(n.attach(prog, 'xdp', { cgroup: '/' })).rejects.toMatchObject({ code: 'EPERM', rule: 'attach.cgroup' })
+      await n.detach(id)
+      expect(() => BpfLink.fromId(id)).toThrow(expect.objectContaining({ code: 'ENOENT' }))
+      await n.release('prog', prog.id)
+    } finally {
+      n.close()
+    }
   })
 
   test('delegate: a bpffs mount for the tenant\'s policy, or the smaller one it asks for; more is refused', async () => {
