@@ -8,7 +8,7 @@
 //   --seed N       PRNG seed (default: from the clock, printed); a case is (target, seed, index)
 //   --short        the CI pass: seed 1, 1000 cases, 30 s
 //   --long         50000 cases, 1800 s
-//   --target T     comma-separated: addon, api, collection, or a path to a target module (default all three)
+//   --target T     comma-separated: addon, api, collection, broker, or a path to a target module (default all four)
 //   --only N       run only case N (with --target and --seed: re-check one finding)
 //   --batch N      cases per child process (default 25)
 //   --jobs N       child processes at once (default 2)
@@ -23,7 +23,7 @@ const { loadTarget } = require('./case.cjs')
 const root = path.resolve(__dirname, '..', '..')
 
 function parseArgs(argv) {
-  const o = { cases: 6000, seconds: 150, seed: undefined, target: 'addon,api,collection', batch: 25, jobs: 2, timeout: 8000, json: false, maxBisects: 20 }
+  const o = { cases: 6000, seconds: 150, seed: undefined, target: 'addon,api,collection,broker', batch: 25, jobs: 2, timeout: 8000, json: false, maxBisects: 20 }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const value = () => {

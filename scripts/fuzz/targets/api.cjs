@@ -7,6 +7,7 @@ const progs = require('./api-progs.cjs')
 const ipc = require('./api-ipc.cjs')
 const threads = require('./api-workers.cjs')
 const kinds = require('./api-kinds.cjs')
+const broker = require('./broker.cjs')
 
 exports.name = 'api'
 exports.needsDist = true
@@ -25,6 +26,7 @@ const scenarios = [
   [3, progs.load], [1, progs.closeWhilePending], [3, progs.btf], [2, progs.policy],
   [2, kinds.wrongKind],
   [3, ipc.socket], [1, ipc.receiveLimit], [2, ipc.ringbuf], [2, ipc.mmap], [1, ipc.fdObjects], [1, threads.workers],
+  [2, broker.decode],
 ]
 
 exports.generate = (rng) => {
