@@ -205,7 +205,7 @@ describe('broker: bad input gets its own error, and nothing leaks', () => {
     expect(await reply(s)).toMatchObject({ type: 'ok', seq: 11, objects: [] })
   })
 
-  test('an oversized frame and 65 fds: an error frame, then the connection is closed', async () => {
+  test('an oversized frame, 65 fds, fds mid-frame: an error frame, then the connection is closed', async () => {
     {
       using s = await rawTenant(dirA, broker.socketPath)
       sendRaw(s, header((1 << 20) + 1))
@@ -226,6 +226,23 @@ describe('broker: bad input gets its own error, and nothing leaks', () => {
       // wait on poll first (libuv reports POLLERR as EBADF), so wait here.
       await brokerBroke(broker, broken)
       expect(await reply(s)).toMatchObject({ type: 'error', code: 'EPROTO', message: expect.stringContaining('more fds than the 64') })
+      await closedByBroker(s)
+    }
+    {
+      // fds in the middle of a frame (after its header): the stream is broken.
+      using s = await rawTenant(dirA, broker.socketPath)
+      const body = request('list')
+      const file = openSync('/dev/null', 'r')
+      const broken = broker.stats().protocolErrors
+      try {
+        sendRaw(s, header(body.length))
+        await sleep(50)
+        sendRaw(s, body, [file])
+      } finally {
+        closeSync(file)
+      }
+      await brokerBroke(broker, broken)
+      expect(await reply(s)).toMatchObject({ type: 'error', code: 'EPROTO', message: expect.stringContaining('middle of a message') })
       await closedByBroker(s)
     }
     {
