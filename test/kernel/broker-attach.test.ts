@@ -264,8 +264,11 @@ describe('broker: attach, detach, pins, list_all', () => {
         expect(link.info()).toMatchObject({ type: 'xdp', progId: prog.id, ifindex: ns.ifindex('veth0') })
       }
       expect((await n.list({ kinds: ['link'] })).map((o) => o.id)).toContain(id)
-      // From this process (the host's namespace) the same name means nothing: no veth0 here.
-      await expect(n.attach(prog, 'xdp', { ifname: 'bpfkit-none0', netdev: 'xdp' })).rejects.toMatchObject({ code: 'ENODEV' })
+      // From this process, in the broker's (the host's) namespace, no device is the tenant's.
+      await expect(n.attach(prog, 'xdp', { ifname: 'veth0', netdev: 'xdp' })).rejects.toMatchObject({ code: 'EPERM', rule: 'attach.netdev' })
+      await expect(n.attach(prog, 'xdp', { ifname: 'lo', netdev: 'xdp' })).rejects.toMatchObject({ code: 'EPERM', rule: 'attach.netdev' })
+      // In its namespace, a device that is not there.
+      await expect(cli('attach', String(prog.id), 'xdp', '--xdp', 'bpfkit-none0')).rejects.toThrow(/ENODEV/)
       // The attach type must be the family's.
       await expect(n.attach(prog, 'tcx_ingress', { ifname: 'veth0', netdev: 'xdp' })).rejects.toMatchObject({ code: 'EINVAL' })
       // Cgroups are not this tenant's to attach to.

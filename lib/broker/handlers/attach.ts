@@ -6,7 +6,7 @@
 // (interface indexes and link_create's target_ifindex are per namespace).
 // The link is registered (pinned by the registry), so it outlives the
 // broker's fd and the tenant's, until detach or release.
-import { constants, openSync, unlinkSync } from 'node:fs'
+import { constants, fstatSync, openSync, statSync, unlinkSync } from 'node:fs'
 import { attachNetkit, attachTcx, attachXdp, BpfLink } from '../../link/index.js'
 import { pidfdIsAlive } from '../../ipc/index.js'
 import { BpfError, Fd, native, progInfoByFd, SyscallError } from '../../sys/index.js'
@@ -86,6 +86,12 @@ function openPeerNetns(ctx: HandlerContext): Fd {
   if (!pidfdIsAlive(ctx.peer.pidfd)) {
     ns.close()
     throw brokerError('EACCES', 'your process exited: the broker cannot find your network namespace')
+  }
+  // A tenant in the broker's own namespace (the host's) has no devices of its
+  // own there: every interface of the node would be its target.
+  if (fstatSync(ns.fd).ino === statSync('/proc/self/ns/net').ino) {
+    ns.close()
+    throw brokerError('EPERM', 'your process shares the broker\'s network namespace: network devices are targets only in a namespace of your own', { rule: 'attach.netdev' })
   }
   return ns
 }
