@@ -1,22 +1,23 @@
-// The broker's attach, detach, pin, unpin and list_all, with two tenants
-// told apart by their cgroups. The broker runs in this process; a tenant's
-// connection is made from its cgroup (this process joins it, connects,
-// waits for hello, since the broker reads the peer's cgroup at accept, and
-// comes back), so each client carries its tenant's identity from then on.
-import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+// The broker's attach, detach, pin, unpin, delegate and list_all, with
+// tenants that are real peers (test/kernel/helpers/broker.ts): each a child
+// process in its own user namespace and scratch cgroup, whose connections the
+// test talks on. The broker runs in this process; a connection from the test
+// process itself is the admin's.
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, rmdirSync, statSync } from 'node:fs'
 import { execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { asm, BpfLink, BpfMap, BpfProgram, Policy } from '../../lib/index.js'
-import { startBroker, type Broker } from '../../lib/broker/server.js'
+import type { Broker } from '../../lib/broker/server.js'
 import { BrokerClient } from '../../lib/broker/client.js'
-import type { BrokerConfig } from '../../lib/broker/config.js'
 import type { PolicyLike } from '../../lib/policy/index.js'
 import { havePeerPidfd } from '../../lib/features/misc.js'
 import { kernel, native } from '../../lib/sys/index.js'
-import { cgroup2Root, privateBpffs, privateNetns } from './helpers/scratch.js'
+import { privateNetns } from './helpers/scratch.js'
+import { startTestBroker, type TestBroker } from './helpers/broker.js'
+import { userNamespacesMissing } from './helpers/tenant.js'
 import { requireFeature, skipAllIf } from './helpers/requires.js'
 
 const policy: PolicyLike = {
@@ -30,23 +31,6 @@ const repoRoot = join(__dirname, '..', '..')
 const execFileAsync = promisify(execFile)
 
 const netPolicy: PolicyLike = { cmds: ['prog_load'], progs: ['xdp', 'sched_cls'], attachs: ['xdp', 'tcx_ingress'] }
-
-/** This process's cgroup directory (the `0::` line). */
-function ownCgroup(): string {
-  const line = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'))!
-  return join(cgroup2Root(), line.slice(3))
-}
-
-/** Connects from `dir`: identity is fixed at accept, and hello is answered after it. */
-async function connectFrom(dir: string, socket: string): Promise<BrokerClient> {
-  const home = ownCgroup()
-  writeFileSync(join(dir, 'cgroup.procs'), String(process.pid))
-  try {
-    return await BrokerClient.connect(socket, { timeoutMs: 10_000 })
-  } finally {
-    writeFileSync(join(home, 'cgroup.procs'), String(process.pid))
-  }
-}
 
 const passIngress = (name: string) => ({
   type: 'cgroup_skb' as const, expectedAttachType: 'cgroup_inet_ingress' as const, name, license: 'GPL',
@@ -64,51 +48,48 @@ function attachedTo(dir: string): number[] {
 }
 
 describe('broker: attach, detach, pins, list_all', () => {
-  skipAllIf(requireFeature(havePeerPidfd))
+  const why = requireFeature(havePeerPidfd) ?? userNamespacesMissing()
+  skipAllIf(why)
 
-  const run = `bpfkit-broker-attach-${process.pid}-${Date.now() % 1e6}`
-  const root = join(cgroup2Root(), run)
-  const dirA = join(root, 'a')
-  const dirB = join(root, 'b')
-  const dirN = join(root, 'n')
-  let tmp: string
-  let fs: ReturnType<typeof privateBpffs>
+  let tb: TestBroker
   let broker: Broker
+  let dirA: string
+  let dirB: string
+  let dirN: string
   let a: BrokerClient
   let b: BrokerClient
   let admin: BrokerClient
 
   beforeAll(async () => {
-    if (requireFeature(havePeerPidfd) !== undefined) return
-    for (const d of [root, dirA, join(dirA, 'child'), dirB, join(dirB, 'child'), dirN]) mkdirSync(d)
-    tmp = mkdtempSync(join(tmpdir(), 'bpfkit-broker-'))
-    fs = privateBpffs()
-    const config: BrokerConfig = {
-      socket: join(tmp, 'broker.sock'),
-      stateDir: join(tmp, 'state'),
-      pinRoot: join(fs.path, 'broker'),
-      tenantPinRoot: join(fs.path, 'tenants'),
+    if (why !== undefined) return
+    tb = await startTestBroker({
       tenants: [
-        { name: 'a', match: { cgroup: `/${run}/a` }, policy, attach: { cgroup: true }, quota: { pins: 3 } },
-        { name: 'b', match: { cgroup: `/${run}/b` }, policy, attach: { cgroup: true } },
-        // Network devices only, in the namespace of its connecting process.
-        { name: 'n', match: { cgroup: `/${run}/n` }, policy: netPolicy, attach: { cgroup: false, netdev: true } },
+        { name: 'a', policy, attach: { cgroup: true, netdev: false }, quota: { pins: 3 } },
+        { name: 'b', policy, attach: { cgroup: true, netdev: false } },
+        // Network devices only, in the namespace of its connecting process;
+        // matched by cgroup alone, so that the CLI run in its cgroup (in the
+        // initial user namespace) is this tenant too.
+        { name: 'n', policy: netPolicy, attach: { cgroup: false, netdev: true }, matchUserns: false },
       ],
-      guard: false,
-    }
-    broker = await startBroker(config)
-    a = await connectFrom(dirA, broker.socketPath)
-    b = await connectFrom(dirB, broker.socketPath)
-    admin = await BrokerClient.connect(broker.socketPath, { timeoutMs: 10_000 })
+    })
+    broker = tb.broker
+    ;[dirA, dirB, dirN] = ['a', 'b', 'n'].map((n) => tb.tenant(n).cgroupDir)
+    for (const d of [join(dirA, 'child'), join(dirB, 'child')]) mkdirSync(d)
+    a = await tb.tenant('a').client()
+    b = await tb.tenant('b').client()
+    admin = await BrokerClient.connect(tb.socketPath, { timeoutMs: 10_000 })
   })
 
   afterAll(async () => {
-    if (broker === undefined) return
     for (const c of [a, b, admin]) c?.close()
-    await broker.close()
-    fs[Symbol.dispose]()
-    rmSync(tmp, { recursive: true, force: true })
-    for (const d of [join(dirA, 'child'), dirA, join(dirB, 'child'), dirB, dirN, root]) rmdirSync(d)
+    for (const d of [dirA, dirB]) {
+      try {
+        if (d) rmdirSync(join(d, 'child'))
+      } catch {
+        // not made
+      }
+    }
+    await tb?.close()
   })
 
   test('each client is its tenant, the third is the admin', () => {
@@ -134,7 +115,7 @@ describe('broker: attach, detach, pins, list_all', () => {
     using own = await a.attach(prog, 'cgroup_inet_ingress', { cgroup: '/' })
     expect(own.info().cgroupId).toBe(BigInt(statSync(dirA).ino))
     await a.detach(own)
-    for (const path of ['../b', 'child/../../b', '../../', '..', `/../${run}/b`]) {
+    for (const path of ['../b', 'child/../../b', '../../', '..', `/..${tb.tenant('b').cgroupPath}`]) {
       await expect(a.attach(prog, 'cgroup_inet_ingress', { cgroup: path }), path).rejects.toMatchObject({ code: 'EPERM', rule: 'attach.cgroup' })
     }
     // Absolute paths are the tenant's own tree: this one is not in it.
@@ -185,7 +166,7 @@ describe('broker: attach, detach, pins, list_all', () => {
   test('pin and unpin round trip under the tenant\'s own prefix', async () => {
     using map = await a.createMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 4, name: 'a_pinned' })
     const path = await a.pin('map', map.id, 'counts')
-    expect(path).toBe(join(fs.path, 'tenants', 'a', 'counts'))
+    expect(path).toBe(join(tb.tenantPinRoot, 'a', 'counts'))
     expect((await a.show('map', map.id)).pins).toContain('counts')
     // The pin holds the object itself.
     using again = BpfMap.fromPin(path)
@@ -210,7 +191,7 @@ describe('broker: attach, detach, pins, list_all', () => {
     // b's pin cannot be removed from a's side: a's names live in a's directory only.
     await b.pin('map', mapB.id, 'shared_name')
     await expect(a.unpin('shared_name')).rejects.toMatchObject({ code: 'ENOENT' })
-    statSync(join(fs.path, 'tenants', 'b', 'shared_name'))
+    statSync(join(tb.tenantPinRoot, 'b', 'shared_name'))
     // Quota: a may hold 3 pins.
     for (const n of ['p1', 'p2', 'p3']) await a.pin('map', mapA.id, n)
     await expect(a.pin('map', mapA.id, 'p4')).rejects.toMatchObject({ code: 'EDQUOT' })
@@ -234,7 +215,7 @@ describe('broker: attach, detach, pins, list_all', () => {
     const progs = await admin.listAll({ kinds: ['prog'] })
     expect(progs.every((o) => o.kind === 'prog')).toBe(true)
     const tenants = await admin.tenants() as Array<{ name: string; match: { cgroup: string }; usage: Record<string, number> }>
-    expect(tenants.map((t) => [t.name, t.match.cgroup])).toEqual([['a', `/${run}/a`], ['b', `/${run}/b`], ['n', `/${run}/n`]])
+    expect(tenants.map((t) => [t.name, t.match.cgroup])).toEqual(['a', 'b', 'n'].map((n) => [n, tb.tenant(n).cgroupPath]))
     expect(tenants[0].usage).toMatchObject({ progs: 1, links: 1, connections: 1 })
     expect(tenants[1].usage).toMatchObject({ maps: 1, bytes: 32 })
     const stats = await admin.stats()
@@ -251,7 +232,7 @@ describe('broker: attach, detach, pins, list_all', () => {
     // of the test's own (ip netns exec) and in the tenant's cgroup; the
     // program is one the tenant loaded earlier from here.
     using ns = privateNetns()
-    const n = await connectFrom(dirN, broker.socketPath)
+    const n = await tb.tenant('n').client()
     try {
       using prog = await n.loadProgram({ type: 'xdp', expectedAttachType: 'xdp', name: 'n_pass', license: 'GPL', insns: [asm.mov64Imm(asm.R0, 2), asm.exit()] })
       // Into the cgroup first: `ip netns exec` remounts /sys, where cgroup2 is.
