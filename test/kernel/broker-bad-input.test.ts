@@ -3,53 +3,29 @@
 // reply, a peer no tenant matches. Each gets its own error (and, for a broken
 // stream, its connection closed); meanwhile another tenant's requests keep
 // succeeding, and the broker's fd table (this process: the broker runs
-// in-process) is back where it started.
+// in-process) is back where it started. Tenants and the stranger are real
+// peers (test/kernel/helpers/broker.ts): child processes in their own user
+// namespaces and cgroups, whose connections the test talks on.
 import { execFileSync } from 'node:child_process'
-import { constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync, writeFileSync, closeSync } from 'node:fs'
-import { connect as netConnect } from 'node:net'
-import { tmpdir } from 'node:os'
+import { closeSync, constants, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { asm } from '../../lib/index.js'
-import { startBroker, type Broker } from '../../lib/broker/server.js'
-import { BrokerClient } from '../../lib/broker/client.js'
-import type { BrokerConfig } from '../../lib/broker/config.js'
+import type { Broker } from '../../lib/broker/server.js'
+import type { BrokerClient } from '../../lib/broker/client.js'
 import { protocol } from '../../lib/broker/protocol.js'
 import { havePeerPidfd } from '../../lib/features/misc.js'
 import { FdSocket } from '../../lib/ipc/index.js'
 import type { PolicyLike } from '../../lib/policy/index.js'
 import { native } from '../../lib/sys/index.js'
-import { cgroup2Root, privateBpffs } from './helpers/scratch.js'
+import { startTestBroker, type TestBroker } from './helpers/broker.js'
+import { userNamespacesMissing } from './helpers/tenant.js'
 import { fdTable, opened } from './helpers/fds.js'
 import { requireFeature, skipAllIf } from './helpers/requires.js'
 
 const policy: PolicyLike = { cmds: ['map_create', 'prog_load'], maps: ['hash', 'array'], progs: ['socket_filter'], attachs: ['cgroup_inet_ingress'] }
 const idleTimeoutMs = 1500
-
-function ownCgroup(): string {
-  const line = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'))!
-  return join(cgroup2Root(), line.slice(3))
-}
-
-/** Runs `connect` from inside cgroup `dir`: the broker reads the peer's cgroup at accept, answered by the first reply. */
-async function from<T>(dir: string, connect: () => Promise<T>): Promise<T> {
-  const home = ownCgroup()
-  writeFileSync(join(dir, 'cgroup.procs'), String(process.pid))
-  try {
-    return await connect()
-  } finally {
-    writeFileSync(join(home, 'cgroup.procs'), String(process.pid))
-  }
-}
-
-function rawConnect(path: string): Promise<FdSocket> {
-  return new Promise((resolve, reject) => {
-    const s = netConnect({ path })
-    s.once('connect', () => resolve(FdSocket.from(s)))
-    s.once('error', reject)
-  })
-}
 
 const frame = (msg: object) => Buffer.from(JSON.stringify(msg))
 let seq = 100
@@ -63,15 +39,13 @@ async function reply(s: FdSocket): Promise<any> {
   return JSON.parse(m.data.toString())
 }
 
-/** A raw connection of the tenant whose cgroup is `dir`, past its hello. */
-async function rawTenant(dir: string, socketPath: string): Promise<FdSocket> {
-  return from(dir, async () => {
-    const s = await rawConnect(socketPath)
-    await s.send(request('hello'))
-    const r = await reply(s)
-    if (r?.type !== 'ok') throw new Error(`hello failed: ${JSON.stringify(r)}`)
-    return s
-  })
+/** A raw connection made by the tenant's own process, past its hello. */
+async function rawTenant(tb: TestBroker, name: string): Promise<FdSocket> {
+  const s = await tb.tenant(name).connect()
+  await s.send(request('hello'))
+  const r = await reply(s)
+  if (r?.type !== 'ok' || r.tenant !== name) throw new Error(`hello failed: ${JSON.stringify(r)}`)
+  return s
 }
 
 /**
@@ -109,12 +83,10 @@ const returnZero = Buffer.from([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 
 describe('broker: bad input gets its own error, and nothing leaks', () => {
   skipAllIf(requireFeature(havePeerPidfd))
 
-  const run = `bpfkit-broker-bad-${process.pid}-${Date.now() % 1e6}`
-  const root = join(cgroup2Root(), run)
-  const dirA = join(root, 'a')
-  const dirB = join(root, 'b')
-  let tmp: string
-  let fs: ReturnType<typeof privateBpffs>
+  const why = requireFeature(havePeerPidfd) ?? userNamespacesMissing()
+  skipAllIf(why)
+
+  let tb: TestBroker
   let broker: Broker
   let b: BrokerClient
   let baseline: Set<string>
@@ -150,47 +122,22 @@ describe('broker: bad input gets its own error, and nothing leaks', () => {
   }
 
   beforeAll(async () => {
-    if (requireFeature(havePeerPidfd) !== undefined) return
-    for (const d of [root, dirA, dirB]) mkdirSync(d)
-    tmp = mkdtempSync(join(tmpdir(), 'bpfkit-broker-bad-'))
-    fs = privateBpffs()
-    const config: BrokerConfig = {
-      socket: join(tmp, 'broker.sock'),
-      stateDir: join(tmp, 'state'),
-      pinRoot: join(fs.path, 'broker'),
-      tenantPinRoot: join(fs.path, 'tenants'),
-      tenants: [
-        { name: 'a', match: { cgroup: `/${run}/a` }, policy },
-        { name: 'b', match: { cgroup: `/${run}/b` }, policy },
-      ],
-      // An admin uid nobody has: this process, outside both cgroups, is a peer nobody knows.
-      admin: { uids: [4_000_000] },
-      limits: { idleTimeoutMs },
-      guard: false,
-    }
-    broker = await startBroker(config)
+    if (why !== undefined) return
+    tb = await startTestBroker({ tenants: [{ name: 'a', policy }, { name: 'b', policy }], strangers: 1, limits: { idleTimeoutMs } })
+    broker = tb.broker
     baseline = fdTable()
-    b = await from(dirB, () => BrokerClient.connect(broker.socketPath, { timeoutMs: 10_000 }))
+    b = await tb.tenant('b').client()
     traffic = startTraffic()
   })
 
   afterAll(async () => {
     await traffic?.stop()
     b?.close()
-    await broker?.close()
-    fs?.[Symbol.dispose]()
-    if (tmp) rmSync(tmp, { recursive: true, force: true })
-    for (const d of [dirA, dirB, root]) {
-      try {
-        rmdirSync(d)
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
-      }
-    }
+    await tb?.close()
   })
 
   test('malformed JSON and an unknown type: an error reply, and the connection goes on', async () => {
-    using s = await rawTenant(dirA, broker.socketPath)
+    using s = await rawTenant(tb, 'a')
     await s.send(Buffer.from('{"protocol": "bpfkit-broker/1", "type": "list", "seq": 7,'))
     expect(await reply(s)).toMatchObject({ type: 'error', code: 'EPROTO' })
     await s.send(Buffer.from([0xff, 0xfe, 0x00]))
@@ -207,13 +154,13 @@ describe('broker: bad input gets its own error, and nothing leaks', () => {
 
   test('an oversized frame, 65 fds, fds mid-frame: an error frame, then the connection is closed', async () => {
     {
-      using s = await rawTenant(dirA, broker.socketPath)
+      using s = await rawTenant(tb, 'a')
       sendRaw(s, header((1 << 20) + 1))
       expect(await reply(s)).toMatchObject({ type: 'error', code: 'EPROTO', message: expect.stringContaining('over the limit') })
       await closedByBroker(s)
     }
     {
-      using s = await rawTenant(dirA, broker.socketPath)
+      using s = await rawTenant(tb, 'a')
       const file = openSync('/dev/null', 'r')
       const broken = broker.stats().protocolErrors
       try {
@@ -230,7 +177,7 @@ describe('broker: bad input gets its own error, and nothing leaks', () => {
     }
     {
       // fds in the middle of a frame (after its header): the stream is broken.
-      using s = await rawTenant(dirA, broker.socketPath)
+      using s = await rawTenant(tb, 'a')
       const body = request('list')
       const file = openSync('/dev/null', 'r')
       const broken = broker.stats().protocolErrors
@@ -247,7 +194,7 @@ describe('broker: bad input gets its own error, and nothing leaks', () => {
     }
     {
       // fds with a request that takes none: a well-framed bad request.
-      using s = await rawTenant(dirA, broker.socketPath)
+      using s = await rawTenant(tb, 'a')
       const file = openSync('/dev/null', 'r')
       try {
         await s.send(request('list'), [file])
@@ -259,9 +206,9 @@ describe('broker: bad input gets its own error, and nothing leaks', () => {
   })
 
   test('fds of the wrong kind: a pipe, a socket, another tenant\'s map', async () => {
-    const a = await from(dirA, () => BrokerClient.connect(broker.socketPath, { timeoutMs: 10_000 }))
+    const a = await tb.tenant('a').client()
     try {
-      const fifo = join(tmp, 'fifo')
+      const fifo = join(tb.dir, 'fifo')
       execFileSync('mkfifo', [fifo])
       const pipe = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK)
       const [x, y] = FdSocket.pair()
@@ -290,7 +237,7 @@ describe('broker: bad input gets its own error, and nothing leaks', () => {
   })
 
   test('half a frame, then silence: the idle timeout ends that connection only', async () => {
-    using s = await rawTenant(dirA, broker.socketPath)
+    using s = await rawTenant(tb, 'a')
     const body = request('list')
     sendRaw(s, Buffer.concat([header(body.length), body.subarray(0, 5)]))
     const t0 = Date.now()
@@ -301,18 +248,18 @@ describe('broker: bad input gets its own error, and nothing leaks', () => {
 
   test('a peer that vanishes before its reply (one that carries an fd) costs the broker nothing', async () => {
     for (let i = 0; i < 5; i++) {
-      const s = await rawTenant(dirA, broker.socketPath)
+      const s = await rawTenant(tb, 'a')
       await s.send(request('map_create', { spec: { type: 'array', keySize: 4, valueSize: 4, maxEntries: 1, name: 'a_orphan' } }))
       s.close()
     }
     for (let i = 0; i < 5; i++) {
-      const s = await rawTenant(dirA, broker.socketPath)
+      const s = await rawTenant(tb, 'a')
       await s.send(request('list'))
       s.close()
     }
     // What was made is a's (registered before the reply): a can list and release it.
     await sleep(200)
-    const a = await from(dirA, () => BrokerClient.connect(broker.socketPath, { timeoutMs: 10_000 }))
+    const a = await tb.tenant('a').client()
     try {
       const orphans = (await a.list({ kinds: ['map'] })).filter((o) => o.name === 'a_orphan')
       expect(orphans.length).toBeLessThanOrEqual(5)
@@ -323,12 +270,10 @@ describe('broker: bad input gets its own error, and nothing leaks', () => {
     }
   })
 
-  test('a peer no tenant matches (and no admin) is refused with its own error', async () => {
-    // The client sees the refusal, or (when the broker closed before its hello went out) EPIPE.
-    await expect(BrokerClient.connect(broker.socketPath, { timeoutMs: 10_000 })).rejects.toMatchObject({ code: expect.stringMatching(/^(EACCES|EPIPE)$/) })
-    using s = await rawConnect(broker.socketPath)
+  test('a peer no tenant matches is refused with its own error', async () => {
+    using s = await tb.strangers[0].connect()
     expect(await reply(s)).toMatchObject({ type: 'error', code: 'EACCES' })
-    expect(await reply(s)).toBeUndefined()
+    await closedByBroker(s)
   })
 
   test('the other tenant was served throughout, and the broker\'s fds are back where they started', async () => {
@@ -336,8 +281,8 @@ describe('broker: bad input gets its own error, and nothing leaks', () => {
     expect(errors).toEqual([])
     expect(ok).toBeGreaterThan(5)
     b.close()
-    // Sessions end as their sockets close: wait for the broker to see it.
-    for (let i = 0; i < 100 && broker.stats().connections > 0; i++) await sleep(20)
+    // Sessions (and the test broker's relay) end as their sockets close: wait for it.
+    for (let i = 0; i < 100 && (broker.stats().connections > 0 || opened(baseline, fdTable()).length > 0); i++) await sleep(20)
     expect(broker.stats().connections).toBe(0)
     expect(opened(baseline, fdTable())).toEqual([])
     expect(broker.state.registry.records()).toEqual([])
