@@ -131,26 +131,30 @@ async function attach(ctx: HandlerContext, req: AttachRequest): Promise<HandlerR
   checkQuota(tenant, usageFor(state, tenant.name), { links: 1 })
   const prog = openVisible(ctx, 'prog', req.progId)
   let link: BpfLink
-  // Links have no name of their own: the record keeps the program's, as a label.
-  const progName = progInfoByFd(prog.fd).name
+  let progName: string
   try {
+    // Links have no name of their own: the record keeps the program's, as a label.
+    progName = progInfoByFd(prog.fd).name
     const target = req.target
     link = 'cgroup' in target ? attachCgroup(tenant, prog, req, target.cgroup) : attachNetdev(ctx, prog, req, target as { ifname: string; netdev: NetdevFamily })
   } finally {
     prog.close()
   }
-  // Until registered, the broker's fd is the only thing holding the link: any failure below detaches it.
+  // Until registered, the broker's fd is the only thing holding the link: any
+  // failure below detaches it (a registered one is dropped again first).
   let out: Fd | undefined
+  let id: number | undefined
   try {
-    const record = state.registry.add(tenant.name, 'link', link.fd, 'made', progName)
+    id = state.registry.add(tenant.name, 'link', link.fd, 'made', progName).id
     state.discovery.invalidate(tenant.name)
     out = new Fd(native.dupFd(link.fd), 'link')
     const owners = state.owners()
     const isVisible = (kind: Kind, id: number) => visible(owners, tenant.name, kind, id)
-    const object = objectView(state, 'link', record.id, out, { owner: tenant.name, origin: 'made', pins: [] }, isVisible)
+    const object = objectView(state, 'link', id, out, { owner: tenant.name, origin: 'made', pins: [] }, isVisible)
     return { reply: { object }, fds: [out] }
   } catch (e) {
     out?.close()
+    if (id !== undefined) state.registry.remove('link', id)
     throw e
   } finally {
     link.close()
