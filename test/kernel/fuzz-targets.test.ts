@@ -18,7 +18,7 @@ afterAll(() => rmSync(out, { recursive: true, force: true }))
 // The broker needs pidfds of socket peers (6.5); older kernels skip its target, saying so.
 const brokerWhy = requireFeature(havePeerPidfd)
 
-it.for(['addon', 'api', 'collection', 'broker'])('%s: 80 cases run, few skipped, every native function known', (target, ctx) => {
+it.for<string>(['addon', 'api', 'collection', 'broker'])('%s: 80 cases run, few skipped, every native function known', (target, ctx) => {
   if (target === 'broker' && brokerWhy !== undefined) ctx.skip(brokerWhy)
   const r = spawnSync(process.execPath, [join(root, 'scripts/fuzz/main.cjs'), '--target', target, '--seed', '3', '--cases', '80', '--out', out, '--json'], { encoding: 'utf8', timeout: 120_000 })
   expect(r.stderr).toBe('')
