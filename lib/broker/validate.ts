@@ -27,6 +27,7 @@ const maxMapFds = 253
 
 const show = (v: unknown): string => {
   if (v === null) return 'null'
+  if (v === undefined) return 'nothing'
   if (Array.isArray(v)) return 'an array'
   if (typeof v === 'string') return `'${v.length > 40 ? `${v.slice(0, 40)}...` : v}'`
   if (typeof v === 'object') return 'an object'
