@@ -658,15 +658,8 @@ function objectOf(kind: Kind, fd: Fd, options: { key?: unknown; value?: unknown 
     case 'link':
       return BpfLink.fromLinkFd(fd)
     case 'btf':
-      return btfFromFd(fd)
+      return Btf.fromFd(fd)
   }
-}
-
-// Btf has no public fromFd (its constructor is private): the broker hands a
-// BTF object over as an fd, which this wraps as Btf.fromId would.
-function btfFromFd(fd: Fd): Btf {
-  const make = Btf as unknown as new (fd: Fd, log?: string) => Btf
-  return new make(fd)
 }
 
 function view(v: unknown, type: string): ObjectView {

@@ -1,7 +1,7 @@
 // BTF objects: loaded from bytes, or opened by ID (the kernel's own vmlinux
 // BTF included).
-import { btfInfoByFd, Fd, native, tokenFdFor, type BtfInfo, type TokenLike } from '../sys/index.js'
-import { checkOptions } from '../sys/options.js'
+import { bpfObjectKind, btfInfoByFd, Fd, native, tokenFdFor, type BtfInfo, type TokenLike } from '../sys/index.js'
+import { checkOptions, describeValue } from '../sys/options.js'
 
 export interface BtfLoadOptions {
   /** Verifier log level for BTF (1 or 2); the log is kept in `log`. */
@@ -58,6 +58,23 @@ export class Btf {
     checkOptions('Btf.fromId', options, ['token'])
     const tokenFd = tokenFdFor(options.token, { cmd: 'btf_get_fd_by_id' })
     return new Btf(new Fd(native.btfGetFdById(id, 0, tokenFd), 'btf'))
+  }
+
+  /**
+   * Takes ownership of an fd that refers to a loaded BTF object (closed with
+   * the Btf): one received over a unix socket, or a dup of another Btf's.
+   * Errors: TypeError when `fd` is not an owned Fd, or not a BTF object
+   * (the fd is then closed); EBADF when the Fd is already closed. Linux
+   * 4.18+; no privileges (the fd itself is the permission).
+   */
+  static fromFd(fd: Fd): Btf {
+    if (!(fd instanceof Fd)) throw new TypeError(`Btf.fromFd: fd must be an owned Fd (new Fd(number, 'btf')), got ${describeValue(fd)}`)
+    const n = fd.fd
+    if (bpfObjectKind(n) !== 'btf') {
+      fd.close()
+      throw new TypeError(`Btf.fromFd: fd ${n} is not a BTF object`)
+    }
+    return new Btf(fd)
   }
 
   info(): BtfInfo {

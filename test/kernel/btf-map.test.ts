@@ -153,6 +153,20 @@ describe('BtfBuilder blobs the kernel accepts', () => {
     }
   })
 
+  test('Btf.fromFd: a dup of a loaded BTF is the same object; a map fd is a TypeError (and closed); a closed Fd is EBADF', async () => {
+    using btf = await Btf.load(btfForMap('u32', 'u64').bytes)
+    using same = Btf.fromFd(btf.fd.dup())
+    expect(same.id).toBe(btf.id)
+    expect(same.fd.fd).not.toBe(btf.fd.fd)
+    const map = new Fd(native.mapCreate({ mapType: kernel.mapTypes.array, keySize: 4, valueSize: 4, maxEntries: 1 }), 'map')
+    expect(() => Btf.fromFd(map)).toThrow(/Btf.fromFd: fd \d+ is not a BTF object/)
+    expect(map.closed).toBe(true)
+    const closed = btf.fd.dup()
+    closed.close()
+    expect(() => Btf.fromFd(closed)).toThrow(expect.objectContaining({ code: 'EBADF' }))
+    expect(() => Btf.fromFd(btf.fd.fd as unknown as Fd)).toThrow(TypeError)
+  })
+
   test('a bad blob is refused with the kernel BTF log', async () => {
     const b = new BtfBuilder()
     const int = b.int('int', 4, { signed: true })
