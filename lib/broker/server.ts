@@ -150,7 +150,8 @@ export class Broker {
     this.#log = log
     this.socketPath = typeof config.socket === 'string' ? config.socket : `fd:${config.socket.fd}`
     const sessions = this.#sessions
-    const discovery = new DiscoveryCache(config.limits.discoveryTtlMs)
+    // Tenant pins (the pin request) of objects in no record are found again only by walking tenantPinRoot.
+    const discovery = new DiscoveryCache(config.limits.discoveryTtlMs, { tenantPinRoot: config.tenantPinRoot })
     const state: BrokerState & { config: ResolvedConfig } = {
       config,
       registry,

@@ -176,6 +176,31 @@ describe('broker end to end: two tenants', () => {
     }
   })
 
+  test('a held object the tenant pins by the pin request stays in its view once no task holds it (origin pinned)', async () => {
+    const made = BpfMap.create({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 1, name: 'pinned_by_a' })
+    const id = made.info().id
+    await tb.tenant('a').hold([made.fd])
+    made.close()
+    let path: string | undefined
+    try {
+      await new Promise((r) => setTimeout(r, 100))
+      expect((await a.list()).find((v) => v.kind === 'map' && v.id === id)).toMatchObject({ origin: 'held' })
+      path = await a.pin('map', id, 'held_pin')
+      expect(path).toBe(join(tb.tenantPinRoot, 'a', 'held_pin'))
+      await tb.tenant('a').drop()
+      await new Promise((r) => setTimeout(r, 100))
+      // Only the tenant pin keeps it alive now: found again by walking tenantPinRoot/a.
+      const view = (await a.list()).find((v) => v.kind === 'map' && v.id === id)
+      expect(view).toMatchObject({ origin: 'pinned', name: 'pinned_by_a' })
+      expect(ids(await b.list())).not.toContain(`map:${id}`)
+      await a.unpin('held_pin')
+      path = undefined
+    } finally {
+      await tb.tenant('a').drop()
+      if (path !== undefined) rmSync(path, { force: true })
+    }
+  })
+
   test('a whole object file loads through the broker, with its variables set', async () => {
     const { maps, programs } = await a.loadCollection(join(repoRoot, 'test/fixtures/bpf/counter.bpf.o'), { variables: { threshold: 3 } })
     try {
