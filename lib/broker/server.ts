@@ -16,7 +16,7 @@ import { DiscoveryCache, type Discovered } from './discovery.js'
 import { Registry } from './registry.js'
 import { resolveOwners, type Owners } from './scope.js'
 import { syncGuard } from './guard-sync.js'
-import type { BrokerState } from './state.js'
+import type { BrokerState, BrokerStats } from './state.js'
 import { Session, type HandlerTable, type SessionCounters } from './session.js'
 import { objectHandlers } from './handlers/objects.js'
 import { viewHandlers } from './handlers/view.js'
@@ -30,22 +30,7 @@ export interface BrokerOptions {
   log?: (line: string) => void
 }
 
-export interface BrokerStats {
-  /** Open connections (sessions), and per tenant. */
-  connections: number
-  byTenant: Record<string, number>
-  /** Since start. */
-  accepted: number
-  refused: number
-  requests: number
-  errors: number
-  protocolErrors: number
-  /** Entries of /proc/self/fd: the daemon's fd table, for leak checks. */
-  fds: number
-  /** Registry records. */
-  objects: number
-  tenants: number
-}
+export type { BrokerStats } from './state.js'
 
 const handlers: HandlerTable = {
   ...viewHandlers, ...objectHandlers, ...attachHandlers, ...pinHandlers, ...delegateHandlers, ...adminHandlers,
@@ -164,6 +149,7 @@ export class Broker {
         for (const s of sessions) if (s.tenant?.name === tenant) n++
         return n
       },
+      stats: () => this.stats(),
       log,
     }
     this.#state = state

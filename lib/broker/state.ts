@@ -12,6 +12,24 @@ import type { DiscoveryCache } from './discovery.js'
 import type { Registry } from './registry.js'
 import type { Owners } from './scope.js'
 
+/** The daemon's counters (Broker.stats(), the admin's `stats` request). */
+export interface BrokerStats {
+  /** Open connections (sessions), and per tenant ('(admin)' for admin peers). */
+  connections: number
+  byTenant: Record<string, number>
+  /** Since start. */
+  accepted: number
+  refused: number
+  requests: number
+  errors: number
+  protocolErrors: number
+  /** Entries of /proc/self/fd: the daemon's fd table, for leak checks. */
+  fds: number
+  /** Registry records. */
+  objects: number
+  tenants: number
+}
+
 export interface BrokerState {
   config: ResolvedConfig
   registry: Registry
@@ -26,6 +44,8 @@ export interface BrokerState {
   owners(fresh?: ResolvedTenant): Owners
   /** Open connections of a tenant (quota `connections`). */
   connections(tenant: string): number
+  /** The daemon's counters, as Broker.stats() gives them. */
+  stats(): BrokerStats
   log(line: string): void
 }
 

@@ -221,6 +221,11 @@ describe('broker: attach, detach, pins, list_all', () => {
     const stats = await admin.stats()
     expect(stats.tenants).toBe(3)
     expect(stats.fds).toBeGreaterThan(0)
+    // The server's own counters, not only the registry's: each request counts.
+    expect(stats).toMatchObject({ accepted: expect.any(Number), refused: expect.any(Number), errors: expect.any(Number), 'connections.a': 1 })
+    expect(stats.registered_progs).toBeGreaterThanOrEqual(1)
+    const again = await admin.stats()
+    expect(again.requests).toBeGreaterThan(stats.requests)
     for (const req of ['list_all', 'tenants', 'stats']) await expect(a.request(req, {})).rejects.toMatchObject({ code: 'EACCES' })
     await a.detach(linkA)
     await a.release('prog', progA.id)

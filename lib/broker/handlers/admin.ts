@@ -1,7 +1,6 @@
 // The admin's requests (root in the initial user namespace, matching no
 // tenant): every object on the node with its owner, the tenants with their
 // matchers and usage, and the broker's counters. Tenants get EACCES.
-import { readdirSync } from 'node:fs'
 import { Fd, native } from '../../sys/index.js'
 import { brokerError } from '../errors.js'
 import { kinds as allKinds, type Kind, type ListAllRequest, type ObjectView, type StatsRequest, type TenantsRequest } from '../protocol.js'
@@ -92,29 +91,20 @@ async function tenants(ctx: HandlerContext, _req: TenantsRequest): Promise<Handl
   return { reply: { tenants: list } }
 }
 
-/** What the state (and the server, when it offers counters through it) can count. */
+/**
+ * The broker's counters as the wire carries them (numbers only): the
+ * server's (connections, accepted, refused, requests, errors...), the
+ * connections per tenant as `connections.<tenant>` (tenant names have no
+ * dots; '(admin)' for admin peers), and the registry's records per kind.
+ */
 export function brokerCounters(state: BrokerState): Record<string, number> {
-  const out: Record<string, number> = {}
-  // The server's own counters (sessions, requests, errors...), when its state has them.
-  const extra = (state as unknown as { stats?: () => Record<string, unknown> }).stats?.()
-  if (extra && typeof extra === 'object') {
-    for (const [k, v] of Object.entries(extra)) if (typeof v === 'number') out[k] = v
-  }
+  const { byTenant, ...counters } = state.stats()
+  const out: Record<string, number> = { ...counters }
+  for (const [name, n] of Object.entries(byTenant)) out[`connections.${name}`] = n
   const records = state.registry.records()
-  out.tenants = state.config.tenants.length
   out.registered = records.length
   for (const kind of allKinds) out[`registered_${kind}s`] = records.filter((r) => r.kind === kind).length
-  out.connections ??= state.config.tenants.reduce((n, t) => n + state.connections(t.name), 0)
-  out.fds ??= openFds()
   return out
-}
-
-function openFds(): number {
-  try {
-    return readdirSync('/proc/self/fd').length
-  } catch {
-    return -1
-  }
 }
 
 async function stats(ctx: HandlerContext, _req: StatsRequest): Promise<HandlerResult> {
