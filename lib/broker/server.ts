@@ -263,9 +263,10 @@ export class Broker {
     try {
       session = new Session({ state: this.#state, socket: fs, peer, tenant, handlers, counters: this.#counters })
     } catch (e) {
+      // Told why, then closed (not left waiting for a hello answer): EMFILE, most likely.
       peer.pidfd.close()
-      fs.close()
-      this.#log(`broker: cannot start a session: ${(e as Error).message}`)
+      const reason = toErrorReply(e)
+      this.#refuse(fs, { code: reason.code, message: `the broker cannot start a session: ${reason.message}` })
       return
     }
     this.#accepted++

@@ -67,9 +67,18 @@ export class Session {
   readonly #spare: Fd
   #closed = false
 
+  /** Takes nothing over when it throws: the caller still owns the socket and the peer's pidfd. */
   constructor(options: SessionOptions) {
+    const spare = native.dupFd(options.socket.fd)
+    try {
+      this.#spare = new Fd(spare, 'socket')
+    } catch (e) {
+      // Unowned yet: a leaked duplicate would hold the connection open, the
+      // peer waiting for an answer until its own timeout.
+      native.closeFd(spare)
+      throw e
+    }
     this.#o = options
-    this.#spare = new Fd(native.dupFd(options.socket.fd), 'socket')
   }
 
   get peer(): Peer {

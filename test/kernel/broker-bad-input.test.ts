@@ -18,7 +18,8 @@ import { protocol } from '../../lib/broker/protocol.js'
 import { havePeerPidfd } from '../../lib/features/misc.js'
 import { FdSocket } from '../../lib/ipc/index.js'
 import type { PolicyLike } from '../../lib/policy/index.js'
-import { native } from '../../lib/sys/index.js'
+import { Fd, native } from '../../lib/sys/index.js'
+import { Session } from '../../lib/broker/session.js'
 import { startTestBroker, type TestBroker } from './helpers/broker.js'
 import { userNamespacesMissing } from './helpers/tenant.js'
 import { fdTable, opened } from './helpers/fds.js'
@@ -289,3 +290,23 @@ describe('broker: bad input gets its own error, and nothing leaks', () => {
   })
 })
 
+describe('broker session construction', () => {
+  test('a session that cannot start leaves no duplicate of the socket behind (the peer sees the close)', () => {
+    const [ours, theirs] = FdSocket.pair()
+    // A number bpfkit believes it owns but the kernel has free, and the lowest
+    // free one: the session's duplicate of the socket lands on it, and taking
+    // that duplicate over fails (TypeError: already owned).
+    const ghost = new Fd(native.dupFd(ours.fd), 'ghost')
+    const n = ghost.fd
+    native.closeFd(n)
+    try {
+      expect(() => new Session({ socket: ours, state: {} as never, peer: {} as never, tenant: null, handlers: {}, counters: { requests: 0, errors: 0, protocolErrors: 0 } }))
+        .toThrow(/already owned/)
+      expect(native.fdIsOpen(n)).toBe(false)
+    } finally {
+      ghost.release()
+      ours.close()
+      theirs.close()
+    }
+  })
+})
