@@ -1,30 +1,30 @@
 // The tenant's side of the broker: a unix socket to the daemon, one request
-// at a time, and typed objects (BpfMap, BpfProgram, BpfLink, Btf) built from
-// the fds that come back. What can be checked here is checked before the
-// request leaves (options through MapSpec and ProgramSpec, the tenant's
-// policy from hello), so a mistake is named without a round trip; the broker
-// checks everything again.
-import { readFileSync } from 'node:fs'
+// at a time, and what breaks a connection (a send or receive cut short, a
+// reply out of step) closes it. The typed objects built from the fds that
+// come back, and the checks made before a request leaves (options through
+// MapSpec and ProgramSpec, the tenant's policy from hello), are
+// client-objects.ts; the broker checks everything again.
 import { connect as netConnect } from 'node:net'
 import { FdSocket, ProtocolError, maxFdsPerMessage } from '../ipc/index.js'
-import { Fd, SyscallError, bpfObjectKind, enumName, kernel, type TokenLike } from '../sys/index.js'
+import { Fd, SyscallError } from '../sys/index.js'
 import { checkOptions, describeValue } from '../sys/options.js'
-import { encode } from '../asm/assemble.js'
-import { Btf } from '../btf/btf.js'
-import { BpfMap } from '../map/map.js'
-import { MapSpec, type KeyOf, type MapCreateOptions, type ValueOf } from '../map/spec.js'
-import { BpfProgram } from '../prog/program.js'
-import { ProgramSpec, type ProgramLoadOptions } from '../prog/spec.js'
+import type { BpfMap } from '../map/map.js'
+import type { KeyOf, MapCreateOptions, ValueOf } from '../map/spec.js'
+import type { BpfProgram } from '../prog/program.js'
+import type { ProgramLoadOptions } from '../prog/spec.js'
 import { BpfLink } from '../link/link.js'
 import { Policy, type PolicyLike } from '../policy/index.js'
-import { attachMount, openBpffsContext } from '../delegation/mount.js'
 import type { Delegation } from '../delegation/tenant.js'
 import { BrokerError, brokerError, fromErrorReply } from './errors.js'
 import {
-  encodeFrame, jsonLimits, kinds as allKinds, protocol, rewriteMapReferences, toWire,
-  type AttachTarget, type Kind, type ObjectView, type OkReply, type Origin, type ReplyBodies, type RequestBody, type RequestType, type WireMapSpec, type WireProgSpec,
+  encodeFrame, protocol, toWire,
+  type AttachTarget, type Kind, type ObjectView, type OkReply, type Origin, type ReplyBodies, type RequestBody, type RequestType,
 } from './protocol.js'
 import { decodeReply } from './validate.js'
+import * as objects from './client-objects.js'
+import { closeAll, expectFds, view, views, type BrokerObject, type LoadCollectionOptions, type LoadedCollection, type ObjectOfKind } from './client-objects.js'
+
+export type { BrokerObject, LoadCollectionOptions, LoadedCollection } from './client-objects.js'
 
 /** Where the broker listens when neither the caller nor $BPFKIT_BROKER says. */
 export const defaultBrokerSocket = '/run/bpfkit/broker.sock'
@@ -45,10 +45,6 @@ export interface ConnectOptions {
 export interface RequestOptions {
   signal?: AbortSignal
 }
-
-/** The objects a tenant can hand over (adopt) or that come back by kind. */
-export type BrokerObject = BpfMap<any, any> | BpfProgram | BpfLink | Btf
-type ObjectOfKind<K extends Kind> = K extends 'map' ? BpfMap : K extends 'prog' ? BpfProgram : K extends 'link' ? BpfLink : Btf
 
 type Hello = ReplyBodies['hello']
 
@@ -103,7 +99,7 @@ export class BrokerClient {
     const client = new BrokerClient(socket, timeoutMs)
     try {
       const { reply, fds } = await client.#exchange('hello', { client: 'bpfkit' }, [], signal)
-      client.#expect(fds, 0, 'hello')
+      expectFds(fds, 0, 'hello')
       client.#welcome(reply)
     } catch (e) {
       client.close()
@@ -281,15 +277,8 @@ export class BrokerClient {
   /** A request whose reply carries no fds (any that come are closed: EPROTO). */
   async #call<T extends RequestType>(type: T, body: RequestBody<T>): Promise<OkReply> {
     const r = await this.request(type, body)
-    this.#expect(r.fds, 0, type)
+    expectFds(r.fds, 0, type)
     return r.reply
-  }
-
-  /** The fds of a reply, exactly `n` of them, or EPROTO (all closed). */
-  #expect(fds: Fd[], n: number, type: string): Fd[] {
-    if (fds.length === n) return fds
-    closeAll(fds)
-    throw brokerError('EPROTO', `${type}: the broker sent ${fds.length} fd${fds.length === 1 ? '' : 's'}, expected ${n}`)
   }
 
   /**
@@ -300,26 +289,8 @@ export class BrokerClient {
    * templates do not travel (TypeError). The map comes back typed as
    * BpfMap.create types it (key and value codecs apply here).
    */
-  async createMap<const O extends MapCreateOptions>(options: O): Promise<BpfMap<KeyOf<O>, ValueOf<O>>> {
-    const spec = MapSpec.from(options)
-    if (spec.btf !== undefined) throw new TypeError('createMap: btf does not travel to the broker; create the map without it')
-    if (spec.innerMap instanceof MapSpec) throw new TypeError('createMap: through the broker, innerMap must be an existing map (a BpfMap), not a template')
-    this.#policy?.check({ cmd: 'map_create', mapType: spec.type }, 'policy')
-    const wire: WireMapSpec = { type: spec.type, keySize: spec.keySize, valueSize: spec.valueSize, maxEntries: spec.maxEntries }
-    if (spec.flags !== 0) wire.flags = spec.flags
-    if (spec.name !== undefined) wire.name = spec.name
-    if (spec.mapExtra !== undefined) wire.mapExtra = Number.isSafeInteger(Number(spec.mapExtra)) ? Number(spec.mapExtra) : String(spec.mapExtra)
-    if (spec.numaNode !== undefined) wire.numaNode = spec.numaNode
-    const fds: number[] = []
-    if (spec.innerMap !== undefined) {
-      wire.innerMap = 0
-      fds.push(spec.innerMap.fd)
-    }
-    const token = tokenFd('createMap', spec.token)
-    if (token !== undefined) fds.push(token)
-    const r = await this.request('map_create', { spec: wire, ...(token !== undefined ? { token: true as const } : {}) }, fds)
-    const [fd] = this.#expect(r.fds, 1, 'map_create')
-    return objectOf('map', fd!, { key: spec.key, value: spec.value }) as unknown as BpfMap<KeyOf<O>, ValueOf<O>>
+  createMap<const O extends MapCreateOptions>(options: O): Promise<BpfMap<KeyOf<O>, ValueOf<O>>> {
+    return objects.createMap(this, options)
   }
 
   /**
@@ -334,44 +305,8 @@ export class BrokerClient {
    * other fds (btf, funcInfo, lineInfo, fdArray, attachBtfObjFd,
    * attachProgFd) do not travel: TypeError.
    */
-  async loadProgram(options: ProgramLoadOptions): Promise<BpfProgram> {
-    if (options === null || typeof options !== 'object') throw new TypeError(`loadProgram: options must be an object with type and insns or bytes, got ${describeValue(options)}`)
-    for (const k of ['btf', 'funcInfo', 'lineInfo', 'fdArray', 'attachBtfObjFd', 'attachProgFd', 'kernVersion', 'logSize', 'externs'] as const) {
-      if (options[k] !== undefined) throw new TypeError(`loadProgram: option '${k}' does not travel to the broker`)
-    }
-    const spec = ProgramSpec.from(options)
-    const maps: number[] = []
-    const insns = rewriteMapReferences(spec.bytes ?? encode(spec.insns!), (fd, slot) => {
-      let index = maps.indexOf(fd)
-      if (index < 0) {
-        if (bpfObjectKind(fd) !== 'map') throw new TypeError(`loadProgram: instruction ${slot} references fd ${fd}, which is not a BPF map`)
-        index = maps.push(fd) - 1
-      }
-      return index
-    })
-    // After the map references were checked: the checker reads the maps' types through their fds.
-    spec.policy?.assertProgram(spec)
-    if (this.#policy) {
-      this.#policy.check({ cmd: 'prog_load', progType: spec.type, attachType: spec.expectedAttachType }, 'policy')
-      this.#policy.assert(spec)
-    }
-    const wire: WireProgSpec = { type: spec.type, license: spec.license ?? '', insns: Buffer.from(insns).toString('base64') }
-    if (spec.name !== undefined) wire.name = spec.name
-    if (spec.expectedAttachType !== undefined) wire.expectedAttachType = spec.expectedAttachType
-    if (spec.attachBtfId !== undefined) wire.attachBtfId = spec.attachBtfId
-    if (spec.flags !== 0) wire.flags = spec.flags
-    if (spec.logLevel !== undefined) wire.logLevel = spec.logLevel
-    const token = tokenFd('loadProgram', spec.token)
-    const fds = token === undefined ? maps : [...maps, token]
-    const r = await this.request('prog_load', { spec: wire, maps: maps.length, ...(token !== undefined ? { token: true as const } : {}) }, fds)
-    const [fd] = this.#expect(r.fds, 1, 'prog_load')
-    const prog = objectOf('prog', fd!)
-    // What BpfProgram.load would have kept: the log, and what the program was loaded as (for the attach families).
-    const log = typeof r.reply.log === 'string' ? r.reply.log : ''
-    const attachId = spec.expectedAttachTypeId
-    const attach = attachId === undefined ? undefined : enumName(kernel.attachTypes, attachId)
-    setFacts(prog, { log, expectedAttachType: attach, section: spec.section, attachTo: spec.attachTo })
-    return prog
+  loadProgram(options: ProgramLoadOptions): Promise<BpfProgram> {
+    return objects.loadProgram(this, options)
   }
 
   /**
@@ -382,46 +317,8 @@ export class BrokerClient {
    * those the object autoloads). Returns the maps and programs by name,
    * each owning its fd.
    */
-  async loadCollection(pathOrBytes: string | Uint8Array, options: { variables?: Record<string, number | bigint | boolean | Uint8Array>; programs?: string[]; name?: string; token?: TokenLike | null } = {}): Promise<{ maps: Record<string, BpfMap>; programs: Record<string, BpfProgram> }> {
-    checkOptions('loadCollection', options, ['variables', 'programs', 'name', 'token'], { types: { variables: 'object', programs: 'object', name: 'string' } })
-    let elf: Uint8Array
-    if (typeof pathOrBytes === 'string') elf = readFileSync(pathOrBytes)
-    else if (pathOrBytes instanceof Uint8Array) elf = pathOrBytes
-    else throw new TypeError(`loadCollection: give a path or the object's bytes, got ${describeValue(pathOrBytes)}`)
-    if (elf.length === 0) throw new RangeError('loadCollection: the object file is empty')
-    const body: Record<string, unknown> = { elf: Buffer.from(elf.buffer, elf.byteOffset, elf.byteLength).toString('base64') }
-    if (options.name !== undefined) body.name = options.name
-    if (options.variables !== undefined) {
-      for (const [k, v] of Object.entries(options.variables)) {
-        if (!['number', 'bigint', 'boolean'].includes(typeof v) && !(v instanceof Uint8Array)) {
-          throw new TypeError(`loadCollection: variables.${k} must be a number, bigint, boolean or Uint8Array, got ${describeValue(v)}`)
-        }
-      }
-      body.variables = toWire(options.variables)
-    }
-    if (options.programs !== undefined) {
-      if (!Array.isArray(options.programs) || !options.programs.every((p) => typeof p === 'string')) throw new TypeError('loadCollection: programs must be an array of program names')
-      body.programs = [...options.programs]
-    }
-    const token = tokenFd('loadCollection', options.token)
-    if (token !== undefined) body.token = true
-    const r = await this.request('collection_load', body, token === undefined ? [] : [token])
-    const reply = r.reply as unknown as ReplyBodies['collection_load']
-    const mapNames = Object.keys(reply.maps ?? {})
-    const progNames = Object.keys(reply.programs ?? {})
-    const fds = this.#expect(r.fds, mapNames.length + progNames.length, 'collection_load')
-    const maps: Record<string, BpfMap> = {}
-    const programs: Record<string, BpfProgram> = {}
-    const made: BrokerObject[] = []
-    try {
-      mapNames.forEach((name, i) => made.push(define(maps, name, objectOf('map', fds[i]!))))
-      progNames.forEach((name, i) => made.push(define(programs, name, objectOf('prog', fds[mapNames.length + i]!))))
-    } catch (e) {
-      for (const o of made) o.close()
-      closeAll(fds.slice(made.length + 1))
-      throw e
-    }
-    return { maps, programs }
+  loadCollection(pathOrBytes: string | Uint8Array, options: LoadCollectionOptions = {}): Promise<LoadedCollection> {
+    return objects.loadCollection(this, pathOrBytes, options)
   }
 
   /**
@@ -430,15 +327,8 @@ export class BrokerClient {
    * network interface in its network namespace. Returns the link (closing
    * it does not detach: the broker holds the link until `detach`).
    */
-  async attach(prog: BpfProgram | number, attachType: string, target: AttachTarget, options: { flags?: number } = {}): Promise<BpfLink> {
-    checkOptions('attach', options, ['flags'], { types: { flags: 'number' } })
-    const progId = typeof prog === 'number' ? prog : prog instanceof BpfProgram ? prog.id : undefined
-    if (progId === undefined) throw new TypeError(`attach: prog must be a BpfProgram or a program id, got ${describeValue(prog)}`)
-    if (target === null || typeof target !== 'object') throw new TypeError(`attach: target must be { cgroup } or { ifname, netdev }, got ${describeValue(target)}`)
-    const t = 'cgroup' in target ? { cgroup: target.cgroup } : { ifname: target.ifname, netdev: target.netdev }
-    const r = await this.request('attach', { progId, attachType, target: t, ...(options.flags === undefined ? {} : { flags: options.flags }) })
-    const [fd] = this.#expect(r.fds, 1, 'attach')
-    return objectOf('link', fd!)
+  attach(prog: BpfProgram | number, attachType: string, target: AttachTarget, options: { flags?: number } = {}): Promise<BpfLink> {
+    return objects.attach(this, prog, attachType, target, options)
   }
 
   /** Detaches a link the broker made for the tenant (by object or id). */
@@ -462,11 +352,8 @@ export class BrokerClient {
   }
 
   /** An fd for an object in the tenant's view (get_fd), as its typed object. */
-  async open<K extends Kind>(kind: K, id: number): Promise<ObjectOfKind<K>> {
-    if (!allKinds.includes(kind)) throw new TypeError(`open: kind must be one of ${allKinds.join(', ')}, got ${describeValue(kind)}`)
-    const r = await this.request('get_fd', { kind, id })
-    const [fd] = this.#expect(r.fds, 1, 'get_fd')
-    return objectOf(kind, fd!) as ObjectOfKind<K>
+  open<K extends Kind>(kind: K, id: number): Promise<ObjectOfKind<K>> {
+    return objects.openObject(this, kind, id)
   }
 
   /** Pins an object of the tenant's view under the tenant's pin directory as `name`; returns the path. */
@@ -485,19 +372,8 @@ export class BrokerClient {
    * which records them as the tenant's: 1 to 16 BpfMap, BpfProgram,
    * BpfLink, Btf or Fd. The caller keeps its own fds.
    */
-  async adopt(objects: (BrokerObject | Fd)[]): Promise<ObjectView[]> {
-    if (!Array.isArray(objects) || objects.length === 0 || objects.length > jsonLimits.maxAdopt) {
-      throw new RangeError(`adopt: give 1 to ${jsonLimits.maxAdopt} objects, got ${Array.isArray(objects) ? objects.length : describeValue(objects)}`)
-    }
-    const fds = objects.map((o, i) => {
-      if (o instanceof Fd) return o.fd
-      if (o instanceof Btf) return o.fd.fd
-      if (o instanceof BpfMap || o instanceof BpfProgram || o instanceof BpfLink) return o.fd
-      throw new TypeError(`adopt: objects[${i}] must be a BpfMap, BpfProgram, BpfLink, Btf or Fd, got ${describeValue(o)}`)
-    })
-    const r = await this.request('adopt', {}, fds)
-    this.#expect(r.fds, 0, 'adopt')
-    return views(r.reply.objects, 'adopt')
+  adopt(items: (BrokerObject | Fd)[]): Promise<ObjectView[]> {
+    return objects.adopt(this, items)
   }
 
   /** Drops the broker's hold (its pin, the tenant's pins of it, the record); the object lives while fds hold it. */
@@ -512,30 +388,8 @@ export class BrokerClient {
    * fresh user and mount namespaces), sends it, and gets the configured
    * mount back. Same result as lib/delegation's requestDelegation.
    */
-  async requestDelegation(options: { policy?: PolicyLike; mountAt?: string } = {}): Promise<Delegation> {
-    checkOptions('requestDelegation', options, ['policy', 'mountAt'], { types: { mountAt: 'string' } })
-    const wanted = options.policy === undefined ? undefined : Policy.from(options.policy)
-    const context = openBpffsContext()
-    let r
-    try {
-      r = await this.request('delegate', wanted ? { policy: wanted.toJSON() as unknown as Record<string, unknown> } : {}, [context])
-    } finally {
-      context.close()
-    }
-    const [mount] = this.#expect(r.fds, 1, 'delegate')
-    try {
-      let policy: Policy
-      try {
-        policy = Policy.from(r.reply.policy as PolicyLike)
-      } catch (e) {
-        throw brokerError('EPROTO', `delegate: the broker granted an invalid policy: ${(e as Error).message}`)
-      }
-      if (options.mountAt !== undefined) attachMount(mount!, options.mountAt)
-      return { mount: mount!, policy, ...(options.mountAt !== undefined ? { mountAt: options.mountAt } : {}) }
-    } catch (e) {
-      mount!.close()
-      throw e
-    }
+  requestDelegation(options: { policy?: PolicyLike; mountAt?: string } = {}): Promise<Delegation> {
+    return objects.requestDelegation(this, options)
   }
 
   /** Admin: every object on the node, with its owner. Tenants get EACCES. */
@@ -574,10 +428,6 @@ export class BrokerClient {
 
 // ---- helpers ----
 
-function closeAll(fds: readonly Fd[]): void {
-  for (const f of fds) f.close()
-}
-
 function combine(signal: AbortSignal | undefined, timeoutMs: number | undefined): AbortSignal | undefined {
   const timeout = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs)
   if (signal && timeout) return AbortSignal.any([signal, timeout])
@@ -614,62 +464,4 @@ function openSocket(path: string, signal: AbortSignal | undefined): Promise<FdSo
       reject(new BrokerError(code, `cannot connect to the broker at ${path}: ${code}${why}`, { syscall: 'connect', cause: e }))
     })
   })
-}
-
-function tokenFd(where: string, token: TokenLike | null | undefined): number | undefined {
-  if (token === undefined || token === null) return undefined
-  if (typeof token !== 'object' || !('fd' in token)) throw new TypeError(`${where}: token must be a BpfToken, got ${describeValue(token)}`)
-  return token.fd
-}
-
-// A property whose name came from the broker: defined, so that '__proto__' stays a name.
-function define<T>(out: Record<string, T>, name: string, value: T): T {
-  Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true })
-  return value
-}
-
-// BpfProgram.fromFd knows nothing of how the program was loaded; the client does.
-function setFacts(prog: BpfProgram, facts: Record<string, string | undefined>): void {
-  for (const [k, v] of Object.entries(facts)) {
-    if (v !== undefined) Object.defineProperty(prog, k, { value: v, enumerable: true, writable: false, configurable: true })
-  }
-}
-
-/** The typed object for an fd the broker sent as `kind`; the fd is closed when it is something else (EPROTO). */
-function objectOf(kind: 'map', fd: Fd, options?: { key?: unknown; value?: unknown }): BpfMap
-function objectOf(kind: 'prog', fd: Fd): BpfProgram
-function objectOf(kind: 'link', fd: Fd): BpfLink
-function objectOf(kind: Kind, fd: Fd): BrokerObject
-function objectOf(kind: Kind, fd: Fd, options: { key?: unknown; value?: unknown } = {}): BrokerObject {
-  const actual = bpfObjectKind(fd.fd)
-  if (actual !== kind) {
-    fd.close()
-    throw brokerError('EPROTO', `the broker sent ${actual ? `a ${actual}` : 'an fd that is not a BPF object'} where a ${kind} was expected`)
-  }
-  switch (kind) {
-    case 'map': {
-      const o: Record<string, unknown> = {}
-      if (options.key !== undefined) o.key = options.key
-      if (options.value !== undefined) o.value = options.value
-      return BpfMap.fromFd(fd, o)
-    }
-    case 'prog':
-      return BpfProgram.fromFd(fd)
-    case 'link':
-      return BpfLink.fromLinkFd(fd)
-    case 'btf':
-      return Btf.fromFd(fd)
-  }
-}
-
-function view(v: unknown, type: string): ObjectView {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw brokerError('EPROTO', `${type}: the broker answered without an object`)
-  const o = v as ObjectView
-  if (!allKinds.includes(o.kind) || typeof o.id !== 'number') throw brokerError('EPROTO', `${type}: the broker answered with an object of no known kind or id`)
-  return o
-}
-
-function views(v: unknown, type: string): ObjectView[] {
-  if (!Array.isArray(v)) throw brokerError('EPROTO', `${type}: the broker answered without an objects list`)
-  return v.map((x) => view(x, type))
 }
