@@ -58,7 +58,7 @@ export function expectFds(fds: Fd[], n: number, type: string): Fd[] {
   throw brokerError('EPROTO', `${type}: the broker sent ${fds.length} fd${fds.length === 1 ? '' : 's'}, expected ${n}`)
 }
 
-/** BrokerClient.createMap: map_create from MapSpec-checked options. */
+/** The work of BrokerClient.createMap (`map_create`), options checked by MapSpec.from. */
 export async function createMap<const O extends MapCreateOptions>(broker: BrokerConnection, options: O): Promise<BpfMap<KeyOf<O>, ValueOf<O>>> {
   const spec = MapSpec.from(options)
   if (spec.btf !== undefined) throw new TypeError('createMap: btf does not travel to the broker; create the map without it')
@@ -81,7 +81,7 @@ export async function createMap<const O extends MapCreateOptions>(broker: Broker
   return objectOf('map', fd!, { key: spec.key, value: spec.value }) as unknown as BpfMap<KeyOf<O>, ValueOf<O>>
 }
 
-/** BrokerClient.loadProgram: prog_load, its map references sent as fds. */
+/** The work of BrokerClient.loadProgram (`prog_load`), its map references sent as fds. */
 export async function loadProgram(broker: BrokerConnection, options: ProgramLoadOptions): Promise<BpfProgram> {
   if (options === null || typeof options !== 'object') throw new TypeError(`loadProgram: options must be an object with type and insns or bytes, got ${describeValue(options)}`)
   for (const k of ['btf', 'funcInfo', 'lineInfo', 'fdArray', 'attachBtfObjFd', 'attachProgFd', 'kernVersion', 'logSize', 'externs'] as const) {
@@ -123,7 +123,7 @@ export async function loadProgram(broker: BrokerConnection, options: ProgramLoad
   return prog
 }
 
-/** BrokerClient.loadCollection: collection_load of an object file. */
+/** The work of BrokerClient.loadCollection (`collection_load`). */
 export async function loadCollection(broker: BrokerConnection, pathOrBytes: string | Uint8Array, options: LoadCollectionOptions = {}): Promise<LoadedCollection> {
   checkOptions('loadCollection', options, ['variables', 'programs', 'name', 'token'], { types: { variables: 'object', programs: 'object', name: 'string' } })
   let elf: Uint8Array
@@ -166,7 +166,7 @@ export async function loadCollection(broker: BrokerConnection, pathOrBytes: stri
   return { maps, programs }
 }
 
-/** BrokerClient.attach: attach, answered with the link. */
+/** The work of BrokerClient.attach (`attach`), answered with the link. */
 export async function attach(broker: BrokerConnection, prog: BpfProgram | number, attachType: string, target: AttachTarget, options: { flags?: number } = {}): Promise<BpfLink> {
   checkOptions('attach', options, ['flags'], { types: { flags: 'number' } })
   const progId = typeof prog === 'number' ? prog : prog instanceof BpfProgram ? prog.id : undefined
@@ -178,7 +178,7 @@ export async function attach(broker: BrokerConnection, prog: BpfProgram | number
   return objectOf('link', fd!)
 }
 
-/** BrokerClient.open: get_fd, as the typed object. */
+/** The work of BrokerClient.open (`get_fd`), as the typed object. */
 export async function openObject<K extends Kind>(broker: BrokerConnection, kind: K, id: number): Promise<ObjectOfKind<K>> {
   if (!allKinds.includes(kind)) throw new TypeError(`open: kind must be one of ${allKinds.join(', ')}, got ${describeValue(kind)}`)
   const r = await broker.request('get_fd', { kind, id })
@@ -186,7 +186,7 @@ export async function openObject<K extends Kind>(broker: BrokerConnection, kind:
   return objectOf(kind, fd!) as ObjectOfKind<K>
 }
 
-/** BrokerClient.adopt: adopt: the objects' fds handed over. */
+/** The work of BrokerClient.adopt (`adopt`): the objects' fds handed over. */
 export async function adopt(broker: BrokerConnection, objects: (BrokerObject | Fd)[]): Promise<ObjectView[]> {
   if (!Array.isArray(objects) || objects.length === 0 || objects.length > jsonLimits.maxAdopt) {
     throw new RangeError(`adopt: give 1 to ${jsonLimits.maxAdopt} objects, got ${Array.isArray(objects) ? objects.length : describeValue(objects)}`)
@@ -202,7 +202,7 @@ export async function adopt(broker: BrokerConnection, objects: (BrokerObject | F
   return views(r.reply.objects, 'adopt')
 }
 
-/** BrokerClient.requestDelegation: delegate: a bpffs context out, the configured mount back. */
+/** The work of BrokerClient.requestDelegation (`delegate`): a bpffs context out, the configured mount back. */
 export async function requestDelegation(broker: BrokerConnection, options: { policy?: PolicyLike; mountAt?: string } = {}): Promise<Delegation> {
   checkOptions('requestDelegation', options, ['policy', 'mountAt'], { types: { mountAt: 'string' } })
   const wanted = options.policy === undefined ? undefined : Policy.from(options.policy)
