@@ -5,13 +5,11 @@
 // between requests. A well-framed bad request gets an error reply and the
 // connection stays; a broken stream (bad length, fds mid-frame, too many
 // fds, a stalled peer) gets a best-effort error frame and is closed.
-import { readFileSync } from 'node:fs'
 import { FdSocket, ProtocolError } from '../ipc/index.js'
 import { bpfObjectKind, Fd, native } from '../sys/index.js'
 import { BrokerError, toErrorReply, type ErrorBody } from './errors.js'
 import { adminRequests, encodeFrame, errorReply, okReply, type RequestType } from './protocol.js'
 import { decodeRequest, peekSeq } from './validate.js'
-import { parseFdinfo } from './procfs.js'
 import type { Peer } from './peer.js'
 import type { ResolvedTenant } from './config.js'
 import type { BrokerState, Handler, HandlerContext, ReceivedFd } from './state.js'
@@ -36,27 +34,17 @@ export interface SessionOptions {
 }
 
 /**
- * What a received fd is: its BPF kind (the anon inode's name) and id (the
- * kernel's info), a token (a bpffs file whose fdinfo lists allowed_cmds: no
- * anon inode, no id), or undefined for anything else.
+ * What a received fd is: its BPF kind and id (the kernel's info), a token
+ * (no id), or undefined for anything else.
  */
 export function classifyFd(fd: Fd): ReceivedFd {
   const kind = bpfObjectKind(fd.fd)
-  if (kind === undefined) return { fd, kind: isToken(fd.fd) ? 'token' : undefined }
-  if (kind === 'token') return { fd, kind }
+  if (kind === undefined || kind === 'token') return { fd, kind }
   try {
     const id = infoOf(kind, fd.fd).id
     return typeof id === 'number' ? { fd, kind, id } : { fd, kind: undefined }
   } catch {
     return { fd, kind: undefined }
-  }
-}
-
-function isToken(fd: number): boolean {
-  try {
-    return parseFdinfo(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.kind === 'token'
-  } catch {
-    return false
   }
 }
 

@@ -1,9 +1,10 @@
 // Owned file descriptors. Every fd bpfkit creates is an `Fd`: closed once,
 // explicitly or by `using`, with a FinalizationRegistry as the last resort.
-import { readlinkSync } from 'node:fs'
+import { readFileSync, readlinkSync, statfsSync } from 'node:fs'
 import { native } from './addon.js'
 import { BpfError } from './errors.js'
 import { describeValue } from './options.js'
+import { BPF_FS_MAGIC } from './fs-magic.js'
 
 const EBADF = 9
 
@@ -113,10 +114,15 @@ export function closedError(what: string): BpfError {
 }
 
 /**
- * The kind of BPF object behind an fd, from its anon inode name
- * ('bpf-map', 'bpf-prog', 'bpf_link', 'btf', 'bpf-token'), or undefined for
- * anything else. OBJ_GET_INFO_BY_FD answers for any kind, so this is how an
- * fd from a pin or another process is checked before it is trusted.
+ * The kind of BPF object behind an fd, or undefined for anything else. Maps,
+ * programs, links and BTF are anon inodes, told apart by the inode's name
+ * ('bpf-map', 'bpf-prog', 'bpf_link', 'btf'). A token is not: it is a
+ * pseudo file on the bpffs it was made from (kernel/bpf/token.c:
+ * alloc_file_pseudo, "bpf-token"; its link reads "/bpf-token (deleted)"),
+ * recognised by what no other file has: the bpffs's f_type and the
+ * kernel's token fdinfo (allowed_cmds). OBJ_GET_INFO_BY_FD answers for any
+ * kind, so this is how an fd from a pin or another process is checked
+ * before it is trusted.
  */
 export function bpfObjectKind(fd: number): 'map' | 'prog' | 'link' | 'btf' | 'token' | undefined {
   let target: string
@@ -126,6 +132,18 @@ export function bpfObjectKind(fd: number): 'map' | 'prog' | 'link' | 'btf' | 'to
     return undefined
   }
   const m = /^anon_inode:\[?(bpf-map|bpf-prog|bpf_link|bpf-link|btf|bpf-token)\]?$/.exec(target)
-  if (!m) return undefined
-  return ({ 'bpf-map': 'map', 'bpf-prog': 'prog', bpf_link: 'link', 'bpf-link': 'link', btf: 'btf', 'bpf-token': 'token' } as const)[m[1] as 'btf']
+  if (m) return ({ 'bpf-map': 'map', 'bpf-prog': 'prog', bpf_link: 'link', 'bpf-link': 'link', btf: 'btf', 'bpf-token': 'token' } as const)[m[1] as 'btf']
+  return !target.startsWith('anon_inode:') && isToken(fd) ? 'token' : undefined
+}
+
+// kernel/bpf/token.c bpf_token_show_fdinfo: the first line of a token's own fdinfo.
+const tokenFdinfo = /^allowed_cmds:\s/m
+
+function isToken(fd: number): boolean {
+  try {
+    if (statfsSync(`/proc/self/fd/${fd}`).type !== BPF_FS_MAGIC) return false
+    return tokenFdinfo.test(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))
+  } catch {
+    return false
+  }
 }

@@ -18,9 +18,10 @@ import { rawRequest, startTestBroker, testPolicy, type TestBroker } from './help
 import { repoRoot } from './helpers/raw.js'
 import { decodeReply } from '../../lib/broker/validate.js'
 import { join } from 'node:path'
-import { lstatSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { lstatSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { native } from '../../lib/sys/index.js'
+import { bpfObjectKind, native } from '../../lib/sys/index.js'
+import { openBpffsContext } from '../../lib/delegation/index.js'
 import { tmpdir } from 'node:os'
 import { cgroup2Root, privateBpffs } from './helpers/scratch.js'
 import { spawnSync } from 'node:child_process'
@@ -324,6 +325,12 @@ describe('broker limits and refusals', () => {
       expect(wrong.reply).toMatchObject({ type: 'error', code: 'EINVAL', message: 'fds[0] is a map, not a BPF token' })
       // With the token it made in its own user namespace, the broker creates and loads with it.
       using token = await tb.tenant('t').token()
+      // A token is no anon inode but a pseudo file of the tenant's bpffs: recognised by its fdinfo there.
+      expect(readlinkSync(`/proc/self/fd/${token.fd}`)).not.toMatch(/^anon_inode:/)
+      expect(bpfObjectKind(token.fd)).toBe('token')
+      expect(bpfObjectKind(m.fd)).toBe('map')
+      using context = openBpffsContext()
+      expect(bpfObjectKind(context.fd)).toBeUndefined()
       const made = await rawRequest(raw, 'map_create', { spec: { type: 'array', keySize: 4, valueSize: 8, maxEntries: 1, name: 't_map' }, token: true }, [token])
       expect(made.reply, JSON.stringify(made.reply)).toMatchObject({ type: 'ok', object: { kind: 'map', origin: 'made', name: 't_map' } })
       using map = BpfMap.fromFd(made.fds[0])
