@@ -5,6 +5,7 @@
 // record is 'shared': visible to the admin only. Every route a tenant has to
 // an object (list, show, get_fd, pin, release, attach, fds it sends) asks
 // visible(), so "not yours" and "does not exist" stay one answer.
+import { join } from 'node:path'
 import type { Kind, Origin } from './protocol.js'
 import type { Discovered, Ref } from './discovery.js'
 import type { RegistryRecord } from './registry.js'
@@ -40,7 +41,12 @@ const DISCOVERED_RANK = { pinned: 3, cgroup: 2, held: 1 } as const
 
 export const refOf = (kind: Kind, id: number): Ref => `${kind}:${id}`
 
-export function resolveOwners(records: readonly RegistryRecord[], discovered: ReadonlyMap<string, Discovered>): Owners {
+/**
+ * `tenantPinRoot`, when discovery walked it, names where a record's pins
+ * live, so the same pin found again there is not listed twice (once by
+ * name, once by path).
+ */
+export function resolveOwners(records: readonly RegistryRecord[], discovered: ReadonlyMap<string, Discovered>, tenantPinRoot?: string): Owners {
   const owners = new Map<Ref, Ownership>()
   // The registry: made beats adopted; among equals the first record stands.
   const rank = new Map<Ref, number>()
@@ -73,7 +79,9 @@ export function resolveOwners(records: readonly RegistryRecord[], discovered: Re
     if (registered) {
       // The owner's own pins of it in its bpffs are shown too; other tenants' discovery changes nothing.
       const own = byTenant.get(registered.owner)
-      if (own) for (const p of own.pins) if (!registered.pins.includes(p)) registered.pins.push(p)
+      if (!own) continue
+      const recorded = new Set(tenantPinRoot === undefined ? [] : registered.pins.map((name) => join(tenantPinRoot, registered.owner, name)))
+      for (const p of own.pins) if (!registered.pins.includes(p) && !recorded.has(p)) registered.pins.push(p)
       continue
     }
     if (byTenant.size === 1) {

@@ -170,7 +170,7 @@ export class Broker {
       const hint = this.#hintFor(t.name)
       discovered.set(t.name, this.#state.discovery.get(t, hint, { fresh: fresh !== undefined && fresh.name === t.name }))
     }
-    return resolveOwners(this.#state.registry.records(), discovered)
+    return resolveOwners(this.#state.registry.records(), discovered, this.#state.config.tenantPinRoot)
   }
 
   #hintFor(tenant: string): { pid: number; pidfd: Peer['pidfd'] } | undefined {

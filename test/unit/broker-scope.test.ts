@@ -56,6 +56,12 @@ describe('resolveOwners: the registry', () => {
     expect(o.of('map:1')).toEqual({ owner: 'a', origin: 'made', pins: ['counts', '/sys/fs/bpf/x'] })
   })
 
+  test('a record\'s pin found again under tenantPinRoot (discovery walks it) is listed once, by its name', () => {
+    const discovered = new Map([['a', found({ pinned: { 'map:1': ['/sys/fs/bpf/tenants/a/counts', '/sys/fs/bpf/tenants/a/other'] } })]])
+    const o = resolveOwners([rec('a', 'map', 1, 'made', ['counts'])], discovered, '/sys/fs/bpf/tenants')
+    expect(o.of('map:1')?.pins).toEqual(['counts', '/sys/fs/bpf/tenants/a/other'])
+  })
+
   test('the record\'s pins array is copied, not shared', () => {
     const r = rec('a', 'map', 1, 'made', ['p'])
     const o = resolveOwners([r], new Map([['a', found({ pinned: { 'map:1': ['/q'] } })]]))
