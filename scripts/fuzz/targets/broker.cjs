@@ -2,8 +2,10 @@
 // Fuzz target: the tenant broker (lib/broker), in process, on a socket of
 // its own. The fuzz child starts one broker on first use (cases share it)
 // with one tenant, matched by a cgroup of the child's own that it moves
-// itself into; pins go under /sys/fs/bpf/bpfkit-fuzz-<pid>, removed when the
-// child exits (and, from a child that was killed, by the next one).
+// itself into; pins go into a bpffs of its own mounted on
+// $TMPDIR/bpfkit-fuzz-<pid> (a host need not have /sys/fs/bpf mounted, and
+// the fuzzer touches nothing there), unmounted when the child exits (and,
+// from a child that was killed, by the next one).
 //
 // Cases: well-formed requests with one field mutated (any value, deleted, or
 // an unknown key beside it), sent as raw frames so that the broker and not
@@ -22,7 +24,9 @@
 // the tenant's pin directory too; the process's fd table is the harness's
 // own check.
 const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
+const { execFileSync } = require('node:child_process')
 const { anyValue, wrongTypes } = require('../gen.cjs')
 
 exports.name = 'broker'
@@ -73,9 +77,14 @@ const alive = (pid) => {
   }
 }
 
-/** What a killed fuzz child left: its pin directory and its cgroup (names with a pid that is gone). */
+const unmountAndRemove = (p) => {
+  try { execFileSync('umount', [p], { stdio: 'ignore' }) } catch {}
+  fs.rmdirSync(p)
+}
+
+/** What a killed fuzz child left: its bpffs mount and its cgroup (names with a pid that is gone). */
 function removeStale(mount) {
-  for (const [dir, rm] of [['/sys/fs/bpf', (p) => fs.rmSync(p, { recursive: true, force: true })], [mount.point, (p) => fs.rmdirSync(p)]]) {
+  for (const [dir, rm] of [[os.tmpdir(), unmountAndRemove], [mount.point, (p) => fs.rmdirSync(p)]]) {
     let names = []
     try { names = fs.readdirSync(dir) } catch {}
     for (const name of names) {
@@ -95,16 +104,17 @@ async function start(h) {
   const name = `bpfkit-fuzz-${process.pid}`
   const home = ownCgroupDir(mount)
   const cgroup = path.join(mount.point, name)
-  const pinBase = path.join('/sys/fs/bpf', name)
+  const pinBase = path.join(os.tmpdir(), name)
   const dir = fs.mkdtempSync(path.join(h.tmp, 'broker-'))
   fs.mkdirSync(cgroup)
   fs.mkdirSync(pinBase)
+  execFileSync('mount', ['-t', 'bpf', 'bpf', pinBase])
   const moveTo = (d) => fs.writeFileSync(path.join(d, 'cgroup.procs'), String(process.pid))
   process.on('exit', () => {
     // Synchronous only: the broker's sockets die with the process; its pins and the cgroup must not outlive it.
     try { moveTo(home) } catch {}
     try { fs.rmdirSync(cgroup) } catch {}
-    try { fs.rmSync(pinBase, { recursive: true, force: true }) } catch {}
+    try { unmountAndRemove(pinBase) } catch {}
   })
   moveTo(cgroup)
   const config = {
