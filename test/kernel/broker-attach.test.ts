@@ -3,7 +3,7 @@
 // process in its own user namespace and scratch cgroup, whose connections the
 // test talks on. The broker runs in this process; a connection from the test
 // process itself is the admin's.
-import { closeSync, constants, mkdirSync, mkdtempSync, openSync, rmdirSync, statSync } from 'node:fs'
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmdirSync, statSync } from 'node:fs'
 import { execFile, execFileSync } from 'node:child_process'
 import { promisify } from 'node:util'
 import { tmpdir } from 'node:os'
@@ -14,9 +14,9 @@ import type { Broker } from '../../lib/broker/server.js'
 import { BrokerClient } from '../../lib/broker/client.js'
 import type { PolicyLike } from '../../lib/policy/index.js'
 import { havePeerPidfd } from '../../lib/features/misc.js'
-import { kernel, native } from '../../lib/sys/index.js'
+import { kernel } from '../../lib/sys/index.js'
 import { privateNetns } from './helpers/scratch.js'
-import { startTestBroker, type TestBroker } from './helpers/broker.js'
+import { attachedTo, passIngress, startTestBroker, type TestBroker } from './helpers/broker.js'
 import { userNamespacesMissing } from './helpers/tenant.js'
 import { requireFeature, skipAllIf } from './helpers/requires.js'
 
@@ -32,20 +32,7 @@ const execFileAsync = promisify(execFile)
 
 const netPolicy: PolicyLike = { cmds: ['prog_load'], progs: ['xdp', 'sched_cls'], attachs: ['xdp', 'tcx_ingress'] }
 
-const passIngress = (name: string) => ({
-  type: 'cgroup_skb' as const, expectedAttachType: 'cgroup_inet_ingress' as const, name, license: 'GPL',
-  insns: [asm.mov64Imm(asm.R0, 1), asm.exit()],
-})
 
-/** Program ids attached to `dir` for cgroup_inet_ingress (PROG_QUERY, not inherited ones). */
-function attachedTo(dir: string): number[] {
-  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY)
-  try {
-    return native.progQuery({ targetFd: fd, attachType: kernel.attachTypes.cgroup_inet_ingress }).progIds
-  } finally {
-    closeSync(fd)
-  }
-}
 
 describe('broker: attach, detach, pins, list_all', () => {
   const why = requireFeature(havePeerPidfd) ?? userNamespacesMissing()

@@ -8,7 +8,7 @@
 // kill it inside a request: after the pin (the object is recovered on
 // start) and after the save (listed though the tenant saw no reply).
 import { spawn, type ChildProcess } from 'node:child_process'
-import { closeSync, constants, openSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { asm } from '../../lib/asm/index.js'
@@ -17,8 +17,7 @@ import type { BrokerConfig } from '../../lib/broker/config.js'
 import { BrokerError } from '../../lib/broker/errors.js'
 import type { ObjectView } from '../../lib/broker/protocol.js'
 import { havePeerPidfd } from '../../lib/features/index.js'
-import { kernel, native } from '../../lib/sys/index.js'
-import { startTestBroker, testPolicy, type TestBroker } from './helpers/broker.js'
+import { attachedTo, passIngress, startTestBroker, testPolicy, type TestBroker } from './helpers/broker.js'
 import { repoRoot } from './helpers/raw.js'
 import { requireFeature, skipAllIf } from './helpers/requires.js'
 import { cgroup2Root } from './helpers/scratch.js'
@@ -84,20 +83,7 @@ const essence = (views: ObjectView[]) => views
   .map((v) => ({ kind: v.kind, id: v.id, origin: v.origin, name: v.name, pins: [...v.pins].sort(), type: v.info.type }))
   .sort((x, y) => `${x.kind}:${x.id}`.localeCompare(`${y.kind}:${y.id}`))
 
-const passIngress = (name: string) => ({
-  type: 'cgroup_skb' as const, expectedAttachType: 'cgroup_inet_ingress' as const, name, license: 'GPL',
-  insns: [asm.mov64Imm(asm.R0, 1), asm.exit()],
-})
 
-/** Program ids attached to a cgroup directory for cgroup_inet_ingress (PROG_QUERY, its own only). */
-function attachedTo(dir: string): number[] {
-  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY)
-  try {
-    return native.progQuery({ targetFd: fd, attachType: kernel.attachTypes.cgroup_inet_ingress }).progIds
-  } finally {
-    closeSync(fd)
-  }
-}
 
 describe('broker restart: kill -9, start again, every tenant lists the same objects', () => {
   skipAllIf(why)

@@ -26,12 +26,13 @@
 // built by the suite's global setup) and does whatever the test asks, so it
 // is infrastructure, not a tenant program under test.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FdSocket } from '../../../lib/ipc/index.js'
-import type { Fd } from '../../../lib/sys/index.js'
+import { kernel, native, type Fd } from '../../../lib/sys/index.js'
+import { asm } from '../../../lib/asm/index.js'
 import type { PolicyLike } from '../../../lib/policy/index.js'
 import { serveDelegation } from '../../../lib/delegation/index.js'
 import { startBroker, type Broker, type BrokerOptions } from '../../../lib/broker/server.js'
@@ -52,6 +53,22 @@ export const testPolicy: PolicyLike = {
 }
 
 /** What a test may set per tenant; `name` is required, the rest default as described. */
+/** A cgroup_skb ingress program that passes every packet, named `name`. */
+export const passIngress = (name: string) => ({
+  type: 'cgroup_skb' as const, expectedAttachType: 'cgroup_inet_ingress' as const, name, license: 'GPL',
+  insns: [asm.mov64Imm(asm.R0, 1), asm.exit()],
+})
+
+/** Program ids attached to a cgroup directory for cgroup_inet_ingress (PROG_QUERY: its own, not inherited ones). */
+export function attachedTo(dir: string): number[] {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY)
+  try {
+    return native.progQuery({ targetFd: fd, attachType: kernel.attachTypes.cgroup_inet_ingress }).progIds
+  } finally {
+    closeSync(fd)
+  }
+}
+
 export interface TestTenantOptions extends Partial<Omit<TenantConfig, 'name' | 'match'>> {
   name: string
   /** Match on the user namespace too (default true); the cgroup is always matched. */
