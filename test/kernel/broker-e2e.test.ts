@@ -314,6 +314,8 @@ describe('broker limits and refusals', () => {
   })
 
   test('a tenant that loads with its token must send one, and its token is used', async () => {
+    // The token first: making it (a child in a user namespace) can outlast this broker's 500 ms idle limit under emulation.
+    using token = await tb.tenant('t').token()
     const raw = await tb.tenant('t').connect()
     try {
       const { reply } = await rawRequest(raw, 'map_create', { spec: { type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 } })
@@ -324,7 +326,6 @@ describe('broker limits and refusals', () => {
       const wrong = await rawRequest(raw, 'map_create', { spec: { type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 }, token: true }, [m.fd])
       expect(wrong.reply).toMatchObject({ type: 'error', code: 'EINVAL', message: 'fds[0] is a map, not a BPF token' })
       // With the token it made in its own user namespace, the broker creates and loads with it.
-      using token = await tb.tenant('t').token()
       // A token is no anon inode but a pseudo file of the tenant's bpffs: recognised by its fdinfo there.
       expect(readlinkSync(`/proc/self/fd/${token.fd}`)).not.toMatch(/^anon_inode:/)
       expect(bpfObjectKind(token.fd)).toBe('token')
