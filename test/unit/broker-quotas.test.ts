@@ -1,12 +1,13 @@
 // A tenant's usage and quotas (lib/broker/quotas.ts): usage from the
-// registry's records, map bytes as the guard counts them, and EDQUOT naming
+// registry's records, map bytes (ring buffers, arenas and per-CPU maps by
+// their memory), what lingers after release, reservations, and EDQUOT naming
 // the quota, its limit and the usage; and the guard's share of them
 // (lib/broker/guard-sync.ts).
 import { describe, expect, test } from 'vitest'
 import type { ResolvedTenant } from '../../lib/broker/config.js'
 import { BrokerError } from '../../lib/broker/errors.js'
 import type { Kind } from '../../lib/broker/protocol.js'
-import { checkQuota, mapBytes, usageOf, type Usage } from '../../lib/broker/quotas.js'
+import { checkQuota, Lingering, mapBytes, pageSize, Reservations, usageOf, type Usage } from '../../lib/broker/quotas.js'
 import type { RegistryRecord } from '../../lib/broker/registry.js'
 import { syncGuard } from '../../lib/broker/guard-sync.js'
 import type { Guard } from '../../lib/guard/index.js'
@@ -40,6 +41,70 @@ describe('mapBytes', () => {
     expect(mapBytes({ keySize: 4, valueSize: 4, maxEntries: 0 })).toBe(0)
     // No 32-bit overflow: the guard counts in 64 bits.
     expect(mapBytes({ keySize: 0xffff, valueSize: 0xffff, maxEntries: 0xffffffff })).toBe(2 * 0xffff * 0xffffffff)
+    expect(mapBytes({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 100 })).toBe(1200)
+  })
+
+  test('a ring buffer\'s max entries are its bytes (its key and value sizes are 0), by name or number', () => {
+    expect(mapBytes({ type: 'ringbuf', keySize: 0, valueSize: 0, maxEntries: 1 << 20 })).toBe(1 << 20)
+    expect(mapBytes({ type: 'user_ringbuf', keySize: 0, valueSize: 0, maxEntries: 4096 })).toBe(4096)
+    expect(mapBytes({ type: 27, keySize: 0, valueSize: 0, maxEntries: 8192 })).toBe(8192)
+  })
+
+  test('an arena\'s max entries are pages', () => {
+    expect(mapBytes({ type: 'arena', keySize: 0, valueSize: 0, maxEntries: 10 })).toBe(10 * pageSize())
+    expect([4096, 16384, 65536]).toContain(pageSize())
+  })
+
+  test('a per-CPU map keeps each value, rounded up to 8 bytes, once per possible CPU; its keys once', () => {
+    expect(mapBytes({ type: 'percpu_array', keySize: 4, valueSize: 8, maxEntries: 100 }, 4)).toBe((4 + 8 * 4) * 100)
+    expect(mapBytes({ type: 'percpu_hash', keySize: 8, valueSize: 4, maxEntries: 10 }, 3)).toBe((8 + 8 * 3) * 10)
+    expect(mapBytes({ type: 'lru_percpu_hash', keySize: 4, valueSize: 12, maxEntries: 1 }, 2)).toBe(4 + 16 * 2)
+    // The machine's CPUs when not given.
+    expect(mapBytes({ type: 'percpu_array', keySize: 4, valueSize: 8, maxEntries: 1 })).toBeGreaterThanOrEqual(12)
+  })
+})
+
+describe('Lingering', () => {
+  test('what the broker let go of counts while its object lives as it was; gone, re-recorded or replaced, it stops', () => {
+    const l = new Lingering()
+    l.add({ tenant: 't1', kind: 'map', id: 1, share: { maps: 1, bytes: 100 }, fingerprint: 'm1' })
+    l.add({ tenant: 't1', kind: 'prog', id: 2, share: { progs: 1 }, fingerprint: 'p2' })
+    l.add({ tenant: 't1', kind: 'link', id: 3, share: { links: 1 }, fingerprint: 'l3' })
+    l.add({ tenant: 't2', kind: 'map', id: 4, share: { maps: 1, bytes: 7 }, fingerprint: 'm4' })
+    const alive = new Map<string, string>([['map:1', 'm1'], ['prog:2', 'p2'], ['link:3', 'l3'], ['map:4', 'm4']])
+    const ask = (kind: string, id: number) => alive.get(`${kind}:${id}`)
+    const none = () => false
+    expect(l.usage('t1', ask, none)).toEqual({ maps: 1, bytes: 100, progs: 1, links: 1, pins: 0, connections: 0 })
+    expect(l.usage('t2', ask, none)).toEqual({ maps: 1, bytes: 7, progs: 0, links: 0, pins: 0, connections: 0 })
+    // The map died; the program's id now names another program; the link was adopted back (its record counts it meanwhile).
+    alive.delete('map:1')
+    alive.set('prog:2', 'another')
+    expect(l.usage('t1', ask, (kind, id) => kind === 'link' && id === 3)).toEqual({ maps: 0, bytes: 0, progs: 0, links: 0, pins: 0, connections: 0 })
+    // Released again, the link counts again; the dead are forgotten for good, even if their fingerprint came back.
+    alive.set('prog:2', 'p2')
+    expect(l.usage('t1', ask, none)).toEqual({ maps: 0, bytes: 0, progs: 0, links: 1, pins: 0, connections: 0 })
+    expect(l.size).toBe(2)
+  })
+})
+
+describe('Reservations', () => {
+  test('check and reserve in one step: a second request sees what the first is making; disposed, it comes back', () => {
+    const r = new Reservations()
+    const t = tenant({ progs: 2, maps: 3 })
+    const first = r.reserve(t, zero, { progs: 1 })
+    const second = r.reserve(t, zero, { progs: 1, maps: 3 })
+    expect(r.of('t1')).toEqual({ ...zero, progs: 2, maps: 3 })
+    expect(refusal(() => r.reserve(t, zero, { progs: 1 })).message).toBe('tenant t1: quota progs is 2 programs; it holds 2 and this needs 1 more')
+    // What the tenant holds counts with what is reserved.
+    first.release()
+    expect(refusal(() => r.reserve(t, { ...zero, progs: 1 }, { progs: 1 })).code).toBe('EDQUOT')
+    first.release() // twice is once
+    expect(r.of('t1')).toEqual({ ...zero, progs: 1, maps: 3 })
+    second[Symbol.dispose]()
+    expect(r.of('t1')).toEqual(zero)
+    using third = r.reserve(t, zero, { progs: 2 })
+    expect(r.of('t1').progs).toBe(2)
+    void third
   })
 })
 

@@ -10,15 +10,15 @@ import { CollectionSpec } from '../../collection/index.js'
 import { BpfMap } from '../../map/map.js'
 import { BpfProgram } from '../../prog/program.js'
 import { ProgramSpec } from '../../prog/spec.js'
-import { Fd, native, type TokenLike } from '../../sys/index.js'
+import { Fd, linkInfoByFd, mapInfoByFd, native, progInfoByFd, type TokenLike } from '../../sys/index.js'
 import { brokerError } from '../errors.js'
 import { withMapFds, type Kind, type ObjectView, type RequestBody } from '../protocol.js'
 import type { ResolvedTenant } from '../config.js'
 import type { RegistryRecord } from '../registry.js'
 import { visible, type Owners } from '../scope.js'
-import { checkQuota, mapBytes, usageOf, type Usage } from '../quotas.js'
+import { Lingering, mapBytes, Reservations, usageOf, type LingeringObject, type MapShape, type Usage } from '../quotas.js'
 import { requireTenant, type BrokerState, type Handler, type HandlerContext, type HandlerResult, type ReceivedFd } from '../state.js'
-import { infoOf, notInView, objectView } from './view-object.js'
+import { infoOf, notInView, objectView, openById } from './view-object.js'
 
 // Request bodies as validate.ts hands them over (checked there: types, key sets, fd counts).
 type MapCreateBody = RequestBody<'map_create'>
@@ -33,9 +33,100 @@ interface ObjectRef {
 // reading it once per broker run is enough.
 const bytesByRef = new Map<string, number>()
 
-/** A tenant's usage from the registry (connections from the server). */
+// Per broker: what it made and let go of that still lives, and what requests
+// in flight reserved (quotas.ts says why both count).
+const books = new WeakMap<BrokerState, { lingering: Lingering; reservations: Reservations }>()
+
+function bookOf(state: BrokerState): { lingering: Lingering; reservations: Reservations } {
+  let book = books.get(state)
+  if (!book) books.set(state, (book = { lingering: new Lingering(), reservations: new Reservations() }))
+  return book
+}
+
+/** A tenant's usage without reservations: its records, what the broker made for it and let go of that still lives, its connections. */
+function heldUsage(state: BrokerState, tenant: string): Usage {
+  const u = usageOf(tenant, state.registry.records(), (r) => recordBytes(state, r), state.connections(tenant))
+  const gone = bookOf(state).lingering.usage(tenant, fingerprintById, (kind, id) => state.registry.find(kind as Kind, id) !== undefined)
+  for (const k of Object.keys(gone) as (keyof Usage)[]) u[k] += gone[k] ?? 0
+  return u
+}
+
+/** A tenant's usage as quotas see it: heldUsage plus what its requests in flight reserved. */
 export function usageFor(state: BrokerState, tenant: string): Usage {
-  return usageOf(tenant, state.registry.records(), (r) => recordBytes(state, r), state.connections(tenant))
+  const u = heldUsage(state, tenant)
+  const r = bookOf(state).reservations.of(tenant)
+  for (const k of Object.keys(u) as (keyof Usage)[]) u[k] += r[k]
+  return u
+}
+
+/**
+ * Checks `add` against the tenant's quotas and reserves it, in one step
+ * (EDQUOT naming the quota otherwise); dispose the handle once what it was
+ * for is recorded, or failed. Every request that makes something goes
+ * through here, so two connections of one tenant cannot both pass a check
+ * while the first waits for the kernel.
+ */
+export function reserveQuota(state: BrokerState, tenant: ResolvedTenant, add: Partial<Usage>): Disposable & { release(): void } {
+  return bookOf(state).reservations.reserve(tenant, heldUsage(state, tenant.name), add)
+}
+
+/** What an object is, in short: an id that comes back naming another object (ids are reused) does not match. */
+function fingerprint(kind: LingeringObject['kind'], fd: number): string {
+  if (kind === 'map') {
+    const i = mapInfoByFd(fd)
+    return `map ${i.typeId} ${i.keySize} ${i.valueSize} ${i.maxEntries} ${i.flags} ${i.name}`
+  }
+  if (kind === 'prog') {
+    const i = progInfoByFd(fd)
+    return `prog ${i.typeId} ${i.tag} ${i.name}`
+  }
+  // A link's program can be replaced (LINK_UPDATE) by whoever holds it: its type is what stays.
+  return `link ${linkInfoByFd(fd).type}`
+}
+
+function fingerprintById(kind: LingeringObject['kind'], id: number): string | undefined {
+  let fd: Fd
+  try {
+    fd = openById(kind, id)
+  } catch {
+    return undefined
+  }
+  try {
+    return fingerprint(kind, fd.fd)
+  } catch {
+    return undefined
+  } finally {
+    fd.close()
+  }
+}
+
+/**
+ * Drops a record the broker made (release, detach): its broker pin and the
+ * record go, and the object, while it lives (an fd, a pin, a program or a
+ * link holds it), keeps counting against the tenant's quota. Adopted
+ * records just go. Returns the removed record.
+ */
+export function letGo(state: BrokerState, record: RegistryRecord): RegistryRecord | undefined {
+  let lingering: LingeringObject | undefined
+  if (record.origin === 'made' && record.kind !== 'btf') {
+    try {
+      using fd = state.registry.openObject(record)
+      const kind = record.kind
+      const share: Partial<Usage> = kind === 'map' ? { maps: 1, bytes: mapBytes(mapShape(fd.fd)) } : kind === 'prog' ? { progs: 1 } : { links: 1 }
+      lingering = { tenant: record.tenant, kind, id: record.id, share, fingerprint: fingerprint(kind, fd.fd) }
+    } catch {
+      // Its broker pin is gone or holds another object: nothing of it to count.
+    }
+  }
+  const removed = state.registry.remove(record.kind, record.id)
+  bytesByRef.delete(`${record.kind}:${record.id}`)
+  if (removed && lingering) bookOf(state).lingering.add(lingering)
+  return removed
+}
+
+function mapShape(fd: number): MapShape {
+  const i = mapInfoByFd(fd)
+  return { type: i.typeId, keySize: i.keySize, valueSize: i.valueSize, maxEntries: i.maxEntries }
 }
 
 function recordBytes(state: BrokerState, r: RegistryRecord): { bytes: number } | undefined {
@@ -45,8 +136,7 @@ function recordBytes(state: BrokerState, r: RegistryRecord): { bytes: number } |
   if (bytes === undefined) {
     try {
       using fd = state.registry.openObject(r)
-      const info = infoOf('map', fd.fd) as { keySize: number; valueSize: number; maxEntries: number }
-      bytes = mapBytes(info)
+      bytes = mapBytes(mapShape(fd.fd))
       bytesByRef.set(ref, bytes)
     } catch {
       return undefined
@@ -115,7 +205,7 @@ const mapCreate: Handler<MapCreateBody> = (ctx, req) => {
   const { spec } = req
   const token = tokenOf(ctx, tenant, req.token)
   explainOrThrow(tenant, { cmd: 'map_create', mapType: spec.type as never })
-  checkQuota(tenant, usageFor(ctx.state, tenant.name), { maps: 1, bytes: mapBytes(spec) })
+  using _quota = reserveQuota(ctx.state, tenant, { maps: 1, bytes: mapBytes(spec) })
   let inner: BpfMap | undefined
   if (spec.innerMap !== undefined) inner = BpfMap.fromFd(visibleFd(ctx, tenant, spec.innerMap, 'map').fd.dup())
   let map: { fd: number; close(): void }
@@ -169,7 +259,8 @@ const progLoad: Handler<ProgLoadBody> = async (ctx, req) => {
   })
   // The capability checker: every helper, kfunc and map use the tenant's contexts grant.
   tenant.policy.assert(programSpec)
-  checkQuota(tenant, usageFor(ctx.state, tenant.name), { progs: 1 })
+  // Reserved across the verifier's await: another connection of the tenant sees this load coming.
+  using _quota = reserveQuota(ctx.state, tenant, { progs: 1 })
   const prog = await BpfProgram.load(programSpec)
   return replyWithObject(ctx, tenant, 'prog', prog, spec.name ?? '', spec.logLevel ? { log: prog.log } : {})
 }
@@ -210,7 +301,11 @@ const collectionLoad: Handler<CollectionLoadBody> = async (ctx, req) => {
   }
   const mapNames = Object.keys(spec.maps)
   for (const name of mapNames) explainOrThrow(tenant, { cmd: 'map_create', mapType: (spec.maps as Record<string, { type: string }>)[name].type as never })
-  checkQuota(tenant, usageFor(ctx.state, tenant.name), { maps: mapNames.length, progs: selected.length })
+  // Every map the load makes counts, with its bytes, before the kernel allocates any of it.
+  const mapSpecs = spec.maps as Record<string, { typeId: number; keySize: number; valueSize: number; maxEntries: number }>
+  let bytes = 0
+  for (const name of mapNames) bytes += mapBytes({ ...mapSpecs[name], type: mapSpecs[name].typeId })
+  using quota = reserveQuota(ctx.state, tenant, { maps: mapNames.length, bytes, progs: selected.length })
   // The policy also runs the capability checker on every program before anything is made.
   const coll = await spec.load({ token, programs: selected, policy: tenant.policy })
   const fds: Fd[] = []
@@ -224,6 +319,11 @@ const collectionLoad: Handler<CollectionLoadBody> = async (ctx, req) => {
     return view
   }
   try {
+    // What was made, as the kernel has it, is what counts: more than was reserved must fit too.
+    const made = Object.values(coll.maps) as BpfMap[]
+    const madeBytes = made.reduce((sum, m) => sum + mapBytes(mapShape(m.fd)), 0)
+    const more = { maps: Math.max(0, made.length - mapNames.length), bytes: Math.max(0, madeBytes - bytes) }
+    if (more.maps > 0 || more.bytes > 0) reserveQuota(ctx.state, tenant, more).release()
     for (const name of Object.keys(coll.maps).sort()) maps[name] = add('map', coll.maps[name] as BpfMap, name)
     for (const name of Object.keys(coll.programs).sort()) programs[name] = add('prog', coll.programs[name] as BpfProgram, name)
   } catch (e) {
@@ -233,6 +333,7 @@ const collectionLoad: Handler<CollectionLoadBody> = async (ctx, req) => {
     throw e
   } finally {
     coll.close()
+    quota.release()
   }
   return { reply: { maps, programs }, fds }
 }
@@ -253,12 +354,13 @@ const adopt: Handler<Record<string, never>> = (ctx) => {
   }
   const add: Partial<Usage> = {}
   for (const { kind, id } of refs) {
-    if (state.registry.find(kind, id)) continue
+    // Already counted: recorded, or made by the broker for this tenant and released (it counts while it lives).
+    if (state.registry.find(kind, id) || bookOf(state).lingering.has(tenant.name, kind, id)) continue
     if (kind === 'map') add.maps = (add.maps ?? 0) + 1
     if (kind === 'prog') add.progs = (add.progs ?? 0) + 1
     if (kind === 'link') add.links = (add.links ?? 0) + 1
   }
-  checkQuota(tenant, usageFor(state, tenant.name), add)
+  using _quota = reserveQuota(state, tenant, add)
   const objects: ObjectView[] = []
   ctx.fds.forEach((r, i) => {
     const { kind, id } = refs[i]
@@ -281,8 +383,8 @@ const release: Handler<ObjectRef> = (ctx, req) => {
   if (!record || record.tenant !== tenant.name) throw notInView(req.kind, req.id)
   // The tenant's own pins of it go with it; then the broker's pin and the record.
   for (const name of record.pins) rmSync(join(state.config.tenantPinRoot, tenant.name, name), { force: true })
-  state.registry.remove(req.kind, req.id)
-  bytesByRef.delete(`${req.kind}:${req.id}`)
+  // What still lives (the tenant's fds, a program using a map) keeps counting against its quota.
+  letGo(state, record)
   state.discovery.invalidate(tenant.name)
   return { reply: {} }
 }
