@@ -15,11 +15,11 @@ import { openBeneath } from '../../sys/resolve.js'
 import { brokerError } from '../errors.js'
 import type { AttachRequest, AttachTarget, DetachRequest, Kind } from '../protocol.js'
 import type { ResolvedTenant } from '../config.js'
-import { checkQuota } from '../quotas.js'
 import { visible } from '../scope.js'
 import { requireTenant, type Handler, type HandlerContext, type HandlerResult } from '../state.js'
 import { objectView, openVisible } from './view-object.js'
-import { usageFor } from './objects.js'
+import { letGo, reserveQuota } from './objects.js'
+import { openActionable } from './view.js'
 
 type NetdevFamily = 'xdp' | 'tcx' | 'netkit'
 
@@ -128,7 +128,7 @@ async function attach(ctx: HandlerContext, req: AttachRequest): Promise<HandlerR
   const tenant = requireTenant(ctx)
   const { state } = ctx
   checkAllowed(tenant, req)
-  checkQuota(tenant, usageFor(state, tenant.name), { links: 1 })
+  using _quota = reserveQuota(state, tenant, { links: 1 })
   const prog = openVisible(ctx, 'prog', req.progId)
   let link: BpfLink
   let progName: string
@@ -180,7 +180,8 @@ async function detach(ctx: HandlerContext, req: DetachRequest): Promise<HandlerR
       // Its pin is gone: nothing of the kernel's left to detach; the record goes below.
     }
   } else {
-    fd = openVisible(ctx, 'link', id)
+    // A link discovery found only on the tenant's cgroup is someone else's (the host's, a parent tenant's): seen, not detached.
+    fd = openActionable(ctx, 'link', id)
   }
   try {
     if (fd) detachKernelLink(fd)
@@ -189,7 +190,8 @@ async function detach(ctx: HandlerContext, req: DetachRequest): Promise<HandlerR
   }
   if (record && record.tenant === tenant.name) {
     removeTenantPins(state.config.tenantPinRoot, tenant.name, record.pins)
-    state.registry.remove('link', id)
+    // Detached, the link still counts while the tenant holds it (quotas.ts).
+    letGo(state, record)
   }
   state.discovery.invalidate(tenant.name)
   return { reply: {} }

@@ -12,8 +12,8 @@ import type { PinRequest, UnpinRequest } from '../protocol.js'
 import type { ResolvedTenant } from '../config.js'
 import { checkQuota } from '../quotas.js'
 import { requireTenant, type BrokerState, type Handler, type HandlerContext, type HandlerResult } from '../state.js'
-import { openVisible } from './view-object.js'
 import { usageFor } from './objects.js'
+import { openActionable } from './view.js'
 
 /** A tenant pin name: what validate.ts lets through, checked again here where it becomes a path. */
 export const pinNamePattern = /^[A-Za-z0-9_-]{1,64}$/
@@ -45,7 +45,8 @@ async function pin(ctx: HandlerContext, req: PinRequest): Promise<HandlerResult>
   const tenant = requireTenant(ctx)
   const { state } = ctx
   const name = checkName(req.name)
-  const fd = openVisible(ctx, req.kind, req.id)
+  // A pin keeps an object alive and hands it to whoever can read the directory: the tenant's objects only, not a link someone else attached to its cgroup.
+  const fd = openActionable(ctx, req.kind, req.id)
   try {
     const dir = ensurePinDir(state, tenant.name)
     // Pins of objects the broker did not make are in no record: the directory is the count.

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Fd } from '../../sys/index.js'
+import { brokerError } from '../errors.js'
 import type { Kind, ObjectView, RequestBody } from '../protocol.js'
 import { refOf, visible, type Ownership, type Owners } from '../scope.js'
 import { requireTenant, type Handler, type HandlerContext } from '../state.js'
@@ -76,9 +77,30 @@ const list: Handler<RequestBody<'list'>> = (ctx, req) => {
   return { reply: { objects } }
 }
 
-/** The view of one object the tenant may see (the admin sees all), with the fd it was read through. */
-function showOne(ctx: HandlerContext, kind: Kind, id: number): { object: ObjectView; fd: Fd } {
+/**
+ * Opens an object the tenant may act on (get_fd, pin, detach), not only
+ * see. A link discovery found attached to the tenant's cgroup, that no task
+ * of the tenant holds and no pin of the tenant names (origin 'cgroup'), is
+ * whoever attached it there's (the host's, a parent tenant's): list and show
+ * give its view, and nothing more, since an fd of it would let the tenant
+ * detach it, replace its program or keep it alive with a pin. EPERM, not
+ * ENOENT: the tenant sees it in its list.
+ */
+export function openActionable(ctx: HandlerContext, kind: Kind, id: number): Fd {
   const fd = openVisible(ctx, kind, id)
+  const { state, tenant } = ctx
+  if (tenant === null || state.registry.find(kind, id)) return fd
+  // openVisible just discovered the tenant afresh; this is that pass (or a new one when nothing is cached).
+  const found = state.discovery.get(tenant, { pid: ctx.peer.pid, pidfd: ctx.peer.pidfd })
+  const ref = refOf(kind, id)
+  if (found.held.has(ref) || found.pinned.has(ref)) return fd
+  fd.close()
+  throw brokerError('EPERM', `${kind} ${id} was attached to your cgroup by someone else: you may see it, not hold, pin or detach it`, { rule: 'origin' })
+}
+
+/** The view of one object the tenant may see (the admin sees all), with the fd it was read through; `act`: one it may also hold (openActionable). */
+function showOne(ctx: HandlerContext, kind: Kind, id: number, act = false): { object: ObjectView; fd: Fd } {
+  const fd = act ? openActionable(ctx, kind, id) : openVisible(ctx, kind, id)
   try {
     const owners = ctx.state.owners()
     const reader = ctx.tenant?.name
@@ -106,7 +128,7 @@ const show: Handler<RequestBody<'show'>> = (ctx, req) => {
 }
 
 const getFd: Handler<RequestBody<'get_fd'>> = (ctx, req) => {
-  const { object, fd } = showOne(ctx, req.kind, req.id)
+  const { object, fd } = showOne(ctx, req.kind, req.id, true)
   return { reply: { object }, fds: [fd] }
 }
 
