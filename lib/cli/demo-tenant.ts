@@ -109,11 +109,15 @@ async function main(): Promise<void> {
     // The same program loaded directly with the token: only the guard makes the kernel check what it calls.
     // BPFKIT_DEMO_GUARD (demo.ts's guardEnv): 'on', or why the guard cannot run.
     if (process.env.BPFKIT_DEMO_GUARD === 'on') {
+      // The token's bare fd, as any C tool would pass it: the BpfToken itself
+      // carries the grant's capabilities, and bpfkit would refuse the program
+      // before the kernel is asked. So the refusal shown is the kernel's.
+      const bareToken = { fd: token.fd }
       try {
-        ;(await BpfProgram.load({ ...clock, token })).close()
+        ;(await BpfProgram.load({ ...clock, token: bareToken })).close()
         await say('loaded "demo_time" with the token?! (the guard should have refused it)')
       } catch (e) {
-        await say('loaded "demo_time" itself with the token: refused by the kernel (the guard)', refusal(e))
+        await say('loaded "demo_time" itself, with the bare token fd (no bpfkit check): refused by the kernel (the guard)', refusal(e))
       }
     } else {
       await say('no guard runs here: loading "demo_time" itself with its token, the kernel would check only the token\'s masks,',

@@ -6,8 +6,8 @@
 // is refused to it, so it asks a tenant broker the manager runs: the broker
 // lists the tenant's own objects and refuses a program the tenant's
 // capability policy does not allow; where the guard runs, the kernel refuses
-// that program too when the tenant loads it itself. The manager then finds
-// the tenant's objects by ID.
+// that program too when the tenant loads it itself, and the manager shows the
+// guard's event for it. The manager then finds the tenant's objects by ID.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -17,7 +17,7 @@ import { delegate, openBpffsContext, serveDelegation } from '../delegation/index
 import { FdSocket } from '../ipc/index.js'
 import { haveBpfLsm, haveGuardHooks, supportsBpfToken } from '../features/index.js'
 import { builtScript } from '../delegation/scripts.js'
-import { Guard } from '../guard/index.js'
+import { Guard, type GuardEvent } from '../guard/index.js'
 import * as ids from '../sys/ids.js'
 import { NotSupportedError } from '../sys/errors.js'
 import type { Fd } from '../sys/fd.js'
@@ -107,6 +107,42 @@ async function startDemoBroker(guard: boolean): Promise<DemoBroker> {
 
 export class DemoError extends Error {}
 
+/**
+ * Collects the guard's events from now on (the manager is its only reader);
+ * `stop` waits until `atLeast` have come or `ms` pass, then ends the reading
+ * and returns them. Stopping twice returns the same events.
+ */
+function watchGuard(guard: Guard): { stop(atLeast: number, ms: number): Promise<GuardEvent[]> } {
+  const ac = new AbortController()
+  const seen: GuardEvent[] = []
+  let wake: (() => void) | undefined
+  const reading = (async () => {
+    for await (const e of guard.events({ signal: ac.signal })) {
+      seen.push(e)
+      wake?.()
+    }
+  })()
+  // An error of the reading is the demo's only when someone stops it and asks.
+  reading.catch(() => {})
+  return {
+    async stop(atLeast, ms) {
+      if (!ac.signal.aborted && seen.length < atLeast) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, ms)
+          wake = () => {
+            if (seen.length < atLeast) return
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+      }
+      ac.abort()
+      await reading
+      return seen
+    },
+  }
+}
+
 export async function runDemo(out: (line: string) => void): Promise<number> {
   const manager = (text: string, detail?: string) => print(out, 'manager', text, detail)
   const tenantSays = (text: string, detail?: string) => print(out, 'tenant', text, detail)
@@ -133,6 +169,8 @@ export async function runDemo(out: (line: string) => void): Promise<number> {
     env: { ...process.env, BPFKIT_BROKER: demo.socket, [guardEnv]: noGuard === undefined ? 'on' : noGuard },
   })
   theirs.close()
+  // The broker's own guard handle: its events tell the kernel's refusals apart from bpfkit's.
+  const guardEvents = demo.broker.state.guard ? watchGuard(demo.broker.state.guard) : undefined
   let stderr = ''
   child.stderr!.on('data', (d) => { stderr += d })
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
@@ -160,6 +198,10 @@ export async function runDemo(out: (line: string) => void): Promise<number> {
       if (event.type === 'say') tenantSays(event.text, event.detail)
       else made = event
     }
+    if (guardEvents) {
+      const events = await guardEvents.stop(1, 2000)
+      manager("the guard's events, read from its ring buffer:", events.map((e) => e.message).join('\n') || '(none came)')
+    }
 
     const mapIds = new Set(made.mapIds)
     const progIds = new Set(made.progIds)
@@ -173,6 +215,7 @@ export async function runDemo(out: (line: string) => void): Promise<number> {
     manager("walked the kernel's global IDs; the tenant's objects:", rows.join('\n') || '(none found)')
     await mine.send(Buffer.from('done'))
   } catch (e) {
+    await guardEvents?.stop(0, 0).catch(() => {})
     mine.close()
     child.kill('SIGKILL')
     await exited

@@ -42,10 +42,16 @@ describe('bpfkit demo', () => {
     const guardWhy = requireFeature(features.haveGuardHooks) ?? requireFeature(features.haveBpfLsm)
     if (guardWhy === undefined) {
       expect(out).toContain('with the guard (BPF LSM) running: the kernel enforces the tenant\'s policy too')
-      expect(out).toMatch(/loaded "demo_time" itself with the token: refused by the kernel \(the guard\)\n\s+│\s+\w*Error[^\n]*EPERM/)
+      // The kernel's refusal (a BpfError of prog_load), not bpfkit's PolicyError: the tenant passed the bare token fd.
+      expect(out).toMatch(/loaded "demo_time" itself, with the bare token fd \(no bpfkit check\): refused by the kernel \(the guard\)\n\s+│\s+BpfError EPERM: prog_load: EPERM/)
+      // And the guard says it was its refusal, for that tenant and that helper.
+      expect(out).toMatch(/manager │ the guard's events, read from its ring buffer:\n\s+│ {3}guard refused prog 'demo_time' of tenant 'demo': helper ktime_get_ns at insn 0 is not granted in context socket_filter\n/)
+      expect(out).not.toContain('no guard runs here')
     } else {
       expect(out).toContain(`without the guard, which cannot run here: ${guardWhy}`)
-      expect(out).toContain('no guard runs here')
+      expect(out).toMatch(/tenant  │ no guard runs here: loading "demo_time" itself with its token, the kernel would check only the token's masks,/)
+      expect(out).not.toContain('refused by the kernel (the guard)')
+      expect(out).not.toContain("the guard's events")
     }
     expect(out).toContain(`map  ${mapId}  hash  "demo_counts"  key 4B  value 8B  max_entries 16`)
     expect(out).toMatch(new RegExp(`prog ${progId}  socket_filter  "demo_len"  tag [0-9a-f]{16}  uses maps ${mapId}`))
