@@ -10,8 +10,9 @@
 // reset by releasing what it still uses would be no quota. So the broker
 // remembers what it made and let go of (`Lingering`), and counts each until
 // the kernel no longer has it. Adopted objects are the tenant's own making
-// (its token; the guard counts those) and stop counting once released. What
-// lingers is remembered by the running broker only: a restart forgets it.
+// (its token; the guard counts those) and stop counting once released; one
+// the broker made, released and adopted back is still the broker's making.
+// What lingers is remembered by the running broker only: a restart forgets it.
 //
 // Requests check and reserve in one step (`Reservations`): a load waits for
 // the verifier on a worker thread, and another connection of the same tenant
@@ -21,6 +22,8 @@
 // except where that is not the memory: a ring buffer's max_entries is its
 // size in bytes (key and value sizes are 0), an arena's is pages, and a
 // per-CPU map keeps each value (rounded up to 8 bytes) once per possible CPU.
+// (The guard, in the kernel, still counts (key + value) × entries for every
+// map, so a ring buffer made with a tenant's own token counts 0 bytes there.)
 import { readFileSync } from 'node:fs'
 import { kernel, native } from '../sys/index.js'
 import { brokerError } from './errors.js'
