@@ -41,12 +41,15 @@ const DISCOVERED_RANK = { pinned: 3, cgroup: 2, held: 1 } as const
 
 export const refOf = (kind: Kind, id: number): Ref => `${kind}:${id}`
 
-/**
- * `tenantPinRoot`, when discovery walked it, names where a record's pins
- * live, so the same pin found again there is not listed twice (once by
- * name, once by path).
- */
-export function resolveOwners(records: readonly RegistryRecord[], discovered: ReadonlyMap<string, Discovered>, tenantPinRoot?: string): Owners {
+export interface ResolveOptions {
+  /** Where a record's pins live, when discovery walked it: the same pin found again there is not listed twice (by name and by path). */
+  tenantPinRoot?: string
+  /** The BTF id a map or program uses (btf-use.ts), so a tenant's BTF is its own too. */
+  btfOf?: (ref: Ref) => number | undefined
+}
+
+export function resolveOwners(records: readonly RegistryRecord[], discovered: ReadonlyMap<string, Discovered>, options: ResolveOptions = {}): Owners {
+  const { tenantPinRoot, btfOf } = options
   const owners = new Map<Ref, Ownership>()
   // The registry: made beats adopted; among equals the first record stands.
   const rank = new Map<Ref, number>()
@@ -57,6 +60,9 @@ export function resolveOwners(records: readonly RegistryRecord[], discovered: Re
     rank.set(ref, mine)
     owners.set(ref, { owner: r.tenant, origin: r.origin, pins: [...r.pins] })
   }
+  // The BTF that registered objects use comes before discovery, as records do.
+  const asked = new Set<Ref>()
+  if (btfOf) deriveBtf(owners, btfOf, asked)
   // Discovery: per ref, each tenant's best origin and its pin paths.
   const found = new Map<Ref, Map<string, { origin: keyof typeof DISCOVERED_RANK; pins: string[] }>>()
   const note = (ref: Ref, tenant: string, origin: keyof typeof DISCOVERED_RANK, pins: readonly string[] = []) => {
@@ -97,6 +103,8 @@ export function resolveOwners(records: readonly RegistryRecord[], discovered: Re
     }
     owners.set(ref, { owner: 'shared', origin: best, pins, shared: true })
   }
+  // Then the BTF of what discovery found, where nothing said whose it is yet.
+  if (btfOf) deriveBtf(owners, btfOf, asked)
   return {
     of: (ref) => owners.get(ref),
     refsOf: (tenant) => [...owners].filter(([, o]) => o.owner === tenant && !o.shared).map(([ref]) => ref),
@@ -144,4 +152,25 @@ export function redact(kind: Kind, info: Record<string, unknown>, isVisible: (ki
       break
   }
   return out
+}
+
+/**
+ * A BTF object no record or discovery claims belongs to the tenant whose
+ * maps and programs use it, with their origin (a collection's BTF is 'made'
+ * with its programs); used by objects of two tenants, it is 'shared'.
+ */
+function deriveBtf(owners: Map<Ref, Ownership>, btfOf: (ref: Ref) => number | undefined, asked: Set<Ref>): void {
+  const derived = new Map<Ref, Ownership>()
+  for (const [ref, o] of owners) {
+    if (o.shared || asked.has(ref) || !(ref.startsWith('map:') || ref.startsWith('prog:'))) continue
+    asked.add(ref)
+    const id = btfOf(ref)
+    if (id === undefined) continue
+    const btf = refOf('btf', id)
+    if (owners.has(btf)) continue
+    const seen = derived.get(btf)
+    if (!seen) derived.set(btf, { owner: o.owner, origin: o.origin, pins: [] })
+    else if (seen.owner !== o.owner) derived.set(btf, { owner: 'shared', origin: seen.origin, pins: [], shared: true })
+  }
+  for (const [ref, o] of derived) owners.set(ref, o)
 }

@@ -15,6 +15,7 @@ import { identify, matchTenant, type Peer } from './peer.js'
 import { DiscoveryCache, type Discovered } from './discovery.js'
 import { Registry } from './registry.js'
 import { resolveOwners, type Owners } from './scope.js'
+import { BtfUse } from './btf-use.js'
 import { syncGuard } from './guard-sync.js'
 import type { BrokerState, BrokerStats } from './state.js'
 import { Session, type HandlerTable, type SessionCounters } from './session.js'
@@ -126,6 +127,7 @@ export class Broker {
   #accepted = 0
   #refused = 0
   #guarded = new Set<string>()
+  readonly #btfUse = new BtfUse()
   #closed = false
   // Set once we listen on a path of our own: only then is it ours to remove.
   #ownsPath = false
@@ -170,7 +172,9 @@ export class Broker {
       const hint = this.#hintFor(t.name)
       discovered.set(t.name, this.#state.discovery.get(t, hint, { fresh: fresh !== undefined && fresh.name === t.name }))
     }
-    return resolveOwners(this.#state.registry.records(), discovered, this.#state.config.tenantPinRoot)
+    const owners = resolveOwners(this.#state.registry.records(), discovered, { tenantPinRoot: this.#state.config.tenantPinRoot, btfOf: (ref) => this.#btfUse.of(ref) })
+    this.#btfUse.keepOnly(owners.all())
+    return owners
   }
 
   #hintFor(tenant: string): { pid: number; pidfd: Peer['pidfd'] } | undefined {

@@ -18,6 +18,7 @@ import { rawRequest, startTestBroker, testPolicy, type TestBroker } from './help
 import { repoRoot } from './helpers/raw.js'
 import { decodeReply } from '../../lib/broker/validate.js'
 import { join } from 'node:path'
+import { Btf } from '../../lib/btf/btf.js'
 import { lstatSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { bpfObjectKind, native } from '../../lib/sys/index.js'
@@ -226,6 +227,29 @@ describe('broker end to end: two tenants', () => {
       for (const m of Object.values(maps)) await a.release('map', m.info().id)
     } finally {
       for (const o of [...Object.values(maps), ...Object.values(programs)]) o.close()
+    }
+  })
+
+  test('the BTF of a collection the broker loaded is its tenant\'s (made), once no fd of it is held: listed, opened; not the other\'s', async () => {
+    const { maps, programs } = await a.loadCollection(join(repoRoot, 'test/fixtures/bpf/counter.bpf.o'), { variables: { threshold: 3 } })
+    const progId = programs.count_packets.info().id
+    const mapIds = Object.values(maps).map((m) => m.info().id)
+    const btfId = programs.count_packets.info().btfId
+    expect(btfId).toBeGreaterThan(0)
+    // Only the broker's pins of the program and maps keep the BTF now: no one holds a fd of it.
+    for (const o of [...Object.values(maps), ...Object.values(programs)]) o.close()
+    try {
+      const view = (await a.list()).find((v) => v.kind === 'btf' && v.id === btfId)
+      expect(view).toMatchObject({ kind: 'btf', origin: 'made' })
+      expect(ids(await b.list())).not.toContain(`btf:${btfId}`)
+      using btf = await a.open('btf', btfId)
+      expect(btf).toBeInstanceOf(Btf)
+      expect(btf.id).toBe(btfId)
+      await expect(b.open('btf', btfId)).rejects.toMatchObject({ code: 'ENOENT' })
+      await expect(b.show('btf', btfId)).rejects.toMatchObject({ code: 'ENOENT' })
+    } finally {
+      await a.release('prog', progId)
+      for (const id of mapIds) await a.release('map', id)
     }
   })
 

@@ -58,7 +58,7 @@ describe('resolveOwners: the registry', () => {
 
   test('a record\'s pin found again under tenantPinRoot (discovery walks it) is listed once, by its name', () => {
     const discovered = new Map([['a', found({ pinned: { 'map:1': ['/sys/fs/bpf/tenants/a/counts', '/sys/fs/bpf/tenants/a/other'] } })]])
-    const o = resolveOwners([rec('a', 'map', 1, 'made', ['counts'])], discovered, '/sys/fs/bpf/tenants')
+    const o = resolveOwners([rec('a', 'map', 1, 'made', ['counts'])], discovered, { tenantPinRoot: '/sys/fs/bpf/tenants' })
     expect(o.of('map:1')?.pins).toEqual(['counts', '/sys/fs/bpf/tenants/a/other'])
   })
 
@@ -122,6 +122,43 @@ describe('resolveOwners: discovery', () => {
     const o = resolveOwners([], new Map([['a', found({ held: ['map:1'] })], ['b', found({})]]))
     expect(o.refsOf('b')).toEqual([])
     expect(visible(o, 'b', 'map', 1)).toBe(false)
+  })
+})
+
+describe('resolveOwners: the BTF a tenant\'s maps and programs use', () => {
+  const uses = (table: Record<string, number>) => (ref: Ref) => table[ref]
+
+  test('a made program\'s BTF is its tenant\'s, made; an adopted map\'s is adopted', () => {
+    const o = resolveOwners([rec('a', 'prog', 1), rec('b', 'map', 2, 'adopted')], none, { btfOf: uses({ 'prog:1': 10, 'map:2': 20 }) })
+    expect(o.of('btf:10')).toEqual({ owner: 'a', origin: 'made', pins: [] })
+    expect(o.of('btf:20')).toEqual({ owner: 'b', origin: 'adopted', pins: [] })
+    expect(o.refsOf('a')).toContain('btf:10')
+    expect(o.refsOf('b')).not.toContain('btf:10')
+  })
+
+  test('BTF used by two tenants\' objects is shared: neither sees it', () => {
+    const o = resolveOwners([rec('a', 'prog', 1), rec('b', 'map', 2)], none, { btfOf: uses({ 'prog:1': 10, 'map:2': 10 }) })
+    expect(o.of('btf:10')).toMatchObject({ owner: 'shared', shared: true })
+    expect(visible(o, 'a', 'btf', 10)).toBe(false)
+    expect(visible(o, 'b', 'btf', 10)).toBe(false)
+  })
+
+  test('a record\'s BTF stays its owner\'s when another tenant\'s task holds it; discovered objects\' BTF fills gaps only', () => {
+    const discovered = new Map([
+      ['b', found({ held: ['btf:10', 'map:3'] })],
+      ['c', found({ held: ['prog:4'] })],
+    ])
+    const o = resolveOwners([rec('a', 'prog', 1)], discovered, { btfOf: uses({ 'prog:1': 10, 'map:3': 30, 'prog:4': 10 }) })
+    expect(o.of('btf:10')).toEqual({ owner: 'a', origin: 'made', pins: [] })
+    expect(o.of('btf:30')).toEqual({ owner: 'b', origin: 'held', pins: [] })
+  })
+
+  test('objects without BTF, links, and shared objects derive nothing', () => {
+    const discovered = new Map([['a', found({ held: ['map:5'] })], ['b', found({ held: ['map:5'] })]])
+    const asked: Ref[] = []
+    const o = resolveOwners([rec('a', 'link', 6), rec('a', 'map', 7)], discovered, { btfOf: (ref) => { asked.push(ref); return undefined } })
+    expect(asked).toEqual(['map:7'])
+    expect([...o.all().keys()].filter((r) => r.startsWith('btf:'))).toEqual([])
   })
 })
 
