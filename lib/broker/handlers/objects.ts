@@ -4,7 +4,7 @@
 // privileges, or the tenant's token for `loadAs: 'token'`), pinned under the
 // broker's pin root and recorded; the reply carries an fd and the broker
 // keeps none (decision 4 of the plan).
-import { rmSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { CollectionSpec } from '../../collection/index.js'
 import { BpfMap } from '../../map/map.js'
@@ -343,6 +343,10 @@ const adopt: Handler<Record<string, never>> = (ctx) => {
   const { state } = ctx
   const refs: ObjectRef[] = ctx.fds.map((r, i) => {
     if (r.kind === undefined || r.kind === 'token' || r.id === undefined) throw brokerError('EINVAL', `fds[${i}] is ${describeKind(r)}, not a map, program, link or BTF`)
+    // The broker's pin and get_fd give a recorded map back read-write: a read-only (or write-only) fd must not become one.
+    if (r.kind === 'map' && accessMode(r.fd.fd) !== O_RDWR) {
+      throw brokerError('EPERM', `fds[${i}] is a ${accessMode(r.fd.fd) === O_RDONLY ? 'read-only' : 'write-only'} fd of map ${r.id}: adopt takes maps you can read and write`, { rule: 'adopt' })
+    }
     return { kind: r.kind, id: r.id }
   })
   // Owned by another tenant (or by several: shared) reads as not existing.
@@ -374,6 +378,16 @@ const adopt: Handler<Record<string, never>> = (ctx) => {
     objects.push(register(ctx, tenant, kind, r.fd.fd, 'adopted', typeof info.name === 'string' ? info.name : ''))
   })
   return { reply: { objects } }
+}
+
+const O_RDONLY = 0
+const O_RDWR = 2
+
+/** An fd's access mode (O_ACCMODE of its file flags), from this process's fdinfo: how a map fd was opened (BPF_F_RDONLY, BPF_F_WRONLY). */
+function accessMode(fd: number): number {
+  const m = /^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))
+  if (!m) throw brokerError('EIO', `fdinfo of fd ${fd} has no flags line`)
+  return Number.parseInt(m[1], 8) & 3
 }
 
 const release: Handler<ObjectRef> = (ctx, req) => {

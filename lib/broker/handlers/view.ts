@@ -90,9 +90,11 @@ export function openActionable(ctx: HandlerContext, kind: Kind, id: number): Fd 
   const fd = openVisible(ctx, kind, id)
   const { state, tenant } = ctx
   if (tenant === null || state.registry.find(kind, id)) return fd
-  // openVisible just discovered the tenant afresh; this is that pass (or a new one when nothing is cached).
-  const found = state.discovery.get(tenant, { pid: ctx.peer.pid, pidfd: ctx.peer.pidfd })
+  // openVisible just discovered the tenant afresh: these are that pass's answers (or a new pass when nothing is cached).
   const ref = refOf(kind, id)
+  if (state.owners().of(ref)?.origin !== 'cgroup') return fd
+  // 'cgroup' outranks 'held': a link the tenant's task holds is its own to act on, wherever it is attached.
+  const found = state.discovery.get(tenant, { pid: ctx.peer.pid, pidfd: ctx.peer.pidfd })
   if (found.held.has(ref) || found.pinned.has(ref)) return fd
   fd.close()
   throw brokerError('EPERM', `${kind} ${id} was attached to your cgroup by someone else: you may see it, not hold, pin or detach it`, { rule: 'origin' })
