@@ -13,7 +13,6 @@
 //   list --by-tenant [--broker SOCK] [progs|maps|links|btf] [--json]   (the admin: every object with its owner)
 // Parsing and formatting are pure functions (test/unit/cli-broker.test.ts).
 import { rmdirSync, rmSync } from 'node:fs'
-import { createConnection } from 'node:net'
 import { join } from 'node:path'
 import { BrokerClient } from '../broker/client.js'
 import { loadConfig, type ResolvedConfig } from '../broker/config.js'
@@ -21,6 +20,7 @@ import { BrokerError } from '../broker/errors.js'
 import type { Kind, ObjectView } from '../broker/protocol.js'
 import { Registry } from '../broker/registry.js'
 import { startBroker } from '../broker/server.js'
+import { unixSocketListening } from '../ipc/index.js'
 import type { BtfInfo, LinkInfo, MapInfo, ProgramInfo } from '../sys/index.js'
 import { formatters, kinds as listKinds, toJson, UsageError, type Columns, type Kind as ListKind } from './list.js'
 
@@ -408,17 +408,6 @@ async function run(client: BrokerClient, c: BrokerCommand, out: Out): Promise<vo
   }
 }
 
-/** Whether something accepts connections on the unix socket at `path`. */
-function listening(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection(path)
-    s.once('connect', () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.once('error', () => resolve(false))
-  })
-}
 
 /**
  * `bpfkit broker gc --config FILE`: what the broker made or adopted for a
@@ -431,7 +420,7 @@ function listening(path: string): Promise<boolean> {
 async function collectGarbage(c: DaemonCommand, out: Out): Promise<number> {
   const config = loadConfig(c.config)
   const socket = c.socket ?? config.socket
-  if (typeof socket === 'string' && await listening(socket)) {
+  if (typeof socket === 'string' && await unixSocketListening(socket)) {
     throw new Error(`broker gc: a broker is running at ${socket}; stop it first (it keeps the registry in memory and would write these records back)`)
   }
   const registry = Registry.open(config.stateDir, config.pinRoot, { log: out })
