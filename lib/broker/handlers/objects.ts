@@ -245,7 +245,13 @@ const progLoad: Handler<ProgLoadBody> = async (ctx, req) => {
   const { spec } = req
   const token = tokenOf(ctx, tenant, req.token)
   const maps: number[] = []
-  for (let i = 0; i < req.maps; i++) maps.push(visibleFd(ctx, tenant, i, 'map').fd.fd)
+  for (let i = 0; i < req.maps; i++) {
+    const r = visibleFd(ctx, tenant, i, 'map')
+    // A program reads and writes its maps whatever the fd it was loaded with allowed (only BPF_F_RDONLY_PROG, a map flag, stops it).
+    const mode = accessMode(r.fd.fd)
+    if (mode !== O_RDWR) throw brokerError('EPERM', `fds[${i}] is a ${mode === O_RDONLY ? 'read-only' : 'write-only'} fd of map ${r.id}: a program may use only maps you can read and write`, { rule: 'prog_load' })
+    maps.push(r.fd.fd)
+  }
   const bytes = withMapFds(Buffer.from(spec.insns, 'base64'), maps)
   explainOrThrow(tenant, { cmd: 'prog_load', progType: spec.type as never, ...(spec.expectedAttachType === undefined ? {} : { attachType: spec.expectedAttachType as never }) })
   const programSpec = ProgramSpec.from({

@@ -3,12 +3,13 @@
 // id that does not exist get the same ENOENT.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Fd } from '../../sys/index.js'
+import { Fd, kernel, native } from '../../sys/index.js'
 import { brokerError } from '../errors.js'
 import type { Kind, ObjectView, RequestBody } from '../protocol.js'
 import { refOf, visible, type Ownership, type Owners } from '../scope.js'
 import { requireTenant, type Handler, type HandlerContext } from '../state.js'
-import { openById, objectView, openVisible } from './view-object.js'
+import { notInView, openById, objectView, openVisible } from './view-object.js'
+import { heldMapAccess, READ, WRITE } from './held-access.js'
 import { usageFor } from './objects.js'
 
 let version: string | undefined
@@ -131,7 +132,35 @@ const show: Handler<RequestBody<'show'>> = (ctx, req) => {
 
 const getFd: Handler<RequestBody<'get_fd'>> = (ctx, req) => {
   const { object, fd } = showOne(ctx, req.kind, req.id, true)
-  return { reply: { object }, fds: [fd] }
+  return { reply: { object }, fds: [asHeld(ctx, req.kind, req.id, fd)] }
+}
+
+/**
+ * `fd` (full access, opened by id) narrowed for a map that is the tenant's
+ * only because its tasks hold it (origin 'held'): read-only or write-only
+ * when that is all their fds give (held-access.ts). Takes `fd` over.
+ */
+function asHeld(ctx: HandlerContext, kind: Kind, id: number, fd: Fd): Fd {
+  const { state, tenant } = ctx
+  if (kind !== 'map' || tenant === null || state.registry.find(kind, id)) return fd
+  if (state.owners().of(refOf(kind, id))?.origin !== 'held') return fd
+  let access: number
+  try {
+    access = heldMapAccess(tenant, id)
+  } catch (e) {
+    fd.close()
+    throw e
+  }
+  if (access === (READ | WRITE)) return fd
+  fd.close()
+  // Let go of since discovery looked: no longer in the view.
+  if (access === 0) throw notInView(kind, id)
+  try {
+    return new Fd(native.mapGetFdById(id, access === READ ? kernel.flags.BPF_F_RDONLY : kernel.flags.BPF_F_WRONLY), 'map')
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') throw notInView(kind, id)
+    throw e
+  }
 }
 
 export const viewHandlers: Record<'hello' | 'list' | 'show' | 'get_fd', Handler> = { hello, list, show, get_fd: getFd }

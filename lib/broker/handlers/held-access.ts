@@ -1,0 +1,82 @@
+// How a tenant's tasks hold a map: read, write or both. A map fd carries the
+// access it was opened with (BPF_F_RDONLY, BPF_F_WRONLY: the file's O_ACCMODE,
+// which fdinfo prints in `flags:`), and an fd the broker opens by id has full
+// access. So a map that is the tenant's only because one of its tasks holds
+// it (origin 'held') goes back to it with no more access than those fds
+// give: a host that hands a tenant a read-only map keeps it read-only.
+//
+// The tasks are discovery's (discovery.ts): the processes of the tenant's
+// cgroup subtree, or of its user namespace when it is matched by one and no
+// cgroup; each is checked to be the tenant's again after its fds were read.
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { initialUsernsIno } from '../peer.js'
+import { cgroupPathOf, cgroupProcs, cgroupTree, nsInode, parseFdinfo, pidsInUserns } from '../procfs.js'
+import type { ResolvedTenant } from '../config.js'
+
+export const READ = 1
+export const WRITE = 2
+
+function tasksOf(t: ResolvedTenant): number[] {
+  if (t.match.cgroup !== undefined) {
+    const pids = new Set<number>()
+    for (const { dir } of cgroupTree(t.match.cgroup.dir)) for (const pid of cgroupProcs(dir)) pids.add(pid)
+    return [...pids]
+  }
+  if (typeof t.match.userns === 'number') return pidsInUserns(t.match.userns)
+  return []
+}
+
+function stillTheTenants(t: ResolvedTenant, pid: number): boolean {
+  try {
+    const m = t.match
+    if (m.cgroup !== undefined) {
+      const p = cgroupPathOf(pid)
+      if (p !== m.cgroup.path && !p.startsWith(`${m.cgroup.path}/`)) return false
+    }
+    if (m.userns !== undefined) {
+      const ino = nsInode(pid, 'user')
+      if (m.userns === 'non-initial' ? ino === initialUsernsIno() : ino !== m.userns) return false
+    }
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** READ | WRITE as an fd's O_ACCMODE gives them (0 read-only, 1 write-only, 2 read-write). */
+function accessOfFlags(flags: string | undefined): number {
+  if (flags === undefined || !/^[0-7]+$/.test(flags)) return 0
+  const mode = Number.parseInt(flags, 8) & 3
+  return mode === 0 ? READ : mode === 1 ? WRITE : READ | WRITE
+}
+
+/**
+ * The access (READ, WRITE, both, or 0 when none of them holds it) the
+ * tenant's tasks have to map `id`, over every fd of it they hold. Stops
+ * early at read-write. Tasks and fds that vanish meanwhile are skipped.
+ */
+export function heldMapAccess(tenant: ResolvedTenant, id: number): number {
+  let access = 0
+  for (const pid of tasksOf(tenant)) {
+    let names: string[]
+    try {
+      names = readdirSync(`/proc/${pid}/fd`)
+    } catch {
+      continue
+    }
+    let mine = 0
+    for (const name of names) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${name}`) !== 'anon_inode:bpf-map') continue
+        const info = parseFdinfo(readFileSync(`/proc/${pid}/fdinfo/${name}`, 'utf8'))
+        if (info?.kind === 'map' && info.id === id) mine |= accessOfFlags(info.fields.flags)
+      } catch {
+        // closed meanwhile
+      }
+    }
+    // A pid reused by someone else's process between the reads gives nothing.
+    if (mine !== 0 && stillTheTenants(tenant, pid)) access |= mine
+    if (access === (READ | WRITE)) break
+  }
+  return access
+}
