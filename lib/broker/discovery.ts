@@ -46,6 +46,12 @@ export interface DiscoverOptions {
   pinDir?: string
   /** Link ids by cgroup id, from `cgroupLinks()`: one global link walk shared by every tenant of a pass. */
   cgroupLinks?: ReadonlyMap<bigint, readonly number[]>
+  /**
+   * Cgroup ids of other tenants' cgroups inside this tenant's subtree: their
+   * subtrees, tasks and links are those tenants' (the deepest matcher wins, as
+   * it does for a peer), not shared with this one.
+   */
+  nested?: ReadonlySet<bigint>
 }
 
 // O_PATH as lib/sys/resolve.ts has it (Node's fs.constants lacks it).
@@ -89,9 +95,9 @@ function belongs(t: ResolvedTenant, pid: number): boolean {
 }
 
 /** The tenant's tasks (see the header) and, with a cgroup matcher, the ids of its cgroup subtree. */
-function tasksOf(t: ResolvedTenant): { pids: number[]; cgroupIds: Set<bigint> } {
+function tasksOf(t: ResolvedTenant, nested?: ReadonlySet<bigint>): { pids: number[]; cgroupIds: Set<bigint> } {
   if (t.match.cgroup !== undefined) {
-    const tree = cgroupTree(t.match.cgroup.dir)
+    const tree = cgroupTree(t.match.cgroup.dir, nested)
     const pids = new Set<number>()
     for (const { dir } of tree) for (const pid of cgroupProcs(dir)) pids.add(pid)
     return { pids: [...pids].sort((a, b) => a - b), cgroupIds: new Set(tree.map((c) => c.id)) }
@@ -294,7 +300,7 @@ function pinsInHostDir(pinDir: string, out: Map<Ref, string[]>): void {
  */
 export function discover(tenant: ResolvedTenant, hint?: DiscoveryHint, options: DiscoverOptions = {}): Discovered {
   const at = Date.now()
-  const { pids, cgroupIds } = tasksOf(tenant)
+  const { pids, cgroupIds } = tasksOf(tenant, options.nested)
   const held = new Set<Ref>()
   for (const pid of pids) {
     let fds
@@ -319,6 +325,18 @@ export function discover(tenant: ResolvedTenant, hint?: DiscoveryHint, options: 
   return { held, pinned, cgroup, at }
 }
 
+/** The cgroup ids of the other tenants whose cgroup lies strictly inside `tenant`'s (see DiscoverOptions.nested). */
+export function nestedCgroups(tenant: ResolvedTenant, tenants: readonly ResolvedTenant[]): Set<bigint> {
+  const out = new Set<bigint>()
+  const mine = tenant.match.cgroup
+  if (mine === undefined) return out
+  for (const t of tenants) {
+    const theirs = t.match.cgroup
+    if (t !== tenant && theirs !== undefined && theirs.path.startsWith(`${mine.path}/`)) out.add(theirs.id)
+  }
+  return out
+}
+
 /**
  * Discovery results per tenant, kept `ttlMs` (0: never kept). The global
  * link walk is shared by every tenant discovered within one TTL. A tenant
@@ -327,14 +345,20 @@ export function discover(tenant: ResolvedTenant, hint?: DiscoveryHint, options: 
 export class DiscoveryCache {
   readonly #ttlMs: number
   readonly #tenantPinRoot: string | undefined
+  readonly #tenants: () => readonly ResolvedTenant[]
   readonly #entries = new Map<string, { tenant: ResolvedTenant; result: Discovered }>()
   #links: { at: number; byCgroup: Map<bigint, number[]> } | undefined
 
-  /** `options.tenantPinRoot`: the broker's tenant pin root; each tenant's directory there is walked too. */
-  constructor(ttlMs: number, options: { tenantPinRoot?: string } = {}) {
+  /**
+   * `options.tenantPinRoot`: the broker's tenant pin root; each tenant's
+   * directory there is walked too. `options.tenants`: every configured tenant
+   * now, so a tenant's pass leaves out the cgroups of tenants nested in it.
+   */
+  constructor(ttlMs: number, options: { tenantPinRoot?: string; tenants?: () => readonly ResolvedTenant[] } = {}) {
     if (!Number.isInteger(ttlMs) || ttlMs < 0) throw new RangeError(`DiscoveryCache: ttlMs must be an integer >= 0, got ${String(ttlMs)}`)
     this.#ttlMs = ttlMs
     this.#tenantPinRoot = options.tenantPinRoot
+    this.#tenants = options.tenants ?? (() => [])
   }
 
   get(tenant: ResolvedTenant, hint?: DiscoveryHint, options: { fresh?: boolean } = {}): Discovered {
@@ -348,6 +372,7 @@ export class DiscoveryCache {
     }
     const result = discover(tenant, hint, {
       cgroupLinks: byCgroup,
+      nested: nestedCgroups(tenant, this.#tenants()),
       pinDir: this.#tenantPinRoot === undefined ? undefined : join(this.#tenantPinRoot, tenant.name),
     })
     this.#entries.set(tenant.name, { tenant, result })

@@ -133,7 +133,7 @@ export function nsInode(pid: number | 'self', ns: 'user' | 'net' | 'mnt'): numbe
  * id, the kernfs inode number (as LinkInfo.cgroupId and the guard use it).
  * Directories removed mid-walk are skipped.
  */
-export function cgroupTree(cgroupDir: string): { dir: string; id: bigint }[] {
+export function cgroupTree(cgroupDir: string, skip: ReadonlySet<bigint> = new Set()): { dir: string; id: bigint }[] {
   const out: { dir: string; id: bigint }[] = []
   const walk = (dir: string, depth: number) => {
     let id: bigint
@@ -145,6 +145,7 @@ export function cgroupTree(cgroupDir: string): { dir: string; id: bigint }[] {
       if (vanished(e)) return
       throw e
     }
+    if (depth > 0 && skip.has(id)) return
     out.push({ dir, id })
     // cgroup2 nests at most cgroup.max.depth (default unlimited, but each
     // level is a mkdir by someone with write access): 64 bounds a hostile tree.

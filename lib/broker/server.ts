@@ -3,10 +3,10 @@
 // before anything is read), peer identification at accept, connection
 // limits, one Session per connection, and the state handlers share.
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs'
-import { createConnection, createServer, type Server, type Socket } from 'node:net'
+import { createServer, type Server, type Socket } from 'node:net'
 import { dirname } from 'node:path'
 import { Guard } from '../guard/index.js'
-import { FdSocket } from '../ipc/index.js'
+import { FdSocket, unixSocketListening } from '../ipc/index.js'
 import { havePeerPidfd } from '../features/index.js'
 import { brokerError, toErrorReply, type ErrorBody } from './errors.js'
 import { encodeFrame, errorReply, defaultLimits } from './protocol.js'
@@ -103,17 +103,6 @@ async function openGuard(pinPath: string): Promise<Guard> {
   return Guard.start({ pinPath })
 }
 
-/** Whether something accepts connections on the unix socket at `path`. */
-function listening(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection(path)
-    s.once('connect', () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.once('error', () => resolve(false))
-  })
-}
 
 export class Broker {
   readonly socketPath: string
@@ -138,7 +127,7 @@ export class Broker {
     this.socketPath = typeof config.socket === 'string' ? config.socket : `fd:${config.socket.fd}`
     const sessions = this.#sessions
     // Tenant pins (the pin request) of objects in no record are found again only by walking tenantPinRoot.
-    const discovery = new DiscoveryCache(config.limits.discoveryTtlMs, { tenantPinRoot: config.tenantPinRoot })
+    const discovery = new DiscoveryCache(config.limits.discoveryTtlMs, { tenantPinRoot: config.tenantPinRoot, tenants: () => state.config.tenants })
     const state: BrokerState & { config: ResolvedConfig } = {
       config,
       registry,
@@ -200,7 +189,7 @@ export class Broker {
     }
     if (existsSync(socket)) {
       if (!lstatSync(socket).isSocket()) throw brokerError('EEXIST', `startBroker: ${socket} exists and is not a socket; not removing it`)
-      if (await listening(socket)) {
+      if (await unixSocketListening(socket)) {
         throw Object.assign(brokerError('EADDRINUSE', `startBroker: a server already listens on ${socket}`), { syscall: 'bind' })
       }
       unlinkSync(socket)

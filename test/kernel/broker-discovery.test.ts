@@ -12,7 +12,7 @@ import { asm, BpfLink, BpfMap, BpfProgram, FdSocket } from '../../lib/index.js'
 import { peerPidfd } from '../../lib/ipc/index.js'
 import type { PolicyDocument } from '../../lib/policy/index.js'
 import { resolveTenant, type ResolvedTenant } from '../../lib/broker/config.js'
-import { cgroupLinks, discover, DiscoveryCache, pinWalkLimits, type Discovered } from '../../lib/broker/discovery.js'
+import { cgroupLinks, discover, DiscoveryCache, nestedCgroups, pinWalkLimits, type Discovered } from '../../lib/broker/discovery.js'
 import { bpfFdsOf, cgroup2Root, cgroupPathOf, nsInode, pidsInUserns, tasksIn } from '../../lib/broker/procfs.js'
 import { childCgroup, privateBpffs } from './helpers/scratch.js'
 import { fdTable, opened } from './helpers/fds.js'
@@ -172,6 +172,27 @@ describe('discover', () => {
     const [a, b] = tenants.map((t) => discover(t.tenant))
     // Nothing of one tenant's is the other's.
     expect([...all(a)].filter((r) => all(b).has(r))).toEqual([])
+  })
+
+  test('a tenant nested in another\'s cgroup keeps its tasks and links: the outer tenant\'s pass leaves its subtree out', () => {
+    const [a, b] = tenants
+    const outer = resolveTenant({ name: 'outer', match: { cgroup: `/${basename(scratch.path)}` }, policy }, cgroup2Root())
+    const heldOf = (t: ScratchTenant) => `map:${bpfFdsOf(t.holder.pid!)[0].id}`
+    // Alone, the outer tenant's subtree holds both a's and b's tasks and links.
+    const alone = discover(outer)
+    expect(alone.held).toEqual(new Set([heldOf(a), heldOf(b)]))
+    expect(alone.cgroup).toEqual(new Set([a.link, a.innerLink, b.link, b.innerLink].map((l) => `link:${l.id}`)))
+    expect(nestedCgroups(outer, [outer, a.tenant, b.tenant])).toEqual(new Set([a.tenant.match.cgroup!.id, b.tenant.match.cgroup!.id]))
+    expect(nestedCgroups(a.tenant, [outer, a.tenant, b.tenant])).toEqual(new Set())
+    // With a configured too, a's cgroup (and the inner one below it) is a's alone.
+    const withA = discover(outer, undefined, { nested: nestedCgroups(outer, [outer, a.tenant]) })
+    expect(withA.held).toEqual(new Set([heldOf(b)]))
+    expect(withA.cgroup).toEqual(new Set([b.link, b.innerLink].map((l) => `link:${l.id}`)))
+    // The cache asks the tenant list it was given.
+    const cache = new DiscoveryCache(0, { tenants: () => [outer, a.tenant, b.tenant] })
+    const both = cache.get(outer)
+    expect(both.held.size + both.cgroup.size).toBe(0)
+    expect(cache.get(a.tenant).held).toEqual(new Set([heldOf(a)]))
   })
 
   test('symlinks in the tenant bpffs are not followed: a pin outside it is never listed', () => {
