@@ -51,7 +51,8 @@ function runWorker<T>(task: Record<string, unknown>, ms = 100_000 * STRETCH): Pr
     let answer: { ok: boolean; result?: T; error?: string } | undefined
     child.once('message', (m) => { answer = m as typeof answer })
     child.once('error', reject)
-    child.once('exit', (code, signal) => {
+    // 'close', not 'exit': a large answer can still be in the IPC channel when the process has exited.
+    child.once('close', (code, signal) => {
       clearTimeout(timer)
       if (answer?.ok) resolve(answer.result as T)
       else reject(new Error(`broker worker (${task.mode}) failed: ${answer?.error ?? `exit ${code ?? signal}`}`))
