@@ -17,7 +17,8 @@ import { bpfFdsOf, cgroup2Root, cgroupPathOf, nsInode, pidsInUserns, tasksIn } f
 import { childCgroup, privateBpffs } from './helpers/scratch.js'
 import { fdTable, opened } from './helpers/fds.js'
 import { userNamespacesMissing } from './helpers/tenant.js'
-import { skipAllIf } from './helpers/requires.js'
+import { requireFeature, skipAllIf } from './helpers/requires.js'
+import { havePeerPidfd } from '../../lib/features/index.js'
 import { repoRoot } from './helpers/raw.js'
 
 const policy: PolicyDocument = { cmds: ['map_create'], maps: ['hash'] }
@@ -202,13 +203,19 @@ describe('discover', () => {
     expect(idsOf(d, 'map').has(`map:${outsidePin.id}`)).toBe(false)
   })
 
-  test('a hint: the peer pid picks the root; a pid of another tenant, or a pidfd of another process, is refused as root', () => {
+  test('a hint: the peer pid picks the root; a pid of another tenant is refused as root', () => {
     const [a, b] = tenants
     expect(discover(a.tenant, { pid: a.holder.pid! }).pinned.size).toBe(2)
     // b's pid as a hint for a (without a pidfd): not a's process, so a's own task is used instead.
     const d = discover(a.tenant, { pid: b.holder.pid! })
     expect(d.pinned.has(`map:${b.pinned.id}`)).toBe(false)
     expect(d.pinned.has(`map:${a.pinned.id}`)).toBe(true)
+  })
+
+  test('a hint with a pidfd of another process than its pid is refused as root', (ctx) => {
+    const why = requireFeature(havePeerPidfd)
+    if (why !== undefined) ctx.skip(why)
+    const [a, b] = tenants
     // A live pidfd of some other process (this one: a socketpair's peer is
     // its maker) proves nothing about b's pid.
     const [mine, theirs] = FdSocket.pair()
