@@ -85,22 +85,26 @@ export async function startBroker(config: BrokerConfig | ResolvedConfig | string
   const log = options.log ?? (() => {})
   const registry = Registry.open(resolved.stateDir, resolved.pinRoot, { log })
   let guard: Guard | undefined
-  if (resolved.guard) guard = await openGuard(resolved.guard.pinPath)
+  let startedGuard = false
+  if (resolved.guard) ({ guard, started: startedGuard } = await openGuard(resolved.guard.pinPath))
   const broker = new Broker(resolved, registry, guard, log)
   try {
     broker.syncGuard()
     await broker.listen()
   } catch (e) {
+    // A guard this call started goes again (detached, unpinned): a start that
+    // fails leaves no LSM hooks attached. A reopened one stays, as it was found.
+    if (startedGuard) guard?.stop()
     await broker.close()
     throw e
   }
   return broker
 }
 
-async function openGuard(pinPath: string): Promise<Guard> {
+async function openGuard(pinPath: string): Promise<{ guard: Guard; started: boolean }> {
   // A guard pinned by an earlier run is reopened (its tenants are re-synced); else started.
-  if (existsSync(pinPath) && readdirSync(pinPath).length > 0) return Guard.open(pinPath)
-  return Guard.start({ pinPath })
+  if (existsSync(pinPath) && readdirSync(pinPath).length > 0) return { guard: await Guard.open(pinPath), started: false }
+  return { guard: await Guard.start({ pinPath }), started: true }
 }
 
 

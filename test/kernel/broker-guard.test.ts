@@ -9,7 +9,7 @@
 // guard stands between the two. The guard is pinned in the test's private
 // bpffs, acts only on the test's tenants, and is stopped (links detached,
 // pins removed) before the file ends.
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { asm, BpfLink, BpfProgram, features, Guard, ids, type GuardEvent } from '../../lib/index.js'
@@ -74,6 +74,24 @@ function pinnedLinkIds(pinPath: string): number[] {
   }).sort((x, y) => x - y)
 }
 
+/** The live programs of guards (their hooks are all named guard_*). */
+const guardProgIds = () => new Set([...ids.programs()].filter((p) => p.name.startsWith('guard_')).map((p) => p.id))
+
+/**
+ * Waits (10 s at most) until none of `progIds` is live. A guard's links go
+ * when their pins do, but the kernel frees an unpinned link from a work
+ * queue after an RCU grace period: its id goes first, then the hook is
+ * detached, then its program goes. So a gone program is a detached hook.
+ */
+async function programsGone(progIds: () => Iterable<number>): Promise<number[]> {
+  const left = () => {
+    const live = new Set([...ids.programs()].map((p) => p.id))
+    return [...progIds()].filter((id) => live.has(id))
+  }
+  for (let i = 0; i < 200 && left().length > 0; i++) await new Promise((r) => setTimeout(r, 50))
+  return left()
+}
+
 describe('broker with the guard: the kernel enforces each tenant\'s broker policy', () => {
   skipAllIf(why)
   let tb: TestBroker
@@ -81,6 +99,7 @@ describe('broker with the guard: the kernel enforces each tenant\'s broker polic
   let config: BrokerConfig
   let pinPath: string
   let linkIds: number[]
+  let progIds: number[]
   const procs: Record<string, TenantProcess> = {}
   const tokens: Record<string, Fd> = {}
   const guard = () => broker!.state.guard!
@@ -127,6 +146,8 @@ describe('broker with the guard: the kernel enforces each tenant\'s broker polic
     expect(linkIds).toHaveLength(8)
     const live = new Map([...ids.links()].map((l) => [l.id, l]))
     expect(linkIds.every((id) => live.get(id)?.attachType === 'lsm_mac')).toBe(true)
+    progIds = linkIds.map((id) => live.get(id)!.progId)
+    expect([...guardProgIds()]).toEqual(expect.arrayContaining(progIds))
     expect(guard().tenants()).toMatchObject([
       { name: 'a', match: { cgroup: tb.tenant('a').cgroupDir, userns: tb.tenant('a').usernsIno }, policy: Policy.from(noClock).toJSON(), quota: { maps: 8 } },
       { name: 'b', match: { cgroup: tb.tenant('b').cgroupDir, userns: tb.tenant('b').usernsIno }, policy: Policy.from(withClock).toJSON(), quota: {} },
@@ -221,6 +242,24 @@ describe('broker with the guard: the kernel enforces each tenant\'s broker polic
     expect(events.map((e) => e.message)).toEqual([refusals.clock('a')])
   })
 
+  test('a broker that fails to start stops the guard it started: nothing stays pinned or attached', async () => {
+    const failedPin = join(tb.bpffs, 'guard-failed')
+    const notASocket = join(tb.dir, 'not-a-socket')
+    writeFileSync(notASocket, '')
+    const before = guardProgIds()
+    // The guard starts and the tenants are registered with it before listen() meets the regular file.
+    await expect(startBroker({
+      ...config, socket: notASocket, stateDir: join(tb.dir, 'state-failed'), pinRoot: join(tb.bpffs, 'broker-failed'),
+      tenantPinRoot: join(tb.bpffs, 'tenants-failed'), guard: { pinPath: failedPin },
+    })).rejects.toMatchObject({ code: 'EEXIST' })
+    expect(existsSync(failedPin)).toBe(false)
+    // Its hooks are detached: no guard program but those from before stays.
+    expect(await programsGone(() => [...guardProgIds()].filter((id) => !before.has(id)))).toEqual([])
+    // The running broker's guard is untouched.
+    expect(pinnedLinkIds(pinPath)).toEqual(linkIds)
+    expect(guard().tenants().map((t) => t.name)).toEqual(['a'])
+  })
+
   test('stopping the guard detaches every hook and removes its pins', async () => {
     await broker?.close()
     broker = undefined
@@ -228,6 +267,7 @@ describe('broker with the guard: the kernel enforces each tenant\'s broker polic
     expect(pinnedLinkIds(pinPath)).toEqual(linkIds)
     ;(await Guard.open(pinPath)).stop()
     expect(existsSync(pinPath)).toBe(false)
+    expect(await programsGone(() => progIds)).toEqual([])
     const live = new Set([...ids.links()].map((l) => l.id))
     expect(linkIds.filter((id) => live.has(id))).toEqual([])
     // Nothing checks a now: the token's masks alone.
