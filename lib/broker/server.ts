@@ -83,6 +83,9 @@ export async function startBroker(config: BrokerConfig | ResolvedConfig | string
   const resolved = typeof config === 'string' ? loadConfig(config) : isResolved(config) ? { ...config, tenants: [...config.tenants] } : resolveConfig(config)
   havePeerPidfd()
   const log = options.log ?? (() => {})
+  // A broker already serving this socket keeps its registry and its guard:
+  // refused before either is opened (listen checks again).
+  if (typeof resolved.socket === 'string' && !activatedBySystemd()) await staleSocketAt(resolved.socket)
   const registry = Registry.open(resolved.stateDir, resolved.pinRoot, { log })
   let guard: Guard | undefined
   let startedGuard = false
@@ -99,6 +102,25 @@ export async function startBroker(config: BrokerConfig | ResolvedConfig | string
     throw e
   }
   return broker
+}
+
+/** Whether systemd handed this process its listening socket (LISTEN_PID is this process, LISTEN_FDS=1, fd 3). */
+function activatedBySystemd(): boolean {
+  return process.env.LISTEN_PID === String(process.pid) && process.env.LISTEN_FDS === '1'
+}
+
+/**
+ * True when a stale socket (no one listens) is at `socket`, to be replaced.
+ * Errors: EEXIST when something else is there, EADDRINUSE when a server
+ * (another broker) listens on it.
+ */
+async function staleSocketAt(socket: string): Promise<boolean> {
+  if (!existsSync(socket)) return false
+  if (!lstatSync(socket).isSocket()) throw brokerError('EEXIST', `startBroker: ${socket} exists and is not a socket; not removing it`)
+  if (await unixSocketListening(socket)) {
+    throw Object.assign(brokerError('EADDRINUSE', `startBroker: a server already listens on ${socket}`), { syscall: 'bind' })
+  }
+  return true
 }
 
 async function openGuard(pinPath: string): Promise<{ guard: Guard; started: boolean }> {
@@ -179,7 +201,7 @@ export class Broker {
   /** @internal */
   async listen(): Promise<void> {
     const { socket, socketMode } = this.#state.config
-    const systemd = process.env.LISTEN_PID === String(process.pid) && process.env.LISTEN_FDS === '1'
+    const systemd = activatedBySystemd()
     if (typeof socket !== 'string' || systemd) {
       const fd = typeof socket === 'string' ? 3 : socket.fd
       if (systemd) {
@@ -191,13 +213,7 @@ export class Broker {
       await this.#listenOn({ fd })
       return
     }
-    if (existsSync(socket)) {
-      if (!lstatSync(socket).isSocket()) throw brokerError('EEXIST', `startBroker: ${socket} exists and is not a socket; not removing it`)
-      if (await unixSocketListening(socket)) {
-        throw Object.assign(brokerError('EADDRINUSE', `startBroker: a server already listens on ${socket}`), { syscall: 'bind' })
-      }
-      unlinkSync(socket)
-    }
+    if (await staleSocketAt(socket)) unlinkSync(socket)
     mkdirSync(dirname(socket), { recursive: true, mode: 0o755 })
     await this.#listenOn({ path: socket })
     this.#ownsPath = true

@@ -484,12 +484,20 @@ describe('startBroker', () => {
     }
   })
 
-  test('refuses a socket path where a broker already listens', async (ctx) => {
+  test('refuses a socket path where a broker already listens, before it opens the state of the broker there', async (ctx) => {
     if (why) ctx.skip(why)
     const tb = await startTestBroker({ tenants: ['solo'] })
     try {
       await expect(startBroker({ socket: tb.socketPath, stateDir: tb.stateDir + '2', pinRoot: tb.pinRoot + '2', tenantPinRoot: tb.tenantPinRoot + '2', tenants: [] }))
         .rejects.toMatchObject({ code: 'EADDRINUSE' })
+      // The same state directory: refused before its registry is opened (and reconciled, or its files touched).
+      // (Opening it would remove a save's leftover tmp file; here one stands in for a save in flight.)
+      const stray = join(tb.stateDir, 'registry.json.tmp')
+      writeFileSync(stray, '{}')
+      await expect(startBroker({ socket: tb.socketPath, stateDir: tb.stateDir, pinRoot: tb.pinRoot, tenantPinRoot: tb.tenantPinRoot, tenants: [] }))
+        .rejects.toMatchObject({ code: 'EADDRINUSE' })
+      expect(statSync(stray).isFile()).toBe(true)
+      rmSync(stray)
     } finally {
       await tb.close()
     }
