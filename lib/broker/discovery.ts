@@ -71,7 +71,7 @@ function skippable(e: unknown): boolean {
 }
 
 /** Whether `pid` is (still) one of the tenant's processes, by every matcher the tenant gives. */
-function belongs(t: ResolvedTenant, pid: number): boolean {
+export function belongs(t: ResolvedTenant, pid: number): boolean {
   try {
     const m = t.match
     if (m.cgroup !== undefined) {
@@ -95,7 +95,7 @@ function belongs(t: ResolvedTenant, pid: number): boolean {
 }
 
 /** The tenant's tasks (see the header) and, with a cgroup matcher, the ids of its cgroup subtree. */
-function tasksOf(t: ResolvedTenant, nested?: ReadonlySet<bigint>): { pids: number[]; cgroupIds: Set<bigint> } {
+export function tasksOf(t: ResolvedTenant, nested?: ReadonlySet<bigint>): { pids: number[]; cgroupIds: Set<bigint> } {
   if (t.match.cgroup !== undefined) {
     const tree = cgroupTree(t.match.cgroup.dir, nested)
     const pids = new Set<number>()

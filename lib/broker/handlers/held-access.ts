@@ -5,43 +5,17 @@
 // it (origin 'held') goes back to it with no more access than those fds
 // give: a host that hands a tenant a read-only map keeps it read-only.
 //
-// The tasks are discovery's (discovery.ts): the processes of the tenant's
-// cgroup subtree, or of its user namespace when it is matched by one and no
-// cgroup; each is checked to be the tenant's again after its fds were read.
+// The tasks are discovery's (discovery.ts tasksOf): the processes of the
+// tenant's cgroup subtree, or of its user namespace when it is matched by one
+// and no cgroup; each is checked to be the tenant's again (belongs) after its
+// fds were read.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
-import { initialUsernsIno } from '../peer.js'
-import { cgroupPathOf, cgroupProcs, cgroupTree, nsInode, parseFdinfo, pidsInUserns } from '../procfs.js'
+import { belongs, tasksOf } from '../discovery.js'
+import { parseFdinfo } from '../procfs.js'
 import type { ResolvedTenant } from '../config.js'
 
 export const READ = 1
 export const WRITE = 2
-
-function tasksOf(t: ResolvedTenant): number[] {
-  if (t.match.cgroup !== undefined) {
-    const pids = new Set<number>()
-    for (const { dir } of cgroupTree(t.match.cgroup.dir)) for (const pid of cgroupProcs(dir)) pids.add(pid)
-    return [...pids]
-  }
-  if (typeof t.match.userns === 'number') return pidsInUserns(t.match.userns)
-  return []
-}
-
-function stillTheTenants(t: ResolvedTenant, pid: number): boolean {
-  try {
-    const m = t.match
-    if (m.cgroup !== undefined) {
-      const p = cgroupPathOf(pid)
-      if (p !== m.cgroup.path && !p.startsWith(`${m.cgroup.path}/`)) return false
-    }
-    if (m.userns !== undefined) {
-      const ino = nsInode(pid, 'user')
-      if (m.userns === 'non-initial' ? ino === initialUsernsIno() : ino !== m.userns) return false
-    }
-    return true
-  } catch {
-    return false
-  }
-}
 
 /** READ | WRITE as an fd's O_ACCMODE gives them (0 read-only, 1 write-only, 2 read-write). */
 function accessOfFlags(flags: string | undefined): number {
@@ -57,7 +31,7 @@ function accessOfFlags(flags: string | undefined): number {
  */
 export function heldMapAccess(tenant: ResolvedTenant, id: number): number {
   let access = 0
-  for (const pid of tasksOf(tenant)) {
+  for (const pid of tasksOf(tenant).pids) {
     let names: string[]
     try {
       names = readdirSync(`/proc/${pid}/fd`)
@@ -75,7 +49,7 @@ export function heldMapAccess(tenant: ResolvedTenant, id: number): number {
       }
     }
     // A pid reused by someone else's process between the reads gives nothing.
-    if (mine !== 0 && stillTheTenants(tenant, pid)) access |= mine
+    if (mine !== 0 && belongs(tenant, pid)) access |= mine
     if (access === (READ | WRITE)) break
   }
   return access
