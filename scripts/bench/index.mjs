@@ -31,7 +31,8 @@ const argv = process.argv.slice(2)
 const json = argv.includes('--json')
 const opt = (name) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined)
 const only = opt('--only')
-const skip = opt('--skip')
+// --skip may come more than once: rows whose names hold any of the texts are left out.
+const skips = argv.flatMap((a, i) => (a === '--skip' && argv[i + 1] !== undefined ? [argv[i + 1]] : []))
 // Rounds of turns per measure (--reps is the older name).
 const REPS = Number(opt('--rounds') ?? opt('--reps') ?? 15)
 const RUNS = opt('--runs') === undefined ? 1 : Number(opt('--runs'))
@@ -160,7 +161,8 @@ function spread(xs) {
     return s[lo] + (s[Math.min(lo + 1, s.length - 1)] - s[lo]) * (i - lo)
   }
   const m = median(s)
-  return { min: round(s[0]), median: round(m), max: round(s[s.length - 1]), iqr: m ? r2((q(0.75) - q(0.25)) / m) : null }
+  // No IQR of one or two values (the broker's rows are one measure each).
+  return { min: round(s[0]), median: round(m), max: round(s[s.length - 1]), iqr: m && s.length >= 3 ? r2((q(0.75) - q(0.25)) / m) : null }
 }
 
 /**
@@ -203,7 +205,7 @@ function skipped(name, unit, reason) {
 }
 const round = (x) => (x === null || x === undefined ? null : x >= 100 ? Math.round(x) : Math.round(x * 100) / 100)
 const fmt = (x) => (x === null || x === undefined ? '—' : String(x))
-const want = (name) => (!only || name.includes(only)) && !(skip && name.includes(skip))
+const want = (name) => (!only || name.includes(only)) && !skips.some((s) => name.includes(s))
 const COLUMNS = ['c', 'floor', 'bpfkit', 'peer']
 /** The widest relative IQR of a row's columns, as a percentage. */
 function worstIqr(r) {
@@ -913,7 +915,12 @@ async function runMany() {
     }))
     if (first.lookup) c.lookup = round(median(all.map((r) => r.lookup)))
     const ok = worst.spread <= 0.1
-    agreement.push({ name: c.name, agree: ok, worstColumn: worst.column, spread: r2(worst.spread) })
+    // The ratios' own spread across the runs, for reading: the verdict is on the medians.
+    const ratioSpread = (k) => {
+      const vals = all.map((r) => r[k]).filter((v) => v !== null && v !== undefined)
+      return vals.length === all.length && vals.length ? r2((Math.max(...vals) - Math.min(...vals)) / Math.min(...vals)) : null
+    }
+    agreement.push({ name: c.name, agree: ok, worstColumn: worst.column, spread: r2(worst.spread), ratioSpread: ratioSpread('ratio'), ratioFloorSpread: ratioSpread('ratioFloor') })
     agree.set(c.name, `${ok ? 'yes' : 'NO'} (${Math.round(100 * worst.spread)}%${ok ? '' : ' ' + worst.column})`)
     combined.push(c)
   }
