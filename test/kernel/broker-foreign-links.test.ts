@@ -1,4 +1,4 @@
-// Links someone else attached to a tenant's cgroup (review of issue 16):
+// Links someone else attached to a tenant's cgroup:
 // discovery shows them to the tenant (origin 'cgroup'), and that must stay
 // all it does: no fd of them (get_fd), no pin keeping them alive, no detach.
 // The host here is this test process; the tenant a real peer
@@ -43,7 +43,7 @@ async function hostLink(dir: string): Promise<{ prog: BpfProgram; link: BpfLink;
   }
 }
 
-describe('broker review: links on a tenant\'s cgroup that it did not make', () => {
+describe('broker: links on a tenant\'s cgroup that it did not make', () => {
   skipAllIf(why)
   let tb: TestBroker
   let a: BrokerClient

@@ -1,4 +1,4 @@
-// A map fd's access mode through the broker (review of issue 16): the
+// A map fd's access mode through the broker: the
 // broker opens maps with full access (by id, or by its pin), so what a
 // tenant holds read-only must not come back read-write: adopt refuses such
 // an fd (the broker would hand the recorded map back read-write), get_fd of
@@ -16,7 +16,7 @@ import { startTestBroker, type TestBroker } from './helpers/broker.js'
 
 const why = requireFeature(havePeerPidfd) ?? userNamespacesMissing()
 
-describe('broker review: map access modes', () => {
+describe('broker: map access modes', () => {
   skipAllIf(why)
   let tb: TestBroker
   let a: BrokerClient

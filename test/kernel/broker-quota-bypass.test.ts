@@ -1,4 +1,4 @@
-// Quotas that a tenant could walk past (review of issue 16): releasing an
+// Quotas that a tenant could walk past: releasing an
 // object it still holds and making another; racing creates on two
 // connections; collection maps and their bytes; ringbuf and per-CPU sizes.
 // Tenants are real peers (test/kernel/helpers/broker.ts).
@@ -60,7 +60,7 @@ function legacyObject(defs: [number, number, number, number, number][]): Uint8Ar
   return bytes
 }
 
-describe('broker review: quotas', () => {
+describe('broker: quotas', () => {
   skipAllIf(why)
   let tb: TestBroker
 
