@@ -105,7 +105,8 @@ function likelyCause(command: string, code: string): string | undefined {
       if (/_get_(next_id|fd_by_id)$/.test(command) && command !== 'btf_get_fd_by_id') {
         return 'walking or opening objects by ID needs CAP_SYS_ADMIN in the initial user namespace; no token covers it'
       }
-      return 'no CAP_BPF (or CAP_SYS_ADMIN) and no token that covers this request; run as root or pass a token'
+      // A BPF LSM (bpfkit's guard) refuses with EPERM too, with the capability or token there: its events say why.
+      return 'no CAP_BPF (or CAP_SYS_ADMIN) and no token that covers this request (run as root or pass a token), or a BPF LSM such as the guard refused it'
     case 'EACCES':
       return command === 'prog_load' ? 'the verifier rejected the program' : 'permission denied by the kernel or an LSM'
     case 'E2BIG':

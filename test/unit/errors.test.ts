@@ -7,7 +7,7 @@ describe('BpfError', () => {
     expect(e).toBeInstanceOf(BpfError)
     expect(e).toBeInstanceOf(Error)
     expect(e).toMatchObject({ name: 'BpfError', code: 'EPERM', errno: -1, syscall: 'bpf', command: 'map_create' })
-    expect(e.message).toBe('map_create: EPERM: no CAP_BPF (or CAP_SYS_ADMIN) and no token that covers this request; run as root or pass a token')
+    expect(e.message).toBe('map_create: EPERM: no CAP_BPF (or CAP_SYS_ADMIN) and no token that covers this request (run as root or pass a token), or a BPF LSM such as the guard refused it')
   })
 
   test('names Linux errnos Node lacks', () => {
