@@ -64,8 +64,8 @@ export type {
   TokenInfo, DelegateOptions, ServeOptions, RequestOptions, Delegation, SpawnDelegatedOptions, DelegatedProcess,
 } from './delegation/index.js'
 // Unix sockets that carry fds (SCM_RIGHTS), for delegation and the broker.
-export { FdSocket, ProtocolError } from './ipc/index.js'
-export type { Message, ReceiveOptions, SendOptions } from './ipc/index.js'
+export { FdSocket, ProtocolError, peerCredentials, peerPidfd, pidfdIsAlive } from './ipc/index.js'
+export type { Message, ReceiveOptions, SendOptions, PeerCredentials } from './ipc/index.js'
 // The tenant broker: per-tenant views of BPF objects, and its client.
 export { startBroker, Broker, BrokerClient, BrokerError } from './broker/index.js'
 export type {

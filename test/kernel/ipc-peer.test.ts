@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import * as features from '../../lib/features/index.js'
 import { FdSocket, peerCredentials, peerPidfd, pidfdIsAlive } from '../../lib/ipc/index.js'
+import * as bpfkit from '../../lib/index.js'
 import { Fd, SyscallError, native } from '../../lib/sys/index.js'
 import { fdTable, opened } from './helpers/fds.js'
 import { skipUnless } from './helpers/requires.js'
@@ -51,6 +52,10 @@ function nextConnection(): Promise<FdSocket> {
 }
 
 describe('peer credentials', () => {
+  test('the package exports them', () => {
+    expect([bpfkit.peerCredentials, bpfkit.peerPidfd, bpfkit.pidfdIsAlive]).toEqual([peerCredentials, peerPidfd, pidfdIsAlive])
+  })
+
   test('over a socketpair: our own pid, uid and gid, from both ends', () => {
     const [a, b] = FdSocket.pair()
     try {
