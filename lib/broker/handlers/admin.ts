@@ -7,7 +7,7 @@ import { kinds as allKinds, type Kind, type ListAllRequest, type ObjectView, typ
 import { refOf, type Ownership } from '../scope.js'
 import type { BrokerState, Handler, HandlerContext, HandlerResult } from '../state.js'
 import { objectView } from './view-object.js'
-import { usageFor } from './objects.js'
+import { usageFor } from './quota-book.js'
 
 function requireAdmin(ctx: HandlerContext, what: string): void {
   if (ctx.tenant !== null) throw brokerError('EACCES', `${what} is for the admin (root in the initial user namespace, matching no tenant)`)

@@ -18,7 +18,7 @@ import type { ResolvedTenant } from '../config.js'
 import { visible } from '../scope.js'
 import { requireTenant, type Handler, type HandlerContext, type HandlerResult } from '../state.js'
 import { objectView, openVisible } from './view-object.js'
-import { letGo, reserveQuota } from './objects.js'
+import { letGo, reserveQuota } from './quota-book.js'
 import { openActionable } from './view.js'
 
 type NetdevFamily = 'xdp' | 'tcx' | 'netkit'

@@ -10,15 +10,15 @@ import { CollectionSpec } from '../../collection/index.js'
 import { BpfMap } from '../../map/map.js'
 import { BpfProgram } from '../../prog/program.js'
 import { ProgramSpec } from '../../prog/spec.js'
-import { Fd, linkInfoByFd, mapInfoByFd, native, progInfoByFd, type TokenLike } from '../../sys/index.js'
+import { Fd, native, type TokenLike } from '../../sys/index.js'
 import { brokerError } from '../errors.js'
 import { withMapFds, type Kind, type ObjectView, type RequestBody } from '../protocol.js'
 import type { ResolvedTenant } from '../config.js'
-import type { RegistryRecord } from '../registry.js'
 import { visible, type Owners } from '../scope.js'
-import { Lingering, mapBytes, Reservations, usageOf, type LingeringObject, type MapShape, type Usage } from '../quotas.js'
-import { requireTenant, type BrokerState, type Handler, type HandlerContext, type HandlerResult, type ReceivedFd } from '../state.js'
-import { infoOf, notInView, objectView, openById } from './view-object.js'
+import { mapBytes, type Usage } from '../quotas.js'
+import { requireTenant, type Handler, type HandlerContext, type HandlerResult, type ReceivedFd } from '../state.js'
+import { infoOf, notInView, objectView } from './view-object.js'
+import { letGo, lingers, mapShape, reserveQuota } from './quota-book.js'
 
 // Request bodies as validate.ts hands them over (checked there: types, key sets, fd counts).
 type MapCreateBody = RequestBody<'map_create'>
@@ -27,122 +27,6 @@ type CollectionLoadBody = RequestBody<'collection_load'>
 interface ObjectRef {
   kind: Kind
   id: number
-}
-
-// Map sizes for the `bytes` quota, by ref: a map's shape never changes, so
-// reading it once per broker run is enough.
-const bytesByRef = new Map<string, number>()
-
-// Per broker: what it made and let go of that still lives, and what requests
-// in flight reserved (quotas.ts says why both count).
-const books = new WeakMap<BrokerState, { lingering: Lingering; reservations: Reservations }>()
-
-function bookOf(state: BrokerState): { lingering: Lingering; reservations: Reservations } {
-  let book = books.get(state)
-  if (!book) books.set(state, (book = { lingering: new Lingering(), reservations: new Reservations() }))
-  return book
-}
-
-/** A tenant's usage without reservations: its records, what the broker made for it and let go of that still lives, its connections. */
-function heldUsage(state: BrokerState, tenant: string): Usage {
-  const u = usageOf(tenant, state.registry.records(), (r) => recordBytes(state, r), state.connections(tenant))
-  const gone = bookOf(state).lingering.usage(tenant, fingerprintById, (kind, id) => state.registry.find(kind as Kind, id) !== undefined)
-  for (const k of Object.keys(gone) as (keyof Usage)[]) u[k] += gone[k] ?? 0
-  return u
-}
-
-/** A tenant's usage as quotas see it: heldUsage plus what its requests in flight reserved. */
-export function usageFor(state: BrokerState, tenant: string): Usage {
-  const u = heldUsage(state, tenant)
-  const r = bookOf(state).reservations.of(tenant)
-  for (const k of Object.keys(u) as (keyof Usage)[]) u[k] += r[k]
-  return u
-}
-
-/**
- * Checks `add` against the tenant's quotas and reserves it, in one step
- * (EDQUOT naming the quota otherwise); dispose the handle once what it was
- * for is recorded, or failed. Every request that makes something goes
- * through here, so two connections of one tenant cannot both pass a check
- * while the first waits for the kernel.
- */
-export function reserveQuota(state: BrokerState, tenant: ResolvedTenant, add: Partial<Usage>): Disposable & { release(): void } {
-  return bookOf(state).reservations.reserve(tenant, heldUsage(state, tenant.name), add)
-}
-
-/** What an object is, in short: an id that comes back naming another object (ids are reused) does not match. */
-function fingerprint(kind: LingeringObject['kind'], fd: number): string {
-  if (kind === 'map') {
-    const i = mapInfoByFd(fd)
-    return `map ${i.typeId} ${i.keySize} ${i.valueSize} ${i.maxEntries} ${i.flags} ${i.name}`
-  }
-  if (kind === 'prog') {
-    const i = progInfoByFd(fd)
-    return `prog ${i.typeId} ${i.tag} ${i.name}`
-  }
-  // A link's program can be replaced (LINK_UPDATE) by whoever holds it: its type is what stays.
-  return `link ${linkInfoByFd(fd).type}`
-}
-
-function fingerprintById(kind: LingeringObject['kind'], id: number): string | undefined {
-  let fd: Fd
-  try {
-    fd = openById(kind, id)
-  } catch {
-    return undefined
-  }
-  try {
-    return fingerprint(kind, fd.fd)
-  } catch {
-    return undefined
-  } finally {
-    fd.close()
-  }
-}
-
-/**
- * Drops a record the broker made (release, detach): its broker pin and the
- * record go, and the object, while it lives (an fd, a pin, a program or a
- * link holds it), keeps counting against the tenant's quota. Adopted
- * records just go. Returns the removed record.
- */
-export function letGo(state: BrokerState, record: RegistryRecord): RegistryRecord | undefined {
-  let lingering: LingeringObject | undefined
-  if (record.origin === 'made' && record.kind !== 'btf') {
-    try {
-      using fd = state.registry.openObject(record)
-      const kind = record.kind
-      const share: Partial<Usage> = kind === 'map' ? { maps: 1, bytes: mapBytes(mapShape(fd.fd)) } : kind === 'prog' ? { progs: 1 } : { links: 1 }
-      lingering = { tenant: record.tenant, kind, id: record.id, share, fingerprint: fingerprint(kind, fd.fd) }
-    } catch {
-      // Its broker pin is gone or holds another object: nothing of it to count.
-    }
-  }
-  const removed = state.registry.remove(record.kind, record.id)
-  bytesByRef.delete(`${record.kind}:${record.id}`)
-  if (removed && lingering) bookOf(state).lingering.add(lingering)
-  return removed
-}
-
-function mapShape(fd: number): MapShape {
-  const i = mapInfoByFd(fd)
-  return { type: i.typeId, keySize: i.keySize, valueSize: i.valueSize, maxEntries: i.maxEntries }
-}
-
-function recordBytes(state: BrokerState, r: RegistryRecord): { bytes: number } | undefined {
-  if (r.kind !== 'map') return { bytes: 0 }
-  const ref = `map:${r.id}`
-  let bytes = bytesByRef.get(ref)
-  if (bytes === undefined) {
-    try {
-      using fd = state.registry.openObject(r)
-      bytes = mapBytes(mapShape(fd.fd))
-      bytesByRef.set(ref, bytes)
-    } catch {
-      return undefined
-    }
-  }
-  return { bytes }
 }
 
 /** The token the request says it carries (always the last fd), or undefined. */
@@ -365,7 +249,7 @@ const adopt: Handler<Record<string, never>> = (ctx) => {
   const add: Partial<Usage> = {}
   for (const { kind, id } of refs) {
     // Already counted: recorded, or made by the broker for this tenant and released (it counts while it lives).
-    if (state.registry.find(kind, id) || bookOf(state).lingering.has(tenant.name, kind, id)) continue
+    if (state.registry.find(kind, id) || lingers(state, tenant.name, kind, id)) continue
     if (kind === 'map') add.maps = (add.maps ?? 0) + 1
     if (kind === 'prog') add.progs = (add.progs ?? 0) + 1
     if (kind === 'link') add.links = (add.links ?? 0) + 1

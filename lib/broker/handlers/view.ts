@@ -10,7 +10,7 @@ import { refOf, visible, type Ownership, type Owners } from '../scope.js'
 import { requireTenant, type Handler, type HandlerContext } from '../state.js'
 import { notInView, openById, objectView, openVisible } from './view-object.js'
 import { heldMapAccess, READ, WRITE } from './held-access.js'
-import { usageFor } from './objects.js'
+import { usageFor } from './quota-book.js'
 
 let version: string | undefined
 /** The package's version, for hello. */
