@@ -34,7 +34,9 @@ const only = opt('--only')
 // --skip may come more than once: rows whose names hold any of the texts are left out.
 const skips = argv.flatMap((a, i) => (a === '--skip' && argv[i + 1] !== undefined ? [argv[i + 1]] : []))
 // Rounds of turns per measure (--reps is the older name).
-const REPS = Number(opt('--rounds') ?? opt('--reps') ?? 15)
+const REPS = Number(opt('--rounds') ?? opt('--reps') ?? 25)
+// --out <file>: the JSON written there as well (beside the table).
+const outFile = opt('--out')
 const RUNS = opt('--runs') === undefined ? 1 : Number(opt('--runs'))
 if (!(REPS >= 1) || !(RUNS >= 1)) {
   console.error('bench: --rounds and --runs take a positive number')
@@ -412,11 +414,11 @@ function perCpuRows() {
 
 // Batches of 1,024 entries, per element: packed bytes (lookupBatchBytes,
 // updateBatchBytes) and [key, value] entries (lookupBatch, updateBatch).
-// A block makes BATCHES whole-map batches (a batch alone is 0.2-0.5 ms: one
+// A block makes BATCHES whole-map batches (a batch alone is 0.1-0.5 ms: one
 // preemption or collection would be most of it).
 function batchRows() {
   const COUNT = 1024
-  const BATCHES = 16
+  const BATCHES = 32
   for (const size of [8, 64]) {
     const names = ['lookup', 'update'].flatMap((op) => [`hash ${op} batch 1024 ${size}B`, `hash ${op} batch 1024 ${size}B entries`])
     if (!names.some(want)) continue
@@ -816,8 +818,10 @@ function finish(started, load0) {
   const m = machine(load0)
   if (!peer) notes.unshift(`bpf (npm): — everywhere: ${peerReason}`)
   const targets = rows.filter((r) => r.goal).map(judge)
+  const result = { machine: m, rows, targets, notes }
+  if (outFile) writeFileSync(outFile, JSON.stringify(result, null, 2))
   if (json) {
-    console.log(JSON.stringify({ machine: m, rows, targets, notes }, null, 2))
+    console.log(JSON.stringify(result, null, 2))
   } else {
     console.log(table(m, rows, targets, notes))
   }
@@ -867,7 +871,7 @@ function table(m, rows, targets, notes, agree) {
 async function runMany() {
   const args = []
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--runs') i++
+    if (argv[i] === '--runs' || argv[i] === '--out') i++
     else if (argv[i] !== '--json') args.push(argv[i])
   }
   const results = []
@@ -928,8 +932,10 @@ async function runMany() {
   const m = { ...results[0].machine, runs: RUNS, load: results.flatMap((r) => r.machine.load), dates: results.map((r) => r.machine.date) }
   const notes = [...new Set(results.flatMap((r) => r.notes))]
   const disagree = agreement.filter((a) => !a.agree)
+  const result = { machine: m, rows: combined, targets, agreement, notes, runs: results }
+  if (outFile) writeFileSync(outFile, JSON.stringify(result, null, 2))
   if (json) {
-    console.log(JSON.stringify({ machine: m, rows: combined, targets, agreement, notes, runs: results }, null, 2))
+    console.log(JSON.stringify(result, null, 2))
   } else {
     console.log(table(m, combined, targets, notes, agree))
     console.log(`\n${RUNS} runs: ${agreement.length - disagree.length} of ${agreement.length} rows agree within 10%${disagree.length ? `; not: ${disagree.map((a) => `${a.name} (${a.worstColumn} ${Math.round(100 * a.spread)}%)`).join(', ')}` : ''}`)
