@@ -12,7 +12,8 @@ import type { ResolvedTenant } from './config.js'
  * longer guarded. Returns the names now registered. Errors: TypeError
  * naming the tenant when its match gives the guard nothing to key on (only
  * uid, or userns 'non-initial'); the guard's own errors (overlapping
- * matches, 64 tenants), prefixed with the tenant's name.
+ * matches, 64 tenants), prefixed with the tenant's name; the tenants this
+ * call newly registered before the failure are unregistered again.
  */
 export function syncGuard(guard: Guard, tenants: readonly ResolvedTenant[], previous: ReadonlySet<string>): Set<string> {
   const wanted = tenants.filter((t) => t.guard)
@@ -21,13 +22,18 @@ export function syncGuard(guard: Guard, tenants: readonly ResolvedTenant[], prev
   const next = new Set(matches.keys())
   // Removals first: a match a removed tenant held may be a new tenant's now.
   for (const name of previous) if (!next.has(name)) guard.removeTenant(name)
+  const added: string[] = []
   for (const t of wanted) {
     const quota: { maps?: number; bytes?: number } = {}
     if (Number.isFinite(t.quota.maps)) quota.maps = t.quota.maps
     if (Number.isFinite(t.quota.bytes)) quota.bytes = t.quota.bytes
     try {
       guard.setTenant(t.name, { match: matches.get(t.name) as TenantMatch, policy: t.policy, quota })
+      if (!previous.has(t.name)) added.push(t.name)
     } catch (e) {
+      // Names this call registered go again: the caller re-syncs the tenants
+      // it had (from `previous`), and knows nothing of these.
+      for (const name of added) guard.removeTenant(name)
       if (e instanceof Error) e.message = `tenant ${t.name}: ${e.message}`
       throw e
     }

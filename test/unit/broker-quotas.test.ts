@@ -230,6 +230,18 @@ describe('syncGuard', () => {
     }
   })
 
+  test('a refusal partway unregisters the names that call added, and only those (the caller re-syncs what it had)', () => {
+    const { calls, guard } = recorder()
+    const set = (guard as unknown as { setTenant: (n: string, o: unknown) => void }).setTenant
+    ;(guard as unknown as { setTenant: (n: string, o: unknown) => void }).setTenant = (name, options) => {
+      if (name === 'c') throw new RangeError('guard.setTenant: 64 tenants')
+      set(name, options)
+    }
+    expect(() => syncGuard(guard, [guarded('kept', { userns: 5 }), guarded('new', { userns: 6 }), guarded('c', { userns: 7 })], new Set(['kept', 'gone'])))
+      .toThrow('tenant c: guard.setTenant: 64 tenants')
+    expect(calls.map(([op, name]) => `${op} ${name}`)).toEqual(['remove gone', 'set kept', 'set new', 'remove new'])
+  })
+
   test('the guard\'s own refusal names the tenant', () => {
     const guard = { setTenant: () => { throw new TypeError("guard.setTenant: tenant 'x' already matches userns 5") }, removeTenant: () => true } as unknown as Guard
     expect(() => syncGuard(guard, [guarded('a', { userns: 5 })], new Set())).toThrow("tenant a: guard.setTenant: tenant 'x' already matches userns 5")
