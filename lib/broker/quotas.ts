@@ -194,6 +194,33 @@ export class Lingering {
   get size(): number {
     return this.#objects.size
   }
+
+  /** Every entry, to be saved (a restart must not forget them: quota-book.ts). */
+  entries(): LingeringObject[] {
+    return [...this.#objects.values()]
+  }
+
+  /**
+   * Entries read back from a save; malformed ones are skipped (and named by
+   * `onBad`). Each is checked against the kernel again at its first use.
+   */
+  static from(list: unknown, onBad: (entry: unknown) => void = () => {}): Lingering {
+    const out = new Lingering()
+    for (const o of Array.isArray(list) ? list : []) {
+      if (isLingeringObject(o)) out.add(o)
+      else onBad(o)
+    }
+    return out
+  }
+}
+
+function isLingeringObject(o: unknown): o is LingeringObject {
+  if (typeof o !== 'object' || o === null) return false
+  const { tenant, kind, id, share, fingerprint } = o as Record<string, unknown>
+  return typeof tenant === 'string' && (kind === 'map' || kind === 'prog' || kind === 'link') &&
+    Number.isSafeInteger(id) && (id as number) > 0 && typeof fingerprint === 'string' &&
+    typeof share === 'object' && share !== null && !Array.isArray(share) &&
+    Object.entries(share).every(([k, v]) => (KEYS as readonly string[]).includes(k) && Number.isSafeInteger(v) && (v as number) >= 0)
 }
 
 /**

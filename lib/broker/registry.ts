@@ -4,11 +4,12 @@
 // requests. registry.json is metadata (origin, name, the tenant's own pin
 // names), written atomically; on open both are reconciled so that a kill -9
 // at any point loses nothing that was acknowledged (plan §5).
-import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { BPF_FS_MAGIC, onFilesystem } from '../sys/fs-magic.js'
 import { Pin } from '../sys/pin.js'
 import { bpfObjectKind, btfInfoByFd, Fd, linkInfoByFd, mapInfoByFd, native, progInfoByFd } from '../sys/index.js'
+import { writeFileAtomic } from './atomic-file.js'
 import { brokerError } from './errors.js'
 import type { Kind } from './protocol.js'
 
@@ -175,22 +176,7 @@ export class Registry {
   /** Writes registry.json atomically: a tmp file (0600), fsync, rename over, fsync of the directory. */
   save(): void {
     const doc = { version: VERSION, pinRoot: this.pinRoot, objects: this.#records }
-    const data = Buffer.from(JSON.stringify(doc, null, 1) + '\n')
-    const tmp = `${this.#file}.tmp`
-    const fd = openSync(tmp, 'w', 0o600)
-    try {
-      for (let at = 0; at < data.length;) at += writeSync(fd, data, at)
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
-    renameSync(tmp, this.#file)
-    const dir = openSync(dirname(this.#file), 'r')
-    try {
-      fsyncSync(dir)
-    } finally {
-      closeSync(dir)
-    }
+    writeFileAtomic(this.#file, Buffer.from(JSON.stringify(doc, null, 1) + '\n'))
   }
 
   /** The records of registry.json that are well formed; an unreadable file is logged and counts as empty (the pins rebuild it). */

@@ -14,6 +14,7 @@ import { kernel, native } from '../../lib/sys/index.js'
 import { requireFeature, skipAllIf } from './helpers/requires.js'
 import { userNamespacesMissing } from './helpers/tenant.js'
 import { startTestBroker, type TestBroker } from './helpers/broker.js'
+import { startBroker, type Broker } from '../../lib/broker/server.js'
 import { repoRoot } from './helpers/raw.js'
 
 const why = requireFeature(havePeerPidfd) ?? userNamespacesMissing()
@@ -77,7 +78,11 @@ describe('broker: quotas', () => {
     })
   }, 60_000)
 
+  // The broker a test restarted on the same state (tb.close() closes only the one it started).
+  let restarted: Broker | undefined
+
   afterAll(async () => {
+    await restarted?.close()
     await tb?.close()
   })
 
@@ -105,6 +110,32 @@ describe('broker: quotas', () => {
     using second = await c.createMap({ ...tinyArray, name: 'second' })
     expect(second.id).not.toBe(firstId)
     await c.release('map', second.id)
+  })
+
+  test('a restart keeps counting what the broker let go of (released.json in its state directory)', async () => {
+    {
+      using c = await tb.tenant('rel').client()
+      const kept = await c.createMap({ ...tinyArray, name: 'kept' })
+      const keptId = kept.id
+      await tb.tenant('rel').hold([kept.fd])
+      kept.close()
+      await c.release('map', keptId)
+      const saved = JSON.parse(readFileSync(join(tb.stateDir, 'released.json'), 'utf8')) as { tenant: string; id: number }[]
+      expect(saved).toEqual([expect.objectContaining({ tenant: 'rel', kind: 'map', id: keptId, share: { maps: 1, bytes: 8 } })])
+    }
+    const config = tb.broker.state.config
+    await tb.broker.close()
+    restarted = await startBroker(config)
+    using c = await tb.tenant('rel').client()
+    expect(await outcome(c.createMap({ ...tinyArray, name: 'second' }))).toBe('EDQUOT')
+    // Once the tenant lets go, the object goes, and with it its share (and its entry in the file).
+    await tb.tenant('rel').drop()
+    let second: Awaited<ReturnType<BrokerClient['createMap']>> | undefined
+    await until(async () => (second = await c.createMap({ ...tinyArray, name: 'second' }).catch(() => undefined)) !== undefined)
+    expect(JSON.parse(readFileSync(join(tb.stateDir, 'released.json'), 'utf8'))).toEqual([])
+    const secondId = second!.id
+    second!.close()
+    await c.release('map', secondId)
   })
 
   test('adopting back what the broker made and releasing it again does not launder it', async () => {

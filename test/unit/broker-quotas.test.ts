@@ -65,6 +65,17 @@ describe('mapBytes', () => {
 })
 
 describe('Lingering', () => {
+  test('entries() and from() round-trip; malformed entries are skipped and named', () => {
+    const good = { tenant: 'a', kind: 'map' as const, id: 7, share: { maps: 1, bytes: 64 }, fingerprint: 'map 1 4 4 1 0 x' }
+    const l = new Lingering()
+    l.add(good)
+    const bad: unknown[] = []
+    const back = Lingering.from(JSON.parse(JSON.stringify([...l.entries(), { ...good, kind: 'btf' }, { ...good, id: -1 }, { ...good, share: { maps: 'x' } }, { ...good, share: { secret: 1 } }, null, 'x'])), (b) => bad.push(b))
+    expect(back.entries()).toEqual([good])
+    expect(bad).toHaveLength(6)
+    expect(Lingering.from({ not: 'a list' }).size).toBe(0)
+  })
+
   test('what the broker let go of counts while its object lives as it was; gone, re-recorded or replaced, it stops', () => {
     const l = new Lingering()
     l.add({ tenant: 't1', kind: 'map', id: 1, share: { maps: 1, bytes: 100 }, fingerprint: 'm1' })

@@ -2,7 +2,10 @@
 // the broker made for it and let go of that still lives, what its requests
 // in flight reserved, its connections) and the one step that checks and
 // reserves. quotas.ts has the rules and says why each part counts.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { linkInfoByFd, mapInfoByFd, progInfoByFd, type Fd } from '../../sys/index.js'
+import { writeFileAtomic } from '../atomic-file.js'
 import type { ResolvedTenant } from '../config.js'
 import type { Kind } from '../protocol.js'
 import type { RegistryRecord } from '../registry.js'
@@ -20,8 +23,32 @@ const books = new WeakMap<BrokerState, { lingering: Lingering; reservations: Res
 
 function bookOf(state: BrokerState): { lingering: Lingering; reservations: Reservations } {
   let book = books.get(state)
-  if (!book) books.set(state, (book = { lingering: new Lingering(), reservations: new Reservations() }))
+  if (!book) books.set(state, (book = { lingering: loadLingering(state), reservations: new Reservations() }))
   return book
+}
+
+// What the broker let go of and still counts outlives a restart: a tenant
+// must not get its quota back because the daemon was restarted.
+const releasedFile = (state: BrokerState) => join(state.config.stateDir, 'released.json')
+
+function loadLingering(state: BrokerState): Lingering {
+  let text: string
+  try {
+    text = readFileSync(releasedFile(state), 'utf8')
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') state.log(`quota book: ${releasedFile(state)} unreadable (${(e as Error).message}); released objects count from now on only`)
+    return new Lingering()
+  }
+  try {
+    return Lingering.from(JSON.parse(text), (bad) => state.log(`quota book: dropped a malformed entry ${JSON.stringify(bad)?.slice(0, 200)}`))
+  } catch (e) {
+    state.log(`quota book: ${releasedFile(state)} is not JSON (${(e as Error).message}); released objects count from now on only`)
+    return new Lingering()
+  }
+}
+
+function saveLingering(state: BrokerState, lingering: Lingering): void {
+  writeFileAtomic(releasedFile(state), Buffer.from(JSON.stringify(lingering.entries()) + '\n'))
 }
 
 /** Whether kind:id is something the broker made for `tenant`, let go of, and still counts (adopting it back adds nothing). */
@@ -32,7 +59,10 @@ export function lingers(state: BrokerState, tenant: string, kind: Kind, id: numb
 /** A tenant's usage without reservations: its records, what the broker made for it and let go of that still lives, its connections. */
 function heldUsage(state: BrokerState, tenant: string): Usage {
   const u = usageOf(tenant, state.registry.records(), (r) => recordBytes(state, r), state.connections(tenant))
-  const gone = bookOf(state).lingering.usage(tenant, fingerprintById, (kind, id) => state.registry.find(kind as Kind, id) !== undefined)
+  const { lingering } = bookOf(state)
+  const before = lingering.size
+  const gone = lingering.usage(tenant, fingerprintById, (kind, id) => state.registry.find(kind as Kind, id) !== undefined)
+  if (lingering.size !== before) saveLingering(state, lingering)
   for (const k of Object.keys(gone) as (keyof Usage)[]) u[k] += gone[k] ?? 0
   return u
 }
@@ -106,7 +136,11 @@ export function letGo(state: BrokerState, record: RegistryRecord): RegistryRecor
   }
   const removed = state.registry.remove(record.kind, record.id)
   bytesByRef.delete(`${record.kind}:${record.id}`)
-  if (removed && lingering) bookOf(state).lingering.add(lingering)
+  if (removed && lingering) {
+    const book = bookOf(state).lingering
+    book.add(lingering)
+    saveLingering(state, book)
+  }
   return removed
 }
 
