@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <linux/bpf.h>
 #include <node_api.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -135,6 +136,20 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) return fail(env, "floor: closeFd(fd)");
   return int32(env, close(fd) == 0 ? 0 : -errno);
+}
+
+// pin(cpu): binds the calling thread (the bench's main thread) to one CPU;
+// processes it forks (the C baseline) inherit that. 0 or -errno.
+static napi_value pin(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  uint32_t cpu;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_uint32(env, argv[0], &cpu) != napi_ok || cpu >= CPU_SETSIZE) return fail(env, "floor: pin(cpu)");
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return int32(env, sched_setaffinity(0, sizeof(set), &set) == 0 ? 0 : -errno);
 }
 
 // ---- preparing (untimed) ----
@@ -301,6 +316,7 @@ NAPI_MODULE_INIT() {
   const napi_property_descriptor props[] = {
       {"call", NULL, call, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pin", NULL, pin, NULL, NULL, NULL, napi_enumerable, NULL},
       {"elem", NULL, prep_elem, NULL, NULL, NULL, napi_enumerable, NULL},
       {"batch", NULL, prep_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nextKey", NULL, prep_next_key, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --json] [-- --only <text>] [-- --rounds <n>] [-- --runs <n>]
+// npm run bench [-- --json] [-- --only <text>] [-- --skip <text>] [-- --rounds <n>] [-- --runs <n>] [-- --cpu <n>|none] [-- --out <file>]
 //
 // bpfkit beside the physical floor: every operation measured, in one run, on
 // the same maps and data, by a C program making raw bpf(2) calls (compiled
@@ -21,6 +21,7 @@ import { cpus, homedir, loadavg, release, tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { stat } from 'node:fs/promises'
 import { BpfMap, BpfProgram, ids } from '../../dist/index.mjs'
 import { largeProgram, ringProducer, smallProgram } from './programs.mjs'
 import { guardRows } from './guard.mjs'
@@ -35,6 +36,11 @@ const only = opt('--only')
 const skips = argv.flatMap((a, i) => (a === '--skip' && argv[i + 1] !== undefined ? [argv[i + 1]] : []))
 // Rounds of turns per measure (--reps is the older name).
 const REPS = Number(opt('--rounds') ?? opt('--reps') ?? 25)
+// --cpu <n>|none: the CPU the main thread and the C baseline run on (the last
+// one by default). Unpinned, the C process often ran on the other vCPU than
+// Node, and on a shared VM the two vCPUs' speeds differ and change: C's
+// figures moved 20-40% between runs while the floor's and bpfkit's did not.
+const cpuOpt = opt('--cpu') ?? String(cpus().length - 1)
 // --out <file>: the JSON written there as well (beside the table).
 const outFile = opt('--out')
 const RUNS = opt('--runs') === undefined ? 1 : Number(opt('--runs'))
@@ -780,6 +786,17 @@ function ringRows() {
 
 async function main() {
   const started = now()
+  if (cpuOpt !== 'none') {
+    // libuv's thread pool starts on its first use and its threads take the
+    // affinity of the thread that starts them: started now, before the pin,
+    // async work keeps every CPU, as it does outside the bench.
+    await stat(here)
+    const r = floor.pin(Number(cpuOpt))
+    if (r !== 0) {
+      console.error(`bench: pinning to CPU ${cpuOpt} failed (${r}); --cpu none runs unpinned`)
+      process.exit(1)
+    }
+  }
   log(`bench: ${REPS} rounds per measure, contenders in turns; C baseline built with ${ccVersion}; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
   if (!peer) log(`bench: ${peerReason}`)
   const load0 = loadavg()[0]
@@ -809,6 +826,7 @@ function machine(load0) {
     peer: peer ? `bpf ${createRequire(import.meta.url)('bpf/package.json').version} (libbpf ${peer.version})` : `— (${peerReason})`,
     date: new Date().toISOString(),
     rounds: REPS,
+    pinned: cpuOpt === 'none' ? null : Number(cpuOpt),
     // The 1-minute load average when the run began and when it ended: the machine may be shared.
     load: [r2(load0), r2(loadavg()[0])],
   }
@@ -849,7 +867,7 @@ function table(m, rows, targets, notes, agree) {
   const left = (i) => i < 2 || i >= 9 // name, unit, target and the --runs verdicts
   const line = (cells) => '| ' + cells.map((c, i) => (left(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |'
   const out = [
-    `Machine: ${m.cpu}, ${m.cpus} CPUs, Linux ${m.kernel}, Node ${m.node}, ${m.cc}; peer: ${m.peer}; ${m.rounds} rounds; load ${m.load.join(' → ')}; ${m.date}`,
+    `Machine: ${m.cpu}, ${m.cpus} CPUs, Linux ${m.kernel}, Node ${m.node}, ${m.cc}; peer: ${m.peer}; ${m.rounds} rounds; ${m.pinned === null ? 'unpinned' : `main thread and C on CPU ${m.pinned}`}; load ${m.load.join(' → ')}; ${m.date}`,
     '',
     line(head),
     '|' + widths.map((w, i) => (left(i) ? ':' + '-'.repeat(w + 1) : '-'.repeat(w + 1) + ':')).join('|') + '|',
