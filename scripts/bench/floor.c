@@ -139,16 +139,22 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
 }
 
 // pin(cpu): binds the calling thread (the bench's main thread) to one CPU;
-// processes it forks (the C baseline) inherit that. 0 or -errno.
+// processes it forks (the C baseline) inherit that. pin(-1): every CPU the
+// machine has again. 0 or -errno.
 static napi_value pin(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  uint32_t cpu;
+  int32_t cpu;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1 || napi_get_value_uint32(env, argv[0], &cpu) != napi_ok || cpu >= CPU_SETSIZE) return fail(env, "floor: pin(cpu)");
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &cpu) != napi_ok || cpu < -1 || cpu >= CPU_SETSIZE) return fail(env, "floor: pin(cpu)");
   cpu_set_t set;
   CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
+  if (cpu >= 0) {
+    CPU_SET(cpu, &set);
+  } else {
+    long n = sysconf(_SC_NPROCESSORS_CONF);
+    for (long i = 0; i < n && i < CPU_SETSIZE; i++) CPU_SET(i, &set);
+  }
   return int32(env, sched_setaffinity(0, sizeof(set), &set) == 0 ? 0 : -errno);
 }
 
