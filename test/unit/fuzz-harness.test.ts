@@ -22,7 +22,8 @@ function fuzz(...args: string[]): { status: number | null; stdout: string; summa
   return { status: r.status, stdout: r.stdout, summary: JSON.parse(last) as Summary }
 }
 
-const node = (file: string) => spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 30_000 })
+// TMPDIR inside `out`: a reproducer that crashes (as it should here) cannot remove its harness's directory.
+const node = (file: string) => spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, TMPDIR: out } })
 
 afterAll(() => rmSync(out, { recursive: true, force: true }))
 
