@@ -12,7 +12,8 @@
 // the kernel no longer has it. Adopted objects are the tenant's own making
 // (its token; the guard counts those) and stop counting once released; one
 // the broker made, released and adopted back is still the broker's making.
-// What lingers is remembered by the running broker only: a restart forgets it.
+// What lingers is saved in the state directory (released.json,
+// handlers/quota-book.ts), so a restart keeps counting it.
 //
 // Requests check and reserve in one step (`Reservations`): a load waits for
 // the verifier on a worker thread, and another connection of the same tenant
@@ -138,8 +139,13 @@ export function checkQuota(tenant: ResolvedTenant, usage: Usage, add: Partial<Us
   }
 }
 
+/** A usage of nothing at all. */
+export function noUsage(): Usage {
+  return { maps: 0, bytes: 0, progs: 0, links: 0, pins: 0, connections: 0 }
+}
+
 /** Adds `b` into `a` (missing keys count 0). */
-function addInto(a: Usage, b: Partial<Usage>): void {
+export function addInto(a: Usage, b: Partial<Usage>): void {
   for (const k of KEYS) a[k] += b[k] ?? 0
 }
 
@@ -179,7 +185,7 @@ export class Lingering {
    * adopting and releasing cannot launder what the broker made.
    */
   usage(tenant: string, alive: (kind: LingeringObject['kind'], id: number) => string | undefined, registered: (kind: string, id: number) => boolean): Partial<Usage> {
-    const u: Usage = { maps: 0, bytes: 0, progs: 0, links: 0, pins: 0, connections: 0 }
+    const u = noUsage()
     for (const [ref, o] of this.#objects) {
       if (o.tenant !== tenant || registered(o.kind, o.id)) continue
       if (alive(o.kind, o.id) !== o.fingerprint) {
@@ -232,7 +238,7 @@ export class Reservations {
   readonly #byTenant = new Map<string, Usage>()
 
   of(tenant: string): Usage {
-    return { ...(this.#byTenant.get(tenant) ?? { maps: 0, bytes: 0, progs: 0, links: 0, pins: 0, connections: 0 }) }
+    return { ...(this.#byTenant.get(tenant) ?? noUsage()) }
   }
 
   /**
@@ -245,7 +251,7 @@ export class Reservations {
     addInto(total, this.of(tenant.name))
     checkQuota(tenant, total, add)
     let mine = this.#byTenant.get(tenant.name)
-    if (!mine) this.#byTenant.set(tenant.name, (mine = { maps: 0, bytes: 0, progs: 0, links: 0, pins: 0, connections: 0 }))
+    if (!mine) this.#byTenant.set(tenant.name, (mine = noUsage()))
     addInto(mine, add)
     let released = false
     const release = () => {

@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../atomic-file.js'
 import type { ResolvedTenant } from '../config.js'
 import type { Kind } from '../protocol.js'
 import type { RegistryRecord } from '../registry.js'
-import { Lingering, mapBytes, Reservations, usageOf, type LingeringObject, type MapShape, type Usage } from '../quotas.js'
+import { addInto, Lingering, mapBytes, Reservations, usageOf, type LingeringObject, type MapShape, type Usage } from '../quotas.js'
 import type { BrokerState } from '../state.js'
 import { openById } from './view-object.js'
 
@@ -63,15 +63,14 @@ function heldUsage(state: BrokerState, tenant: string): Usage {
   const before = lingering.size
   const gone = lingering.usage(tenant, fingerprintById, (kind, id) => state.registry.find(kind as Kind, id) !== undefined)
   if (lingering.size !== before) saveLingering(state, lingering)
-  for (const k of Object.keys(gone) as (keyof Usage)[]) u[k] += gone[k] ?? 0
+  addInto(u, gone)
   return u
 }
 
 /** A tenant's usage as quotas see it: heldUsage plus what its requests in flight reserved. */
 export function usageFor(state: BrokerState, tenant: string): Usage {
   const u = heldUsage(state, tenant)
-  const r = bookOf(state).reservations.of(tenant)
-  for (const k of Object.keys(u) as (keyof Usage)[]) u[k] += r[k]
+  addInto(u, bookOf(state).reservations.of(tenant))
   return u
 }
 
