@@ -13,15 +13,35 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { belongs, tasksOf } from '../discovery.js'
 import { parseFdinfo } from '../procfs.js'
 import type { ResolvedTenant } from '../config.js'
+import type { Kind } from '../protocol.js'
+import { refOf } from '../scope.js'
+import type { HandlerContext } from '../state.js'
 
 export const READ = 1
 export const WRITE = 2
 
-/** READ | WRITE as an fd's O_ACCMODE gives them (0 read-only, 1 write-only, 2 read-write). */
-function accessOfFlags(flags: string | undefined): number {
-  if (flags === undefined || !/^[0-7]+$/.test(flags)) return 0
-  const mode = Number.parseInt(flags, 8) & 3
-  return mode === 0 ? READ : mode === 1 ? WRITE : READ | WRITE
+/**
+ * READ | WRITE as the `flags:` line of an fd's fdinfo gives them (its
+ * O_ACCMODE: 0 read-only, 1 write-only, 2 read-write); 0 for no such line or
+ * no valid mode.
+ */
+export function accessOfFdinfo(text: string): number {
+  const m = /^flags:\s*([0-7]+)$/m.exec(text)
+  if (!m) return 0
+  return [READ, WRITE, READ | WRITE, 0][Number.parseInt(m[1], 8) & 3]
+}
+
+/**
+ * The access the tenant gets to an object through the broker: read-write,
+ * except for a map that is its own only because its tasks hold it (origin
+ * 'held', in no record): then what their fds give (heldMapAccess; 0 once
+ * they hold it no more).
+ */
+export function tenantAccess(ctx: HandlerContext, kind: Kind, id: number): number {
+  const { state, tenant } = ctx
+  if (kind !== 'map' || tenant === null || state.registry.find(kind, id)) return READ | WRITE
+  if (state.owners().of(refOf(kind, id))?.origin !== 'held') return READ | WRITE
+  return heldMapAccess(tenant, id)
 }
 
 /**
@@ -42,8 +62,9 @@ export function heldMapAccess(tenant: ResolvedTenant, id: number): number {
     for (const name of names) {
       try {
         if (readlinkSync(`/proc/${pid}/fd/${name}`) !== 'anon_inode:bpf-map') continue
-        const info = parseFdinfo(readFileSync(`/proc/${pid}/fdinfo/${name}`, 'utf8'))
-        if (info?.kind === 'map' && info.id === id) mine |= accessOfFlags(info.fields.flags)
+        const text = readFileSync(`/proc/${pid}/fdinfo/${name}`, 'utf8')
+        const info = parseFdinfo(text)
+        if (info?.kind === 'map' && info.id === id) mine |= accessOfFdinfo(text)
       } catch {
         // closed meanwhile
       }

@@ -19,6 +19,7 @@ import { mapBytes, type Usage } from '../quotas.js'
 import { requireTenant, type Handler, type HandlerContext, type HandlerResult, type ReceivedFd } from '../state.js'
 import { infoOf, notInView, objectView } from './view-object.js'
 import { letGo, lingers, mapShape, reserveQuota } from './quota-book.js'
+import { accessOfFdinfo, READ, WRITE } from './held-access.js'
 
 // Request bodies as validate.ts hands them over (checked there: types, key sets, fd counts).
 type MapCreateBody = RequestBody<'map_create'>
@@ -132,8 +133,8 @@ const progLoad: Handler<ProgLoadBody> = async (ctx, req) => {
   for (let i = 0; i < req.maps; i++) {
     const r = visibleFd(ctx, tenant, i, 'map')
     // A program reads and writes its maps whatever the fd it was loaded with allowed (only BPF_F_RDONLY_PROG, a map flag, stops it).
-    const mode = accessMode(r.fd.fd)
-    if (mode !== O_RDWR) throw brokerError('EPERM', `fds[${i}] is a ${mode === O_RDONLY ? 'read-only' : 'write-only'} fd of map ${r.id}: a program may use only maps you can read and write`, { rule: 'prog_load' })
+    const access = ownFdAccess(r.fd.fd)
+    if (access !== (READ | WRITE)) throw brokerError('EPERM', `fds[${i}] is a ${accessWords(access)} fd of map ${r.id}: a program may use only maps you can read and write`, { rule: 'prog_load' })
     maps.push(r.fd.fd)
   }
   const bytes = withMapFds(Buffer.from(spec.insns, 'base64'), maps)
@@ -234,8 +235,9 @@ const adopt: Handler<Record<string, never>> = (ctx) => {
   const refs: ObjectRef[] = ctx.fds.map((r, i) => {
     if (r.kind === undefined || r.kind === 'token' || r.id === undefined) throw brokerError('EINVAL', `fds[${i}] is ${describeKind(r)}, not a map, program, link or BTF`)
     // The broker's pin and get_fd give a recorded map back read-write: a read-only (or write-only) fd must not become one.
-    if (r.kind === 'map' && accessMode(r.fd.fd) !== O_RDWR) {
-      throw brokerError('EPERM', `fds[${i}] is a ${accessMode(r.fd.fd) === O_RDONLY ? 'read-only' : 'write-only'} fd of map ${r.id}: adopt takes maps you can read and write`, { rule: 'adopt' })
+    const access = r.kind === 'map' ? ownFdAccess(r.fd.fd) : READ | WRITE
+    if (access !== (READ | WRITE)) {
+      throw brokerError('EPERM', `fds[${i}] is a ${accessWords(access)} fd of map ${r.id}: adopt takes maps you can read and write`, { rule: 'adopt' })
     }
     return { kind: r.kind, id: r.id }
   })
@@ -270,15 +272,14 @@ const adopt: Handler<Record<string, never>> = (ctx) => {
   return { reply: { objects } }
 }
 
-const O_RDONLY = 0
-const O_RDWR = 2
-
-/** An fd's access mode (O_ACCMODE of its file flags), from this process's fdinfo: how a map fd was opened (BPF_F_RDONLY, BPF_F_WRONLY). */
-function accessMode(fd: number): number {
-  const m = /^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))
-  if (!m) throw brokerError('EIO', `fdinfo of fd ${fd} has no flags line`)
-  return Number.parseInt(m[1], 8) & 3
+/** READ | WRITE as a map fd of this process was opened (BPF_F_RDONLY, BPF_F_WRONLY), from its fdinfo. */
+function ownFdAccess(fd: number): number {
+  const access = accessOfFdinfo(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))
+  if (access === 0) throw brokerError('EIO', `fdinfo of fd ${fd} has no valid flags line`)
+  return access
 }
+
+const accessWords = (access: number): string => (access === READ ? 'read-only' : 'write-only')
 
 const release: Handler<ObjectRef> = (ctx, req) => {
   const tenant = requireTenant(ctx)

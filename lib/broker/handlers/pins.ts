@@ -14,8 +14,7 @@ import { checkQuota } from '../quotas.js'
 import { requireTenant, type BrokerState, type Handler, type HandlerContext, type HandlerResult } from '../state.js'
 import { usageFor } from './quota-book.js'
 import { openActionable } from './view.js'
-import { heldMapAccess, READ, WRITE } from './held-access.js'
-import { refOf } from '../scope.js'
+import { READ, tenantAccess, WRITE } from './held-access.js'
 
 /** A tenant pin name: what validate.ts lets through, checked again here where it becomes a path. */
 export const pinNamePattern = /^[A-Za-z0-9_-]{1,64}$/
@@ -51,7 +50,7 @@ async function pin(ctx: HandlerContext, req: PinRequest): Promise<HandlerResult>
   const fd = openActionable(ctx, req.kind, req.id)
   try {
     // A pin is opened read-write later (get_fd of what is pinned): a map the tenant's tasks hold read-only stays unpinned.
-    if (req.kind === 'map' && !state.registry.find('map', req.id) && state.owners().of(refOf('map', req.id))?.origin === 'held' && heldMapAccess(tenant, req.id) !== (READ | WRITE)) {
+    if (tenantAccess(ctx, req.kind, req.id) !== (READ | WRITE)) {
       throw brokerError('EPERM', `you hold map ${req.id} only read-only or write-only: a pin of it would be opened read-write`, { rule: 'pin' })
     }
     const dir = ensurePinDir(state, tenant.name)

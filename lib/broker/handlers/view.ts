@@ -9,7 +9,7 @@ import type { Kind, ObjectView, RequestBody } from '../protocol.js'
 import { refOf, visible, type Ownership, type Owners } from '../scope.js'
 import { requireTenant, type Handler, type HandlerContext } from '../state.js'
 import { notInView, openById, objectView, openVisible } from './view-object.js'
-import { heldMapAccess, READ, WRITE } from './held-access.js'
+import { READ, tenantAccess, WRITE } from './held-access.js'
 import { usageFor } from './quota-book.js'
 
 let version: string | undefined
@@ -141,12 +141,9 @@ const getFd: Handler<RequestBody<'get_fd'>> = (ctx, req) => {
  * when that is all their fds give (held-access.ts). Takes `fd` over.
  */
 function asHeld(ctx: HandlerContext, kind: Kind, id: number, fd: Fd): Fd {
-  const { state, tenant } = ctx
-  if (kind !== 'map' || tenant === null || state.registry.find(kind, id)) return fd
-  if (state.owners().of(refOf(kind, id))?.origin !== 'held') return fd
   let access: number
   try {
-    access = heldMapAccess(tenant, id)
+    access = tenantAccess(ctx, kind, id)
   } catch (e) {
     fd.close()
     throw e
