@@ -1,10 +1,10 @@
 // Owned file descriptors. Every fd bpfkit creates is an `Fd`: closed once,
 // explicitly or by `using`, with a FinalizationRegistry as the last resort.
-import { readFileSync, readlinkSync, statfsSync } from 'node:fs'
+import { readFileSync, readlinkSync } from 'node:fs'
 import { native } from './addon.js'
 import { BpfError } from './errors.js'
 import { describeValue } from './options.js'
-import { BPF_FS_MAGIC } from './fs-magic.js'
+import { BPF_FS_MAGIC, onFilesystem } from './fs-magic.js'
 
 const EBADF = 9
 
@@ -141,7 +141,7 @@ const tokenFdinfo = /^allowed_cmds:\s/m
 
 function isToken(fd: number): boolean {
   try {
-    if (statfsSync(`/proc/self/fd/${fd}`).type !== BPF_FS_MAGIC) return false
+    if (!onFilesystem(`/proc/self/fd/${fd}`, BPF_FS_MAGIC)) return false
     return tokenFdinfo.test(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))
   } catch {
     return false
