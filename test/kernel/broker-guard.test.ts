@@ -12,13 +12,14 @@
 import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { asm, BpfLink, BpfProgram, features, Guard, ids, type GuardEvent } from '../../lib/index.js'
+import { asm, BpfLink, BpfProgram, features, Guard, ids } from '../../lib/index.js'
 import { startBroker, type Broker } from '../../lib/broker/server.js'
 import type { BrokerConfig, TenantConfig } from '../../lib/broker/config.js'
 import { Policy, type PolicyDocument } from '../../lib/policy/index.js'
 import type { Fd } from '../../lib/sys/index.js'
 import type { GuardTenantAnswer, GuardTenantRequest } from '../fixtures/tenant/guard-tenant-loads.js'
 import { startTestBroker, type TestBroker } from './helpers/broker.js'
+import { eventsDuring } from './helpers/guard-events.js'
 import { requireFeature, skipAllIf } from './helpers/requires.js'
 import { cgroup2Root } from './helpers/scratch.js'
 import { joinTenant, type TenantProcess } from './helpers/tenant-process.js'
@@ -43,24 +44,7 @@ const refusals = {
 }
 
 /** The refusals `guard` reports while `during` runs: until `count` have come, or two seconds pass after it. */
-async function eventsDuring(guard: Guard, count: number, during: () => Promise<void>): Promise<GuardEvent[]> {
-  const ac = new AbortController()
-  const out: GuardEvent[] = []
-  const reading = (async () => {
-    for await (const e of guard.events({ signal: ac.signal })) {
-      out.push(e)
-      if (out.length >= count) break
-    }
-  })()
-  try {
-    await during()
-  } finally {
-    const timer = setTimeout(() => ac.abort(), 2000)
-    await reading
-    clearTimeout(timer)
-  }
-  return out
-}
+const refusalsDuring = (guard: Guard, count: number, during: () => Promise<void>) => eventsDuring(guard, count, during, 2000)
 
 /** The ids of the links pinned in the guard's directory (one per hook). */
 function pinnedLinkIds(pinPath: string): number[] {
@@ -157,7 +141,7 @@ describe('broker with the guard: the kernel enforces each tenant\'s broker polic
   test('a tenant calling bpf() itself with its token is refused by the kernel what its policy does not allow; what it allows loads', async () => {
     const before = guard().stats().refused
     let a: GuardTenantAnswer['outcomes'] = {}
-    const events = await eventsDuring(guard(), 3, async () => {
+    const events = await refusalsDuring(guard(), 3, async () => {
       a = await itself('a', ['plain', 'hash', 'clock', 'cgroupSkb', 'ringbuf'])
     })
     // The token delegates all five: the refusals are the guard's (EPERM at prog_load and map_create).
@@ -174,7 +158,7 @@ describe('broker with the guard: the kernel enforces each tenant\'s broker polic
   test('the other tenant is held to its own policy only, and the host (this process) to none', async () => {
     const before = guard().stats().refused
     let b: GuardTenantAnswer['outcomes'] = {}
-    const events = await eventsDuring(guard(), 1, async () => {
+    const events = await refusalsDuring(guard(), 1, async () => {
       b = await itself('b', ['clock', 'ringbuf'])
     })
     // b's policy grants the clock: what a was refused loads for b; ringbuf is outside b's policy too.
@@ -199,7 +183,7 @@ describe('broker with the guard: the kernel enforces each tenant\'s broker polic
     broker!.setTenant(tenantConfig('a', { policy: withClock }))
     expect(guard().tenants().find((t) => t.name === 'a')).toMatchObject({ policy: Policy.from(withClock).toJSON(), match: { userns: tb.tenant('a').usernsIno } })
     let a: GuardTenantAnswer['outcomes'] = {}
-    const events = await eventsDuring(guard(), 1, async () => {
+    const events = await refusalsDuring(guard(), 1, async () => {
       a = await itself('a', ['clock', 'ringbuf'])
     })
     expect(a).toMatchObject({ clock: ok, ringbuf: { ...refused, command: 'map_create' } })
@@ -219,7 +203,7 @@ describe('broker with the guard: the kernel enforces each tenant\'s broker polic
     {
       using pinned = await Guard.open(pinPath)
       let a: GuardTenantAnswer['outcomes'] = {}
-      const events = await eventsDuring(pinned, 1, async () => {
+      const events = await refusalsDuring(pinned, 1, async () => {
         a = await itself('a', ['clock', 'ringbuf'])
       })
       expect(a).toMatchObject({ clock: ok, ringbuf: refused })
@@ -233,7 +217,7 @@ describe('broker with the guard: the kernel enforces each tenant\'s broker polic
     expect(guard().tenants()).toMatchObject([{ name: 'a', policy: Policy.from(noClock).toJSON(), quota: { maps: 8 } }])
     let a: GuardTenantAnswer['outcomes'] = {}
     let b: GuardTenantAnswer['outcomes'] = {}
-    const events = await eventsDuring(guard(), 1, async () => {
+    const events = await refusalsDuring(guard(), 1, async () => {
       a = await itself('a', ['clock'])
       b = await itself('b', ['ringbuf'])
     })

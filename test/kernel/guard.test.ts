@@ -9,12 +9,13 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, unlinkSync, wri
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { afterAll, afterEach, describe, expect, test } from 'vitest'
-import { asm, BpfProgram, features, Guard, ids, serveDelegation, spawnDelegated, type GuardEvent } from '../../lib/index.js'
+import { asm, BpfProgram, features, Guard, ids, serveDelegation, spawnDelegated } from '../../lib/index.js'
 import { defaultGuardPin } from '../../lib/cli/guard.js'
 import type { PolicyDocument } from '../../lib/policy/index.js'
 import { native, NotSupportedError } from '../../lib/sys/index.js'
 import type { GuardRequestsReport } from '../fixtures/tenant/guard-requests.js'
 import { runCli as run } from './helpers/cli.js'
+import { eventsDuring } from './helpers/guard-events.js'
 import { requireFeature, skipAllIf } from './helpers/requires.js'
 import { childCgroup, privateBpffs } from './helpers/scratch.js'
 import { startTenantFixture, tenantFixture, userNamespacesMissing } from './helpers/tenant.js'
@@ -32,21 +33,7 @@ async function start(options?: Parameters<typeof Guard.start>[0]): Promise<Guard
 }
 
 /** Events until `count` have come or a second passes. */
-async function eventsOf(guard: Guard, count: number, during: () => Promise<void> | void): Promise<GuardEvent[]> {
-  const ac = new AbortController()
-  const out: GuardEvent[] = []
-  const reading = (async () => {
-    for await (const e of guard.events({ signal: ac.signal })) {
-      out.push(e)
-      if (out.length >= count) break
-    }
-  })()
-  await during()
-  const timer = setTimeout(() => ac.abort(), 1000)
-  await reading
-  clearTimeout(timer)
-  return out
-}
+const eventsOf = (guard: Guard, count: number, during: () => Promise<void> | void) => eventsDuring(guard, count, during, 1000)
 
 /** Runs the fixture as root in cgroup `cg` (it moves itself there before node starts). */
 function inCgroup(cg: string, fixture: string, args: string[]): any {
