@@ -22,9 +22,9 @@ export class BtfUse {
     return id === 0 ? undefined : id
   }
 
-  /** Forgets every object not in `live` (ids come round again, much later). */
-  keepOnly(live: ReadonlySet<Ref> | ReadonlyMap<Ref, unknown>): void {
-    for (const ref of this.#known.keys()) if (!live.has(ref)) this.#known.delete(ref)
+  /** Forgets every object for which `live` says no (ids come round again, much later). */
+  keepOnly(live: (ref: Ref) => boolean): void {
+    for (const ref of this.#known.keys()) if (!live(ref)) this.#known.delete(ref)
   }
 }
 

@@ -188,7 +188,8 @@ export class Broker {
       discovered.set(t.name, this.#state.discovery.get(t, hint, { fresh: fresh !== undefined && fresh.name === t.name }))
     }
     const owners = resolveOwners(this.#state.registry.records(), discovered, { tenantPinRoot: this.#state.config.tenantPinRoot, btfOf: (ref) => this.#btfUse.of(ref) })
-    this.#btfUse.keepOnly(owners.all())
+    // Asked per ref: owners.all() would copy the whole table on every request.
+    this.#btfUse.keepOnly((ref) => owners.of(ref) !== undefined)
     return owners
   }
 
