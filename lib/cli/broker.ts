@@ -22,7 +22,8 @@ import { Registry } from '../broker/registry.js'
 import { startBroker } from '../broker/server.js'
 import { unixSocketListening } from '../ipc/index.js'
 import type { BtfInfo, LinkInfo, MapInfo, ProgramInfo } from '../sys/index.js'
-import { formatters, kinds as listKinds, toJson, UsageError, type Columns, type Kind as ListKind } from './list.js'
+import { toJson, UsageError } from './args.js'
+import { formatters, kinds as listKinds, type Columns, type Kind as ListKind } from './list.js'
 
 type Out = (s: string) => void
 

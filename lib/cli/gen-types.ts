@@ -6,7 +6,7 @@ import { basename } from 'node:path'
 import { ElfError } from '../collection/elf.js'
 import { ParsedObject } from '../collection/object.js'
 import { interfaceNameFor, isValidInterfaceName, renderCollectionTypes, type CollectionTypesInput } from '../collection/ts-types.js'
-import { UsageError } from './list.js'
+import { UsageError } from './args.js'
 
 export interface GenTypesArgs {
   path: string

@@ -9,7 +9,7 @@
 //   guard stop [--pin DIR]                  detach it and remove its pins
 import { Guard, type GuardTenant, type Quota, type TenantMatch } from '../guard/index.js'
 import { Policy } from '../policy/policy.js'
-import { toJson, UsageError } from './list.js'
+import { toJson, UsageError } from './args.js'
 
 /** Where `guard start` pins the guard unless --pin says otherwise. */
 export const defaultGuardPin = '/sys/fs/bpf/bpfkit-guard'

@@ -1,5 +1,6 @@
 // `bpfkit list`: what is loaded, like `bpftool prog|map|link|btf show`.
 import * as ids from '../sys/ids.js'
+import { toJson, UsageError } from './args.js'
 import type { BtfInfo, LinkInfo, MapInfo, ProgramInfo } from '../sys/index.js'
 
 export const kinds = ['progs', 'maps', 'links', 'btf'] as const
@@ -65,11 +66,6 @@ export function formatBtf(b: BtfInfo, columns?: Columns): string {
 
 export const formatters: Record<Kind, (x: never, columns?: Columns) => string> = { progs: formatProg, maps: formatMap, links: formatLink, btf: formatBtf }
 
-/** JSON with bigints as decimal strings, indented by `indent` spaces (0: one line). */
-export function toJson(value: unknown, indent = 2): string {
-  return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), indent)
-}
-
 export function runList(args: string[], out: (s: string) => void): number {
   const json = args.includes('--json')
   const rest = args.filter((a) => a !== '--json')
@@ -90,4 +86,3 @@ export function runList(args: string[], out: (s: string) => void): number {
   return 0
 }
 
-export class UsageError extends Error {}

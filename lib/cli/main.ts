@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The bpfkit command line.
-import { runList, UsageError } from './list.js'
+import { HelpRequested, UsageError } from './args.js'
+import { runList } from './list.js'
 import { runDemo } from './demo.js'
 import { runGenTypes } from './gen-types.js'
 import { runGuard } from './guard.js'
@@ -65,8 +66,12 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command '${cmd}'`)
     }
   } catch (e) {
+    if (e instanceof HelpRequested) {
+      process.stdout.write(e.usage.endsWith('\n') ? e.usage : e.usage + '\n')
+      return 0
+    }
     if (e instanceof UsageError) {
-      process.stderr.write(`bpfkit: ${e.message}\n${usage}`)
+      process.stderr.write(`bpfkit: ${e.message}\n${e.usage ?? usage}`)
       return 2
     }
     process.stderr.write(`bpfkit: ${(e as Error).message}\n`)

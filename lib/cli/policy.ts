@@ -11,7 +11,7 @@ import { Policy } from '../policy/policy.js'
 import type { Violation } from '../policy/check.js'
 import { BpfProgram } from '../prog/program.js'
 import { VerifierError, enumValue, findEnumName, kernel, type ProgTypeName } from '../sys/index.js'
-import { UsageError } from './list.js'
+import { UsageError } from './args.js'
 
 interface Args { positional: string[]; policy?: string; progType?: string; json: boolean }
 

@@ -10,7 +10,7 @@ import {
   activatedSocket, brokerSocketFor, defaultBrokerSocket, formatBrokerError, formatView, formatViews, infoOf,
   parseBrokerArgs, parseDaemonArgs, takeBrokerOption, viewsJson,
 } from '../../lib/cli/broker.js'
-import { UsageError } from '../../lib/cli/list.js'
+import { UsageError } from '../../lib/cli/args.js'
 import type { ObjectView } from '../../lib/broker/protocol.js'
 import { runCli } from '../kernel/helpers/cli.js'
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { defaultGuardPin, parseGuardArgs } from '../../lib/cli/guard.js'
-import { UsageError } from '../../lib/cli/list.js'
+import { UsageError } from '../../lib/cli/args.js'
 import { runCli } from '../kernel/helpers/cli.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'bpfkit-cli-guard-'))
