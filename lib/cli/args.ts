@@ -30,6 +30,8 @@ export interface CommandSpec<O extends ParseArgsOptionsConfig> {
   options: O
   /** How many positionals the command takes: [min, max]; max Infinity for a list. Default [0, 0]. */
   positionals?: readonly [number, number]
+  /** The positionals' names, for messages ("expected KIND ID, missing ID"). */
+  names?: readonly string[]
 }
 
 type OptionValue<T> = T extends { type: 'boolean' }
@@ -41,27 +43,51 @@ export type Values<O> = { [K in keyof O]?: OptionValue<O[K]> }
 const helpOption = { help: { type: 'boolean', short: 'h' } } as const
 
 /**
- * Parses one command's arguments. Unknown options, a missing option value and
- * a wrong number of positionals are UsageErrors that carry the command's
- * usage; --help anywhere is HelpRequested.
+ * Parses one command's arguments. Unknown options, a missing option value, a
+ * value given twice and a wrong number of positionals are UsageErrors that
+ * carry the command's usage; --help anywhere before `--` is HelpRequested.
+ *
+ * util.parseArgs splits the command line into tokens; the checks are made
+ * here over those tokens rather than by its strict mode, so each message
+ * names the command and what it takes, and an option value may start with
+ * one dash (`--max-maps -1` is then refused as a number, not as an option).
+ * A following `--option` is never taken as a value.
  */
 export function parseCommand<O extends ParseArgsOptionsConfig>(spec: CommandSpec<O>, args: readonly string[]): { values: Values<O>; positionals: string[] } {
-  let parsed
-  try {
-    parsed = parseArgs({ args: [...args], options: { ...spec.options, ...helpOption }, allowPositionals: true, strict: true })
-  } catch (e) {
-    if (args.includes('--help') || args.includes('-h')) throw new HelpRequested(spec.usage)
-    throw new UsageError(`${spec.name}: ${(e as Error).message}`, spec.usage)
+  const options: ParseArgsOptionsConfig = { ...spec.options, ...helpOption }
+  const parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: false, tokens: true })
+  const tokens = parsed.tokens ?? []
+  if (tokens.some((t) => t.kind === 'option' && t.name === 'help')) throw new HelpRequested(spec.usage)
+  const given = new Set<string>()
+  for (const t of tokens) {
+    if (t.kind !== 'option') continue
+    const o = Object.hasOwn(options, t.name) ? options[t.name] : undefined
+    if (o === undefined) {
+      const takes = Object.keys(spec.options).map((k) => `--${k}`)
+      throw new UsageError(`${spec.name}: unknown option '${t.rawName}'${takes.length ? ` (it takes ${takes.join(', ')})` : ''}`, spec.usage)
+    }
+    if (o.type === 'boolean') {
+      if (t.value !== undefined) throw new UsageError(`${spec.name}: ${t.rawName} takes no value`, spec.usage)
+      continue
+    }
+    if (t.value === undefined || t.value === '' || (!t.inlineValue && t.value.startsWith('--'))) {
+      throw new UsageError(`${spec.name}: ${t.rawName} needs a value`, spec.usage)
+    }
+    if (!o.multiple && given.has(t.name)) throw new UsageError(`${spec.name}: ${t.rawName} given twice`, spec.usage)
+    given.add(t.name)
   }
-  if ((parsed.values as { help?: boolean }).help) throw new HelpRequested(spec.usage)
   const [min, max] = spec.positionals ?? [0, 0]
-  const n = parsed.positionals.length
-  if (n < min || n > max) {
-    const want = min === max ? `${min}` : max === Infinity ? `at least ${min}` : `${min} to ${max}`
-    const got = n === 0 ? 'none' : parsed.positionals.map((p) => `'${p}'`).join(' ')
-    throw new UsageError(`${spec.name}: expected ${want} argument${want === '1' ? '' : 's'}, got ${got}`, spec.usage)
+  const positionals = parsed.positionals
+  const n = positionals.length
+  if (n > max) throw new UsageError(`${spec.name}: unexpected argument ${positionals.slice(max).join(' ')}`, spec.usage)
+  if (n < min) {
+    const names = spec.names
+    if (names !== undefined && names.length >= min) throw new UsageError(`${spec.name}: expected ${names.join(' ')}, missing ${names.slice(n, min).join(' ')}`, spec.usage)
+    const want = `${min === max ? '' : 'at least '}${min} argument${min === 1 ? '' : 's'}`
+    throw new UsageError(`${spec.name}: expected ${want}, got ${n === 0 ? 'none' : positionals.map((p) => `'${p}'`).join(' ')}`, spec.usage)
   }
-  return { values: parsed.values as Values<O>, positionals: parsed.positionals }
+  const { help: _help, ...values } = parsed.values as Record<string, unknown>
+  return { values: values as Values<O>, positionals }
 }
 
 /** A subcommand word: one of `choices`, or a UsageError naming them. */
