@@ -414,6 +414,18 @@ export class BrokerClient {
     return s as Record<string, number>
   }
 
+  /**
+   * Turns the kernel's run-time statistics (BPF_ENABLE_STATS: programs'
+   * runTimeNs and runCount) on for as long as this connection lives; the
+   * broker releases them when it closes. Host-wide, so the tenant's policy
+   * must list the 'enable_stats' command (else EPERM, rule 'cmds'). Resolves
+   * true when this connection had them on already.
+   */
+  async enableStats(): Promise<boolean> {
+    const reply = await this.#call('enable_stats', {})
+    return reply.already === true
+  }
+
   /** Closes the connection; queued requests fail with EPIPE. Closing twice is a no-op. */
   close(): void {
     if (this.#closed !== undefined) return

@@ -120,16 +120,18 @@ export interface DelegateRequest extends Envelope<'delegate'> { policy?: Record<
 export interface ListAllRequest extends Envelope<'list_all'> { kinds?: Kind[] }
 export interface TenantsRequest extends Envelope<'tenants'> {}
 export interface StatsRequest extends Envelope<'stats'> {}
+/** Turns BPF_ENABLE_STATS on for as long as this connection lives (handlers/run-stats.ts). */
+export interface EnableStatsRequest extends Envelope<'enable_stats'> {}
 
 export type Request = HelloRequest | MapCreateRequest | ProgLoadRequest | CollectionLoadRequest | AttachRequest | DetachRequest | ListRequest
-  | ShowRequest | GetFdRequest | PinRequest | UnpinRequest | AdoptRequest | ReleaseRequest | DelegateRequest | ListAllRequest | TenantsRequest | StatsRequest
+  | ShowRequest | GetFdRequest | PinRequest | UnpinRequest | AdoptRequest | ReleaseRequest | DelegateRequest | ListAllRequest | TenantsRequest | StatsRequest | EnableStatsRequest
 export type RequestType = Request['type']
 /** A request's body: what the caller gives besides protocol, type and seq. */
 export type RequestBody<T extends RequestType> = Omit<Extract<Request, { type: T }>, 'protocol' | 'type' | 'seq'>
 
 export const requestTypes: readonly RequestType[] = [
   'hello', 'map_create', 'prog_load', 'collection_load', 'attach', 'detach', 'list', 'show', 'get_fd',
-  'pin', 'unpin', 'adopt', 'release', 'delegate', 'list_all', 'tenants', 'stats',
+  'pin', 'unpin', 'adopt', 'release', 'delegate', 'list_all', 'tenants', 'stats', 'enable_stats',
 ]
 
 /** Requests only the admin may make (a tenant gets EACCES). */
@@ -163,6 +165,8 @@ export interface ReplyBodies {
   list_all: { objects: ObjectView[] }
   tenants: { tenants: unknown[] }
   stats: { stats: Record<string, number> }
+  /** already: this connection had turned them on before. */
+  enable_stats: { already: boolean }
 }
 
 export interface OkReply { protocol: typeof protocol; seq: number; type: 'ok'; [key: string]: unknown }

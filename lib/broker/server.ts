@@ -25,6 +25,7 @@ import { attachHandlers } from './handlers/attach.js'
 import { pinHandlers } from './handlers/pins.js'
 import { delegateHandlers } from './handlers/delegate.js'
 import { adminHandlers } from './handlers/admin.js'
+import { runStatsHandlers } from './handlers/run-stats.js'
 
 export interface BrokerOptions {
   /** One line per notable event (refused peer, recovered record, guard sync). Default: none. */
@@ -34,7 +35,7 @@ export interface BrokerOptions {
 export type { BrokerStats } from './state.js'
 
 const handlers: HandlerTable = {
-  ...viewHandlers, ...objectHandlers, ...attachHandlers, ...pinHandlers, ...delegateHandlers, ...adminHandlers,
+  ...viewHandlers, ...objectHandlers, ...attachHandlers, ...pinHandlers, ...delegateHandlers, ...adminHandlers, ...runStatsHandlers,
 }
 
 // include/linux/proc_ns.h: the initial namespaces' inode numbers are fixed.
@@ -357,7 +358,9 @@ export class Broker {
 
   stats(): BrokerStats {
     const byTenant: Record<string, number> = {}
+    let statsEnabled = 0
     for (const s of this.#sessions) {
+      if (s.holds.stats && !s.holds.stats.closed) statsEnabled++
       const name = s.tenant?.name ?? '(admin)'
       byTenant[name] = (byTenant[name] ?? 0) + 1
     }
@@ -369,7 +372,7 @@ export class Broker {
     }
     return {
       connections: this.#sessions.size, byTenant, accepted: this.#accepted, refused: this.#refused, ...this.#counters,
-      fds, objects: this.#state.registry.records().length, tenants: this.#state.config.tenants.length,
+      statsEnabled, fds, objects: this.#state.registry.records().length, tenants: this.#state.config.tenants.length,
     }
   }
 

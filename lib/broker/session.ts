@@ -4,7 +4,9 @@
 // is every Fd the handler put in its reply: the broker keeps no object fds
 // between requests. A well-framed bad request gets an error reply and the
 // connection stays; a broken stream (bad length, fds mid-frame, too many
-// fds, a stalled peer) gets a best-effort error frame and is closed.
+// fds, a stalled peer) gets a best-effort error frame and is closed. The
+// one thing a connection keeps between requests is in its holds (the
+// statistics fd of enable_stats), closed with it.
 import { FdSocket, ProtocolError } from '../ipc/index.js'
 import { bpfObjectKind, Fd, native } from '../sys/index.js'
 import { BrokerError, toErrorReply, type ErrorBody } from './errors.js'
@@ -12,7 +14,7 @@ import { adminRequests, encodeFrame, errorReply, okReply, type RequestType } fro
 import { decodeRequest, peekSeq } from './validate.js'
 import type { Peer } from './peer.js'
 import type { ResolvedTenant } from './config.js'
-import type { BrokerState, Handler, HandlerContext, ReceivedFd } from './state.js'
+import type { BrokerState, ConnectionHolds, Handler, HandlerContext, ReceivedFd } from './state.js'
 import { infoOf } from './handlers/view-object.js'
 
 export type HandlerTable = Partial<Record<RequestType, Handler>>
@@ -54,6 +56,8 @@ export class Session {
   // error, and this one still carries the error frame to the peer.
   readonly #spare: Fd
   #closed = false
+  /** What requests asked the broker to keep for this connection (statistics on). */
+  readonly holds: ConnectionHolds = {}
 
   /** Takes nothing over when it throws: the caller still owns the socket and the peer's pidfd. */
   constructor(options: SessionOptions) {
@@ -116,7 +120,7 @@ export class Session {
       if (adminRequests.includes(req.type) && this.#o.tenant !== null) {
         throw new BrokerError('EACCES', `'${req.type}' is for the admin; this connection is tenant ${this.#o.tenant.name}`)
       }
-      const ctx: HandlerContext = { state, tenant: this.#o.tenant, peer: this.#o.peer, fds, signal: controller.signal }
+      const ctx: HandlerContext = { state, tenant: this.#o.tenant, peer: this.#o.peer, fds, signal: controller.signal, holds: this.holds }
       const result = await handler(ctx, req)
       out = result.fds ?? []
       frame = okReply(seq, result.reply)
@@ -163,6 +167,7 @@ export class Session {
     this.#closed = true
     this.#o.socket.close()
     this.#spare.close()
+    this.holds.stats?.close()
   }
 }
 

@@ -23,6 +23,8 @@ export interface BrokerStats {
   requests: number
   errors: number
   protocolErrors: number
+  /** Connections holding run-time statistics on (enable_stats). */
+  statsEnabled: number
   /** Entries of /proc/self/fd: the daemon's fd table, for leak checks. */
   fds: number
   /** Registry records. */
@@ -66,6 +68,14 @@ export interface HandlerContext {
   /** Closed by the session after the reply, whatever happened: handlers dup what they keep. */
   fds: ReceivedFd[]
   signal: AbortSignal
+  /** What the connection holds until it closes. */
+  holds: ConnectionHolds
+}
+
+/** What one connection keeps between its requests, closed (released) with the connection. */
+export interface ConnectionHolds {
+  /** The BPF_ENABLE_STATS fd an enable_stats request opened. */
+  stats?: Fd
 }
 
 export interface HandlerResult {

@@ -140,7 +140,7 @@ function violationOf(v: unknown, where: string): WireViolation {
 
 type Decoder = (r: Reader, seq: number) => Request
 
-const none = (type: 'adopt' | 'tenants' | 'stats'): Decoder => (r, seq) => {
+const none = (type: 'adopt' | 'tenants' | 'stats' | 'enable_stats'): Decoder => (r, seq) => {
   r.object(r.top, '', [])
   return { protocol, type, seq } as Request
 }
@@ -329,6 +329,7 @@ const decoders: Record<RequestType, Decoder> = {
 
   tenants: none('tenants'),
   stats: none('stats'),
+  enable_stats: none('enable_stats'),
 }
 
 function byId(type: 'show' | 'get_fd' | 'release'): Decoder {

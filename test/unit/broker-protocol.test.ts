@@ -73,6 +73,7 @@ const samples: { req: Request; fds: number }[] = [
   { req: { protocol, type: 'list_all', seq: 20, kinds: ['map'] }, fds: 0 },
   { req: { protocol, type: 'tenants', seq: 21 }, fds: 0 },
   { req: { protocol, type: 'stats', seq: 0xffffffff }, fds: 0 },
+  { req: { protocol, type: 'enable_stats', seq: 22 }, fds: 0 },
 ]
 
 const text = (s: string) => Buffer.from(s, 'utf8')
