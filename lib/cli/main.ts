@@ -6,6 +6,7 @@ import { runDemo } from './demo.js'
 import { runGenTypes } from './gen-types.js'
 import { runGuard } from './guard.js'
 import { runPolicy } from './policy.js'
+import { runTop } from './top.js'
 import { brokerSocketFor, runBrokerCli, runBrokerDaemon, takeBrokerOption } from './broker.js'
 
 const usage = `usage: bpfkit [--broker SOCK] <command>
@@ -19,6 +20,7 @@ const usage = `usage: bpfkit [--broker SOCK] <command>
   guard tenant set NAME --policy <p.json> (--userns P|INODE | --cgroup P|ID | --token BPFFS)... [--max-maps N] [--max-bytes N] [--pin DIR] [--json]
   guard tenant remove NAME [--pin DIR]   register a tenant with the guard, or unregister it
                                          (DIR: /sys/fs/bpf/bpfkit-guard unless --pin; needs root, the bpf LSM, Linux 6.9+)
+  top [--interval S] [--sort KEY] [--once | --count N] [--json]   live run counts, run time and CPU % of loaded programs (q quits)
   demo                                   delegate BPF to a tenant in a user namespace, end to end (needs root, Linux 6.9+)
   broker --config FILE [--socket PATH]   run the tenant broker in the foreground (SIGHUP reloads the config; docs/broker.md)
   broker gc --config FILE                with the broker stopped: drop what it keeps for tenants no longer in FILE
@@ -53,6 +55,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runGuard(args, out)
       case 'broker':
         return await runBrokerDaemon(args, out)
+      case 'top':
+        return await runTop(args, out)
       case 'demo':
         if (args.length > 0) throw new UsageError(`demo takes no arguments, got ${args.join(' ')}`)
         return await runDemo(out)
