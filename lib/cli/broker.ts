@@ -14,6 +14,7 @@
 // Parsing and formatting are pure functions (test/unit/cli-broker.test.ts).
 import { rmdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { parseArgs } from 'node:util'
 import { BrokerClient } from '../broker/client.js'
 import { loadConfig, type ResolvedConfig } from '../broker/config.js'
 import { BrokerError } from '../broker/errors.js'
@@ -22,7 +23,7 @@ import { Registry } from '../broker/registry.js'
 import { startBroker } from '../broker/server.js'
 import { unixSocketListening } from '../ipc/index.js'
 import type { BtfInfo, LinkInfo, MapInfo, ProgramInfo } from '../sys/index.js'
-import { toJson, UsageError } from './args.js'
+import { parseCommand, toJson, UsageError } from './args.js'
 import { formatters, kinds as listKinds, type Columns, type Kind as ListKind } from './list.js'
 
 type Out = (s: string) => void
@@ -60,20 +61,20 @@ export interface DaemonCommand {
  * arguments, as `list --by-tenant --broker SOCK` reads best).
  */
 export function takeBrokerOption(argv: readonly string[]): { broker: string | undefined; argv: string[] } {
+  // Only --broker is known here: util.parseArgs's tokens say where it and its
+  // value are (never after `--`, which belongs to the command: delegate's child).
+  const { tokens = [] } = parseArgs({ args: [...argv], options: { broker: { type: 'string' } }, allowPositionals: true, strict: false, tokens: true })
   let broker: string | undefined
-  const rest: string[] = []
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    if (a !== '--broker' && !a.startsWith('--broker=')) {
-      rest.push(a)
-      continue
-    }
-    const value = a === '--broker' ? (argv[i + 1]?.startsWith('-') ? undefined : argv[++i]) : a.slice('--broker='.length)
-    if (value === undefined || value === '') throw new UsageError('--broker needs the broker\'s socket path')
+  const taken = new Set<number>()
+  for (const t of tokens) {
+    if (t.kind !== 'option' || t.name !== 'broker') continue
+    if (t.value === undefined || t.value === '' || (!t.inlineValue && t.value.startsWith('-'))) throw new UsageError('--broker needs the broker\'s socket path')
     if (broker !== undefined) throw new UsageError('--broker given twice')
-    broker = value
+    broker = t.value
+    taken.add(t.index)
+    if (!t.inlineValue) taken.add(t.index + 1)
   }
-  return { broker, argv: rest }
+  return { broker, argv: argv.filter((_, i) => !taken.has(i)) }
 }
 
 /**
@@ -102,126 +103,99 @@ const listKindOf: Record<Kind, ListKind> = { prog: 'progs', map: 'maps', link: '
 
 function kindOf(cmd: string, s: string | undefined): Kind {
   const k = s !== undefined && Object.hasOwn(kindNames, s) ? kindNames[s] : undefined
-  if (k === undefined) throw new UsageError(`${cmd}: expected a kind (prog, map, link or btf), got ${s === undefined ? 'nothing' : `'${s}'`}`)
+  if (k === undefined) throw new UsageError(`${cmd}: expected a kind (prog, map, link or btf), got ${s === undefined ? 'nothing' : `'${s}'`}`, brokerUsage[cmd as BrokerCommandName])
   return k
 }
 
 const DECIMAL = /^[1-9][0-9]*$/
 
-function idOf(cmd: string, what: string, s: string | undefined): number {
-  if (s === undefined) throw new UsageError(`${cmd}: expected ${what}, got nothing`)
+function idOf(cmd: string, what: string, s: string): number {
   const n = Number(s)
-  if (!DECIMAL.test(s) || n > 0xffffffff) throw new UsageError(`${cmd}: ${what} must be an ID (1 to 4294967295), got '${s}'`)
+  if (!DECIMAL.test(s) || n > 0xffffffff) throw new UsageError(`${cmd}: ${what} must be an ID (1 to 4294967295), got '${s}'`, brokerUsage[cmd as BrokerCommandName])
   return n
 }
 
-interface Flags {
-  positional: string[]
-  values: Record<string, string>
-  switches: Set<string>
-}
+const json = { json: { type: 'boolean' } } as const
+const targetOptions = { cgroup: { type: 'string' }, xdp: { type: 'string' }, tcx: { type: 'string' }, netkit: { type: 'string' } } as const
+const targetFamilies = Object.keys(targetOptions) as (keyof typeof targetOptions)[]
 
-// `--flag value` or `--flag=value` for the valued ones; switches take no value.
-function parseFlags(cmd: string, args: readonly string[], valued: readonly string[], switches: readonly string[]): Flags {
-  const out: Flags = { positional: [], values: {}, switches: new Set() }
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]
-    if (!a.startsWith('--')) {
-      out.positional.push(a)
-      continue
-    }
-    const eq = a.indexOf('=')
-    const [flag, inline] = eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined]
-    if (switches.includes(flag)) {
-      if (inline !== undefined) throw new UsageError(`${cmd}: ${flag} takes no value`)
-      out.switches.add(flag)
-      continue
-    }
-    if (!valued.includes(flag)) {
-      const takes = [...valued, ...switches]
-      throw new UsageError(`${cmd}: unknown option '${a}'${takes.length ? ` (it takes ${takes.join(', ')})` : ''}`)
-    }
-    const value = inline ?? (args[i + 1]?.startsWith('--') ? undefined : args[++i])
-    if (value === undefined || value === '') throw new UsageError(`${cmd}: ${flag} needs a value`)
-    if (out.values[flag] !== undefined) throw new UsageError(`${cmd}: ${flag} given twice`)
-    out.values[flag] = value
-  }
-  return out
+/** Each broker command's own --help. */
+export const brokerUsage: Record<BrokerCommandName, string> = {
+  list: `usage: bpfkit --broker SOCK list [progs|maps|links|btf] [--json] [--by-tenant]
+  the caller's own objects, with how each is its own (origin); --by-tenant (the broker's admin, root):
+  every object with the tenant that owns it (the default socket when neither --broker nor $BPFKIT_BROKER names one)`,
+  show: 'usage: bpfkit --broker SOCK show KIND ID [--json]\n  one of the caller\'s objects (KIND: prog, map, link, btf)',
+  load: 'usage: bpfkit --broker SOCK load OBJ.o [--json]\n  load a clang-built object\'s maps and programs through the broker (its capability policy is checked)',
+  attach: `usage: bpfkit --broker SOCK attach PROG_ID ATTACH_TYPE (--cgroup REL | --xdp IF | --tcx IF | --netkit IF) [--json]
+  attach to a cgroup below the caller's own, or a device in its network namespace`,
+  pin: 'usage: bpfkit --broker SOCK pin KIND ID NAME\n  pin under the caller\'s own bpffs prefix',
+  unpin: 'usage: bpfkit --broker SOCK unpin NAME\n  remove such a pin',
+  release: 'usage: bpfkit --broker SOCK release KIND ID\n  drop what the broker keeps for it (the object lives while fds hold it)',
 }
-
-function positionals(cmd: string, f: Flags, names: readonly string[]): string[] {
-  if (f.positional.length > names.length) throw new UsageError(`${cmd}: unexpected argument ${f.positional.slice(names.length).join(' ')}`)
-  if (f.positional.length < names.length) throw new UsageError(`${cmd}: expected ${names.join(' ')}, missing ${names.slice(f.positional.length).join(' ')}`)
-  return f.positional
-}
-
-const targetFlags = { '--cgroup': 'cgroup', '--xdp': 'xdp', '--tcx': 'tcx', '--netkit': 'netkit' } as const
 
 /** A broker command line (the command and its arguments, --broker already taken out). Errors: UsageError. */
 export function parseBrokerArgs(cmd: string, args: readonly string[], socket: string): BrokerCommand {
-  switch (cmd) {
+  if (!(brokerCommands as readonly string[]).includes(cmd)) throw new UsageError(`--broker: expected one of ${brokerCommands.join(', ')}, got '${cmd}'`)
+  const name = cmd as BrokerCommandName
+  const usage = brokerUsage[name]
+  switch (name) {
     case 'list': {
-      const f = parseFlags(cmd, args, [], ['--json', '--by-tenant'])
-      const chosen = f.positional.map((k) => {
-        if (!(listKinds as readonly string[]).includes(k)) throw new UsageError(`list: expected one of ${listKinds.join('|')}, got '${k}'`)
+      const { values, positionals } = parseCommand({ name, usage, options: { ...json, 'by-tenant': { type: 'boolean' } }, positionals: [0, 1] }, args)
+      const chosen = positionals.map((k) => {
+        if (!(listKinds as readonly string[]).includes(k)) throw new UsageError(`list: expected one of ${listKinds.join('|')}, got '${k}'`, usage)
         return kindNames[k]
       })
-      if (chosen.length > 1) throw new UsageError(`list: expected one of ${listKinds.join('|')} at most, got ${f.positional.join(' ')}`)
-      return { cmd, socket, kinds: chosen.length ? chosen : undefined, json: f.switches.has('--json'), byTenant: f.switches.has('--by-tenant') }
+      return { cmd: name, socket, kinds: chosen.length ? chosen : undefined, json: values.json === true, byTenant: values['by-tenant'] === true }
     }
     case 'show': {
-      const f = parseFlags(cmd, args, [], ['--json'])
-      const [kind, id] = positionals(cmd, f, ['KIND', 'ID'])
-      return { cmd, socket, kind: kindOf(cmd, kind), id: idOf(cmd, 'ID', id), json: f.switches.has('--json') }
+      const { values, positionals: [kind, id] } = parseCommand({ name, usage, options: json, positionals: [2, 2], names: ['KIND', 'ID'] }, args)
+      return { cmd: name, socket, kind: kindOf(name, kind), id: idOf(name, 'ID', id), json: values.json === true }
     }
     case 'load': {
-      const f = parseFlags(cmd, args, [], ['--json'])
-      const [path] = positionals(cmd, f, ['OBJ.o'])
-      return { cmd, socket, path, json: f.switches.has('--json') }
+      const { values, positionals: [path] } = parseCommand({ name, usage, options: json, positionals: [1, 1], names: ['OBJ.o'] }, args)
+      return { cmd: name, socket, path, json: values.json === true }
     }
     case 'attach': {
-      const f = parseFlags(cmd, args, Object.keys(targetFlags), ['--json'])
-      const [progId, attachType] = positionals(cmd, f, ['PROG_ID', 'ATTACH_TYPE'])
-      const given = Object.keys(f.values) as (keyof typeof targetFlags)[]
+      const { values, positionals: [progId, attachType] } = parseCommand({ name, usage, options: { ...json, ...targetOptions }, positionals: [2, 2], names: ['PROG_ID', 'ATTACH_TYPE'] }, args)
+      const given = targetFamilies.filter((f) => values[f] !== undefined)
       if (given.length !== 1) {
-        throw new UsageError(`attach: name one target: --cgroup REL (a cgroup below yours), --xdp IF, --tcx IF or --netkit IF${given.length ? `; got ${given.join(', ')}` : ''}`)
+        throw new UsageError(`attach: name one target: --cgroup REL (a cgroup below yours), --xdp IF, --tcx IF or --netkit IF${given.length ? `; got ${given.map((f) => `--${f}`).join(', ')}` : ''}`, usage)
       }
-      const flag = given[0]
-      const value = f.values[flag]
-      const family = targetFlags[flag]
+      const family = given[0]
+      const value = values[family]!
       const target: AttachTarget = family === 'cgroup' ? { cgroup: value } : { ifname: value, netdev: family }
-      return { cmd, socket, progId: idOf(cmd, 'PROG_ID', progId), attachType, target, json: f.switches.has('--json') }
+      return { cmd: name, socket, progId: idOf(name, 'PROG_ID', progId), attachType, target, json: values.json === true }
     }
     case 'pin': {
-      const f = parseFlags(cmd, args, [], [])
-      const [kind, id, name] = positionals(cmd, f, ['KIND', 'ID', 'NAME'])
-      return { cmd, socket, kind: kindOf(cmd, kind), id: idOf(cmd, 'ID', id), name }
+      const { positionals: [kind, id, pinName] } = parseCommand({ name, usage, options: {}, positionals: [3, 3], names: ['KIND', 'ID', 'NAME'] }, args)
+      return { cmd: name, socket, kind: kindOf(name, kind), id: idOf(name, 'ID', id), name: pinName }
     }
     case 'unpin': {
-      const f = parseFlags(cmd, args, [], [])
-      const [name] = positionals(cmd, f, ['NAME'])
-      return { cmd, socket, name }
+      const { positionals: [pinName] } = parseCommand({ name, usage, options: {}, positionals: [1, 1], names: ['NAME'] }, args)
+      return { cmd: name, socket, name: pinName }
     }
     case 'release': {
-      const f = parseFlags(cmd, args, [], [])
-      const [kind, id] = positionals(cmd, f, ['KIND', 'ID'])
-      return { cmd, socket, kind: kindOf(cmd, kind), id: idOf(cmd, 'ID', id) }
+      const { positionals: [kind, id] } = parseCommand({ name, usage, options: {}, positionals: [2, 2], names: ['KIND', 'ID'] }, args)
+      return { cmd: name, socket, kind: kindOf(name, kind), id: idOf(name, 'ID', id) }
     }
-    default:
-      throw new UsageError(`--broker: expected one of ${brokerCommands.join(', ')}, got '${cmd}'`)
   }
 }
+
+export const daemonUsage = `usage: bpfkit broker --config FILE [--socket PATH]
+       bpfkit broker gc --config FILE [--socket PATH]
+  run the tenant broker in the foreground (SIGTERM/SIGINT stop it, SIGHUP reloads FILE; docs/broker.md);
+  gc, with the broker stopped: drop what it keeps for tenants no longer in FILE
+  --config FILE   the tenants, their matchers, policies and quotas
+  --socket PATH   where it listens (default: the config's socket, else ${defaultBrokerSocket})`
 
 /** `broker [gc] --config FILE [--socket PATH]`. Errors: UsageError. */
 export function parseDaemonArgs(args: readonly string[]): DaemonCommand {
   const gc = args[0] === 'gc'
   const name = gc ? 'broker gc' : 'broker'
-  const f = parseFlags(name, gc ? args.slice(1) : args, ['--config', '--socket'], [])
-  if (f.positional.length > 0) throw new UsageError(`${name}: unexpected argument ${f.positional.join(' ')}`)
-  const config = f.values['--config']
-  if (config === undefined) throw new UsageError(`${name}: --config FILE is required (the tenants, their matchers, policies and quotas: docs/broker.md)`)
-  const c: DaemonCommand = { cmd: gc ? 'gc' : 'run', config }
-  if (f.values['--socket'] !== undefined) c.socket = f.values['--socket']
+  const { values } = parseCommand({ name, usage: daemonUsage, options: { config: { type: 'string' }, socket: { type: 'string' } } }, gc ? args.slice(1) : args)
+  if (values.config === undefined) throw new UsageError(`${name}: --config FILE is required (the tenants, their matchers, policies and quotas: docs/broker.md)`, daemonUsage)
+  const c: DaemonCommand = { cmd: gc ? 'gc' : 'run', config: values.config }
+  if (values.socket !== undefined) c.socket = values.socket
   return c
 }
 

@@ -95,7 +95,7 @@ describe('parseBrokerArgs', () => {
 
   const bad: [string, string[], RegExp][] = [
     ['list', ['nope'], /list: expected one of progs\|maps\|links\|btf, got 'nope'/],
-    ['list', ['maps', 'progs'], /at most, got maps progs/],
+    ['list', ['maps', 'progs'], /list: unexpected argument progs/],
     ['list', ['map'], /expected one of progs\|maps\|links\|btf, got 'map'/],
     ['list', ['--json=1'], /list: --json takes no value/],
     ['list', ['--all'], /list: unknown option '--all' \(it takes --json, --by-tenant\)/],
@@ -107,7 +107,7 @@ describe('parseBrokerArgs', () => {
     ['show', ['map', '0'], /show: ID must be an ID \(1 to 4294967295\), got '0'/],
     ['show', ['map', '4294967296'], /got '4294967296'/],
     ['show', ['map', '0x10'], /got '0x10'/],
-    ['show', ['map', '-1'], /got '-1'/],
+    ['show', ['map', '-1'], /show: unknown option '-1'/],
     ['show', ['map', '3', 'extra'], /show: unexpected argument extra/],
     ['load', [], /load: expected OBJ.o, missing OBJ.o/],
     ['load', ['a.o', '--pin', 'x'], /load: unknown option '--pin'/],
@@ -138,6 +138,7 @@ describe('the daemon', () => {
     expect(() => parseDaemonArgs(['--config', 'c.json', 'now'])).toThrow(/broker: unexpected argument now/)
     expect(() => parseDaemonArgs(['--config', 'c.json', 'gc'])).toThrow(/broker: unexpected argument gc/)
     expect(() => parseDaemonArgs(['--config', 'c.json', '--json'])).toThrow(/broker: unknown option '--json' \(it takes --config, --socket\)/)
+    expect(() => parseDaemonArgs(['--config', 'a', '--config', 'b'])).toThrow(/broker: --config given twice/)
   })
 
   test('systemd socket activation: fd 3 when LISTEN_PID is us and LISTEN_FDS is 1', () => {
@@ -205,7 +206,7 @@ describe('through main()', () => {
   test('usage errors exit 2 with the usage text; a broker that is not there exits 1 naming the socket', async () => {
     const r = await runCli('--broker', S, 'show', 'map')
     expect(r.code).toBe(2)
-    expect(r.err).toMatch(/^bpfkit: show: expected KIND ID, missing ID\nusage: bpfkit \[--broker SOCK\] <command>/)
+    expect(r.err).toMatch(/^bpfkit: show: expected KIND ID, missing ID\nusage: bpfkit --broker SOCK show KIND ID \[--json\]/)
     const g = await runCli('--broker', S, 'guard', 'status')
     expect(g.code).toBe(2)
     expect(g.err).toMatch(/--broker applies to list/)
