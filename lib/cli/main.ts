@@ -7,11 +7,15 @@ import { runGenTypes } from './gen-types.js'
 import { runGuard } from './guard.js'
 import { runPolicy } from './policy.js'
 import { runTop } from './top.js'
+import { runProg } from './prog.js'
+import { runLink } from './link.js'
 import { brokerSocketFor, runBrokerCli, runBrokerDaemon, takeBrokerOption } from './broker.js'
 
 const usage = `usage: bpfkit [--broker SOCK] <command>
 
   list [progs|maps|links|btf] [--json]   show loaded BPF objects (needs root)
+  prog list|show PROG|dump PROG [--xlated|--jited-size]|pin PROG PATH|run PROG --data FILE [--repeat N]   programs (bpfkit prog --help)
+  link list|show LINK|detach LINK        links (bpfkit link --help)
   gen types <obj.o> [--name N]           TypeScript types for a clang-built object's programs, maps and globals
   policy check <obj.o> --policy <p.json> [--json]   check an object's programs against a capability policy (exit 1 on violations)
   policy helpers|kfuncs [--prog-type T] [--json]    what this kernel offers (to type T), to write a policy
@@ -55,6 +59,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runGuard(args, out)
       case 'broker':
         return await runBrokerDaemon(args, out)
+      case 'prog':
+        return await runProg(args, out)
+      case 'link':
+        return runLink(args, out)
       case 'top':
         return await runTop(args, out)
       case 'demo':

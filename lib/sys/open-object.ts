@@ -1,6 +1,7 @@
 // Opening a kernel object of a given kind by ID or by bpffs pin, checking that
 // what came back is of that kind (a pin can hold any kind, and a wrong guess
 // must not be read as something else), and walking the IDs of one kind.
+import { readFileSync } from 'node:fs'
 import { native } from './addon.js'
 import { bpfObjectKind, Fd } from './fd.js'
 import { btfInfoByFd, linkInfoByFd, mapInfoByFd, progInfoByFd, type BtfInfo, type LinkInfo, type MapInfo, type ProgramInfo } from './info.js'
@@ -64,6 +65,21 @@ export function infoOf<K extends ObjectKind>(kind: K, fd: number): InfoOf[K] {
 
 /** Info of every loaded object of `kind`, by increasing ID; objects freed mid-walk are skipped. */
 export function walkInfo<K extends ObjectKind>(kind: K): Generator<InfoOf[K]> {
-  const c = calls[kind] as KindCalls<K>
-  return walkIds({ next: c.next, open: c.byId, info: c.info, close: native.closeFd })
+  return walkOpen(kind, calls[kind].info as (fd: number) => InfoOf[K])
+}
+
+/** `read(fd)` of every loaded object of `kind` while it is open, by increasing ID; objects freed mid-walk are skipped. */
+export function walkOpen<T>(kind: ObjectKind, read: (fd: number) => T): Generator<T> {
+  const c = calls[kind]
+  return walkIds({ next: c.next, open: c.byId, info: read, close: native.closeFd })
+}
+
+/**
+ * The bytes the kernel charges an open map or program to its memory cgroup
+ * (its fdinfo's `memlock`, what bpftool prints as bytes_memlock), or
+ * undefined when the fdinfo has none (links, BTF).
+ */
+export function memlockOf(fd: number): number | undefined {
+  const m = /^memlock:\s*(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))
+  return m ? Number(m[1]) : undefined
 }
