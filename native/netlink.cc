@@ -17,6 +17,7 @@
 #include <net/if.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/time.h>  // timeval (SO_RCVTIMEO); glibc brings it through sys/socket.h, musl does not
 #include <unistd.h>
 
 #include <array>
