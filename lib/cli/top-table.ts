@@ -126,7 +126,7 @@ export interface TableOptions {
   sort: SortKey
   /** Wall time between the two samples, for the title line. */
   intervalMs: number
-  /** Terminal size; rows beyond the height are left out (and counted). Default: everything, 80 columns. */
+  /** Terminal size; rows beyond the height are left out (and counted). Default: no limits. */
   columns?: number
   rows?: number
   /** A hint line under the title (the live table's keys). */
@@ -142,11 +142,11 @@ export interface TableOptions {
  */
 export function formatTable(rows: readonly Row[], o: TableOptions): string[] {
   const sorted = sortRows(rows, o.sort)
-  const width = o.columns ?? 80
+  const width = o.columns ?? Infinity
   const totalCpu = rows.reduce((s, r) => s + r.cpuPercent, 0)
   const totalRuns = rows.reduce((s, r) => s + r.runsPerSec, 0)
   const lines = [
-    `bpfkit top${o.scope ? ` (${o.scope})` : ''}: ${rows.length} program${rows.length === 1 ? '' : 's'}, ${formatRate(totalRuns)} runs/s, CPU ${totalCpu.toFixed(2)}%, interval ${(o.intervalMs / 1000).toFixed(2)}s, sorted by ${o.sort}`,
+    `bpfkit top${o.scope ? ` (${o.scope})` : ''}: ${rows.length} prog${rows.length === 1 ? '' : 's'}  ${formatRate(totalRuns)} runs/s  CPU ${totalCpu.toFixed(2)}%  every ${(o.intervalMs / 1000).toFixed(2)}s  sort ${o.sort}`,
   ]
   if (o.hint) lines.push(o.hint)
   lines.push(columns.map((c) => fit((c.key === o.sort ? '*' : '') + c.title, c.width, c.right)).join(' '))

@@ -174,7 +174,7 @@ export async function runTopOn(source: TopSource, c: TopCommand, out: Out): Prom
       else if (screen) screen.show(rows, intervalMs, source.scope)
       else {
         if (shown > 0) out('')
-        for (const line of formatTable(rows, { sort: c.sort, intervalMs, scope: source.scope, columns: Infinity })) out(line)
+        for (const line of formatTable(rows, { sort: c.sort, intervalMs, scope: source.scope })) out(line)
       }
     }
     return 0
