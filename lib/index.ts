@@ -40,6 +40,8 @@ export { BtfBuilder, BtfKind } from './btf/builder.js'
 export type { BtfMember, BtfParam, BtfSecInfo, BtfKindName, FuncLinkage, VarLinkage } from './btf/builder.js'
 export { BtfReader } from './btf/reader.js'
 export type { BtfTypeRecord } from './btf/reader.js'
+export { btfToC } from './btf/c-dump.js'
+export type { CDumpOptions } from './btf/c-dump.js'
 export { btfForMap, addTypeDesc } from './map/btf.js'
 export type { MapBtf } from './map/btf.js'
 // Clang-built ELF objects: CollectionSpec.fromFile(...).load().
