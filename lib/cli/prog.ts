@@ -201,6 +201,16 @@ function readInput(what: string, file: string): Uint8Array {
   }
 }
 
+/** `parse()`, its UsageError given the command's own usage. */
+function withUsage<T>(usage: string, parse: () => T): T {
+  try {
+    return parse()
+  } catch (e) {
+    if (e instanceof UsageError && e.usage === undefined) throw new UsageError(e.message, usage)
+    throw e
+  }
+}
+
 // Room for what a program may add to a packet (xdp's adjust_tail grows into the page's tail room).
 const DATA_OUT_ROOM = 4096
 
@@ -211,7 +221,7 @@ async function progRun(args: string[], out: Out): Promise<number> {
     options: { data: { type: 'string' }, ctx: { type: 'string' }, 'data-out': { type: 'string' }, repeat: { type: 'string' }, json: { type: 'boolean' } },
   }, args)
   if (values.data === undefined) throw new UsageError('prog run: --data FILE is required (an empty file runs on no data)', usage)
-  const repeat = values.repeat === undefined ? undefined : integerArg('prog run', '--repeat', values.repeat, 1)
+  const repeat = values.repeat === undefined ? undefined : withUsage(usage, () => integerArg('prog run', '--repeat', values.repeat!, 1))
   if (repeat !== undefined && repeat > 0xffffffff) throw new UsageError(`prog run: --repeat must be at most ${0xffffffff}`, usage)
   const data = readInput('--data', values.data)
   const ctx = values.ctx === undefined ? undefined : readInput('--ctx', values.ctx)
