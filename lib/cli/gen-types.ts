@@ -6,34 +6,24 @@ import { basename } from 'node:path'
 import { ElfError } from '../collection/elf.js'
 import { ParsedObject } from '../collection/object.js'
 import { interfaceNameFor, isValidInterfaceName, renderCollectionTypes, type CollectionTypesInput } from '../collection/ts-types.js'
-import { UsageError } from './args.js'
+import { parseCommand, UsageError } from './args.js'
 
 export interface GenTypesArgs {
   path: string
   name: string
 }
 
+export const genTypesUsage = `usage: bpfkit gen types <obj.o> [--name N]
+  TypeScript declarations for a clang-built object's programs, maps and globals, to stdout,
+  so that CollectionSpec.fromFile<N>('OBJ.o') is typed end to end
+  --name N   the interface's name (default: made from the file name)`
+
 /** `<obj.o> [--name N]` (or `--name=N`). Errors: UsageError. */
 export function parseGenTypesArgs(args: readonly string[]): GenTypesArgs {
-  const positional: string[] = []
-  let name: string | undefined
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]
-    if (a === '--name' || a.startsWith('--name=')) {
-      if (name !== undefined) throw new UsageError('gen types: --name given twice')
-      name = a === '--name' ? args[++i] : a.slice('--name='.length)
-      if (name === undefined || name === '') throw new UsageError('gen types: --name needs a value')
-    } else if (a.startsWith('-') && a !== '-') {
-      throw new UsageError(`gen types: unknown option '${a}'`)
-    } else {
-      positional.push(a)
-    }
-  }
-  if (positional.length !== 1) throw new UsageError(`gen types: expected one object file, got ${positional.length === 0 ? 'none' : positional.join(' ')}`)
-  const path = positional[0]
-  const chosen = name ?? interfaceNameFor(path)
+  const { values, positionals: [path] } = parseCommand({ name: 'gen types', usage: genTypesUsage, options: { name: { type: 'string' } }, positionals: [1, 1], names: ['OBJ.o'] }, args)
+  const chosen = values.name ?? interfaceNameFor(path)
   if (!isValidInterfaceName(chosen)) {
-    throw new UsageError(`gen types: '${chosen}' cannot name a TypeScript interface${name === undefined ? ` (made from ${basename(path)}); give one with --name` : ''}`)
+    throw new UsageError(`gen types: '${chosen}' cannot name a TypeScript interface${values.name === undefined ? ` (made from ${basename(path)}); give one with --name` : ''}`, genTypesUsage)
   }
   return { path, name: chosen }
 }

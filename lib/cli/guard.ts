@@ -9,7 +9,7 @@
 //   guard stop [--pin DIR]                  detach it and remove its pins
 import { Guard, type GuardTenant, type Quota, type TenantMatch } from '../guard/index.js'
 import { Policy } from '../policy/policy.js'
-import { toJson, UsageError } from './args.js'
+import { parseCommand, subcommand, toJson, UsageError, type ParseArgsOptionsConfig, type Values } from './args.js'
 
 /** Where `guard start` pins the guard unless --pin says otherwise. */
 export const defaultGuardPin = '/sys/fs/bpf/bpfkit-guard'
@@ -22,128 +22,83 @@ export type GuardCommand =
 
 type Out = (s: string) => void
 
-type ValueFlag = '--pin' | '--policy' | '--userns' | '--cgroup' | '--token' | '--max-maps' | '--max-bytes'
-// The options each subcommand takes; --pin everywhere.
-const TAKES: Record<GuardCommand['cmd'], readonly string[]> = {
-  start: ['--pin'],
-  stop: ['--pin'],
-  status: ['--pin', '--json'],
-  events: ['--pin', '--json'],
-  'tenant set': ['--pin', '--json', '--policy', '--userns', '--cgroup', '--token', '--max-maps', '--max-bytes'],
-  'tenant remove': ['--pin'],
-}
+export const guardUsage = `usage: bpfkit guard start|stop [--pin DIR]
+       bpfkit guard status|events [--pin DIR] [--json]
+       bpfkit guard tenant set NAME --policy <p.json> (--userns P|INODE | --cgroup P|ID | --token BPFFS)... [--max-maps N] [--max-bytes N] [--pin DIR] [--json]
+       bpfkit guard tenant remove NAME [--pin DIR]
+  start the guard (BPF LSM programs: the kernel enforces tenants' policies) and leave it pinned at DIR;
+  stop it; its tenants and counters; its refusals as they happen (until Ctrl-C); register or unregister a tenant
+  (DIR: ${defaultGuardPin} unless --pin; needs root, the bpf LSM, Linux 6.9+)`
 
-interface Parsed {
-  positional: string[]
-  values: Partial<Record<ValueFlag, string>>
-  json: boolean
-}
-
-// `--flag value` or `--flag=value`; each flag at most once (a match names
-// one user namespace, one cgroup and one bpffs at most).
-function parseFlags(cmd: GuardCommand['cmd'], args: readonly string[]): Parsed {
-  const out: Parsed = { positional: [], values: {}, json: false }
-  const takes = TAKES[cmd]
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]
-    const eq = a.startsWith('--') ? a.indexOf('=') : -1
-    const [flag, inline] = eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined]
-    if (!a.startsWith('-') || a === '-') {
-      out.positional.push(a)
-      continue
-    }
-    if (!takes.includes(flag)) throw new UsageError(`guard ${cmd}: unknown option '${a}'${takes.length ? ` (it takes ${takes.join(', ')})` : ''}`)
-    if (flag === '--json') {
-      if (inline !== undefined) throw new UsageError(`guard ${cmd}: --json takes no value`)
-      out.json = true
-      continue
-    }
-    // A following option is not taken as the value (`--policy --userns 5`); --flag=--x still can be.
-    const value = inline ?? (args[i + 1]?.startsWith('--') ? undefined : args[++i])
-    if (value === undefined || value === '') throw new UsageError(`guard ${cmd}: ${flag} needs a value`)
-    if (out.values[flag as ValueFlag] !== undefined) throw new UsageError(`guard ${cmd}: ${flag} given twice`)
-    out.values[flag as ValueFlag] = value
-  }
-  return out
-}
-
-function noPositional(cmd: string, p: Parsed): void {
-  if (p.positional.length > 0) throw new UsageError(`guard ${cmd}: unexpected argument ${p.positional.join(' ')}`)
-}
-
-function oneName(cmd: string, p: Parsed): string {
-  if (p.positional.length !== 1) throw new UsageError(`guard ${cmd}: expected one tenant name, got ${p.positional.length === 0 ? 'none' : p.positional.join(' ')}`)
-  return p.positional[0]
-}
+const pin = { pin: { type: 'string' } } as const
+const json = { json: { type: 'boolean' } } as const
+const tenantOptions = {
+  ...pin, ...json, policy: { type: 'string' }, userns: { type: 'string' }, cgroup: { type: 'string' }, token: { type: 'string' },
+  'max-maps': { type: 'string' }, 'max-bytes': { type: 'string' },
+} as const
+type TenantValues = Values<typeof tenantOptions>
 
 const DECIMAL = /^(0|[1-9][0-9]*)$/
 
 function count(cmd: string, flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined
   const n = Number(value)
-  if (!DECIMAL.test(value) || !Number.isSafeInteger(n)) throw new UsageError(`guard ${cmd}: ${flag} must be a non-negative integer, got '${value}'`)
+  if (!DECIMAL.test(value) || !Number.isSafeInteger(n)) throw new UsageError(`guard ${cmd}: ${flag} must be a non-negative integer, got '${value}'`, guardUsage)
   return n
 }
 
 // A number names the object by inode or id; anything else is a path.
-function matchOf(cmd: string, v: Parsed['values']): TenantMatch {
+function matchOf(cmd: string, v: TenantValues): TenantMatch {
   const match: TenantMatch = {}
-  if (v['--userns'] !== undefined) {
-    const s = v['--userns']
-    if (DECIMAL.test(s) && (Number(s) === 0 || Number(s) > 0xffffffff)) throw new UsageError(`guard ${cmd}: --userns ${s} is not an inode number (1 to 4294967295)`)
+  if (v.userns !== undefined) {
+    const s = v.userns
+    if (DECIMAL.test(s) && (Number(s) === 0 || Number(s) > 0xffffffff)) throw new UsageError(`guard ${cmd}: --userns ${s} is not an inode number (1 to 4294967295)`, guardUsage)
     match.userns = DECIMAL.test(s) ? Number(s) : s
   }
-  if (v['--cgroup'] !== undefined) {
-    const s = v['--cgroup']
-    if (DECIMAL.test(s) && (BigInt(s) === 0n || BigInt(s) >= 1n << 64n)) throw new UsageError(`guard ${cmd}: --cgroup ${s} is not a cgroup id (1 to 2^64-1)`)
+  if (v.cgroup !== undefined) {
+    const s = v.cgroup
+    if (DECIMAL.test(s) && (BigInt(s) === 0n || BigInt(s) >= 1n << 64n)) throw new UsageError(`guard ${cmd}: --cgroup ${s} is not a cgroup id (1 to 2^64-1)`, guardUsage)
     // A number while exact, as one would write it to the library; a bigint past that.
     match.cgroup = !DECIMAL.test(s) ? s : BigInt(s) <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(s) : BigInt(s)
   }
-  if (v['--token'] !== undefined) match.token = v['--token']
-  if (Object.keys(match).length === 0) throw new UsageError(`guard ${cmd}: name the tenant's requests with --userns, --cgroup or --token (one or more)`)
+  if (v.token !== undefined) match.token = v.token
+  if (Object.keys(match).length === 0) throw new UsageError(`guard ${cmd}: name the tenant's requests with --userns, --cgroup or --token (one or more)`, guardUsage)
   return match
 }
 
 /** The command line after `guard`, checked. Errors: UsageError. */
 export function parseGuardArgs(args: readonly string[]): GuardCommand {
-  const [sub, ...rest] = args
+  const sub = subcommand('guard', args[0], ['start', 'stop', 'status', 'events', 'tenant'] as const, guardUsage)
+  const rest = args.slice(1)
+  const spec = <O extends ParseArgsOptionsConfig>(cmd: string, options: O, names: string[] = []) =>
+    ({ name: `guard ${cmd}`, usage: guardUsage, options, positionals: [names.length, names.length] as const, names })
   switch (sub) {
     case 'start':
     case 'stop': {
-      const p = parseFlags(sub, rest)
-      noPositional(sub, p)
-      return { cmd: sub, pinPath: p.values['--pin'] ?? defaultGuardPin }
+      const { values } = parseCommand(spec(sub, pin), rest)
+      return { cmd: sub, pinPath: values.pin ?? defaultGuardPin }
     }
     case 'status':
     case 'events': {
-      const p = parseFlags(sub, rest)
-      noPositional(sub, p)
-      return { cmd: sub, pinPath: p.values['--pin'] ?? defaultGuardPin, json: p.json }
+      const { values } = parseCommand(spec(sub, { ...pin, ...json }), rest)
+      return { cmd: sub, pinPath: values.pin ?? defaultGuardPin, json: values.json === true }
     }
     case 'tenant': {
-      const [action, ...more] = rest
-      if (action === 'set') {
-        const cmd = 'tenant set'
-        const p = parseFlags(cmd, more)
-        const name = oneName(cmd, p)
-        const policy = p.values['--policy']
-        if (policy === undefined) throw new UsageError(`guard ${cmd}: --policy <file.json> is required`)
-        const quota: Quota = {}
-        const maps = count(cmd, '--max-maps', p.values['--max-maps'])
-        const bytes = count(cmd, '--max-bytes', p.values['--max-bytes'])
-        if (maps !== undefined) quota.maps = maps
-        if (bytes !== undefined) quota.bytes = bytes
-        return { cmd, pinPath: p.values['--pin'] ?? defaultGuardPin, name, policy, match: matchOf(cmd, p.values), quota, json: p.json }
+      const action = subcommand('guard tenant', rest[0], ['set', 'remove'] as const, guardUsage)
+      const cmd = `tenant ${action}` as const
+      if (cmd === 'tenant remove') {
+        const { values, positionals: [name] } = parseCommand(spec(cmd, pin, ['NAME']), rest.slice(1))
+        return { cmd, pinPath: values.pin ?? defaultGuardPin, name }
       }
-      if (action === 'remove') {
-        const cmd = 'tenant remove'
-        const p = parseFlags(cmd, more)
-        return { cmd, pinPath: p.values['--pin'] ?? defaultGuardPin, name: oneName(cmd, p) }
-      }
-      throw new UsageError(`guard tenant: expected set or remove, got ${action === undefined ? 'nothing' : `'${action}'`}`)
+      const { values, positionals: [name] } = parseCommand(spec(cmd, tenantOptions, ['NAME']), rest.slice(1))
+      if (values.policy === undefined) throw new UsageError(`guard ${cmd}: --policy <file.json> is required`, guardUsage)
+      const quota: Quota = {}
+      const maps = count(cmd, '--max-maps', values['max-maps'])
+      const bytes = count(cmd, '--max-bytes', values['max-bytes'])
+      if (maps !== undefined) quota.maps = maps
+      if (bytes !== undefined) quota.bytes = bytes
+      return { cmd, pinPath: values.pin ?? defaultGuardPin, name, policy: values.policy, match: matchOf(cmd, values), quota, json: values.json === true }
     }
-    default:
-      throw new UsageError(`guard: expected start, status, events, tenant or stop, got ${sub === undefined ? 'nothing' : `'${sub}'`}`)
   }
 }
 

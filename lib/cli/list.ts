@@ -1,6 +1,6 @@
 // `bpfkit list`: what is loaded, like `bpftool prog|map|link|btf show`.
 import * as ids from '../sys/ids.js'
-import { toJson, UsageError } from './args.js'
+import { parseCommand, toJson, UsageError } from './args.js'
 import type { BtfInfo, LinkInfo, MapInfo, ProgramInfo } from '../sys/index.js'
 
 export const kinds = ['progs', 'maps', 'links', 'btf'] as const
@@ -66,17 +66,19 @@ export function formatBtf(b: BtfInfo, columns?: Columns): string {
 
 export const formatters: Record<Kind, (x: never, columns?: Columns) => string> = { progs: formatProg, maps: formatMap, links: formatLink, btf: formatBtf }
 
-export function runList(args: string[], out: (s: string) => void): number {
-  const json = args.includes('--json')
-  const rest = args.filter((a) => a !== '--json')
-  const unknown = rest.filter((a) => !(kinds as readonly string[]).includes(a))
-  if (unknown.length > 0 || rest.length > 1) {
-    throw new UsageError(`list: expected one of ${kinds.join('|')} and --json, got ${args.join(' ')}`)
+export const listUsage = `usage: bpfkit list [progs|maps|links|btf] [--json]
+  the BPF objects loaded on this host, like bpftool prog|map|link|btf show (needs root);
+  one kind, or all of them under a '# kind' header each; --json: an array, or one per kind by name`
+
+export function runList(args: readonly string[], out: (s: string) => void): number {
+  const { values, positionals } = parseCommand({ name: 'list', usage: listUsage, options: { json: { type: 'boolean' } }, positionals: [0, 1], names: ['KIND'] }, args)
+  if (positionals.length === 1 && !(kinds as readonly string[]).includes(positionals[0])) {
+    throw new UsageError(`list: expected one of ${kinds.join('|')}, got '${positionals[0]}'`, listUsage)
   }
-  const chosen: readonly Kind[] = rest.length === 1 ? [rest[0] as Kind] : kinds
-  if (json) {
+  const chosen = (positionals.length === 1 ? positionals : kinds) as readonly Kind[]
+  if (values.json) {
     const result = Object.fromEntries(chosen.map((k) => [k, collect(k)]))
-    out(toJson(rest.length === 1 ? result[chosen[0]] : result))
+    out(toJson(positionals.length === 1 ? result[chosen[0]] : result))
     return 0
   }
   for (const k of chosen) {
@@ -85,4 +87,3 @@ export function runList(args: string[], out: (s: string) => void): number {
   }
   return 0
 }
-

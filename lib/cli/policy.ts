@@ -11,68 +11,55 @@ import { Policy } from '../policy/policy.js'
 import type { Violation } from '../policy/check.js'
 import { BpfProgram } from '../prog/program.js'
 import { VerifierError, enumValue, findEnumName, kernel, type ProgTypeName } from '../sys/index.js'
-import { UsageError } from './args.js'
+import { parseCommand, subcommand, UsageError } from './args.js'
 
-interface Args { positional: string[]; policy?: string; progType?: string; json: boolean }
+export const policyUsage = `usage: bpfkit policy check OBJ.o --policy P.json [--json]
+       bpfkit policy helpers|kfuncs [--prog-type T] [--json]
+  check: each program of a clang-built object against a capability policy (exit 1 on violations)
+  helpers, kfuncs: what this kernel offers (those program type T may call), to write a policy`
 
-function parse(sub: string, args: readonly string[], takes: readonly ('--policy' | '--prog-type')[]): Args {
-  const out: Args = { positional: [], json: false }
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]
-    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined]
-    if (flag === '--json') out.json = true
-    else if ((takes as readonly string[]).includes(flag)) {
-      const value = inline ?? args[++i]
-      if (value === undefined || value === '') throw new UsageError(`policy ${sub}: ${flag} needs a value`)
-      if (flag === '--policy') out.policy = value
-      else out.progType = value
-    } else if (a.startsWith('-')) throw new UsageError(`policy ${sub}: unknown option '${a}'`)
-    else out.positional.push(a)
-  }
-  return out
-}
+const json = { json: { type: 'boolean' } } as const
 
 /** Runs `bpfkit policy <sub> ...`; returns the exit status. */
 export function runPolicy(args: readonly string[], out: (s: string) => void): number {
-  const [sub, ...rest] = args
-  switch (sub) {
-    case 'check': return check(parse(sub, rest, ['--policy']), out)
-    case 'helpers': return list(parse(sub, rest, ['--prog-type']), helpers, out)
-    case 'kfuncs': return list(parse(sub, rest, ['--prog-type']), kfuncs, out)
-    default: throw new UsageError(`policy: expected check, helpers or kfuncs, got ${sub === undefined ? 'nothing' : `'${sub}'`}`)
+  const sub = subcommand('policy', args[0], ['check', 'helpers', 'kfuncs'] as const, policyUsage)
+  const name = `policy ${sub}`
+  if (sub === 'check') {
+    const { values, positionals: [object] } = parseCommand({ name, usage: policyUsage, options: { ...json, policy: { type: 'string' } }, positionals: [1, 1], names: ['OBJ.o'] }, args.slice(1))
+    if (values.policy === undefined) throw new UsageError('policy check: --policy <file.json> is required', policyUsage)
+    return check(object, values.policy, values.json === true, out)
   }
+  const { values } = parseCommand({ name, usage: policyUsage, options: { ...json, 'prog-type': { type: 'string' } } }, args.slice(1))
+  return list(values['prog-type'], values.json === true, sub === 'helpers' ? helpers : kfuncs, out)
 }
 
-function check(a: Args, out: (s: string) => void): number {
-  if (a.positional.length !== 1) throw new UsageError(`policy check: expected one object file, got ${a.positional.length === 0 ? 'none' : a.positional.join(' ')}`)
-  if (a.policy === undefined) throw new UsageError('policy check: --policy <file.json> is required')
-  const policy = Policy.fromFile(a.policy)
-  const spec = CollectionSpec.fromFile(a.positional[0])
+function check(object: string, policyFile: string, json: boolean, out: (s: string) => void): number {
+  const policy = Policy.fromFile(policyFile)
+  const spec = CollectionSpec.fromFile(object)
   const found: Record<string, Violation[]> = {}
   for (const [name, program] of Object.entries(spec.programs)) found[name] = policy.check(program, { name })
   const total = Object.values(found).reduce((n, v) => n + v.length, 0)
-  if (a.json) {
+  if (json) {
     out(JSON.stringify(found, null, 2))
   } else {
     for (const [name, violations] of Object.entries(found)) {
       out(`${name}: ${violations.length === 0 ? 'allowed' : `${violations.length} violation${violations.length === 1 ? '' : 's'}`}`)
       for (const v of violations) out(`  ${v.message}`)
     }
-    out(`${basename(a.positional[0])}: ${total === 0 ? 'every program is allowed' : `${total} violation${total === 1 ? '' : 's'}`}`)
+    out(`${basename(object)}: ${total === 0 ? 'every program is allowed' : `${total} violation${total === 1 ? '' : 's'}`}`)
   }
   return total === 0 ? 0 : 1
 }
 
-function list(a: Args, names: (progType: number | undefined) => string[], out: (s: string) => void): number {
-  if (a.positional.length > 0) throw new UsageError(`policy: unexpected argument ${a.positional.join(' ')}`)
+function list(progTypeName: string | undefined, json: boolean, names: (progType: number | undefined) => string[], out: (s: string) => void): number {
   let progType: number | undefined
   try {
-    progType = a.progType === undefined ? undefined : enumValue(kernel.progTypes, 'program type', a.progType as ProgTypeName)
+    progType = progTypeName === undefined ? undefined : enumValue(kernel.progTypes, 'program type', progTypeName as ProgTypeName)
   } catch (e) {
-    throw new UsageError((e as Error).message)
+    throw new UsageError((e as Error).message, policyUsage)
   }
   const found = names(progType)
-  out(a.json ? JSON.stringify(found) : found.join('\n'))
+  out(json ? JSON.stringify(found) : found.join('\n'))
   return 0
 }
 

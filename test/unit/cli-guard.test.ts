@@ -45,7 +45,7 @@ describe('parseGuardArgs', () => {
   })
 
   const bad: [string[], RegExp][] = [
-    [[], /guard: expected start, status, events, tenant or stop, got nothing/],
+    [[], /guard: expected start\|stop\|status\|events\|tenant, got nothing/],
     [['restart'], /got 'restart'/],
     [['start', 'now'], /guard start: unexpected argument now/],
     [['start', '--json'], /guard start: unknown option '--json' \(it takes --pin\)/],
@@ -56,10 +56,10 @@ describe('parseGuardArgs', () => {
     [['status', '--json=yes'], /--json takes no value/],
     [['events', '-f'], /guard events: unknown option '-f'/],
     [['stop', '--max-maps', '3'], /guard stop: unknown option '--max-maps'/],
-    [['tenant'], /guard tenant: expected set or remove, got nothing/],
+    [['tenant'], /guard tenant: expected set\|remove, got nothing/],
     [['tenant', 'add', 'web'], /got 'add'/],
-    [['tenant', 'set', '--policy', 'p', '--userns', '1'], /guard tenant set: expected one tenant name, got none/],
-    [['tenant', 'set', 'a', 'b', '--policy', 'p', '--userns', '1'], /expected one tenant name, got a b/],
+    [['tenant', 'set', '--policy', 'p', '--userns', '1'], /guard tenant set: expected NAME, missing NAME/],
+    [['tenant', 'set', 'a', 'b', '--policy', 'p', '--userns', '1'], /guard tenant set: unexpected argument b/],
     [['tenant', 'set', 'web', '--userns', '1'], /--policy <file.json> is required/],
     [['tenant', 'set', 'web', '--policy', 'p'], /name the tenant's requests with --userns, --cgroup or --token/],
     [['tenant', 'set', 'web', '--policy', 'p', '--userns', '1', '--userns', '2'], /--userns given twice/],
@@ -72,7 +72,7 @@ describe('parseGuardArgs', () => {
     [['tenant', 'set', 'web', '--policy', 'p', '--token', '/x', '--max-bytes', '1.5'], /--max-bytes must be a non-negative integer, got '1.5'/],
     [['tenant', 'set', 'web', '--policy', 'p', '--token', '/x', '--max-bytes', '1e6'], /got '1e6'/],
     [['tenant', 'set', 'web', '--policy', 'p', '--token', '/x', '--max-bytes', '9007199254740992'], /got '9007199254740992'/],
-    [['tenant', 'remove'], /guard tenant remove: expected one tenant name, got none/],
+    [['tenant', 'remove'], /guard tenant remove: expected NAME, missing NAME/],
     [['tenant', 'remove', 'web', '--policy', 'p'], /guard tenant remove: unknown option '--policy'/],
   ]
   test.each(bad)('%j is a usage error', (args, message) => {
