@@ -13,6 +13,8 @@ export interface BatchLookupOptions {
   batchSize?: number
   /** Use LOOKUP_AND_DELETE_BATCH: the map is emptied as it is read. */
   delete?: boolean
+  /** Called after each batch syscall with the entries read so far (a progress display for big maps). */
+  onBatch?: (entries: number) => void
 }
 
 export interface RawBatch {
@@ -66,6 +68,7 @@ export function batchLookup(fd: number, keySize: number, valueBytes: number, opt
       throw e
     }
     count += r.count
+    options.onBatch?.(count)
     if (scratch) {
       scratch.keys = keys
       scratch.values = values
@@ -149,7 +152,7 @@ export class MapBatches<K, V> {
   constructor(private readonly map: BatchTarget) {}
 
   lookup(options: BatchLookupOptions): [K, V][] {
-    checkOptions('lookupBatch', options, ['batchSize', 'delete'])
+    checkOptions('lookupBatch', options, ['batchSize', 'delete', 'onBatch'], { types: { onBatch: 'function' } })
     const { keys, values, count } = this.lookupRaw(options)
     const { keySize, valueBytes, key, values: codec } = this.map
     const out: [K, V][] = new Array(count)
@@ -162,7 +165,7 @@ export class MapBatches<K, V> {
   }
 
   lookupBytes(options: BatchLookupOptions): RawBatch {
-    checkOptions('lookupBatchBytes', options, ['batchSize', 'delete'])
+    checkOptions('lookupBatchBytes', options, ['batchSize', 'delete', 'onBatch'], { types: { onBatch: 'function' } })
     const { keys, values, count } = this.lookupRaw(options)
     return { keys: keys.slice(0, count * this.map.keySize), values: values.slice(0, count * this.map.valueBytes), count }
   }
