@@ -109,3 +109,8 @@ export function integerArg(name: string, what: string, s: string, min = 0): numb
 export function toJson(value: unknown, indent = 2): string {
   return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), indent)
 }
+
+/** A 64-bit counter or id as a JSON number, as bpftool prints one, while exact; past 2^53 the bigint (toJson: a decimal string). */
+export function u64Json(n: bigint): number | bigint {
+  return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n
+}
