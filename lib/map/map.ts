@@ -7,7 +7,8 @@ import { checkOptions } from '../sys/options.js'
 import { BpfObject } from '../sys/object.js'
 import type { Codec, TypeDesc } from './codec.js'
 import { isArrayLike, isFdValued, isPerCpu, updateFlagsValue, type UpdateFlag } from './kinds.js'
-import { FdValues, PerCpuValues, Side, copyBytes, type FdRef, type ValueCodec } from './values.js'
+import { FdValues, PerCpuValues, Side, type FdRef, type ValueCodec } from './values.js'
+import { copyBytes } from './bytes.js'
 import { walkKeys } from './walk.js'
 import { MappedArray } from './mmap.js'
 import { RingBuffer } from './ringbuf.js'
@@ -17,6 +18,12 @@ import { MapSpec, u32Option, type ElemOf, type KeyOf, type MapCreateOptions, typ
 import { createMapFd } from './create.js'
 
 export type { InnerMapTemplate, MapCreateOptions, ValueOf } from './spec.js'
+
+// The slot calls, read from the addon once. Through `native.mapSlotLookup`
+// every call made two generic property loads (the CommonJS re-export's
+// getter, then the addon's exports object, which V8 keeps in dictionary
+// mode): ~25-50 ns per call on the per-call rows of `npm run bench`.
+const { mapSlotLookup, mapSlotUpdate, mapSlotDelete, mapSlotNextKey, mapSlotLookupAndDelete } = native
 export type { UpdateFlag } from './kinds.js'
 
 export interface MapOpenOptions {
@@ -132,10 +139,15 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     }
   }
 
-  /** The value for `key`, or undefined when there is none. Per-CPU maps give one value per CPU. */
+  /**
+   * The value for `key`, or undefined when there is none. Per-CPU maps give
+   * one value per CPU. A raw value over 64 bytes may share its ArrayBuffer
+   * with other values (see copyOut in bytes.ts): read `.buffer` through the
+   * value's byteOffset and byteLength.
+   */
   lookup(key: K): V | undefined {
     this.putKey(key)
-    return native.mapSlotLookup(this.#slot) ? this.takeValue() : undefined
+    return mapSlotLookup(this.#slot) ? this.takeValue() : undefined
   }
 
   /**
@@ -148,7 +160,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
       throw new RangeError(`lookupInto: out must be a Uint8Array of ${this.valueBytes} bytes`)
     }
     this.putKey(key)
-    if (!native.mapSlotLookup(this.#slot)) return false
+    if (!mapSlotLookup(this.#slot)) return false
     copyBytes(this.#v, 0, out, 0, this.valueBytes)
     return true
   }
@@ -160,7 +172,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
 
   has(key: K): boolean {
     this.putKey(key)
-    return native.mapSlotLookup(this.#slot)
+    return mapSlotLookup(this.#slot)
   }
 
   /**
@@ -173,8 +185,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     this.#values.write(value, this.#v, this.#vv)
     // Flags 0 is the common case: one argument fewer for the native side to read.
     const f = updateFlagsValue(flags)
-    if (f === 0) native.mapSlotUpdate(this.#slot)
-    else native.mapSlotUpdate(this.#slot, f)
+    if (f === 0) mapSlotUpdate(this.#slot)
+    else mapSlotUpdate(this.#slot, f)
   }
 
   /** Same as update. */
@@ -186,39 +198,39 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   /** Deletes `key`; false when it was not there. Array maps refuse with EINVAL. */
   delete(key: K): boolean {
     this.putKey(key)
-    return native.mapSlotDelete(this.#slot)
+    return mapSlotDelete(this.#slot)
   }
 
   /** Looks up and deletes in one call (hash maps: Linux 5.14+). undefined when absent. */
   lookupAndDelete(key: K): V | undefined {
     this.putKey(key)
-    return native.mapSlotLookupAndDelete(this.#slot) ? this.takeValue() : undefined
+    return mapSlotLookupAndDelete(this.#slot) ? this.takeValue() : undefined
   }
 
   /** Queue and stack: adds a value; bloom filter: adds a member. */
   push(value: V, flags?: UpdateFlag): void {
     this.requireKeyless('push')
     this.#values.write(value, this.#v, this.#vv)
-    native.mapSlotUpdate(this.#slot, updateFlagsValue(flags))
+    mapSlotUpdate(this.#slot, updateFlagsValue(flags))
   }
 
   /** Queue and stack: removes and returns the next value, undefined when empty. */
   pop(): V | undefined {
     this.requireKeyless('pop')
-    return native.mapSlotLookupAndDelete(this.#slot) ? this.takeValue() : undefined
+    return mapSlotLookupAndDelete(this.#slot) ? this.takeValue() : undefined
   }
 
   /** Queue and stack: the next value without removing it, undefined when empty. */
   peek(): V | undefined {
     this.requireKeyless('peek')
-    return native.mapSlotLookup(this.#slot) ? this.takeValue() : undefined
+    return mapSlotLookup(this.#slot) ? this.takeValue() : undefined
   }
 
   /** Bloom filter: false when `value` was surely never added, true when it may have been. */
   mayContain(value: V): boolean {
     this.requireKeyless('mayContain')
     this.#values.write(value, this.#v, this.#vv)
-    return native.mapSlotLookup(this.#slot)
+    return mapSlotLookup(this.#slot)
   }
 
   /**
@@ -351,7 +363,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   private readonly nextKey = (cur: Uint8Array | null, out: Uint8Array): boolean => {
     const n = this.keySize
     if (cur !== null) copyBytes(cur, 0, this.#k, 0, n)
-    if (!native.mapSlotNextKey(this.#slot, cur === null)) return false
+    if (!mapSlotNextKey(this.#slot, cur === null)) return false
     copyBytes(this.#n, 0, out, 0, n)
     return true
   }

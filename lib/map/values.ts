@@ -3,6 +3,7 @@
 // natively, sized by the kernel), so a lookup costs one syscall, one copy in
 // and one decode out, with no per-call buffer checks in the native layer.
 import { codecFor, type Codec, type TypeDesc } from './codec.js'
+import { copyBytes, copyOut } from './bytes.js'
 
 /** Something that owns a BPF object's fd: a BpfMap, a BpfProgram, an Fd. */
 export interface FdRef {
@@ -44,32 +45,6 @@ export class Side {
     if (!this.codec) return copyOut(src, offset, this.size)
     return this.codec.decode(view, offset)
   }
-}
-
-// The per-operation copies sit between a syscall and the caller, where every
-// builtin call and every fresh cache line shows (the kernel's entry and exit
-// leave caches cold on virtual machines): short copies are plain loops, which
-// V8 compiles inline, instead of TypedArray.prototype.set / slice calls.
-const SHORT = 32
-
-/** Copies `n` bytes from src[from..] to dst[to..]. */
-export function copyBytes(src: Uint8Array, from: number, dst: Uint8Array, to: number, n: number): void {
-  if (n <= SHORT) {
-    for (let i = 0; i < n; i++) dst[to + i] = src[from + i]
-  } else {
-    dst.set(from === 0 && src.length === n ? src : src.subarray(from, from + n), to)
-  }
-}
-
-/**
- * A copy of src[offset .. offset + n] the caller owns, with a buffer of its
- * own (no pool: `new DataView(value.buffer)` must see this value alone).
- */
-export function copyOut(src: Uint8Array, offset: number, n: number): Uint8Array {
-  if (n > SHORT) return src.slice(offset, offset + n)
-  const out = new Uint8Array(n)
-  copyBytes(src, offset, out, 0, n)
-  return out
 }
 
 /**
