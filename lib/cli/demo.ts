@@ -22,6 +22,7 @@ import * as ids from '../sys/ids.js'
 import { NotSupportedError } from '../sys/errors.js'
 import type { Fd } from '../sys/fd.js'
 import { Policy } from '../policy/index.js'
+import { parseCommand } from './args.js'
 
 /** What the tenant tells the manager. */
 export type DemoEvent =
@@ -143,7 +144,12 @@ function watchGuard(guard: Guard): { stop(atLeast: number, ms: number): Promise<
   }
 }
 
-export async function runDemo(out: (line: string) => void): Promise<number> {
+export const demoUsage = `usage: bpfkit demo
+  delegate BPF to a tenant in a user namespace, end to end: a token, a map, a program run, a refusal,
+  the broker (and the guard where it runs) (needs root, Linux 6.9+)`
+
+export async function runDemo(args: readonly string[], out: (line: string) => void): Promise<number> {
+  parseCommand({ name: 'demo', usage: demoUsage, options: {} }, args)
   const manager = (text: string, detail?: string) => print(out, 'manager', text, detail)
   const tenantSays = (text: string, detail?: string) => print(out, 'tenant', text, detail)
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // The bpfkit command line.
-import { HelpRequested, UsageError } from './args.js'
+import { HelpRequested, subcommand, UsageError } from './args.js'
 import { runList } from './list.js'
 import { runDemo } from './demo.js'
-import { runGenTypes } from './gen-types.js'
+import { genTypesUsage, runGenTypes } from './gen-types.js'
 import { runGuard } from './guard.js'
 import { runPolicy } from './policy.js'
 import { runTop } from './top.js'
@@ -41,6 +41,11 @@ const usage = `usage: bpfkit [--broker SOCK] <command>
   release KIND ID                        drop what the broker keeps for it (the object lives while fds hold it)
 `
 
+/**
+ * Runs one command line; resolves to the exit status: 0 done, 1 failed (the
+ * error on stderr), 2 a usage error (the reason and the command's usage on
+ * stderr). --help on any command prints its usage to stdout.
+ */
 export async function main(argv: string[]): Promise<number> {
   const out = (s: string) => process.stdout.write(s + '\n')
   try {
@@ -51,7 +56,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'list':
         return runList(args, out)
       case 'gen':
-        if (args[0] !== 'types') throw new UsageError(`gen: expected 'gen types <obj.o>', got ${args.length ? `'gen ${args[0]}'` : "'gen' alone"}`)
+        subcommand('gen', args[0], ['types'], genTypesUsage)
         return runGenTypes(args.slice(1), out)
       case 'policy':
         return runPolicy(args, out)
@@ -66,16 +71,20 @@ export async function main(argv: string[]): Promise<number> {
       case 'top':
         return await runTop(args, out)
       case 'demo':
-        if (args.length > 0) throw new UsageError(`demo takes no arguments, got ${args.join(' ')}`)
-        return await runDemo(out)
-      case undefined:
+        return await runDemo(args, out)
       case 'help':
+        // `bpfkit help CMD [SUB]` is `bpfkit CMD [SUB] --help`.
+        if (args.length > 0) return await main([...args, '--help'])
+        process.stdout.write(usage)
+        return 0
       case '--help':
       case '-h':
         process.stdout.write(usage)
-        return cmd === undefined ? 2 : 0
+        return 0
+      case undefined:
+        throw new UsageError('expected a command')
       default:
-        throw new UsageError(`unknown command '${cmd}'`)
+        throw new UsageError(cmd.startsWith('-') ? `unknown option '${cmd}' (before the command, only --broker SOCK)` : `unknown command '${cmd}'`)
     }
   } catch (e) {
     if (e instanceof HelpRequested) {
@@ -83,7 +92,8 @@ export async function main(argv: string[]): Promise<number> {
       return 0
     }
     if (e instanceof UsageError) {
-      process.stderr.write(`bpfkit: ${e.message}\n${e.usage ?? usage}`)
+      const text = e.usage ?? usage
+      process.stderr.write(`bpfkit: ${e.message}\n${text.endsWith('\n') ? text : text + '\n'}`)
       return 2
     }
     process.stderr.write(`bpfkit: ${(e as Error).message}\n`)
