@@ -6,7 +6,7 @@
 import { BpfLink } from '../link/link.js'
 import { linkInfoByFd, type LinkInfo } from '../sys/index.js'
 import { walkInfo } from '../sys/open-object.js'
-import { parseCommand, subcommand, toJson, type Out } from './args.js'
+import { parseCommand, subcommand, toJson, u64Json, type Out } from './args.js'
 import { formatLink } from './list.js'
 import { openNamed } from './names.js'
 import { withProgress } from './progress.js'
@@ -39,7 +39,9 @@ const bpftoolKeys: Record<string, string> = { progId: 'prog_id', tracepoint: 'tp
 
 const snake = (k: string) => bpftoolKeys[k] ?? k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
 
+/** LinkInfo with bpftool's key names, and its bigints as numbers where exact (bpftool prints numbers). */
 function snakeKeys(v: unknown): unknown {
+  if (typeof v === 'bigint') return u64Json(v)
   if (Array.isArray(v)) return v.map(snakeKeys)
   if (v === null || typeof v !== 'object') return v
   return Object.fromEntries(Object.entries(v).map(([k, x]) => [snake(k), snakeKeys(x)]))

@@ -12,7 +12,7 @@ import { progInfoByFd, type ProgramInfo } from '../sys/index.js'
 import { readKallsyms } from '../sys/kallsyms.js'
 import { memlockOf, walkOpen } from '../sys/open-object.js'
 import { progJitedFunctions } from '../sys/prog-jited.js'
-import { integerArg, parseCommand, subcommand, toJson, UsageError, type Out } from './args.js'
+import { integerArg, parseCommand, subcommand, toJson, u64Json, UsageError, type Out } from './args.js'
 import { formatProg } from './list.js'
 import { openNamed } from './names.js'
 import { withProgress } from './progress.js'
@@ -52,9 +52,9 @@ export async function runProg(args: string[], out: Out): Promise<number> {
 export function progJson(p: ProgramInfo, fd: number): Record<string, unknown> {
   const j: Record<string, unknown> = {
     id: p.id, type: p.type, name: p.name, tag: p.tag, gpl_compatible: p.gplCompatible,
-    run_time_ns: u64(p.runTimeNs), run_cnt: u64(p.runCount),
+    run_time_ns: u64Json(p.runTimeNs), run_cnt: u64Json(p.runCount),
   }
-  if (p.recursionMisses > 0n) j.recursion_misses = u64(p.recursionMisses)
+  if (p.recursionMisses > 0n) j.recursion_misses = u64Json(p.recursionMisses)
   if (p.loadTime > 0n) {
     j.loaded_at = wallClockSeconds(p.loadTime)
     j.uid = p.createdByUid
@@ -69,9 +69,6 @@ export function progJson(p: ProgramInfo, fd: number): Record<string, unknown> {
   if (p.verifiedInsns) j.verified_insns = p.verifiedInsns
   return j
 }
-
-/** A counter as a JSON number, as bpftool prints it, while exact; past 2^53 a decimal string. */
-const u64 = (n: bigint): number | bigint => (n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n)
 
 /**
  * A load time (nanoseconds since boot, CLOCK_BOOTTIME) as seconds since the
