@@ -1,7 +1,9 @@
 // BTF objects: loaded from bytes, or opened by ID (the kernel's own vmlinux
 // BTF included).
 import { bpfObjectKind, btfInfoByFd, Fd, native, tokenFdFor, type BtfInfo, type TokenLike } from '../sys/index.js'
+import { btfInfo } from '../sys/generated/kernel-layouts.js'
 import { checkOptions, describeValue } from '../sys/options.js'
+import { BtfReader } from './reader.js'
 
 export interface BtfLoadOptions {
   /** Verifier log level for BTF (1 or 2); the log is kept in `log`. */
@@ -83,6 +85,24 @@ export class Btf {
 
   get id(): number {
     return this.info().id
+  }
+
+  /** The raw BTF the kernel holds (BPF_OBJ_GET_INFO_BY_FD with a buffer; Linux 4.18+). */
+  bytes(): Uint8Array {
+    const bytes = new Uint8Array(this.info().size)
+    native.objGetInfoWithBuffers(this.fd.fd, new Uint8Array(btfInfo.size), [[btfInfo.fields.btf.offset, bytes, btfInfo.fields.btf_size.offset, 1]])
+    return bytes
+  }
+
+  /**
+   * Its types. A kernel module's BTF is split BTF on vmlinux's, which is read
+   * from /sys/kernel/btf/vmlinux (or `base` when given). Errors: ENOENT when
+   * a module's base is missing; RangeError/TypeError for malformed BTF.
+   */
+  reader(base?: BtfReader): BtfReader {
+    const info = this.info()
+    const split = info.kernelBtf && info.name !== 'vmlinux'
+    return new BtfReader(this.bytes(), split ? base ?? BtfReader.fromFile() : undefined)
   }
 
   close(): void {

@@ -9,9 +9,9 @@
 // link (libbpf's fallback too).
 import { haveRawTracepointCookie, haveTracingCookie, haveTrampolines, supportsTracingLinks } from '../features/attach-tracing.js'
 import { BtfReader } from '../btf/reader.js'
+import { Btf } from '../btf/btf.js'
 import type { FdRef } from '../map/values.js'
 import { BpfError, Fd, NotSupportedError, enumName, enumValue, kernel, native, progInfoByFd, type AttachTypeName } from '../sys/index.js'
-import { btfInfo } from '../sys/generated/kernel-layouts.js'
 import { checkOptions, describeValue } from '../sys/options.js'
 import { BpfLink } from './link.js'
 import { programFd, programType } from './program-ref.js'
@@ -169,19 +169,10 @@ export function attachTracing(program: TracingProgram, options: TracingOptions =
   return BpfLink.fromLinkFd(new Fd(fd, 'link'))
 }
 
-// The raw BTF of a loaded BTF object (OBJ_GET_INFO_BY_FD with a buffer).
+// The raw BTF of a loaded BTF object.
 function btfBytes(btfId: number): Uint8Array {
-  const fd = new Fd(native.btfGetFdById(btfId, 0), 'btf')
-  try {
-    const out = new Uint8Array(btfInfo.size)
-    native.objGetInfoByFd(fd.fd, out)
-    const size = new DataView(out.buffer).getUint32(btfInfo.fields.btf_size.offset, true)
-    const bytes = new Uint8Array(size)
-    native.objGetInfoWithBuffers(fd.fd, new Uint8Array(btfInfo.size), [[btfInfo.fields.btf.offset, bytes, btfInfo.fields.btf_size.offset, 1]])
-    return bytes
-  } finally {
-    fd.close()
-  }
+  using btf = Btf.fromId(btfId)
+  return btf.bytes()
 }
 
 /** The BTF FUNC id of `functionName` in the program's own BTF. Errors: TypeError/Error naming what is missing. */
