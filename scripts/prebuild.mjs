@@ -60,7 +60,10 @@ function muslSpecs(arch, tc) {
   symlinkSync(join(tc.gccLib, 'libgcc.a'), join(dir, 'lib', 'libgcc.a'))
   writeFileSync(join(dir, 'lib', 'libm.a'), '!<arch>\n') // musl's libm is in libc
   const includes = [join(root, 'scripts', 'prebuild-musl'), tc.cxxInclude, tc.cxxTarget, `${tc.cxxInclude}/backward`, join(tc.gccLib, 'include'), musl.include, join(dir, 'include')]
-  const isystem = `-nostdinc ${includes.map((d) => `-isystem ${d}`).join(' ')}`
+  // aarch64 GCC calls libgcc's outline atomics, whose setup asks glibc's
+  // __getauxval (musl has only getauxval): inline LSE/LL-SC sequences instead.
+  const cpu = arch === 'arm64' ? '-mno-outline-atomics ' : ''
+  const isystem = `${cpu}-nostdinc ${includes.map((d) => `-isystem ${d}`).join(' ')}`
   const libc = `libc.musl-${a.musl.split('-')[0]}.so.1`
   const specs = join(dir, 'musl.specs')
   writeFileSync(specs, [
