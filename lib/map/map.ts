@@ -261,7 +261,9 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   /**
    * All entries through BPF_MAP_LOOKUP_BATCH (Linux 5.6+), `batchSize` at a
    * time; with `delete: true`, LOOKUP_AND_DELETE_BATCH. Falls back to single
-   * lookups on kernels or map types without batch support.
+   * lookups on kernels or map types without batch support. Raw keys (and
+   * raw values) of one call are views into one buffer: read `.buffer`
+   * through their byteOffset and byteLength.
    */
   lookupBatch(options: BatchLookupOptions = {}): [K, V][] {
     return this.#batches.lookup(options)

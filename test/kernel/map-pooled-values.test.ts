@@ -24,3 +24,21 @@ test.each([65, 256, 4096, 4097])('values of %i bytes stay their own across looku
   const words = new BigUint64Array(got[1].buffer, got[1].byteOffset, Math.floor(size / 8))
   expect(words[0]).toBe(new DataView(pattern(size, 1).buffer).getBigUint64(0, true))
 })
+
+test('lookupBatch gives raw keys and values as views of their own bytes', () => {
+  using m = BpfMap.create({ type: 'hash', keySize: 4, valueSize: 12, maxEntries: 64 })
+  for (let i = 0; i < 40; i++) m.update(key(i), pattern(12, i))
+  const entries = m.lookupBatch({ batchSize: 16 })
+  expect(entries.length).toBe(40)
+  for (const [k, v] of entries) {
+    const i = new DataView(k.buffer, k.byteOffset, k.byteLength).getUint32(0, true)
+    expect([k.byteLength, v.byteLength]).toEqual([4, 12])
+    expect(v).toEqual(pattern(12, i))
+  }
+  // Changing one entry's bytes changes no other entry's, nor the map.
+  entries[0][1].fill(0xee)
+  entries[0][0].fill(0xee)
+  expect(entries[1][1]).not.toEqual(new Uint8Array(12).fill(0xee))
+  expect(new Set(entries.map(([k]) => Buffer.from(k).toString('hex'))).size).toBe(40)
+  expect(m.lookupBatch({ batchSize: 64 }).every(([k, v]) => !v.every((b) => b === 0xee) && !k.every((b) => b === 0xee))).toBe(true)
+})
