@@ -9,6 +9,7 @@ import { runPolicy } from './policy.js'
 import { runTop } from './top.js'
 import { runProg } from './prog.js'
 import { runLink } from './link.js'
+import { runMap } from './map.js'
 import { brokerSocketFor, runBrokerCli, runBrokerDaemon, takeBrokerOption } from './broker.js'
 
 const usage = `usage: bpfkit [--broker SOCK] <command>
@@ -16,6 +17,7 @@ const usage = `usage: bpfkit [--broker SOCK] <command>
   list [progs|maps|links|btf] [--json]   show loaded BPF objects (needs root)
   prog list|show PROG|dump PROG [--xlated|--jited-size]|pin PROG PATH|run PROG --data FILE [--repeat N]   programs (bpfkit prog --help)
   link list|show LINK|detach LINK        links (bpfkit link --help)
+  map list|show MAP|dump MAP|lookup MAP KEY|update MAP KEY VALUE|delete MAP KEY|pin MAP PATH   maps, keys and values through BTF (bpfkit map --help)
   gen types <obj.o> [--name N]           TypeScript types for a clang-built object's programs, maps and globals
   policy check <obj.o> --policy <p.json> [--json]   check an object's programs against a capability policy (exit 1 on violations)
   policy helpers|kfuncs [--prog-type T] [--json]    what this kernel offers (to type T), to write a policy
@@ -68,6 +70,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runProg(args, out)
       case 'link':
         return runLink(args, out)
+      case 'map':
+        return runMap(args, out)
       case 'top':
         return await runTop(args, out)
       case 'demo':
