@@ -90,6 +90,9 @@ class OwnedFds {
 struct EnvState {
   OwnedFds owned;  // closed after the slots (members go in reverse order)
   SlotTable slots;
+  // The no-op function CanRunJs calls (promise_worker.cc), made once: making
+  // one per settled promise cost ~6 us of each async load.
+  Napi::FunctionReference no_op;
 };
 
 // This environment's state (kept in the addon's instance data, common.cc).

@@ -96,13 +96,15 @@ inline Settlement LoadSettlement(napi_env env, LoadResult& r, const char* comman
   return s;
 }
 
-inline uint32_t LogSizeArg(const Napi::Object& o) {
-  uint32_t size = OptU32(o, "logSize");
+inline uint32_t LogSizeValue(const Napi::Value& v) {
+  uint32_t size = IsAbsent(v) ? 0 : U32Arg(v, "logSize");
   if (size != 0 && (size < kMinLogSize || size > kMaxLogSize)) {
-    ThrowRange(o.Env(), "logSize must be between " + std::to_string(kMinLogSize) + " and " + std::to_string(kMaxLogSize) +
+    ThrowRange(v.Env(), "logSize must be between " + std::to_string(kMinLogSize) + " and " + std::to_string(kMaxLogSize) +
                             " (the kernel's limits for a verifier log), got " + std::to_string(size));
   }
   return size;
 }
+
+inline uint32_t LogSizeArg(const Napi::Object& o) { return LogSizeValue(o.Get("logSize")); }
 
 }  // namespace bpfkit

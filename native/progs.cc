@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <utility>
 #include <unordered_map>
 #include <vector>
 
@@ -81,55 +82,127 @@ std::vector<uint8_t> CopyBytes(const Napi::Value& v, const char* name) {
   return std::vector<uint8_t>(b.data, b.data + b.length);
 }
 
+// The attributes progLoad reads. Looking each up by name internalizes the
+// name on every call (V8's string table): ~150 ns a name with the caches a
+// load leaves cold, 3 us for all twenty, while a load names few of them. So
+// the keys present are listed once and matched here.
+struct ProgLoadArgs {
+  Napi::Value prog_type, insns, license, name, log_level, log_size, kern_version, prog_flags, prog_ifindex,
+      expected_attach_type, prog_btf_fd, attach_btf_id, attach_prog_fd, attach_btf_obj_fd, func_info,
+      func_info_rec_size, line_info, line_info_rec_size, fd_array, token_fd;
+};
+
+constexpr std::pair<const char*, Napi::Value ProgLoadArgs::*> kProgLoadKeys[] = {
+    {"progType", &ProgLoadArgs::prog_type},
+    {"insns", &ProgLoadArgs::insns},
+    {"license", &ProgLoadArgs::license},
+    {"name", &ProgLoadArgs::name},
+    {"logLevel", &ProgLoadArgs::log_level},
+    {"logSize", &ProgLoadArgs::log_size},
+    {"kernVersion", &ProgLoadArgs::kern_version},
+    {"progFlags", &ProgLoadArgs::prog_flags},
+    {"progIfindex", &ProgLoadArgs::prog_ifindex},
+    {"expectedAttachType", &ProgLoadArgs::expected_attach_type},
+    {"progBtfFd", &ProgLoadArgs::prog_btf_fd},
+    {"attachBtfId", &ProgLoadArgs::attach_btf_id},
+    {"attachProgFd", &ProgLoadArgs::attach_prog_fd},
+    {"attachBtfObjFd", &ProgLoadArgs::attach_btf_obj_fd},
+    {"funcInfo", &ProgLoadArgs::func_info},
+    {"funcInfoRecSize", &ProgLoadArgs::func_info_rec_size},
+    {"lineInfo", &ProgLoadArgs::line_info},
+    {"lineInfoRecSize", &ProgLoadArgs::line_info_rec_size},
+    {"fdArray", &ProgLoadArgs::fd_array},
+    {"tokenFd", &ProgLoadArgs::token_fd},
+};
+
+// The enumerable string keys of `o` (its prototypes' too, as a lookup by
+// name would find them) that name an attribute; others are ignored, as before.
+ProgLoadArgs ReadProgLoadArgs(Napi::Env env, napi_value o) {
+  ProgLoadArgs a;
+  for (const auto& k : kProgLoadKeys) a.*k.second = env.Undefined();
+  napi_value keys = nullptr;
+  uint32_t n = 0;
+  if (napi_get_property_names(env, o, &keys) != napi_ok || napi_get_array_length(env, keys, &n) != napi_ok) {
+    throw Napi::Error::New(env);  // the pending exception (a Proxy's trap threw), or Node-API's own
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value key = nullptr;
+    char text[24];
+    size_t len = 0;
+    if (napi_get_element(env, keys, i, &key) != napi_ok) throw Napi::Error::New(env);
+    // Longer than any attribute's name: not one (a truncated copy must not match).
+    if (napi_get_value_string_utf8(env, key, text, sizeof(text), &len) != napi_ok || len + 1 >= sizeof(text)) continue;
+    for (const auto& k : kProgLoadKeys) {
+      if (strcmp(k.first, text) != 0) continue;
+      napi_value v = nullptr;
+      if (napi_get_property(env, o, key, &v) != napi_ok) throw Napi::Error::New(env);
+      a.*k.second = Napi::Value(env, v);
+      break;
+    }
+  }
+  return a;
+}
+
+uint32_t U32Or0(const Napi::Value& v, const char* name) { return IsAbsent(v) ? 0 : U32Arg(v, name); }
+
+std::string StringOrEmpty(const Napi::Value& v, const char* name, size_t max_len) {
+  if (IsAbsent(v)) return std::string();
+  if (!v.IsString()) ThrowType(v.Env(), std::string(name) + " must be a string");
+  std::string s = v.As<Napi::String>().Utf8Value();
+  if (s.size() > max_len) ThrowRange(v.Env(), std::string(name) + " is longer than " + std::to_string(max_len) + " bytes");
+  if (s.find('\0') != std::string::npos) ThrowType(v.Env(), std::string(name) + " must not contain NUL");
+  return s;
+}
+
 std::unique_ptr<ProgLoadReq> ParseProgLoad(const Napi::CallbackInfo& info, bool hold_fds) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) ThrowType(env, "prog_load: attributes must be an object");
-  Napi::Object o = info[0].As<Napi::Object>();
+  const ProgLoadArgs o = ReadProgLoadArgs(env, info[0]);
   auto r = std::make_unique<ProgLoadReq>();
   FdHolder hold(env, "prog_load", hold_fds ? &r->held : nullptr);
   auto& a = r->attr;
-  a.prog_type = OptU32(o, "progType");
-  r->insns = CopyBytes(o.Get("insns"), "insns");
+  a.prog_type = U32Or0(o.prog_type, "progType");
+  r->insns = CopyBytes(o.insns, "insns");
   if (r->insns.empty() || r->insns.size() % 8 != 0) {
     ThrowRange(env, "insns must be a non-empty multiple of 8 bytes (one eBPF instruction each), got " +
                         std::to_string(r->insns.size()));
   }
   if (r->insns.size() / 8 > UINT32_MAX) ThrowRange(env, "too many instructions");
-  r->license = OptString(o, "license", 128);
-  std::string name = OptString(o, "name", sizeof(a.prog_name) - 1);
+  r->license = StringOrEmpty(o.license, "license", 128);
+  std::string name = StringOrEmpty(o.name, "name", sizeof(a.prog_name) - 1);
   memcpy(a.prog_name, name.data(), name.size());
-  r->log_level = OptU32(o, "logLevel");
-  r->log_size = LogSizeArg(o);
-  a.kern_version = OptU32(o, "kernVersion");
-  a.prog_flags = OptU32(o, "progFlags");
-  a.prog_ifindex = OptU32(o, "progIfindex");
-  a.expected_attach_type = OptU32(o, "expectedAttachType");
-  int btf = hold(OptFd(o, "progBtfFd"), "progBtfFd");
+  r->log_level = U32Or0(o.log_level, "logLevel");
+  r->log_size = LogSizeValue(o.log_size);
+  a.kern_version = U32Or0(o.kern_version, "kernVersion");
+  a.prog_flags = U32Or0(o.prog_flags, "progFlags");
+  a.prog_ifindex = U32Or0(o.prog_ifindex, "progIfindex");
+  a.expected_attach_type = U32Or0(o.expected_attach_type, "expectedAttachType");
+  int btf = hold(OptFdArg(o.prog_btf_fd, "progBtfFd"), "progBtfFd");
   a.prog_btf_fd = btf < 0 ? 0 : btf;
-  a.attach_btf_id = OptU32(o, "attachBtfId");
-  int attach_prog = hold(OptFd(o, "attachProgFd"), "attachProgFd");
-  int attach_btf_obj = hold(OptFd(o, "attachBtfObjFd"), "attachBtfObjFd");
+  a.attach_btf_id = U32Or0(o.attach_btf_id, "attachBtfId");
+  int attach_prog = hold(OptFdArg(o.attach_prog_fd, "attachProgFd"), "attachProgFd");
+  int attach_btf_obj = hold(OptFdArg(o.attach_btf_obj_fd, "attachBtfObjFd"), "attachBtfObjFd");
   if (attach_prog >= 0 && attach_btf_obj >= 0) ThrowType(env, "attachProgFd and attachBtfObjFd are exclusive");
   a.attach_prog_fd = attach_prog >= 0 ? attach_prog : (attach_btf_obj >= 0 ? attach_btf_obj : 0);
   r->attr_size = BPFATTR_OFFSETOFEND(bpfattr::prog_load, log_true_size);
   // func_info / line_info: records of a declared size, copied whole.
-  auto records = [&](const char* key, const char* size_key, std::vector<uint8_t>& out) -> std::pair<uint32_t, uint32_t> {
-    Napi::Value v = o.Get(key);
+  auto records = [&](const Napi::Value& v, const Napi::Value& size, const char* key, const char* size_key,
+                     std::vector<uint8_t>& out) -> std::pair<uint32_t, uint32_t> {
     if (IsAbsent(v)) return {0, 0};
     out = CopyBytes(v, key);
-    uint32_t rec_size = OptU32(o, size_key);
+    uint32_t rec_size = U32Or0(size, size_key);
     if (rec_size == 0 || out.size() % rec_size != 0) {
       ThrowRange(env, std::string(key) + " must be a multiple of " + size_key);
     }
     return {rec_size, static_cast<uint32_t>(out.size() / rec_size)};
   };
-  auto fi = records("funcInfo", "funcInfoRecSize", r->func_info);
+  auto fi = records(o.func_info, o.func_info_rec_size, "funcInfo", "funcInfoRecSize", r->func_info);
   a.func_info_rec_size = fi.first;
   a.func_info_cnt = fi.second;
-  auto li = records("lineInfo", "lineInfoRecSize", r->line_info);
+  auto li = records(o.line_info, o.line_info_rec_size, "lineInfo", "lineInfoRecSize", r->line_info);
   a.line_info_rec_size = li.first;
   a.line_info_cnt = li.second;
-  Napi::Value fds = o.Get("fdArray");
+  const Napi::Value& fds = o.fd_array;
   if (!IsAbsent(fds)) {
     if (!fds.IsTypedArray() || fds.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
       ThrowType(env, "fdArray must be an Int32Array");
@@ -143,7 +216,7 @@ std::unique_ptr<ProgLoadReq> ParseProgLoad(const Napi::CallbackInfo& info, bool 
     }
   }
   HoldInsnFds(r->insns, hold);
-  int token = hold(OptFd(o, "tokenFd"), "tokenFd");
+  int token = hold(OptFdArg(o.token_fd, "tokenFd"), "tokenFd");
   if (token >= 0) {
     a.prog_flags |= bpfattr::flag::TOKEN_FD;
     a.prog_token_fd = token;

@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "env_state.h"
+
 namespace bpfkit {
 
 HeldFd HoldFd(Napi::Env env, int fd, const char* command, const char* name) {
@@ -18,6 +20,22 @@ HeldFd HoldFd(Napi::Env env, int fd, const char* command, const char* name) {
 
 namespace {
 napi_value Nothing(napi_env, napi_callback_info) { return nullptr; }
+
+// This environment's no-op function, made on first use; nullptr when it
+// cannot be made or read (then JavaScript cannot run either). C API only:
+// this runs in completions, where nothing may throw.
+napi_value NoOp(napi_env env) {
+  Napi::FunctionReference& ref = StateOf(env).no_op;
+  napi_value fn = nullptr;
+  if (!ref.IsEmpty()) return napi_get_reference_value(env, ref, &fn) == napi_ok ? fn : nullptr;
+  napi_ref made = nullptr;
+  if (napi_create_function(env, "canRunJs", NAPI_AUTO_LENGTH, Nothing, nullptr, &fn) != napi_ok ||
+      napi_create_reference(env, fn, 1, &made) != napi_ok) {
+    return nullptr;
+  }
+  ref = Napi::FunctionReference(env, made);
+  return fn;
+}
 }  // namespace
 
 bool CanRunJs(Napi::Env env) {
@@ -26,10 +44,13 @@ bool CanRunJs(Napi::Env env) {
   // terminating (Worker.terminate(), which lands at any time from another
   // thread). Plain object operations would still succeed then, and the
   // promise resolution after them would not.
-  napi_value fn = nullptr;
+  napi_value fn = NoOp(env);
   napi_value global = nullptr;
   napi_value result = nullptr;
-  if (napi_create_function(env, "canRunJs", NAPI_AUTO_LENGTH, Nothing, nullptr, &fn) != napi_ok) return false;
+  if (fn == nullptr) {
+    ClearPending(env);
+    return false;
+  }
   if (napi_get_global(env, &global) != napi_ok) return false;
   if (napi_call_function(env, global, fn, 0, nullptr, &result) == napi_ok) return true;
   bool pending = false;

@@ -175,32 +175,38 @@ function loadAttrs(spec: ProgramSpec): ProgLoadAttrs & { progType: number } {
   // A spec read from an object carries its func and line info before any BTF is loaded.
   if ((spec.funcInfo?.length || spec.lineInfo?.length) && !spec.btf) throw new TypeError('BpfProgram.load: funcInfo and lineInfo need the btf they refer to')
   const expectedAttachType = spec.expectedAttachTypeId
-  return {
-    progType,
-    insns: spec.bytes ?? encode(spec.insns!),
-    license: spec.license,
-    name: spec.name,
-    logLevel: spec.logLevel,
-    logSize: spec.logSize,
-    progFlags: spec.flags,
-    kernVersion: spec.kernVersion,
-    expectedAttachType,
-    attachBtfId: spec.attachBtfId,
-    attachBtfObjFd: spec.attachBtfObjFd,
-    attachProgFd: spec.attachProgFd,
-    progBtfFd: spec.btf?.fd.fd,
-    funcInfo: spec.btf && spec.funcInfo && packInfo(spec.funcInfo, 8, (v, at, r) => { v.setUint32(at, r.insnOff, true); v.setUint32(at + 4, r.typeId, true) }),
-    funcInfoRecSize: spec.btf && spec.funcInfo && 8,
-    lineInfo: spec.btf && spec.lineInfo && packInfo(spec.lineInfo, 16, (v, at, r) => {
+  // A program with no expected attach type asks the token for attach type 0.
+  const tokenFd = tokenFdFor(spec.token, { cmd: 'prog_load', progType, attachType: expectedAttachType ?? 0 })
+  const attrs: ProgLoadAttrs & { progType: number } = { progType, insns: spec.bytes ?? encode(spec.insns!), progFlags: spec.flags }
+  // Only the attributes that are set: native reads the keys present (one
+  // lookup by name costs more than the whole list of what is there).
+  const set = <K extends keyof ProgLoadAttrs>(k: K, v: ProgLoadAttrs[K] | undefined) => { if (v !== undefined) attrs[k] = v }
+  set('license', spec.license)
+  set('name', spec.name)
+  set('logLevel', spec.logLevel)
+  set('logSize', spec.logSize)
+  set('kernVersion', spec.kernVersion)
+  set('expectedAttachType', expectedAttachType)
+  set('attachBtfId', spec.attachBtfId)
+  set('attachBtfObjFd', spec.attachBtfObjFd)
+  set('attachProgFd', spec.attachProgFd)
+  set('tokenFd', tokenFd)
+  // Index 0 is vmlinux (a kfunc call's off 0); module BTFs follow.
+  if (spec.fdArray) attrs.fdArray = Int32Array.from([0, ...spec.fdArray.map((b) => b.fd.fd)])
+  if (!spec.btf) return attrs
+  attrs.progBtfFd = spec.btf.fd.fd
+  if (spec.funcInfo) {
+    attrs.funcInfo = packInfo(spec.funcInfo, 8, (v, at, r) => { v.setUint32(at, r.insnOff, true); v.setUint32(at + 4, r.typeId, true) })
+    attrs.funcInfoRecSize = 8
+  }
+  if (spec.lineInfo) {
+    attrs.lineInfo = packInfo(spec.lineInfo, 16, (v, at, r) => {
       v.setUint32(at, r.insnOff, true)
       v.setUint32(at + 4, r.fileNameOff, true)
       v.setUint32(at + 8, r.lineOff, true)
       v.setUint32(at + 12, ((r.lineNum << 10) | (r.column & 0x3ff)) >>> 0, true)
-    }),
-    lineInfoRecSize: spec.btf && spec.lineInfo && 16,
-    // Index 0 is vmlinux (a kfunc call's off 0); module BTFs follow.
-    fdArray: spec.fdArray && Int32Array.from([0, ...spec.fdArray.map((b) => b.fd.fd)]),
-    // A program with no expected attach type asks the token for attach type 0.
-    tokenFd: tokenFdFor(spec.token, { cmd: 'prog_load', progType, attachType: expectedAttachType ?? 0 }),
+    })
+    attrs.lineInfoRecSize = 16
   }
+  return attrs
 }
