@@ -5,6 +5,7 @@ import { runList } from './list.js'
 import { runDemo } from './demo.js'
 import { genTypesUsage, runGenTypes } from './gen-types.js'
 import { runGuard } from './guard.js'
+import { runFeature } from './feature.js'
 import { runPolicy } from './policy.js'
 import { runTop } from './top.js'
 import { runProg } from './prog.js'
@@ -18,6 +19,7 @@ const usage = `usage: bpfkit [--broker SOCK] <command>
   prog list|show PROG|dump PROG [--xlated|--jited-size]|pin PROG PATH|run PROG --data FILE [--repeat N]   programs (bpfkit prog --help)
   link list|show LINK|detach LINK        links (bpfkit link --help)
   map list|show MAP|dump MAP|lookup MAP KEY|update MAP KEY VALUE|delete MAP KEY|pin MAP PATH   maps, keys and values through BTF (bpfkit map --help)
+  feature probe [--json]                 what this kernel has: map and program types, helpers per type, attach families, token features
   gen types <obj.o> [--name N]           TypeScript types for a clang-built object's programs, maps and globals
   policy check <obj.o> --policy <p.json> [--json]   check an object's programs against a capability policy (exit 1 on violations)
   policy helpers|kfuncs [--prog-type T] [--json]    what this kernel offers (to type T), to write a policy
@@ -74,6 +76,8 @@ export async function main(argv: string[]): Promise<number> {
         return runMap(args, out)
       case 'top':
         return await runTop(args, out)
+      case 'feature':
+        return runFeature(args, out)
       case 'demo':
         return await runDemo(args, out)
       case 'help':
@@ -106,5 +110,10 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
+  // `bpfkit ... | head`: a reader that went away ends the command quietly, as for any Unix tool.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e
+    process.exit(process.exitCode ?? 0)
+  })
   main(process.argv.slice(2)).then((code) => { process.exitCode = code })
 }

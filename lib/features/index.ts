@@ -39,3 +39,5 @@ export const supportsProgramType = (type: ProgTypeName | number): boolean => asB
 export const supportsProgramHelper = (progType: ProgTypeName | number, helper: HelperName | number): boolean =>
   asBoolean(() => haveProgramHelper(progType, helper))
 export const supportsRingbuf = (): boolean => asBoolean(haveRingbuf)
+export { featureReport, attachFeatureNames } from './report.js'
+export type { FeatureReport, FeatureReportOptions, ProbeAnswer } from './report.js'
