@@ -26,6 +26,7 @@ import { BpfMap, BpfProgram, ids } from '../../dist/index.mjs'
 import { largeProgram, ringProducer, smallProgram } from './programs.mjs'
 import { guardRows } from './guard.mjs'
 import { brokerRows } from './broker.mjs'
+import { collectionRows } from './collection.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const argv = process.argv.slice(2)
@@ -814,6 +815,7 @@ async function main() {
   idRows()
   await testRunRows()
   await loadRows(work)
+  await collectionRows({ want, measureAsync, row, goal, skipped, note: (n) => notes.push(n), work })
   unpin()
   await guardRows({ want, measure, c, row, skipped, note: (n) => notes.push(n), work })
   await brokerRows({ want, measure, c, row, skipped, note: (n) => notes.push(n), work })
