@@ -426,6 +426,20 @@ export class BrokerClient {
     return reply.already === true
   }
 
+  /**
+   * One of the tenant's programs as the verifier left it (the kernel gives
+   * these to CAP_BPF callers only): the 8-byte instructions, with kernel
+   * addresses (call targets, __ksym values) and foreign map IDs zeroed.
+   * Decode with asm's decode(). ENOENT when it is not in the tenant's view.
+   */
+  async xlated(progId: number): Promise<Uint8Array> {
+    const reply = await this.#call('prog_xlated', { id: progId })
+    if (typeof reply.insns !== 'string') throw brokerError('EPROTO', 'prog_xlated: the broker answered without instructions')
+    const bytes = Buffer.from(reply.insns, 'base64')
+    if (bytes.length % 8 !== 0) throw brokerError('EPROTO', `prog_xlated: ${bytes.length} bytes are not whole instructions`)
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)
+  }
+
   /** Closes the connection; queued requests fail with EPIPE. Closing twice is a no-op. */
   close(): void {
     if (this.#closed !== undefined) return

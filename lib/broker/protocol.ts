@@ -122,16 +122,18 @@ export interface TenantsRequest extends Envelope<'tenants'> {}
 export interface StatsRequest extends Envelope<'stats'> {}
 /** Turns BPF_ENABLE_STATS on for as long as this connection lives (handlers/run-stats.ts). */
 export interface EnableStatsRequest extends Envelope<'enable_stats'> {}
+/** A program's translated instructions, as the kernel would give an unprivileged reader (handlers/xlated.ts). */
+export interface ProgXlatedRequest extends Envelope<'prog_xlated'> { id: number }
 
 export type Request = HelloRequest | MapCreateRequest | ProgLoadRequest | CollectionLoadRequest | AttachRequest | DetachRequest | ListRequest
-  | ShowRequest | GetFdRequest | PinRequest | UnpinRequest | AdoptRequest | ReleaseRequest | DelegateRequest | ListAllRequest | TenantsRequest | StatsRequest | EnableStatsRequest
+  | ShowRequest | GetFdRequest | PinRequest | UnpinRequest | AdoptRequest | ReleaseRequest | DelegateRequest | ListAllRequest | TenantsRequest | StatsRequest | EnableStatsRequest | ProgXlatedRequest
 export type RequestType = Request['type']
 /** A request's body: what the caller gives besides protocol, type and seq. */
 export type RequestBody<T extends RequestType> = Omit<Extract<Request, { type: T }>, 'protocol' | 'type' | 'seq'>
 
 export const requestTypes: readonly RequestType[] = [
   'hello', 'map_create', 'prog_load', 'collection_load', 'attach', 'detach', 'list', 'show', 'get_fd',
-  'pin', 'unpin', 'adopt', 'release', 'delegate', 'list_all', 'tenants', 'stats', 'enable_stats',
+  'pin', 'unpin', 'adopt', 'release', 'delegate', 'list_all', 'tenants', 'stats', 'enable_stats', 'prog_xlated',
 ]
 
 /** Requests only the admin may make (a tenant gets EACCES). */
@@ -167,6 +169,8 @@ export interface ReplyBodies {
   stats: { stats: Record<string, number> }
   /** already: this connection had turned them on before. */
   enable_stats: { already: boolean }
+  /** insns: base64 of the 8-byte instructions. */
+  prog_xlated: { insns: string }
 }
 
 export interface OkReply { protocol: typeof protocol; seq: number; type: 'ok'; [key: string]: unknown }

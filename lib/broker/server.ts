@@ -26,6 +26,7 @@ import { pinHandlers } from './handlers/pins.js'
 import { delegateHandlers } from './handlers/delegate.js'
 import { adminHandlers } from './handlers/admin.js'
 import { runStatsHandlers } from './handlers/run-stats.js'
+import { xlatedHandlers } from './handlers/xlated.js'
 
 export interface BrokerOptions {
   /** One line per notable event (refused peer, recovered record, guard sync). Default: none. */
@@ -35,7 +36,7 @@ export interface BrokerOptions {
 export type { BrokerStats } from './state.js'
 
 const handlers: HandlerTable = {
-  ...viewHandlers, ...objectHandlers, ...attachHandlers, ...pinHandlers, ...delegateHandlers, ...adminHandlers, ...runStatsHandlers,
+  ...viewHandlers, ...objectHandlers, ...attachHandlers, ...pinHandlers, ...delegateHandlers, ...adminHandlers, ...runStatsHandlers, ...xlatedHandlers,
 }
 
 // include/linux/proc_ns.h: the initial namespaces' inode numbers are fixed.

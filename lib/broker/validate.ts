@@ -330,6 +330,11 @@ const decoders: Record<RequestType, Decoder> = {
   tenants: none('tenants'),
   stats: none('stats'),
   enable_stats: none('enable_stats'),
+
+  prog_xlated(r, seq) {
+    r.object(r.top, '', ['id'])
+    return { protocol, type: 'prog_xlated', seq, id: r.id(r.top, 'id') }
+  },
 }
 
 function byId(type: 'show' | 'get_fd' | 'release'): Decoder {

@@ -74,6 +74,7 @@ const samples: { req: Request; fds: number }[] = [
   { req: { protocol, type: 'tenants', seq: 21 }, fds: 0 },
   { req: { protocol, type: 'stats', seq: 0xffffffff }, fds: 0 },
   { req: { protocol, type: 'enable_stats', seq: 22 }, fds: 0 },
+  { req: { protocol, type: 'prog_xlated', seq: 23, id: 5 }, fds: 0 },
 ]
 
 const text = (s: string) => Buffer.from(s, 'utf8')
