@@ -3,14 +3,16 @@
 //   - its ID: decimal digits ('42');
 //   - a pinned path on a bpffs: anything with a '/' ('/sys/fs/bpf/x', './x');
 //     programs, maps and links (BTF cannot be pinned);
-//   - its name: the object name the loader gave it (at most 15 characters
-//     are kept by the kernel, so a longer argument matches its first 15);
+//   - its name: the object name the loader gave it (the kernel keeps 15
+//     characters; a program's whole name is read from its BTF, and without
+//     one a longer argument matches on its first 15);
 //     for BTF the name in its info ('vmlinux', a module's); a link has no
 //     name of its own and is named by its program's name.
 // A name no object has, or a name several objects share, is an error (exit 1)
 // that says so, listing the IDs to choose from.
-import type { Fd } from '../sys/index.js'
-import { infoOf, kindNoun, openById, openPinned, walkInfo, type InfoOf, type ObjectKind } from '../sys/open-object.js'
+import { programFullName } from '../prog/full-name.js'
+import { progInfoByFd, type Fd } from '../sys/index.js'
+import { infoOf, kindNoun, openById, openPinned, walkInfo, walkOpen, type InfoOf, type ObjectKind } from '../sys/open-object.js'
 import { withProgress } from './progress.js'
 
 export type { ObjectKind } from '../sys/open-object.js'
@@ -42,9 +44,15 @@ export function nameForm(kind: ObjectKind, arg: string): NameForm {
   return { by: 'name', name: arg }
 }
 
-/** Whether an object named `have` (as the kernel keeps it) is the one called `want`. */
-export function nameMatches(have: string, want: string): boolean {
-  return have === want || (want.length > KERNEL_NAME_LEN && have === want.slice(0, KERNEL_NAME_LEN))
+/**
+ * Whether an object the kernel calls `kernelName` is the one called `want`.
+ * `fullName`: a program's whole name from its BTF, where the kernel's may be
+ * cut short; without it, a longer `want` is compared on its first 15
+ * characters.
+ */
+export function nameMatches(kernelName: string, want: string, fullName = kernelName): boolean {
+  if (want === kernelName || want === fullName) return true
+  return fullName === kernelName && want.length > KERNEL_NAME_LEN && kernelName === want.slice(0, KERNEL_NAME_LEN)
 }
 
 function namesOf(kind: ObjectKind): string {
@@ -57,6 +65,14 @@ export function idsNamed(kind: ObjectKind, name: string): number[] {
     const progs = new Set(idsNamed('prog', name))
     if (progs.size === 0) return []
     return [...withProgress('walking links', walkInfo('link'))].filter((l) => progs.has(l.progId)).map((l) => l.id)
+  }
+  if (kind === 'prog' && name.length > KERNEL_NAME_LEN) {
+    // Only a long name asks for programs' whole names (their BTF is read for it).
+    const named = walkOpen('prog', (fd) => {
+      const info = progInfoByFd(fd)
+      return { id: info.id, kernel: info.name, full: info.name.length === KERNEL_NAME_LEN ? programFullName(fd, info) : info.name }
+    })
+    return [...withProgress('walking programs', named)].filter((p) => nameMatches(p.kernel, name, p.full)).map((p) => p.id)
   }
   const found: number[] = []
   for (const info of withProgress(`walking ${namesOf(kind)}`, walkInfo(kind) as Generator<InfoOf['prog' | 'map' | 'btf']>)) {

@@ -7,6 +7,7 @@
 // btf_id, whose 0 means "none".
 import { readFileSync, writeFileSync } from 'node:fs'
 import { asm, type Insn } from '../asm/index.js'
+import { programFullName } from '../prog/full-name.js'
 import { BpfProgram } from '../prog/program.js'
 import { progInfoByFd, type ProgramInfo } from '../sys/index.js'
 import { readKallsyms } from '../sys/kallsyms.js'
@@ -51,7 +52,7 @@ export async function runProg(args: string[], out: Out): Promise<number> {
 /** What bpftool -j prog show prints for a program, from its info and its open fd. */
 export function progJson(p: ProgramInfo, fd: number): Record<string, unknown> {
   const j: Record<string, unknown> = {
-    id: p.id, type: p.type, name: p.name, tag: p.tag, gpl_compatible: p.gplCompatible,
+    id: p.id, type: p.type, name: programFullName(fd, p), tag: p.tag, gpl_compatible: p.gplCompatible,
     run_time_ns: u64Json(p.runTimeNs), run_cnt: u64Json(p.runCount),
   }
   if (p.recursionMisses > 0n) j.recursion_misses = u64Json(p.recursionMisses)
@@ -81,7 +82,7 @@ function wallClockSeconds(sinceBootNs: bigint): number {
 }
 
 function showText(p: ProgramInfo, json: Record<string, unknown>): string {
-  let s = formatProg(p)
+  let s = formatProg({ ...p, name: json.name as string })
   if (json.loaded_at !== undefined) s += `\n\tloaded_at ${new Date(Number(json.loaded_at) * 1000).toISOString()}  uid ${p.createdByUid}`
   if (json.bytes_memlock !== undefined) s += `  memlock ${json.bytes_memlock}B`
   if (p.verifiedInsns) s += `  verified_insns ${p.verifiedInsns}`

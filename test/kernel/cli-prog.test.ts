@@ -6,7 +6,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
-import { asm, BpfMap, BpfProgram } from '../../lib/index.js'
+import { asm, BpfMap, BpfProgram, Btf } from '../../lib/index.js'
+import { BtfBuilder } from '../../lib/btf/builder.js'
 import { repoRoot } from './helpers/raw.js'
 import { privateBpffs } from './helpers/scratch.js'
 import { bpftool } from './helpers/bpftool.js'
@@ -30,17 +31,31 @@ function json(...args: string[]): any {
 // Unique per run, so names never match another process's programs.
 const tag = (process.pid % 100000).toString(36)
 
-/** A socket filter that looks its first key up in an array map and returns `retval`: xlated code with a map reference. */
+/** BTF naming a program's main function `name` in full (the kernel keeps 15 characters of the program's own name). */
+async function funcBtf(name: string) {
+  const b = new BtfBuilder()
+  const proto = b.funcProto(b.int('int', 4, { signed: true }), [{ name: 'skb', type: b.ptr(b.struct('__sk_buff', [])) }])
+  const typeId = b.func(name, proto, 'global')
+  return { btf: await Btf.load(b.bytes()), funcInfo: [{ insnOff: 0, typeId }] }
+}
+
+/**
+ * A socket filter that looks its first key up in an array map and returns
+ * `retval`: xlated code with a map reference. A name longer than 15
+ * characters is given in full through BTF, as clang-built objects do.
+ */
 async function loadWithMap(name: string, retval = 0) {
   const map = BpfMap.create({ type: 'array', keySize: 4, valueSize: 8, maxEntries: 4, name: `m_${tag}` })
+  const long = name.length > 15 ? await funcBtf(name) : undefined
   const prog = await BpfProgram.load({
-    type: 'socket_filter', name, license: 'GPL', insns: [
+    ...(long ?? {}),
+    type: 'socket_filter', name: name.slice(0, 15), license: 'GPL', insns: [
       asm.mov64Imm(asm.R1, 0), asm.stxW(asm.R10, asm.R1, -4),
       asm.ldMapFd(asm.R1, map), asm.mov64Reg(asm.R2, asm.R10), asm.add64Imm(asm.R2, -4), asm.call('map_lookup_elem'),
       asm.mov64Imm(asm.R0, retval), asm.exit(),
     ],
   })
-  return { map, prog, [Symbol.dispose]() { prog.close(); map.close() } }
+  return { map, prog, [Symbol.dispose]() { prog.close(); map.close(); long?.btf.close() } }
 }
 
 /** Two functions: main calls a subprogram, so the JIT makes two images. */
@@ -72,10 +87,14 @@ describe('bpfkit prog show / list', () => {
     expect(text).toMatch(/memlock \d+B/)
   })
 
-  test('--json has bpftool\'s keys and values for the same program', async (ctx) => {
-    using o = await loadWithMap(`tool_${tag}`)
+  test('--json has bpftool\'s keys and values for the same program, its whole name too', async (ctx) => {
+    const name = `tool_with_a_long_name_${tag}`
+    using o = await loadWithMap(name)
     const id = o.prog.info().id
     const ours = json('prog', 'show', String(id))
+    expect(ours.name).toBe(name)
+    expect(json('prog', 'show', name).id).toBe(id)
+    expect(bpfkit('prog', 'show', name).stdout).toContain(`${id}: socket_filter  name ${name}  tag`)
     const tool = bpftool(ctx)
     const theirs = tool.json('prog', 'show', 'id', String(id))
     // Every key bpftool prints, bpfkit prints with the same value; loaded_at
