@@ -136,7 +136,11 @@ function progDump(args: string[], out: Out): number {
 }
 
 function dumpXlated(prog: BpfProgram, id: number, json: boolean, out: Out): number {
-  const insns = prog.xlated()
+  return printXlated(prog.xlated(), id, json, out)
+}
+
+/** Translated instructions as `prog dump --xlated` prints them (also `--broker SOCK dump prog`, broker-dump.ts). */
+export function printXlated(insns: Insn[], id: number, json: boolean, out: Out): number {
   if (insns.length === 0) throw new Error(`prog ${id}: the kernel gave no instructions (it withholds them without CAP_SYS_ADMIN or CAP_PERFMON)`)
   let pc = 0
   const rows = insns.map((i) => {
