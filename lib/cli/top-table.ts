@@ -107,8 +107,9 @@ interface Column {
   cell(r: Row): string
 }
 
-const columns: Column[] = [
-  { key: 'id', title: 'ID', width: 7, right: true, cell: (r) => String(r.id) },
+// IDs are never cut: their column is as wide as the longest (at least 7).
+const columnsFor = (rows: readonly Row[]): Column[] => [
+  { key: 'id', title: 'ID', width: Math.max(7, ...rows.map((r) => String(r.id).length)), right: true, cell: (r) => String(r.id) },
   { key: 'type', title: 'TYPE', width: 16, right: false, cell: (r) => r.type },
   { key: 'name', title: 'NAME', width: 16, right: false, cell: (r) => r.name || '-' },
   { key: 'runs', title: 'RUNS/S', width: 10, right: true, cell: (r) => formatRate(r.runsPerSec) },
@@ -145,6 +146,7 @@ export function formatTable(rows: readonly Row[], o: TableOptions): string[] {
   const width = o.columns ?? Infinity
   const totalCpu = rows.reduce((s, r) => s + r.cpuPercent, 0)
   const totalRuns = rows.reduce((s, r) => s + r.runsPerSec, 0)
+  const columns = columnsFor(rows)
   const lines = [
     `bpfkit top${o.scope ? ` (${o.scope})` : ''}: ${rows.length} prog${rows.length === 1 ? '' : 's'}  ${formatRate(totalRuns)} runs/s  CPU ${totalCpu.toFixed(2)}%  every ${(o.intervalMs / 1000).toFixed(2)}s  sort ${o.sort}`,
   ]

@@ -54,6 +54,10 @@ describe('table', () => {
     expect(small).toHaveLength(5)
     expect(small.every((l) => l.length <= 30)).toBe(true)
     expect(small[4]).toBe('... 2 more')
+    // A long ID widens its column rather than being cut.
+    const wide = formatTable(rates(at(0, []), at(1000, [prog(4294967295, 'x', 1n, 1n)])), { sort: 'id', intervalMs: 1000 })
+    expect(wide[2]).toMatch(/^4294967295 socket_filter/)
+    expect(wide[1]).toMatch(/^ +\*ID TYPE/)
   })
 
   test('durations and the JSON sample', () => {
