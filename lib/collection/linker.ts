@@ -87,6 +87,27 @@ export function readFunctions(elf: ElfFile): ElfFunction[] {
 
 interface Relocated { symbol: ElfSymbol; offset: number }
 
+// Each section's relocations by instruction index, read once per file: every
+// program of a section is linked against the same ones (twenty programs in
+// one SEC("socket") read them twenty times, twice: for the spec and the load).
+const relocationCache = new WeakMap<ElfSection, Map<number, Relocated>>()
+
+function sectionRelocations(elf: ElfFile, s: ElfSection): Map<number, Relocated> {
+  let m = relocationCache.get(s)
+  if (!m) {
+    m = new Map()
+    for (const r of elf.relocations(s)) {
+      if (r.offset % INSN !== 0) throw new ElfError(`relocation at ${r.offset} is not at an instruction`, { section: s.name, offset: r.offset })
+      m.set(r.offset / INSN, { symbol: r.symbol, offset: r.offset })
+    }
+    relocationCache.set(s, m)
+  }
+  return m
+}
+
+// Where an instruction sits, for errors (made only when one is thrown).
+const where = (fn: ElfFunction, i: number) => ({ section: fn.section.name, offset: i * INSN })
+
 /**
  * Links the program that starts at `entry`. `code` holds each executable
  * section's instruction bytes (already CO-RE relocated: libbpf also applies
@@ -94,19 +115,7 @@ interface Relocated { symbol: ElfSymbol; offset: number }
  * and offset of an instruction that cannot be linked.
  */
 export function linkProgram(elf: ElfFile, functions: readonly ElfFunction[], code: ReadonlyMap<number, Uint8Array>, entry: ElfFunction, maps: MapLocator, ext: BtfExt | undefined): LinkedProgram {
-  const relocs = new Map<number, Map<number, Relocated>>()
-  const relocsOf = (s: ElfSection) => {
-    let m = relocs.get(s.index)
-    if (!m) {
-      m = new Map()
-      for (const r of elf.relocations(s)) {
-        if (r.offset % INSN !== 0) throw new ElfError(`relocation at ${r.offset} is not at an instruction`, { section: s.name, offset: r.offset })
-        m.set(r.offset / INSN, { symbol: r.symbol, offset: r.offset })
-      }
-      relocs.set(s.index, m)
-    }
-    return m
-  }
+  const relocsOf = (s: ElfSection) => sectionRelocations(elf, s)
   const starts = new Map(functions.map((f) => [`${f.section.index}:${f.start}`, f]))
   const functionAt = (s: ElfSection, index: number, from: ElfSection, off: number): ElfFunction => {
     const f = starts.get(`${s.index}:${index}`)
@@ -143,13 +152,12 @@ export function linkProgram(elf: ElfFile, functions: readonly ElfFunction[], cod
       const src = bytes[i * INSN + 1] >> 4
       const imm = v.getInt32(i * INSN + 4, true)
       const r = rel.get(i)
-      const where = { section: fn.section.name, offset: i * INSN }
       const index = at + (i - fn.start)
-      if (op === LD_IMM64 && i + 1 >= fn.start + fn.count) throw new ElfError(`ld_imm64 at the end of function '${fn.name}' has no second half`, where)
+      if (op === LD_IMM64 && i + 1 >= fn.start + fn.count) throw new ElfError(`ld_imm64 at the end of function '${fn.name}' has no second half`, where(fn, i))
       // clang marks kfunc calls as bpf-to-bpf calls too: an undefined symbol makes them externs.
       if (op === CALL && src === pseudo.call && r?.symbol.shndx !== 0) {
         // A call with no relocation is pc-relative within its own section.
-        const target = r ? symbolTarget(elf, r.symbol, imm + 1, where) : { section: fn.section, index: i + imm + 1 }
+        const target = r ? symbolTarget(elf, r.symbol, imm + 1, where(fn, i)) : { section: fn.section, index: i + imm + 1 }
         patches.push({ index, target: place(functionAt(target.section, target.index, fn.section, i * INSN)), form: 'call' })
         continue
       }
@@ -159,26 +167,26 @@ export function linkProgram(elf: ElfFile, functions: readonly ElfFunction[], cod
       }
       const sym = r.symbol
       if (sym.shndx === 0) {
-        if (op !== LD_IMM64 && op !== CALL) throw new ElfError(`extern '${sym.name}' is used by instruction 0x${op.toString(16)}, neither a call nor ld_imm64`, where)
-        if (sym.name === '') throw new ElfError('relocation against an unnamed undefined symbol', where)
+        if (op !== LD_IMM64 && op !== CALL) throw new ElfError(`extern '${sym.name}' is used by instruction 0x${op.toString(16)}, neither a call nor ld_imm64`, where(fn, i))
+        if (sym.name === '') throw new ElfError('relocation against an unnamed undefined symbol', where(fn, i))
         references.push({ index, ref: { kind: 'extern', name: sym.name, call: op === CALL } })
       } else if (op !== LD_IMM64) {
-        throw new ElfError(`relocation against '${sym.name || symbolSectionName(elf, sym)}' on instruction 0x${op.toString(16)}, which is not ld_imm64 or a call`, where)
+        throw new ElfError(`relocation against '${sym.name || symbolSectionName(elf, sym)}' on instruction 0x${op.toString(16)}, which is not ld_imm64 or a call`, where(fn, i))
       } else {
         const s = elf.sections[sym.shndx]
-        if (s === undefined) throw new ElfError(`relocation against symbol '${sym.name}' of section ${sym.shndx}, which does not exist`, where)
+        if (s === undefined) throw new ElfError(`relocation against symbol '${sym.name}' of section ${sym.shndx}, which does not exist`, where(fn, i))
         if ((s.flags & BigInt(SHF_EXECINSTR)) !== 0n) {
           // A function pointer: clang puts its byte offset in imm.
-          if ((sym.value + imm) % INSN !== 0) throw new ElfError(`function pointer to byte ${sym.value + imm} of ${s.name}, not an instruction`, where)
+          if ((sym.value + imm) % INSN !== 0) throw new ElfError(`function pointer to byte ${sym.value + imm} of ${s.name}, not an instruction`, where(fn, i))
           patches.push({ index, target: place(functionAt(s, (sym.value + imm) / INSN, fn.section, i * INSN)), form: 'func' })
         } else if (s.name === '.maps' || s.name === 'maps') {
           const name = maps.mapAt(s, sym.value + (sym.type === STT.SECTION ? imm : 0))
-          if (name === undefined) throw new ElfError(`reference to ${s.name} at ${sym.value + imm}, where no map is defined`, where)
+          if (name === undefined) throw new ElfError(`reference to ${s.name} at ${sym.value + imm}, where no map is defined`, where(fn, i))
           references.push({ index, ref: { kind: 'map', map: name } })
         } else if (isDataMapSection(s.name)) {
           references.push({ index, ref: { kind: 'data', section: s.name, offset: sym.value + imm } })
         } else {
-          throw new ElfError(`reference to section ${s.name}, which is neither code, maps nor data`, where)
+          throw new ElfError(`reference to section ${s.name}, which is neither code, maps nor data`, where(fn, i))
         }
       }
       if (op === LD_IMM64) i++

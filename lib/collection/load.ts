@@ -21,6 +21,7 @@ import { Collection, closeAll } from './collection.js'
 import { loadObjectBtf, probeKernel, type Loading } from './loading.js'
 import { PIN_BY_NAME, fillDataMaps, fillSlots, mapVariables, openMap, pinPathOf } from './load-maps.js'
 import { loadProgram, type FreplaceTarget } from './load-programs.js'
+import type { LinkedProgram } from './linker.js'
 
 export interface CollectionLoadOptions {
   /** Token for delegated loads; null for none. Default: LIBBPF_BPF_TOKEN_PATH, else a delegated /sys/fs/bpf, as libbpf. */
@@ -118,7 +119,7 @@ export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Re
     // This kernel's BTF is read only when something needs it (externs, attach targets), as libbpf.
     running = new KernelSymbols(() => (options.kernelBtf === undefined && coreTargets ? coreTargets : openKernelBtf()))
     for (const name of selected) {
-      const linked = asElfError(object.programs.get(name)!.fn.section.name, () => object.link(name, code))
+      const linked = linkForLoad(object, name, code, core)
       const p = await loadProgram(ctx, name, linked, maps, running, options.logLevel, core, programSpecs[name].structOps, targets.get(name))
       owned.push(p)
       programs[name] = p
@@ -143,6 +144,15 @@ export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Re
     running?.close()
     found.close()
   }
+}
+
+// A program none of whose sections CO-RE patched links as its spec did: that
+// link is reused, its instructions copied (loading writes fds into them).
+function linkForLoad(object: ParsedObject, name: string, code: ReadonlyMap<number, Uint8Array>, core: ReadonlyMap<number, unknown>): LinkedProgram {
+  const section = object.programs.get(name)!.fn.section.name
+  const pristine = asElfError(section, () => object.link(name))
+  if (pristine.layout.some((l) => core.has(l.fn.section.index))) return asElfError(section, () => object.link(name, code))
+  return { ...pristine, insns: pristine.insns.slice() }
 }
 
 // CO-RE patches each section's instructions once, before linking, and only

@@ -72,6 +72,8 @@ export class ParsedObject {
   readonly loadableBtf: Uint8Array | undefined
   // The sections' code as in the file, for links that apply no CO-RE (linking only reads it).
   #pristine: Map<number, Uint8Array> | undefined
+  // Links against the file's own bytes, by program name (link(name) without code).
+  readonly #linked = new Map<string, LinkedProgram>()
 
   constructor(bytes: Uint8Array, name: string) {
     this.name = name
@@ -142,8 +144,17 @@ export class ParsedObject {
     })
   }
 
-  /** Links program `name` against `code` (each executable section's bytes, by section index; by default as in the file). */
-  link(name: string, code: ReadonlyMap<number, Uint8Array> = (this.#pristine ??= this.code())): LinkedProgram {
+  /**
+   * Links program `name` against `code` (each executable section's bytes, by
+   * section index; by default as in the file: that link is made once and
+   * shared, so its callers copy its instructions before changing them).
+   */
+  link(name: string, code?: ReadonlyMap<number, Uint8Array>): LinkedProgram {
+    if (code === undefined) {
+      let linked = this.#linked.get(name)
+      if (!linked) this.#linked.set(name, (linked = this.link(name, (this.#pristine ??= this.code()))))
+      return linked
+    }
     const p = this.programs.get(name)
     if (!p) throw new TypeError(`no program named '${name}' in ${this.name}`)
     const locator: MapLocator = {
