@@ -22,7 +22,8 @@ export function hexJson(b: Uint8Array): string[] {
 /**
  * Hex bytes in the forms bpftool prints and people paste: pairs of hex
  * digits, each whitespace- or comma-separated group optionally prefixed with
- * 0x ("01 02", "0x01 0x02", "0102", "0x0102"), exactly `size` bytes.
+ * 0x ("01 02", "0x01 0x02", "0102", "0x0102"; a group of one digit is one
+ * byte: "1 0 0 0"), exactly `size` bytes.
  * UsageError (exit 2) otherwise, saying what was wrong.
  */
 export function parseHex(text: string, size: number, what: string): Uint8Array {
@@ -30,10 +31,12 @@ export function parseHex(text: string, size: number, what: string): Uint8Array {
   const out: number[] = []
   for (const g of groups) {
     const digits = g.replace(/^0x/i, '')
-    if (!/^[0-9a-f]+$/i.test(digits) || digits.length % 2 !== 0) {
+    // One digit is one byte ("0x5 0 0 0"); longer groups are whole pairs.
+    if (!/^[0-9a-f]+$/i.test(digits) || (digits.length > 2 && digits.length % 2 !== 0)) {
       throw new UsageError(`${what}: '${g}' is not hex bytes (pairs of hex digits such as 01 or 0x01)`)
     }
-    for (let i = 0; i < digits.length; i += 2) out.push(parseInt(digits.slice(i, i + 2), 16))
+    if (digits.length === 1) out.push(parseInt(digits, 16))
+    for (let i = 0; digits.length > 1 && i < digits.length; i += 2) out.push(parseInt(digits.slice(i, i + 2), 16))
   }
   if (out.length !== size) throw new UsageError(`${what}: the map's ${what} is ${size} bytes, got ${out.length} (${text.trim() || 'nothing'})`)
   return Uint8Array.from(out)

@@ -99,8 +99,8 @@ function mapShow(args: string[], out: Out): number {
   }
 }
 
-/** An open map with its keys' and values' text forms. */
-class OpenMap {
+/** An open map with its keys' and values' text forms (also what `bpfkit --broker SOCK dump map` prints through). */
+export class OpenMap {
   readonly map: BpfMap
   readonly info: MapInfo
   readonly key: SideText
@@ -110,12 +110,11 @@ class OpenMap {
   readonly stride: number
   readonly cpus: number
 
-  /** `hex`: keys and values as bytes even when the map has BTF. */
-  constructor(name: string, hex: boolean) {
-    const { fd } = openNamed('map', name)
-    this.map = BpfMap.fromFd(fd)
+  /** `btf`: the map's BTF, if it has one; `hex`: keys and values as bytes even then. */
+  constructor(source: { map: BpfMap; btf?: BtfReader }, hex: boolean) {
+    this.map = source.map
     this.info = this.map.info()
-    const btf = this.info.btfId && !hex ? mapBtf(this.info.btfId) : undefined
+    const btf = hex ? undefined : source.btf
     this.key = new SideText('key', this.info.keySize, btf, this.info.btfKeyTypeId)
     this.value = new SideText('value', this.info.valueSize, btf, this.info.btfValueTypeId)
     this.perCpu = isPerCpu(this.info.typeId)
@@ -192,44 +191,67 @@ function mapBtf(btfId: number): BtfReader | undefined {
   }
 }
 
-function withMap<T>(name: string, hex: boolean | undefined, use: (m: OpenMap) => T): T {
-  const m = new OpenMap(name, hex === true)
+function withMap<T>(name: string, hex: boolean | undefined, usage: string, use: (m: OpenMap) => T): T {
+  const { fd } = openNamed('map', name)
+  const map = BpfMap.fromFd(fd)
+  let m: OpenMap
+  try {
+    const { btfId } = map.info()
+    m = new OpenMap({ map, btf: btfId && !hex ? mapBtf(btfId) : undefined }, hex === true)
+  } catch (e) {
+    map.close()
+    throw e
+  }
   try {
     return use(m)
+  } catch (e) {
+    // A key or value that does not parse is a usage error of this command: show its usage.
+    if (e instanceof UsageError && e.usage === undefined) throw new UsageError(e.message, usage)
+    throw e
   } finally {
     m.close()
   }
 }
 
 function mapDump(args: string[], out: Out): number {
-  const { values, positionals: [name] } = parseCommand({ name: 'map dump', usage: sub('dump MAP [--hex] [--json]'), options: { ...json, ...hex }, positionals: [1, 1] }, args)
-  return withMap(name, values.hex, (m) => {
-    m.requireKeys('dump')
-    // BPF_MAP_LOOKUP_BATCH where the kernel has it; the count shown on a terminal as batches arrive.
-    const progress = new Progress(`dumping ${m.what}`, m.info.maxEntries)
-    let batch
-    try {
-      batch = m.map.lookupBatchBytes({ onBatch: (n) => progress.tick(n - progress.count) })
-    } finally {
-      progress.done()
-    }
-    const { keys, values: vals, count } = batch
-    const ks = m.info.keySize
-    const vs = m.map.valueBytes
-    const entry = (i: number) => [keys.subarray(i * ks, (i + 1) * ks), vals.subarray(i * vs, (i + 1) * vs)] as const
-    if (values.json) {
-      out(jsonText(Array.from({ length: count }, (_, i) => m.entryJson(...entry(i))), 2))
-      return 0
-    }
-    for (let i = 0; i < count; i++) out(m.entryText(...entry(i)))
-    out(`Found ${count} element${count === 1 ? '' : 's'}`)
+  const usage = sub('dump MAP [--hex] [--json]')
+  const { values, positionals: [name] } = parseCommand({ name: 'map dump', usage, options: { ...json, ...hex }, positionals: [1, 1] }, args)
+  return withMap(name, values.hex, usage, (m) => {
+    printMapDump(m, values.json === true, out)
     return 0
   })
 }
 
+/**
+ * Every entry of `m`, as --json (bpftool's shape) or text. Error: `m` has no
+ * keys (queue, stack, ring buffer, bloom filter).
+ */
+export function printMapDump(m: OpenMap, json: boolean, out: Out): void {
+  m.requireKeys('dump')
+  // BPF_MAP_LOOKUP_BATCH where the kernel has it; the count shown on a terminal as batches arrive.
+  const progress = new Progress(`dumping ${m.what}`, m.info.maxEntries)
+  let batch
+  try {
+    batch = m.map.lookupBatchBytes({ onBatch: (n) => progress.tick(n - progress.count) })
+  } finally {
+    progress.done()
+  }
+  const { keys, values: vals, count } = batch
+  const ks = m.info.keySize
+  const vs = m.map.valueBytes
+  const entry = (i: number) => [keys.subarray(i * ks, (i + 1) * ks), vals.subarray(i * vs, (i + 1) * vs)] as const
+  if (json) {
+    out(jsonText(Array.from({ length: count }, (_, i) => m.entryJson(...entry(i))), 2))
+    return
+  }
+  for (let i = 0; i < count; i++) out(m.entryText(...entry(i)))
+  out(`Found ${count} element${count === 1 ? '' : 's'}`)
+}
+
 function mapLookup(args: string[], out: Out): number {
-  const { values, positionals: [name, keyText] } = parseCommand({ name: 'map lookup', usage: sub('lookup MAP KEY [--hex] [--json]'), options: { ...json, ...hex }, positionals: [2, 2] }, args)
-  return withMap(name, values.hex, (m) => {
+  const usage = sub('lookup MAP KEY [--hex] [--json]')
+  const { values, positionals: [name, keyText] } = parseCommand({ name: 'map lookup', usage, options: { ...json, ...hex }, positionals: [2, 2] }, args)
+  return withMap(name, values.hex, usage, (m) => {
     m.requireKeys('look up')
     const key = m.key.parse(keyText)
     // The raw bytes (per-CPU: every CPU's), decoded here as dump decodes them.
@@ -247,7 +269,7 @@ function mapUpdate(args: string[], out: Out): number {
   }, args)
   const flags = (['any', 'noexist', 'exist'] as const).filter((f) => values[f])
   if (flags.length > 1) throw new UsageError(`map update: --${flags.join(' and --')} contradict each other; give one`, usage)
-  return withMap(name, values.hex, (m) => {
+  return withMap(name, values.hex, usage, (m) => {
     m.requireKeys('update')
     // Both parsed before the map is touched: a bad value leaves it unchanged.
     const key = m.key.parse(keyText)
@@ -263,8 +285,9 @@ function mapUpdate(args: string[], out: Out): number {
 }
 
 function mapDelete(args: string[], out: Out): number {
-  const { values, positionals: [name, keyText] } = parseCommand({ name: 'map delete', usage: sub('delete MAP KEY [--hex]'), options: hex, positionals: [2, 2] }, args)
-  return withMap(name, values.hex, (m) => {
+  const usage = sub('delete MAP KEY [--hex]')
+  const { values, positionals: [name, keyText] } = parseCommand({ name: 'map delete', usage, options: hex, positionals: [2, 2] }, args)
+  return withMap(name, values.hex, usage, (m) => {
     m.requireKeys('delete')
     const key = m.key.parse(keyText)
     if (!m.map.delete(key)) throw new Error(`${m.what}: no entry for key ${m.key.text(key)}`)
