@@ -8,7 +8,7 @@ import { linkInfoByFd, type LinkInfo } from '../sys/index.js'
 import { walkInfo } from '../sys/open-object.js'
 import { parseCommand, subcommand, toJson, u64Json, type Out } from './args.js'
 import { formatLink } from './list.js'
-import { openNamed } from './names.js'
+import { openNamed, withNamed } from './names.js'
 import { withProgress } from './progress.js'
 
 export const linkUsage = `usage: bpfkit link <command>
@@ -71,14 +71,9 @@ function linkList(args: string[], out: Out): number {
 
 function linkShow(args: string[], out: Out): number {
   const { values, positionals: [name] } = parseCommand({ name: 'link show', usage: sub('show LINK [--json]'), options: { json: { type: 'boolean' } }, positionals: [1, 1] }, args)
-  const { fd } = openNamed('link', name)
-  try {
-    const info = linkInfoByFd(fd.fd)
-    out(values.json ? toJson(linkJson(info)) : showText(info))
-    return 0
-  } finally {
-    fd.close()
-  }
+  const info = withNamed('link', name, linkInfoByFd)
+  out(values.json ? toJson(linkJson(info)) : showText(info))
+  return 0
 }
 
 function linkDetach(args: string[], out: Out): number {

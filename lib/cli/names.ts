@@ -124,6 +124,16 @@ export function openNamed(kind: ObjectKind, arg: string): Resolved {
   }
 }
 
+/** `use(fd, id)` on the object `arg` names (see openNamed), closing it afterwards. */
+export function withNamed<T>(kind: ObjectKind, arg: string, use: (fd: number, id: number) => T): T {
+  const { fd, id } = openNamed(kind, arg)
+  try {
+    return use(fd.fd, id)
+  } finally {
+    fd.close()
+  }
+}
+
 /** The ID of the object `arg` names, without keeping it open. */
 export function resolveId(kind: ObjectKind, arg: string): number {
   const form = nameForm(kind, arg)

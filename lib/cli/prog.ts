@@ -15,7 +15,7 @@ import { memlockOf, walkOpen } from '../sys/open-object.js'
 import { progJitedFunctions } from '../sys/prog-jited.js'
 import { integerArg, parseCommand, subcommand, toJson, u64Json, UsageError, type Out } from './args.js'
 import { formatProg } from './list.js'
-import { openNamed } from './names.js'
+import { openNamed, withNamed } from './names.js'
 import { withProgress } from './progress.js'
 
 export const progUsage = `usage: bpfkit prog <command>
@@ -104,15 +104,13 @@ function progList(args: string[], out: Out): number {
 
 function progShow(args: string[], out: Out): number {
   const { values, positionals: [name] } = parseCommand({ name: 'prog show', usage: sub('show', 'show PROG [--json]'), options: { json: { type: 'boolean' } }, positionals: [1, 1] }, args)
-  const { fd } = openNamed('prog', name)
-  try {
-    const info = progInfoByFd(fd.fd)
-    const json = progJson(info, fd.fd)
-    out(values.json ? toJson(json) : showText(info, json))
-    return 0
-  } finally {
-    fd.close()
-  }
+  const text = withNamed('prog', name, (fd) => {
+    const info = progInfoByFd(fd)
+    const json = progJson(info, fd)
+    return values.json ? toJson(json) : showText(info, json)
+  })
+  out(text)
+  return 0
 }
 
 /** One translated instruction as bpftool's text and JSON show it: "(b7) r0 = 0". */

@@ -7,22 +7,10 @@ import { mkdirSync, rmdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { asm, BpfLink, BpfProgram } from '../../lib/index.js'
-import { repoRoot, tenantFixture } from './helpers/raw.js'
+import { tenantFixture } from './helpers/raw.js'
 import { childCgroup, privateBpffs } from './helpers/scratch.js'
 import { bpftool } from './helpers/bpftool.js'
-
-const cli = join(repoRoot, 'dist/cli/main.js')
-
-function bpfkit(...args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' })
-}
-
-function json(...args: string[]): any {
-  const r = bpfkit(...args, '--json')
-  if (r.status !== 0) throw new Error(`bpfkit ${args.join(' ')}: exit ${r.status}: ${r.stderr}`)
-  expect(r.stderr).toBe('')
-  return JSON.parse(r.stdout)
-}
+import { bpfkit, bpfkitJson as json } from './helpers/cli-binary.js'
 
 const tag = (process.pid % 100000).toString(36)
 

@@ -4,6 +4,8 @@ import { describe, expect, test } from 'vitest'
 import { Fd, kernel, mapInfoByFd, native, progInfoByFd } from '../../lib/sys/index.js'
 import { NameError, nameForm, openNamed, resolveId } from '../../lib/cli/names.js'
 import { returnImm } from './helpers/raw.js'
+import { asm, BpfProgram, Btf } from '../../lib/index.js'
+import { BtfBuilder } from '../../lib/btf/builder.js'
 import { privateBpffs } from './helpers/scratch.js'
 
 // Unique per run, so a name never matches another process's objects.
@@ -35,6 +37,20 @@ describe('names', () => {
     const full = `long_${tag}_abcdefghijklmnop`
     using p = loadProg(full.slice(0, 15))
     expect(resolveId('prog', full)).toBe(progInfoByFd(p.fd).id)
+  })
+
+  test('a program whose BTF names it in full is found by that name, not by another with the same first 15 characters', () => {
+    const b = new BtfBuilder()
+    const proto = b.funcProto(b.int('int', 4, { signed: true }), [{ name: 'skb', type: b.ptr(b.struct('__sk_buff', [])) }])
+    const full = `whole_${tag}_name_of_it`
+    const typeId = b.func(full, proto, 'global')
+    using btf = Btf.loadSync(b.bytes())
+    using p = BpfProgram.loadSync({
+      type: 'socket_filter', name: full.slice(0, 15), license: 'GPL', btf, funcInfo: [{ insnOff: 0, typeId }], insns: [asm.mov64Imm(asm.R0, 0), asm.exit()],
+    })
+    expect(resolveId('prog', full)).toBe(p.info().id)
+    expect(resolveId('prog', full.slice(0, 15))).toBe(p.info().id)
+    expect(() => resolveId('prog', `${full.slice(0, 15)}_other`)).toThrow(/no program named/)
   })
 
   test('an ambiguous name lists the IDs; an unknown one says nothing has it', () => {

@@ -8,25 +8,12 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { asm, BpfMap, BpfProgram, Btf } from '../../lib/index.js'
 import { BtfBuilder } from '../../lib/btf/builder.js'
-import { repoRoot } from './helpers/raw.js'
 import { privateBpffs } from './helpers/scratch.js'
 import { bpftool } from './helpers/bpftool.js'
+import { bpfkit, bpfkitJson as json, cliPath as cli } from './helpers/cli-binary.js'
 
-const cli = join(repoRoot, 'dist/cli/main.js')
 const scratch = mkdtempSync(join(tmpdir(), 'bpfkit-cli-prog-'))
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
-
-function bpfkit(...args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' })
-}
-
-function json(...args: string[]): any {
-  const r = bpfkit(...args, '--json')
-  if (r.status !== 0) throw new Error(`bpfkit ${args.join(' ')}: exit ${r.status}: ${r.stderr}`)
-  // Nothing but the JSON on stdout, and no progress noise on a pipe's stderr.
-  expect(r.stderr).toBe('')
-  return JSON.parse(r.stdout)
-}
 
 // Unique per run, so names never match another process's programs.
 const tag = (process.pid % 100000).toString(36)
