@@ -38,6 +38,7 @@ struct MapSlot {
   int origin = -1;  // the number it was opened from: forgetting that number ends the slot
   uint32_t generation = 0;
   bool keyless = false;
+  MapMeta meta{};  // the kernel's sizes for the map of `fd`, read from it when the slot opened
   std::shared_ptr<SlotMemory> memory;
 };
 
@@ -55,7 +56,7 @@ class SlotTable {
 
   // Takes ownership of `fd` (a dup); returns the new slot's handle, or -1
   // (fd not taken) when the table is full.
-  double Open(int fd, int origin, bool keyless, std::shared_ptr<SlotMemory> memory);
+  double Open(int fd, int origin, const MapMeta& meta, std::shared_ptr<SlotMemory> memory);
   // The open slot `handle` names, or nullptr.
   const MapSlot* Find(int64_t handle) const;
   // Closes the slot's dup; a stale or unknown handle is ignored.
@@ -97,5 +98,10 @@ struct EnvState {
 
 // This environment's state (kept in the addon's instance data, common.cc).
 EnvState& StateOf(napi_env env);
+
+// The open slot that `v` names: a TypeError for a non-number, a BpfError
+// EBADF ("already closed") for a closed or unknown handle. The reference is
+// good until JavaScript runs again (which could close the slot).
+const MapSlot& SlotArg(const Napi::Value& v);
 
 }  // namespace bpfkit

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common.h"
+#include "env_state.h"  // MapSlot, SlotArg
 #include "promise_worker.h"
 
 namespace bpfkit {
@@ -29,7 +30,8 @@ struct BatchArgs {
   Kind kind;
   unsigned cmd;
   const char* name;
-  HeldFd fd;
+  HeldFd held;  // the dup an fd-based call works on (empty for a slot's call, which uses the slot's own)
+  int fd = -1;
   MapMeta m;
   bool has_in = false;
   Bytes in, out, keys, values;
@@ -46,12 +48,24 @@ Bytes Sized(Napi::Env env, const Napi::Value& v, const char* name, uint64_t need
   return b;
 }
 
-// What every batch reads the same way: the map (a dup the call holds, and its
-// sizes), then count, elemFlags and flags from argument `at` on.
-BatchArgs CommonArgs(const Napi::CallbackInfo& info, Kind kind, unsigned cmd, const char* name, size_t at) {
+// What every batch reads the same way: the map, then count, elemFlags and
+// flags from argument `at` on. The map is an fd (a dup the call holds, and
+// the sizes the kernel gives for it: a syscall and a readlink, ~5 µs) or,
+// from a slot-taking function, a map slot (its dup and the sizes read when
+// it opened). Slot calls are synchronous only: nothing here runs
+// JavaScript, so the slot stays open until the syscall is made.
+BatchArgs CommonArgs(const Napi::CallbackInfo& info, Kind kind, unsigned cmd, const char* name, size_t at, bool slot) {
   Napi::Env env = info.Env();
-  BatchArgs a{kind, cmd, name, HoldFd(env, FdArg(info[0], "fd"), name, "fd")};
-  a.m = MapMetaOf(env, a.fd.get(), name);
+  BatchArgs a{kind, cmd, name};
+  if (slot) {
+    const MapSlot& s = SlotArg(info[0]);
+    a.fd = s.fd;
+    a.m = s.meta;
+  } else {
+    a.held = HoldFd(env, FdArg(info[0], "fd"), name, "fd");
+    a.fd = a.held.get();
+    a.m = MapMetaOf(env, a.fd, name);
+  }
   a.count = U32Arg(info[at], "count");
   a.elem_flags = OptFlags(info[at + 1], "elemFlags");
   a.flags = OptFlags(info[at + 2], "flags");
@@ -59,9 +73,9 @@ BatchArgs CommonArgs(const Napi::CallbackInfo& info, Kind kind, unsigned cmd, co
 }
 
 // lookup(fd, inBatch | null, outBatch, keys, values, count, elemFlags, flags)
-BatchArgs LookupArgs(const Napi::CallbackInfo& info, unsigned cmd, const char* name) {
+BatchArgs LookupArgs(const Napi::CallbackInfo& info, unsigned cmd, const char* name, bool slot = false) {
   Napi::Env env = info.Env();
-  BatchArgs a = CommonArgs(info, Kind::kLookup, cmd, name, 5);
+  BatchArgs a = CommonArgs(info, Kind::kLookup, cmd, name, 5, slot);
   if (a.count == 0) ThrowRange(env, "count must be at least 1");
   a.has_in = !IsAbsent(info[1]);
   if (a.has_in) a.in = Sized(env, info[1], "inBatch", BatchCursorBytes(a.m));
@@ -72,18 +86,18 @@ BatchArgs LookupArgs(const Napi::CallbackInfo& info, unsigned cmd, const char* n
 }
 
 // update(fd, keys, values, count, elemFlags, flags)
-BatchArgs UpdateArgs(const Napi::CallbackInfo& info) {
+BatchArgs UpdateArgs(const Napi::CallbackInfo& info, bool slot = false) {
   Napi::Env env = info.Env();
-  BatchArgs a = CommonArgs(info, Kind::kUpdate, bpfattr::cmd::map_update_batch, "map_update_batch", 3);
+  BatchArgs a = CommonArgs(info, Kind::kUpdate, bpfattr::cmd::map_update_batch, "map_update_batch", 3, slot);
   a.keys = Sized(env, info[1], "keys", static_cast<uint64_t>(a.count) * a.m.key_size);
   a.values = Sized(env, info[2], "values", static_cast<uint64_t>(a.count) * a.m.value_bytes);
   return a;
 }
 
 // delete(fd, keys, count, elemFlags, flags)
-BatchArgs DeleteArgs(const Napi::CallbackInfo& info) {
+BatchArgs DeleteArgs(const Napi::CallbackInfo& info, bool slot = false) {
   Napi::Env env = info.Env();
-  BatchArgs a = CommonArgs(info, Kind::kDelete, bpfattr::cmd::map_delete_batch, "map_delete_batch", 2);
+  BatchArgs a = CommonArgs(info, Kind::kDelete, bpfattr::cmd::map_delete_batch, "map_delete_batch", 2, slot);
   a.keys = Sized(env, info[1], "keys", static_cast<uint64_t>(a.count) * a.m.key_size);
   return a;
 }
@@ -131,7 +145,7 @@ Napi::Value Result(Napi::Env env, Kind kind, const char* name, const Outcome& o,
 }
 
 Napi::Value RunNow(const BatchArgs& a, Napi::Env env) {
-  const Outcome o = Syscall(a.cmd, a.fd.get(), a.has_in ? a.in.data : nullptr, a.out.data, a.keys.data, a.values.data,
+  const Outcome o = Syscall(a.cmd, a.fd, a.has_in ? a.in.data : nullptr, a.out.data, a.keys.data, a.values.data,
                             a.count, a.elem_flags, a.flags);
   return Result(env, a.kind, a.name, o, a.count);
 }
@@ -184,7 +198,7 @@ Napi::Value RunLater(const Napi::CallbackInfo& info, BatchArgs args) {
   auto work = [f] {
     InFlight& j = *f;
     const BatchArgs& a = j.args;
-    j.outcome = Syscall(a.cmd, a.fd.get(), a.has_in ? j.in.data() : nullptr, j.out.empty() ? nullptr : j.out.data(),
+    j.outcome = Syscall(a.cmd, a.fd, a.has_in ? j.in.data() : nullptr, j.out.empty() ? nullptr : j.out.data(),
                         j.keys.empty() ? nullptr : j.keys.data(), j.values.empty() ? nullptr : j.values.data(), a.count,
                         a.elem_flags, a.flags);
   };
@@ -192,7 +206,7 @@ Napi::Value RunLater(const Napi::CallbackInfo& info, BatchArgs args) {
     Napi::Env env(raw);
     InFlight& j = *f;
     const BatchArgs& a = j.args;
-    j.args.fd.Reset();  // done with the map
+    j.args.held.Reset();  // done with the map
     try {
       if (a.kind == Kind::kLookup && (j.outcome.ret == 0 || j.outcome.err == ENOENT || j.outcome.count > 0)) {
         const uint64_t n = j.outcome.count;
@@ -217,6 +231,18 @@ Napi::Value MapLookupAndDeleteBatch(const Napi::CallbackInfo& info) {
 Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) { return RunNow(UpdateArgs(info), info.Env()); }
 Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) { return RunNow(DeleteArgs(info), info.Env()); }
 
+// The same through a map slot (map_slots.cc): mapSlotLookupBatch(slot, ...)
+// takes the arguments of mapLookupBatch(fd, ...), and so on.
+Napi::Value MapSlotLookupBatch(const Napi::CallbackInfo& info) {
+  return RunNow(LookupArgs(info, bpfattr::cmd::map_lookup_batch, "map_lookup_batch", true), info.Env());
+}
+Napi::Value MapSlotLookupAndDeleteBatch(const Napi::CallbackInfo& info) {
+  return RunNow(LookupArgs(info, bpfattr::cmd::map_lookup_and_delete_batch, "map_lookup_and_delete_batch", true),
+                info.Env());
+}
+Napi::Value MapSlotUpdateBatch(const Napi::CallbackInfo& info) { return RunNow(UpdateArgs(info, true), info.Env()); }
+Napi::Value MapSlotDeleteBatch(const Napi::CallbackInfo& info) { return RunNow(DeleteArgs(info, true), info.Env()); }
+
 Napi::Value MapLookupBatchAsync(const Napi::CallbackInfo& info) {
   return RunLater(info, LookupArgs(info, bpfattr::cmd::map_lookup_batch, "map_lookup_batch"));
 }
@@ -233,6 +259,11 @@ void InitMapBatches(Napi::Env env, Napi::Object exports) {
   exports.Set("mapLookupAndDeleteBatch", Napi::Function::New(env, MapLookupAndDeleteBatch, "mapLookupAndDeleteBatch"));
   exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch, "mapUpdateBatch"));
   exports.Set("mapDeleteBatch", Napi::Function::New(env, MapDeleteBatch, "mapDeleteBatch"));
+  exports.Set("mapSlotLookupBatch", Napi::Function::New(env, MapSlotLookupBatch, "mapSlotLookupBatch"));
+  exports.Set("mapSlotLookupAndDeleteBatch",
+              Napi::Function::New(env, MapSlotLookupAndDeleteBatch, "mapSlotLookupAndDeleteBatch"));
+  exports.Set("mapSlotUpdateBatch", Napi::Function::New(env, MapSlotUpdateBatch, "mapSlotUpdateBatch"));
+  exports.Set("mapSlotDeleteBatch", Napi::Function::New(env, MapSlotDeleteBatch, "mapSlotDeleteBatch"));
   exports.Set("mapLookupBatchAsync", Napi::Function::New(env, MapLookupBatchAsync, "mapLookupBatchAsync"));
   exports.Set("mapLookupAndDeleteBatchAsync",
               Napi::Function::New(env, MapLookupAndDeleteBatchAsync, "mapLookupAndDeleteBatchAsync"));

@@ -19,6 +19,7 @@ namespace {
 constexpr int kIndexBits = 24;
 constexpr int64_t kIndexMask = (int64_t{1} << kIndexBits) - 1;
 constexpr uint32_t kGenerationMask = (uint32_t{1} << 29) - 1;  // handles stay below 2^53
+const char* const kClosed = "file descriptor already closed";
 
 // A handle from JavaScript, or -1 for anything that is not one (NaN, a
 // fraction, a negative or huge number must not round to a real slot).
@@ -35,7 +36,7 @@ SlotTable::~SlotTable() {
   }
 }
 
-double SlotTable::Open(int fd, int origin, bool keyless, std::shared_ptr<SlotMemory> memory) {
+double SlotTable::Open(int fd, int origin, const MapMeta& meta, std::shared_ptr<SlotMemory> memory) {
   uint32_t i;
   if (!free_.empty()) {
     i = free_.back();
@@ -48,7 +49,8 @@ double SlotTable::Open(int fd, int origin, bool keyless, std::shared_ptr<SlotMem
   MapSlot& s = slots_[i];
   s.fd = fd;
   s.origin = origin;
-  s.keyless = keyless;
+  s.keyless = meta.key_size == 0;
+  s.meta = meta;
   s.memory = std::move(memory);
   by_origin_.emplace(origin, i);
   return static_cast<double>((static_cast<int64_t>(s.generation) << kIndexBits) | i);
@@ -93,6 +95,13 @@ void SlotTable::Release(uint32_t i) {
 
 void ForgetFd(napi_env env, int fd) { StateOf(env).slots.ForgetOrigin(fd); }
 
+const MapSlot& SlotArg(const Napi::Value& v) {
+  if (!v.IsNumber()) ThrowType(v.Env(), "slot must be a number");
+  const MapSlot* s = StateOf(v.Env()).slots.Find(HandleOf(v.As<Napi::Number>().DoubleValue()));
+  if (s == nullptr) ThrowBpfError(v.Env(), "map", EBADF, std::string(), kClosed);
+  return *s;
+}
+
 OwnedFds::~OwnedFds() {
   for (int fd : fds_) close(fd);
 }
@@ -115,16 +124,6 @@ void ThrowFromC(napi_env env, const char* command, int err, const char* detail =
     napi_is_exception_pending(env, &pending);
     if (!pending) napi_throw_error(env, nullptr, command);
   }
-}
-
-const char* const kClosed = "file descriptor already closed";
-
-const MapSlot& SlotArg(const Napi::CallbackInfo& info) {
-  const Napi::Value v = info[0];
-  if (!v.IsNumber()) ThrowType(info.Env(), "slot must be a number");
-  const MapSlot* s = StateOf(info.Env()).slots.Find(HandleOf(v.As<Napi::Number>().DoubleValue()));
-  if (s == nullptr) ThrowBpfError(info.Env(), "map", EBADF, std::string(), kClosed);
-  return *s;
 }
 
 uint64_t FlagsArg(const Napi::CallbackInfo& info, size_t i) {
@@ -170,7 +169,7 @@ Napi::Value MapSlotOpen(const Napi::CallbackInfo& info) {
   o.Set("key", SharedBuffer(env, memory, memory->key, m.key_size));
   o.Set("value", SharedBuffer(env, memory, memory->value, m.value_bytes));
   o.Set("next", SharedBuffer(env, memory, memory->next, m.key_size));
-  const double handle = StateOf(env).slots.Open(fd.get(), origin, m.key_size == 0, memory);
+  const double handle = StateOf(env).slots.Open(fd.get(), origin, m, memory);
   if (handle < 0) ThrowBpfError(env, "map_slot", EMFILE, std::string(), "too many map slots open in this environment");
   fd.Release();  // the slot's now
   o.Set("slot", handle);
@@ -185,7 +184,7 @@ Napi::Value MapSlotClose(const Napi::CallbackInfo& info) {
 
 // mapSlotLookupAndDelete(slot, flags?) -> bool (queue/stack pop, hash take)
 Napi::Value MapSlotLookupAndDelete(const Napi::CallbackInfo& info) {
-  const MapSlot& s = SlotArg(info);
+  const MapSlot& s = SlotArg(info[0]);
   if (Elem(bpfattr::cmd::map_lookup_and_delete_elem, s, true, FlagsArg(info, 1)) == 0) return Napi::Boolean::New(info.Env(), true);
   if (errno == ENOENT) return Napi::Boolean::New(info.Env(), false);
   ThrowBpfError(info.Env(), "map_lookup_and_delete_elem", errno);

@@ -40,11 +40,12 @@ export interface BatchScratch {
   values: Uint8Array
 }
 
-export function batchLookup(fd: number, keySize: number, valueBytes: number, options: BatchLookupOptions,
+/** `slot`: the map's native slot (map.ts), whose dup and sizes the batch calls use. */
+export function batchLookup(slot: number, keySize: number, valueBytes: number, options: BatchLookupOptions,
   fallback: () => Iterable<[Uint8Array, Uint8Array]>, scratch?: BatchScratch): RawBatch {
   let batch = options.batchSize ?? 256
   if (!Number.isInteger(batch) || batch < 1 || batch > 1 << 20) throw new RangeError(`batchSize must be 1..2^20, got ${describeValue(batch)}`)
-  const lookup = options.delete ? native.mapLookupAndDeleteBatch : native.mapLookupBatch
+  const lookup = options.delete ? native.mapSlotLookupAndDeleteBatch : native.mapSlotLookupBatch
   const cursorBytes = Math.max(keySize, 8)
   let inBatch: Uint8Array | null = null
   let outBatch = new Uint8Array(cursorBytes)
@@ -58,7 +59,7 @@ export function batchLookup(fd: number, keySize: number, valueBytes: number, opt
     }
     let r
     try {
-      r = lookup(fd, inBatch, outBatch, keys.subarray(count * keySize), values.subarray(count * valueBytes), batch)
+      r = lookup(slot, inBatch, outBatch, keys.subarray(count * keySize), values.subarray(count * valueBytes), batch)
     } catch (e) {
       if (e instanceof BpfError && e.code === 'ENOSPC' && batch < 1 << 20) {
         batch *= 2 // a hash bucket holds more elements than fit in one batch
@@ -102,11 +103,11 @@ function collect(entries: Iterable<[Uint8Array, Uint8Array]>, keySize: number, v
   return { keys, values, count: list.length }
 }
 
-export function batchUpdate(fd: number, keys: Uint8Array, values: Uint8Array, count: number, elemFlags: number,
+export function batchUpdate(fd: number, slot: number, keys: Uint8Array, values: Uint8Array, count: number, elemFlags: number,
   keySize: number, valueBytes: number): number {
   if (count === 0) return 0
   try {
-    return native.mapUpdateBatch(fd, keys, values, count, elemFlags)
+    return native.mapSlotUpdateBatch(slot, keys, values, count, elemFlags)
   } catch (e) {
     if (!unsupported(e)) throw e
   }
@@ -116,10 +117,10 @@ export function batchUpdate(fd: number, keys: Uint8Array, values: Uint8Array, co
   return count
 }
 
-export function batchDelete(fd: number, keys: Uint8Array, count: number, keySize: number): number {
+export function batchDelete(fd: number, slot: number, keys: Uint8Array, count: number, keySize: number): number {
   if (count === 0) return 0
   try {
-    return native.mapDeleteBatch(fd, keys, count)
+    return native.mapSlotDeleteBatch(slot, keys, count)
   } catch (e) {
     if (!unsupported(e)) throw e
   }
@@ -129,9 +130,10 @@ export function batchDelete(fd: number, keys: Uint8Array, count: number, keySize
   return count
 }
 
-/** What batches need of a map: its fd (throws once closed), sizes and how keys and values are coded. */
+/** What batches need of a map: its fd and native slot (both throw once closed), sizes and how keys and values are coded. */
 export interface BatchTarget {
   readonly fd: number
+  readonly slot: number
   readonly keySize: number
   readonly valueBytes: number
   readonly restartable: boolean
@@ -195,7 +197,7 @@ export class MapBatches<K, V> {
       key.write(e[0], keys, kv, i * keySize)
       codec.write(e[1], values, vv, i * valueBytes)
     }
-    return batchUpdate(this.map.fd, keys, values, list.length, updateFlagsValue(options.flags), keySize, valueBytes)
+    return batchUpdate(this.map.fd, this.map.slot, keys, values, list.length, updateFlagsValue(options.flags), keySize, valueBytes)
   }
 
   updateBytes(keys: Uint8Array, values: Uint8Array, options: { flags?: UpdateFlag }): number {
@@ -206,7 +208,7 @@ export class MapBatches<K, V> {
     if (!Number.isInteger(count) || values.length !== count * valueBytes) {
       throw new RangeError(`updateBatchBytes: keys must be a multiple of ${keySize} bytes and values ${valueBytes} bytes per key, got ${keys.length} and ${values.length}`)
     }
-    return batchUpdate(this.map.fd, keys, values, count, updateFlagsValue(options.flags), keySize, valueBytes)
+    return batchUpdate(this.map.fd, this.map.slot, keys, values, count, updateFlagsValue(options.flags), keySize, valueBytes)
   }
 
   delete(keys: Iterable<K>): number {
@@ -215,12 +217,12 @@ export class MapBatches<K, V> {
     const buf = this.input(list.length).keys
     const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     list.forEach((k, i) => key.write(k, buf, view, i * keySize))
-    return batchDelete(this.map.fd, buf, list.length, keySize)
+    return batchDelete(this.map.fd, this.map.slot, buf, list.length, keySize)
   }
 
   private lookupRaw(options: BatchLookupOptions): RawBatch {
-    const { fd, keySize, valueBytes } = this.map
-    return batchLookup(fd, keySize, valueBytes, options, () => this.rawEntries(options.delete ?? false), this.#out)
+    const { slot, keySize, valueBytes } = this.map
+    return batchLookup(slot, keySize, valueBytes, options, () => this.rawEntries(options.delete ?? false), this.#out)
   }
 
   // Buffers for building a batch, reused from call to call (every byte of an

@@ -82,6 +82,10 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     const map = this
     this.#batches = new MapBatches<K, V>({
       get fd() { return map.fd },
+      get slot() {
+        if (map.#closed) throw closedError('map')
+        return map.#slot
+      },
       keySize: meta.keySize,
       valueBytes: meta.valueBytes,
       restartable: !isArrayLike(meta.type),

@@ -265,6 +265,15 @@ export interface NativeAddon {
   /** GET_NEXT_KEY from the slot's key (from the start when `first`) into its `next` buffer; false at the end. */
   mapSlotNextKey(slot: number, first: boolean): boolean
   mapSlotLookupAndDelete(slot: number, flags?: number | bigint): boolean
+  /**
+   * The batches through a slot: its dup and the sizes read when it opened,
+   * instead of a dup and OBJ_GET_INFO_BY_FD (plus a readlink) per call.
+   * Synchronous only; arguments and checks as mapLookupBatch and the others.
+   */
+  mapSlotLookupBatch(slot: number, inBatch: Bytes | null, outBatch: Bytes, keys: Bytes, values: Bytes, count: number, elemFlags?: number | bigint, flags?: number | bigint): BatchResult
+  mapSlotLookupAndDeleteBatch(slot: number, inBatch: Bytes | null, outBatch: Bytes, keys: Bytes, values: Bytes, count: number, elemFlags?: number | bigint, flags?: number | bigint): BatchResult
+  mapSlotUpdateBatch(slot: number, keys: Bytes, values: Bytes, count: number, elemFlags?: number | bigint, flags?: number | bigint): number
+  mapSlotDeleteBatch(slot: number, keys: Bytes, count: number, elemFlags?: number | bigint, flags?: number | bigint): number
 
   socketAttachProg(socketFd: number, progFd: number): void
   /** false when the socket had no filter. */

@@ -7,6 +7,7 @@
 const { buffer, number } = require('../gen.cjs')
 
 const flags = (rng) => number(rng, [0, 0, 1, 2, 4, 0n])
+const count = (rng) => number(rng, [16, 0, 1, 17])
 
 const slotLifecycle = (rng) => {
   const fd = rng.pick(['h.hashMapFd()', 'h.arrayMapFd()'])
@@ -20,6 +21,11 @@ const slotLifecycle = (rng) => {
       `await h.call('mapSlotNextKey', () => native.mapSlotNextKey(${slot}, ${rng.pick(['true', 'false', '1', 'undefined'])}))`,
       `await h.call('mapSlotLookupAndDelete', () => native.mapSlotLookupAndDelete(${slot}, ${flags(rng)}))`,
       `await h.call('mapSlotClose', () => native.mapSlotClose(${slot}))`,
+      // Batches through the slot: buffers checked against the sizes the slot read when it opened.
+      `await h.call('mapSlotLookupBatch', () => native.mapSlotLookupBatch(${slot}, ${rng.pick(['null', buffer(rng, 4)])}, ${buffer(rng, 4)}, ${buffer(rng, 64)}, ${buffer(rng, 128)}, ${count(rng)}, ${flags(rng)}, ${flags(rng)}))`,
+      `await h.call('mapSlotLookupAndDeleteBatch', () => native.mapSlotLookupAndDeleteBatch(${slot}, null, ${buffer(rng, 4)}, ${buffer(rng, 64)}, ${buffer(rng, 128)}, ${count(rng)}))`,
+      `await h.call('mapSlotUpdateBatch', () => native.mapSlotUpdateBatch(${slot}, ${buffer(rng, 64)}, ${buffer(rng, 128)}, ${count(rng)}, ${flags(rng)}, ${flags(rng)}))`,
+      `await h.call('mapSlotDeleteBatch', () => native.mapSlotDeleteBatch(${slot}, ${buffer(rng, 64)}, ${count(rng)}))`,
       'h.closeNow(fd)',
       "await h.call('closeFd', () => native.closeFd(fd))",
       "await h.call('forgetFd', () => native.forgetFd(fd))",
