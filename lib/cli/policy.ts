@@ -34,21 +34,29 @@ export function runPolicy(args: readonly string[], out: (s: string) => void): nu
 }
 
 function check(object: string, policyFile: string, json: boolean, out: (s: string) => void): number {
-  const policy = Policy.fromFile(policyFile)
-  const spec = CollectionSpec.fromFile(object)
-  const found: Record<string, Violation[]> = {}
-  for (const [name, program] of Object.entries(spec.programs)) found[name] = policy.check(program, { name })
-  const total = Object.values(found).reduce((n, v) => n + v.length, 0)
-  if (json) {
-    out(JSON.stringify(found, null, 2))
-  } else {
-    for (const [name, violations] of Object.entries(found)) {
-      out(`${name}: ${violations.length === 0 ? 'allowed' : `${violations.length} violation${violations.length === 1 ? '' : 's'}`}`)
-      for (const v of violations) out(`  ${v.message}`)
-    }
-    out(`${basename(object)}: ${total === 0 ? 'every program is allowed' : `${total} violation${total === 1 ? '' : 's'}`}`)
+  const found = checkPrograms(CollectionSpec.fromFile(object), Policy.fromFile(policyFile))
+  if (json) out(JSON.stringify(found, null, 2))
+  else for (const line of formatViolations(found, basename(object))) out(line)
+  return Object.values(found).some((v) => v.length > 0) ? 1 : 0
+}
+
+/** Each program of `spec` (or those named) checked against `policy`: its violations, by program name. */
+export function checkPrograms(spec: CollectionSpec, policy: Policy, names: readonly string[] = Object.keys(spec.programs)): Record<string, Violation[]> {
+  const programs = spec.programs as Record<string, CollectionSpec['programs'][string]>
+  return Object.fromEntries(names.map((name) => [name, policy.check(programs[name], { name })]))
+}
+
+/** `policy check`'s text: each program allowed or its violations, then the object's total. */
+export function formatViolations(found: Record<string, Violation[]>, object: string): string[] {
+  const lines: string[] = []
+  const plural = (n: number) => `${n} violation${n === 1 ? '' : 's'}`
+  for (const [name, violations] of Object.entries(found)) {
+    lines.push(`${name}: ${violations.length === 0 ? 'allowed' : plural(violations.length)}`)
+    for (const v of violations) lines.push(`  ${v.message}`)
   }
-  return total === 0 ? 0 : 1
+  const total = Object.values(found).reduce((n, v) => n + v.length, 0)
+  lines.push(`${object}: ${total === 0 ? 'every program is allowed' : plural(total)}`)
+  return lines
 }
 
 function list(progTypeName: string | undefined, json: boolean, names: (progType: number | undefined) => string[], out: (s: string) => void): number {
