@@ -48,14 +48,17 @@ export function jsonText(value: unknown, indent?: number): string {
     .replace(/"\\u0000big(-?\d+)\\u0000"/g, '$1')
 }
 
+// Long integers are wrapped in an object under this key before JSON.parse, and made bigints after.
+const bigKey = '#bpfkit bigint#'
+
 /**
  * Parses JSON keeping integers beyond 2^53 exact (as bigints). A bare word
  * that is not JSON (an enum's enumerator: RED) is taken as that string.
  */
 export function parseJsonText(text: string, what: string): unknown {
-  const marked = text.replace(/"(?:[^"\\]|\\.)*"|-?\d{16,}(?![.eE\d])/g, (m) => (m.startsWith('"') ? m : `{"\u0000big":"${m}"}`))
+  const marked = text.replace(/"(?:[^"\\]|\\.)*"|-?\d{16,}(?![.eE\d])/g, (m) => (m.startsWith('"') ? m : `{"${bigKey}":"${m}"}`))
   try {
-    return JSON.parse(marked, (_k, v) => (v !== null && typeof v === 'object' && typeof v['\u0000big'] === 'string' ? BigInt(v['\u0000big']) : v))
+    return JSON.parse(marked, (_k, v) => (v !== null && typeof v === 'object' && typeof v[bigKey] === 'string' ? BigInt(v[bigKey]) : v))
   } catch {
     if (/^[A-Za-z_]\w*$/.test(text.trim())) return text.trim()
     throw new UsageError(`${what}: '${text}' is not JSON (the map has BTF: a number, "string", [array] or {"field": value}; --hex for bytes)`)
