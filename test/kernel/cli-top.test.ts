@@ -11,14 +11,14 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { asm } from '../../lib/asm/index.js'
 import { BpfProgram } from '../../lib/prog/program.js'
 import { bpftool } from './helpers/bpftool.js'
-import { cli, keepRunning, rowOf, runBinary, statsFdsOf, statsHolders } from './helpers/top.js'
+import { cli, keepRunning, rowOf, runBinary, SLOW, statsFdsOf, statsHolders } from './helpers/top.js'
 
 const load = (name: string) => BpfProgram.load({ type: 'socket_filter', name, insns: [asm.mov64Imm(asm.R0, 0), asm.exit()], license: 'GPL' })
 
 const tmuxMissing = spawnSync('tmux', ['-V'], { stdio: 'ignore' }).error ? 'tmux not installed' : undefined
 
 /** Polls `f` until it returns something other than undefined, or fails naming `what` (and the last screen). */
-async function until<T>(what: string, f: () => T | undefined, last: () => string, ms = 30_000): Promise<T> {
+async function until<T>(what: string, f: () => T | undefined, last: () => string, ms = 30_000 * SLOW): Promise<T> {
   const end = Date.now() + ms
   for (;;) {
     const v = f()
@@ -93,7 +93,7 @@ describe('bpfkit top in a terminal (tmux)', () => {
       const byName = await until('the sort by name', () => {
         const s = show()
         return /\*NAME/.test(s) ? s : undefined
-      }, show, 10_000)
+      }, show, 10_000 * SLOW)
       expect(byName).toMatch(/ sort name$/m)
       expect(byName).not.toContain('*CPU%')
       expect(lineIndex(byName, idle.id)).toBeLessThan(lineIndex(byName, busy.id))
@@ -102,11 +102,11 @@ describe('bpfkit top in a terminal (tmux)', () => {
       const byRuns = await until('the sort by runs', () => {
         const s = show()
         return /\*RUNS\/S/.test(s) ? s : undefined
-      }, show, 10_000)
+      }, show, 10_000 * SLOW)
       expect(lineIndex(byRuns, busy.id)).toBeLessThan(lineIndex(byRuns, idle.id))
 
       tmux('send-keys', '-t', 'keys', 'q')
-      expect(await until('top to exit', () => dead('keys'), show, 10_000)).toBe(0)
+      expect(await until('top to exit', () => dead('keys'), show, 10_000 * SLOW)).toBe(0)
     } finally {
       await stop()
     }
@@ -123,7 +123,7 @@ describe('bpfkit top in a terminal (tmux)', () => {
     if (before.pids.length === 0 && after.pids.length === 0 && !before.sysctl && !after.sysctl) {
       expect(idle.info().runCount).toBe(runsBefore)
     }
-  }, 90_000)
+  }, 90_000 * SLOW)
 
   test('Ctrl-C quits with status 0 too', async (ctx) => {
     if (tmuxMissing) ctx.skip(tmuxMissing)
@@ -132,9 +132,9 @@ describe('bpfkit top in a terminal (tmux)', () => {
     await until('the first table', () => (/\*CPU%/.test(show()) ? true : undefined), show)
     expect(statsFdsOf(pid)).toHaveLength(1)
     tmux('send-keys', '-t', 'ctrlc', 'C-c')
-    expect(await until('top to exit', () => dead('ctrlc'), show, 10_000)).toBe(0)
+    expect(await until('top to exit', () => dead('ctrlc'), show, 10_000 * SLOW)).toBe(0)
     expect(existsSync(`/proc/${pid}`)).toBe(false)
-  }, 60_000)
+  }, 60_000 * SLOW)
 })
 
 describe('bpfkit top without a terminal', () => {
@@ -166,7 +166,7 @@ describe('bpfkit top without a terminal', () => {
     expect(rowOf(r.out, idle.id)).toMatchObject({ runsPerSec: 0, avg: '-' })
     const ids = lines.slice(2).map((l) => Number(l.trim().split(/\s+/)[0]))
     expect(ids).toEqual([...ids].sort((a, b) => a - b))
-  }, 60_000)
+  }, 60_000 * SLOW)
 
   test('--json --count 2: a sample per line, counters as the kernel has them (bpftool agrees)', async (ctx) => {
     const r = await runBinary(['top', '--json', '--count', '2', '--interval', '0.4'])
@@ -197,7 +197,7 @@ describe('bpfkit top without a terminal', () => {
     const shown = bpftool(ctx).json('prog', 'show', 'id', String(busy.id))
     expect(BigInt(shown.run_cnt)).toBeGreaterThanOrEqual(BigInt(mine[1].busy.runCount))
     expect(BigInt(shown.run_time_ns)).toBeGreaterThanOrEqual(BigInt(mine[1].busy.runTimeNs))
-  }, 60_000)
+  }, 60_000 * SLOW)
 
   test('bad arguments exit 2 with top\'s usage; --help exits 0', async () => {
     for (const args of [['--interval', '0'], ['--sort', 'size'], ['--once', '--count', '2'], ['now']]) {
@@ -209,5 +209,5 @@ describe('bpfkit top without a terminal', () => {
     const help = await runBinary(['top', '--help'])
     expect(help.code).toBe(0)
     expect(help.out).toContain('--interval SECONDS')
-  }, 60_000)
+  }, 60_000 * SLOW)
 })

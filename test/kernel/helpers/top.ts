@@ -10,6 +10,9 @@ import { repoRoot } from './raw.js'
 
 export const cli = join(repoRoot, 'dist/cli/main.js')
 
+/** How much slower this machine runs JavaScript than the host the time limits were set on (test:vm sets 20 under emulation). */
+export const SLOW = Math.max(1, Number(process.env.BPFKIT_TEST_SLOWDOWN ?? '1'))
+
 /** Runs `prog` (repeat runs per test run) until the returned stop() is awaited. */
 export function keepRunning(prog: BpfProgram, repeat = 200): () => Promise<void> {
   let stopped = false
@@ -26,7 +29,7 @@ export function keepRunning(prog: BpfProgram, repeat = 200): () => Promise<void>
 }
 
 /** The binary with `args`, run to its end without a terminal (stdin closed); the test's event loop keeps going meanwhile. */
-export function runBinary(args: readonly string[], timeoutMs = 45_000): Promise<{ code: number | null; out: string; err: string }> {
+export function runBinary(args: readonly string[], timeoutMs = 45_000 * SLOW): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
