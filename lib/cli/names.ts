@@ -10,7 +10,7 @@
 //     name of its own and is named by its program's name.
 // A name no object has, or a name several objects share, is an error (exit 1)
 // that says so, listing the IDs to choose from.
-import { programFullName } from '../prog/full-name.js'
+import { programFullName, type BtfCache } from '../prog/full-name.js'
 import { progInfoByFd, type Fd } from '../sys/index.js'
 import { infoOf, kindNoun, openById, openPinned, walkInfo, walkOpen, type InfoOf, type ObjectKind } from '../sys/open-object.js'
 import { withProgress } from './progress.js'
@@ -68,9 +68,10 @@ export function idsNamed(kind: ObjectKind, name: string): number[] {
   }
   if (kind === 'prog' && name.length > KERNEL_NAME_LEN) {
     // Only a long name asks for programs' whole names (their BTF is read for it).
+    const btfs: BtfCache = new Map()
     const named = walkOpen('prog', (fd) => {
       const info = progInfoByFd(fd)
-      return { id: info.id, kernel: info.name, full: info.name.length === KERNEL_NAME_LEN ? programFullName(fd, info) : info.name }
+      return { id: info.id, kernel: info.name, full: programFullName(fd, info, btfs) }
     })
     return [...withProgress('walking programs', named)].filter((p) => nameMatches(p.kernel, name, p.full)).map((p) => p.id)
   }

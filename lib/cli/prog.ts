@@ -7,7 +7,7 @@
 // btf_id, whose 0 means "none".
 import { readFileSync, writeFileSync } from 'node:fs'
 import { asm, type Insn } from '../asm/index.js'
-import { programFullName } from '../prog/full-name.js'
+import { programFullName, type BtfCache } from '../prog/full-name.js'
 import { BpfProgram } from '../prog/program.js'
 import { progInfoByFd, type ProgramInfo } from '../sys/index.js'
 import { readKallsyms } from '../sys/kallsyms.js'
@@ -50,9 +50,9 @@ export async function runProg(args: string[], out: Out): Promise<number> {
 }
 
 /** What bpftool -j prog show prints for a program, from its info and its open fd. */
-export function progJson(p: ProgramInfo, fd: number): Record<string, unknown> {
+export function progJson(p: ProgramInfo, fd: number, btfs?: BtfCache): Record<string, unknown> {
   const j: Record<string, unknown> = {
-    id: p.id, type: p.type, name: programFullName(fd, p), tag: p.tag, gpl_compatible: p.gplCompatible,
+    id: p.id, type: p.type, name: programFullName(fd, p, btfs), tag: p.tag, gpl_compatible: p.gplCompatible,
     run_time_ns: u64Json(p.runTimeNs), run_cnt: u64Json(p.runCount),
   }
   if (p.recursionMisses > 0n) j.recursion_misses = u64Json(p.recursionMisses)
@@ -91,9 +91,10 @@ function showText(p: ProgramInfo, json: Record<string, unknown>): string {
 
 function progList(args: string[], out: Out): number {
   const { values } = parseCommand({ name: 'prog list', usage: sub('list', 'list [--json]'), options: { json: { type: 'boolean' } } }, args)
+  const btfs: BtfCache = new Map()
   const rows = walkOpen('prog', (fd) => {
     const info = progInfoByFd(fd)
-    return { info, json: progJson(info, fd) }
+    return { info, json: progJson(info, fd, btfs) }
   })
   // A host with thousands of programs takes a while: progress on a terminal's stderr.
   const all = [...withProgress('walking programs', rows)]

@@ -2,10 +2,26 @@
 // (BPF_OBJ_NAME_LEN), but a program loaded with BTF names its main function
 // in its func_info, in full: bpftool prints that one, and so does bpfkit.
 import { Btf } from '../btf/btf.js'
+import type { BtfReader } from '../btf/reader.js'
 import { native, type ProgramInfo } from '../sys/index.js'
 import { progInfo } from '../sys/generated/kernel-layouts.js'
 
 const KERNEL_NAME_LEN = 15
+
+/**
+ * Readers of program BTF by ID, for a walk over many programs: the programs
+ * of one object share one BTF, read and parsed once.
+ */
+export type BtfCache = Map<number, BtfReader>
+
+function readBtf(id: number): BtfReader {
+  const btf = Btf.fromId(id, { token: null })
+  try {
+    return btf.reader()
+  } finally {
+    btf.close()
+  }
+}
 // struct bpf_func_info { __u32 insn_off; __u32 type_id; }
 const FUNC_INFO_SIZE = 8
 
@@ -16,7 +32,7 @@ const FUNC_INFO_SIZE = 8
  * fails: it is only a longer spelling). Needs what reading its BTF by ID
  * needs (CAP_SYS_ADMIN) for names of 15 characters; none for shorter ones.
  */
-export function programFullName(fd: number, info: ProgramInfo): string {
+export function programFullName(fd: number, info: ProgramInfo, cache?: BtfCache): string {
   if (info.name.length < KERNEL_NAME_LEN || info.btfId === 0) return info.name
   try {
     const record = new Uint8Array(FUNC_INFO_SIZE)
@@ -31,13 +47,13 @@ export function programFullName(fd: number, info: ProgramInfo): string {
     ])
     const typeId = new DataView(record.buffer).getUint32(4, true)
     if (typeId === 0) return info.name
-    const btf = Btf.fromId(info.btfId, { token: null })
-    try {
-      const name = btf.reader().type(typeId).name
-      return name.startsWith(info.name) ? name : info.name
-    } finally {
-      btf.close()
+    let reader = cache?.get(info.btfId)
+    if (reader === undefined) {
+      reader = readBtf(info.btfId)
+      cache?.set(info.btfId, reader)
     }
+    const name = reader.type(typeId).name
+    return name.startsWith(info.name) ? name : info.name
   } catch {
     return info.name
   }
