@@ -7,11 +7,13 @@ import { genTypesUsage, runGenTypes } from './gen-types.js'
 import { runGuard } from './guard.js'
 import { runFeature } from './feature.js'
 import { runLoad } from './load.js'
+import { runDelegate } from './delegate.js'
 import { runPolicy } from './policy.js'
 import { runTop } from './top.js'
 import { runProg } from './prog.js'
 import { runLink } from './link.js'
 import { runMap } from './map.js'
+import { runBtf } from './btf.js'
 import { brokerSocketFor, runBrokerCli, runBrokerDaemon, takeBrokerOption } from './broker.js'
 
 const usage = `usage: bpfkit [--broker SOCK] <command>
@@ -20,7 +22,9 @@ const usage = `usage: bpfkit [--broker SOCK] <command>
   prog list|show PROG|dump PROG [--xlated|--jited-size]|pin PROG PATH|run PROG --data FILE [--repeat N]   programs (bpfkit prog --help)
   link list|show LINK|detach LINK        links (bpfkit link --help)
   map list|show MAP|dump MAP|lookup MAP KEY|update MAP KEY VALUE|delete MAP KEY|pin MAP PATH   maps, keys and values through BTF (bpfkit map --help)
+  btf list|show BTF|dump BTF [--format raw|c]   BTF objects, their types raw or as C declarations (bpfkit btf --help)
   load OBJ.bpf.o [--pin DIR] [--attach] [--policy P] [--json]   load a clang-built object, pin it under DIR, attach by section (bpfkit load --help)
+  delegate --policy P.json -- CMD [ARGS]  run CMD with BPF delegated to it (token, bpffs) by the policy; CMD's exit status (Linux 6.9+)
   feature probe [--json]                 what this kernel has: map and program types, helpers per type, attach families, token features
   gen types <obj.o> [--name N]           TypeScript types for a clang-built object's programs, maps and globals
   policy check <obj.o> --policy <p.json> [--json]   check an object's programs against a capability policy (exit 1 on violations)
@@ -76,10 +80,14 @@ export async function main(argv: string[]): Promise<number> {
         return runLink(args, out)
       case 'map':
         return runMap(args, out)
+      case 'btf':
+        return runBtf(args, out)
       case 'top':
         return await runTop(args, out)
       case 'load':
         return await runLoad(args, out)
+      case 'delegate':
+        return await runDelegate(args, out)
       case 'feature':
         return runFeature(args, out)
       case 'demo':
