@@ -13,6 +13,7 @@ import { runTop } from './top.js'
 import { runProg } from './prog.js'
 import { runLink } from './link.js'
 import { runMap } from './map.js'
+import { runBtf } from './btf.js'
 import { brokerSocketFor, runBrokerCli, runBrokerDaemon, takeBrokerOption } from './broker.js'
 
 const usage = `usage: bpfkit [--broker SOCK] <command>
@@ -21,6 +22,7 @@ const usage = `usage: bpfkit [--broker SOCK] <command>
   prog list|show PROG|dump PROG [--xlated|--jited-size]|pin PROG PATH|run PROG --data FILE [--repeat N]   programs (bpfkit prog --help)
   link list|show LINK|detach LINK        links (bpfkit link --help)
   map list|show MAP|dump MAP|lookup MAP KEY|update MAP KEY VALUE|delete MAP KEY|pin MAP PATH   maps, keys and values through BTF (bpfkit map --help)
+  btf list|show BTF|dump BTF [--format raw|c]   BTF objects, their types raw or as C declarations (bpfkit btf --help)
   load OBJ.bpf.o [--pin DIR] [--attach] [--policy P] [--json]   load a clang-built object, pin it under DIR, attach by section (bpfkit load --help)
   delegate --policy P.json -- CMD [ARGS]  run CMD with BPF delegated to it (token, bpffs) by the policy; CMD's exit status (Linux 6.9+)
   feature probe [--json]                 what this kernel has: map and program types, helpers per type, attach families, token features
@@ -78,6 +80,8 @@ export async function main(argv: string[]): Promise<number> {
         return runLink(args, out)
       case 'map':
         return runMap(args, out)
+      case 'btf':
+        return runBtf(args, out)
       case 'top':
         return await runTop(args, out)
       case 'load':
