@@ -1,14 +1,16 @@
 // musl sysroots for the prebuilds: Debian's musl and musl-dev packages for
-// amd64 and arm64, downloaded with `apt-get download` through an apt
-// configuration of our own under .cache/prebuild/apt (the system's lists
-// and dpkg status are neither read nor changed; only its Debian mirror's URI
-// is taken, as the VM runner does), then unpacked under .cache/prebuild/.
+// amd64 and arm64, downloaded with `apt-get download` through the VM
+// runner's private apt configuration (scripts/vm/kernels.mjs), here under
+// .cache/prebuild/apt: the system's lists and dpkg status are neither read
+// nor changed, only its Debian mirror's URI is taken. Unpacked under
+// .cache/prebuild/.
 // Debian has no C++ library built against musl, so the C++ side comes from
 // the glibc toolchain's headers and the addon links libstdc++.so.6 by name:
 // on Alpine that is Alpine's own libstdc++, which its Node links as well.
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import { Apt } from './vm/kernels.mjs'
 import { chooseMirror } from './vm/mirror.mjs'
 
 // musl 1.2.3 (bookworm) is older than any supported Alpine's (3.17 has
@@ -23,40 +25,6 @@ export const ARCHES = {
   arm64: { deb: 'arm64', musl: 'aarch64-linux-musl', gnu: 'aarch64-linux-gnu', loader: 'ld-musl-aarch64.so.1' },
 }
 
-function privateApt(dir, mirror) {
-  for (const sub of ['etc/sources.list.d', 'etc/preferences.d', 'etc/apt.conf.d', 'state/lists/partial', 'cache/archives/partial']) {
-    mkdirSync(join(dir, sub), { recursive: true })
-  }
-  const sources = `deb [signed-by=${mirror.signedBy ?? KEYRING}] ${mirror.uri} ${SUITE} main\n`
-  writeFileSync(join(dir, 'etc/sources.list'), sources)
-  if (!existsSync(join(dir, 'state/status'))) writeFileSync(join(dir, 'state/status'), '')
-  const conf = join(dir, 'apt.conf')
-  // Every Dir:: that would fall back to /etc/apt or /var/lib/apt points here.
-  writeFileSync(conf, [
-    `Dir::Etc "${join(dir, 'etc')}";`,
-    `Dir::Etc::sourcelist "${join(dir, 'etc/sources.list')}";`,
-    `Dir::Etc::sourceparts "${join(dir, 'etc/sources.list.d')}";`,
-    `Dir::Etc::parts "${join(dir, 'etc/apt.conf.d')}";`,
-    `Dir::Etc::preferencesparts "${join(dir, 'etc/preferences.d')}";`,
-    `Dir::State "${join(dir, 'state')}";`,
-    `Dir::State::status "${join(dir, 'state/status')}";`,
-    `Dir::Cache "${join(dir, 'cache')}";`,
-    `APT::Architecture "amd64";`,
-    `APT::Architectures { ${Object.values(ARCHES).map((a) => `"${a.deb}";`).join(' ')} };`,
-    'Acquire::Languages "none";',
-    'APT::Sandbox::User "root";',
-    '',
-  ].join('\n'))
-  const apt = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', env: { ...process.env, APT_CONFIG: conf }, stdio: ['ignore', 'pipe', 'inherit'], ...opts })
-  const stamp = join(dir, 'state/updated')
-  if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== sources) {
-    console.log(`apt-get update from ${mirror.uri} (private configuration in ${dir})`)
-    apt('apt-get', ['-q', 'update'], { stdio: ['ignore', 'ignore', 'inherit'] })
-    writeFileSync(stamp, sources)
-  }
-  return apt
-}
-
 /**
  * The unpacked musl sysroot for `arch` (x64 or arm64), fetched once:
  * { root, include, lib, crt, loader, version }. `lib` also holds the name the
@@ -69,11 +37,15 @@ export function muslSysroot(cacheDir, arch) {
   const done = join(root, '.complete')
   if (!existsSync(done)) {
     const debs = join(cacheDir, 'debs')
-    mkdirSync(debs, { recursive: true })
-    const apt = privateApt(join(cacheDir, 'apt'), chooseMirror())
+    const mirror = chooseMirror()
+    const apt = new Apt(cacheDir, mirror, {
+      sources: `deb [signed-by=${mirror.signedBy ?? KEYRING}] ${mirror.uri} ${SUITE} main\n`,
+      architectures: Object.values(ARCHES).map((x) => x.deb),
+    })
+    apt.prepare({ log: console.log })
     const wanted = PACKAGES.map((p) => `${p}:${a.deb}`)
     console.log(`apt-get download ${wanted.join(' ')}`)
-    apt('apt-get', ['-q', 'download', ...wanted], { cwd: debs, stdio: ['ignore', 'ignore', 'inherit'] })
+    apt.apt('apt-get', ['-q', 'download', ...wanted], { cwd: debs, stdio: ['ignore', 'ignore', 'inherit'] })
     rmSync(root, { recursive: true, force: true })
     for (const p of PACKAGES) {
       const deb = readdirSync(debs).find((f) => f.startsWith(`${p}_`) && f.endsWith(`_${a.deb}.deb`))

@@ -41,8 +41,11 @@ export function sourcesList(mirror) {
 }
 
 export class Apt {
-  constructor(cacheDir, mirror) {
+  /** `sources` and `architectures` default to the kernels'; the prebuilds' musl packages take others (scripts/prebuild-musl.mjs). */
+  constructor(cacheDir, mirror, { sources = sourcesList(mirror), architectures = ['amd64'] } = {}) {
     this.mirror = mirror
+    this.sources = sources
+    this.architectures = architectures
     this.dir = join(cacheDir, 'apt')
     this.debs = join(cacheDir, 'debs')
     this.conf = join(this.dir, 'apt.conf')
@@ -55,7 +58,7 @@ export class Apt {
       mkdirSync(join(d, sub), { recursive: true })
     }
     mkdirSync(this.debs, { recursive: true })
-    const sources = sourcesList(this.mirror)
+    const sources = this.sources
     writeFileSync(join(d, 'etc/sources.list'), sources)
     if (!existsSync(join(d, 'state/status'))) writeFileSync(join(d, 'state/status'), '')
     // Every Dir:: that would otherwise fall back to /etc/apt or /var/lib/apt is
@@ -72,7 +75,7 @@ export class Apt {
       `Dir::State::status "${join(d, 'state/status')}";`,
       `Dir::Cache "${join(d, 'cache')}";`,
       `APT::Architecture "amd64";`,
-      `APT::Architectures { "amd64"; };`,
+      `APT::Architectures { ${this.architectures.map((a) => `"${a}";`).join(' ')} };`,
       `Acquire::Languages "none";`,
       // The cache lives in the repo, which apt's _apt user may not be able to write.
       `APT::Sandbox::User "root";`,
@@ -83,7 +86,7 @@ export class Apt {
     const stamp = join(d, 'state/updated')
     const fresh = existsSync(stamp) && readFileSync(stamp, 'utf8') === sources && Date.now() - statSync(stamp).mtimeMs < 24 * 3600e3
     if (!fresh) {
-      log(`apt-get update from ${this.mirror.uri} (private configuration in .cache/vm/apt)`)
+      log(`apt-get update from ${this.mirror.uri} (private configuration in ${d})`)
       this.apt('apt-get', ['-q', 'update'], { stdio: ['ignore', 'ignore', 'inherit'] })
       writeFileSync(stamp, sources)
     }
