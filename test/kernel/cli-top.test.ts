@@ -3,7 +3,7 @@
 // own socket, a pane of fixed size: the screen read back with capture-pane,
 // keys sent with send-keys), and without one (--once, --json).
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -48,19 +48,35 @@ describe('bpfkit top in a terminal (tmux)', () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
-  /** A detached 100x30 session running `bpfkit top ARGS`; the pane stays after it exits, to read its exit status. */
-  function startTop(session: string, ...args: string[]): number {
-    const command = ['exec', process.execPath, cli, 'top', ...args].map((a) => `'${a}'`).join(' ')
+  /**
+   * A detached 100x30 session running `bpfkit top ARGS` under a shell that
+   * writes its exit status to a file when it ends (tmux's own pane_dead_status
+   * differs between versions). Returns top's pid (the shell's child).
+   */
+  async function startTop(session: string, ...args: string[]): Promise<number> {
+    const quote = (a: string) => `'${a}'`
+    const command = `${[process.execPath, cli, 'top', ...args].map(quote).join(' ')}; echo $? > ${quote(join(dir, `${session}.status`))}`
     tmux('-f', '/dev/null', 'new-session', '-d', '-s', session, '-x', '100', '-y', '30', command)
+    // The pane stays after the shell ends, to read the screen top left behind.
     tmux('set-option', '-t', session, 'remain-on-exit', 'on')
-    return Number(tmux('display', '-p', '-t', session, '#{pane_pid}').trim())
+    const shell = tmux('display', '-p', '-t', session, '#{pane_pid}').trim()
+    return until('top to start', () => {
+      try {
+        const children = readFileSync(`/proc/${shell}/task/${shell}/children`, 'utf8').trim()
+        return children === '' ? undefined : Number(children.split(' ')[0])
+      } catch {
+        return undefined
+      }
+    }, () => screen(session), 10_000 * SLOW)
   }
-  /** undefined while it runs; then its exit status, or the signal that ended it. */
-  const dead = (session: string) => {
-    const [isDead, status, signal] = tmux('display', '-p', '-t', session, '#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}').trim().split(':')
-    // tmux marks the pane dead when the terminal closes, and knows how the process ended once it reaped it.
-    if (isDead !== '1' || (status === '' && signal === '')) return undefined
-    return status !== '' ? Number(status) : `signal ${signal}`
+  /** undefined while top runs; then its exit status. */
+  const exited = (session: string) => {
+    try {
+      const s = readFileSync(join(dir, `${session}.status`), 'utf8')
+      return s.endsWith('\n') ? Number(s) : undefined
+    } catch {
+      return undefined
+    }
   }
 
   test('its program\'s row moves, keys change the sort, q quits and gives the terminal back; stats were held only meanwhile', async (ctx) => {
@@ -70,7 +86,7 @@ describe('bpfkit top in a terminal (tmux)', () => {
     const stop = keepRunning(busy)
     let pid: number
     try {
-      pid = startTop('keys', '--interval', '0.5')
+      pid = await startTop('keys', '--interval', '0.5')
       const show = () => screen('keys')
       // The first table comes after one interval; the busy program's row shows runs.
       const first = await until('the busy program running', () => {
@@ -106,7 +122,7 @@ describe('bpfkit top in a terminal (tmux)', () => {
       expect(lineIndex(byRuns, busy.id)).toBeLessThan(lineIndex(byRuns, idle.id))
 
       tmux('send-keys', '-t', 'keys', 'q')
-      expect(await until('top to exit', () => dead('keys'), show, 10_000 * SLOW)).toBe(0)
+      expect(await until('top to exit', () => exited('keys'), show, 10_000 * SLOW)).toBe(0)
     } finally {
       await stop()
     }
@@ -127,12 +143,12 @@ describe('bpfkit top in a terminal (tmux)', () => {
 
   test('Ctrl-C quits with status 0 too', async (ctx) => {
     if (tmuxMissing) ctx.skip(tmuxMissing)
-    const pid = startTop('ctrlc', '--interval', '0.2')
+    const pid = await startTop('ctrlc', '--interval', '0.2')
     const show = () => screen('ctrlc')
     await until('the first table', () => (/\*CPU%/.test(show()) ? true : undefined), show)
     expect(statsFdsOf(pid)).toHaveLength(1)
     tmux('send-keys', '-t', 'ctrlc', 'C-c')
-    expect(await until('top to exit', () => dead('ctrlc'), show, 10_000 * SLOW)).toBe(0)
+    expect(await until('top to exit', () => exited('ctrlc'), show, 10_000 * SLOW)).toBe(0)
     expect(existsSync(`/proc/${pid}`)).toBe(false)
   }, 60_000 * SLOW)
 })
