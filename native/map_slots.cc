@@ -289,9 +289,43 @@ napi_value RawNextKey(napi_env env, napi_callback_info cbinfo) {
                    "map_get_next_key", true);
 }
 
+// mapSlotNextKeys(slot, first, out, max) -> count: up to `max` GET_NEXT_KEY
+// steps in one call, from the slot's key (from the start when `first`), each
+// from the key before, into `out` back to back; fewer than `max` only at the
+// end of the map. One call per 64 keys instead of one per key saves a key
+// walk the crossing into native code and two copies per key: ~100 ns of a
+// ~1 µs step. An error after some keys returns those; the next call meets
+// it again.
+Napi::Value MapSlotNextKeys(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const MapSlot& s = SlotArg(info[0]);
+  const bool first = info[1].ToBoolean().Value();
+  Bytes out = BytesArg(info[2], "out");
+  const uint32_t max = U32Arg(info[3], "max");
+  if (s.keyless) ThrowType(env, "this map has no keys");
+  if (max == 0) ThrowRange(env, "max must be at least 1");
+  RequireLength(env, out, static_cast<uint64_t>(max) * s.meta.key_size, "out");
+  bpfattr::map_elem a{};
+  a.map_fd = s.fd;
+  const uint8_t* cursor = first ? nullptr : s.memory->key;
+  uint32_t n = 0;
+  for (; n < max; n++) {
+    uint8_t* next = out.data + static_cast<size_t>(n) * s.meta.key_size;
+    a.key = PtrToU64(cursor);
+    a.next_key = PtrToU64(next);
+    if (SysBpf(bpfattr::cmd::map_get_next_key, &a, BPFATTR_OFFSETOFEND(bpfattr::map_elem, next_key)) != 0) {
+      if (errno == ENOENT || n > 0) break;
+      ThrowBpfError(env, "map_get_next_key", errno);
+    }
+    cursor = next;
+  }
+  return Napi::Number::New(env, n);
+}
+
 }  // namespace
 
 void InitMapSlots(Napi::Env env, Napi::Object exports) {
+  exports.Set("mapSlotNextKeys", Napi::Function::New(env, MapSlotNextKeys, "mapSlotNextKeys"));
   exports.Set("mapSlotOpen", Napi::Function::New(env, MapSlotOpen, "mapSlotOpen"));
   exports.Set("mapSlotClose", Napi::Function::New(env, MapSlotClose, "mapSlotClose"));
   for (auto [name, fn] : {std::pair{"mapSlotLookup", RawLookup}, {"mapSlotUpdate", RawUpdate}, {"mapSlotDelete", RawDelete},

@@ -240,7 +240,7 @@ export class MapBatches<K, V> {
   private *rawEntries(andDelete: boolean): Generator<[Uint8Array, Uint8Array]> {
     const { fd, keySize, valueBytes, restartable } = this.map
     const out = new Uint8Array(valueBytes)
-    for (const k of walkKeys(fd, keySize, restartable, (b) => b.slice())) {
+    for (const k of walkKeys(fd, keySize, restartable, (b, _v, at) => b.slice(at, at + keySize))) {
       const found = andDelete ? native.mapLookupAndDeleteElem(fd, k, out) : native.mapLookupElem(fd, k, out)
       if (found) yield [k, out.slice()]
     }

@@ -23,7 +23,7 @@ export type { InnerMapTemplate, MapCreateOptions, ValueOf } from './spec.js'
 // every call made two generic property loads (the CommonJS re-export's
 // getter, then the addon's exports object, which V8 keeps in dictionary
 // mode): ~25-50 ns per call on the per-call rows of `npm run bench`.
-const { mapSlotLookup, mapSlotUpdate, mapSlotDelete, mapSlotNextKey, mapSlotLookupAndDelete } = native
+const { mapSlotLookup, mapSlotUpdate, mapSlotDelete, mapSlotNextKeys, mapSlotLookupAndDelete } = native
 export type { UpdateFlag } from './kinds.js'
 
 export interface MapOpenOptions {
@@ -50,7 +50,6 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
   readonly #kv: DataView
   readonly #v: Uint8Array
   readonly #vv: DataView
-  readonly #n: Uint8Array
   // Mappings and ring buffer readers borrow the fd: closed before it is.
   readonly #borrowers = new Set<{ close(): void }>()
   #ring: RingBuffer | undefined
@@ -78,7 +77,6 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     this.#kv = new DataView(slot.key)
     this.#v = new Uint8Array(slot.value)
     this.#vv = new DataView(slot.value)
-    this.#n = new Uint8Array(slot.next)
     const map = this
     this.#batches = new MapBatches<K, V>({
       get fd() { return map.fd },
@@ -243,7 +241,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    */
   keys(): Generator<K, void, undefined> {
     if (this.keySize === 0) throw new TypeError(`${this.type} maps have no keys`)
-    return walkKeys(this.fd, this.keySize, !isArrayLike(this.typeId), (b, v) => this.#key.read(b, v) as K, this.nextKey)
+    return walkKeys(this.fd, this.keySize, !isArrayLike(this.typeId), (b, v, at) => this.#key.read(b, v, at) as K, this.nextKeys)
   }
 
   /** Every [key, value]; a key deleted between the walk and its lookup is skipped. */
@@ -364,14 +362,13 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     super.close()
   }
 
-  // GET_NEXT_KEY through the slot: the cursor goes into the slot's key
-  // buffer just before the call (lookups in between may have used it).
-  private readonly nextKey = (cur: Uint8Array | null, out: Uint8Array): boolean => {
-    const n = this.keySize
-    if (cur !== null) copyBytes(cur, 0, this.#k, 0, n)
-    if (!mapSlotNextKey(this.#slot, cur === null)) return false
-    copyBytes(this.#n, 0, out, 0, n)
-    return true
+  // GET_NEXT_KEY steps through the slot, many per call: the cursor goes
+  // into the slot's key buffer just before the call (lookups in between may
+  // have used it), the kernel writes the keys straight into `out`.
+  private readonly nextKeys = (cur: Uint8Array | null, out: Uint8Array, max: number): number => {
+    if (this.#closed) throw closedError('map')
+    if (cur !== null) copyBytes(cur, 0, this.#k, 0, this.keySize)
+    return mapSlotNextKeys(this.#slot, cur === null, out, max)
   }
 
   private putKey(key: K): void {

@@ -264,6 +264,13 @@ export interface NativeAddon {
   mapSlotDelete(slot: number): boolean
   /** GET_NEXT_KEY from the slot's key (from the start when `first`) into its `next` buffer; false at the end. */
   mapSlotNextKey(slot: number, first: boolean): boolean
+  /**
+   * Up to `max` GET_NEXT_KEY steps in one call, from the slot's key (from the
+   * start when `first`), each from the key before, into `out` back to back
+   * (max × keySize bytes); the number written, fewer than `max` only at the
+   * end of the map.
+   */
+  mapSlotNextKeys(slot: number, first: boolean, out: Bytes, max: number): number
   mapSlotLookupAndDelete(slot: number, flags?: number | bigint): boolean
   /**
    * The batches through a slot: its dup and the sizes read when it opened,

@@ -75,3 +75,18 @@ test('deleting every other key as it is given keeps the walk linear', () => {
   expect(given).toBe(n)
   expect([...m.keys()].length).toBe(n / 2)
 })
+
+test('walks of keys over 6 bytes, across many chunks, see every key once', () => {
+  using m = BpfMap.create({ type: 'hash', key: 'u64', value: 'u8', maxEntries: 1000 })
+  for (let i = 0; i < 700; i++) m.set(BigInt(i) << 40n, 1)
+  const seen = [...m.keys()]
+  expect(seen.length).toBe(700)
+  expect(new Set(seen).size).toBe(700)
+  // Deleting every key as it is given: the walk still ends, each key once.
+  const given: bigint[] = []
+  for (const k of m.keys()) {
+    given.push(k)
+    m.delete(k)
+  }
+  expect(given.length).toBe(700)
+})

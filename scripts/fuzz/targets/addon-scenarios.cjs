@@ -25,6 +25,7 @@ const slotLifecycle = (rng) => {
       `await h.call('mapSlotLookupBatch', () => native.mapSlotLookupBatch(${slot}, ${rng.pick(['null', buffer(rng, 4)])}, ${buffer(rng, 4)}, ${buffer(rng, 64)}, ${buffer(rng, 128)}, ${count(rng)}, ${flags(rng)}, ${flags(rng)}))`,
       `await h.call('mapSlotLookupAndDeleteBatch', () => native.mapSlotLookupAndDeleteBatch(${slot}, null, ${buffer(rng, 4)}, ${buffer(rng, 64)}, ${buffer(rng, 128)}, ${count(rng)}))`,
       `await h.call('mapSlotUpdateBatch', () => native.mapSlotUpdateBatch(${slot}, ${buffer(rng, 64)}, ${buffer(rng, 128)}, ${count(rng)}, ${flags(rng)}, ${flags(rng)}))`,
+      `await h.call('mapSlotNextKeys', () => native.mapSlotNextKeys(${slot}, ${rng.pick(['true', 'false', '1', 'undefined'])}, ${buffer(rng, 64)}, ${count(rng)}))`,
       `await h.call('mapSlotDeleteBatch', () => native.mapSlotDeleteBatch(${slot}, ${buffer(rng, 64)}, ${count(rng)}))`,
       'h.closeNow(fd)',
       "await h.call('closeFd', () => native.closeFd(fd))",

@@ -17,7 +17,7 @@ exports.prelude = (root) => `const { native } = require(${JSON.stringify(path.jo
 exports.covers = (name) => Object.hasOwn(calls, name) || scenarioNames.includes(name)
 const scenarioNames = ['netnsCreate', 'withNetns', 'netkitCreate', 'tcClsactAdd', 'tcClsactDelete', 'tcFilterAdd', 'tcFilterDelete', 'tcFilterList', 'ifNameToIndex', 'ifIndexToName', 'perfbufOpen', 'perfbufConsume', 'perfbufPending', 'perfbufWait', 'perfbufCancel', 'perfbufClose', 'mapUnmap', 'ringbufConsume', 'ringbufPending', 'ringbufWait', 'ringbufCancel', 'ringbufClose', 'fdWaitCancel', 'fdWait',
   'mapSlotClose', 'mapSlotLookup', 'mapSlotUpdate', 'mapSlotDelete', 'mapSlotNextKey', 'mapSlotLookupAndDelete',
-  'mapSlotLookupBatch', 'mapSlotLookupAndDeleteBatch', 'mapSlotUpdateBatch', 'mapSlotDeleteBatch']
+  'mapSlotLookupBatch', 'mapSlotLookupAndDeleteBatch', 'mapSlotUpdateBatch', 'mapSlotDeleteBatch', 'mapSlotNextKeys']
 
 exports.warmUp = (h) => {
   // Lazily opened process-wide state (the addon itself, libuv's signal and
