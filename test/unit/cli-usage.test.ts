@@ -24,6 +24,8 @@ const commands: [string[], string, string[]][] = [
   [['delegate'], 'usage: bpfkit delegate --policy P.json', ['delegate', '--', 'true']],
   [['prog'], 'usage: bpfkit prog', ['prog', 'frob']],
   [['link'], 'usage: bpfkit link', ['link', 'frob']],
+  [['map'], 'usage: bpfkit map', ['map', 'frob']],
+  [['btf'], 'usage: bpfkit btf', ['btf', 'frob']],
   [['top'], 'usage: bpfkit [--broker SOCK] top', ['top', '--bogus']],
   [['--broker', S, 'list'], 'usage: bpfkit --broker SOCK list', ['--broker', S, 'list', 'maps', 'progs']],
   [['--broker', S, 'show'], 'usage: bpfkit --broker SOCK show', ['--broker', S, 'show', 'map']],
