@@ -195,15 +195,16 @@ uint64_t OptU64(const Napi::Object& o, const char* key, uint64_t def) {
 
 int OptFd(const Napi::Object& o, const char* key) { return OptFdArg(o.Get(key), key); }
 
-std::string OptString(const Napi::Object& o, const char* key, size_t max_len) {
-  Napi::Value v = o.Get(key);
+std::string OptStringArg(const Napi::Value& v, const char* name, size_t max_len) {
   if (IsAbsent(v)) return std::string();
-  if (!v.IsString()) ThrowType(o.Env(), std::string(key) + " must be a string");
+  if (!v.IsString()) ThrowType(v.Env(), std::string(name) + " must be a string");
   std::string s = v.As<Napi::String>().Utf8Value();
-  if (s.size() > max_len) ThrowRange(o.Env(), std::string(key) + " is longer than " + std::to_string(max_len) + " bytes");
-  if (s.find('\0') != std::string::npos) ThrowType(o.Env(), std::string(key) + " must not contain NUL");
+  if (s.size() > max_len) ThrowRange(v.Env(), std::string(name) + " is longer than " + std::to_string(max_len) + " bytes");
+  if (s.find('\0') != std::string::npos) ThrowType(v.Env(), std::string(name) + " must not contain NUL");
   return s;
 }
+
+std::string OptString(const Napi::Object& o, const char* key, size_t max_len) { return OptStringArg(o.Get(key), key, max_len); }
 
 void RequireLength(Napi::Env env, const Bytes& b, uint64_t need, const char* what) {
   if (b.length < need) {

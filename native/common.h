@@ -73,6 +73,8 @@ int DirFdArg(const Napi::Value& v, const char* name);
 uint32_t OptU32(const Napi::Object& o, const char* key, uint32_t def = 0);
 uint64_t OptU64(const Napi::Object& o, const char* key, uint64_t def = 0);
 int OptFd(const Napi::Object& o, const char* key);
+// An optional string of at most max_len bytes without NUL ("" when absent).
+std::string OptStringArg(const Napi::Value& v, const char* name, size_t max_len);
 std::string OptString(const Napi::Object& o, const char* key, size_t max_len);
 
 [[noreturn]] void ThrowRange(Napi::Env env, const std::string& msg);

@@ -145,15 +145,6 @@ ProgLoadArgs ReadProgLoadArgs(Napi::Env env, napi_value o) {
 
 uint32_t U32Or0(const Napi::Value& v, const char* name) { return IsAbsent(v) ? 0 : U32Arg(v, name); }
 
-std::string StringOrEmpty(const Napi::Value& v, const char* name, size_t max_len) {
-  if (IsAbsent(v)) return std::string();
-  if (!v.IsString()) ThrowType(v.Env(), std::string(name) + " must be a string");
-  std::string s = v.As<Napi::String>().Utf8Value();
-  if (s.size() > max_len) ThrowRange(v.Env(), std::string(name) + " is longer than " + std::to_string(max_len) + " bytes");
-  if (s.find('\0') != std::string::npos) ThrowType(v.Env(), std::string(name) + " must not contain NUL");
-  return s;
-}
-
 std::unique_ptr<ProgLoadReq> ParseProgLoad(const Napi::CallbackInfo& info, bool hold_fds) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) ThrowType(env, "prog_load: attributes must be an object");
@@ -168,8 +159,8 @@ std::unique_ptr<ProgLoadReq> ParseProgLoad(const Napi::CallbackInfo& info, bool 
                         std::to_string(r->insns.size()));
   }
   if (r->insns.size() / 8 > UINT32_MAX) ThrowRange(env, "too many instructions");
-  r->license = StringOrEmpty(o.license, "license", 128);
-  std::string name = StringOrEmpty(o.name, "name", sizeof(a.prog_name) - 1);
+  r->license = OptStringArg(o.license, "license", 128);
+  std::string name = OptStringArg(o.name, "name", sizeof(a.prog_name) - 1);
   memcpy(a.prog_name, name.data(), name.size());
   r->log_level = U32Or0(o.log_level, "logLevel");
   r->log_size = LogSizeValue(o.log_size);
