@@ -187,7 +187,7 @@ class CDumper {
         const params: string[] = []
         for (let i = 0; i < t.vlen; i++) {
           const p = t.extra[2 * i + 1]
-          params.push(p === 0 && i === t.vlen - 1 ? '...' : this.decl(p, '', lvl))
+          params.push(p === 0 && i === t.vlen - 1 ? '...' : this.decl(p, this.btf.string(t.extra[2 * i]), lvl))
         }
         return this.decl(t.sizeOrType, `${wrap(inner)}(${params.length ? params.join(', ') : 'void'})`, lvl)
       }

@@ -73,7 +73,9 @@ export function rawTypeText(btf: BtfReader, j: Record<string, unknown>): string 
         const v = btf.type(e.type_id as number)
         s += `\n\ttype_id=${e.type_id} offset=${e.offset} size=${e.size} (${v.kind} '${v.name}')`
       } else {
-        const rest = Object.entries(e).filter(([key]) => key !== 'name').map(([key, v]) => `${key}=${v}`).join(' ')
+        // 64-bit enumerators carry their C suffix in bpftool's text.
+        const suffix = k === 'values' && j.kind === 'ENUM64' ? (j.encoding === 'SIGNED' ? 'LL' : 'ULL') : ''
+        const rest = Object.entries(e).filter(([key]) => key !== 'name').map(([key, v]) => `${key}=${v}${suffix}`).join(' ')
         s += `\n\t'${e.name}' ${rest}`
       }
     }

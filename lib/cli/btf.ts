@@ -102,7 +102,7 @@ function btfDump(args: string[], out: Out): number {
   if (positionals.length === 2 && positionals[0] !== 'file') throw new UsageError(`btf dump: expected BTF or 'file PATH', got '${positionals.join(' ')}'`, usage)
   const btf = positionals.length === 2 ? readBtfFile(positionals[1]) : loadedBtf(positionals[0])
   if (format === 'c') {
-    out(btfToC(btf, { header: true }))
+    out(btfToC(btf, { header: true }).replace(/\n$/, ''))
     return 0
   }
   const types = function* () {
