@@ -13,7 +13,7 @@ import { parseCommand, toJson, UsageError, type Out } from './args.js'
 import { checkPrograms, formatViolations } from './policy.js'
 
 export const loadUsage = `usage: bpfkit load OBJ.bpf.o [--pin DIR] [--attach [--cgroup DIR] [--xdp IF] [--tc IF] [--netns PATH]]
-                   [--program NAME]... [--policy P.json] [--json]
+                   [--program NAME]... [--set VAR=VALUE]... [--policy P.json] [--json]
   load a clang-built object's maps and programs (libbpf conventions, CO-RE against this kernel)
   --pin DIR        pin them under DIR (a bpffs directory; made if missing): DIR/maps/NAME, DIR/progs/NAME,
                    DIR/links/NAME. Without it they are released when bpfkit exits: a check that the object loads.
@@ -23,6 +23,7 @@ export const loadUsage = `usage: bpfkit load OBJ.bpf.o [--pin DIR] [--attach [--
                    where the programs go whose section cannot name it (cgroup_skb/, sockops, xdp, tc/, tcx/,
                    sk_lookup, flow_dissector); without one they are left unattached, and the output says why
   --program NAME   load (and attach) only these programs (repeat it)
+  --set VAR=VALUE  set a global of the object before it loads (const volatile ones too); VALUE as JSON (repeat it)
   --policy P.json  check each program against this capability policy first; a violation is exit 1, nothing loaded`
 
 const options = {
@@ -33,6 +34,7 @@ const options = {
   tc: { type: 'string' },
   netns: { type: 'string' },
   program: { type: 'string', multiple: true },
+  set: { type: 'string', multiple: true },
   policy: { type: 'string' },
   json: { type: 'boolean' },
 } as const
@@ -44,6 +46,8 @@ export interface LoadCommand {
   attach: boolean
   targets: AttachTargets
   programs?: string[]
+  /** Globals to set before the load: name, and the value as written. */
+  set: [string, string][]
   policy?: string
   json: boolean
 }
@@ -57,7 +61,12 @@ export function parseLoadArgs(args: readonly string[]): LoadCommand {
   if (values.attach && values.pin === undefined) {
     throw new UsageError('load: --attach needs --pin DIR: the links would be detached when bpfkit exits, a moment after attaching', loadUsage)
   }
-  const c: LoadCommand = { path, attach: values.attach === true, targets, json: values.json === true }
+  const set = (values.set ?? []).map((a): [string, string] => {
+    const eq = a.indexOf('=')
+    if (eq <= 0) throw new UsageError(`load: --set takes VAR=VALUE, got '${a}'`, loadUsage)
+    return [a.slice(0, eq), a.slice(eq + 1)]
+  })
+  const c: LoadCommand = { path, attach: values.attach === true, targets, set, json: values.json === true }
   if (values.pin !== undefined) c.pin = values.pin
   if (values.program !== undefined) c.programs = values.program
   if (values.policy !== undefined) c.policy = values.policy
@@ -73,6 +82,7 @@ export async function runLoad(args: readonly string[], out: Out, err: Out = (s) 
   const spec = CollectionSpec.fromFile(c.path)
   const names = c.programs ?? Object.keys(spec.programs)
   for (const n of names) if (!Object.hasOwn(spec.programs, n)) throw new UsageError(`load: ${basename(c.path)} has no program '${n}' (it has ${Object.keys(spec.programs).join(', ') || 'none'})`, loadUsage)
+  for (const [name, text] of c.set) setVariable(spec, name, text)
   if (c.policy !== undefined) {
     const found = checkPrograms(spec, Policy.fromFile(c.policy), names)
     if (Object.values(found).some((v) => v.length > 0)) {
@@ -93,6 +103,19 @@ export async function runLoad(args: readonly string[], out: Out, err: Out = (s) 
     // Pinned objects live on in bpffs; this process's fds go.
     links?.close()
     coll.close()
+  }
+}
+
+// VALUE as JSON (a number, a string, an object for a struct), or a 64-bit
+// integer in any form BigInt reads where the variable holds one.
+function setVariable(spec: CollectionSpec, name: string, text: string): void {
+  const variables = spec.variables as Record<string, CollectionSpec['variables'][string]>
+  if (!Object.hasOwn(variables, name)) throw new UsageError(`load: --set ${name}: the object has no global '${name}' (it has ${Object.keys(variables).join(', ') || 'none'})`, loadUsage)
+  const v = variables[name]
+  try {
+    v.set(typeof v.get() === 'bigint' ? BigInt(text) : JSON.parse(text))
+  } catch (e) {
+    throw new UsageError(`load: --set ${name}=${text}: ${(e as Error).message}`, loadUsage)
   }
 }
 

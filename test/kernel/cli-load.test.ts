@@ -3,7 +3,7 @@
 // counting its packets there), refused by a policy with nothing loaded, and
 // left with nothing behind when an attach fails.
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
@@ -62,12 +62,13 @@ describe('bpfkit load', () => {
     expect(tool.json('map', 'show', 'pinned', join(pin, 'maps', 'counts'))).toMatchObject({ id: map.id, name: 'counts', type: 'array' })
   })
 
-  test('--attach --cgroup: programs attached by section and to the cgroup, links pinned; the cgroup\'s packets are counted', () => {
+  test('--attach --cgroup --set: programs attached by section and to the cgroup, links pinned; the test\'s syscalls and the cgroup\'s packets are counted', () => {
     using fs = privateBpffs()
     using cg = childCgroup()
     const pin = join(fs.path, 'auto')
-    // on_enter counts only for target_tgid, 0 here: no process, so it attaches system-wide yet acts on nothing.
-    const r = bpfkit(attachAuto, '--pin', pin, '--attach', '--cgroup', cg.path, '--program', 'on_enter', '--program', 'on_egress', '--program', 'on_xdp', '--json')
+    // on_enter attaches system-wide, and counts only this test's own syscalls (target_tgid).
+    const r = bpfkit(attachAuto, '--pin', pin, '--attach', '--cgroup', cg.path, '--program', 'on_enter', '--program', 'on_egress', '--program', 'on_xdp',
+      '--set', `target_tgid=${process.pid}`, '--json')
     expect(r.status, r.stderr).toBe(0)
     const loaded = JSON.parse(r.stdout)
     expect(Object.keys(loaded.links).sort()).toEqual(['on_egress', 'on_enter'])
@@ -77,7 +78,11 @@ describe('bpfkit load', () => {
     const sent = spawnSync(process.execPath, [tenantFixture('cgroup-sender')], { env: { ...process.env, CG: cg.path }, encoding: 'utf8', timeout: 20_000 })
     expect(sent.status, sent.stderr).toBe(0)
     using hits = BpfMap.fromPin(join(pin, 'maps', 'hits'))
-    expect(hits.lookup(new Uint8Array(new Uint32Array([1]).buffer))).not.toEqual(new Uint8Array(8))
+    const slot = (n: number) => new DataView(hits.lookup(new Uint8Array(new Uint32Array([n]).buffer))!.buffer).getBigUint64(0, true)
+    expect(slot(1)).toBeGreaterThan(0n)
+    const enters = slot(0)
+    closeSync(openSync('/dev/null', 'r'))
+    expect(slot(0)).toBeGreaterThan(enters)
     // The links end with their pins (the bpffs goes at the end of the test).
     rmSync(join(pin, 'links'), { recursive: true })
     expect(linkIds().has(loaded.links.on_egress.id)).toBe(false)
@@ -126,6 +131,9 @@ describe('bpfkit load', () => {
       [[counter, '--program', 'nope'], /counter\.bpf\.o has no program 'nope' \(it has count_packets\)/],
       [[counter, '--pin'], /--pin needs a value/],
       [[counter, '--bogus'], /unknown option '--bogus'/],
+      [[attachAuto, '--set', 'nope=1'], /--set nope: the object has no global 'nope' \(it has target_tgid\)/],
+      [[attachAuto, '--set', 'target_tgid'], /--set takes VAR=VALUE, got 'target_tgid'/],
+      [[attachAuto, '--set', 'target_tgid=abc'], /--set target_tgid=abc: /],
     ]
     for (const [args, message] of bad) {
       const r = bpfkit(...args)
