@@ -10,6 +10,8 @@
 //   --broker SOCK load OBJ.o [--json]
 //   --broker SOCK attach PROG_ID ATTACH_TYPE (--cgroup REL | --xdp IF | --tcx IF | --netkit IF) [--json]
 //   --broker SOCK pin KIND ID NAME | unpin NAME | release KIND ID
+//   --broker SOCK dump map|prog ID [--json]   (broker-dump.ts)
+//   --broker SOCK top [...]                    (top.ts: the tenant's programs, statistics on through the broker)
 //   list --by-tenant [--broker SOCK] [progs|maps|links|btf] [--json]   (the admin: every object with its owner)
 // Parsing and formatting are pure functions (test/unit/cli-broker.test.ts).
 import { rmdirSync, rmSync } from 'node:fs'
@@ -25,6 +27,8 @@ import { unixSocketListening } from '../ipc/index.js'
 import type { BtfInfo, LinkInfo, MapInfo, ProgramInfo } from '../sys/index.js'
 import { parseCommand, toJson, UsageError } from './args.js'
 import { formatters, kinds as listKinds, type Columns, type Kind as ListKind } from './list.js'
+import { dumpThroughBroker, dumpUsage } from './broker-dump.js'
+import { brokerSource, parseTopArgs, runTopOn, topUsage, type TopCommand } from './top.js'
 
 type Out = (s: string) => void
 
@@ -32,7 +36,7 @@ type Out = (s: string) => void
 export const defaultBrokerSocket = '/run/bpfkit/broker.sock'
 
 /** The commands that go through the broker when one is named. */
-export const brokerCommands = ['list', 'show', 'load', 'attach', 'pin', 'unpin', 'release'] as const
+export const brokerCommands = ['list', 'show', 'load', 'attach', 'pin', 'unpin', 'release', 'dump', 'top'] as const
 export type BrokerCommandName = (typeof brokerCommands)[number]
 
 export type AttachTarget = { cgroup: string } | { ifname: string; netdev: 'xdp' | 'tcx' | 'netkit' }
@@ -45,6 +49,8 @@ export type BrokerCommand =
   | { cmd: 'pin'; socket: string; kind: Kind; id: number; name: string }
   | { cmd: 'unpin'; socket: string; name: string }
   | { cmd: 'release'; socket: string; kind: Kind; id: number }
+  | { cmd: 'dump'; socket: string; kind: 'map' | 'prog'; id: number; json: boolean }
+  | { cmd: 'top'; socket: string; top: TopCommand }
 
 export interface DaemonCommand {
   /** 'run': the daemon; 'gc': drop the records and pins of tenants the config no longer has. */
@@ -131,6 +137,8 @@ export const brokerUsage: Record<BrokerCommandName, string> = {
   pin: 'usage: bpfkit --broker SOCK pin KIND ID NAME\n  pin under the caller\'s own bpffs prefix',
   unpin: 'usage: bpfkit --broker SOCK unpin NAME\n  remove such a pin',
   release: 'usage: bpfkit --broker SOCK release KIND ID\n  drop what the broker keeps for it (the object lives while fds hold it)',
+  dump: dumpUsage,
+  top: topUsage,
 }
 
 /** A broker command line (the command and its arguments, --broker already taken out). Errors: UsageError. */
@@ -178,6 +186,15 @@ export function parseBrokerArgs(cmd: string, args: readonly string[], socket: st
       const { positionals: [kind, id] } = parseCommand({ name, usage, options: {}, positionals: [2, 2], names: ['KIND', 'ID'] }, args)
       return { cmd: name, socket, kind: kindOf(name, kind), id: idOf(name, 'ID', id) }
     }
+    case 'dump': {
+      const { values, positionals: [kind, id] } = parseCommand({ name, usage, options: { ...json, xlated: { type: 'boolean' } }, positionals: [2, 2], names: ['map|prog', 'ID'] }, args)
+      const k = kindOf(name, kind)
+      if (k !== 'map' && k !== 'prog') throw new UsageError(`dump: maps and programs are dumped; for a ${k}, use show`, usage)
+      if (values.xlated && k !== 'prog') throw new UsageError('dump: --xlated is for programs', usage)
+      return { cmd: name, socket, kind: k, id: idOf(name, 'ID', id), json: values.json === true }
+    }
+    case 'top':
+      return { cmd: name, socket, top: parseTopArgs(args) }
   }
 }
 
@@ -379,6 +396,12 @@ async function run(client: BrokerClient, c: BrokerCommand, out: Out): Promise<vo
     case 'release':
       await client.release(c.kind, c.id)
       out(`released ${c.kind} ${c.id}`)
+      return
+    case 'dump':
+      await dumpThroughBroker(client, c.kind, c.id, c.json, out)
+      return
+    case 'top':
+      await runTopOn(await brokerSource(client), c.top, out)
       return
   }
 }

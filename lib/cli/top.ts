@@ -9,7 +9,7 @@
 // --once/--count) it prints tables one after another; --json streams one
 // JSON sample per line.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BrokerClient } from '../broker/client.js'
+import type { BrokerClient } from '../broker/client.js'
 import type { ObjectView } from '../broker/protocol.js'
 import { enableStats } from '../prog/program.js'
 import * as ids from '../sys/ids.js'
@@ -115,16 +115,10 @@ function countersOfView(v: ObjectView): ProgCounters {
 
 /**
  * The tenant's own programs through the broker (the admin's: every one),
- * statistics on for as long as this connection lives.
+ * statistics on for as long as this connection lives: close() closes it.
  */
-export async function brokerSource(socket: string): Promise<TopSource> {
-  const client = await BrokerClient.connect(socket)
-  try {
-    await client.enableStats()
-  } catch (e) {
-    client.close()
-    throw e
-  }
+export async function brokerSource(client: BrokerClient): Promise<TopSource> {
+  await client.enableStats()
   return {
     scope: client.admin ? 'admin, every program' : `tenant ${client.tenant}`,
     sample: async () => {
@@ -260,9 +254,7 @@ class Screen {
   }
 }
 
-/** `bpfkit top ...` on the host, or through the broker at `broker`. */
-export async function runTop(args: readonly string[], out: Out, broker?: string): Promise<number> {
-  const c = parseTopArgs(args)
-  const source = broker === undefined ? hostSource() : await brokerSource(broker)
-  return runTopOn(source, c, out)
+/** `bpfkit top ...` on the host (through the broker: lib/cli/broker.ts). */
+export async function runTop(args: readonly string[], out: Out): Promise<number> {
+  return runTopOn(hostSource(), parseTopArgs(args), out)
 }

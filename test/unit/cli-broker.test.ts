@@ -59,7 +59,7 @@ describe('the global --broker option', () => {
     for (const cmd of ['show', 'load', 'attach', 'pin', 'unpin', 'release']) expect(brokerSocketFor(cmd, [], undefined, { BPFKIT_BROKER: S })).toBe(S)
     // The variable does not capture the other commands; the option is an error there.
     expect(brokerSocketFor('guard', ['status'], undefined, { BPFKIT_BROKER: S })).toBeUndefined()
-    expect(() => brokerSocketFor('guard', ['status'], S, {})).toThrow(/--broker applies to list, show, load, attach, pin, unpin, release; not to 'guard'/)
+    expect(() => brokerSocketFor('guard', ['status'], S, {})).toThrow(/--broker applies to list, show, load, attach, pin, unpin, release, dump, top; not to 'guard'/)
     expect(() => brokerSocketFor(undefined, [], S, {})).toThrow(/not to nothing/)
   })
 })
@@ -79,6 +79,9 @@ describe('parseBrokerArgs', () => {
     expect(parseBrokerArgs('pin', ['link', '9', 'my-link'], S)).toEqual({ cmd: 'pin', socket: S, kind: 'link', id: 9, name: 'my-link' })
     expect(parseBrokerArgs('unpin', ['my-link'], S)).toEqual({ cmd: 'unpin', socket: S, name: 'my-link' })
     expect(parseBrokerArgs('release', ['btf', '3'], S)).toEqual({ cmd: 'release', socket: S, kind: 'btf', id: 3 })
+    expect(parseBrokerArgs('dump', ['prog', '5', '--xlated', '--json'], S)).toEqual({ cmd: 'dump', socket: S, kind: 'prog', id: 5, json: true })
+    expect(parseBrokerArgs('dump', ['maps', '6'], S)).toEqual({ cmd: 'dump', socket: S, kind: 'map', id: 6, json: false })
+    expect(parseBrokerArgs('top', ['--once', '--sort', 'name'], S)).toEqual({ cmd: 'top', socket: S, top: { intervalMs: 1000, sort: 'name', count: 1, json: false } })
   })
 
   test('load and attach: one target family each', () => {
@@ -120,7 +123,7 @@ describe('parseBrokerArgs', () => {
     ['pin', ['map', '3'], /pin: expected KIND ID NAME, missing NAME/],
     ['unpin', [], /unpin: expected NAME, missing NAME/],
     ['release', ['map'], /release: expected KIND ID, missing ID/],
-    ['frob', [], /--broker: expected one of list, show, load, attach, pin, unpin, release, got 'frob'/],
+    ['frob', [], /--broker: expected one of list, show, load, attach, pin, unpin, release, dump, top, got 'frob'/],
   ]
   test.each(bad)('%s %j is a usage error', (cmd, args, message) => {
     expect(() => parseBrokerArgs(cmd, args, S)).toThrow(UsageError)
