@@ -49,6 +49,8 @@ const usage = `usage: bpfkit [--broker SOCK] <command>
                                          attach to a cgroup below its own, or a device in its network namespace
   pin KIND ID NAME | unpin NAME          pin under its own bpffs prefix, or remove such a pin
   release KIND ID                        drop what the broker keeps for it (the object lives while fds hold it)
+  dump map|prog ID [--json]              one of its maps entry by entry, or one of its programs' translated instructions
+  top [...]                              top over its own programs (its policy must list the enable_stats command)
 `
 
 /**
