@@ -13,7 +13,7 @@ import { walkInfo, walkOpen } from '../sys/open-object.js'
 import { parseCommand, subcommand, toJson, UsageError, type Out } from './args.js'
 import { formatBtf } from './list.js'
 import { jsonText } from './map-text.js'
-import { openNamed } from './names.js'
+import { openNamed, withNamed } from './names.js'
 import { withProgress } from './progress.js'
 import { rawTypeJson, rawTypeText } from './btf-raw.js'
 
@@ -81,13 +81,7 @@ function btfList(args: string[], out: Out): number {
 
 function btfShow(args: string[], out: Out): number {
   const { values, positionals: [name] } = parseCommand({ name: 'btf show', usage: sub('show BTF [--json]'), options: json, positionals: [1, 1] }, args)
-  const { fd } = openNamed('btf', name)
-  let info: BtfInfo
-  try {
-    info = btfInfoByFd(fd.fd)
-  } finally {
-    fd.close()
-  }
+  const info = withNamed('btf', name, btfInfoByFd)
   const j = btfJson(info, users())
   out(values.json ? toJson(j) : showText(info, j))
   return 0

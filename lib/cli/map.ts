@@ -13,7 +13,7 @@ import { memlockOf, walkOpen } from '../sys/open-object.js'
 import { parseCommand, subcommand, toJson, UsageError, type Out } from './args.js'
 import { formatMap } from './list.js'
 import { hexJson, jsonText, SideText } from './map-text.js'
-import { openNamed } from './names.js'
+import { openNamed, withNamed } from './names.js'
 import { Progress, withProgress } from './progress.js'
 
 export const mapUsage = `usage: bpfkit map <command>
@@ -88,15 +88,12 @@ function mapList(args: string[], out: Out): number {
 
 function mapShow(args: string[], out: Out): number {
   const { values, positionals: [name] } = parseCommand({ name: 'map show', usage: sub('show MAP [--json]'), options: json, positionals: [1, 1] }, args)
-  const { fd } = openNamed('map', name)
-  try {
-    const info = mapInfoByFd(fd.fd)
-    const j = mapJson(info, fd.fd)
+  return withNamed('map', name, (fd) => {
+    const info = mapInfoByFd(fd)
+    const j = mapJson(info, fd)
     out(values.json ? toJson(j) : showText(info, j))
     return 0
-  } finally {
-    fd.close()
-  }
+  })
 }
 
 /** An open map with its keys' and values' text forms (also what `bpfkit --broker SOCK dump map` prints through). */
@@ -298,12 +295,9 @@ function mapDelete(args: string[], out: Out): number {
 
 function mapPin(args: string[], out: Out): number {
   const { positionals: [name, path] } = parseCommand({ name: 'map pin', usage: sub('pin MAP PATH'), options: {}, positionals: [2, 2] }, args)
-  const { fd, id } = openNamed('map', name)
-  try {
-    native.objPin(fd.fd, path)
+  return withNamed('map', name, (fd, id) => {
+    native.objPin(fd, path)
     out(`pinned map ${id} at ${path}`)
     return 0
-  } finally {
-    fd.close()
-  }
+  })
 }

@@ -11,23 +11,11 @@ import { BpfMap, Btf, BtfBuilder } from '../../lib/index.js'
 import * as features from '../../lib/features/index.js'
 import { repoRoot } from './helpers/raw.js'
 import { bpftool } from './helpers/bpftool.js'
+import { bpfkit, bpfkitJson as json, bpfkitOut as ok } from './helpers/cli-binary.js'
 
-const cli = join(repoRoot, 'dist/cli/main.js')
 const scratch = mkdtempSync(join(tmpdir(), 'bpfkit-cli-btf-'))
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 
-function bpfkit(...args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', maxBuffer: 1 << 30 })
-}
-
-function ok(...args: string[]): string {
-  const r = bpfkit(...args)
-  if (r.status !== 0) throw new Error(`bpfkit ${args.join(' ')}: exit ${r.status}: ${r.stderr}`)
-  expect(r.stderr).toBe('')
-  return r.stdout
-}
-
-const json = (...args: string[]): any => JSON.parse(ok(...args, '--json'))
 const theirs = (...args: string[]) => spawnSync('bpftool', args, { encoding: 'utf8', maxBuffer: 1 << 30 }).stdout
 
 /** BTF with a struct (bitfields, a pointer to itself), an enum, a typedef and a function prototype; a map uses it. */

@@ -2,29 +2,14 @@
 // values through BTF (JSON) and as hex, per-CPU values, update flags, pins on
 // a private bpffs; --json compared with bpftool's; usage errors exit 2,
 // failures exit 1, and a refused command leaves the map as it was.
-import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { BpfMap, Btf, BtfBuilder } from '../../lib/index.js'
-import { repoRoot } from './helpers/raw.js'
 import { privateBpffs } from './helpers/scratch.js'
 import { bpftool } from './helpers/bpftool.js'
+import { bpfkit, bpfkitJson as json, bpfkitOut as ok } from './helpers/cli-binary.js'
 
-const cli = join(repoRoot, 'dist/cli/main.js')
 
-function bpfkit(...args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' })
-}
-
-function ok(...args: string[]): string {
-  const r = bpfkit(...args)
-  if (r.status !== 0) throw new Error(`bpfkit ${args.join(' ')}: exit ${r.status}: ${r.stderr}`)
-  // Nothing on stderr: no progress noise when it is not a terminal.
-  expect(r.stderr).toBe('')
-  return r.stdout
-}
-
-const json = (...args: string[]): any => JSON.parse(ok(...args, '--json'))
 
 // Unique per run, so names never match another process's maps.
 const tag = (process.pid % 100000).toString(36)
