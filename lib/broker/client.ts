@@ -418,7 +418,7 @@ export class BrokerClient {
    * Turns the kernel's run-time statistics (BPF_ENABLE_STATS: programs'
    * runTimeNs and runCount) on for as long as this connection lives; the
    * broker releases them when it closes. Host-wide, so the tenant's policy
-   * must list the 'enable_stats' command (else EPERM, rule 'cmds'). Resolves
+   * must list the 'enable_stats' command (else EPERM, rule 'delegate_cmds'). Resolves
    * true when this connection had them on already.
    */
   async enableStats(): Promise<boolean> {

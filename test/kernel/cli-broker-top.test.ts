@@ -85,7 +85,7 @@ describe('bpfkit --broker: top and dump as a tenant', () => {
     const refused = await runBinary(['--broker', B, 'top', '--once'])
     expect(refused.code).toBe(1)
     expect(refused.out).toBe('')
-    expect(refused.err).toMatch(/^bpfkit: broker refused top: EPERM \(cmds\): .*enable_stats/)
+    expect(refused.err).toMatch(/^bpfkit: broker refused top: EPERM \(delegate_cmds\): policy does not delegate command .enable_stats./)
     expect(tb.broker.stats().statsEnabled).toBe(0)
   }, 90_000 * SLOW)
 
