@@ -4,7 +4,7 @@
 // failures exit 1, and a refused command leaves the map as it was.
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
-import { BpfMap, Btf, BtfBuilder } from '../../lib/index.js'
+import { asm, BpfMap, BpfProgram, Btf, BtfBuilder } from '../../lib/index.js'
 import { privateBpffs } from './helpers/scratch.js'
 import { bpftool } from './helpers/bpftool.js'
 import { bpfkit, bpfkitJson as json, bpfkitOut as ok } from './helpers/cli-binary.js'
@@ -178,6 +178,18 @@ describe('bpfkit map show / list / pin', () => {
     const r = bpfkit('map', 'show', `no_such_${tag}`)
     expect(r.status).toBe(1)
     expect(r.stderr).toMatch(/no map named/)
+  })
+
+  test('a prog_array is updated with a program named, and reads back its ID', async () => {
+    using arr = BpfMap.create({ type: 'prog_array', keySize: 4, valueSize: 4, maxEntries: 2, name: `cma_${tag}` })
+    using prog = await BpfProgram.load({ type: 'socket_filter', name: `cmprog_${tag}`, license: 'GPL', insns: [asm.mov64Imm(asm.R0, 0), asm.exit()] })
+    ok('map', 'update', String(arr.id), '01 00 00 00', `cmprog_${tag}`)
+    const id = prog.info().id
+    const hex = Array.from(new Uint8Array(new Uint32Array([id]).buffer), (b) => b.toString(16).padStart(2, '0')).join(' ')
+    expect(ok('map', 'lookup', String(arr.id), '01 00 00 00')).toBe(`key: 01 00 00 00  value: ${hex}\n`)
+    const r = bpfkit('map', 'update', String(arr.id), '00 00 00 00', `no_prog_${tag}`)
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/no program named/)
   })
 
   test('a queue has no keys: lookup is a clear failure', () => {
