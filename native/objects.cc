@@ -192,6 +192,78 @@ Napi::Value MapGetFdById(const Napi::CallbackInfo& i) { return GetFdById(i, bpfa
 Napi::Value LinkGetFdById(const Napi::CallbackInfo& i) { return GetFdById(i, bpfattr::cmd::link_get_fd_by_id, "link_get_fd_by_id", false); }
 Napi::Value BtfGetFdById(const Napi::CallbackInfo& i) { return GetFdById(i, bpfattr::cmd::btf_get_fd_by_id, "btf_get_fd_by_id", true); }
 
+// objNextInfo(kind, startId, info, mapIds?) -> the next object's id, or 0 at
+// the end: an ID walk's step in one call (GET_NEXT_ID, GET_FD_BY_ID, the
+// info into `info`, zeroed first, and for programs their map IDs into
+// `mapIds` when they fit; then close), as `bpftool prog show` loops in C.
+// kind: 0 programs, 1 maps (BTF and links need their fd for more than the
+// info: their walks stay in JavaScript). Four calls from JavaScript per object
+// cost ~400 ns beside ~4.3 µs of syscalls. Objects freed between the calls
+// are skipped. The caller compares the info's nr_map_ids with mapIds.length
+// and asks again from id - 1 with a bigger array when they did not fit.
+Napi::Value ObjNextInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  static constexpr struct {
+    unsigned next, by_id;
+    const char *next_name, *by_id_name;
+  } kKinds[] = {
+      {bpfattr::cmd::prog_get_next_id, bpfattr::cmd::prog_get_fd_by_id, "prog_get_next_id", "prog_get_fd_by_id"},
+      {bpfattr::cmd::map_get_next_id, bpfattr::cmd::map_get_fd_by_id, "map_get_next_id", "map_get_fd_by_id"},
+  };
+  const uint32_t kind = U32Arg(info[0], "kind");
+  if (kind >= sizeof(kKinds) / sizeof(kKinds[0])) ThrowRange(env, "kind must be 0 (programs) or 1 (maps)");
+  uint32_t id = U32Arg(info[1], "startId");
+  Bytes out = BytesArg(info[2], "info");
+  if (out.length == 0 || out.length > UINT32_MAX) ThrowRange(env, "info buffer must not be empty");
+  uint32_t* map_ids = nullptr;
+  uint32_t map_cap = 0;
+  if (kind == 0 && !IsAbsent(info[3])) {
+    if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+      ThrowType(env, "map ids output must be a Uint32Array");
+    }
+    auto ids = info[3].As<Napi::Uint32Array>();
+    map_ids = ids.Data();
+    map_cap = static_cast<uint32_t>(ids.ElementLength());
+  }
+  const auto& k = kKinds[kind];
+  for (;;) {
+    bpfattr::get_id a{};
+    a.start_id = id;
+    if (SysBpf(k.next, &a, BPFATTR_OFFSETOFEND(bpfattr::get_id, next_id)) != 0) {
+      if (errno == ENOENT) return Napi::Number::New(env, 0);
+      ThrowBpfError(env, k.next_name, errno);
+    }
+    // IDs only grow; anything else would loop forever on a confused kernel.
+    if (a.next_id <= id) ThrowBpfErrorBecause(env, k.next_name, EINVAL, nullptr, "the kernel's next id did not grow");
+    id = a.next_id;
+    bpfattr::get_id b{};
+    b.start_id = id;
+    const int fd = static_cast<int>(SysBpf(k.by_id, &b, BPFATTR_OFFSETOFEND(bpfattr::get_id, open_flags)));
+    if (fd < 0) {
+      if (errno == ENOENT) continue;  // freed since GET_NEXT_ID
+      ThrowBpfError(env, k.by_id_name, errno);
+    }
+    memset(out.data, 0, out.length);
+    uint32_t len = 0;
+    long r = InfoByFd(fd, out.data, static_cast<uint32_t>(out.length), &len);
+    constexpr size_t kNrMapIds = offsetof(bpfattr::prog_info, nr_map_ids);
+    if (r == 0 && map_cap > 0 && out.length >= kNrMapIds + 4) {
+      uint32_t nr;
+      memcpy(&nr, out.data + kNrMapIds, 4);
+      if (nr > 0 && nr <= map_cap) {
+        bpfattr::prog_info pi{};
+        pi.nr_map_ids = map_cap;
+        pi.map_ids = PtrToU64(map_ids);
+        r = InfoByFd(fd, &pi, sizeof(pi), &len);
+      }
+    }
+    const int err = errno;
+    close(fd);
+    if (r != 0) ThrowBpfError(env, "obj_get_info_by_fd", err);
+    return Napi::Number::New(env, id);
+  }
+}
+
 // ---- BTF load ----
 struct BtfLoadReq {
   std::vector<uint8_t> data;
@@ -277,6 +349,7 @@ void InitObjects(Napi::Env env, Napi::Object exports) {
   exports.Set("objGet", Napi::Function::New(env, ObjGet, "objGet"));
   exports.Set("objGetInfoByFd", Napi::Function::New(env, ObjGetInfoByFd, "objGetInfoByFd"));
   exports.Set("progGetMapIds", Napi::Function::New(env, ProgGetMapIds, "progGetMapIds"));
+  exports.Set("objNextInfo", Napi::Function::New(env, ObjNextInfo, "objNextInfo"));
   exports.Set("btfGetName", Napi::Function::New(env, BtfGetName, "btfGetName"));
   exports.Set("progGetNextId", Napi::Function::New(env, ProgGetNextId, "progGetNextId"));
   exports.Set("mapGetNextId", Napi::Function::New(env, MapGetNextId, "mapGetNextId"));

@@ -1,7 +1,7 @@
 // Walking the kernel's global IDs (GET_NEXT_ID + GET_FD_BY_ID + info), as
 // `bpftool prog show` does. Needs CAP_SYS_ADMIN in the initial user namespace.
 import {
-  btfInfoByFd, linkInfoByFd, mapInfoByFd, native, progInfoByFd,
+  btfInfoByFd, linkInfoByFd, native, nextMapInfo, nextProgInfo,
   type BtfInfo, type LinkInfo, type MapInfo, type ProgramInfo,
 } from './index.js'
 import { walkIds } from './id-walk.js'
@@ -12,12 +12,13 @@ export function* programIds(): Generator<number> {
 }
 
 /** Info of every loaded program. Objects freed mid-walk are skipped. */
-export function programs(): Generator<ProgramInfo> {
-  return walkIds({ next: native.progGetNextId, open: (id) => native.progGetFdById(id), info: progInfoByFd, close: native.closeFd })
+export function* programs(): Generator<ProgramInfo> {
+  // One native call per program (info.ts nextProgInfo), not four.
+  for (let p = nextProgInfo(0); p !== undefined; p = nextProgInfo(p.id)) yield p
 }
 
-export function maps(): Generator<MapInfo> {
-  return walkIds({ next: native.mapGetNextId, open: (id) => native.mapGetFdById(id), info: mapInfoByFd, close: native.closeFd })
+export function* maps(): Generator<MapInfo> {
+  for (let m = nextMapInfo(0); m !== undefined; m = nextMapInfo(m.id)) yield m
 }
 
 export function links(): Generator<LinkInfo> {

@@ -155,6 +155,7 @@ const calls = {
   objGet: [[str, flags], 'fd'],
   objGetInfoByFd: [[anyFd, (rng) => buffer(rng, 256)], 'none'],
   progGetMapIds: [[anyFd, (rng) => rng.pick(['new Uint32Array(4)', 'new Uint32Array(0)', 'new Uint8Array(16)', 'h.detached(16)', 'null'])], 'none'],
+  objNextInfo: [[(rng) => number(rng, [0, 1, 2, -1]), id, (rng) => buffer(rng, 232), (rng) => rng.pick(['new Uint32Array(4)', 'new Uint32Array(0)', 'new Uint8Array(16)', 'h.detached(16)', 'null', 'undefined'])], 'none'],
   btfGetName: [[anyFd], 'none'],
   progGetNextId: [[id], 'none'],
   mapGetNextId: [[id], 'none'],
