@@ -5,8 +5,9 @@
 // toolchain (/usr/aarch64-linux-gnu) as its library root. qemu-user passes
 // most system calls to the host kernel, but not bpf(): it answers ENOSYS.
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 const QEMU = 'qemu-aarch64-static'
 const SYSROOT = '/usr/aarch64-linux-gnu'
@@ -45,4 +46,37 @@ function spawnable(cmd) {
   } catch {
     return false
   }
+}
+
+/**
+ * Runs vitest (args: files, flags) in the arm64 Node under qemu, against the
+ * arm64 glibc prebuild (PREBUILDS_ONLY: node-gyp-build skips the checkout's
+ * x86-64 build/Release). Vite's bundler is native too: its arm64 binding
+ * comes from npm like the Node. Workers are threads, since qemu-user cannot
+ * start an arm64 child process without binfmt_misc, which is left alone.
+ * Returns vitest's exit status.
+ */
+export function arm64Vitest(root, cacheDir, args) {
+  const { run } = arm64Node(cacheDir)
+  const rolldown = JSON.parse(readFileSync(join(root, 'node_modules', 'rolldown', 'package.json'), 'utf8')).version
+  const binding = join(npmPackage(cacheDir, '@rolldown/binding-linux-arm64-gnu', rolldown), 'rolldown-binding.linux-arm64-gnu.node')
+  const env = { ...process.env, PREBUILDS_ONLY: '1', NAPI_RS_NATIVE_LIBRARY_PATH: binding, BPFKIT_TEST_SLOWDOWN: process.env.BPFKIT_TEST_SLOWDOWN ?? '10' }
+  // scripts/vm's configuration: no global setup (dist/ is compiled on the
+  // host first) and time limits scaled for emulation.
+  const vitest = [join(root, 'node_modules/vitest/vitest.mjs'), 'run', '--config', join(root, 'scripts/vm/vitest.config.mts'), '--pool', 'threads', ...args]
+  try {
+    run(vitest, { cwd: root, env, stdio: 'inherit' })
+    return 0
+  } catch (e) {
+    return e.status ?? 1
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  // node scripts/prebuild-emulate.mjs [vitest args]: the suite (or the files
+  // named) in arm64 Node; the arm64 prebuild must exist (npm run build:prebuilds).
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+  if (!existsSync(join(root, 'prebuilds/linux-arm64/bpfkit.glibc.node'))) throw new Error('no prebuilds/linux-arm64/bpfkit.glibc.node: npm run build:prebuilds first')
+  execFileSync('npm', ['run', 'build:ts'], { cwd: root, stdio: 'inherit' })
+  process.exitCode = arm64Vitest(root, join(root, '.cache', 'prebuild'), process.argv.slice(2))
 }

@@ -114,7 +114,8 @@ export function buildTarget(target) {
   execFileSync(process.execPath, [prebuildify, '--napi', '--strip', `--arch=${arch}`, '--tag-libc', `--libc=${libc}`, `--strip-bin=${tc.prefix}strip`, `--out=${root}`, src], {
     cwd: src,
     stdio: ['ignore', 'inherit', 'inherit'],
-    env: { ...process.env, CC: cc, CXX: cxx, LINK: cxx, npm_config_nodedir: process.env.npm_config_nodedir || nodedir() },
+    // JOBS: node-gyp's make -j (all cores unless the caller says otherwise).
+    env: { ...process.env, CC: cc, CXX: cxx, LINK: cxx, JOBS: process.env.JOBS || 'max', npm_config_nodedir: process.env.npm_config_nodedir || nodedir() },
   })
   const out = join(root, 'prebuilds', `linux-${arch}`, `bpfkit.${libc}.node`)
   if (!existsSync(out)) throw new Error(`prebuild ${target}: ${out} was not written`)
