@@ -215,6 +215,14 @@ describe('bpfkit top without a terminal', () => {
     expect(BigInt(shown.run_time_ns)).toBeGreaterThanOrEqual(BigInt(mine[1].busy.runTimeNs))
   }, 60_000 * SLOW)
 
+  test('without CAP_SYS_ADMIN (as nobody): exit 1, saying what it needs and where to go instead', (ctx) => {
+    if (spawnSync('setpriv', ['--help'], { stdio: 'ignore' }).error) ctx.skip('setpriv (util-linux) not installed')
+    const r = spawnSync('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, cli, 'top', '--once'], { encoding: 'utf8', timeout: 45_000 * SLOW })
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toMatch(/^bpfkit: top: cannot turn BPF run-time statistics on \(BPF_ENABLE_STATS\): .*EPERM.* \(needs CAP_SYS_ADMIN; in a container, use --broker\)\n$/)
+    expect(r.status).toBe(1)
+  }, 60_000 * SLOW)
+
   test('bad arguments exit 2 with top\'s usage; --help exits 0', async () => {
     for (const args of [['--interval', '0'], ['--sort', 'size'], ['--once', '--count', '2'], ['now']]) {
       const r = await runBinary(['top', ...args])
