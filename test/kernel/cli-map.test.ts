@@ -135,8 +135,15 @@ describe('bpfkit map, hex keys and values', () => {
     expect(dump[1].values.length).toBeGreaterThan(0)
     for (const v of dump[1].values) expect(v.value).toEqual(['0x2a', '0x00', '0x00', '0x00'])
     expect(ok('map', 'lookup', id, '01 00 00 00')).toMatch(/^key: 01 00 00 00\nvalue \(CPU 00\): 2a 00 00 00\n/)
+    // With BTF, each CPU's value decoded too.
+    using typed = BpfMap.create({ type: 'percpu_hash', key: 'u32', value: { struct: [['hits', 'u64'], ['misses', 'u32']] }, btf: true, maxEntries: 2, name: `cmpt_${tag}` })
+    ok('map', 'update', String(typed.id), '5', '{"hits": 7, "misses": 1}')
+    const typedDump = json('map', 'dump', String(typed.id))
+    expect(typedDump[0].formatted.key).toBe(5)
+    for (const v of typedDump[0].formatted.values) expect(v.value).toEqual({ hits: 7, misses: 1 })
     const tool = bpftool(ctx)
     expect(dump).toEqual(tool.json('map', 'dump', 'id', id))
+    expect(typedDump).toEqual(tool.json('map', 'dump', 'id', String(typed.id)))
   })
 
   test('a big map is dumped whole, without progress on a pipe', () => {
