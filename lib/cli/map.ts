@@ -238,7 +238,10 @@ export function printMapDump(m: OpenMap, json: boolean, out: Out): void {
   const vs = m.map.valueBytes
   const entry = (i: number) => [keys.subarray(i * ks, (i + 1) * ks), vals.subarray(i * vs, (i + 1) * vs)] as const
   if (json) {
-    out(jsonText(Array.from({ length: count }, (_, i) => m.entryJson(...entry(i))), 2))
+    // One entry per line as it is made: a big map never becomes one huge string.
+    out('[')
+    for (let i = 0; i < count; i++) out(jsonText(m.entryJson(...entry(i))) + (i < count - 1 ? ',' : ''))
+    out(']')
     return
   }
   for (let i = 0; i < count; i++) out(m.entryText(...entry(i)))
