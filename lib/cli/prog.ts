@@ -73,12 +73,15 @@ export function progJson(p: ProgramInfo, fd: number, btfs?: BtfCache): Record<st
 
 /**
  * A load time (nanoseconds since boot, CLOCK_BOOTTIME) as seconds since the
- * epoch, as bpftool prints loaded_at: /proc/uptime is the boot-time clock
- * too, so now minus uptime is when the machine booted (to 10 ms).
+ * epoch, as bpftool prints loaded_at. The boot's wall-clock time is
+ * /proc/stat's btime, in whole seconds: the same on every call (now minus
+ * /proc/uptime moves by its 10 ms steps, and one program would print two
+ * times), at most a second from bpftool's.
  */
 function wallClockSeconds(sinceBootNs: bigint): number {
-  const uptime = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0])
-  return Math.floor(Date.now() / 1000 - uptime + Number(sinceBootNs) / 1e9)
+  const btime = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))
+  if (!btime) throw new Error('/proc/stat has no btime line')
+  return Number(btime[1]) + Number(sinceBootNs / 1_000_000_000n)
 }
 
 function showText(p: ProgramInfo, json: Record<string, unknown>): string {

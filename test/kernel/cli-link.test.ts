@@ -11,6 +11,7 @@ import { tenantFixture } from './helpers/raw.js'
 import { childCgroup, privateBpffs } from './helpers/scratch.js'
 import { bpftool } from './helpers/bpftool.js'
 import { bpfkit, bpfkitJson as json } from './helpers/cli-binary.js'
+import { runCli } from './helpers/cli.js'
 
 const tag = (process.pid % 100000).toString(36)
 
@@ -73,18 +74,19 @@ describe('bpfkit link detach', () => {
     expect(kept.info().cgroupId).toBe(BigInt(statSync(other.path).ino))
   })
 
-  test('usage errors exit 2, unknown links exit 1, --help exits 0', () => {
+  test('usage errors exit 2, unknown links exit 1, --help exits 0', async () => {
+    // Usage is checked before anything reaches the kernel: main() in-process is enough.
     for (const args of [['link'], ['link', 'remove', '1'], ['link', 'detach'], ['link', 'show', '1', '2'], ['link', 'list', '--bogus']]) {
-      const r = bpfkit(...args)
-      expect(r.status, args.join(' ')).toBe(2)
-      expect(r.stderr, args.join(' ')).toMatch(/usage: bpfkit link/)
+      const r = await runCli(...args)
+      expect(r.code, args.join(' ')).toBe(2)
+      expect(r.err, args.join(' ')).toMatch(/usage: bpfkit link/)
     }
+    const help = await runCli('link', 'detach', '--help')
+    expect(help.code).toBe(0)
+    expect(help.out).toMatch(/^usage: bpfkit link detach LINK/)
     const none = bpfkit('link', 'detach', '4294967295')
     expect(none.status).toBe(1)
     expect(none.stderr).toBe('bpfkit: link 4294967295: no link has that ID\n')
-    expect(bpfkit('link', 'show', `nolink_${tag}`).stderr).toMatch(/no link whose program is named 'nolink_.*' is loaded/)
-    const help = bpfkit('link', 'detach', '--help')
-    expect(help.status).toBe(0)
-    expect(help.stdout).toMatch(/^usage: bpfkit link detach LINK/)
+    expect((await runCli('link', 'show', `nolink_${tag}`)).err).toMatch(/no link whose program is named 'nolink_.*' is loaded/)
   })
 })
