@@ -5,6 +5,7 @@
 // runs; a tenant whose policy does not list enable_stats is refused. dump
 // prints a map (read through get_fd) and a program's instructions
 // (prog_xlated) as the host's `map dump` and `prog dump --xlated` do.
+import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { asm } from '../../lib/asm/index.js'
@@ -16,7 +17,7 @@ import { startTestBroker, testPolicy, type TestBroker } from './helpers/broker.j
 import { fixture } from './helpers/collection.js'
 import { requireFeature, skipAllIf } from './helpers/requires.js'
 import { userNamespacesMissing } from './helpers/tenant.js'
-import { keepRunning, rowOf, runBinary, SLOW } from './helpers/top.js'
+import { cli, keepRunning, rowOf, runBinary, SLOW } from './helpers/top.js'
 
 const why = requireFeature(havePeerPidfd) ?? userNamespacesMissing()
 
@@ -88,6 +89,18 @@ describe('bpfkit --broker: top and dump as a tenant', () => {
     expect(refused.err).toMatch(/^bpfkit: broker refused top: EPERM \(delegate_cmds\): policy does not delegate command .enable_stats./)
     expect(tb.broker.stats().statsEnabled).toBe(0)
   }, 90_000 * SLOW)
+
+  test('statistics are released when the tenant\'s top is killed (SIGKILL: no goodbye, the connection just closes)', async () => {
+    const child = spawn(process.execPath, [cli, '--broker', A, 'top', '--json', '--interval', '0.2'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const exited = new Promise((resolve) => child.once('close', resolve))
+    try {
+      await statsEnabledBecomes(1)
+    } finally {
+      child.kill('SIGKILL')
+      await exited
+    }
+    await statsEnabledBecomes(0)
+  }, 60_000 * SLOW)
 
   test('dump prog: the tenant\'s program\'s instructions as the host prints them; another tenant\'s is not in view', async (ctx) => {
     using client = await tb.tenant('a').client()
