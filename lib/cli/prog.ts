@@ -35,7 +35,7 @@ export const progUsage = `usage: bpfkit prog <command>
   Needs root (CAP_SYS_ADMIN) to see programs by ID.
 `
 
-const sub = (name: string, line: string) => `usage: bpfkit prog ${line}\n\n  PROG: an ID, a pinned path or a name. See bpfkit prog --help.\n`
+const sub = (line: string) => `usage: bpfkit prog ${line}\n\n  PROG: an ID, a pinned path or a name. See bpfkit prog --help.\n`
 
 export async function runProg(args: string[], out: Out): Promise<number> {
   const cmd = subcommand('prog', args[0], ['list', 'show', 'dump', 'pin', 'run'], progUsage)
@@ -93,7 +93,7 @@ function showText(p: ProgramInfo, json: Record<string, unknown>): string {
 }
 
 function progList(args: string[], out: Out): number {
-  const { values } = parseCommand({ name: 'prog list', usage: sub('list', 'list [--json]'), options: { json: { type: 'boolean' } } }, args)
+  const { values } = parseCommand({ name: 'prog list', usage: sub('list [--json]'), options: { json: { type: 'boolean' } } }, args)
   const btfs: BtfCache = new Map()
   const rows = walkOpen('prog', (fd) => {
     const info = progInfoByFd(fd)
@@ -107,7 +107,7 @@ function progList(args: string[], out: Out): number {
 }
 
 function progShow(args: string[], out: Out): number {
-  const { values, positionals: [name] } = parseCommand({ name: 'prog show', usage: sub('show', 'show PROG [--json]'), options: { json: { type: 'boolean' } }, positionals: [1, 1] }, args)
+  const { values, positionals: [name] } = parseCommand({ name: 'prog show', usage: sub('show PROG [--json]'), options: { json: { type: 'boolean' } }, positionals: [1, 1] }, args)
   const text = withNamed('prog', name, (fd) => {
     const info = progInfoByFd(fd)
     const json = progJson(info, fd)
@@ -123,7 +123,7 @@ function disasmLine(i: Insn): string {
 }
 
 function progDump(args: string[], out: Out): number {
-  const usage = sub('dump', 'dump PROG [--xlated | --jited-size] [--json]')
+  const usage = sub('dump PROG [--xlated | --jited-size] [--json]')
   const { values, positionals: [name] } = parseCommand({
     name: 'prog dump', usage, options: { xlated: { type: 'boolean' }, 'jited-size': { type: 'boolean' }, json: { type: 'boolean' } }, positionals: [1, 1],
   }, args)
@@ -185,7 +185,7 @@ function bpfSymbols(): Map<bigint, string> {
 }
 
 function progPin(args: string[], out: Out): number {
-  const { positionals: [name, path] } = parseCommand({ name: 'prog pin', usage: sub('pin', 'pin PROG PATH'), options: {}, positionals: [2, 2] }, args)
+  const { positionals: [name, path] } = parseCommand({ name: 'prog pin', usage: sub('pin PROG PATH'), options: {}, positionals: [2, 2] }, args)
   const { fd, id } = openNamed('prog', name)
   const prog = BpfProgram.fromFd(fd)
   try {
@@ -219,7 +219,7 @@ function withUsage<T>(usage: string, parse: () => T): T {
 const DATA_OUT_ROOM = 4096
 
 async function progRun(args: string[], out: Out): Promise<number> {
-  const usage = sub('run', 'run PROG --data FILE [--ctx FILE] [--data-out FILE] [--repeat N] [--json]')
+  const usage = sub('run PROG --data FILE [--ctx FILE] [--data-out FILE] [--repeat N] [--json]')
   const { values, positionals: [name] } = parseCommand({
     name: 'prog run', usage, positionals: [1, 1],
     options: { data: { type: 'string' }, ctx: { type: 'string' }, 'data-out': { type: 'string' }, repeat: { type: 'string' }, json: { type: 'boolean' } },
