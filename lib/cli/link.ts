@@ -2,7 +2,9 @@
 // detach` see them. --json uses bpftool's key names (id, type, prog_id,
 // attach_type, cgroup_id, ifindex, netns_ino, map_id, tp_name,
 // target_obj_id, target_btf_id, ...): bpfkit's own LinkInfo fields in
-// snake_case, with bpftool's spelling where it differs.
+// snake_case, with bpftool's spelling where it differs. Not bpftool's
+// devname: an xdp/tcx link reports an ifindex alone, and its name in this
+// process's network namespace may be another interface's.
 import { BpfLink } from '../link/link.js'
 import { linkInfoByFd, type LinkInfo } from '../sys/index.js'
 import { walkInfo } from '../sys/open-object.js'

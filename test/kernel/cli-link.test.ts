@@ -6,9 +6,9 @@ import { spawnSync } from 'node:child_process'
 import { mkdirSync, rmdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
-import { asm, BpfLink, BpfProgram } from '../../lib/index.js'
+import { asm, attachXdp, BpfLink, BpfProgram } from '../../lib/index.js'
 import { tenantFixture } from './helpers/raw.js'
-import { childCgroup, privateBpffs } from './helpers/scratch.js'
+import { childCgroup, privateBpffs, privateNetns } from './helpers/scratch.js'
 import { bpftool } from './helpers/bpftool.js'
 import { bpfkit, bpfkitJson as json } from './helpers/cli-binary.js'
 import { runCli } from './helpers/cli.js'
@@ -44,6 +44,21 @@ describe('bpfkit link list / show', () => {
     expect(text).toBe(`${id}: cgroup  prog ${prog.id}  attach_type cgroup_inet_egress\n\tcgroup_id ${want.cgroup_id}\n`)
     const theirs = bpftool(ctx).json('link', 'show', 'id', String(id))
     for (const k of Object.keys(theirs).filter((k) => k !== 'pids' && k !== 'pinned')) expect(byId[k], k).toEqual(theirs[k])
+  })
+})
+
+describe('bpfkit link: an xdp link in the test\'s own network namespace', () => {
+  // No devname, unlike bpftool: an xdp link's info has the ifindex alone, and
+  // naming it in the viewer's namespace can name another interface (the
+  // test's veth0 has index 2 in its namespace, the host's 2 is another).
+  test('shows its interface by index; bpftool agrees but for the name it guesses', async (ctx) => {
+    using ns = privateNetns()
+    using prog = await BpfProgram.load({ type: 'xdp', insns: [asm.mov64Imm(asm.R0, 2), asm.exit()], license: 'GPL', name: `lx_${tag}` })
+    using link = attachXdp(prog, 'veth0', { netns: ns.path })
+    const ours = json('link', 'show', `lx_${tag}`)
+    expect(ours).toEqual({ id: link.id, type: 'xdp', prog_id: prog.id, ifindex: ns.ifindex() })
+    const theirs = bpftool(ctx).json('link', 'show', 'id', String(link.id))
+    for (const k of Object.keys(theirs).filter((k) => !['pids', 'pinned', 'devname'].includes(k))) expect(ours[k], k).toEqual(theirs[k])
   })
 })
 
