@@ -10,11 +10,12 @@
 // Without them the rows are shown as skipped, with what is missing.
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { CollectionSpec } from '../../dist/index.mjs'
 import { buildObjects, findClang } from './collection-objects.mjs'
 
-const here = new URL('.', import.meta.url).pathname
+const here = dirname(fileURLToPath(import.meta.url))
 const ROWS = {
   many: 'collection open + load (20 progs, 10 maps, globals)',
   core: 'collection open + load, 1,000 CO-RE relocations',
