@@ -56,6 +56,9 @@ export function runFeature(args: readonly string[], out: Out): number {
   } finally {
     progress?.done()
   }
+  // Refused everywhere (no CAP_BPF, no token): one error, not a report of unknowns.
+  const refused = report.mapTypes.every((a) => a.supported === null) && report.programTypes.every((a) => a.supported === null)
+  if (refused) throw new Error(`feature probe: every probe was refused, so nothing can be told about this kernel (run as root): ${report.mapTypes[0]?.error}`)
   if (values.json) out(toJson(report))
   else for (const line of formatReport(report)) out(line)
   return 0

@@ -3,6 +3,7 @@
 // the kernel does when asked directly, and with `bpftool feature probe` where
 // both know the item (differences explained below).
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, test } from 'vitest'
 import { asm } from '../../lib/asm/index.js'
@@ -79,6 +80,16 @@ describe('bpfkit feature probe', () => {
       expect(r.stdout).toContain(`eBPF map_type ${m.name} is NOT available (needs Linux ${m.since}`)
     }
   }, 600_000)
+
+  test('without privileges: one error, exit 1, not a report of unknowns', (ctx) => {
+    if (readFileSync('/proc/sys/kernel/unprivileged_bpf_disabled', 'utf8').trim() === '0') ctx.skip('unprivileged BPF is enabled here (kernel.unprivileged_bpf_disabled=0): a user gets real answers')
+    // nobody, with only CAP_DAC_READ_SEARCH (to read the checkout wherever it is; see cli-demo.test.ts).
+    const nobody = ['--reuid', '65534', '--regid', '65534', '--clear-groups', '--inh-caps', '+dac_read_search', '--ambient-caps', '+dac_read_search']
+    const r = spawnSync('setpriv', [...nobody, '--', process.execPath, cli, 'feature', 'probe', '--json'], { encoding: 'utf8' })
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toMatch(/^bpfkit: feature probe: every probe was refused, so nothing can be told about this kernel \(run as root\): map_create: EPERM/)
+    expect(r.status).toBe(1)
+  })
 
   test('usage: feature alone, another word or an extra argument exit 2; --help exits 0', () => {
     for (const args of [['feature'], ['feature', 'list'], ['feature', 'probe', 'kernel'], ['feature', 'probe', '--full']]) {
