@@ -104,6 +104,17 @@ describe('bpfkit load', () => {
     expect([...linkIds()].filter((id) => !linksBefore.has(id))).toEqual([])
   })
 
+  test('a program the verifier refuses: exit 1 with the verifier\'s words and the C line, nothing pinned', () => {
+    using fs = privateBpffs()
+    const pin = join(fs.path, 'rejected')
+    const r = bpfkit(fixture('rejected.bpf.o'), '--pin', pin, '--program', 'unchecked_lookup')
+    expect(r.status).toBe(1)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toMatch(/^bpfkit: unchecked_lookup: rejected\.bpf\.c:\d+: return \*value \+ 1;/)
+    expect(r.stderr).toMatch(/prog_load: EACCES: the verifier rejected the program/)
+    expect(existsSync(pin)).toBe(false)
+  })
+
   test('--policy: a violation is exit 1 with the violations, and nothing is loaded or pinned; an allowed object loads', () => {
     using fs = privateBpffs()
     const policy = join(dir, 'net.json')
