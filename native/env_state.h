@@ -19,17 +19,15 @@
 
 namespace bpfkit {
 
-// A slot's key, value and next-key buffers. Shared by the slot and the
+// A slot's key and value buffers. Shared by the slot and the
 // ArrayBuffers that show them to JavaScript: freed when both are done, so
 // neither the kernel (through the slot) nor JavaScript can touch freed memory.
 struct SlotMemory {
   uint8_t* key = nullptr;
   uint8_t* value = nullptr;
-  uint8_t* next = nullptr;  // GET_NEXT_KEY's output, key_size bytes
   ~SlotMemory() {
     free(key);
     free(value);
-    free(next);
   }
 };
 

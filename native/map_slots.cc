@@ -151,7 +151,7 @@ Napi::ArrayBuffer SharedBuffer(Napi::Env env, const std::shared_ptr<SlotMemory>&
   }
 }
 
-// mapSlotOpen(fd) -> { slot, key: ArrayBuffer(key_size), value: ArrayBuffer(value_bytes), next: ArrayBuffer(key_size) }
+// mapSlotOpen(fd) -> { slot, key: ArrayBuffer(key_size), value: ArrayBuffer(value_bytes) }
 Napi::Value MapSlotOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int origin = FdArg(info[0], "fd");
@@ -163,12 +163,10 @@ Napi::Value MapSlotOpen(const Napi::CallbackInfo& info) {
   // calloc(0) may return NULL; a 1-byte buffer stands in for key-less maps.
   memory->key = static_cast<uint8_t*>(calloc(m.key_size ? m.key_size : 1, 1));
   memory->value = static_cast<uint8_t*>(calloc(m.value_bytes ? m.value_bytes : 1, 1));
-  memory->next = static_cast<uint8_t*>(calloc(m.key_size ? m.key_size : 1, 1));
-  if (!memory->key || !memory->value || !memory->next) ThrowBpfError(env, "map_slot", ENOMEM);
+  if (!memory->key || !memory->value) ThrowBpfError(env, "map_slot", ENOMEM);
   Napi::Object o = Napi::Object::New(env);
   o.Set("key", SharedBuffer(env, memory, memory->key, m.key_size));
   o.Set("value", SharedBuffer(env, memory, memory->value, m.value_bytes));
-  o.Set("next", SharedBuffer(env, memory, memory->next, m.key_size));
   const double handle = StateOf(env).slots.Open(fd.get(), origin, m, memory);
   if (handle < 0) ThrowBpfError(env, "map_slot", EMFILE, std::string(), "too many map slots open in this environment");
   fd.Release();  // the slot's now
@@ -266,29 +264,6 @@ napi_value RawDelete(napi_env env, napi_callback_info cbinfo) {
   return RawResult(env, Elem(bpfattr::cmd::map_delete_elem, *s, false, 0), "map_delete_elem", true);
 }
 
-// mapSlotNextKey(slot, first) -> bool: GET_NEXT_KEY from the slot's key (or
-// from the start when `first`) into the slot's next buffer; false at the end.
-napi_value RawNextKey(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr);
-  const MapSlot* slot = RawSlotAt(env, argc, argv);
-  if (!slot) return nullptr;
-  bool first = false;
-  if (argc > 1) napi_get_value_bool(env, argv[1], &first);
-  const MapSlot& s = *slot;
-  if (s.keyless) {
-    napi_throw_type_error(env, nullptr, "this map has no keys");
-    return nullptr;
-  }
-  bpfattr::map_elem a{};
-  a.map_fd = s.fd;
-  a.key = first ? 0 : PtrToU64(s.memory->key);
-  a.next_key = PtrToU64(s.memory->next);
-  return RawResult(env, SysBpf(bpfattr::cmd::map_get_next_key, &a, BPFATTR_OFFSETOFEND(bpfattr::map_elem, next_key)),
-                   "map_get_next_key", true);
-}
-
 // mapSlotNextKeys(slot, first, out, max) -> count: up to `max` GET_NEXT_KEY
 // steps in one call, from the slot's key (from the start when `first`), each
 // from the key before, into `out` back to back; fewer than `max` only at the
@@ -328,8 +303,7 @@ void InitMapSlots(Napi::Env env, Napi::Object exports) {
   exports.Set("mapSlotNextKeys", Napi::Function::New(env, MapSlotNextKeys, "mapSlotNextKeys"));
   exports.Set("mapSlotOpen", Napi::Function::New(env, MapSlotOpen, "mapSlotOpen"));
   exports.Set("mapSlotClose", Napi::Function::New(env, MapSlotClose, "mapSlotClose"));
-  for (auto [name, fn] : {std::pair{"mapSlotLookup", RawLookup}, {"mapSlotUpdate", RawUpdate}, {"mapSlotDelete", RawDelete},
-                          {"mapSlotNextKey", RawNextKey}}) {
+  for (auto [name, fn] : {std::pair{"mapSlotLookup", RawLookup}, {"mapSlotUpdate", RawUpdate}, {"mapSlotDelete", RawDelete}}) {
     napi_value f;
     napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
     exports.Set(name, Napi::Value(env, f));

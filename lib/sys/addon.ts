@@ -264,13 +264,11 @@ export interface NativeAddon {
    * is a handle that never names a later slot once closed. Ends when closed,
    * or when `fd` is closed with closeFd or forgotten (forgetFd).
    */
-  mapSlotOpen(fd: number): { slot: number; key: ArrayBuffer; value: ArrayBuffer; next: ArrayBuffer }
+  mapSlotOpen(fd: number): { slot: number; key: ArrayBuffer; value: ArrayBuffer }
   mapSlotClose(slot: number): void
   mapSlotLookup(slot: number, flags?: number | bigint): boolean
   mapSlotUpdate(slot: number, flags?: number | bigint): void
   mapSlotDelete(slot: number): boolean
-  /** GET_NEXT_KEY from the slot's key (from the start when `first`) into its `next` buffer; false at the end. */
-  mapSlotNextKey(slot: number, first: boolean): boolean
   /**
    * Up to `max` GET_NEXT_KEY steps in one call, from the slot's key (from the
    * start when `first`), each from the key before, into `out` back to back

@@ -18,7 +18,6 @@ const slotLifecycle = (rng) => {
       `await h.call('mapSlotLookup', () => native.mapSlotLookup(${slot}, ${flags(rng)}))`,
       `await h.call('mapSlotUpdate', () => native.mapSlotUpdate(${slot}, ${flags(rng)}))`,
       `await h.call('mapSlotDelete', () => native.mapSlotDelete(${slot}))`,
-      `await h.call('mapSlotNextKey', () => native.mapSlotNextKey(${slot}, ${rng.pick(['true', 'false', '1', 'undefined'])}))`,
       `await h.call('mapSlotLookupAndDelete', () => native.mapSlotLookupAndDelete(${slot}, ${flags(rng)}))`,
       `await h.call('mapSlotClose', () => native.mapSlotClose(${slot}))`,
       // Batches through the slot: buffers checked against the sizes the slot read when it opened.
@@ -33,7 +32,7 @@ const slotLifecycle = (rng) => {
       "h.nearStackLimit(() => native.mapSlotUpdate(s.slot, 0xffff))",
       "h.nearStackLimit(() => native.mapSlotLookup(s.slot, 0))",
       // The slot's buffers dropped by JS: the kernel must not write into freed memory.
-      's.key = s.value = s.next = null; h.gc(); h.churn()',
+      's.key = s.value = null; h.gc(); h.churn()',
     ]))
   }
   return `{

@@ -16,7 +16,7 @@ exports.prelude = (root) => `const { native } = require(${JSON.stringify(path.jo
 /** Native functions the generator knows; main.cjs names any others (added since) as not fuzzed. */
 exports.covers = (name) => Object.hasOwn(calls, name) || scenarioNames.includes(name)
 const scenarioNames = ['netnsCreate', 'withNetns', 'netkitCreate', 'tcClsactAdd', 'tcClsactDelete', 'tcFilterAdd', 'tcFilterDelete', 'tcFilterList', 'ifNameToIndex', 'ifIndexToName', 'perfbufOpen', 'perfbufConsume', 'perfbufPending', 'perfbufWait', 'perfbufCancel', 'perfbufClose', 'mapUnmap', 'ringbufConsume', 'ringbufPending', 'ringbufWait', 'ringbufCancel', 'ringbufClose', 'fdWaitCancel', 'fdWait',
-  'mapSlotClose', 'mapSlotLookup', 'mapSlotUpdate', 'mapSlotDelete', 'mapSlotNextKey', 'mapSlotLookupAndDelete',
+  'mapSlotClose', 'mapSlotLookup', 'mapSlotUpdate', 'mapSlotDelete', 'mapSlotLookupAndDelete',
   'mapSlotLookupBatch', 'mapSlotLookupAndDeleteBatch', 'mapSlotUpdateBatch', 'mapSlotDeleteBatch', 'mapSlotNextKeys']
 
 exports.warmUp = (h) => {
