@@ -89,7 +89,7 @@ class CDumper {
       case 'ENUM': case 'ENUM64':
         // An anonymous enum used by no type still declares its constants.
         if (t.name !== '') this.need(id, false, 0)
-        else if (!this.#referenced.has(id)) this.chunks.push(`${this.#body(t, 0)};\n`)
+        else if (!this.#referenced.has(id) && t.vlen > 0) this.chunks.push(`${this.#body(t, 0)};\n`)
         return
       case 'TYPEDEF': case 'FWD':
         this.need(id, false, 0)
@@ -120,7 +120,8 @@ class CDumper {
       case 'ENUM': case 'ENUM64':
         if (t.name !== '' && !this.#defined.has(id)) {
           this.#defined.add(id)
-          this.chunks.push(`${this.#body(t, 0)};\n`)
+          // No enumerators: the BTF of a forward-declared enum (`enum x;`, a GNU C extension).
+          this.chunks.push(t.vlen === 0 ? `enum ${this.#name(t)};\n` : `${this.#body(t, 0)};\n`)
         }
         return
       case 'TYPEDEF':
@@ -176,8 +177,12 @@ class CDumper {
       case 'INT': case 'FLOAT': return named(t.name)
       case 'TYPEDEF': return named(this.#name(t))
       case 'FWD': return named(`${t.kindFlag ? 'union' : 'struct'} ${this.#name(t)}`)
-      case 'STRUCT': case 'UNION': case 'ENUM': case 'ENUM64':
-        return named(t.name === '' ? this.#body(t, lvl) : `${t.kind.startsWith('ENUM') ? 'enum' : t.kind.toLowerCase()} ${this.#name(t)}`)
+      case 'ENUM': case 'ENUM64':
+        // An anonymous enum without enumerators cannot be written: its integer of that size.
+        if (t.name === '' && t.vlen === 0) return named(unsignedOfSize[t.sizeOrType] ?? 'unsigned int')
+        return named(t.name === '' ? this.#body(t, lvl) : `enum ${this.#name(t)}`)
+      case 'STRUCT': case 'UNION':
+        return named(t.name === '' ? this.#body(t, lvl) : `${t.kind.toLowerCase()} ${this.#name(t)}`)
       case 'PTR': return this.decl(t.sizeOrType, inner === '' ? '*' : /^(\(|(const|volatile|restrict)\b)/.test(inner) ? `* ${inner}` : `*${inner}`, lvl)
       case 'ARRAY': {
         const a = this.btf.array(t)
@@ -347,6 +352,7 @@ function uniqueName(counts: Map<string, number>, name: string): string {
   return n === 1 ? name : `${name}___${n}`
 }
 
+const unsignedOfSize: Record<number, string> = { 1: 'unsigned char', 2: 'unsigned short', 4: 'unsigned int', 8: 'unsigned long long' }
 const wrap = (inner: string) => (inner.startsWith('*') ? `(${inner})` : inner)
 const alignUp = (n: number, a: number) => (a <= 1 ? n : Math.ceil(n / a) * a)
 

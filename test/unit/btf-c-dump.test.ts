@@ -56,7 +56,9 @@ function everyShape(): BtfReader {
   const color = b.enum('color', [['RED', 0], ['GREEN', 1], ['BLUE', -1]])
   const big = b.enum64('big', [['BIG_ONE', 1n], ['BIG_TOP', 0xffffffffffffffffn]])
   const small = b.enum('small', [['SMALL_A', 1], ['SMALL_B', 200]], { size: 1 })
-  const handler = b.ptr(b.funcProto(b.ptr(nodeB), [{ type: int }, { type: b.ptr(b.const(char)) }, { type: 0 }]))
+  // An enum without enumerators is a forward-declared one (Linux 5.10's BTF has such).
+  const fwdEnum = b.enum('later', [])
+  const handler = b.ptr(b.funcProto(b.ptr(nodeB), [{ type: int }, { type: b.ptr(b.const(char)) }, { type: fwdEnum }, { type: 0 }]))
   b.struct('shapes', [
     { name: 'flags', type: uint, bitOffset: 0, bitSize: 3 },
     { name: 'mode', type: uint, bitOffset: 3, bitSize: 5 },
@@ -92,7 +94,8 @@ describe('btfToC', () => {
     const c = btfToC(everyShape(), { layoutAsserts: true })
     expect(c).toContain('\tconst char * const name;')
     expect(c).toContain('\tunsigned int flags: 3;')
-    expect(c).toContain('\tstruct node_b * (*on_event)(int, const char *, ...);')
+    expect(c).toContain('\tstruct node_b * (*on_event)(int, const char *, enum later, ...);')
+    expect(c).toContain('\nenum later;\n')
     expect(c).toContain('\tint grid[2][3];')
     expect(c).toContain('BIG_TOP = 18446744073709551615ULL,')
     expect(c).toContain('} __attribute__((packed));')
