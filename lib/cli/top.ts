@@ -256,5 +256,7 @@ class Screen {
 
 /** `bpfkit top ...` on the host (through the broker: lib/cli/broker.ts). */
 export async function runTop(args: readonly string[], out: Out): Promise<number> {
-  return runTopOn(hostSource(), parseTopArgs(args), out)
+  // Arguments first: --help or a usage error must not turn statistics on.
+  const command = parseTopArgs(args)
+  return runTopOn(hostSource(), command, out)
 }
