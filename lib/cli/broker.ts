@@ -100,6 +100,20 @@ export function brokerSocketFor(cmd: string | undefined, args: readonly string[]
   return broker ?? fromEnv
 }
 
+/**
+ * A host command's words for what the broker also does, in the broker's
+ * words: `prog list` is `list progs`, `map show ID` is `show map ID`, `prog
+ * dump ID` is `dump prog ID`, so a tenant types what it would type on a host.
+ * Anything else is left as it is (undefined).
+ */
+export function brokerWordsFor(cmd: string | undefined, args: readonly string[]): [string, string[]] | undefined {
+  if (cmd === undefined || !Object.hasOwn(kindNames, cmd) || cmd.endsWith('s')) return undefined
+  const [sub, ...rest] = args
+  if (sub === 'list') return ['list', [listKindOf[kindNames[cmd]], ...rest]]
+  if (sub === 'show' || sub === 'dump') return [sub, [cmd, ...rest]]
+  return undefined
+}
+
 // --- parsing ------------------------------------------------------------------
 
 const kindNames: Record<string, Kind> = {

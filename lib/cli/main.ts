@@ -14,7 +14,7 @@ import { runProg } from './prog.js'
 import { runLink } from './link.js'
 import { runMap } from './map.js'
 import { runBtf } from './btf.js'
-import { brokerSocketFor, runBrokerCli, runBrokerDaemon, takeBrokerOption } from './broker.js'
+import { brokerSocketFor, brokerWordsFor, runBrokerCli, runBrokerDaemon, takeBrokerOption } from './broker.js'
 
 const usage = `usage: bpfkit [--broker SOCK] <command>
 
@@ -51,6 +51,7 @@ const usage = `usage: bpfkit [--broker SOCK] <command>
   release KIND ID                        drop what the broker keeps for it (the object lives while fds hold it)
   dump map|prog ID [--json]              one of its maps entry by entry, or one of its programs' translated instructions
   top [...]                              top over its own programs (its policy must list the enable_stats command)
+  prog|map|link|btf list, prog|map|link|btf show ID, prog|map dump ID: the same as list KIND, show KIND ID, dump KIND ID
 `
 
 /**
@@ -62,8 +63,9 @@ export async function main(argv: string[]): Promise<number> {
   const out = (s: string) => process.stdout.write(s + '\n')
   try {
     const { broker, argv: [cmd, ...args] } = takeBrokerOption(argv)
-    const socket = brokerSocketFor(cmd, args, broker, process.env)
-    if (socket !== undefined) return await runBrokerCli(cmd!, args, socket, out)
+    const [bcmd, bargs] = (broker ?? process.env.BPFKIT_BROKER) ? brokerWordsFor(cmd, args) ?? [cmd, args] : [cmd, args]
+    const socket = brokerSocketFor(bcmd, bargs, broker, process.env)
+    if (socket !== undefined) return await runBrokerCli(bcmd!, bargs, socket, out)
     switch (cmd) {
       case 'list':
         return runList(args, out)

@@ -111,6 +111,11 @@ describe('bpfkit --broker: top and dump as a tenant', () => {
     expect(viaBroker.out).toBe('   0: (b7) r0 = 7\n   1: (07) r0 += 1\n   2: (95) exit\n')
     const host = await runBinary(['prog', 'dump', String(prog.id), '--xlated'])
     expect(viaBroker.out).toBe(host.out)
+    // The host's words work through the broker too.
+    expect((await runBinary(['--broker', A, 'prog', 'dump', String(prog.id)])).out).toBe(host.out)
+    const listed = await runBinary(['--broker', A, 'prog', 'list', '--json'])
+    expect(listed.out).toBe((await runBinary(['--broker', A, 'list', 'progs', '--json'])).out)
+    expect(listed.out).toContain(`"id": ${prog.id}`)
     const rows = JSON.parse((await runBinary(['--broker', A, 'dump', 'prog', String(prog.id), '--json'])).out) as { pc: number; code: number }[]
     expect(rows.map((r) => r.code)).toEqual([0xb7, 0x07, 0x95])
 
@@ -136,6 +141,8 @@ describe('bpfkit --broker: top and dump as a tenant', () => {
     expect(text.code).toBe(0)
     expect(text.out).toBe((await runBinary(['map', 'dump', String(mapId)])).out)
     expect(text.out).toMatch(/42/)
+    expect((await runBinary(['--broker', A, 'map', 'dump', String(mapId)])).out).toBe(text.out)
+    expect((await runBinary(['--broker', A, 'map', 'show', String(mapId)])).out).toBe((await runBinary(['--broker', A, 'show', 'map', String(mapId)])).out)
     const json = JSON.parse((await runBinary(['--broker', A, 'dump', 'map', String(mapId), '--json'])).out) as { key: string[]; value: string[] }[]
     expect(json).toEqual(JSON.parse((await runBinary(['map', 'dump', String(mapId), '--json'])).out))
 

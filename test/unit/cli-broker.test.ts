@@ -7,7 +7,7 @@ import { describe, expect, test } from 'vitest'
 import { resolveConfig } from '../../lib/broker/config.js'
 import { Policy } from '../../lib/policy/index.js'
 import {
-  activatedSocket, brokerSocketFor, defaultBrokerSocket, formatBrokerError, formatView, formatViews, infoOf,
+  activatedSocket, brokerSocketFor, brokerWordsFor, defaultBrokerSocket, formatBrokerError, formatView, formatViews, infoOf,
   parseBrokerArgs, parseDaemonArgs, takeBrokerOption, viewsJson,
 } from '../../lib/cli/broker.js'
 import { UsageError } from '../../lib/cli/args.js'
@@ -34,6 +34,19 @@ const link: ObjectView = {
   info: { id: 7, type: 'cgroup', typeId: 3, progId: 41, attachType: 'cgroup_inet_ingress', cgroupId: '18446744073709551615' },
 }
 const btf: ObjectView = { kind: 'btf', id: 3, origin: 'pinned', name: '', pins: ['/sys/fs/bpf/t/b'], info: { id: 3, name: '', size: 512, kernelBtf: false } }
+
+describe('the host commands\' words through the broker', () => {
+  test('prog|map|link|btf list/show/dump become list KIND, show KIND ID, dump KIND ID; the rest stays', () => {
+    expect(brokerWordsFor('prog', ['list', '--json'])).toEqual(['list', ['progs', '--json']])
+    expect(brokerWordsFor('btf', ['list'])).toEqual(['list', ['btf']])
+    expect(brokerWordsFor('map', ['show', '7'])).toEqual(['show', ['map', '7']])
+    expect(brokerWordsFor('prog', ['dump', '3', '--json'])).toEqual(['dump', ['prog', '3', '--json']])
+    expect(brokerWordsFor('prog', ['pin', '3', '/x'])).toBeUndefined()
+    expect(brokerWordsFor('progs', ['list'])).toBeUndefined()
+    expect(brokerWordsFor('list', ['progs'])).toBeUndefined()
+    expect(brokerWordsFor(undefined, [])).toBeUndefined()
+  })
+})
 
 describe('the global --broker option', () => {
   test('taken out before the command or among its arguments, in both spellings', () => {
