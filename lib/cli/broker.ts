@@ -43,13 +43,13 @@ export type AttachTarget = { cgroup: string } | { ifname: string; netdev: 'xdp' 
 
 export type BrokerCommand =
   | { cmd: 'list'; socket: string; kinds: Kind[] | undefined; json: boolean; byTenant: boolean }
-  | { cmd: 'show'; socket: string; kind: Kind; id: number; json: boolean }
+  | { cmd: 'show'; socket: string; kind: Kind; id: ObjectRef; json: boolean }
   | { cmd: 'load'; socket: string; path: string; json: boolean }
-  | { cmd: 'attach'; socket: string; progId: number; attachType: string; target: AttachTarget; json: boolean }
-  | { cmd: 'pin'; socket: string; kind: Kind; id: number; name: string }
+  | { cmd: 'attach'; socket: string; progId: ObjectRef; attachType: string; target: AttachTarget; json: boolean }
+  | { cmd: 'pin'; socket: string; kind: Kind; id: ObjectRef; name: string }
   | { cmd: 'unpin'; socket: string; name: string }
-  | { cmd: 'release'; socket: string; kind: Kind; id: number }
-  | { cmd: 'dump'; socket: string; kind: 'map' | 'prog'; id: number; json: boolean }
+  | { cmd: 'release'; socket: string; kind: Kind; id: ObjectRef }
+  | { cmd: 'dump'; socket: string; kind: 'map' | 'prog'; id: ObjectRef; json: boolean }
   | { cmd: 'top'; socket: string; top: TopCommand }
 
 export interface DaemonCommand {
@@ -129,10 +129,27 @@ function kindOf(cmd: string, s: string | undefined): Kind {
 
 const DECIMAL = /^[1-9][0-9]*$/
 
-function idOf(cmd: string, what: string, s: string): number {
+// What the kernel takes as an object's name (bpf_obj_name_cpy): letters,
+// digits, '_' and '.'; one that starts with a digit is read as an ID.
+const NAME = /^[A-Za-z_.][A-Za-z0-9_.]*$/
+
+/** An ID, or a name (resolved in the tenant's view when the command runs). */
+export type ObjectRef = number | string
+
+function idOf(cmd: string, what: string, s: string): ObjectRef {
+  if (NAME.test(s)) return s
   const n = Number(s)
-  if (!DECIMAL.test(s) || n > 0xffffffff) throw new UsageError(`${cmd}: ${what} must be an ID (1 to 4294967295), got '${s}'`, brokerUsage[cmd as BrokerCommandName])
+  if (!DECIMAL.test(s) || n > 0xffffffff) throw new UsageError(`${cmd}: ${what} must be an ID (1 to 4294967295) or a name, got '${s}'`, brokerUsage[cmd as BrokerCommandName])
   return n
+}
+
+/** The ID of the object of `kind` the tenant's view has by `ref` (its ID, or its name: one object only). */
+async function resolveRef(client: BrokerClient, kind: Kind, ref: ObjectRef): Promise<number> {
+  if (typeof ref === 'number') return ref
+  const ids = (await client.list({ kinds: [kind] })).filter((v) => v.name === ref).map((v) => v.id)
+  if (ids.length === 1) return ids[0]
+  if (ids.length === 0) throw new Error(`no ${kind} named '${ref}' in your view`)
+  throw new Error(`${ids.length} ${kind}s named '${ref}' in your view (IDs ${ids.join(', ')}): name one by its ID`)
 }
 
 const json = { json: { type: 'boolean' } } as const
@@ -367,7 +384,7 @@ async function run(client: BrokerClient, c: BrokerCommand, out: Out): Promise<vo
       return
     }
     case 'show': {
-      const v = await client.show(c.kind, c.id)
+      const v = await client.show(c.kind, await resolveRef(client, c.kind, c.id))
       out(c.json ? toJson(v) : formatView(v))
       return
     }
@@ -391,28 +408,33 @@ async function run(client: BrokerClient, c: BrokerCommand, out: Out): Promise<vo
       return
     }
     case 'attach': {
-      const link = await client.attach(c.progId, c.attachType, c.target)
+      const progId = await resolveRef(client, 'prog', c.progId)
+      const link = await client.attach(progId, c.attachType, c.target)
       try {
-        if (c.json) out(toJson({ link: link.id, prog: c.progId, attachType: c.attachType, target: c.target }))
-        else out(`link ${link.id}: prog ${c.progId} attached as ${c.attachType} to ${describeTarget(c.target)}`)
+        if (c.json) out(toJson({ link: link.id, prog: progId, attachType: c.attachType, target: c.target }))
+        else out(`link ${link.id}: prog ${progId} attached as ${c.attachType} to ${describeTarget(c.target)}`)
       } finally {
         link.close()
       }
       return
     }
-    case 'pin':
-      out(`pinned ${c.kind} ${c.id} at ${await client.pin(c.kind, c.id, c.name)}`)
+    case 'pin': {
+      const id = await resolveRef(client, c.kind, c.id)
+      out(`pinned ${c.kind} ${id} at ${await client.pin(c.kind, id, c.name)}`)
       return
+    }
     case 'unpin':
       await client.unpin(c.name)
       out(`unpinned ${c.name}`)
       return
-    case 'release':
-      await client.release(c.kind, c.id)
-      out(`released ${c.kind} ${c.id}`)
+    case 'release': {
+      const id = await resolveRef(client, c.kind, c.id)
+      await client.release(c.kind, id)
+      out(`released ${c.kind} ${id}`)
       return
+    }
     case 'dump':
-      await dumpThroughBroker(client, c.kind, c.id, c.json, out)
+      await dumpThroughBroker(client, c.kind, await resolveRef(client, c.kind, c.id), c.json, out)
       return
     case 'top':
       await runTopOn(await brokerSource(client), c.top, out)

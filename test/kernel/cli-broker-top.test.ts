@@ -111,8 +111,12 @@ describe('bpfkit --broker: top and dump as a tenant', () => {
     expect(viaBroker.out).toBe('   0: (b7) r0 = 7\n   1: (07) r0 += 1\n   2: (95) exit\n')
     const host = await runBinary(['prog', 'dump', String(prog.id), '--xlated'])
     expect(viaBroker.out).toBe(host.out)
-    // The host's words work through the broker too.
+    // The host's words work through the broker too, and a name in the tenant's view.
     expect((await runBinary(['--broker', A, 'prog', 'dump', String(prog.id)])).out).toBe(host.out)
+    expect((await runBinary(['--broker', A, 'dump', 'prog', 'a_dump'])).out).toBe(host.out)
+    const unnamed = await runBinary(['--broker', B, 'show', 'prog', 'a_dump'])
+    expect(unnamed.code).toBe(1)
+    expect(unnamed.err).toBe("bpfkit: no prog named 'a_dump' in your view\n")
     const listed = await runBinary(['--broker', A, 'prog', 'list', '--json'])
     expect(listed.out).toBe((await runBinary(['--broker', A, 'list', 'progs', '--json'])).out)
     expect(listed.out).toContain(`"id": ${prog.id}`)
@@ -155,7 +159,7 @@ describe('bpfkit --broker: top and dump as a tenant', () => {
   }, 60_000 * SLOW)
 
   test('usage: dump takes map or prog and an ID; top\'s own options', async () => {
-    for (const args of [['dump', 'link', '1'], ['dump', 'map'], ['dump', 'map', 'x'], ['dump', 'map', '1', '--xlated'], ['top', '--interval', '0']]) {
+    for (const args of [['dump', 'link', '1'], ['dump', 'map'], ['dump', 'map', '1x'], ['dump', 'map', '1', '--xlated'], ['top', '--interval', '0']]) {
       const r = await runBinary(['--broker', A, ...args])
       expect(r.code, args.join(' ')).toBe(2)
       expect(r.err).toMatch(/usage: bpfkit (--broker SOCK dump|\[--broker SOCK\] top)/)

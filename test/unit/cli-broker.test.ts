@@ -89,6 +89,8 @@ describe('parseBrokerArgs', () => {
   test('show, pin, unpin, release: kinds in either number, IDs checked', () => {
     expect(parseBrokerArgs('show', ['map', '12'], S)).toEqual({ cmd: 'show', socket: S, kind: 'map', id: 12, json: false })
     expect(parseBrokerArgs('show', ['progs', '4294967295', '--json'], S)).toEqual({ cmd: 'show', socket: S, kind: 'prog', id: 4294967295, json: true })
+    // A name is kept as it is and found in the tenant's view when the command runs.
+    expect(parseBrokerArgs('show', ['map', 'counts.bss'], S)).toEqual({ cmd: 'show', socket: S, kind: 'map', id: 'counts.bss', json: false })
     expect(parseBrokerArgs('pin', ['link', '9', 'my-link'], S)).toEqual({ cmd: 'pin', socket: S, kind: 'link', id: 9, name: 'my-link' })
     expect(parseBrokerArgs('unpin', ['my-link'], S)).toEqual({ cmd: 'unpin', socket: S, name: 'my-link' })
     expect(parseBrokerArgs('release', ['btf', '3'], S)).toEqual({ cmd: 'release', socket: S, kind: 'btf', id: 3 })
@@ -120,7 +122,7 @@ describe('parseBrokerArgs', () => {
     ['show', ['token', '3'], /show: expected a kind \(prog, map, link or btf\), got 'token'/],
     ['show', ['constructor', '3'], /got 'constructor'/],
     ['release', ['__proto__', '3'], /got '__proto__'/],
-    ['show', ['map', '0'], /show: ID must be an ID \(1 to 4294967295\), got '0'/],
+    ['show', ['map', '0'], /show: ID must be an ID \(1 to 4294967295\) or a name, got '0'/],
     ['show', ['map', '4294967296'], /got '4294967296'/],
     ['show', ['map', '0x10'], /got '0x10'/],
     ['show', ['map', '-1'], /show: unknown option '-1'/],
@@ -131,7 +133,8 @@ describe('parseBrokerArgs', () => {
     ['attach', ['5', 'xdp', '--xdp', 'eth0', '--tcx', 'eth0'], /got --xdp, --tcx/],
     ['attach', ['5', 'xdp', '--xdp'], /attach: --xdp needs a value/],
     ['attach', ['5', 'xdp', '--xdp', 'a', '--xdp', 'b'], /--xdp given twice/],
-    ['attach', ['five', 'xdp', '--xdp', 'a'], /attach: PROG_ID must be an ID/],
+    ['attach', ['5five', 'xdp', '--xdp', 'a'], /attach: PROG_ID must be an ID \(1 to 4294967295\) or a name/],
+    ['show', ['map', 'a-b'], /got 'a-b'/],
     ['attach', ['5', '--cgroup', 'a'], /attach: expected PROG_ID ATTACH_TYPE, missing ATTACH_TYPE/],
     ['pin', ['map', '3'], /pin: expected KIND ID NAME, missing NAME/],
     ['unpin', [], /unpin: expected NAME, missing NAME/],

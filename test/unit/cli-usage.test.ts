@@ -33,7 +33,7 @@ const commands: [string[], string, string[]][] = [
   [['--broker', S, 'attach'], 'usage: bpfkit --broker SOCK attach', ['--broker', S, 'attach', '5', 'xdp']],
   [['--broker', S, 'pin'], 'usage: bpfkit --broker SOCK pin', ['--broker', S, 'pin', 'map', '3']],
   [['--broker', S, 'unpin'], 'usage: bpfkit --broker SOCK unpin', ['--broker', S, 'unpin']],
-  [['--broker', S, 'release'], 'usage: bpfkit --broker SOCK release', ['--broker', S, 'release', 'map', 'x']],
+  [['--broker', S, 'release'], 'usage: bpfkit --broker SOCK release', ['--broker', S, 'release', 'map', '0x1']],
   [['--broker', S, 'dump'], 'usage: bpfkit --broker SOCK dump', ['--broker', S, 'dump', 'map']],
   [['--broker', S, 'top'], 'usage: bpfkit [--broker SOCK] top', ['--broker', S, 'top', '--bogus']],
 ]
