@@ -122,6 +122,9 @@ export class Session {
       }
       const ctx: HandlerContext = { state, tenant: this.#o.tenant, peer: this.#o.peer, fds, signal: controller.signal, holds: this.holds }
       const result = await handler(ctx, req)
+      // Closed while the handler ran (Broker.close): what it just took into
+      // the holds would outlive the connection, so release it here.
+      if (this.#closed) this.holds.stats?.close()
       out = result.fds ?? []
       frame = okReply(seq, result.reply)
     } catch (e) {
@@ -163,11 +166,11 @@ export class Session {
   }
 
   close(): void {
+    this.holds.stats?.close()
     if (this.#closed && this.#spare.closed && this.#o.socket.closed) return
     this.#closed = true
     this.#o.socket.close()
     this.#spare.close()
-    this.holds.stats?.close()
   }
 }
 

@@ -224,8 +224,13 @@ export function parseBrokerArgs(cmd: string, args: readonly string[], socket: st
       if (values.xlated && k !== 'prog') throw new UsageError('dump: --xlated is for programs', usage)
       return { cmd: name, socket, kind: k, id: idOf(name, 'ID', id), json: values.json === true }
     }
-    case 'top':
-      return { cmd: name, socket, top: parseTopArgs(args) }
+    case 'top': {
+      const top = parseTopArgs(args)
+      // The broker closes a connection idle for its idle limit (60 s by
+      // default), and its statistics with it: a sample is a request.
+      if (top.intervalMs > 30_000) throw new UsageError('top: through the broker, --interval is at most 30 seconds (the broker closes a connection idle for a minute)', brokerUsage.top)
+      return { cmd: name, socket, top }
+    }
   }
 }
 

@@ -20,7 +20,9 @@ interface Pinnable {
 }
 
 // bpffs refuses names with a dot (reserved, EPERM); libbpf pins '.rodata' as '_rodata' too.
-const pinName = (name: string) => name.replaceAll('.', '_')
+// Names come from the object's symbols, unchecked: anything but letters,
+// digits and '_' (a '/', which would pin into a subdirectory) becomes '_' too.
+export const pinName = (name: string): string => name.replace(/[^A-Za-z0-9_]/g, '_')
 
 /**
  * Pins every map, program and link of `coll` (and `links`) under `dir` (a
@@ -39,6 +41,12 @@ export function pinCollection(coll: Collection, dir: string, links?: CollectionL
     const where = join(dir, sub)
     if (mkdirOnce(dir)) dirs.push(dir)
     if (mkdirOnce(where)) dirs.push(where)
+    const seen = new Map<string, string>()
+    for (const [name] of entries) {
+      const other = seen.get(pinName(name))
+      if (other !== undefined) throw Object.assign(new Error(`pinCollection: '${other}' and '${name}' would both be pinned as ${join(where, pinName(name))}`), { code: 'EEXIST' })
+      seen.set(pinName(name), name)
+    }
     for (const [name, o] of entries) {
       if (o.pinnedAt !== undefined) {
         into[name] = o.pinnedAt

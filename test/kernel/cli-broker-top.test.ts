@@ -131,6 +131,17 @@ describe('bpfkit --broker: top and dump as a tenant', () => {
     expect(rows).toHaveLength(tool.length)
   }, 60_000 * SLOW)
 
+  test('dump prog: a program the tenant only holds (the host\'s fd, passed to its task) is in view, its instructions are not', async () => {
+    using host = await BpfProgram.load({ type: 'socket_filter', name: 'host_secret', insns, license: 'GPL' })
+    await tb.tenant('a').hold([host.fd])
+    using client = await tb.tenant('a').client()
+    expect((await client.show('prog', host.id)).origin).toBe('held')
+    await expect(client.xlated(host.id)).rejects.toMatchObject({ code: 'EPERM', rule: 'origin' })
+    const r = await runBinary(['--broker', A, 'dump', 'prog', String(host.id)])
+    expect(r.code).toBe(1)
+    expect(r.out).toBe('')
+  })
+
   test('dump map: entries through the map\'s BTF, as the host\'s map dump prints them (and bpftool reads them)', async (ctx) => {
     const loaded = await runBinary(['--broker', A, 'load', fixture('counter.bpf.o'), '--json'])
     expect(loaded.err).toBe('')

@@ -23,3 +23,14 @@ test('calls keep only their own functions\' offsets; map IDs only when visible; 
   // The input is left as it was.
   expect(imms(prog)[0]).toBe(0x1234)
 })
+
+test('every upper-half constant goes (5-level paging, 52-bit arm64); a local call outside the program is not kept', () => {
+  const prog = asm.assemble([
+    asm.ldImm64(1, 0xff11000012345678n), // x86-64 with 5-level paging: the direct map starts at 0xff11...
+    asm.ldImm64(1, 0xfff0000000001000n), // arm64 with 52-bit addresses
+    { ...asm.call(0), src: 1, imm: -123456 }, // the interpreter's rewritten form: a kernel-text offset, not an instruction
+    { ...asm.call(0), src: 1, imm: -4 }, // back to instruction 0: kept
+    asm.exit(),
+  ])
+  expect(imms(redactXlated(prog, () => true))).toEqual([0, 0, 0, 0, 0, -4, 0])
+})

@@ -139,6 +139,7 @@ describe('parseBrokerArgs', () => {
     ['pin', ['map', '3'], /pin: expected KIND ID NAME, missing NAME/],
     ['unpin', [], /unpin: expected NAME, missing NAME/],
     ['release', ['map'], /release: expected KIND ID, missing ID/],
+    ['top', ['--interval', '31'], /top: through the broker, --interval is at most 30 seconds/],
     ['frob', [], /--broker: expected one of list, show, load, attach, pin, unpin, release, dump, top, got 'frob'/],
   ]
   test.each(bad)('%s %j is a usage error', (cmd, args, message) => {

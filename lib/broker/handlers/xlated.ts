@@ -13,6 +13,7 @@ import type { RequestBody } from '../protocol.js'
 import { visible } from '../scope.js'
 import type { Handler } from '../state.js'
 import { openVisible } from './view-object.js'
+import { brokerError } from '../errors.js'
 
 const CALL = 0x85
 const LD_IMM64 = 0x18
@@ -21,8 +22,12 @@ const PSEUDO_CALL = 1
 /** src_reg values prepare_dump gives an ld_imm64 that loads a map (imm: its ID) or a map value's address. */
 const PSEUDO_MAP_FD = 1
 const PSEUDO_MAP_VALUE = 2
-/** Kernel addresses on 64-bit architectures lie at or above this. */
-const KERNEL_HALF = 0xffff000000000000n
+/**
+ * Kernel addresses on x86-64 and arm64 (the architectures bpfkit ships for)
+ * have the top bit set, whatever the paging depth: 5-level x86-64 starts at
+ * 0xff00..., 52-bit arm64 at 0xfff0..., so the whole upper half is zeroed.
+ */
+const KERNEL_HALF = 0x8000000000000000n
 
 /**
  * A copy of translated instructions `bytes` with what the tenant may not
@@ -35,7 +40,13 @@ export function redactXlated(bytes: Uint8Array, mapVisible: (id: number) => bool
   for (let at = 0; at + 8 <= out.length; at += 8) {
     const code = v.getUint8(at)
     const src = v.getUint8(at + 1) >> 4
-    if (code === CALL && src !== PSEUDO_CALL) v.setInt32(at + 4, 0, true)
+    if (code === CALL) {
+      // A call to one of the program's own functions keeps its target only
+      // while it is one: an offset to an instruction of this program (the
+      // interpreter's rewritten form holds a kernel-text offset instead).
+      const target = at / 8 + 1 + v.getInt32(at + 4, true)
+      if (src !== PSEUDO_CALL || target < 0 || target >= out.length / 8) v.setInt32(at + 4, 0, true)
+    }
     if (code !== LD_IMM64 || at + 16 > out.length) continue
     if (src === PSEUDO_MAP_FD || src === PSEUDO_MAP_VALUE) {
       if (!mapVisible(v.getUint32(at + 4, true))) v.setInt32(at + 4, 0, true)
@@ -52,11 +63,18 @@ export function redactXlated(bytes: Uint8Array, mapVisible: (id: number) => bool
 }
 
 const progXlated: Handler<RequestBody<'prog_xlated'>> = (ctx, req) => {
+  const { tenant, state } = ctx
+  // Only programs the broker loaded or adopted for this tenant: one it merely
+  // sees (an fd the host passed to its task, a link on its cgroup) may be the
+  // host's code, which the kernel would not show the tenant either.
+  if (tenant !== null && state.registry.find('prog', req.id)?.tenant !== tenant.name) {
+    openVisible(ctx, 'prog', req.id).close() // ENOENT when it is not even in view
+    throw brokerError('EPERM', `prog ${req.id} is in your view but was not loaded or adopted through the broker: only those programs' instructions are shown`, { rule: 'origin' })
+  }
   const fd = openVisible(ctx, 'prog', req.id)
   try {
     const bytes = native.progGetXlatedInsns(fd.fd)
-    const { tenant } = ctx
-    const owners = tenant ? ctx.state.owners() : undefined
+    const owners = tenant ? state.owners(tenant) : undefined
     const mapVisible = (id: number) => tenant === null || visible(owners!, tenant.name, 'map', id)
     return { reply: { insns: redactXlated(bytes, mapVisible) } }
   } finally {
