@@ -29,7 +29,8 @@ export const pinName = (name: string): string => name.replace(/[^A-Za-z0-9_]/g, 
  * bpffs directory, made if missing; its parent must exist). A map already pinned (LIBBPF_PIN_BY_NAME)
  * keeps its pin, and is listed at it. On any failure the pins this call made
  * are removed, and the directories it made too, before the error is thrown.
- * Errors: EEXIST (something is pinned there already), EPERM (not a bpffs), ENOENT.
+ * Errors: EEXIST (something is pinned there already, or two names would pin
+ * alike once made safe), EPERM (not a bpffs), ENOENT.
  */
 export function pinCollection(coll: Collection, dir: string, links?: CollectionLinks): PinnedCollection {
   const made: Pinnable[] = []
