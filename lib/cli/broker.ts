@@ -107,9 +107,10 @@ export function brokerSocketFor(cmd: string | undefined, args: readonly string[]
  * Anything else is left as it is (undefined).
  */
 export function brokerWordsFor(cmd: string | undefined, args: readonly string[]): [string, string[]] | undefined {
-  if (cmd === undefined || !Object.hasOwn(kindNames, cmd) || cmd.endsWith('s')) return undefined
+  // The host's families are the singular kinds (prog, map, link, btf), not list's plurals.
+  if (cmd === undefined || !Object.hasOwn(listKindOf, cmd)) return undefined
   const [sub, ...rest] = args
-  if (sub === 'list') return ['list', [listKindOf[kindNames[cmd]], ...rest]]
+  if (sub === 'list') return ['list', [listKindOf[cmd as Kind], ...rest]]
   if (sub === 'show' || sub === 'dump') return [sub, [cmd, ...rest]]
   return undefined
 }
