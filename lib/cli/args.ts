@@ -97,6 +97,15 @@ export function subcommand<T extends string>(name: string, word: string | undefi
   throw new UsageError(`${name}: expected ${choices.join('|')}, got ${word === undefined ? 'nothing' : `'${word}'`}`, usage)
 }
 
+/**
+ * Runs the subcommand `args[0]` names, one of `handlers`' own keys, with the
+ * arguments after it; any other word is subcommand()'s UsageError.
+ */
+export function runSubcommand<R>(name: string, args: readonly string[], handlers: Readonly<Record<string, (rest: string[], out: Out) => R>>, usage: string, out: Out): R {
+  const cmd = subcommand(name, args[0], Object.keys(handlers), usage)
+  return handlers[cmd](args.slice(1), out)
+}
+
 /** A decimal integer argument (an ID, a count), or a UsageError. */
 export function integerArg(name: string, what: string, s: string, min = 0): number {
   if (!/^\d+$/.test(s) || Number(s) < min || !Number.isSafeInteger(Number(s))) {

@@ -10,7 +10,7 @@ import { BtfReader } from '../btf/reader.js'
 import { CollectionSpec } from '../collection/spec.js'
 import { btfInfoByFd, mapInfoByFd, progInfoByFd, type BtfInfo } from '../sys/index.js'
 import { walkInfo, walkOpen } from '../sys/open-object.js'
-import { parseCommand, subcommand, toJson, UsageError, type Out } from './args.js'
+import { parseCommand, runSubcommand, toJson, UsageError, type Out } from './args.js'
 import { formatBtf } from './list.js'
 import { jsonText } from './map-text.js'
 import { openNamed, withNamed } from './names.js'
@@ -35,13 +35,7 @@ const sub = (line: string) => `usage: bpfkit btf ${line}\n\n  BTF: an ID or a na
 const json = { json: { type: 'boolean' } } as const
 
 export function runBtf(args: string[], out: Out): number {
-  const cmd = subcommand('btf', args[0], ['list', 'show', 'dump'], btfUsage)
-  const rest = args.slice(1)
-  switch (cmd) {
-    case 'list': return btfList(rest, out)
-    case 'show': return btfShow(rest, out)
-    case 'dump': return btfDump(rest, out)
-  }
+  return runSubcommand('btf', args, { list: btfList, show: btfShow, dump: btfDump }, btfUsage, out)
 }
 
 /** Which programs and maps use each BTF object, by its ID. */

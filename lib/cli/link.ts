@@ -8,7 +8,7 @@
 import { BpfLink } from '../link/link.js'
 import { linkInfoByFd, type LinkInfo } from '../sys/index.js'
 import { walkInfo } from '../sys/open-object.js'
-import { parseCommand, subcommand, toJson, u64Json, type Out } from './args.js'
+import { parseCommand, runSubcommand, toJson, u64Json, type Out } from './args.js'
 import { formatLink } from './list.js'
 import { openNamed, withNamed } from './names.js'
 import { withProgress } from './progress.js'
@@ -27,13 +27,7 @@ export const linkUsage = `usage: bpfkit link <command>
 const sub = (line: string) => `usage: bpfkit link ${line}\n\n  LINK: an ID, a pinned path or its program's name. See bpfkit link --help.\n`
 
 export function runLink(args: string[], out: Out): number {
-  const cmd = subcommand('link', args[0], ['list', 'show', 'detach'], linkUsage)
-  const rest = args.slice(1)
-  switch (cmd) {
-    case 'list': return linkList(rest, out)
-    case 'show': return linkShow(rest, out)
-    case 'detach': return linkDetach(rest, out)
-  }
+  return runSubcommand('link', args, { list: linkList, show: linkShow, detach: linkDetach }, linkUsage, out)
 }
 
 // bpftool's names for what LinkInfo calls otherwise.

@@ -10,7 +10,7 @@ import { BpfMap } from '../map/map.js'
 import { isFdValued, isKeyless, isMapOfMaps, isPerCpu } from '../map/kinds.js'
 import { mapInfoByFd, native, type MapInfo } from '../sys/index.js'
 import { memlockOf, walkOpen } from '../sys/open-object.js'
-import { parseCommand, subcommand, toJson, UsageError, type Out } from './args.js'
+import { parseCommand, runSubcommand, toJson, UsageError, type Out } from './args.js'
 import { formatMap } from './list.js'
 import { hexJson, jsonText, SideText } from './map-text.js'
 import { openNamed, withNamed } from './names.js'
@@ -41,17 +41,7 @@ const json = { json: { type: 'boolean' } } as const
 const hex = { hex: { type: 'boolean' } } as const
 
 export function runMap(args: string[], out: Out): number {
-  const cmd = subcommand('map', args[0], ['list', 'show', 'dump', 'lookup', 'update', 'delete', 'pin'], mapUsage)
-  const rest = args.slice(1)
-  switch (cmd) {
-    case 'list': return mapList(rest, out)
-    case 'show': return mapShow(rest, out)
-    case 'dump': return mapDump(rest, out)
-    case 'lookup': return mapLookup(rest, out)
-    case 'update': return mapUpdate(rest, out)
-    case 'delete': return mapDelete(rest, out)
-    case 'pin': return mapPin(rest, out)
-  }
+  return runSubcommand('map', args, { list: mapList, show: mapShow, dump: mapDump, lookup: mapLookup, update: mapUpdate, delete: mapDelete, pin: mapPin }, mapUsage, out)
 }
 
 /** What bpftool -j map show prints for a map, from its info and open fd. */

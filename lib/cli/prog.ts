@@ -13,7 +13,7 @@ import { progInfoByFd, type ProgramInfo } from '../sys/index.js'
 import { readKallsyms } from '../sys/kallsyms.js'
 import { memlockOf, walkOpen } from '../sys/open-object.js'
 import { progJitedFunctions } from '../sys/prog-jited.js'
-import { integerArg, parseCommand, subcommand, toJson, u64Json, UsageError, type Out } from './args.js'
+import { integerArg, parseCommand, runSubcommand, toJson, u64Json, UsageError, type Out } from './args.js'
 import { formatProg } from './list.js'
 import { openNamed, withNamed } from './names.js'
 import { withProgress } from './progress.js'
@@ -38,15 +38,7 @@ export const progUsage = `usage: bpfkit prog <command>
 const sub = (line: string) => `usage: bpfkit prog ${line}\n\n  PROG: an ID, a pinned path or a name. See bpfkit prog --help.\n`
 
 export async function runProg(args: string[], out: Out): Promise<number> {
-  const cmd = subcommand('prog', args[0], ['list', 'show', 'dump', 'pin', 'run'], progUsage)
-  const rest = args.slice(1)
-  switch (cmd) {
-    case 'list': return progList(rest, out)
-    case 'show': return progShow(rest, out)
-    case 'dump': return progDump(rest, out)
-    case 'pin': return progPin(rest, out)
-    case 'run': return await progRun(rest, out)
-  }
+  return await runSubcommand<number | Promise<number>>('prog', args, { list: progList, show: progShow, dump: progDump, pin: progPin, run: progRun }, progUsage, out)
 }
 
 /** What bpftool -j prog show prints for a program, from its info and its open fd. */
