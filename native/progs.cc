@@ -26,7 +26,6 @@ struct ProgLoadReq {
   uint32_t log_level = 0;
   uint32_t log_size = 0;
   size_t attr_size = 0;
-  std::vector<HeldFd> held;  // dups the Promise form works on, closed with the request
 };
 
 // Swaps fd numbers for dups the request owns (Promise forms only: a sync
@@ -145,12 +144,11 @@ ProgLoadArgs ReadProgLoadArgs(Napi::Env env, napi_value o) {
 
 uint32_t U32Or0(const Napi::Value& v, const char* name) { return IsAbsent(v) ? 0 : U32Arg(v, name); }
 
-std::unique_ptr<ProgLoadReq> ParseProgLoad(const Napi::CallbackInfo& info, bool hold_fds) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsObject()) ThrowType(env, "prog_load: attributes must be an object");
-  const ProgLoadArgs o = ReadProgLoadArgs(env, info[0]);
+// `hold` swaps each fd for a dup (Promise forms) or passes it through (sync).
+std::unique_ptr<ProgLoadReq> ParseProgLoad(Napi::Env env, const Napi::Value& attrs, FdHolder& hold) {
+  if (!attrs.IsObject()) ThrowType(env, "prog_load: attributes must be an object");
+  const ProgLoadArgs o = ReadProgLoadArgs(env, attrs);
   auto r = std::make_unique<ProgLoadReq>();
-  FdHolder hold(env, "prog_load", hold_fds ? &r->held : nullptr);
   auto& a = r->attr;
   a.prog_type = U32Or0(o.prog_type, "progType");
   r->insns = CopyBytes(o.insns, "insns");
@@ -236,18 +234,72 @@ LoadResult DoProgLoad(ProgLoadReq& r) {
 
 // progLoadSync(attrs) -> { fd, log }
 Napi::Value ProgLoadSync(const Napi::CallbackInfo& info) {
-  auto req = ParseProgLoad(info, false);
+  FdHolder as_given(info.Env(), "prog_load", nullptr);
+  auto req = ParseProgLoad(info.Env(), info[0], as_given);
   LoadResult r = DoProgLoad(*req);
   return ReturnOrThrow(info.Env(), LoadSettlement(info.Env(), r, "prog_load"));
 }
 
 // progLoad(attrs) -> Promise<{ fd, log }>
 Napi::Value ProgLoadAsync(const Napi::CallbackInfo& info) {
-  std::shared_ptr<ProgLoadReq> req = ParseProgLoad(info, true);
+  auto held = std::make_shared<std::vector<HeldFd>>();
+  FdHolder hold(info.Env(), "prog_load", held.get());
+  std::shared_ptr<ProgLoadReq> req = ParseProgLoad(info.Env(), info[0], hold);
   auto result = std::make_shared<LoadResult>();
   return RunAsync(
-      info.Env(), [req, result] { *result = DoProgLoad(*req); },
+      info.Env(), [req, held, result] { *result = DoProgLoad(*req); },
       [result](napi_env env) { return LoadSettlement(env, *result, "prog_load"); });
+}
+
+// The loads of progLoadAll, and the dups they work on: one per distinct fd
+// for the whole batch (a collection's programs name the same maps).
+struct ProgLoadBatch {
+  std::vector<HeldFd> held;
+  std::vector<std::unique_ptr<ProgLoadReq>> reqs;
+  std::vector<LoadResult> results;
+};
+
+// progLoadAll([attrs, ...]) -> Promise<Array<{ fd, log } | Error>>: the
+// loads in order on one worker, one thread-pool round trip for all (each
+// round trip is two thread switches, as costly as verifying a small
+// program). The first refusal ends the batch: the array then ends with its
+// error, and the programs before it are the caller's to close. Every
+// attribute object is checked before any load.
+Napi::Value ProgLoadAllAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) ThrowType(env, "prog_load: expected an array of attribute objects");
+  Napi::Array list = info[0].As<Napi::Array>();
+  auto batch = std::make_shared<ProgLoadBatch>();
+  FdHolder hold(env, "prog_load", &batch->held);
+  for (uint32_t i = 0; i < list.Length(); i++) batch->reqs.push_back(ParseProgLoad(env, list.Get(i), hold));
+  return RunAsync(
+      env,
+      [batch] {
+        for (auto& req : batch->reqs) {
+          batch->results.push_back(DoProgLoad(*req));
+          if (batch->results.back().fd.get() < 0) break;
+        }
+      },
+      [batch](napi_env env) {
+        Settlement s;
+        napi_value out = nullptr;
+        if (napi_create_array_with_length(env, batch->results.size(), &out) != napi_ok) return s;
+        // Fds already handed to an element go back to nobody if a later
+        // element cannot be built (the isolate is going away): closed here.
+        std::vector<int> handed;
+        for (size_t i = 0; i < batch->results.size(); i++) {
+          int fd = batch->results[i].fd.get();
+          Settlement one = LoadSettlement(env, batch->results[i], "prog_load");
+          if (one.value == nullptr || napi_set_element(env, out, static_cast<uint32_t>(i), one.value) != napi_ok) {
+            for (int h : handed) close(h);
+            return s;
+          }
+          if (one.ok) handed.push_back(fd);
+        }
+        s.value = out;
+        s.ok = true;
+        return s;
+      });
 }
 
 // ---- test run ----
@@ -392,6 +444,7 @@ Napi::Value ProgTestRunAsync(const Napi::CallbackInfo& info) {
 void InitProgs(Napi::Env env, Napi::Object exports) {
   exports.Set("progLoad", Napi::Function::New(env, ProgLoadAsync, "progLoad"));
   exports.Set("progLoadSync", Napi::Function::New(env, ProgLoadSync, "progLoadSync"));
+  exports.Set("progLoadAll", Napi::Function::New(env, ProgLoadAllAsync, "progLoadAll"));
   exports.Set("progTestRun", Napi::Function::New(env, ProgTestRunAsync, "progTestRun"));
   exports.Set("progTestRunSync", Napi::Function::New(env, ProgTestRunSync, "progTestRunSync"));
 }

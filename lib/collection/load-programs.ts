@@ -8,7 +8,6 @@ import type { BpfMap } from '../map/map.js'
 import type { FdRef } from '../map/values.js'
 import { programFd } from '../link/program-ref.js'
 import { programFunctionBtfId } from '../link/tracing.js'
-import { BpfProgram } from '../prog/program.js'
 import { ProgramSpec } from '../prog/spec.js'
 import { VerifierError } from '../sys/index.js'
 import { pseudo } from '../asm/opcodes.js'
@@ -29,9 +28,9 @@ export interface FreplaceTarget {
   function?: string
 }
 
-export async function loadProgram({ object, token, btf, has }: Loading, name: string, linked: LinkedProgram, maps: Record<string, BpfMap>,
-  running: KernelSymbols, logLevel: number | undefined, core: Map<number, CoreResult[]>, structOps: ProgramSpec['structOps'],
-  freplace?: FreplaceTarget): Promise<BpfProgram> {
+/** The ProgramSpec one program is loaded with: its linked instructions with every reference made an fd, id or address. */
+export function programForLoad({ object, token, btf, has }: Loading, name: string, linked: LinkedProgram, maps: Record<string, BpfMap>,
+  running: KernelSymbols, logLevel: number | undefined, structOps: ProgramSpec['structOps'], freplace?: FreplaceTarget): ProgramSpec {
   const { convention } = object.programs.get(name)!
   const bytes = linked.insns
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -88,7 +87,7 @@ export async function loadProgram({ object, token, btf, has }: Loading, name: st
     attachProgFd: programFd(`freplace target of '${name}'`, freplace.program),
     attachBtfId: programFunctionBtfId(freplace.program, freplace.function ?? convention.attachTo),
   }
-  const spec = ProgramSpec.from({
+  return ProgramSpec.from({
     ...object.programOptions(name, linked),
     bytes,
     // What a token's capability check matches struct_ops programs by, as for the spec's.
@@ -102,11 +101,11 @@ export async function loadProgram({ object, token, btf, has }: Loading, name: st
     ...(btf && has.btf?.func ? { btf, funcInfo: linked.funcInfo, lineInfo: linked.lineInfo } : {}),
     ...(fdArray.length ? { fdArray } : {}),
   })
-  try {
-    return await BpfProgram.load(spec)
-  } catch (e) {
-    throw e instanceof VerifierError ? explainPoison(e, name, linked, core) ?? placeInSource(e, name, linked) : e
-  }
+}
+
+/** A refusal of program `name` as the object's author reads it: a poisoned CO-RE relocation named, or the C line the verifier stopped at. */
+export function explainRefusal(e: unknown, name: string, linked: LinkedProgram, core: Map<number, CoreResult[]>): unknown {
+  return e instanceof VerifierError ? explainPoison(e, name, linked, core) ?? placeInSource(e, name, linked) : e
 }
 
 // A verifier rejection at a poisoned instruction is a failed CO-RE

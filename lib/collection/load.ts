@@ -8,7 +8,7 @@ import type { BtfReader } from '../btf/reader.js'
 import { relocateCore, type CoreCandidateCache, type CoreResult } from '../btf/core.js'
 import { BpfMap } from '../map/map.js'
 import type { MapSpec } from '../map/spec.js'
-import type { BpfProgram } from '../prog/program.js'
+import { BpfProgram } from '../prog/program.js'
 import type { ProgramPolicy, ProgramSpec } from '../prog/spec.js'
 import type { TokenLike } from '../sys/index.js'
 import { checkOptions, describeValue } from '../sys/options.js'
@@ -20,7 +20,7 @@ import { findToken } from './token-path.js'
 import { Collection, closeAll } from './collection.js'
 import { loadObjectBtf, probeKernel, type Loading } from './loading.js'
 import { PIN_BY_NAME, fillDataMaps, fillSlots, mapVariables, openMap, pinPathOf } from './load-maps.js'
-import { loadProgram, type FreplaceTarget } from './load-programs.js'
+import { explainRefusal, programForLoad, type FreplaceTarget } from './load-programs.js'
 import type { LinkedProgram } from './linker.js'
 
 export interface CollectionLoadOptions {
@@ -118,12 +118,20 @@ export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Re
     const programs: Record<string, BpfProgram> = Object.create(null)
     // This kernel's BTF is read only when something needs it (externs, attach targets), as libbpf.
     running = new KernelSymbols(() => (options.kernelBtf === undefined && coreTargets ? coreTargets : openKernelBtf()))
-    for (const name of selected) {
-      const linked = linkForLoad(object, name, code, core)
-      const p = await loadProgram(ctx, name, linked, maps, running, options.logLevel, core, programSpecs[name].structOps, targets.get(name))
-      owned.push(p)
-      programs[name] = p
+    const linked = selected.map((name) => linkForLoad(object, name, code, core))
+    const specs = selected.map((name, i) => programForLoad(ctx, name, linked[i], maps, running!, options.logLevel, programSpecs[name].structOps, targets.get(name)))
+    let loaded: BpfProgram[]
+    try {
+      // In one worker round trip (libbpf loads them one after the other on its own thread).
+      loaded = await BpfProgram.loadAll(specs)
+    } catch (e) {
+      const at = (e as { index?: number }).index
+      throw at === undefined ? e : explainRefusal(e, selected[at], linked[at], core)
     }
+    loaded.forEach((p, i) => {
+      owned.push(p)
+      programs[selected[i]] = p
+    })
     fillSlots(object, maps, programs, fresh)
     for (const name of fresh) {
       const m = object.maps.get(name)

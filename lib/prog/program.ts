@@ -67,6 +67,31 @@ export class BpfProgram extends BpfObject {
     return new BpfProgram(new Fd(r.fd, 'prog'), attrs.progType, r.log, spec)
   }
 
+  /**
+   * Loads several programs, in order, on one worker thread: one thread-pool
+   * round trip for all of them instead of one each (a round trip costs about
+   * as much as verifying a small program). Every spec is checked (options,
+   * policy, token) before any load. The first refusal closes the programs
+   * already loaded and is thrown as `load` throws it, with `index`: the
+   * position of the spec it refused.
+   */
+  static async loadAll(options: readonly (ProgramLoadOptions | ProgramSpec)[]): Promise<BpfProgram[]> {
+    if (!Array.isArray(options)) throw new TypeError(`BpfProgram.loadAll: expected an array of load options or specs, got ${describeValue(options)}`)
+    const specs = options.map((o) => ProgramSpec.from(o))
+    const attrs = specs.map(loadAttrs)
+    const results = attrs.length ? await native.progLoadAll(attrs) : []
+    const programs: BpfProgram[] = []
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i]
+      if (r instanceof Error) {
+        for (const p of programs) p.close()
+        throw Object.assign(r, { index: i })
+      }
+      programs.push(new BpfProgram(new Fd(r.fd, 'prog'), attrs[i].progType, r.log, specs[i]))
+    }
+    return programs
+  }
+
   /** Synchronous form of `load`: blocks the event loop while the verifier runs. */
   static loadSync(options: ProgramLoadOptions | ProgramSpec): BpfProgram {
     const spec = ProgramSpec.from(options)

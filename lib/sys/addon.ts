@@ -193,6 +193,8 @@ export interface NativeAddon {
 
   progLoad(attrs: ProgLoadAttrs): Promise<LoadResult>
   progLoadSync(attrs: ProgLoadAttrs): LoadResult
+  /** The loads in order on one worker; the first refusal ends the array, as its error (the fds before it are the caller's). */
+  progLoadAll(attrs: readonly ProgLoadAttrs[]): Promise<(LoadResult | Error)[]>
   progTestRun(fd: number, attrs: TestRunAttrs): Promise<TestRunResult>
   progTestRunSync(fd: number, attrs: TestRunAttrs): TestRunResult
 
