@@ -61,7 +61,7 @@ export function openMap({ object, token, btf, has }: Loading, name: string, spec
     fd = createMapFd(MapSpec.from({ ...specOptions(spec), flags, token }))
   }
   fresh.add(name)
-  return BpfMap.fromFd(fd, codecs)
+  return BpfMap.fromCreated(fd, codecs)
 }
 
 // MapSpec's fields as create options (innerMap and the rest carried over).

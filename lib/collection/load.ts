@@ -71,8 +71,13 @@ function freplaceTargets(object: ParsedObject, selected: readonly string[], give
   return out
 }
 
+/**
+ * `programSpecs` are read only when a policy or a token's grant checks them
+ * (each is made on first use); `structOps` names the struct_ops members
+ * each program fills.
+ */
 export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Record<string, MapSpec>>, options: CollectionLoadOptions,
-  programSpecs: Readonly<Record<string, ProgramSpec>>): Promise<Collection> {
+  programSpecs: Readonly<Record<string, ProgramSpec>>, structOps: ReadonlyMap<string, ProgramSpec['structOps']>): Promise<Collection> {
   checkOptions('CollectionSpec.load', options, loadKeys)
   const selected = selectPrograms(object, options.programs)
   const targets = freplaceTargets(object, selected, options.attachTargets)
@@ -119,7 +124,7 @@ export async function loadCollection(object: ParsedObject, mapSpecs: Readonly<Re
     // This kernel's BTF is read only when something needs it (externs, attach targets), as libbpf.
     running = new KernelSymbols(() => (options.kernelBtf === undefined && coreTargets ? coreTargets : openKernelBtf()))
     const linked = selected.map((name) => linkForLoad(object, name, code, core))
-    const specs = selected.map((name, i) => programForLoad(ctx, name, linked[i], maps, running!, options.logLevel, programSpecs[name].structOps, targets.get(name)))
+    const specs = selected.map((name, i) => programForLoad(ctx, name, linked[i], maps, running!, options.logLevel, structOps.get(name), targets.get(name)))
     let loaded: BpfProgram[]
     try {
       // In one worker round trip (libbpf loads them one after the other on its own thread).

@@ -53,6 +53,7 @@ export class CollectionSpec<S extends CollectionShape = AnyCollectionShape> {
   /** The object's license ('license' section). */
   readonly license: string
   readonly #object: ParsedObject
+  readonly #structOps = new Map<string, readonly StructOpsSlot[] | undefined>()
 
   private constructor(object: ParsedObject) {
     this.#object = object
@@ -65,7 +66,18 @@ export class CollectionSpec<S extends CollectionShape = AnyCollectionShape> {
     const slots = asElfError('.struct_ops', () => structOpsSlots(object.elf, object.btf))
     const programs: Record<string, ProgramSpec> = Object.create(null)
     for (const [name, p] of object.programs) {
-      programs[name] = asElfError(p.fn.section.name, () => programSpec(object, name, object.link(name), maps, slots.get(`${p.fn.section.index}:${p.fn.start}`)))
+      const section = p.fn.section.name
+      // Linked now, so that a malformed object fails here; its ProgramSpec
+      // (each instruction decoded, checked and frozen: most of what reading
+      // costs) is made on first use, and a plain load never needs it.
+      const linked = asElfError(section, () => object.link(name))
+      const structOps = slots.get(`${p.fn.section.index}:${p.fn.start}`)
+      this.#structOps.set(name, structOps)
+      let spec: ProgramSpec | undefined
+      Object.defineProperty(programs, name, {
+        enumerable: true,
+        get: () => (spec ??= asElfError(section, () => programSpec(object, name, linked, maps, structOps))),
+      })
     }
     this.programs = Object.freeze(programs) as Programs<S>
     this.maps = Object.freeze(maps) as Maps<S>
@@ -95,7 +107,7 @@ export class CollectionSpec<S extends CollectionShape = AnyCollectionShape> {
    * before the failure is closed.
    */
   load(options: CollectionLoadOptions = {}): Promise<Collection<S>> {
-    return loadCollection(this.#object, this.maps, options, this.programs) as Promise<Collection<S>>
+    return loadCollection(this.#object, this.maps, options, this.programs, this.#structOps) as Promise<Collection<S>>
   }
 }
 

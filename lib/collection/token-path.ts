@@ -21,6 +21,11 @@ export function findToken(option: TokenLike | null | undefined, env: NodeJS.Proc
   if (fromEnv === '') return { token: null, close() {} }
   const path = fromEnv ?? defaultTokenPath
   let fd: Fd
+  // The default path fails on most machines (no delegation), and that
+  // failure is dropped: its error is made without a stack trace, which was
+  // most of what the attempt cost.
+  const traces = Error.stackTraceLimit
+  if (fromEnv === undefined) Error.stackTraceLimit = 0
   try {
     fd = tokenFromBpffs(path)
   } catch (e) {
@@ -30,6 +35,8 @@ export function findToken(option: TokenLike | null | undefined, env: NodeJS.Proc
     }
     // Without a token the load runs with this process's own privileges.
     return { token: undefined, close() {} }
+  } finally {
+    Error.stackTraceLimit = traces
   }
   return { token: { get fd() { return fd.fd } }, close: () => fd.close() }
 }

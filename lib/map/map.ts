@@ -60,19 +60,25 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
 
   private constructor(fd: Fd, options: MapOpenOptions) {
     super(fd)
-    const meta = native.mapMeta(fd.fd)
+    // The slot's dup and the sizes read from it (one info call for both).
+    const slot = native.mapSlotOpen(fd.fd)
+    const meta = slot.meta
+    this.#slot = slot.slot
+    try {
+      this.#key = new Side('key', meta.keySize, options.key)
+      this.#value = new Side('value', meta.valueSize, options.value)
+    } catch (e) {
+      native.mapSlotClose(slot.slot)
+      throw e
+    }
     this.typeId = meta.type
     this.type = enumName(kernel.mapTypes, meta.type)
     this.keySize = meta.keySize
     this.valueSize = meta.valueSize
     this.maxEntries = meta.maxEntries
     this.valueBytes = meta.valueBytes
-    this.#key = new Side('key', meta.keySize, options.key)
-    this.#value = new Side('value', meta.valueSize, options.value)
     this.#values = isPerCpu(meta.type) ? new PerCpuValues(this.#value, native.possibleCpus())
       : isFdValued(meta.type) ? new FdValues() : this.#value
-    const slot = native.mapSlotOpen(fd.fd)
-    this.#slot = slot.slot
     this.#k = new Uint8Array(slot.key)
     this.#kv = new DataView(slot.key)
     this.#v = new Uint8Array(slot.value)
@@ -129,6 +135,11 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
     checkOptions('BpfMap.fromFd', options, ['key', 'value'])
     if (!(fd instanceof Fd)) throw new TypeError(`BpfMap.fromFd: fd must be an owned Fd (new Fd(number, 'map')), got ${typeof fd}`)
     return BpfMap.adopt(fd, options, `is fd ${fd.fd}`)
+  }
+
+  /** @internal A map fd createMapFd has just made (the collection loader's): no check that it is a map. */
+  static fromCreated<const O extends MapOpenOptions = {}>(fd: Fd, options: O): BpfMap<KeyOf<O>, ElemOf<O>> {
+    return BpfMap.adopt(fd, options)
   }
 
   private static adopt(fd: Fd, options: MapOpenOptions, what?: string): BpfMap<never, never> {

@@ -42,6 +42,10 @@ export class MappedArray<V = Uint8Array> {
     const Elems = side.scalar !== undefined && endianness() === 'LE' ? scalarArrays[side.scalar] : undefined
     this.#elems = Elems ? new Elems(this.#buffer) : undefined
     this.#step = this.stride / side.size
+    // Every view gets an own `get`, so that all views keep one shape; not
+    // enumerable, as the prototype's method it stands for.
+    const get = Elems ? MappedArray.#scalarGets[side.scalar!] : MappedArray.prototype.get
+    Object.defineProperty(this, 'get', { value: get, writable: true, configurable: true, enumerable: false })
   }
 
   /**
@@ -60,12 +64,32 @@ export class MappedArray<V = Uint8Array> {
    * copy), and a copy from a read-only one, whose pages a write would fault.
    */
   get(i: number): V {
-    // Kept small enough for V8 to inline into the caller's loop.
-    const elems = this.#elems
-    if (elems !== undefined && this.#buffer !== undefined && Number.isInteger(i) && i >= 0 && i < this.length) {
-      return elems[i * this.#step] as V
-    }
+    // Scalar views have their element type's own get (#scalarGets) instead.
     return this.getSlow(i)
+  }
+
+  // One function literal per element type, set as the view's own get(): each
+  // literal has its own type feedback, so its keyed load sees one typed array
+  // kind whatever else the process reads. One shared load, fed a
+  // BigUint64Array and then a Uint32Array, went polymorphic and a u32 read
+  // took 3.3 or 5.2 ns depending on what ran before (issue 17). Each is kept
+  // small enough for V8 to inline into the caller's loop.
+  static readonly #scalarGets: Record<string, (this: MappedArray<unknown>, i: number) => unknown> = {
+    u8(i) { const k = this.#index(i); return k >= 0 ? (this.#elems as Uint8Array)[k] : this.getSlow(i) },
+    i8(i) { const k = this.#index(i); return k >= 0 ? (this.#elems as Int8Array)[k] : this.getSlow(i) },
+    u16(i) { const k = this.#index(i); return k >= 0 ? (this.#elems as Uint16Array)[k] : this.getSlow(i) },
+    i16(i) { const k = this.#index(i); return k >= 0 ? (this.#elems as Int16Array)[k] : this.getSlow(i) },
+    u32(i) { const k = this.#index(i); return k >= 0 ? (this.#elems as Uint32Array)[k] : this.getSlow(i) },
+    i32(i) { const k = this.#index(i); return k >= 0 ? (this.#elems as Int32Array)[k] : this.getSlow(i) },
+    u64(i) { const k = this.#index(i); return k >= 0 ? (this.#elems as BigUint64Array)[k] : this.getSlow(i) },
+    i64(i) { const k = this.#index(i); return k >= 0 ? (this.#elems as BigInt64Array)[k] : this.getSlow(i) },
+    f32(i) { const k = this.#index(i); return k >= 0 ? (this.#elems as Float32Array)[k] : this.getSlow(i) },
+    f64(i) { const k = this.#index(i); return k >= 0 ? (this.#elems as Float64Array)[k] : this.getSlow(i) },
+  }
+
+  /** The typed array index of element `i`, or -1 for the slow path (closed, bad index: it throws). */
+  #index(i: number): number {
+    return this.#buffer !== undefined && Number.isInteger(i) && i >= 0 && i < this.length ? i * this.#step : -1
   }
 
   private getSlow(i: number): V {

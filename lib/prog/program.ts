@@ -166,11 +166,17 @@ export class BpfProgram extends BpfObject {
   }
 }
 
-// bpf_func_info / bpf_line_info arrays as the kernel reads them.
-function packInfo<T>(records: readonly T[], size: number, put: (v: DataView, at: number, r: T) => void): Uint8Array {
-  const bytes = new Uint8Array(records.length * size)
-  const v = new DataView(bytes.buffer)
-  records.forEach((r, i) => put(v, i * size, r))
+// bpf_func_info / bpf_line_info arrays as the kernel reads them: u32
+// fields, in this machine's byte order (the kernel's). A spec's records are
+// frozen, so their bytes are made once per records array.
+const packed = new WeakMap<readonly object[], Uint8Array>()
+function packInfo<T extends object>(records: readonly T[], fields: number, put: (u: Uint32Array, at: number, r: T) => void): Uint8Array {
+  let bytes = packed.get(records)
+  if (bytes) return bytes
+  const u = new Uint32Array(records.length * fields)
+  for (let i = 0; i < records.length; i++) put(u, i * fields, records[i])
+  bytes = new Uint8Array(u.buffer)
+  packed.set(records, bytes)
   return bytes
 }
 
@@ -221,15 +227,15 @@ function loadAttrs(spec: ProgramSpec): ProgLoadAttrs & { progType: number } {
   if (!spec.btf) return attrs
   attrs.progBtfFd = spec.btf.fd.fd
   if (spec.funcInfo) {
-    attrs.funcInfo = packInfo(spec.funcInfo, 8, (v, at, r) => { v.setUint32(at, r.insnOff, true); v.setUint32(at + 4, r.typeId, true) })
+    attrs.funcInfo = packInfo(spec.funcInfo, 2, (u, at, r) => { u[at] = r.insnOff; u[at + 1] = r.typeId })
     attrs.funcInfoRecSize = 8
   }
   if (spec.lineInfo) {
-    attrs.lineInfo = packInfo(spec.lineInfo, 16, (v, at, r) => {
-      v.setUint32(at, r.insnOff, true)
-      v.setUint32(at + 4, r.fileNameOff, true)
-      v.setUint32(at + 8, r.lineOff, true)
-      v.setUint32(at + 12, ((r.lineNum << 10) | (r.column & 0x3ff)) >>> 0, true)
+    attrs.lineInfo = packInfo(spec.lineInfo, 4, (u, at, r) => {
+      u[at] = r.insnOff
+      u[at + 1] = r.fileNameOff
+      u[at + 2] = r.lineOff
+      u[at + 3] = (r.lineNum << 10) | (r.column & 0x3ff)
     })
     attrs.lineInfoRecSize = 16
   }

@@ -124,19 +124,28 @@ function optionalU32(what: string, v: unknown): number | undefined {
   return v
 }
 
-// func_info / line_info records: u32 fields, frozen copies.
+// func_info / line_info records: u32 fields, frozen copies. A spec's own
+// records (a spec derived from a spec) are taken as they are. The field
+// names are only put together for an error: a collection's programs carry
+// hundreds of records, and building the text for each field cost more than
+// the check.
+const checkedRecords = new WeakSet<readonly object[]>()
+const isU32 = (x: unknown) => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 0xffffffff
 function infoRecords<T extends object>(what: string, v: readonly T[] | undefined, fields: readonly (keyof T & string)[]): readonly T[] | undefined {
   if (v === undefined) return undefined
+  if (checkedRecords.has(v)) return v
   if (!Array.isArray(v)) throw new TypeError(`BpfProgram.load: ${what} must be an array, got ${describeValue(v)}`)
-  return Object.freeze(v.map((r, i) => {
+  const out = Object.freeze(v.map((r, i) => {
     if (r === null || typeof r !== 'object') throw new TypeError(`BpfProgram.load: ${what}[${i}] must be an object, got ${describeValue(r)}`)
     for (const f of fields) {
       const x = (r as Record<string, unknown>)[f]
       if (x === undefined) throw new TypeError(`BpfProgram.load: ${what}[${i}] has no ${f}`)
-      optionalU32(`${what}[${i}].${f}`, x)
+      if (!isU32(x)) optionalU32(`${what}[${i}].${f}`, x)
     }
     return Object.freeze({ ...r })
   }))
+  checkedRecords.add(out)
+  return out
 }
 
 function externList(v: readonly ProgramExtern[] | undefined): readonly ProgramExtern[] | undefined {

@@ -266,7 +266,8 @@ export interface NativeAddon {
    * is a handle that never names a later slot once closed. Ends when closed,
    * or when `fd` is closed with closeFd or forgotten (forgetFd).
    */
-  mapSlotOpen(fd: number): { slot: number; key: ArrayBuffer; value: ArrayBuffer }
+  /** The slot, its key and value buffers, and the map's sizes as read from the slot's own dup. */
+  mapSlotOpen(fd: number): { slot: number; key: ArrayBuffer; value: ArrayBuffer; meta: MapMeta }
   mapSlotClose(slot: number): void
   mapSlotLookup(slot: number, flags?: number | bigint): boolean
   mapSlotUpdate(slot: number, flags?: number | bigint): void
