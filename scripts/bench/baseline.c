@@ -304,10 +304,18 @@ static double ids_run(long *total) {
 static volatile uint64_t ring_sink;
 static __attribute__((noinline)) void on_record(const uint8_t *data, uint32_t len) { ring_sink += data[0] + len; }
 
-// Fills the ring with `records` records by running the producer program
-// (untimed), then drains them as libbpf's ring_buffer__consume does.
-static double ringbuf_run(int map_fd, int prog_fd, uint32_t size, uint32_t records, uint32_t data_size) {
-  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+// A consumer's mappings of the ring: the consumer page (read-write), then
+// the producer page and the data area twice (read-only).
+struct ring {
+  size_t page, size;
+  uint64_t *consumer;
+  const uint8_t *prod_map;
+};
+static const uint64_t *ring_producer(const struct ring *r) { return (const uint64_t *)r->prod_map; }
+static const uint8_t *ring_data(const struct ring *r) { return r->prod_map + r->page; }
+
+// Fills the ring with `records` records by running the producer program.
+static void ring_fill(int prog_fd, uint32_t records, uint32_t data_size) {
   uint8_t *data_in = xcalloc(data_size);
   union bpf_attr a;
   memset(&a, 0, sizeof(a));
@@ -317,36 +325,112 @@ static double ringbuf_run(int map_fd, int prog_fd, uint32_t size, uint32_t recor
   a.test.repeat = records;
   if (sys_bpf(BPF_PROG_TEST_RUN, &a, offsetof(union bpf_attr, test.duration) + 4) != 0) die("test_run (producer)");
   free(data_in);
-  uint64_t *consumer = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
-  if (consumer == MAP_FAILED) die("mmap consumer");
-  const uint8_t *prod_map = mmap(NULL, page + 2 * (size_t)size, PROT_READ, MAP_SHARED, map_fd, (off_t)page);
-  if (prod_map == MAP_FAILED) die("mmap producer");
-  const uint64_t *producer = (const uint64_t *)prod_map;
-  const uint8_t *ring = prod_map + page;
-  const uint64_t mask = size - 1;
+}
+
+static struct ring ring_map(int map_fd, uint32_t size) {
+  struct ring r = {.page = (size_t)sysconf(_SC_PAGESIZE), .size = size};
+  r.consumer = mmap(NULL, r.page, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
+  if (r.consumer == MAP_FAILED) die("mmap consumer");
+  r.prod_map = mmap(NULL, r.page + 2 * r.size, PROT_READ, MAP_SHARED, map_fd, (off_t)r.page);
+  if (r.prod_map == MAP_FAILED) die("mmap producer");
+  return r;
+}
+
+static void ring_unmap(struct ring *r) {
+  munmap(r->consumer, r->page);
+  munmap((void *)r->prod_map, r->page + 2 * r->size);
+}
+
+// Drains as libbpf's ring_buffer__consume does: each record read in place.
+static long drain_in_place(struct ring *r) {
+  const uint8_t *data = ring_data(r);
+  const uint64_t mask = r->size - 1;
   long n = 0;
-  double t0 = now_ns();
-  uint64_t cons = __atomic_load_n(consumer, __ATOMIC_ACQUIRE);
+  uint64_t cons = __atomic_load_n(r->consumer, __ATOMIC_ACQUIRE);
   for (;;) {
-    uint64_t prod = __atomic_load_n(producer, __ATOMIC_ACQUIRE);
-    if (cons >= prod) break;
+    uint64_t prod = __atomic_load_n(ring_producer(r), __ATOMIC_ACQUIRE);
+    if (cons >= prod) return n;
     while (cons < prod) {
-      const uint8_t *hdr = ring + (cons & mask);
+      const uint8_t *hdr = data + (cons & mask);
       uint32_t len = __atomic_load_n((const uint32_t *)hdr, __ATOMIC_ACQUIRE);
-      if (len & BPF_RINGBUF_BUSY_BIT) goto done;
+      if (len & BPF_RINGBUF_BUSY_BIT) return n;
       uint32_t body = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
       if (!(len & BPF_RINGBUF_DISCARD_BIT)) {
         on_record(hdr + BPF_RINGBUF_HDR_SZ, body);
         n++;
       }
       cons += (BPF_RINGBUF_HDR_SZ + body + 7) & ~7ull;
-      __atomic_store_n(consumer, cons, __ATOMIC_RELEASE);
+      __atomic_store_n(r->consumer, cons, __ATOMIC_RELEASE);
     }
   }
-done:;
+}
+
+// What bpfkit must do, as Node has no read-only ArrayBuffer to lend out the
+// kernel's read-only pages: copy the records into a buffer of its own, then
+// read them there. The chunks are RingBuffer's (lib/map/ringbuf.ts): a 64 KiB
+// buffer and 1,024 record ends per batch; the copy is native/ringbuf.cc's
+// ringbufConsume (space handed back every 64 KiB and at the batch's end).
+#define COPY_ROOM (64 * 1024)
+#define COPY_RECORDS 1024
+static uint8_t copy_buf[COPY_ROOM];
+static uint32_t copy_ends[COPY_RECORDS];
+
+static size_t copy_batch(struct ring *r) {
+  const uint8_t *data = ring_data(r);
+  const uint64_t mask = r->size - 1;
+  uint64_t cons = __atomic_load_n(r->consumer, __ATOMIC_RELAXED);
+  const uint64_t prod = __atomic_load_n(ring_producer(r), __ATOMIC_ACQUIRE);
+  uint64_t released = cons;
+  size_t used = 0, n = 0;
+  while (cons < prod && n < COPY_RECORDS) {
+    const uint8_t *hdr = data + (cons & mask);
+    uint32_t len = __atomic_load_n((const uint32_t *)hdr, __ATOMIC_ACQUIRE);
+    if (len & BPF_RINGBUF_BUSY_BIT) break;
+    uint32_t body = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+    if (!(len & BPF_RINGBUF_DISCARD_BIT)) {
+      if (used + body > COPY_ROOM) {
+        if (n == 0) {
+          fprintf(stderr, "baseline: ringbufCopy: a %u-byte record is larger than the copy buffer\n", body);
+          exit(1);
+        }
+        break;
+      }
+      memcpy(copy_buf + used, hdr + BPF_RINGBUF_HDR_SZ, body);
+      used += body;
+      copy_ends[n++] = (uint32_t)used;
+    }
+    cons += (BPF_RINGBUF_HDR_SZ + body + 7) & ~7ull;
+    if (cons - released >= 64 * 1024) {
+      __atomic_store_n(r->consumer, cons, __ATOMIC_RELEASE);
+      released = cons;
+    }
+  }
+  if (cons != released) __atomic_store_n(r->consumer, cons, __ATOMIC_RELEASE);
+  return n;
+}
+
+static long drain_copied(struct ring *r) {
+  long total = 0;
+  for (;;) {
+    size_t n = copy_batch(r);
+    if (n == 0) return total;
+    uint32_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+      on_record(copy_buf + start, copy_ends[i] - start);
+      start = copy_ends[i];
+    }
+    total += (long)n;
+  }
+}
+
+// Fills the ring (untimed), maps it (untimed), then times one drain.
+static double ringbuf_run(int map_fd, int prog_fd, uint32_t size, uint32_t records, uint32_t data_size, long (*drain)(struct ring *)) {
+  ring_fill(prog_fd, records, data_size);
+  struct ring r = ring_map(map_fd, size);
+  double t0 = now_ns();
+  long n = drain(&r);
   double dt = now_ns() - t0;
-  munmap(consumer, page);
-  munmap((void *)prod_map, page + 2 * (size_t)size);
+  ring_unmap(&r);
   if ((uint32_t)n != records) {
     fprintf(stderr, "baseline: ringbuf: %ld records, expected %u\n", n, records);
     exit(1);
@@ -422,12 +506,14 @@ int main(int argc, char **argv) {
       v = test_run_run((int)arg("fd", -1), (uint32_t)arg("repeat", -1), (uint32_t)arg("dataSize", -1));
     } else if (!strcmp(op, "ids")) {
       v = ids_run(&total);
-    } else if (!strcmp(op, "ringbuf")) {
+    } else if (!strcmp(op, "ringbuf") || !strcmp(op, "ringbufCopy")) {
       // iters= fill-and-drain cycles per repetition (the drain alone is a fraction of a millisecond), averaged.
+      // ringbufCopy drains as bpfkit must (records copied out first), ringbuf as libbpf does.
+      long (*drain)(struct ring *) = strcmp(op, "ringbufCopy") ? drain_in_place : drain_copied;
       long iters = arg("iters", 1);
       for (long i = 0; i < iters; i++)
         v += ringbuf_run((int)arg("fd", -1), (int)arg("prog", -1), (uint32_t)arg("size", -1), (uint32_t)arg("records", -1),
-                         (uint32_t)arg("dataSize", -1)) / iters;
+                         (uint32_t)arg("dataSize", -1), drain) / iters;
     } else {
       fprintf(stderr, "baseline: unknown op %s\n", op);
       return 2;

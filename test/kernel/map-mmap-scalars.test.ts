@@ -31,3 +31,35 @@ test('typed mmap reads follow writes from either side, and stop when closed', ()
   view.close()
   expect(() => view.get(1)).toThrow(/closed/)
 })
+
+test('views of every scalar type read one after another in one process: each its own values, bad indexes and closed views throw as before', () => {
+  // Each type has its own get (lib/map/mmap.ts): reading all of them in turn
+  // must not mix their element arrays or their checks.
+  const maps = cases.map(([type, sample]) => {
+    const m = BpfMap.create({ type: 'array', key: 'u32', value: type, maxEntries: 3, flags: ['mmapable'] })
+    m.set(1, sample as never)
+    return m
+  })
+  try {
+    const views = maps.map((m, i) => ({ view: m.mmap({ writable: false }), sample: cases[i][1] }))
+    for (const { view, sample } of views) expect(view.get(1)).toBe(sample)
+    for (const { view, sample } of views.reverse()) {
+      expect(view.get(1)).toBe(sample)
+      expect(() => view.get(3)).toThrow(/^index must be an integer in 0\.\.2, got number 3$/)
+      expect(() => view.get(Number.NaN)).toThrow(RangeError)
+      view.close()
+      expect(() => view.get(1)).toThrow(/the mapping already closed/)
+    }
+  } finally {
+    for (const m of maps) m.close()
+  }
+})
+
+test("a view's own get is not enumerable: a scalar view's keys are those of a raw one", () => {
+  using scalar = BpfMap.create({ type: 'array', key: 'u32', value: 'u32', maxEntries: 2, flags: ['mmapable'] })
+  using raw = BpfMap.create({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 2, flags: ['mmapable'] })
+  using a = scalar.mmap()
+  using b = raw.mmap()
+  expect(Object.keys(a)).toEqual(['length', 'stride', 'writable'])
+  expect(Object.keys(b)).toEqual(['length', 'stride', 'writable'])
+})
