@@ -40,11 +40,17 @@ export interface BatchScratch {
   values: Uint8Array
 }
 
-/** `slot`: the map's native slot (map.ts), whose dup and sizes the batch calls use. */
+/**
+ * `slot`: the map's native slot (map.ts), whose dup and sizes the batch calls
+ * use. `scratch`: buffers to start from, grown as needed (and handed back);
+ * `fixed`: the caller's buffers, never replaced, each call asking for no more
+ * entries than they have room left for.
+ */
 export function batchLookup(slot: number, keySize: number, valueBytes: number, options: BatchLookupOptions,
-  fallback: () => Iterable<[Uint8Array, Uint8Array]>, scratch?: BatchScratch): RawBatch {
+  fallback: () => Iterable<[Uint8Array, Uint8Array]>, scratch?: BatchScratch, fixed?: BatchScratch): RawBatch {
   let batch = options.batchSize ?? 256
   if (!Number.isInteger(batch) || batch < 1 || batch > 1 << 20) throw new RangeError(`batchSize must be 1..2^20, got ${describeValue(batch)}`)
+  if (fixed) return lookupFixed(slot, keySize, valueBytes, options, batch, fallback, fixed)
   const lookup = options.delete ? native.mapSlotLookupAndDeleteBatch : native.mapSlotLookupBatch
   const cursorBytes = Math.max(keySize, 8)
   let inBatch: Uint8Array | null = null
@@ -74,6 +80,44 @@ export function batchLookup(slot: number, keySize: number, valueBytes: number, o
       scratch.keys = keys
       scratch.values = values
     }
+    if (r.done) break
+    inBatch = outBatch
+    outBatch = new Uint8Array(cursorBytes)
+  }
+  return { keys, values, count }
+}
+
+// batchLookup into the caller's buffers: a call never asks for more entries
+// than fit in what is left of them.
+function lookupFixed(slot: number, keySize: number, valueBytes: number, options: BatchLookupOptions, batch: number,
+  fallback: () => Iterable<[Uint8Array, Uint8Array]>, { keys, values }: BatchScratch): RawBatch {
+  const lookup = options.delete ? native.mapSlotLookupAndDeleteBatch : native.mapSlotLookupBatch
+  const room = Math.min(keySize ? Math.floor(keys.length / keySize) : Infinity, valueBytes ? Math.floor(values.length / valueBytes) : Infinity)
+  const cursorBytes = Math.max(keySize, 8)
+  let inBatch: Uint8Array | null = null
+  let outBatch = new Uint8Array(cursorBytes)
+  let count = 0
+  while (count < room) {
+    const ask = Math.min(batch, room - count)
+    let r
+    try {
+      r = lookup(slot, inBatch, outBatch, keys.subarray(count * keySize), values.subarray(count * valueBytes), ask)
+    } catch (e) {
+      // A hash bucket holds more elements than one call asked for.
+      if (e instanceof BpfError && e.code === 'ENOSPC' && ask < room - count) {
+        batch = ask * 2
+        continue
+      }
+      if (count === 0 && unsupported(e)) {
+        const all = collect(fallback(), keySize, valueBytes)
+        if (all.count > room) throw new RangeError(`lookupBatchInto: the map holds ${all.count} entries, the buffers room for ${room}`)
+        keys.set(all.keys)
+        values.set(all.values)
+        return { keys, values, count: all.count }
+      }
+      throw e
+    }
+    count += r.count
     if (r.done) break
     inBatch = outBatch
     outBatch = new Uint8Array(cursorBytes)
@@ -136,6 +180,7 @@ export interface BatchTarget {
   readonly slot: number
   readonly keySize: number
   readonly valueBytes: number
+  readonly maxEntries: number
   readonly restartable: boolean
   readonly key: Side
   readonly values: ValueCodec
@@ -182,6 +227,16 @@ export class MapBatches<K, V> {
     checkOptions('lookupBatchBytes', options, ['batchSize', 'delete', 'onBatch'], { types: { onBatch: 'function' } })
     const { keys, values, count } = this.lookupRaw(options)
     return { keys: keys.slice(0, count * this.map.keySize), values: values.slice(0, count * this.map.valueBytes), count }
+  }
+
+  lookupInto(keys: Uint8Array, values: Uint8Array, options: BatchLookupOptions): number {
+    checkOptions('lookupBatchInto', options, ['batchSize', 'delete'])
+    if (!(keys instanceof Uint8Array) || !(values instanceof Uint8Array)) throw new TypeError('lookupBatchInto: keys and values must be Uint8Arrays')
+    const { slot, keySize, valueBytes, maxEntries } = this.map
+    if (keys.length < maxEntries * keySize || values.length < maxEntries * valueBytes) {
+      throw new RangeError(`lookupBatchInto: keys and values need room for maxEntries (${maxEntries}) entries, ${maxEntries * keySize} and ${maxEntries * valueBytes} bytes, got ${keys.length} and ${values.length}`)
+    }
+    return batchLookup(slot, keySize, valueBytes, options, () => this.rawEntries(options.delete ?? false), undefined, { keys, values }).count
   }
 
   update(entries: Iterable<readonly [K, V | FdRef]>, options: { flags?: UpdateFlag }): number {

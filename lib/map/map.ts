@@ -92,6 +92,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
       },
       keySize: meta.keySize,
       valueBytes: meta.valueBytes,
+      maxEntries: meta.maxEntries,
       restartable: !isArrayLike(meta.type),
       key: this.#key,
       values: this.#values,
@@ -291,6 +292,18 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    */
   lookupBatchBytes(options: BatchLookupOptions = {}): RawBatch {
     return this.#batches.lookupBytes(options)
+  }
+
+  /**
+   * lookupBatchBytes into the caller's own buffers, with no allocation (as
+   * lookupInto is to lookup; cilium/ebpf's BatchLookup): the whole map, its
+   * keys packed into `keys` and its values into `values` from their start.
+   * They need room for maxEntries entries (a RangeError otherwise, before
+   * any syscall). Returns how many entries were read; the bytes after them
+   * are left as they were.
+   */
+  lookupBatchInto(keys: Uint8Array, values: Uint8Array, options: Omit<BatchLookupOptions, 'onBatch'> = {}): number {
+    return this.#batches.lookupInto(keys, values, options)
   }
 
   /**
