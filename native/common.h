@@ -95,6 +95,8 @@ struct MapMeta {
 // number: pass a dup the caller holds, HoldFd); throws a BpfError for
 // `command` when fd is not a map.
 MapMeta MapMetaOf(Napi::Env env, int fd, const char* command);
+// { type, keySize, valueSize, valueBytes, maxEntries } (mapMeta, mapSlotOpen's meta).
+Napi::Object MapMetaObject(Napi::Env env, const MapMeta& m);
 void InitMmap(Napi::Env env, Napi::Object exports);
 void InitRingbuf(Napi::Env env, Napi::Object exports);
 void InitSockets(Napi::Env env, Napi::Object exports);

@@ -167,13 +167,7 @@ Napi::Value MapSlotOpen(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("key", SharedBuffer(env, memory, memory->key, m.key_size));
   o.Set("value", SharedBuffer(env, memory, memory->value, m.value_bytes));
-  Napi::Object meta = Napi::Object::New(env);
-  meta.Set("type", m.type);
-  meta.Set("keySize", m.key_size);
-  meta.Set("valueSize", m.value_size);
-  meta.Set("valueBytes", m.value_bytes);
-  meta.Set("maxEntries", m.max_entries);
-  o.Set("meta", meta);
+  o.Set("meta", MapMetaObject(env, m));
   const double handle = StateOf(env).slots.Open(fd.get(), origin, m, memory);
   if (handle < 0) ThrowBpfError(env, "map_slot", EMFILE, std::string(), "too many map slots open in this environment");
   fd.Release();  // the slot's now

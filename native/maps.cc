@@ -211,7 +211,14 @@ Napi::Value MapFreeze(const Napi::CallbackInfo& info) {
 // native layer sizes buffers for this map.
 Napi::Value MapMetaJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const MapMeta m = Meta(env, FdArg(info[0], "fd"), "obj_get_info_by_fd");  // one call: nothing to redirect
+  return MapMetaObject(env, Meta(env, FdArg(info[0], "fd"), "obj_get_info_by_fd"));  // one call: nothing to redirect
+}
+
+}  // namespace
+
+MapMeta MapMetaOf(Napi::Env env, int fd, const char* command) { return Meta(env, fd, command); }
+
+Napi::Object MapMetaObject(Napi::Env env, const MapMeta& m) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("type", m.type);
   o.Set("keySize", m.key_size);
@@ -220,10 +227,6 @@ Napi::Value MapMetaJs(const Napi::CallbackInfo& info) {
   o.Set("maxEntries", m.max_entries);
   return o;
 }
-
-}  // namespace
-
-MapMeta MapMetaOf(Napi::Env env, int fd, const char* command) { return Meta(env, fd, command); }
 
 void InitMaps(Napi::Env env, Napi::Object exports) {
   exports.Set("mapCreate", Napi::Function::New(env, MapCreate, "mapCreate"));
