@@ -22,7 +22,7 @@ const ROWS = {
   relocate: 'collection CO-RE: 1,000 relocations (with − without)',
 }
 // Loads per block: the CO-RE object takes libbpf a large part of a second.
-const ITERS = { many: 5, core: 1, plain: 1 }
+const ITERS = { many: 10, core: 1, plain: 1 }
 
 /** What the rows need and this machine lacks, or undefined. */
 function missing() {
@@ -35,10 +35,11 @@ function missing() {
 
 /**
  * Adds the collection rows. `bench` is index.mjs's toolkit: want,
- * measureAsync, row, goal, skipped, note, work.
+ * measureAsync, row, goal, skipped, note, work, settle (the pause between
+ * blocks of program loads).
  */
 export async function collectionRows(bench) {
-  const { want, measureAsync, row, goal, skipped, note, work } = bench
+  const { want, measureAsync, row, goal, skipped, note, work, settle } = bench
   const names = Object.values(ROWS).filter(want)
   if (!names.length) return
   const lacks = missing()
@@ -69,14 +70,14 @@ export async function collectionRows(bench) {
   const ms = (xs) => xs.map((x) => x / 1e6)
 
   if (want(ROWS.many)) {
-    const v = await measureAsync({ c: c(objects.many, ITERS.many), b: b(objects.many, ITERS.many) })
+    const v = await measureAsync({ c: c(objects.many, ITERS.many), b: b(objects.many, ITERS.many) }, { settle })
     goal(row(ROWS.many, 'ms', ms(v.c), ms(v.b), null), 'c', 1.2)
   }
   if (want(ROWS.core) || want(ROWS.relocate)) {
     const v = await measureAsync({
       cCore: c(objects.core, ITERS.core), cPlain: c(objects.plain, ITERS.plain),
       bCore: b(objects.core, ITERS.core), bPlain: b(objects.plain, ITERS.plain),
-    })
+    }, { settle })
     // Per round: the object with relocations less its twin, measured in the same round.
     const less = (xs, ys) => xs.map((x, i) => x - ys[i])
     if (want(ROWS.core)) row(ROWS.core, 'ms', ms(v.cCore), ms(v.bCore), null)
