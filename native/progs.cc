@@ -144,10 +144,16 @@ ProgLoadArgs ReadProgLoadArgs(Napi::Env env, napi_value o) {
 
 uint32_t U32Or0(const Napi::Value& v, const char* name) { return IsAbsent(v) ? 0 : U32Arg(v, name); }
 
-// `hold` swaps each fd for a dup (Promise forms) or passes it through (sync).
-std::unique_ptr<ProgLoadReq> ParseProgLoad(Napi::Env env, const Napi::Value& attrs, FdHolder& hold) {
+// The attribute object's values, read (every getter or Proxy trap it has
+// runs here) before any of its fds is held.
+ProgLoadArgs AttrsArg(Napi::Env env, const Napi::Value& attrs) {
   if (!attrs.IsObject()) ThrowType(env, "prog_load: attributes must be an object");
-  const ProgLoadArgs o = ReadProgLoadArgs(env, attrs);
+  return ReadProgLoadArgs(env, attrs);
+}
+
+// `hold` swaps each fd for a dup (Promise forms) or passes it through (sync).
+// Runs no JavaScript: the values were read by AttrsArg.
+std::unique_ptr<ProgLoadReq> ParseProgLoad(Napi::Env env, const ProgLoadArgs& o, FdHolder& hold) {
   auto r = std::make_unique<ProgLoadReq>();
   auto& a = r->attr;
   a.prog_type = U32Or0(o.prog_type, "progType");
@@ -235,7 +241,7 @@ LoadResult DoProgLoad(ProgLoadReq& r) {
 // progLoadSync(attrs) -> { fd, log }
 Napi::Value ProgLoadSync(const Napi::CallbackInfo& info) {
   FdHolder as_given(info.Env(), "prog_load", nullptr);
-  auto req = ParseProgLoad(info.Env(), info[0], as_given);
+  auto req = ParseProgLoad(info.Env(), AttrsArg(info.Env(), info[0]), as_given);
   LoadResult r = DoProgLoad(*req);
   return ReturnOrThrow(info.Env(), LoadSettlement(info.Env(), r, "prog_load"));
 }
@@ -244,7 +250,7 @@ Napi::Value ProgLoadSync(const Napi::CallbackInfo& info) {
 Napi::Value ProgLoadAsync(const Napi::CallbackInfo& info) {
   auto held = std::make_shared<std::vector<HeldFd>>();
   FdHolder hold(info.Env(), "prog_load", held.get());
-  std::shared_ptr<ProgLoadReq> req = ParseProgLoad(info.Env(), info[0], hold);
+  std::shared_ptr<ProgLoadReq> req = ParseProgLoad(info.Env(), AttrsArg(info.Env(), info[0]), hold);
   auto result = std::make_shared<LoadResult>();
   return RunAsync(
       info.Env(), [req, held, result] { *result = DoProgLoad(*req); },
@@ -269,9 +275,17 @@ Napi::Value ProgLoadAllAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArray()) ThrowType(env, "prog_load: expected an array of attribute objects");
   Napi::Array list = info[0].As<Napi::Array>();
+  // Every element's values first, then the fds held: JavaScript run by one
+  // element's getters cannot close and reuse a number another element's
+  // dup was already made for.
+  const uint32_t n = list.Length();
+  std::vector<ProgLoadArgs> attrs;
+  attrs.reserve(n);
+  for (uint32_t i = 0; i < n; i++) attrs.push_back(AttrsArg(env, list.Get(i)));
   auto batch = std::make_shared<ProgLoadBatch>();
   FdHolder hold(env, "prog_load", &batch->held);
-  for (uint32_t i = 0; i < list.Length(); i++) batch->reqs.push_back(ParseProgLoad(env, list.Get(i), hold));
+  for (const ProgLoadArgs& a : attrs) batch->reqs.push_back(ParseProgLoad(env, a, hold));
+  batch->results.reserve(n);
   return RunAsync(
       env,
       [batch] {
@@ -287,14 +301,15 @@ Napi::Value ProgLoadAllAsync(const Napi::CallbackInfo& info) {
         // Fds already handed to an element go back to nobody if a later
         // element cannot be built (the isolate is going away): closed here.
         std::vector<int> handed;
+        handed.reserve(batch->results.size());
         for (size_t i = 0; i < batch->results.size(); i++) {
           int fd = batch->results[i].fd.get();
           Settlement one = LoadSettlement(env, batch->results[i], "prog_load");
+          if (one.ok) handed.push_back(fd);  // released by LoadSettlement: ours to close until JavaScript has it
           if (one.value == nullptr || napi_set_element(env, out, static_cast<uint32_t>(i), one.value) != napi_ok) {
             for (int h : handed) close(h);
             return s;
           }
-          if (one.ok) handed.push_back(fd);
         }
         s.value = out;
         s.ok = true;

@@ -42,7 +42,11 @@ type Maps<S extends CollectionShape> = { readonly [K in keyof S['maps']]: MapSpe
 type Variables<S extends CollectionShape> = { readonly [K in keyof S['variables']]: VariableSpec<S['variables'][K]> }
 
 export class CollectionSpec<S extends CollectionShape = AnyCollectionShape> {
-  /** Each program by its C function name, linked with its subprograms. */
+  /**
+   * Each program by its C function name, linked with its subprograms. Each
+   * ProgramSpec is made when first read (load() does not need them): an
+   * ElfError its instructions deserve comes then, and again on every read.
+   */
   readonly programs: Programs<S>
   /** Each map by its C name, and each data section's map by section name ('.data', '.rodata', '.bss', '.kconfig'). */
   readonly maps: Maps<S>
@@ -73,10 +77,14 @@ export class CollectionSpec<S extends CollectionShape = AnyCollectionShape> {
       const linked = asElfError(section, () => object.link(name))
       const structOps = slots.get(`${p.fn.section.index}:${p.fn.start}`)
       this.#structOps.set(name, structOps)
-      let spec: ProgramSpec | undefined
+      let made: { spec: ProgramSpec } | { error: unknown } | undefined
       Object.defineProperty(programs, name, {
         enumerable: true,
-        get: () => (spec ??= asElfError(section, () => programSpec(object, name, linked, maps, structOps))),
+        get: () => {
+          made ??= attempt(() => asElfError(section, () => programSpec(object, name, linked, maps, structOps)))
+          if ('error' in made) throw made.error
+          return made.spec
+        },
       })
     }
     this.programs = Object.freeze(programs) as Programs<S>
@@ -108,6 +116,14 @@ export class CollectionSpec<S extends CollectionShape = AnyCollectionShape> {
    */
   load(options: CollectionLoadOptions = {}): Promise<Collection<S>> {
     return loadCollection(this.#object, this.maps, options, this.programs, this.#structOps) as Promise<Collection<S>>
+  }
+}
+
+const attempt = <T>(f: () => T): { spec: T } | { error: unknown } => {
+  try {
+    return { spec: f() }
+  } catch (error) {
+    return { error }
   }
 }
 

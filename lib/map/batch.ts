@@ -109,12 +109,17 @@ function lookupFixed(slot: number, keySize: number, valueBytes: number, options:
         continue
       }
       if (count === 0 && unsupported(e)) {
-        const all = collect(fallback(), keySize, valueBytes)
-        if (all.count > room) throw new RangeError(`lookupBatchInto: the map holds ${all.count} entries, the buffers room for ${room}`)
-        keys.set(all.keys)
-        values.set(all.values)
-        return { keys, values, count: all.count }
+        // Entry by entry, straight into the buffers; with delete, nothing is
+        // taken from the map that has no room left (the walk stops first).
+        for (const [k, v] of fallback()) {
+          keys.set(k, count * keySize)
+          values.set(v, count * valueBytes)
+          if (++count === room) break
+        }
+        return { keys, values, count }
       }
+      // Entries already read (and with delete, taken from the map) are in the buffers: say how many.
+      if (count > 0 && e instanceof Error) Object.assign(e, { count })
       throw e
     }
     count += r.count
@@ -233,6 +238,8 @@ export class MapBatches<K, V> {
     checkOptions('lookupBatchInto', options, ['batchSize', 'delete'])
     if (!(keys instanceof Uint8Array) || !(values instanceof Uint8Array)) throw new TypeError('lookupBatchInto: keys and values must be Uint8Arrays')
     const { slot, keySize, valueBytes, maxEntries } = this.map
+    // cgroup storage: max_entries 0, no bound to size the buffers by.
+    if (maxEntries === 0) throw new TypeError('lookupBatchInto: this map has no maxEntries to size the buffers by: use lookupBatchBytes')
     if (keys.length < maxEntries * keySize || values.length < maxEntries * valueBytes) {
       throw new RangeError(`lookupBatchInto: keys and values need room for maxEntries (${maxEntries}) entries, ${maxEntries * keySize} and ${maxEntries * valueBytes} bytes, got ${keys.length} and ${values.length}`)
     }

@@ -300,7 +300,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> extends BpfObject {
    * keys packed into `keys` and its values into `values` from their start.
    * They need room for maxEntries entries (a RangeError otherwise, before
    * any syscall). Returns how many entries were read; the bytes after them
-   * are left as they were.
+   * are left as they were. An error after some batches carries `count`: the
+   * entries already in the buffers (with delete, already taken from the map).
    */
   lookupBatchInto(keys: Uint8Array, values: Uint8Array, options: Omit<BatchLookupOptions, 'onBatch'> = {}): number {
     return this.#batches.lookupInto(keys, values, options)

@@ -81,15 +81,21 @@ export class BpfProgram extends BpfObject {
     const attrs = specs.map(loadAttrs)
     const results = attrs.length ? await native.progLoadAll(attrs) : []
     const programs: BpfProgram[] = []
-    for (let i = 0; i < results.length; i++) {
-      const r = results[i]
-      if (r instanceof Error) {
-        for (const p of programs) p.close()
-        throw Object.assign(r, { index: i })
+    let i = 0
+    try {
+      for (; i < results.length; i++) {
+        const r = results[i]
+        if (r instanceof Error) throw Object.assign(r, { index: i })
+        programs.push(new BpfProgram(new Fd(r.fd, 'prog'), attrs[i].progType, r.log, specs[i]))
       }
-      programs.push(new BpfProgram(new Fd(r.fd, 'prog'), attrs[i].progType, r.log, specs[i]))
+      return programs
+    } catch (e) {
+      // The programs made so far, and the fds not yet owned by one (an Fd
+      // that refused its number leaves it, and those after it, to us).
+      for (const p of programs) p.close()
+      for (const r of results.slice(programs.length)) if (!(r instanceof Error)) native.closeFd(r.fd)
+      throw e
     }
-    return programs
   }
 
   /** Synchronous form of `load`: blocks the event loop while the verifier runs. */

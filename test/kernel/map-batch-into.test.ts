@@ -64,3 +64,8 @@ test('a map type without batch commands (devmap: ENOTSUPP) is read by single loo
   expect(u32s(values, 1)).toEqual([1])
   expect(keys.subarray(4).every((b) => b === 0xee)).toBe(true)
 })
+
+test('a map without a maxEntries bound (cgroup storage) is refused: there is nothing to size the buffers by', () => {
+  using m = BpfMap.create({ type: 'cgroup_storage', keySize: 8, valueSize: 8, maxEntries: 0 })
+  expect(() => m.lookupBatchInto(new Uint8Array(0), new Uint8Array(0))).toThrow(/no maxEntries to size the buffers by: use lookupBatchBytes/)
+})
