@@ -149,6 +149,8 @@ const calls = {
   setErrorFactory: [[(rng) => rng.pick(['null', 'undefined', '5', "'f'", '{}', 'Object.create(null)', "Symbol('f')"])], 'none'],
   progLoad: [[progAttrs], 'load'],
   progLoadSync: [[progAttrs], 'load'],
+  // A batch: attribute objects (each as hostile as progLoad's), holes, wrong types.
+  progLoadAll: [[(rng) => rng.weighted([[6, () => `[${Array.from({ length: rng.range(0, 4) }, () => (rng.bool(0.85) ? progAttrs(rng) : rng.pick(wrongTypes))).join(', ')}]`], [1, () => rng.pick(wrongTypes)], [1, () => '[,,]']])], 'load'],
   progTestRun: [[anyFd, testRunAttrs], 'none'],
   progTestRunSync: [[anyFd, testRunAttrs], 'none'],
   objPin: [[anyFd, str], 'none'],
