@@ -77,13 +77,13 @@ export class CollectionSpec<S extends CollectionShape = AnyCollectionShape> {
       const linked = asElfError(section, () => object.link(name))
       const structOps = slots.get(`${p.fn.section.index}:${p.fn.start}`)
       this.#structOps.set(name, structOps)
-      let made: { spec: ProgramSpec } | { error: unknown } | undefined
+      let made: { value: ProgramSpec } | { error: unknown } | undefined
       Object.defineProperty(programs, name, {
         enumerable: true,
         get: () => {
           made ??= attempt(() => asElfError(section, () => programSpec(object, name, linked, maps, structOps)))
           if ('error' in made) throw made.error
-          return made.spec
+          return made.value
         },
       })
     }
@@ -119,9 +119,10 @@ export class CollectionSpec<S extends CollectionShape = AnyCollectionShape> {
   }
 }
 
-const attempt = <T>(f: () => T): { spec: T } | { error: unknown } => {
+// f's value, or what it threw, to be thrown again on every read.
+const attempt = <T>(f: () => T): { value: T } | { error: unknown } => {
   try {
-    return { spec: f() }
+    return { value: f() }
   } catch (error) {
     return { error }
   }

@@ -81,9 +81,8 @@ export class BpfProgram extends BpfObject {
     const attrs = specs.map(loadAttrs)
     const results = attrs.length ? await native.progLoadAll(attrs) : []
     const programs: BpfProgram[] = []
-    let i = 0
     try {
-      for (; i < results.length; i++) {
+      for (let i = 0; i < results.length; i++) {
         const r = results[i]
         if (r instanceof Error) throw Object.assign(r, { index: i })
         programs.push(new BpfProgram(new Fd(r.fd, 'prog'), attrs[i].progType, r.log, specs[i]))
