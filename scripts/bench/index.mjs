@@ -871,7 +871,7 @@ async function main() {
   idRows()
   // The ID walk's 1,000 programs were just closed: the kernel frees them over
   // the next moments, which otherwise lands in the rows that follow.
-  pause(2000)
+  if (want('ID')) pause(2000)
   await testRunRows()
   await loadRows(work)
   await collectionRows({ want, measureAsync, row, goal, skipped, note: (n) => notes.push(n), work, settle: () => pause(SETTLE_MS) })
