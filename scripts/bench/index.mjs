@@ -140,12 +140,9 @@ function c(op, fds, params) {
  * At least REPS rounds; then more, until every contender's median is known
  * within ±3% (the 95% confidence interval of a median, from the order
  * statistics of its rounds), up to 4 x REPS rounds or 30 s for the measure:
- * rows whose blocks spread widely (program loads, collections) get the
- * rounds they need for three runs to agree, the steady ones stop at REPS.
- * `settle`, when given, runs untimed before every block: the load rows wait
- * there for the kernel to finish freeing the previous block's programs (RCU
- * callbacks and workqueue items that otherwise land in whichever block comes
- * next, another contender's as often as not).
+ * rows whose blocks spread widely (program loads, collections) get more
+ * rounds, the steady ones stop at REPS. `settle`, when given, runs untimed
+ * before every block (SETTLE_MS).
  */
 function measure(fns, { settle } = {}) {
   const present = Object.entries(fns).filter(([, f]) => f)
