@@ -41,88 +41,61 @@ export interface BatchScratch {
 }
 
 /**
- * `slot`: the map's native slot (map.ts), whose dup and sizes the batch calls
- * use. `scratch`: buffers to start from, grown as needed (and handed back);
- * `fixed`: the caller's buffers, never replaced, each call asking for no more
- * entries than they have room left for.
+ * Reads the whole map in batches into `into`. With `grow`, those are the
+ * map's scratch buffers, replaced by larger ones as needed (and handed back
+ * through `into`); without, the caller's own, never replaced: each call then
+ * asks for no more entries than they have room left for, and the reading
+ * stops when they are full. `slot`: the map's native slot (map.ts), whose
+ * dup and sizes the batch calls use.
  */
 export function batchLookup(slot: number, keySize: number, valueBytes: number, options: BatchLookupOptions,
-  fallback: () => Iterable<[Uint8Array, Uint8Array]>, scratch?: BatchScratch, fixed?: BatchScratch): RawBatch {
+  fallback: () => Iterable<[Uint8Array, Uint8Array]>, into: BatchScratch, grow: boolean): RawBatch {
   let batch = options.batchSize ?? 256
   if (!Number.isInteger(batch) || batch < 1 || batch > 1 << 20) throw new RangeError(`batchSize must be 1..2^20, got ${describeValue(batch)}`)
-  if (fixed) return lookupFixed(slot, keySize, valueBytes, options, batch, fallback, fixed)
   const lookup = options.delete ? native.mapSlotLookupAndDeleteBatch : native.mapSlotLookupBatch
   const cursorBytes = Math.max(keySize, 8)
   let inBatch: Uint8Array | null = null
   let outBatch = new Uint8Array(cursorBytes)
-  let keys: Uint8Array = scratch && scratch.keys.length >= batch * keySize ? scratch.keys : new Uint8Array(batch * keySize)
-  let values: Uint8Array = scratch && scratch.values.length >= batch * valueBytes ? scratch.values : new Uint8Array(batch * valueBytes)
+  let { keys, values } = into
   let count = 0
-  for (;;) {
-    if (keys.length < (count + batch) * keySize) {
-      keys = grow(keys, Math.max(keys.length * 2, (count + batch) * keySize))
-      values = grow(values, Math.max(values.length * 2, (count + batch) * valueBytes))
+  // Entries the buffers have room for after the `count` read so far.
+  const left = () => Math.min(keySize ? Math.floor(keys.length / keySize) : Infinity, valueBytes ? Math.floor(values.length / valueBytes) : Infinity) - count
+  // Room for up to n more: made (grow), or what the caller's buffers have left.
+  const room = (n: number): number => {
+    if (grow && left() < n) {
+      into.keys = keys = enlarge(keys, Math.max(keys.length * 2, (count + n) * keySize))
+      into.values = values = enlarge(values, Math.max(values.length * 2, (count + n) * valueBytes))
     }
-    let r
-    try {
-      r = lookup(slot, inBatch, outBatch, keys.subarray(count * keySize), values.subarray(count * valueBytes), batch)
-    } catch (e) {
-      if (e instanceof BpfError && e.code === 'ENOSPC' && batch < 1 << 20) {
-        batch *= 2 // a hash bucket holds more elements than fit in one batch
-        continue
-      }
-      if (count === 0 && unsupported(e)) return collect(fallback(), keySize, valueBytes)
-      throw e
-    }
-    count += r.count
-    options.onBatch?.(count)
-    if (scratch) {
-      scratch.keys = keys
-      scratch.values = values
-    }
-    if (r.done) break
-    inBatch = outBatch
-    outBatch = new Uint8Array(cursorBytes)
+    return Math.min(n, left())
   }
-  return { keys, values, count }
-}
-
-// batchLookup into the caller's buffers: a call never asks for more entries
-// than fit in what is left of them.
-function lookupFixed(slot: number, keySize: number, valueBytes: number, options: BatchLookupOptions, batch: number,
-  fallback: () => Iterable<[Uint8Array, Uint8Array]>, { keys, values }: BatchScratch): RawBatch {
-  const lookup = options.delete ? native.mapSlotLookupAndDeleteBatch : native.mapSlotLookupBatch
-  const room = Math.min(keySize ? Math.floor(keys.length / keySize) : Infinity, valueBytes ? Math.floor(values.length / valueBytes) : Infinity)
-  const cursorBytes = Math.max(keySize, 8)
-  let inBatch: Uint8Array | null = null
-  let outBatch = new Uint8Array(cursorBytes)
-  let count = 0
-  while (count < room) {
-    const ask = Math.min(batch, room - count)
+  for (let ask = room(batch); ask > 0; ask = room(batch)) {
     let r
     try {
       r = lookup(slot, inBatch, outBatch, keys.subarray(count * keySize), values.subarray(count * valueBytes), ask)
     } catch (e) {
       // A hash bucket holds more elements than one call asked for.
-      if (e instanceof BpfError && e.code === 'ENOSPC' && ask < room - count) {
+      if (e instanceof BpfError && e.code === 'ENOSPC' && ask < (grow ? 1 << 20 : left())) {
         batch = ask * 2
         continue
       }
       if (count === 0 && unsupported(e)) {
         // Entry by entry, straight into the buffers; with delete, nothing is
-        // taken from the map that has no room left (the walk stops first).
+        // taken from the map once the caller's buffers are full (the walk
+        // stops before its next entry).
         for (const [k, v] of fallback()) {
           keys.set(k, count * keySize)
           values.set(v, count * valueBytes)
-          if (++count === room) break
+          count++
+          if (room(1) <= 0) break
         }
         return { keys, values, count }
       }
-      // Entries already read (and with delete, taken from the map) are in the buffers: say how many.
-      if (count > 0 && e instanceof Error) Object.assign(e, { count })
+      // Entries already read into the caller's buffers (and with delete, taken from the map): say how many.
+      if (!grow && count > 0 && e instanceof Error) Object.assign(e, { count })
       throw e
     }
     count += r.count
+    options.onBatch?.(count)
     if (r.done) break
     inBatch = outBatch
     outBatch = new Uint8Array(cursorBytes)
@@ -135,21 +108,10 @@ function region(b: Uint8Array, n: number): ArrayBuffer {
   return b.buffer.slice(b.byteOffset, b.byteOffset + n) as ArrayBuffer
 }
 
-function grow(b: Uint8Array, size: number): Uint8Array {
+function enlarge(b: Uint8Array, size: number): Uint8Array {
   const n = new Uint8Array(size)
   n.set(b)
   return n
-}
-
-function collect(entries: Iterable<[Uint8Array, Uint8Array]>, keySize: number, valueBytes: number): RawBatch {
-  const list = Array.from(entries)
-  const keys = new Uint8Array(list.length * keySize)
-  const values = new Uint8Array(list.length * valueBytes)
-  list.forEach(([k, v], i) => {
-    keys.set(k, i * keySize)
-    values.set(v, i * valueBytes)
-  })
-  return { keys, values, count: list.length }
 }
 
 export function batchUpdate(fd: number, slot: number, keys: Uint8Array, values: Uint8Array, count: number, elemFlags: number,
@@ -243,7 +205,7 @@ export class MapBatches<K, V> {
     if (keys.length < maxEntries * keySize || values.length < maxEntries * valueBytes) {
       throw new RangeError(`lookupBatchInto: keys and values need room for maxEntries (${maxEntries}) entries, ${maxEntries * keySize} and ${maxEntries * valueBytes} bytes, got ${keys.length} and ${values.length}`)
     }
-    return batchLookup(slot, keySize, valueBytes, options, () => this.rawEntries(options.delete ?? false), undefined, { keys, values }).count
+    return batchLookup(slot, keySize, valueBytes, options, () => this.rawEntries(options.delete ?? false), { keys, values }, false).count
   }
 
   update(entries: Iterable<readonly [K, V | FdRef]>, options: { flags?: UpdateFlag }): number {
@@ -284,7 +246,7 @@ export class MapBatches<K, V> {
 
   private lookupRaw(options: BatchLookupOptions): RawBatch {
     const { slot, keySize, valueBytes } = this.map
-    return batchLookup(slot, keySize, valueBytes, options, () => this.rawEntries(options.delete ?? false), this.#out)
+    return batchLookup(slot, keySize, valueBytes, options, () => this.rawEntries(options.delete ?? false), this.#out, true)
   }
 
   // Buffers for building a batch, reused from call to call (every byte of an
